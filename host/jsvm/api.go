@@ -1,0 +1,184 @@
+// Package jsvm runs an app's JavaScript in goja: it compiles each file once, keeps a pool of warm
+// runtimes per element, gives every execution its own limits (time, call depth, memory) and maps
+// values and errors between Go and JavaScript.
+//
+// It owns the sandbox and nothing else: it imports no other Trellis package, knows nothing of
+// events, tasks or storage, and reaches the host only through the HostCaller it is given. Code
+// running inside it has no file system, process, network or host objects; the only bindings are
+// app, console and a require limited to the element's own files and commons/.
+//
+// Each element runs in runtimes of its own, so globals or prototypes one element changes are
+// never seen by another element. Module-level state of an element may survive between its runs
+// on the same warm runtime, as in Node.js; code must not rely on it.
+package jsvm
+
+import (
+	"context"
+	"time"
+)
+
+// Source is everything the sandbox needs of one app version: the code of every element that
+// runs JavaScript, the Go-backed elements JavaScript may call, and the app's commons/ modules.
+// A Source is immutable once handed to Load; a new version is a new Source.
+type Source struct {
+	// AppName is what `app.name` returns.
+	AppName string `json:"appName"`
+	// Env holds the variables app.json declares; `app.env(name)` reads them.
+	Env map[string]string `json:"env,omitempty"`
+	// Timezone is the app's IANA timezone name ("" = UTC); datetimes returned to JS use it.
+	Timezone string `json:"timezone,omitempty"`
+	// Elements is keyed by fullName ("services.BackupSvc").
+	Elements map[string]*Element `json:"elements"`
+	// Commons maps a path under the app root ("commons/util.js") to its source. Any element may
+	// require("commons/util") or require("commons/util.js").
+	Commons map[string]string `json:"commons,omitempty"`
+}
+
+// Kind says how an element's runtime object is made.
+type Kind string
+
+const (
+	// KindJS is an element whose runtime object is the exports of its entry module.
+	KindJS Kind = "js"
+	// KindHost is an element implemented in Go by the host (EventSvc, TaskSvc, models...): its
+	// runtime object in JS is a proxy whose methods go through HostCaller.CallHost.
+	KindHost Kind = "host"
+	// KindData is an element with no code (a Meta, a Type, a task template without index.js):
+	// app.getElement returns its definition as a frozen plain object.
+	KindData Kind = "data"
+)
+
+// Element is one element as the sandbox sees it.
+type Element struct {
+	FullName string `json:"fullName"`
+	Kind     Kind   `json:"kind"`
+	// Dir is the element's directory relative to its app root ("services/BackupSvc"); it is
+	// what stack traces show in front of file names ("services/BackupSvc/index.js:3:7").
+	Dir string `json:"dir,omitempty"`
+	// Entry is the entry file name inside Dir (default "index.js").
+	Entry string `json:"entry,omitempty"`
+	// Files maps a file name relative to Dir ("index.js", "lib/x.js") to its source. Only these
+	// files and Source.Commons can be required.
+	Files map[string]string `json:"files,omitempty"`
+	// Methods lists the callable methods of a KindHost element, so the proxy can be built
+	// without a round trip to the host.
+	Methods []string `json:"methods,omitempty"`
+	// Definition is the element's merged e.json, given to KindData elements and to code as
+	// `module.element`... (read-only copy).
+	Definition map[string]any `json:"definition,omitempty"`
+	// Timeout is the element's own limit for one execution (0 = Limits.Timeout).
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// HostCaller is how JavaScript reaches Go-backed elements. The sandbox calls it when code calls
+// a method on the runtime object of a KindHost element, and for app.getBuiltin(name).
+//
+// args are the JS arguments exported to plain Go values (see Call.Args for the value model);
+// the result must be made of the same plain values. An error that carries a code (see CodedError)
+// is thrown into JS as an Error with that `.code`. Implementations must be safe for concurrent
+// use; ctx ends when the calling execution's deadline passes.
+type HostCaller interface {
+	CallHost(ctx context.Context, call HostCall) (any, error)
+}
+
+// HostCall is one call from JavaScript to a Go-backed element.
+type HostCall struct {
+	// FullName is the element; Builtin is true when it came through app.getBuiltin, so the host
+	// must use its own built-in element even if the app overrides that fullName.
+	FullName string `json:"fullName"`
+	Builtin  bool   `json:"builtin,omitempty"`
+	Method   string `json:"method"`
+	Args     []any  `json:"args"`
+	// Caller is the fullName of the element whose code made the call; RequestID and NodeID are
+	// copied from the execution (Call) it happens in, so the host can link child work to it.
+	Caller    string `json:"caller,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
+}
+
+// HostCallerFunc adapts a function to HostCaller.
+type HostCallerFunc func(ctx context.Context, call HostCall) (any, error)
+
+// CallHost calls f.
+func (f HostCallerFunc) CallHost(ctx context.Context, call HostCall) (any, error) { return f(ctx, call) }
+
+// CodedError is implemented by errors that carry a machine-readable code ("not_found",
+// "invalid_argument"...). The sandbox gives that code to the JS Error it throws.
+type CodedError interface {
+	error
+	ErrorCode() string
+}
+
+// Limits bound one execution. Zero fields take the defaults of DefaultLimits.
+type Limits struct {
+	// Timeout ends an execution that runs longer (error code "timeout").
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// MemoryBytes ends an execution that allocates more (error code "memory_limit"). Only the
+	// isolated executor enforces it as a hard cap; see docs/sandbox.md.
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+	// MaxCallDepth ends deep recursion (error code "stack_overflow").
+	MaxCallDepth int `json:"maxCallDepth,omitempty"`
+}
+
+// DefaultLimits are the limits of an execution whose element and caller set none.
+var DefaultLimits = Limits{Timeout: 30 * time.Second, MemoryBytes: 256 << 20, MaxCallDepth: 2000}
+
+// WithDefaults returns l with every zero field set from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultLimits.Timeout
+	}
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = DefaultLimits.MemoryBytes
+	}
+	if l.MaxCallDepth <= 0 {
+		l.MaxCallDepth = DefaultLimits.MaxCallDepth
+	}
+	return l
+}
+
+// Call is one execution: a function exported by a JS element, called with arguments.
+//
+// Values crossing the boundary (Args, Result.Value, HostCall.Args) are plain Go values as
+// encoding/json produces them — nil, bool, float64 (or int64/int for integers), string,
+// []any, map[string]any — plus time.Time, which becomes a JS Date (and a JS Date becomes a
+// time.Time). Functions and symbols do not cross; they become nil.
+type Call struct {
+	Element  string `json:"element"`
+	Function string `json:"function"`
+	Args     []any  `json:"args"`
+	// Limits for this execution; zero fields fall back to the element's Timeout, then to
+	// DefaultLimits.
+	Limits Limits `json:"limits"`
+	// RequestID and NodeID identify the execution for the host (see HostCall) and are visible to
+	// JS through ctx objects the host passes in Args.
+	RequestID string `json:"requestId,omitempty"`
+	NodeID    string `json:"nodeId,omitempty"`
+}
+
+// LogEntry is one console call made during an execution.
+type LogEntry struct {
+	Time    time.Time `json:"time"`
+	Level   string    `json:"level"` // log, info, warn, error, debug
+	Message string    `json:"message"`
+}
+
+// Result is what an execution returned, with what it wrote to the console.
+type Result struct {
+	Value any        `json:"value"`
+	Logs  []LogEntry `json:"logs,omitempty"`
+	// Duration is the wall time the execution took inside the sandbox.
+	Duration time.Duration `json:"duration"`
+}
+
+// Executor runs calls against the Source it was last given. Both the in-process VM and the
+// isolated worker pool (package isolate) implement it; the host picks one by configuration.
+//
+// Load replaces the source: executions already running finish on the old version, new ones
+// use the new one. Execute is safe for concurrent use. A failed execution returns (Result with
+// the logs written so far, *Error). Close stops the executor; Execute after Close fails.
+type Executor interface {
+	Load(src *Source) error
+	Execute(ctx context.Context, call Call) (Result, error)
+	Close() error
+}
