@@ -68,6 +68,10 @@ type Element struct {
 	Definition map[string]any `json:"definition,omitempty"`
 	// Timeout is the element's own limit for one execution (0 = Limits.Timeout).
 	Timeout time.Duration `json:"timeout,omitempty"`
+	// Loader, when set, names a Type element whose loader.js (in that element's Files) exports
+	// load(definition, app); the runtime object of this element is what load returns, built once
+	// per runtime and cached (JitAi's loader chain for user Types).
+	Loader string `json:"loader,omitempty"`
 }
 
 // HostCaller is how JavaScript reaches Go-backed elements. The sandbox calls it when code calls
@@ -100,7 +104,9 @@ type HostCall struct {
 type HostCallerFunc func(ctx context.Context, call HostCall) (any, error)
 
 // CallHost calls f.
-func (f HostCallerFunc) CallHost(ctx context.Context, call HostCall) (any, error) { return f(ctx, call) }
+func (f HostCallerFunc) CallHost(ctx context.Context, call HostCall) (any, error) {
+	return f(ctx, call)
+}
 
 // CodedError is implemented by errors that carry a machine-readable code ("not_found",
 // "invalid_argument"...). The sandbox gives that code to the JS Error it throws.
@@ -154,6 +160,17 @@ type Call struct {
 	// JS through ctx objects the host passes in Args.
 	RequestID string `json:"requestId,omitempty"`
 	NodeID    string `json:"nodeId,omitempty"`
+	// Ctx, when set, makes the sandbox pass a handler context object as one more argument after
+	// Args: {requestId, nodeId, deadline, attempt, log(...), fail(reason), waitCallback()}.
+	// fail and waitCallback end nothing by themselves; they mark the Result (Failed,
+	// WaitCallback) and the handler returns normally.
+	Ctx *HandlerContext `json:"ctx,omitempty"`
+}
+
+// HandlerContext is the data of the ctx object an event handler or task function receives.
+type HandlerContext struct {
+	Attempt int            `json:"attempt,omitempty"`
+	Extra   map[string]any `json:"extra,omitempty"` // more read-only fields, copied onto ctx
 }
 
 // LogEntry is one console call made during an execution.
@@ -169,6 +186,11 @@ type Result struct {
 	Logs  []LogEntry `json:"logs,omitempty"`
 	// Duration is the wall time the execution took inside the sandbox.
 	Duration time.Duration `json:"duration"`
+	// Failed holds the reason given to ctx.fail(reason), when the handler called it: a failure
+	// the handler reports, not an exception.
+	Failed *string `json:"failed,omitempty"`
+	// WaitCallback is true when the handler called ctx.waitCallback().
+	WaitCallback bool `json:"waitCallback,omitempty"`
 }
 
 // Executor runs calls against the Source it was last given. Both the in-process VM and the
