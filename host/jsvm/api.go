@@ -204,3 +204,19 @@ type Executor interface {
 	Execute(ctx context.Context, call Call) (Result, error)
 	Close() error
 }
+
+// Options configure an in-process VM (see New).
+type Options struct {
+	// Host receives calls to KindHost elements and app.getBuiltin; nil makes such calls fail
+	// with code "unavailable".
+	Host HostCaller
+	// Limits are the defaults for executions; zero fields take DefaultLimits.
+	Limits Limits
+	// MemoryProbe, when set, returns the bytes the process has in use; the VM samples it while an
+	// execution runs and ends the execution with "memory_limit" when it grows by more than
+	// Limits.MemoryBytes. Only meaningful where one execution runs at a time in the process (an
+	// isolate worker); nil disables the check.
+	MemoryProbe func() uint64
+	// MaxIdlePerElement caps the warm runtimes kept per element (default 4).
+	MaxIdlePerElement int
+}
