@@ -31,6 +31,7 @@
 #   TRELLIS_CLICKHOUSE_HTTP_PORT  HTTP interface, for curl while debugging [8123]
 #   TRELLIS_POSTGRES_PORT         [5432]
 #   TRELLIS_SERVICES_NO_INSTALL=1 never run apt-get; fail if something is missing
+#   TRELLIS_APT_UPDATED=1         the caller ran `apt-get update` already; don't run it again
 #   TRELLIS_SERVICES_TIMEOUT      seconds to wait for each server to answer [90]
 
 set -euo pipefail
@@ -190,10 +191,14 @@ install_services() {
 	local t0=$SECONDS aptlog
 	aptlog=$(mktemp /tmp/trellis-apt.XXXXXX)
 	log "installing: $pkgs"
-	log "apt-get update"
-	if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$aptlog" 2>&1; then
-		show_log_tail "$aptlog"
-		die "apt-get update failed"
+	if [[ ${TRELLIS_APT_UPDATED:-} == 1 ]]; then
+		log "apt-get update: already done by the caller (TRELLIS_APT_UPDATED=1)"
+	else
+		log "apt-get update"
+		if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$aptlog" 2>&1; then
+			show_log_tail "$aptlog"
+			die "apt-get update failed"
+		fi
 	fi
 	local p policy missing_candidates=()
 	for p in $pkgs; do
