@@ -8,6 +8,7 @@
 #   scripts/services.sh stop    [SERVICE...]   stop what this script started
 #   scripts/services.sh status  [SERVICE...]   say what runs; exit 1 if any is down
 #   scripts/services.sh env     [SERVICE...]   print the `export` lines only
+#   scripts/services.sh reset   [SERVICE...]   stop, delete the data, start afresh (prints env)
 #
 # SERVICE is redis, clickhouse or postgres; none means all three. Typical use:
 #
@@ -57,8 +58,12 @@ die() {
 }
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
-	exit 2
+	if [[ ${1:-2} == 0 ]]; then
+		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	else
+		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+	fi
+	exit "${1:-2}"
 }
 
 redis_url() { echo "redis://127.0.0.1:${REDIS_PORT}/0"; }
@@ -596,6 +601,7 @@ main() {
 	local cmd=${1:-}
 	[[ -n $cmd ]] || usage
 	shift
+	case "$cmd" in -h | --help | help) usage 0 ;; esac
 	local services=("$@") s
 	((${#services[@]})) || services=("${ALL_SERVICES[@]}")
 	for s in "${services[@]}"; do
@@ -610,8 +616,8 @@ main() {
 		print_env "${services[@]}"
 		return 0
 		;;
-	install | start | stop | status) ;;
-	-h | --help | help) usage ;;
+	install | start | stop | status | reset) ;;
+	-h | --help | help) usage 0 ;;
 	*) usage ;;
 	esac
 
@@ -639,6 +645,20 @@ main() {
 		;;
 	stop)
 		for s in "${services[@]}"; do "${s}_stop"; done
+		;;
+	reset)
+		for s in "${services[@]}"; do
+			"${s}_stop"
+			log "deleting the data of $s"
+			case "$s" in
+			redis) rm -rf "$REDIS_DIR" ;;
+			clickhouse) rm -rf "$CH_DIR" ;;
+			postgres) rm -rf "$PG_DIR" ;;
+			esac
+		done
+		install_services "${services[@]}"
+		for s in "${services[@]}"; do "${s}_start"; done
+		print_env "${services[@]}"
 		;;
 	status)
 		for s in "${services[@]}"; do "${s}_status" || rc=1; done
