@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trellis-run/trellis/elements"
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+func newCheckCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check --app DIR",
+		Short: "Validate an app and report every problem with file, line and column",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vals, err := resolve(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			if vals["app"] == "" {
+				return fmt.Errorf("--app is required: the directory that holds app.json")
+			}
+			problems := registry.Check(registry.Options{AppDir: vals["app"], Builtins: elements.FS})
+			if len(problems) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", vals["app"])
+				return nil
+			}
+			printProblems(cmd, vals["app"], problems)
+			return exitError{code: 1}
+		},
+	}
+	addSettings(cmd, "app", "config")
+	return cmd
+}
+
+// printProblems writes one "file:line:col: message" line per problem, so editors can jump to it.
+func printProblems(cmd *cobra.Command, appDir string, problems []registry.Problem) {
+	w := cmd.ErrOrStderr()
+	for _, p := range problems {
+		where := appDir
+		if p.File != "" {
+			where = filepath.Join(appDir, p.File)
+			if p.Line > 0 {
+				where = fmt.Sprintf("%s:%d:%d", where, p.Line, p.Column)
+			}
+		}
+		if p.Element != "" {
+			fmt.Fprintf(w, "%s: %s: %s\n", where, p.Element, p.Message)
+		} else {
+			fmt.Fprintf(w, "%s: %s\n", where, p.Message)
+		}
+	}
+	fmt.Fprintf(w, "%d problem(s) found\n", len(problems))
+}

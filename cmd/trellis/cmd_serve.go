@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/web"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve --app DIR",
+		Short: "Start a host: the app's code, the HTTP API and the web editor",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vals, err := resolve(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			cfg, err := hostConfig(vals)
+			if err != nil {
+				return err
+			}
+			cfg.Watch = true
+			h, err := host.New(cfg)
+			if err != nil {
+				return reportLoadError(cmd, cfg.AppDir, err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := h.Start(ctx); err != nil {
+				return err
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = h.Stop(sctx)
+			}()
+			token, generated, err := h.AdminToken()
+			if err != nil {
+				return err
+			}
+			srv, err := web.New(h, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes})
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(h.Config().Addr); err != nil {
+				return fmt.Errorf("listen on %s: %w (pick another with --addr)", h.Config().Addr, err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "trellis %s serving app %q on http://%s (data in %s)\n", version, h.Snapshot().App.Name, srv.Addr(), h.Config().DataDir)
+			if generated {
+				fmt.Fprintf(out, "admin token (shown once, stored in %s/admin-token): %s\n", h.Config().DataDir, token)
+			}
+			<-ctx.Done()
+			fmt.Fprintln(out, "trellis: stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Stop(sctx)
+		},
+	}
+	addSettings(cmd, "app", "data", "addr", "redis", "clickhouse", "db", "sandbox", "workers", "timeout", "memory-limit", "max-body", "config")
+	return cmd
+}

@@ -1,0 +1,3 @@
+exports.handle = function (event, ctx) {
+  console.log("greeting event", JSON.stringify(event.kwargs));
+};

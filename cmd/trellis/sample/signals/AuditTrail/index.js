@@ -1,0 +1,3 @@
+exports.receive = function (eventType, data) {
+  console.log("signal", eventType);
+};

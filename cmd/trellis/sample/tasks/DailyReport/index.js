@@ -1,0 +1,4 @@
+exports.run = function (argDict, ctx) {
+  console.log("daily report");
+  return {ok: true};
+};

@@ -1,0 +1,3 @@
+exports.remind = function (argDict, ctx) {
+  console.log("order due soon", argDict.rowId);
+};

@@ -1,0 +1,93 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/services"
+)
+
+var _ jsvm.HostCaller = (*Host)(nil)
+
+// CallService runs function fn of the service element fullName with args (positional; one
+// object is the function's single argument, or its named arguments for a built-in Go service).
+// It is what `trellis call` and POST /api/services/{fullName}/{function} do.
+func (h *Host) CallService(ctx context.Context, fullName, fn string, args []any) (jsvm.Result, error) {
+	snap := h.Snapshot()
+	el := snap.Elements[fullName]
+	if el == nil {
+		return jsvm.Result{}, fmt.Errorf("%w: no element %q in app %q%s", ErrNotFound, fullName, snap.App.Name, suggest(snap, fullName))
+	}
+	if el.Layer != registry.LayerInstance || !snap.IsA(fullName, "services.Meta") {
+		return jsvm.Result{}, fmt.Errorf("%w: %s is a %s, not a service (an instance of services.NormalType)", ErrNotFound, fullName, el.Type)
+	}
+	if el.Native {
+		start := time.Now()
+		v, err := h.catalog.Call(ctx, h, el, fn, args, services.Invocation{})
+		return jsvm.Result{Value: v, Duration: time.Since(start)}, err
+	}
+	if !contains(el.Exports, fn) {
+		return jsvm.Result{}, fmt.Errorf("%w: %s has no function %q; it exports: %s", ErrNotFound, fullName, fn, listOrNone(el.Exports))
+	}
+	exec, err := h.executor()
+	if err != nil {
+		return jsvm.Result{}, err
+	}
+	return exec.Execute(ctx, jsvm.Call{Element: fullName, Function: fn, Args: args})
+}
+
+// CallHost serves calls from JavaScript to Go-backed elements (built-in services). Its errors
+// carry codes the sandbox gives to the thrown JS Error.
+func (h *Host) CallHost(ctx context.Context, call jsvm.HostCall) (any, error) {
+	snap := h.Snapshot()
+	el := snap.Elements[call.FullName]
+	if call.Builtin {
+		el = snap.Builtin[call.FullName]
+	}
+	if el == nil {
+		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("no element %q", call.FullName)}
+	}
+	if !el.Native {
+		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("%s is not a built-in Go service", call.FullName)}
+	}
+	return h.catalog.Call(ctx, h, el, call.Method, call.Args, services.Invocation{
+		Caller: call.Caller, RequestID: call.RequestID, NodeID: call.NodeID,
+	})
+}
+
+// suggest names elements whose fullName is close to a mistyped one.
+func suggest(snap *registry.Snapshot, fullName string) string {
+	var near []string
+	last := fullName[strings.LastIndex(fullName, ".")+1:]
+	for name := range snap.Elements {
+		if strings.EqualFold(name, fullName) || (last != "" && strings.HasSuffix(strings.ToLower(name), "."+strings.ToLower(last))) {
+			near = append(near, name)
+		}
+	}
+	if len(near) == 0 {
+		return ""
+	}
+	sort.Strings(near)
+	return "; did you mean " + strings.Join(near, " or ") + "?"
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func listOrNone(list []string) string {
+	if len(list) == 0 {
+		return "(nothing)"
+	}
+	return strings.Join(list, ", ")
+}

@@ -1,0 +1,97 @@
+package host
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+)
+
+// Sandbox names how JavaScript runs.
+const (
+	// SandboxIsolated runs JS in supervised worker processes with hard memory and time limits:
+	// the default, and the only mode that holds against hostile code (docs/sandbox.md).
+	SandboxIsolated = "isolated"
+	// SandboxInProcess runs JS on goja runtimes inside the host: fastest, for trusted code only.
+	SandboxInProcess = "inprocess"
+)
+
+// Config is everything a host needs. Zero values take the defaults of WithDefaults; validate
+// names the field that is wrong.
+type Config struct {
+	// AppDir is the app directory (holds app.json). Required.
+	AppDir string
+	// DataDir keeps all embedded state; default AppDir/.trellis.
+	DataDir string
+	// Addr is where `serve` listens; default 127.0.0.1:8080.
+	Addr string
+	// AdminToken is the bearer token of the HTTP API; empty = read or generate one in DataDir.
+	AdminToken string
+	// RedisURL, ClickHouseDSN and DBDSN move events/timers, the execution log and model data to
+	// external servers. Empty = embedded storage in DataDir.
+	RedisURL      string
+	ClickHouseDSN string
+	DBDSN         string
+	// Sandbox is SandboxIsolated (default) or SandboxInProcess.
+	Sandbox string
+	// Workers is the number of isolated worker processes; default the number of CPUs.
+	Workers int
+	// WorkerCommand starts a worker process; default this executable in worker mode.
+	WorkerCommand []string
+	// Limits are the default limits of one execution (timeout 30 s, memory 256 MiB).
+	Limits jsvm.Limits
+	// MaxBodyBytes caps HTTP request bodies; default 4 MiB.
+	MaxBodyBytes int64
+	// Watch turns on hot reload of the app directory.
+	Watch bool
+	// Version is reported by /api/health.
+	Version string
+}
+
+// WithDefaults returns c with every unset field at its default.
+func (c Config) WithDefaults() Config {
+	if c.AppDir != "" {
+		if abs, err := filepath.Abs(c.AppDir); err == nil {
+			c.AppDir = abs
+		}
+	}
+	if c.DataDir == "" && c.AppDir != "" {
+		c.DataDir = filepath.Join(c.AppDir, ".trellis")
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.Sandbox == "" {
+		c.Sandbox = SandboxIsolated
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 4 << 20
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.AppDir == "":
+		return fmt.Errorf("%w: AppDir (--app) is required: the directory that holds app.json", ErrInvalidConfig)
+	case c.Sandbox != SandboxIsolated && c.Sandbox != SandboxInProcess:
+		return fmt.Errorf("%w: Sandbox (--sandbox) is %q; use %q or %q", ErrInvalidConfig, c.Sandbox, SandboxIsolated, SandboxInProcess)
+	case c.Workers < 0:
+		return fmt.Errorf("%w: Workers (--workers) must be 0 (one per CPU) or more, got %d", ErrInvalidConfig, c.Workers)
+	case c.Limits.Timeout < time.Millisecond:
+		return fmt.Errorf("%w: Limits.Timeout must be at least 1ms, got %s", ErrInvalidConfig, c.Limits.Timeout)
+	case c.Limits.MemoryBytes < 16<<20:
+		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
+	}
+	for name, v := range map[string]string{"RedisURL (--redis)": c.RedisURL, "ClickHouseDSN (--clickhouse)": c.ClickHouseDSN, "DBDSN (--db)": c.DBDSN} {
+		if v != "" {
+			return fmt.Errorf("%w: %s is set, but this version of Trellis runs only on embedded storage; leave it empty", ErrInvalidConfig, name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trellis-run/trellis/elements"
+	"github.com/trellis-run/trellis/host/isolate"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/services"
+)
+
+// Host is one running Trellis host. Create it with New, then Start; Stop is safe to call twice.
+type Host struct {
+	cfg     Config
+	catalog *services.Catalog
+	snap    atomic.Pointer[registry.Snapshot]
+
+	mu      sync.Mutex // guards the fields below across Start and Stop
+	exec    jsvm.Executor
+	watcher *registry.Watcher
+	started bool
+	// reloadErr is the last error the executor gave when a reload was handed to it.
+	reloadErr atomic.Pointer[error]
+}
+
+// New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
+// (the error is a *registry.ValidationError listing every problem): nothing half-loaded runs.
+func New(cfg Config) (*Host, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	snap, err := registry.Load(registryOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{cfg: cfg, catalog: services.NewCatalog()}
+	h.snap.Store(snap)
+	return h, nil
+}
+
+func registryOptions(cfg Config) registry.Options {
+	return registry.Options{AppDir: cfg.AppDir, Builtins: elements.FS}
+}
+
+// Config returns the configuration the host runs with, defaults filled in.
+func (h *Host) Config() Config { return h.cfg }
+
+// Snapshot returns the app version new executions use.
+func (h *Host) Snapshot() *registry.Snapshot { return h.snap.Load() }
+
+// Start creates the data directory, starts the executor and, with cfg.Watch, hot reload.
+func (h *Host) Start(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.started {
+		return nil
+	}
+	if err := os.MkdirAll(h.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("host: create data directory %s: %w (set --data to a writable directory)", h.cfg.DataDir, err)
+	}
+	exec, err := h.newExecutor()
+	if err != nil {
+		return err
+	}
+	if err := exec.Load(SourceOf(h.Snapshot())); err != nil {
+		_ = exec.Close()
+		return fmt.Errorf("host: load app into the sandbox: %w", err)
+	}
+	h.exec = exec
+	if h.cfg.Watch {
+		w, err := registry.NewWatcher(registryOptions(h.cfg), h.applyReload)
+		if err == nil {
+			err = w.Start(ctx)
+		}
+		if err != nil {
+			_ = exec.Close()
+			h.exec = nil
+			return fmt.Errorf("host: watch %s for changes: %w", h.cfg.AppDir, err)
+		}
+		h.watcher = w
+	}
+	h.started = true
+	return nil
+}
+
+func (h *Host) newExecutor() (jsvm.Executor, error) {
+	if h.cfg.Sandbox == SandboxInProcess {
+		return jsvm.New(jsvm.Options{Host: h, Limits: h.cfg.Limits})
+	}
+	return isolate.New(isolate.Options{Host: h, Workers: h.cfg.Workers, Limits: h.cfg.Limits, Command: h.cfg.WorkerCommand})
+}
+
+// applyReload makes a new app version current: the registry has already kept the last good
+// version of every broken element, so what arrives here is always runnable.
+func (h *Host) applyReload(s *registry.Snapshot) {
+	h.snap.Store(s)
+	h.mu.Lock()
+	exec := h.exec
+	h.mu.Unlock()
+	if exec == nil {
+		return
+	}
+	if err := exec.Load(SourceOf(s)); err != nil {
+		h.reloadErr.Store(&err)
+		return
+	}
+	h.reloadErr.Store(nil)
+}
+
+// Problems lists what the last reload could not apply: elements kept at their last good version
+// and a sandbox that refused the new version.
+func (h *Host) Problems() []registry.Problem {
+	probs := append([]registry.Problem(nil), h.Snapshot().Problems...)
+	if p := h.reloadErr.Load(); p != nil {
+		probs = append(probs, registry.Problem{Code: "sandbox", Message: (*p).Error()})
+	}
+	return probs
+}
+
+// Stop stops hot reload and the executor. It is safe to call twice.
+func (h *Host) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.started {
+		return nil
+	}
+	h.started = false
+	var errs []error
+	if h.watcher != nil {
+		errs = append(errs, h.watcher.Stop(ctx))
+		h.watcher = nil
+	}
+	if h.exec != nil {
+		errs = append(errs, h.exec.Close())
+		h.exec = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Host) executor() (jsvm.Executor, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.exec == nil {
+		return nil, ErrNotStarted
+	}
+	return h.exec, nil
+}
+
+// Version is the Trellis version this host reports.
+func (h *Host) Version() string { return h.cfg.Version }
+
+// Backends names the storage each part runs on: "embedded" (in the data directory) until an
+// external server is configured.
+func (h *Host) Backends() map[string]string {
+	return map[string]string{"bus": "embedded", "logs": "embedded", "db": "embedded", "sandbox": h.cfg.Sandbox}
+}

@@ -1,0 +1,88 @@
+package host
+
+import (
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/services"
+)
+
+// SourceOf turns an app snapshot into what the sandbox runs: JS elements with their files,
+// built-in Go services as host proxies with their declared methods, and everything else as data.
+func SourceOf(s *registry.Snapshot) *jsvm.Source {
+	src := &jsvm.Source{
+		AppName:  s.App.Name,
+		Env:      s.App.Env,
+		Timezone: s.App.Timezone,
+		Elements: make(map[string]*jsvm.Element, len(s.Elements)),
+		Commons:  s.Commons,
+	}
+	for name, el := range s.Elements {
+		src.Elements[name] = sandboxElement(s, el)
+	}
+	// Built-ins the app overrides stay reachable through app.getBuiltin, which the host serves
+	// from Snapshot.Builtin; the sandbox needs only their method names.
+	for name, el := range s.Builtin {
+		if _, overridden := src.Elements[name]; overridden && el.Native {
+			continue
+		}
+		if _, ok := src.Elements[name]; !ok {
+			src.Elements[name] = sandboxElement(s, el)
+		}
+	}
+	return src
+}
+
+func sandboxElement(s *registry.Snapshot, el *registry.Element) *jsvm.Element {
+	out := &jsvm.Element{
+		FullName:   el.FullName,
+		Dir:        el.Dir,
+		Entry:      el.Entry,
+		Definition: el.Definition,
+		Timeout:    durationField(el.Definition, "timeout"),
+	}
+	switch {
+	case el.Native:
+		out.Kind = jsvm.KindHost
+		for _, f := range services.ParseFunctionList(el.Definition) {
+			out.Methods = append(out.Methods, f.Name)
+		}
+	case el.Files[el.Entry] != "" && el.Layer == registry.LayerInstance:
+		out.Kind = jsvm.KindJS
+		out.Files = jsFiles(el.Files)
+	default:
+		out.Kind = jsvm.KindData
+		out.Files = jsFiles(el.Files)
+	}
+	if el.Layer == registry.LayerInstance {
+		for _, t := range s.Chain(el.FullName)[1:] {
+			if loader, _ := t.Definition["loader"].(string); loader != "" && t.Files[loader] != "" {
+				out.Loader = t.FullName
+				break
+			}
+		}
+	}
+	return out
+}
+
+// jsFiles keeps only the files code can require: sources, not e.json or docs.
+func jsFiles(files map[string]string) map[string]string {
+	out := make(map[string]string, len(files))
+	for name, text := range files {
+		if (strings.HasSuffix(name, ".js") || strings.HasSuffix(name, ".json")) && name != "e.json" {
+			out[name] = text
+		}
+	}
+	return out
+}
+
+func durationField(def map[string]any, key string) time.Duration {
+	s, _ := def[key].(string)
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return d
+}

@@ -1,0 +1,78 @@
+package web
+
+import (
+	"net/http"
+	"regexp"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+// fullNamePattern is what a fullName may look like: dot-separated path segments, so a name can
+// never smuggle a path ("../", "/", "%2e%2e") into anything downstream.
+var fullNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$`)
+
+func (s *Server) routeElements(e *echo.Echo) {
+	e.GET("/api/elements", s.listElements)
+	e.GET("/api/elements/:fullName", s.getElement)
+}
+
+// elementSummary is one row of GET /api/elements (CONTRACT §6).
+type elementSummary struct {
+	FullName  string `json:"fullName"`
+	Title     string `json:"title"`
+	Type      string `json:"type"`
+	Layer     string `json:"layer"`
+	Origin    string `json:"origin"`
+	Overrides string `json:"overrides,omitempty"`
+}
+
+func (s *Server) listElements(c echo.Context) error {
+	snap := s.api.Snapshot()
+	out := []elementSummary{}
+	for _, el := range snap.Sorted() {
+		out = append(out, elementSummary{
+			FullName: el.FullName, Title: el.Title, Type: el.Type,
+			Layer: string(el.Layer), Origin: string(el.Origin), Overrides: string(el.Overrides),
+		})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getElement(c echo.Context) error {
+	name, err := fullNameParam(c, "fullName")
+	if err != nil {
+		return err
+	}
+	snap := s.api.Snapshot()
+	el := snap.Elements[name]
+	if el == nil {
+		return errNotFound("no element %q in app %q", name, snap.App.Name)
+	}
+	problems := []registry.Problem{}
+	for _, p := range s.api.Problems() {
+		if p.Element == name {
+			problems = append(problems, p)
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"fullName":   el.FullName,
+		"layer":      el.Layer,
+		"origin":     el.Origin,
+		"overrides":  el.Overrides,
+		"definition": el.Raw,
+		"resolved":   el.Definition,
+		"files":      el.Files,
+		"errors":     problems,
+	})
+}
+
+// fullNameParam reads a path parameter that must be a fullName.
+func fullNameParam(c echo.Context, param string) (string, error) {
+	name := c.Param(param)
+	if !fullNamePattern.MatchString(name) || len(name) > 512 {
+		return "", errBadRequest("%q is not an element fullName: use dot-separated names such as services.BackupSvc", name)
+	}
+	return name, nil
+}

@@ -1,0 +1,27 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) routeHealth(e *echo.Echo) {
+	e.GET("/api/health", s.health)
+}
+
+// health needs no token: load balancers and `trellis` itself probe it.
+func (s *Server) health(c echo.Context) error {
+	status := "ok"
+	problems := s.api.Problems()
+	if len(problems) > 0 {
+		status = "degraded"
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"status":   status,
+		"version":  s.api.Version(),
+		"backends": s.api.Backends(),
+		"app":      s.api.Snapshot().App.Name,
+		"problems": len(problems),
+	})
+}

@@ -1,0 +1,147 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+// API is what the HTTP layer needs of a host. *host.Host implements it.
+type API interface {
+	Snapshot() *registry.Snapshot
+	// Problems lists what the last hot reload could not apply.
+	Problems() []registry.Problem
+	CallService(ctx context.Context, fullName, fn string, args []any) (jsvm.Result, error)
+	// Version and Backends are reported by /api/health.
+	Version() string
+	Backends() map[string]string
+}
+
+// Options configure a Server.
+type Options struct {
+	// Token is the bearer token every /api route but /api/health requires. Required.
+	Token string
+	// MaxBodyBytes caps request bodies (413 past it); default 4 MiB.
+	MaxBodyBytes int64
+}
+
+// Server serves the API and the editor. Start and Stop are safe to call twice.
+type Server struct {
+	api  API
+	opts Options
+	echo *echo.Echo
+
+	mu  sync.Mutex
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New builds the routes; it listens only on Start.
+func New(api API, opts Options) (*Server, error) {
+	if opts.Token == "" {
+		return nil, errors.New("web: Options.Token is required: every API route needs a bearer token")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	s := &Server{api: api, opts: opts, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = writeError
+	e.Use(middleware.Recover())
+	e.Use(s.limitBody)
+	e.Use(s.requireToken)
+	s.routeHealth(e)
+	s.routeElements(e)
+	s.routeServices(e)
+	s.routeUI(e)
+	return s, nil
+}
+
+// Handler returns the HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Start listens on addr and serves in the background; it returns once the port is bound.
+func (s *Server) Start(addr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return nil
+}
+
+// Addr is the address the server listens on (after Start).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop shuts the server down, letting requests in flight finish until ctx ends.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}
+
+// limitBody answers 413 for bodies over MaxBodyBytes, whether or not they declare a length.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.opts.MaxBodyBytes {
+			return errBodyTooLarge(s.opts.MaxBodyBytes)
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.opts.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// requireToken guards every /api route except GET /api/health. The editor's static files are
+// public; the editor asks for the token and sends it with each API call.
+func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := c.Request().URL.Path
+		if !strings.HasPrefix(p, "/api/") && p != "/api" {
+			return next(c)
+		}
+		if p == "/api/health" && c.Request().Method == http.MethodGet {
+			return next(c)
+		}
+		auth := c.Request().Header.Get("Authorization")
+		const prefix = "Bearer "
+		if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+			return errUnauthorized("missing bearer token: send Authorization: Bearer <token> (TRELLIS_ADMIN_TOKEN, or the token `trellis serve` printed on first start)")
+		}
+		if subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.opts.Token)) != 1 {
+			return errUnauthorized("wrong bearer token")
+		}
+		return next(c)
+	}
+}
