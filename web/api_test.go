@@ -27,7 +27,7 @@ const testToken = "test-token"
 
 // testApp is a small app: a JS service and a service overriding nothing.
 var testApp = map[string]string{
-	"app.json": `{"name": "webtest", "title": "Web test"}`,
+	"app.json":                `{"name": "webtest", "title": "Web test"}`,
 	"services/MathSvc/e.json": `{"title": "Math", "type": "services.NormalType"}`,
 	"services/MathSvc/index.js": `
 exports.add = function (a, b) { console.log("adding"); return a + b; };

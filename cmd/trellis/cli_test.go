@@ -117,7 +117,9 @@ func TestBadInput(t *testing.T) {
 			[]string{"services.Nope"}},
 		{"missing function", nil, func(dir string) []string { return []string{"call", "--app", dir, "services.GreetingSvc.nope", "{}"} },
 			[]string{`no function "nope"`, "hello"}},
-		{"argument not JSON", nil, func(dir string) []string { return []string{"call", "--app", dir, "services.GreetingSvc.hello", "{name:"} },
+		{"argument not JSON", nil, func(dir string) []string {
+			return []string{"call", "--app", dir, "services.GreetingSvc.hello", "{name:"}
+		},
 			[]string{"not valid JSON"}},
 		{"argument a scalar", nil, func(dir string) []string { return []string{"call", "--app", dir, "services.GreetingSvc.hello", "7"} },
 			[]string{"JSON object"}},

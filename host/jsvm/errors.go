@@ -67,3 +67,15 @@ func AsError(err error) *Error {
 	}
 	return &Error{Code: CodeJSError, Message: err.Error()}
 }
+
+// CodeCanceled ends an execution whose context was canceled before its deadline (a task that was
+// force-ended, a host shutting down).
+const CodeCanceled = "canceled"
+
+// Sentinel errors of the package besides ErrClosed.
+var (
+	// ErrInvalidDatetime is wrapped by ParseDatetime when a value is no datetime form it accepts.
+	ErrInvalidDatetime = errors.New("jsvm: invalid datetime")
+	// ErrNoSource is wrapped when Execute runs before any successful Load.
+	ErrNoSource = errors.New("jsvm: no source loaded")
+)
