@@ -479,7 +479,9 @@ as_pg() {
 
 pg_answers() { [[ "$(psql "$(postgres_dsn)" -XAtqc 'select 1' 2>/dev/null)" == 1 ]]; }
 pg_admin_answers() { [[ "$(as_pg psql -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres -XAtqc 'select 1' 2>/dev/null)" == 1 ]]; }
-pg_running() { [[ -s $PG_DATA/postmaster.pid ]] && as_pg "$(pg_bindir)/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
+# The postmaster's pid is the first line of postmaster.pid; checking its command name (not just
+# kill -0, as pg_ctl status does) avoids taking a reused pid for a server after a hard kill.
+pg_running() { pid_alive "$PG_DATA/postmaster.pid" postgres; }
 
 postgres_start() {
 	local bindir
@@ -509,7 +511,7 @@ postgres_start() {
 		log "initdb $PG_DATA"
 		rm -rf "$PG_DATA"
 		mkdir -p "$PG_DATA" "$PG_SOCK"
-		[[ $EUID -eq 0 ]] && chown postgres:postgres "$PG_DATA" "$PG_SOCK"
+		if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$PG_DATA" "$PG_SOCK"; fi
 		chmod 700 "$PG_DATA"
 		# Local socket: trust (admin work of this script); TCP: passwords, as the tests' DSN.
 		if ! as_pg "$bindir/initdb" -D "$PG_DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
@@ -535,9 +537,12 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 EOF
 	fi
+	# Left behind by a server that was killed (e.g. with the session that started it): a stale
+	# lock whose pid now belongs to another process would make the postmaster refuse to start.
+	rm -f "$PG_DATA/postmaster.pid" "$PG_SOCK"/.s.PGSQL.*
 	mkdir -p "$PG_SOCK"
-	[[ $EUID -eq 0 ]] && chown postgres:postgres "$PG_SOCK"
-	[[ $EUID -eq 0 ]] && touch "$PG_DIR/postgres.log" && chown postgres:postgres "$PG_DIR/postgres.log"
+	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$PG_SOCK"; fi
+	if [[ $EUID -eq 0 ]]; then touch "$PG_DIR/postgres.log" && chown postgres:postgres "$PG_DIR/postgres.log"; fi
 	log "starting postgres on 127.0.0.1:$PG_PORT"
 	# pg_ctl detaches the postmaster (own session via setsid, stdio to the log) and -w waits
 	# until it accepts connections.
