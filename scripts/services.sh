@@ -157,7 +157,7 @@ show_log_tail() {
 
 pg_bindir() {
 	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+	d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 	[[ -n $d && -x $d/postgres && -x $d/initdb ]] && echo "$d"
 }
 
@@ -182,20 +182,19 @@ missing_packages() {
 }
 
 install_services() {
-	local pkgs
-	pkgs=$(missing_packages "$@" | sort -u | tr '\n' ' ')
-	pkgs=${pkgs% }
-	if [[ -z $pkgs ]]; then
+	local pkgs=()
+	mapfile -t pkgs < <(missing_packages "$@" | sort -u)
+	if ((${#pkgs[@]} == 0)); then
 		log "all packages present (no install needed)"
 		return 0
 	fi
 	if [[ ${TRELLIS_SERVICES_NO_INSTALL:-} == 1 ]]; then
-		die "missing packages: $pkgs (and TRELLIS_SERVICES_NO_INSTALL=1)"
+		die "missing packages: ${pkgs[*]} (and TRELLIS_SERVICES_NO_INSTALL=1)"
 	fi
-	command -v apt-get >/dev/null 2>&1 || die "missing packages: $pkgs, and no apt-get to install them with"
+	command -v apt-get >/dev/null 2>&1 || die "missing packages: ${pkgs[*]}, and no apt-get to install them with"
 	local t0=$SECONDS aptlog
 	aptlog=$(mktemp /tmp/trellis-apt.XXXXXX)
-	log "installing: $pkgs"
+	log "installing: ${pkgs[*]}"
 	if [[ ${TRELLIS_APT_UPDATED:-} == 1 ]]; then
 		log "apt-get update: already done by the caller (TRELLIS_APT_UPDATED=1)"
 	else
@@ -206,7 +205,7 @@ install_services() {
 		fi
 	fi
 	local p policy missing_candidates=()
-	for p in $pkgs; do
+	for p in "${pkgs[@]}"; do
 		# A package with no candidate cannot be installed from the configured sources at all.
 		# (captured first: grep -q closing the pipe early would fail the pipeline under pipefail)
 		policy=$(apt-cache policy "$p" 2>/dev/null || true)
@@ -227,15 +226,15 @@ install_services() {
 	# policy-rc.d / no systemd: the packages' own service start is refused or skipped, which is
 	# what we want; we start our own instances below.
 	if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $pkgs >>"$aptlog" 2>&1; then
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${pkgs[@]}" >>"$aptlog" 2>&1; then
 		show_log_tail "$aptlog"
-		die "apt-get install $pkgs failed"
+		die "apt-get install ${pkgs[*]} failed"
 	fi
 	rm -f "$aptlog"
-	log "installed $pkgs in $((SECONDS - t0))s"
+	log "installed ${pkgs[*]} in $((SECONDS - t0))s"
 	# Debian's packages may have started their own instances where an init system allowed it;
 	# those would hold our ports. Stop the ones that just came in with this install.
-	stop_system_instances $pkgs
+	stop_system_instances "${pkgs[@]}"
 }
 
 stop_system_instances() {
