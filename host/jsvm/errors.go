@@ -79,3 +79,6 @@ var (
 	// ErrNoSource is wrapped when Execute runs before any successful Load.
 	ErrNoSource = errors.New("jsvm: no source loaded")
 )
+
+// CodeInternal is the code a host error without a code of its own gets in JS.
+const CodeInternal = "internal"

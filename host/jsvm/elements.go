@@ -1,0 +1,218 @@
+package jsvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dop251/goja"
+)
+
+// getElement is app.getElement(fullName): the runtime object of another element, built in this
+// runtime out of plain values and native functions. Nothing of the other element's runtime is
+// shared: calls go through proxies that copy arguments and results.
+func (rt *jsRuntime) getElement(name string) goja.Value {
+	ev := rt.ev.v.elements[name]
+	if ev == nil {
+		rt.throw(CodeNotFound, "element %q not found; check the fullName (for example \"services.BackupSvc\")", name)
+	}
+	switch {
+	case ev.el.Loader != "" || ev.el.Kind == KindJS:
+		return rt.jsProxy(ev)
+	case ev.el.Kind == KindHost:
+		return rt.hostProxy(name, ev.el.Methods, false)
+	default:
+		return rt.definitionObject(ev)
+	}
+}
+
+// elementShape is what a JS element's runtime object offers: its function names and a copy of
+// its other (data) properties.
+type elementShape struct {
+	funcs []string
+	data  map[string]any
+}
+
+// jsProxy describes ev by looking at its runtime object in one of its own runtimes, then builds a
+// plain object here whose methods call into that element.
+func (rt *jsRuntime) jsProxy(ev *elementVersion) goja.Value {
+	x := rt.x
+	var shape elementShape
+	pool := ev
+	if ev.el.Loader != "" {
+		pool = ev.v.elements[ev.el.Loader]
+	}
+	if err := x.enter(pool, rt.callDepth(), func(callee *jsRuntime) {
+		shape = callee.shapeOf(callee.targetFor(ev))
+	}); err != nil {
+		if err.Element == "" {
+			err.Element = ev.el.FullName
+		}
+		rt.throwError(err)
+	}
+	obj := rt.r.NewObject()
+	for k, v := range shape.data {
+		_ = obj.DefineDataProperty(k, rt.toJS(v), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+	}
+	for _, name := range shape.funcs {
+		setFunc(rt.r, obj, name, rt.elementMethod(ev, name))
+	}
+	return obj
+}
+
+// shapeOf lists the functions of o (own and inherited, as class instances have them) and copies
+// its own non-function properties.
+func (rt *jsRuntime) shapeOf(o *goja.Object) elementShape {
+	shape := elementShape{data: map[string]any{}}
+	seen := map[string]bool{"constructor": true}
+	objectProto := rt.r.NewObject().Prototype()
+	for p, depth := o, 0; p != nil && p != objectProto && depth < 32; p, depth = p.Prototype(), depth+1 {
+		names := p.GetOwnPropertyNames()
+		if depth == 0 {
+			names = o.Keys()
+		}
+		for _, k := range names {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			v := p.Get(k)
+			if _, ok := goja.AssertFunction(v); ok {
+				shape.funcs = append(shape.funcs, k)
+			} else if depth == 0 {
+				shape.data[k] = rt.fromJS(v)
+			}
+		}
+	}
+	sort.Strings(shape.funcs)
+	return shape
+}
+
+// callDepth is how deep the JS call stack of rt is right now.
+func (rt *jsRuntime) callDepth() int {
+	return len(rt.r.CaptureCallStack(0, nil))
+}
+
+// elementMethod is the native function behind proxy.method(...): arguments are exported here,
+// the call runs in a runtime of ev, and the result is copied back.
+func (rt *jsRuntime) elementMethod(ev *elementVersion, name string) func(goja.FunctionCall) goja.Value {
+	return func(call goja.FunctionCall) goja.Value {
+		x := rt.x
+		if x == nil {
+			rt.throw(CodeUnavailable, "%s.%s can only be called while the element is running", ev.el.FullName, name)
+		}
+		args := make([]any, len(call.Arguments))
+		for i, a := range call.Arguments {
+			args[i] = rt.fromJS(a)
+		}
+		out, err := x.callFunction(ev, name, args, nil, rt.callDepth())
+		if err != nil {
+			rt.throwError(err)
+		}
+		return rt.toJS(out)
+	}
+}
+
+// hostProxy is the runtime object of a Go-backed element. With methods known it is a plain
+// object with one function each; otherwise (app.getBuiltin, or a host element that lists none) a
+// dynamic object answering any method name, since only the host knows its methods.
+func (rt *jsRuntime) hostProxy(fullName string, methods []string, builtin bool) goja.Value {
+	if len(methods) > 0 {
+		obj := rt.r.NewObject()
+		for _, m := range methods {
+			setFunc(rt.r, obj, m, rt.hostMethod(fullName, m, builtin))
+		}
+		return obj
+	}
+	return rt.r.NewDynamicObject(&dynamicHost{rt: rt, fullName: fullName, builtin: builtin, fns: map[string]goja.Value{}})
+}
+
+// dynamicHost backs a host proxy whose methods are not listed. It answers names that look like
+// methods; names JS machinery probes (then, toJSON...) stay undefined so awaiting or printing
+// the proxy does not call the host.
+type dynamicHost struct {
+	rt       *jsRuntime
+	fullName string
+	builtin  bool
+	fns      map[string]goja.Value
+}
+
+var probedNames = map[string]bool{"then": true, "toJSON": true, "constructor": true, "toString": true,
+	"valueOf": true, "inspect": true, "prototype": true, "length": true, "name": true}
+
+func (d *dynamicHost) Get(key string) goja.Value {
+	if probedNames[key] || strings.HasPrefix(key, "__") {
+		return nil
+	}
+	if f, ok := d.fns[key]; ok {
+		return f
+	}
+	f := d.rt.r.ToValue(d.rt.hostMethod(d.fullName, key, d.builtin))
+	d.fns[key] = f
+	return f
+}
+func (d *dynamicHost) Set(string, goja.Value) bool { return false }
+func (d *dynamicHost) Has(key string) bool         { return d.Get(key) != nil }
+func (d *dynamicHost) Delete(string) bool          { return false }
+func (d *dynamicHost) Keys() []string              { return nil }
+
+// hostMethod is the native function behind a host proxy's method: it exports the arguments and
+// hands them to Options.Host with the execution's deadline.
+func (rt *jsRuntime) hostMethod(fullName, method string, builtin bool) func(goja.FunctionCall) goja.Value {
+	return func(call goja.FunctionCall) goja.Value {
+		x := rt.x
+		if x == nil {
+			rt.throw(CodeUnavailable, "%s.%s can only be called while the element is running", fullName, method)
+		}
+		host := x.vm.opts.Host
+		if host == nil {
+			rt.throw(CodeUnavailable, "no host is configured to serve %s.%s", fullName, method)
+		}
+		args := make([]any, len(call.Arguments))
+		for i, a := range call.Arguments {
+			args[i] = rt.fromJS(a)
+		}
+		res, err := host.CallHost(x.hostContext(), HostCall{
+			FullName: fullName, Builtin: builtin, Method: method, Args: args,
+			Caller: rt.ev.el.FullName, RequestID: x.call.RequestID, NodeID: x.call.NodeID,
+		})
+		if code := x.limitCode(); code != "" {
+			panic(rt.newCodedError(code, limitMessages[code], nil))
+		}
+		if err != nil {
+			rt.throwHostError(fullName, method, err)
+		}
+		return rt.toJS(res)
+	}
+}
+
+// throwHostError throws a host failure as a JS Error with .code, .message and .details.
+func (rt *jsRuntime) throwHostError(fullName, method string, err error) {
+	code := CodeInternal
+	var details map[string]any
+	var e *Error
+	var c CodedError
+	switch {
+	case errors.As(err, &e):
+		code, details = e.Code, e.Details
+	case errors.As(err, &c):
+		code = c.ErrorCode()
+	case errors.Is(err, context.DeadlineExceeded):
+		code = CodeTimeout
+	case errors.Is(err, context.Canceled):
+		code = CodeCanceled
+	}
+	if d, ok := err.(interface{ ErrorDetails() map[string]any }); ok {
+		details = d.ErrorDetails()
+	}
+	msg := err.Error()
+	if e != nil {
+		msg = e.Message
+	}
+	if code == CodeInternal {
+		msg = fmt.Sprintf("%s.%s: %s", fullName, method, msg)
+	}
+	panic(rt.newCodedError(code, msg, details))
+}

@@ -1,0 +1,3 @@
+package jsvm
+
+func bindGuards(rt *jsRuntime) error { return nil }

@@ -1,0 +1,296 @@
+package jsvm
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"reflect"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// maxValueDepth bounds how deeply nested a value crossing the boundary may be; deeper values are
+// refused rather than walked, so a hostile value cannot exhaust the Go stack.
+const maxValueDepth = 512
+
+// toJS builds a fresh, plain JS value from a Go value of the Call value model. It never wraps Go
+// objects: maps and slices are copied into ordinary objects and arrays, so nothing in the
+// sandbox can reach back into Go memory, and properties are defined (not assigned) so a key such
+// as "__proto__" stays an own data property instead of replacing the prototype.
+func (rt *jsRuntime) toJS(v any) goja.Value {
+	return rt.toJSDepth(v, 0)
+}
+
+func (rt *jsRuntime) toJSDepth(v any, depth int) goja.Value {
+	r := rt.r
+	if depth > maxValueDepth {
+		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value nested deeper than %d levels; flatten it", maxValueDepth), nil))
+	}
+	switch t := v.(type) {
+	case nil:
+		return goja.Null()
+	case goja.Value:
+		// Primitives belong to no runtime; an object might belong to another one and is refused.
+		if _, isObject := t.(*goja.Object); isObject {
+			return goja.Undefined()
+		}
+		return t
+	case bool:
+		return r.ToValue(t)
+	case string:
+		return r.ToValue(t)
+	case float64:
+		return r.ToValue(t)
+	case float32:
+		return r.ToValue(float64(t))
+	case int:
+		return r.ToValue(int64(t))
+	case int8:
+		return r.ToValue(int64(t))
+	case int16:
+		return r.ToValue(int64(t))
+	case int32:
+		return r.ToValue(int64(t))
+	case int64:
+		return r.ToValue(t)
+	case uint:
+		return r.ToValue(float64(t))
+	case uint8:
+		return r.ToValue(int64(t))
+	case uint16:
+		return r.ToValue(int64(t))
+	case uint32:
+		return r.ToValue(int64(t))
+	case uint64:
+		if t <= math.MaxInt64 {
+			return r.ToValue(int64(t))
+		}
+		return r.ToValue(float64(t))
+	case json.Number:
+		if n, err := t.Int64(); err == nil {
+			return r.ToValue(n)
+		}
+		f, _ := t.Float64()
+		return r.ToValue(f)
+	case *big.Int:
+		if t == nil {
+			return goja.Null()
+		}
+		if t.IsInt64() {
+			return r.ToValue(t.Int64())
+		}
+		return r.ToValue(t.String())
+	case time.Time:
+		return rt.newDate(t)
+	case *time.Time:
+		if t == nil {
+			return goja.Null()
+		}
+		return rt.newDate(*t)
+	case []any:
+		items := make([]any, len(t))
+		for i, e := range t {
+			items[i] = rt.toJSDepth(e, depth+1)
+		}
+		return r.NewArray(items...)
+	case map[string]any:
+		o := r.NewObject()
+		for k, e := range t {
+			_ = o.DefineDataProperty(k, rt.toJSDepth(e, depth+1), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+		}
+		return o
+	case map[string]string:
+		o := r.NewObject()
+		for k, e := range t {
+			_ = o.DefineDataProperty(k, r.ToValue(e), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+		}
+		return o
+	case []string:
+		items := make([]any, len(t))
+		for i, e := range t {
+			items[i] = r.ToValue(e)
+		}
+		return r.NewArray(items...)
+	case []map[string]any:
+		items := make([]any, len(t))
+		for i, e := range t {
+			items[i] = rt.toJSDepth(e, depth+1)
+		}
+		return r.NewArray(items...)
+	case error:
+		return r.ToValue(t.Error())
+	}
+	return rt.toJSReflect(v, depth)
+}
+
+// toJSReflect copies other slices and maps element by element and sends everything else (structs
+// with json tags, named types) through encoding/json, so a host returning its own types still
+// yields plain JS values and never a reflection wrapper.
+func (rt *jsRuntime) toJSReflect(v any, depth int) goja.Value {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return goja.Null()
+		}
+	case reflect.Slice, reflect.Array:
+		if rv.Kind() == reflect.Slice && rv.IsNil() {
+			return goja.Null()
+		}
+		if rv.Type().Elem().Kind() != reflect.Uint8 {
+			items := make([]any, rv.Len())
+			for i := range items {
+				items[i] = rt.toJSDepth(rv.Index(i).Interface(), depth+1)
+			}
+			return rt.r.NewArray(items...)
+		}
+	case reflect.Map:
+		if rv.IsNil() {
+			return goja.Null()
+		}
+		if rv.Type().Key().Kind() == reflect.String {
+			o := rt.r.NewObject()
+			iter := rv.MapRange()
+			for iter.Next() {
+				_ = o.DefineDataProperty(iter.Key().String(), rt.toJSDepth(iter.Value().Interface(), depth+1),
+					goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+			}
+			return o
+		}
+	case reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return goja.Undefined()
+	case reflect.Bool:
+		return rt.r.ToValue(rv.Bool())
+	case reflect.String:
+		return rt.r.ToValue(rv.String())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rt.r.ToValue(rv.Int())
+	case reflect.Float32, reflect.Float64:
+		return rt.r.ToValue(rv.Float())
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value of type %T cannot cross into JavaScript: %v", v, err), nil))
+	}
+	var plain any
+	if err := json.Unmarshal(b, &plain); err != nil {
+		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value of type %T cannot cross into JavaScript: %v", v, err), nil))
+	}
+	return rt.toJSDepth(plain, depth+1)
+}
+
+func (rt *jsRuntime) newDate(t time.Time) goja.Value {
+	d, err := rt.dateNew(nil, rt.r.ToValue(t.UnixMilli()))
+	if err != nil {
+		return goja.Null()
+	}
+	return d
+}
+
+// exporter copies a JS value into plain Go values (Call's value model). Functions and symbols
+// become nil; cycles and absurd nesting are refused with a message saying what to change.
+type exporter struct {
+	rt      *jsRuntime
+	visit   []*goja.Object
+	maxSize int64
+	size    int64
+}
+
+// fromJS exports v. It must run inside the runtime (a native function or rt.run): getters and
+// Proxy traps of the value run as JS under the execution's limits, and a value that cannot cross
+// is thrown as a coded JS error at the point of the crossing.
+func (rt *jsRuntime) fromJS(v goja.Value) any {
+	ex := &exporter{rt: rt, maxSize: rt.memoryCap() / 16}
+	if ex.maxSize <= 0 {
+		ex.maxSize = math.MaxInt64
+	}
+	return ex.value(v, 0)
+}
+
+func (ex *exporter) fail(code, format string, args ...any) {
+	panic(ex.rt.newCodedError(code, fmt.Sprintf(format, args...), nil))
+}
+
+func (ex *exporter) grow(n int64) {
+	ex.size += n
+	if ex.size > ex.maxSize {
+		ex.fail(CodeMemoryLimit, "value too large to cross the sandbox boundary (over %d items)", ex.maxSize)
+	}
+}
+
+func (ex *exporter) value(v goja.Value, depth int) any {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil
+	}
+	o, ok := v.(*goja.Object)
+	if !ok {
+		switch e := v.Export().(type) {
+		case int64, float64, bool:
+			return e
+		case string:
+			ex.grow(int64(len(e)) / 16)
+			return e
+		case *big.Int:
+			if e.IsInt64() {
+				return e.Int64()
+			}
+			return e.String()
+		default:
+			return nil // symbols
+		}
+	}
+	if depth >= maxValueDepth {
+		ex.fail(CodeInvalidArg, "value nested deeper than %d levels; flatten it", maxValueDepth)
+	}
+	for _, seen := range ex.visit {
+		if seen == o {
+			ex.fail(CodeInvalidArg, "value contains a cycle; only tree-shaped (JSON-like) values can cross elements")
+		}
+	}
+	ex.visit = append(ex.visit, o)
+	defer func() { ex.visit = ex.visit[:len(ex.visit)-1] }()
+	ex.grow(1)
+	switch o.ClassName() {
+	case "Function":
+		return nil
+	case "Date":
+		t, ok := o.Export().(time.Time)
+		if !ok {
+			return nil // an invalid Date
+		}
+		return t
+	case "Array":
+		n := toLength(o.Get("length"))
+		ex.grow(n)
+		out := make([]any, n)
+		for i := range out {
+			out[i] = ex.value(o.Get(fmt.Sprint(i)), depth+1)
+		}
+		return out
+	case "String", "Number", "Boolean":
+		switch e := o.Export().(type) {
+		case string, bool, int64, float64:
+			return e
+		}
+	}
+	keys := o.Keys()
+	ex.grow(int64(len(keys)))
+	out := make(map[string]any, len(keys))
+	for _, k := range keys {
+		out[k] = ex.value(o.Get(k), depth+1)
+	}
+	return out
+}
+
+func toLength(v goja.Value) int64 {
+	if v == nil {
+		return 0
+	}
+	n := v.ToInteger()
+	if n < 0 {
+		return 0
+	}
+	return n
+}

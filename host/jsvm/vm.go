@@ -1,0 +1,197 @@
+package jsvm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// VM is the in-process Executor: every element's code runs in goja runtimes of this process,
+// pooled per element. It stops busy loops, deep recursion and the allocations its guards can
+// see; only the isolated executor can stop a built-in that ignores interrupts (see
+// docs/sandbox.md).
+type VM struct {
+	opts    Options
+	limits  Limits
+	current atomic.Pointer[version]
+	closed  atomic.Bool
+}
+
+var _ Executor = (*VM)(nil)
+
+// New makes a VM; it runs nothing until Load gives it a Source.
+func New(opts Options) (*VM, error) {
+	if opts.MaxIdlePerElement < 0 {
+		return nil, fmt.Errorf("jsvm: Options.MaxIdlePerElement must be >= 0, got %d", opts.MaxIdlePerElement)
+	}
+	if opts.MaxIdlePerElement == 0 {
+		opts.MaxIdlePerElement = 4
+	}
+	if opts.Limits.Timeout < 0 || opts.Limits.MemoryBytes < 0 || opts.Limits.MaxCallDepth < 0 {
+		return nil, fmt.Errorf("jsvm: Options.Limits must not be negative, got %+v", opts.Limits)
+	}
+	return &VM{opts: opts, limits: opts.Limits.WithDefaults()}, nil
+}
+
+// Load compiles every file of src and makes it the version new executions run. On any error
+// (all problems are reported, joined, each an *Error with its file and position) the previous
+// version stays in service.
+func (vm *VM) Load(src *Source) error {
+	if vm.closed.Load() {
+		return ErrClosed
+	}
+	if src == nil {
+		return &Error{Code: CodeInvalidArg, Message: "Load needs a Source"}
+	}
+	v, err := compileSource(src, vm.opts.MaxIdlePerElement)
+	if err != nil {
+		return err
+	}
+	if old := vm.current.Swap(v); old != nil {
+		old.drain()
+	}
+	if vm.closed.Load() {
+		v.drain()
+	}
+	return nil
+}
+
+// Close drops every idle runtime; executions still running finish, later ones fail.
+func (vm *VM) Close() error {
+	vm.closed.Store(true)
+	if v := vm.current.Load(); v != nil {
+		v.drain()
+	}
+	return nil
+}
+
+// Execute runs call.Function of call.Element with call.Args under the call's limits.
+func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
+	if vm.closed.Load() {
+		return Result{}, ErrClosed
+	}
+	v := vm.current.Load()
+	if v == nil {
+		return Result{}, &Error{Code: CodeUnavailable, Message: ErrNoSource.Error() + "; call Load first"}
+	}
+	ev := v.elements[call.Element]
+	if ev == nil {
+		return Result{}, &Error{Code: CodeNotFound, Element: call.Element,
+			Message: fmt.Sprintf("element %q not found", call.Element)}
+	}
+	if call.Function == "" {
+		return Result{}, &Error{Code: CodeNotFound, Element: call.Element,
+			Message: fmt.Sprintf("no function named for element %q", call.Element)}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if ev.el.Loader == "" && ev.el.Kind != KindJS {
+		return vm.executeHost(ctx, ev, call)
+	}
+
+	limits := vm.limitsFor(ev, call.Limits)
+	x := &execution{vm: vm, v: v, call: &call, limits: limits, ctx: ctx, start: time.Now()}
+	x.deadline = x.start.Add(limits.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(x.deadline) {
+		x.deadline = d
+	}
+	timer := time.AfterFunc(time.Until(x.deadline), func() { x.trip(CodeTimeout) })
+	defer timer.Stop()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				x.trip(CodeTimeout)
+			} else {
+				x.trip(CodeCanceled)
+			}
+		})
+		defer stop()
+	}
+	if vm.opts.MemoryProbe != nil {
+		stop := x.watchMemory(vm.opts.MemoryProbe)
+		defer stop()
+	}
+	defer x.finish()
+
+	out, err := x.callFunction(ev, call.Function, call.Args, call.Ctx, 0)
+	res := Result{Value: out, Logs: x.finalLogs(), Duration: time.Since(x.start),
+		Failed: x.failed, WaitCallback: x.waitCallback}
+	if err != nil {
+		res.Value = nil
+		return res, err
+	}
+	return res, nil
+}
+
+// executeHost lets Execute address a Go-backed element directly, so callers need not care which
+// side implements an element.
+func (vm *VM) executeHost(ctx context.Context, ev *elementVersion, call Call) (Result, error) {
+	start := time.Now()
+	if ev.el.Kind != KindHost {
+		return Result{}, &Error{Code: CodeNotFound, Element: call.Element,
+			Message: fmt.Sprintf("element %q has no code, so it has no function %q", call.Element, call.Function)}
+	}
+	if vm.opts.Host == nil {
+		return Result{}, &Error{Code: CodeUnavailable, Element: call.Element,
+			Message: fmt.Sprintf("no host is configured to serve %s.%s", call.Element, call.Function)}
+	}
+	limits := vm.limitsFor(ev, call.Limits)
+	ctx, cancel := context.WithTimeout(ctx, limits.Timeout)
+	defer cancel()
+	out, err := vm.opts.Host.CallHost(ctx, HostCall{FullName: call.Element, Method: call.Function, Args: call.Args,
+		RequestID: call.RequestID, NodeID: call.NodeID})
+	res := Result{Value: out, Duration: time.Since(start)}
+	if err != nil {
+		e := AsError(err)
+		if e.Element == "" {
+			e.Element = call.Element
+		}
+		return Result{Duration: res.Duration}, e
+	}
+	return res, nil
+}
+
+// limitsFor resolves an execution's limits: the call's, then the element's timeout, then the
+// VM's, then DefaultLimits.
+func (vm *VM) limitsFor(ev *elementVersion, l Limits) Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = ev.el.Timeout
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = vm.limits.Timeout
+	}
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = vm.limits.MemoryBytes
+	}
+	if l.MaxCallDepth <= 0 {
+		l.MaxCallDepth = vm.limits.MaxCallDepth
+	}
+	return l.WithDefaults()
+}
+
+// watchMemory samples probe every millisecond and trips memory_limit when the process grew by
+// more than the execution's MemoryBytes since it started.
+func (x *execution) watchMemory(probe func() uint64) (stop func()) {
+	base := probe()
+	limit := uint64(x.limits.MemoryBytes)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(memoryProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if now := probe(); now > base && now-base > limit {
+					x.trip(CodeMemoryLimit)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
