@@ -1,0 +1,48 @@
+package registry
+
+import "io/fs"
+
+// Options says what to load.
+type Options struct {
+	// AppDir is the app directory (it holds app.json).
+	AppDir string
+	// Builtins is the built-in app (elements.FS); nil loads no built-ins.
+	Builtins fs.FS
+	// Validators run after the built-in checks, keyed by the fullName of a Type or Meta; each is
+	// called with every instance on that chain and returns its problems (Element and Code may
+	// be left empty: they default to the instance and "invalid"). This is where the host adds
+	// semantic checks the registry cannot know.
+	Validators map[string]func(s *Snapshot, el *Element) []Problem
+}
+
+// Load reads and validates the app. It returns a *ValidationError listing every problem when
+// there is any (nothing is half-loaded); errors.Is(err, ErrInvalid) matches it.
+func Load(opts Options) (*Snapshot, error) {
+	snap, problems := loadStrict(newScanner(), opts, nil)
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	snap.Version = 1
+	return snap, nil
+}
+
+// Check validates the app and returns every problem, sorted by file and position; empty means
+// valid. It is what `trellis check` prints.
+func Check(opts Options) []Problem {
+	_, problems := loadStrict(newScanner(), opts, nil)
+	return problems
+}
+
+// loadStrict loads with no fallback: any problem fails the load.
+func loadStrict(sc *scanner, opts Options, prev *Snapshot) (*Snapshot, []Problem) {
+	c, appProblems := sc.gather(opts)
+	if len(appProblems) > 0 {
+		sortProblems(appProblems)
+		return nil, dedupeProblems(appProblems)
+	}
+	snap, tagged := c.evaluate(opts, prev)
+	if len(tagged) > 0 {
+		return nil, problemsOf(tagged)
+	}
+	return snap, nil
+}

@@ -1,0 +1,96 @@
+package registry
+
+import "reflect"
+
+// maxFallbackRounds bounds the last-good loop. Each round pins at least one more unit, so it
+// ends long before this on any real app; the bound only guards against a bug looping forever.
+const maxFallbackRounds = 16
+
+// reload builds the next snapshot from disk on top of last, the snapshot being served. Units
+// (elements, commons files) that are broken on disk are replaced by their version in last, or
+// left out when last has none, and their problems go to Snapshot.Problems. A broken app.json
+// (or extends) keeps all of last, with only those problems.
+func (sc *scanner) reload(opts Options, last *Snapshot) *Snapshot {
+	c, appProblems := sc.gather(opts)
+	if len(appProblems) > 0 {
+		sortProblems(appProblems)
+		next := *last
+		next.Problems = dedupeProblems(appProblems)
+		return &next
+	}
+	pinned := map[string]bool{}
+	var reported []Problem
+	for round := 0; ; round++ {
+		snap, tagged := c.evaluate(opts, last)
+		broken := map[string][]Problem{}
+		for _, t := range tagged {
+			if t.unit != unitLoose && !pinned[t.unit] {
+				broken[t.unit] = append(broken[t.unit], t.Problem)
+			}
+		}
+		if len(broken) == 0 || round == maxFallbackRounds {
+			all := append(reported, problemsOf(tagged)...)
+			sortProblems(all)
+			snap.Problems = dedupeProblems(all)
+			return snap
+		}
+		for unit, ps := range broken {
+			pinned[unit] = true
+			reported = append(reported, ps...)
+			c.fallBack(unit, last)
+		}
+	}
+}
+
+// fallBack replaces a unit of the candidate by its version in last, or removes it.
+func (c *candidate) fallBack(unit string, last *Snapshot) {
+	if old, ok := last.units[unit]; ok && !old.skip {
+		for i, s := range c.sources {
+			if s.key == unit {
+				c.sources[i] = old
+				return
+			}
+		}
+		// Deleted from disk but broken? Cannot happen: a deleted unit has no problems.
+		return
+	}
+	if old, ok := last.cunits[unit]; ok {
+		for i, f := range c.commons {
+			if f.key == unit {
+				c.commons[i] = old
+				return
+			}
+		}
+		return
+	}
+	for i, s := range c.sources {
+		if s.key == unit {
+			c.sources = append(c.sources[:i:i], c.sources[i+1:]...)
+			return
+		}
+	}
+	for i, f := range c.commons {
+		if f.key == unit {
+			c.commons = append(c.commons[:i:i], c.commons[i+1:]...)
+			return
+		}
+	}
+}
+
+// sameSnapshot reports whether next would tell a listener nothing new.
+func sameSnapshot(a, b *Snapshot) bool {
+	if len(a.Elements) != len(b.Elements) || len(a.Commons) != len(b.Commons) {
+		return false
+	}
+	for n, e := range a.Elements {
+		if b.Elements[n] != e {
+			return false
+		}
+	}
+	for k, v := range a.Commons {
+		if bv, ok := b.Commons[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return reflect.DeepEqual(a.App, b.App) && reflect.DeepEqual(a.Problems, b.Problems)
+}
