@@ -17,8 +17,8 @@ func TestRequireAndGetElement(t *testing.T) {
 	t.Parallel()
 	src := source(
 		jsElement("services.A", map[string]string{
-			"index.js":   `const lib = require("./lib/x"); const u = require("commons/util"); exports.f = function (n) { return app.getElement("services.B").double(lib.inc(u.id(n))) }`,
-			"lib/x.js":   `exports.inc = n => n + 1`,
+			"index.js": `const lib = require("./lib/x"); const u = require("commons/util"); exports.f = function (n) { return app.getElement("services.B").double(lib.inc(u.id(n))) }`,
+			"lib/x.js": `exports.inc = n => n + 1`,
 		}),
 		index("services.B", `exports.double = function (n) { console.log("doubling", n); return n * 2 }`),
 	)
