@@ -72,8 +72,8 @@ func compileModule(name, src string) (*goja.Program, error) {
 		var list parser.ErrorList
 		if errors.As(err, &list) && len(list) > 0 {
 			p := list[0].Position
-			return nil, &Error{Code: CodeJSError, Message: "SyntaxError: " + list[0].Message,
-				File: name, Line: p.Line, Column: fixColumn(p.Line, p.Column)}
+			return nil, clampToSource(&Error{Code: CodeJSError, Message: "SyntaxError: " + list[0].Message,
+				File: name, Line: p.Line, Column: fixColumn(p.Line, p.Column)}, src)
 		}
 		return nil, &Error{Code: CodeJSError, Message: "SyntaxError: " + err.Error(), File: name}
 	}
@@ -88,9 +88,20 @@ func compileModule(name, src string) (*goja.Program, error) {
 				e.Line, e.Column = p.Line, fixColumn(p.Line, p.Column)
 			}
 		}
-		return nil, e
+		return nil, clampToSource(e, src)
 	}
 	return prog, nil
+}
+
+// clampToSource keeps a position inside src: an unbalanced } makes the parser complain about
+// the wrapper's tail, which is past the end of the file.
+func clampToSource(e *Error, src string) *Error {
+	lines := strings.Split(src, "\n")
+	if e.Line > len(lines) {
+		e.Line = len(lines)
+		e.Column = len(lines[len(lines)-1]) + 1
+	}
+	return e
 }
 
 // fixColumn undoes the shift the wrapper head causes on the first line.

@@ -196,12 +196,14 @@ func (x *execution) callFunction(ev *elementVersion, fn string, args []any, hctx
 	}
 	var res goja.Value
 	var out any
+	missing := false
 	err := x.enter(pool, callerDepth,
 		func(rt *jsRuntime) {
 			target := rt.targetFor(ev)
 			f, ok := goja.AssertFunction(target.Get(fn))
 			if !ok {
-				panic(rt.newCodedError(CodeNotFound, fmt.Sprintf("element %s has no function %q", ev.el.FullName, fn), nil))
+				missing = true
+				return
 			}
 			jsArgs := make([]goja.Value, 0, len(args)+1)
 			for _, a := range args {
@@ -217,8 +219,13 @@ func (x *execution) callFunction(ev *elementVersion, fn string, args []any, hctx
 			res = v
 		},
 		func(rt *jsRuntime) {
-			out = rt.fromJS(rt.settle(res))
+			if !missing {
+				out = rt.fromJS(rt.settle(res))
+			}
 		})
+	if err == nil && missing {
+		err = &Error{Code: CodeNotFound, Message: fmt.Sprintf("element %s has no function %q", ev.el.FullName, fn)}
+	}
 	if err != nil && err.Element == "" {
 		err.Element = ev.el.FullName
 	}

@@ -18,7 +18,7 @@ type jsRuntime struct {
 	entryModule *goja.Object // the entry file's module object, once loaded
 	loaded      bool
 	broken      bool
-	nativeDepth int // nesting of guarded native calls (see guardMethod)
+	nativeDepth int                     // nesting of guarded native calls (see guardMethod)
 	modules     map[string]*goja.Object // module objects by path, Node's require cache
 	loaderObjs  map[string]*goja.Object // objects built by this element's loader.js, by fullName
 	dataObjs    map[string]*goja.Object // frozen definitions, by fullName
