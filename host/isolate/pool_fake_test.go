@@ -1,0 +1,389 @@
+package isolate
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+)
+
+// newFakePool starts a pool of fake-executor workers (see main_test.go) with small caps.
+func newFakePool(t *testing.T, opts Options) *Pool {
+	t.Helper()
+	opts.Env = append(opts.Env, envFake+"=1")
+	if opts.Workers == 0 {
+		opts.Workers = 2
+	}
+	if opts.Limits.MemoryBytes == 0 {
+		opts.Limits.MemoryBytes = 64 << 20
+	}
+	if opts.Limits.Timeout == 0 {
+		opts.Limits.Timeout = 5 * time.Second
+	}
+	p, err := New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	require.NoError(t, p.Load(&jsvm.Source{AppName: "v1", Elements: map[string]*jsvm.Element{"x": {FullName: "x", Kind: jsvm.KindJS}}}))
+	return p
+}
+
+func requireCode(t *testing.T, err error, code string) *jsvm.Error {
+	t.Helper()
+	require.Error(t, err)
+	var je *jsvm.Error
+	require.True(t, errors.As(err, &je), "want a *jsvm.Error with code %s, got %T: %v", code, err, err)
+	require.Equal(t, code, je.Code, "message: %s", je.Message)
+	return je
+}
+
+// echo runs a trivial call and requires it to succeed: the pool still serves.
+func echo(t *testing.T, p *Pool) {
+	t.Helper()
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo", Args: []any{"ping"}})
+	require.NoError(t, err)
+	require.Equal(t, []any{"ping"}, res.Value.(map[string]any)["args"])
+}
+
+// hostile runs call while a trivial call runs on another worker, and returns the hostile call's
+// error and how long it took. Afterwards the pool must still serve.
+func hostile(t *testing.T, p *Pool, call jsvm.Call) (error, time.Duration) {
+	t.Helper()
+	type out struct {
+		err  error
+		took time.Duration
+	}
+	done := make(chan out, 1)
+	go func() {
+		start := time.Now()
+		_, err := p.Execute(context.Background(), call)
+		done <- out{err, time.Since(start)}
+	}()
+	echo(t, p)
+	o := <-done
+	echo(t, p)
+	echo(t, p)
+	return o.err, o.took
+}
+
+func TestValuesKeepTheirTypesAcrossThePipe(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1})
+	when := time.Date(2025, 1, 2, 3, 4, 5, 6, time.FixedZone("", 3600))
+	args := []any{int64(1) << 60, 1.5, "s", true, nil, when, []any{int64(1), "a"}, map[string]any{"k": []any{}},
+		[]string{"converted"}, map[string]int{"n": 3}, struct {
+			A int `json:"a"`
+		}{7}}
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo", Args: args})
+	require.NoError(t, err)
+	got := res.Value.(map[string]any)
+	require.Equal(t, "v1", got["app"])
+	require.Equal(t, []any{int64(1) << 60, 1.5, "s", true, nil, when, []any{int64(1), "a"}, map[string]any{"k": []any{}},
+		[]any{"converted"}, map[string]any{"n": 3}, map[string]any{"a": 7.0}}, got["args"])
+	require.True(t, got["args"].([]any)[5].(time.Time).Equal(when))
+
+	res, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "special"})
+	require.NoError(t, err)
+	v := res.Value.([]any)
+	require.True(t, math.IsNaN(v[0].(float64)))
+	require.True(t, math.IsInf(v[1].(float64), -1))
+	require.Equal(t, int64(math.MaxInt64), v[2])
+	require.Equal(t, 0.5, v[3])
+	require.Equal(t, time.Date(2024, 2, 29, 12, 0, 0, 5, time.UTC), v[4].(time.Time).UTC())
+	require.Nil(t, v[5])
+}
+
+func TestLimitsAreResolvedBeforeTheWorker(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1, Limits: jsvm.Limits{Timeout: 3 * time.Second, MemoryBytes: 48 << 20}})
+	require.NoError(t, p.Load(&jsvm.Source{AppName: "v2", Elements: map[string]*jsvm.Element{
+		"x":    {FullName: "x", Kind: jsvm.KindJS},
+		"slow": {FullName: "slow", Kind: jsvm.KindJS, Timeout: 7 * time.Second},
+	}}))
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"timeout": "3s", "memory": int64(48 << 20)}, res.Value.(map[string]any)["limits"])
+	res, err = p.Execute(context.Background(), jsvm.Call{Element: "slow", Function: "echo"})
+	require.NoError(t, err)
+	require.Equal(t, "7s", res.Value.(map[string]any)["limits"].(map[string]any)["timeout"])
+	res, err = p.Execute(context.Background(), jsvm.Call{Element: "slow", Function: "echo", Limits: jsvm.Limits{Timeout: time.Second}})
+	require.NoError(t, err)
+	require.Equal(t, "1s", res.Value.(map[string]any)["limits"].(map[string]any)["timeout"])
+}
+
+// codedErr is a host error with a code of its own.
+type codedErr struct{ code, msg string }
+
+func (e codedErr) Error() string     { return e.msg }
+func (e codedErr) ErrorCode() string { return e.code }
+
+func TestHostCallsRoundTrip(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	host := jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+		calls.Add(1)
+		_, hasDeadline := ctx.Deadline()
+		switch call.Args[0] {
+		case "coded":
+			return nil, codedErr{"not_found", "no such row"}
+		case "plain":
+			return nil, errors.New("plain failure")
+		}
+		return map[string]any{"method": call.FullName + "." + call.Method, "args": call.Args, "request": call.RequestID, "deadline": hasDeadline,
+			"typed": []int{1, 2}}, nil
+	})
+	p := newFakePool(t, Options{Workers: 1, Host: host})
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"hi", int64(2)}, RequestID: "r1"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"method": "svc.echo", "args": []any{"hi", int64(2)}, "request": "r1", "deadline": true,
+		"typed": []any{1, 2}}, res.Value)
+
+	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"coded"}})
+	je := requireCode(t, err, "not_found")
+	require.Equal(t, "no such row", je.Message)
+
+	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"plain"}})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "plain failure")
+	require.Equal(t, int32(3), calls.Load())
+}
+
+func TestNoHostMeansUnavailable(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1})
+	_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"hi"}})
+	requireCode(t, err, jsvm.CodeUnavailable)
+	echo(t, p)
+}
+
+func TestStuckWorkerIsKilledAtTheDeadline(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{})
+	const timeout = 300 * time.Millisecond
+	err, took := hostile(t, p, jsvm.Call{Element: "x", Function: "spin", Limits: jsvm.Limits{Timeout: timeout}})
+	je := requireCode(t, err, jsvm.CodeTimeout)
+	require.Contains(t, je.Message, "killed")
+	require.GreaterOrEqual(t, took, timeout)
+	require.Less(t, took, timeout+500*time.Millisecond, "a stuck worker must be killed shortly after its deadline (KillGrace 20ms)")
+	t.Logf("stuck execution ended %v after its deadline", took-timeout)
+}
+
+func TestRSSSafeguardKillsAGrowingWorker(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{})
+	err, _ := hostile(t, p, jsvm.Call{Element: "x", Function: "grow"})
+	je := requireCode(t, err, jsvm.CodeMemoryLimit)
+	t.Log(je.Message)
+}
+
+func TestHugeAllocationDiesOnTheAddressSpaceCap(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{})
+	err, took := hostile(t, p, jsvm.Call{Element: "x", Function: "huge"})
+	je := requireCode(t, err, jsvm.CodeMemoryLimit)
+	require.Contains(t, je.Message, "out of memory")
+	t.Logf("%v: %s", took, je.Message)
+}
+
+func TestGoStackBlowUpIsStackOverflow(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{})
+	err, took := hostile(t, p, jsvm.Call{Element: "x", Function: "recurse"})
+	requireCode(t, err, jsvm.CodeStackOverflow)
+	t.Logf("stack overflow reported after %v", took)
+}
+
+func TestCrashIsReportedWithItsCause(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{})
+	err, _ := hostile(t, p, jsvm.Call{Element: "x", Function: "panic"})
+	je := requireCode(t, err, jsvm.CodeJSError)
+	require.Contains(t, je.Message, "crashed")
+	require.Contains(t, je.Message, "panic: fake: boom")
+}
+
+func TestStdoutOfTheWorkerIsGuarded(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1})
+	for range 3 {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "print"})
+		require.NoError(t, err)
+		require.Equal(t, "printed", res.Value)
+	}
+	echo(t, p)
+}
+
+func TestResultLargerThanTheCapIsRefused(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1, Limits: jsvm.Limits{MemoryBytes: 16 << 20}})
+	_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "bigresult"})
+	requireCode(t, err, jsvm.CodeMemoryLimit)
+	echo(t, p)
+}
+
+func TestCancelEndsTheExecution(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "sleep"})
+		done <- err
+	}()
+	cancel()
+	requireCode(t, <-done, jsvm.CodeCanceled)
+
+	// A stuck execution is killed KillGrace after the cancel.
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		_, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "spin"})
+		done <- err
+	}()
+	cancel()
+	requireCode(t, <-done, jsvm.CodeCanceled)
+	echo(t, p)
+
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "sleep"})
+	requireCode(t, err, jsvm.CodeTimeout)
+}
+
+func TestLoadReachesEveryWorkerAfterItsExecution(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	host := jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	p := newFakePool(t, Options{Workers: 2, Host: host})
+	running := make(chan jsvm.Result, 1)
+	go func() {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "wait"})
+		require.NoError(t, err)
+		running <- res
+	}()
+	<-entered
+	require.NoError(t, p.Load(&jsvm.Source{AppName: "v2", Elements: map[string]*jsvm.Element{"x": {FullName: "x", Kind: jsvm.KindJS}}}))
+	// New executions see v2, on whichever worker they land, while the old one still runs.
+	for range 4 {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+		require.NoError(t, err)
+		require.Equal(t, "v2", res.Value.(map[string]any)["app"])
+	}
+	close(release)
+	require.Equal(t, "v1", (<-running).Value, "a running execution finishes on the version it started with")
+	for range 4 {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+		require.NoError(t, err)
+		require.Equal(t, "v2", res.Value.(map[string]any)["app"])
+	}
+}
+
+func TestFailedLoadKeepsTheLastGoodVersion(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 2})
+	err := p.Load(&jsvm.Source{AppName: "broken"})
+	require.Error(t, err)
+	var je *jsvm.Error
+	require.ErrorAs(t, err, &je)
+	require.Contains(t, err.Error(), "services/A/index.js:1:5")
+	require.Contains(t, err.Error(), "services/B/index.js:2:1", "every problem the VM reported is kept")
+	for range 4 {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+		require.NoError(t, err)
+		require.Equal(t, "v1", res.Value.(map[string]any)["app"])
+	}
+	require.ErrorIs(t, p.Load(nil), ErrNilSource)
+}
+
+func TestReplacementWorkersGetTheCurrentSource(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1, Spares: -1})
+	require.NoError(t, p.Load(&jsvm.Source{AppName: "v3", Elements: map[string]*jsvm.Element{"x": {FullName: "x", Kind: jsvm.KindJS}}}))
+	_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "panic"})
+	requireCode(t, err, jsvm.CodeJSError)
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+	require.NoError(t, err)
+	require.Equal(t, "v3", res.Value.(map[string]any)["app"])
+}
+
+func TestCloseIsFinalAndSafeTwice(t *testing.T) {
+	t.Parallel()
+	p, err := New(Options{Workers: 1, Env: []string{envFake + "=1"}, Limits: jsvm.Limits{MemoryBytes: 64 << 20}})
+	require.NoError(t, err)
+	require.NoError(t, p.Load(&jsvm.Source{AppName: "v1"}))
+	running := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "sleep"})
+		running <- err
+	}()
+	<-started
+	require.NoError(t, p.Close())
+	require.NoError(t, p.Close())
+	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+	require.ErrorIs(t, err, jsvm.ErrClosed)
+	require.ErrorIs(t, p.Load(&jsvm.Source{}), jsvm.ErrClosed)
+	err = <-running
+	require.Error(t, err, "an execution running at Close ends")
+}
+
+func TestBrokenWorkerBinaryIsReportedNotRetriedInALoop(t *testing.T) {
+	t.Parallel()
+	_, err := New(Options{Command: []string{"/bin/false"}, Workers: 1})
+	require.ErrorIs(t, err, ErrWorkerStart)
+	require.Contains(t, err.Error(), "/bin/false")
+
+	_, err = New(Options{Command: []string{filepath.Join(t.TempDir(), "missing")}, Workers: 1})
+	require.ErrorIs(t, err, ErrWorkerStart)
+
+	// A binary that breaks after the pool started: executions get "unavailable" once starts
+	// keep failing, and starts are spaced out.
+	flag := filepath.Join(t.TempDir(), "fail")
+	p := newFakePool(t, Options{Workers: 1, Spares: -1, Env: []string{envFailStart + "=" + flag}})
+	require.NoError(t, os.WriteFile(flag, nil, 0o600))
+	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "panic"})
+	requireCode(t, err, jsvm.CodeJSError)
+	begin := time.Now()
+	require.Eventually(t, func() bool {
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+		var je *jsvm.Error
+		return errors.As(err, &je) && je.Code == jsvm.CodeUnavailable
+	}, 10*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(begin), firstBackoff*3, "failed starts are spaced out")
+
+	// Once the binary works again, the pool recovers by itself.
+	require.NoError(t, os.Remove(flag))
+	require.Eventually(t, func() bool {
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "echo"})
+		return err == nil
+	}, 15*time.Second, 20*time.Millisecond)
+}
+
+func TestOptionsAreValidated(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Options{
+		{Workers: -1},
+		{KillGrace: -time.Second},
+		{Command: []string{""}},
+		{Limits: jsvm.Limits{MemoryBytes: 1 << 20}},
+	} {
+		_, err := New(o)
+		require.ErrorIs(t, err, ErrInvalidOptions, "%+v", o)
+	}
+}

@@ -1,0 +1,486 @@
+package isolate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+)
+
+// rssEvery is how often the supervisor samples a busy worker's resident set. A fast allocator
+// touches a few GB a second, so a few milliseconds keeps the overshoot to tens of MiB; RLIMIT_AS
+// stops single allocations that are bigger still.
+const rssEvery = 2 * time.Millisecond
+
+// proc is the supervisor's handle on one worker process.
+type proc struct {
+	pool   *Pool
+	cmd    *exec.Cmd
+	pid    int
+	c      *conn
+	stdin  io.Closer
+	statm  *statmFile
+	stderr *stderrLog
+	hello  chan *frame
+	dead   chan struct{} // closed once the process has exited and been reaped
+	waited error         // cmd.Wait's answer, set before dead is closed
+
+	// kmu guards the kill decision; it is never held while writing to the pipe, so a kill is
+	// never stuck behind a write to a worker that does not read.
+	kmu       sync.Mutex
+	killedFor *jsvm.Error
+
+	// sendMu orders the loads and executions sent to the worker and guards what it was sent.
+	// It may be held while a write blocks; nothing the read loop needs is behind it.
+	sendMu      sync.Mutex
+	sentVersion uint64
+	sentSrc     *jsvm.Source
+
+	mu       sync.Mutex // guards the fields below; held only briefly, never across I/O
+	ex       *execution
+	loadAcks map[uint64]chan error
+	base     memStats // figures after its last execution (or its start)
+	retire   bool     // remove instead of returning to the idle list
+
+	removed bool // guarded by pool.mu
+}
+
+// execution is one Execute on a worker.
+type execution struct {
+	id   uint64
+	ctx  context.Context // for the host calls it makes; ends at its deadline
+	done chan *frame
+}
+
+// start launches a worker, waits for its handshake and loads the pool's current source in it.
+func (p *Pool) start() (*proc, error) {
+	argv := p.opts.Command
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), EnvWorker+"=1"), p.opts.Env...)
+	cmd.SysProcAttr = workerSysProcAttr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWorkerStart, err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWorkerStart, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWorkerStart, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v (set Options.Command to a binary that calls isolate.WorkerMain)", ErrWorkerStart, strings.Join(argv, " "), err)
+	}
+	w := &proc{
+		pool: p, cmd: cmd, pid: cmd.Process.Pid, c: newConn(stdout, stdin), stdin: stdin,
+		stderr: newStderrLog(), hello: make(chan *frame, 1), dead: make(chan struct{}),
+		loadAcks: make(map[uint64]chan error),
+	}
+	w.statm, _ = openStatm(w.pid)
+	go w.stderr.consume(stderr)
+	go w.readLoop()
+
+	fail := func(why string) (*proc, error) {
+		w.kill(nil)
+		<-w.dead
+		return nil, fmt.Errorf("%w: %s: %s; its stderr: %s", ErrWorkerStart, strings.Join(argv, " "), why, orNothing(w.stderr.summary()))
+	}
+	limits := p.opts.Limits
+	if err := w.c.send(&frame{Kind: kindInit, Limits: &limits}); err != nil {
+		return fail(fmt.Sprintf("send the init frame: %v", err))
+	}
+	timer := time.NewTimer(p.opts.StartTimeout)
+	defer timer.Stop()
+	select {
+	case h := <-w.hello:
+		w.base = *h.Stats
+	case <-w.dead:
+		return fail("it exited before its handshake (" + exitText(w.waited) + "); is it a binary that calls isolate.WorkerMain when isolate.IsWorker()?")
+	case <-timer.C:
+		return fail(fmt.Sprintf("no handshake within %v", p.opts.StartTimeout))
+	case <-p.done:
+		return fail("the pool was closed")
+	}
+	p.mu.Lock()
+	src, version := p.src, p.version
+	p.mu.Unlock()
+	if src != nil {
+		if err := w.load(src, version, p.opts.StartTimeout); err != nil {
+			return fail("load the current source: " + err.Error())
+		}
+	}
+	return w, nil
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "(nothing)"
+	}
+	return s
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// readLoop dispatches the worker's frames until its stdout ends, then reaps it.
+func (w *proc) readLoop() {
+	for {
+		f, err := w.c.recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, os.ErrClosed) {
+				w.kill(&jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker sent an unreadable frame (%v); it was replaced", err)})
+			}
+			break
+		}
+		w.dispatch(f)
+	}
+	<-w.stderr.done
+	w.waited = w.cmd.Wait()
+	w.statm.close()
+	close(w.dead)
+	w.pool.procGone(w)
+}
+
+func (w *proc) dispatch(f *frame) {
+	switch f.Kind {
+	case kindHello:
+		if f.Stats == nil {
+			f.Stats = &memStats{Scale: 1}
+		}
+		select {
+		case w.hello <- f:
+		default:
+		}
+	case kindLoaded:
+		err := loadError(f)
+		w.mu.Lock()
+		ch, ok := w.loadAcks[f.Version]
+		delete(w.loadAcks, f.Version)
+		if !ok && err != nil {
+			// A version sent ahead of an execution failed here although it loaded elsewhere:
+			// this worker is out of step; its next execution reports it, then it is replaced.
+			w.retire = true
+		}
+		w.mu.Unlock()
+		if ch != nil {
+			ch <- err
+		}
+	case kindResult:
+		w.mu.Lock()
+		ex := w.ex
+		if ex != nil && ex.id == f.ID {
+			w.ex = nil
+		} else {
+			ex = nil
+		}
+		w.mu.Unlock()
+		if ex != nil {
+			ex.done <- f
+		}
+	case kindHostCall:
+		w.mu.Lock()
+		ex := w.ex
+		w.mu.Unlock()
+		go w.serveHostCall(ex, f)
+	case kindStats:
+		if f.Stats != nil {
+			w.mu.Lock()
+			w.base = *f.Stats
+			w.mu.Unlock()
+		}
+	default:
+		w.kill(&jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker sent an unexpected frame (kind %d); it was replaced", f.Kind)})
+	}
+}
+
+// serveHostCall answers one host call with the pool's HostCaller, in the context of the
+// execution that made it.
+func (w *proc) serveHostCall(ex *execution, f *frame) {
+	reply := &frame{Kind: kindHostReply, ID: f.ID}
+	host := w.pool.opts.Host
+	switch {
+	case f.HostCall == nil:
+		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeInvalidArg, Message: "isolate: empty host call"}}
+	case ex == nil || (f.Version != 0 && f.Version != ex.id):
+		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: "isolate: host call from an execution that has ended"}}
+	case host == nil:
+		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: no host to call %s.%s: the pool was made without Options.Host", f.HostCall.FullName, f.HostCall.Method)}}
+	default:
+		restoreEmptyArgs(f.HostCall.Args)
+		v, err := host.CallHost(ex.ctx, *f.HostCall)
+		if err != nil {
+			reply.Err = toWireError(err)
+		} else {
+			reply.Value = normalize(v)
+		}
+	}
+	_ = w.c.send(reply) // a worker that is gone has no one waiting
+}
+
+// toWireError keeps what the VM needs to throw err as the host gave it: a *jsvm.Error whole,
+// another coded error's code and text, or a plain error as a plain message.
+func toWireError(err error) *wireError {
+	var je *jsvm.Error
+	if errors.As(err, &je) {
+		e := *je
+		e.Details = normalizeMap(e.Details)
+		return &wireError{Coded: true, Error: e}
+	}
+	var ce jsvm.CodedError
+	if errors.As(err, &ce) {
+		return &wireError{Coded: true, Error: jsvm.Error{Code: ce.ErrorCode(), Message: err.Error()}}
+	}
+	return &wireError{Error: jsvm.Error{Message: err.Error()}}
+}
+
+// loadError rebuilds what the worker's VM.Load returned: one *jsvm.Error, or several joined
+// (the VM reports every problem of a source at once).
+func loadError(f *frame) error {
+	if len(f.Errs) > 0 {
+		errs := make([]error, len(f.Errs))
+		for i := range f.Errs {
+			e := f.Errs[i].Error
+			errs[i] = &e
+		}
+		return errors.Join(errs...)
+	}
+	if f.Err != nil {
+		e := f.Err.Error
+		return &e
+	}
+	return nil
+}
+
+// kill ends the worker at once. why, when set, is what its running execution ends with; the
+// first reason given wins.
+func (w *proc) kill(why *jsvm.Error) {
+	w.kmu.Lock()
+	if w.killedFor == nil && why != nil {
+		w.killedFor = why
+	}
+	w.kmu.Unlock()
+	_ = w.cmd.Process.Kill()
+}
+
+// stop asks the worker to exit by closing its stdin, and kills it if it has not within grace.
+func (w *proc) stop(why *jsvm.Error, grace time.Duration) {
+	w.kmu.Lock()
+	if w.killedFor == nil {
+		w.killedFor = why
+	}
+	w.kmu.Unlock()
+	_ = w.stdin.Close()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-w.dead:
+	case <-t.C:
+		_ = w.cmd.Process.Kill()
+	}
+}
+
+// deathError says why the worker died, for the execution it was running.
+func (w *proc) deathError() *jsvm.Error {
+	w.kmu.Lock()
+	why := w.killedFor
+	w.kmu.Unlock()
+	if why != nil {
+		e := *why
+		return &e
+	}
+	w.stderr.mu.Lock()
+	stack, oom := w.stderr.stack, w.stderr.oom
+	w.stderr.mu.Unlock()
+	switch {
+	case stack:
+		return &jsvm.Error{Code: jsvm.CodeStackOverflow, Message: "isolate: the execution overflowed its worker's Go stack (a built-in recursed too deep, e.g. converting deeply nested arrays to a string); the worker was replaced"}
+	case oom:
+		return &jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: "isolate: the execution allocated past its worker's address-space cap and the worker ran out of memory; the worker was replaced"}
+	}
+	var ee *exec.ExitError
+	if errors.As(w.waited, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return &jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: "isolate: the worker was killed by SIGKILL from outside the pool (most likely the kernel's out-of-memory killer); the worker was replaced"}
+		}
+	}
+	return &jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker process crashed (%s): %s; the worker was replaced", exitText(w.waited), orNothing(w.stderr.summary()))}
+}
+
+// isDead reports whether the process has been reaped.
+func (w *proc) isDead() bool {
+	select {
+	case <-w.dead:
+		return true
+	default:
+		return false
+	}
+}
+
+// sendLoadLocked sends version of src, as a delta from what the worker was last sent when it
+// can. w.sendMu must be held.
+func (w *proc) sendLoadLocked(src *jsvm.Source, version uint64) error {
+	msg := &loadMsg{Full: src}
+	if w.sentSrc != nil {
+		msg = w.pool.delta(w.sentSrc, w.sentVersion, src)
+	}
+	if err := w.c.send(&frame{Kind: kindLoad, Version: version, Load: msg}); err != nil {
+		return err
+	}
+	w.sentVersion, w.sentSrc = version, src
+	return nil
+}
+
+// load sends a source version and waits for the worker to apply it. On failure the worker is
+// back on its previous version, and so is what the supervisor believes it has.
+func (w *proc) load(src *jsvm.Source, version uint64, timeout time.Duration) error {
+	ch := make(chan error, 1)
+	w.mu.Lock()
+	w.loadAcks[version] = ch
+	w.mu.Unlock()
+	w.sendMu.Lock()
+	prevVersion, prevSrc := w.sentVersion, w.sentSrc
+	err := w.sendLoadLocked(src, version)
+	w.sendMu.Unlock()
+	if err == nil {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case err = <-ch:
+		case <-w.dead:
+			err = w.deathError()
+		case <-t.C:
+			err = &jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: a worker took more than %v to load the source", timeout)}
+			w.kill(nil)
+		}
+	}
+	if err != nil {
+		w.mu.Lock()
+		delete(w.loadAcks, version)
+		w.mu.Unlock()
+		w.sendMu.Lock()
+		if w.sentVersion == version {
+			w.sentVersion, w.sentSrc = prevVersion, prevSrc
+		}
+		w.sendMu.Unlock()
+	}
+	return err
+}
+
+// execute runs call on the worker, which the caller holds exclusively, and supervises it: a
+// kill at deadline + KillGrace, the RSS safeguard, the caller's ctx. healthy is false when the
+// worker must not be reused.
+func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, call jsvm.Call) (res jsvm.Result, err error, healthy bool) {
+	p := w.pool
+	call.Limits = p.limitsFor(call, src)
+	deadline := time.Now().Add(call.Limits.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+		call.Limits.Timeout = max(time.Until(d), time.Millisecond)
+	}
+	call.Args = normalizeArgs(call.Args)
+	if call.Ctx != nil && call.Ctx.Extra != nil {
+		hc := *call.Ctx
+		hc.Extra = normalizeMap(hc.Extra)
+		call.Ctx = &hc
+	}
+	hostCtx, cancelHost := context.WithDeadline(ctx, deadline)
+	defer cancelHost()
+	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, done: make(chan *frame, 1)}
+
+	w.mu.Lock()
+	w.ex = ex
+	base := w.base
+	w.mu.Unlock()
+	w.sendMu.Lock()
+	if w.sentVersion != version {
+		err = w.sendLoadLocked(src, version)
+	}
+	if err == nil {
+		err = w.c.send(&frame{Kind: kindExec, ID: ex.id, Version: version, Call: &call})
+	}
+	w.sendMu.Unlock()
+	if err != nil {
+		w.kill(nil)
+		return jsvm.Result{}, &unreachedError{err: &jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: could not reach a worker (%v); try again", err)}}, false
+	}
+
+	scale := max(base.Scale, 1)
+	rssLimit := base.RSS + scale*uint64(call.Limits.MemoryBytes+call.Limits.MemoryBytes/2)
+	killAt := time.NewTimer(time.Until(deadline) + p.opts.KillGrace)
+	defer killAt.Stop()
+	tick := time.NewTicker(rssEvery)
+	defer tick.Stop()
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case f := <-ex.done:
+			if f.Result != nil {
+				res = *f.Result
+				res.Value = restoreEmpty(res.Value)
+			}
+			if f.Err != nil {
+				e := f.Err.Error
+				restoreEmpty(e.Details)
+				return res, &e, true
+			}
+			return res, nil, true
+		case <-w.dead:
+			return jsvm.Result{}, w.deathError(), false
+		case <-tick.C:
+			if rss := w.statm.read().RSS; rss > rssLimit {
+				w.kill(&jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf(
+					"isolate: the execution grew its worker's resident memory past the cap (%d MiB over a %d MiB cap); the worker was killed and replaced",
+					(rss-base.RSS)>>20/scale, call.Limits.MemoryBytes>>20)})
+				return jsvm.Result{}, w.deathError(), false
+			}
+		case <-killAt.C:
+			if errors.Is(ctx.Err(), context.Canceled) {
+				w.kill(cancelled(ctx))
+			} else {
+				w.kill(&jsvm.Error{Code: jsvm.CodeTimeout, Message: fmt.Sprintf(
+					"isolate: the execution ran past its %v deadline and did not stop (code stuck where the interrupt cannot reach it, such as a backtracking regular expression or a long built-in); its worker was killed and replaced",
+					call.Limits.Timeout)})
+			}
+			return jsvm.Result{}, w.deathError(), false
+		case <-ctxDone:
+			ctxDone = nil
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				continue // the worker's VM has the same deadline and answers "timeout" by itself
+			}
+			// Ask the VM to stop; if it has not answered within the grace, kill.
+			_ = w.c.send(&frame{Kind: kindCancel, ID: ex.id})
+			killAt.Reset(p.opts.KillGrace)
+		case <-p.done:
+			w.kill(nil)
+			return jsvm.Result{}, jsvm.ErrClosed, false
+		}
+	}
+}
+
+// unreachedError is an execution that never reached its worker (the pipe was broken): nothing
+// ran, so Execute may try another worker.
+type unreachedError struct{ err *jsvm.Error }
+
+func (u *unreachedError) Error() string { return u.err.Error() }
+
+// cancelled is the error of an execution whose caller's ctx ended before it did.
+func cancelled(ctx context.Context) *jsvm.Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &jsvm.Error{Code: jsvm.CodeTimeout, Message: "isolate: the caller's deadline passed before the execution ended"}
+	}
+	return &jsvm.Error{Code: jsvm.CodeCanceled, Message: fmt.Sprintf("isolate: the caller cancelled the execution (%v)", ctx.Err())}
+}

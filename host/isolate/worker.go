@@ -1,0 +1,255 @@
+package isolate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+)
+
+// IsWorker reports whether this process was started by a Pool as a worker. Every binary that
+// uses a Pool checks it first thing in main (and in TestMain) and then calls WorkerMain.
+func IsWorker() bool { return os.Getenv(EnvWorker) == "1" }
+
+// WorkerMain runs this process as a worker: it serves the frame protocol on stdin and stdout,
+// running each execution in a jsvm.VM under the memory caps its supervisor asked for. It never
+// returns: the process exits when the supervisor closes its stdin, or dies when it breaks a cap.
+func WorkerMain() {
+	workerMain(func(o jsvm.Options) (jsvm.Executor, error) { return jsvm.New(o) })
+}
+
+// execKey carries the id of the running execution in the ctx the VM hands back to CallHost.
+type execKey struct{}
+
+// workerProc is the worker side of the protocol.
+type workerProc struct {
+	c     *conn
+	vm    jsvm.Executor
+	knobs memKnobs
+	caps  jsvm.Limits // the pool's defaults, which the knobs return to between executions
+
+	mu      sync.Mutex // guards the fields below; held while a load is applied
+	busy    bool
+	execID  uint64
+	cancel  context.CancelFunc
+	pending []*frame // loads that arrived during an execution, applied after it
+	src     *jsvm.Source
+	version uint64
+
+	hostSeq  atomic.Uint64
+	hmu      sync.Mutex
+	hostWait map[uint64]chan *frame
+}
+
+// workerMain is WorkerMain with the executor factory injectable, so tests can drive the
+// protocol with a fake executor.
+func workerMain(newExec func(jsvm.Options) (jsvm.Executor, error)) {
+	in, out, err := guardStdio()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(2) // one execution at a time: the VM and the collector need no more
+	}
+	w := &workerProc{c: newConn(in, out), hostWait: make(map[uint64]chan *frame)}
+	f, err := w.c.recv()
+	if err != nil || f.Kind != kindInit || f.Limits == nil {
+		fmt.Fprintf(os.Stderr, "isolate: worker: expected an init frame first (%v); this binary must be started by isolate.Pool\n", err)
+		os.Exit(2)
+	}
+	w.caps = f.Limits.WithDefaults()
+	w.knobs.prepare(w.caps.MemoryBytes, true)
+	w.vm, err = newExec(jsvm.Options{Host: w, Limits: w.caps, MemoryProbe: heapInUse})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "isolate: worker: start the VM: %v\n", err)
+		os.Exit(2)
+	}
+	w.fatal(w.c.send(&frame{Kind: kindHello, Stats: w.stats()}))
+	for {
+		f, err := w.c.recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				os.Exit(0) // the supervisor closed the pipe: the pool is closing
+			}
+			w.fatal(fmt.Errorf("read frame: %w", err))
+		}
+		w.handle(f)
+	}
+}
+
+// fatal ends the worker on a broken pipe or protocol: the supervisor sees it die and replaces it.
+func (w *workerProc) fatal(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "isolate: worker: %v\n", err)
+		os.Exit(3)
+	}
+}
+
+func (w *workerProc) stats() *memStats {
+	st := readSelfStats()
+	st.Scale = 1
+	if raceBuild {
+		st.Scale = 2
+	}
+	return &st
+}
+
+// handle runs on the reader goroutine, which must never block for long: host replies for the
+// running execution arrive on it.
+func (w *workerProc) handle(f *frame) {
+	switch f.Kind {
+	case kindLoad:
+		w.mu.Lock()
+		if w.busy {
+			w.pending = append(w.pending, f)
+		} else {
+			w.applyPendingLocked()
+			w.applyLoadLocked(f)
+		}
+		w.mu.Unlock()
+	case kindExec:
+		w.mu.Lock()
+		if w.busy {
+			w.mu.Unlock()
+			w.fatal(fmt.Errorf("%w: execution %d sent while %d runs", ErrProtocol, f.ID, w.execID))
+		}
+		w.applyPendingLocked()
+		if f.Call == nil || f.Version != w.version {
+			w.mu.Unlock()
+			msg := fmt.Sprintf("isolate: worker has source version %d but execution %d needs %d", w.version, f.ID, f.Version)
+			w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
+				Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: msg}}}))
+			return
+		}
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
+		w.busy, w.execID, w.cancel = true, f.ID, cancel
+		w.mu.Unlock()
+		go w.run(ctx, f.ID, f.Call)
+	case kindCancel:
+		w.mu.Lock()
+		if w.busy && w.execID == f.ID {
+			w.cancel()
+		}
+		w.mu.Unlock()
+	case kindHostReply:
+		w.hmu.Lock()
+		ch := w.hostWait[f.ID]
+		delete(w.hostWait, f.ID)
+		w.hmu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+	default:
+		w.fatal(fmt.Errorf("%w: unexpected frame kind %d", ErrProtocol, f.Kind))
+	}
+}
+
+// applyPendingLocked applies the loads that arrived during the last execution, in order.
+func (w *workerProc) applyPendingLocked() {
+	for _, f := range w.pending {
+		w.applyLoadLocked(f)
+	}
+	w.pending = nil
+}
+
+// applyLoadLocked loads a source version into the VM and acknowledges it. A version the VM
+// refuses leaves the worker on the one it had.
+func (w *workerProc) applyLoadLocked(f *frame) {
+	ack := &frame{Kind: kindLoaded, Version: f.Version}
+	src, err := f.Load.apply(w.src, w.version)
+	if err == nil {
+		err = w.vm.Load(src)
+	}
+	if err != nil {
+		// The VM keeps its previous version when a load fails, and so does the worker.
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				je := *jsvm.AsError(e)
+				je.Details = normalizeMap(je.Details)
+				ack.Errs = append(ack.Errs, wireError{Coded: true, Error: je})
+			}
+		} else {
+			je := *jsvm.AsError(err)
+			je.Details = normalizeMap(je.Details)
+			ack.Err = &wireError{Coded: true, Error: je}
+		}
+	} else {
+		w.src, w.version = src, f.Version
+	}
+	w.fatal(w.c.send(ack))
+}
+
+// run executes one call and reports it. It runs on its own goroutine so the reader keeps
+// serving host replies and cancels meanwhile.
+func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
+	restoreEmptyArgs(call.Args)
+	if call.Ctx != nil {
+		restoreEmpty(call.Ctx.Extra)
+	}
+	w.knobs.prepare(call.Limits.MemoryBytes, false)
+	res, err := w.vm.Execute(ctx, *call)
+	out := &frame{Kind: kindResult, ID: id, Result: &res}
+	res.Value = normalize(res.Value)
+	if limit := call.Limits.MemoryBytes; limit > 0 && sizeAtLeast(res.Value, limit) > limit {
+		res.Value = nil
+		err = &jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf("the result is larger than the execution's memory cap of %d bytes", limit)}
+	}
+	if err != nil {
+		e := *jsvm.AsError(err)
+		e.Details = normalizeMap(e.Details)
+		out.Err = &wireError{Coded: true, Error: e}
+	}
+	w.mu.Lock()
+	w.busy = false
+	w.cancel()
+	w.mu.Unlock()
+	w.fatal(w.c.send(out))
+
+	// After the answer, off the caller's path: the loads that waited for this execution, then
+	// caps re-based on what the process holds now, and the figures the supervisor's RSS
+	// safeguard measures the next execution from.
+	w.mu.Lock()
+	w.applyPendingLocked()
+	w.mu.Unlock()
+	w.knobs.prepare(w.caps.MemoryBytes, true)
+	w.fatal(w.c.send(&frame{Kind: kindStats, Stats: w.stats()}))
+}
+
+// CallHost forwards a host call of the running execution to the supervisor and waits for its
+// answer, or for the execution's ctx to end.
+func (w *workerProc) CallHost(ctx context.Context, call jsvm.HostCall) (any, error) {
+	id := w.hostSeq.Add(1)
+	ch := make(chan *frame, 1)
+	w.hmu.Lock()
+	w.hostWait[id] = ch
+	w.hmu.Unlock()
+	call.Args = normalizeArgs(call.Args)
+	exec, _ := ctx.Value(execKey{}).(uint64)
+	if err := w.c.send(&frame{Kind: kindHostCall, ID: id, Version: exec, HostCall: &call}); err != nil {
+		w.fatal(err)
+	}
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			return restoreEmpty(r.Value), nil
+		}
+		if !r.Err.Coded {
+			return nil, errors.New(r.Err.Message)
+		}
+		e := r.Err.Error
+		restoreEmpty(e.Details)
+		return nil, &e
+	case <-ctx.Done():
+		w.hmu.Lock()
+		delete(w.hostWait, id)
+		w.hmu.Unlock()
+		return nil, ctx.Err()
+	}
+}
