@@ -224,6 +224,9 @@ func (ex *exporter) value(v goja.Value, depth int) any {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
 		return nil
 	}
+	if _, isSymbol := v.(*goja.Symbol); isSymbol {
+		return nil
+	}
 	o, ok := v.(*goja.Object)
 	if !ok {
 		switch e := v.Export().(type) {
@@ -269,10 +272,13 @@ func (ex *exporter) value(v goja.Value, depth int) any {
 			out[i] = ex.value(o.Get(fmt.Sprint(i)), depth+1)
 		}
 		return out
-	case "String", "Number", "Boolean":
-		switch e := o.Export().(type) {
-		case string, bool, int64, float64:
-			return e
+	case "String":
+		return o.String()
+	case "Number":
+		return o.ToNumber().Export()
+	case "Boolean":
+		if b, ok := o.Export().(bool); ok {
+			return b
 		}
 	}
 	keys := o.Keys()
