@@ -241,15 +241,16 @@ func (c *candidate) evaluate(opts Options, prev *Snapshot) (*Snapshot, []tagged)
 			}
 		}
 	}
-	// Reuse unchanged elements of the previous snapshot, so pointer equality means "same".
-	if prev != nil {
-		for n, e := range ev.els {
-			if old := prev.Elements[n]; old != nil && sameElement(old, e) {
-				ev.els[n] = old
-			}
+	// Reuse equal elements of the built-ins and of the previous snapshot, so pointer equality
+	// means "same": a built-in that is not overridden is the Builtin element itself.
+	for n, e := range ev.els {
+		if b := c.builtin[n]; b != nil && sameElement(b, e) {
+			ev.els[n] = b
+		} else if old := prevElement(prev, n); old != nil && sameElement(old, e) {
+			ev.els[n] = old
 		}
-		snap.sorted = sortElements(ev.els)
 	}
+	snap.sorted = sortElements(ev.els)
 	return snap, ev.out
 }
 
@@ -618,6 +619,13 @@ func (ev *evaluation) checkCommonsRequires(c *commonsFile) {
 			ev.add(c.key, Problem{File: joinDisp(c.disp, c.rel), Line: r.line, Column: r.col, Code: CodeBadRequire, Message: msg})
 		}
 	}
+}
+
+func prevElement(prev *Snapshot, name string) *Element {
+	if prev == nil {
+		return nil
+	}
+	return prev.Elements[name]
 }
 
 // sameElement reports whether two builds of an element are interchangeable.
