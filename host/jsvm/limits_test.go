@@ -2,6 +2,7 @@ package jsvm
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,4 +107,122 @@ func TestJSONStringifyStillWorks(t *testing.T) {
 	got := mustRun(t, vm, "services.J", "f")
 	require.Equal(t, []any{`{"a":[1,{"b":2}],"c":"x","d":{"e":1}}`, `{"a":[10,{"b":20}],"c":"x","d":{"e":10}}`,
 		`{"a":[1,{}],"c":"x"}`, true, `"s"`, nil}, got)
+}
+
+func TestTimeoutLandsNearTheDeadline(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(index("services.Loop", `exports.f = function () { let i = 0; for (;;) { i++ } }`)))
+	const timeout = 200 * time.Millisecond
+	var worst time.Duration
+	for range 3 {
+		start := time.Now()
+		_, err := vm.Execute(context.Background(), Call{Element: "services.Loop", Function: "f", Limits: Limits{Timeout: timeout}})
+		over := time.Since(start) - timeout
+		require.Equal(t, CodeTimeout, AsError(err).Code)
+		worst = max(worst, over)
+	}
+	t.Logf("worst overrun past the deadline: %s (target 50ms)", worst)
+	// Generous so a loaded CI machine does not flake; the target is 50 ms and is typically < 1 ms.
+	require.Less(t, worst, 500*time.Millisecond)
+}
+
+func TestContextCancelAndDeadline(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	host := HostCallerFunc(func(ctx context.Context, c HostCall) (any, error) {
+		entered <- struct{}{}
+		return nil, nil
+	})
+	vm := setup(t, Options{Host: host}, source(
+		&Element{FullName: "services.Sig", Kind: KindHost, Methods: []string{"started"}},
+		index("services.Loop", `exports.f = function () { app.getElement("services.Sig").started(); for (;;) {} }`),
+	))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := vm.Execute(ctx, Call{Element: "services.Loop", Function: "f"})
+		errc <- err
+	}()
+	<-entered
+	cancel()
+	require.Equal(t, CodeCanceled, AsError(<-errc).Code)
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer dcancel()
+	_, err := vm.Execute(dctx, Call{Element: "services.Loop", Function: "f"})
+	require.Equal(t, CodeTimeout, AsError(err).Code)
+}
+
+func TestRuntimeIsDroppedAfterALimit(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{MaxIdlePerElement: 1}, source(index("services.C", `let n = 0;
+		exports.next = () => ++n;
+		exports.spin = () => { n = 1000; for (;;) {} };
+		exports.deep = function d() { n = 2000; return d() };`)))
+	require.EqualValues(t, 1, mustRun(t, vm, "services.C", "next"))
+	_, err := vm.Execute(context.Background(), Call{Element: "services.C", Function: "spin", Limits: Limits{Timeout: 20 * time.Millisecond}})
+	require.Equal(t, CodeTimeout, AsError(err).Code)
+	require.EqualValues(t, 1, mustRun(t, vm, "services.C", "next"), "a fresh runtime after the timeout")
+	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.C", "deep").Code)
+	require.EqualValues(t, 1, mustRun(t, vm, "services.C", "next"), "a fresh runtime after the overflow")
+}
+
+func TestLimitsAcrossElements(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(
+		index("services.A", `exports.ping = n => app.getElement("services.B").pong(n + 1);
+			exports.catchLoop = () => { try { return app.getElement("services.B").loop() } catch (e) { return "caught " + e.code } finally { for (;;) {} } };
+			exports.deepInB = () => { try { return app.getElement("services.B").deep() } catch (e) { return "caught" } };
+			exports.selfRec = n => app.getElement("services.A").selfRec(n + 1);`),
+		index("services.B", `exports.pong = n => app.getElement("services.A").ping(n + 1);
+			exports.loop = () => { for (;;) {} };
+			exports.deep = function d() { return d() };`),
+	))
+	e := runErr(t, vm, "services.A", "ping", 0)
+	require.Equal(t, CodeStackOverflow, e.Code, e.Error())
+	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.A", "selfRec", 0).Code)
+	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.A", "deepInB").Code)
+
+	start := time.Now()
+	_, err := vm.Execute(context.Background(), Call{Element: "services.A", Function: "catchLoop", Limits: Limits{Timeout: 50 * time.Millisecond}})
+	require.Equal(t, CodeTimeout, AsError(err).Code, "a limit in the callee cannot be caught by the caller")
+	require.Less(t, time.Since(start), 5*time.Second)
+
+	// The call depth is shared: each element's frames count toward one budget.
+	vm2 := setup(t, Options{Limits: Limits{MaxCallDepth: 60}}, source(
+		index("services.A", `function r(n) { return n ? r(n - 1) : app.getElement("services.B").r(40) } exports.f = () => r(40);`),
+		index("services.B", `function r(n) { return n ? r(n - 1) : "bottom" } exports.r = r;`),
+	))
+	require.Equal(t, CodeStackOverflow, runErr(t, vm2, "services.A", "f").Code)
+}
+
+func TestMemoryProbe(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var used uint64
+	probe := func() uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		used += 1 << 20 // the "process" grows 1 MiB per sample while the loop runs
+		return used
+	}
+	vm := setup(t, Options{MemoryProbe: probe, Limits: Limits{MemoryBytes: 8 << 20}}, source(
+		index("services.M", `exports.grow = () => { const a = []; for (;;) a.push({}) }; exports.small = () => 1`)))
+	e := runErr(t, vm, "services.M", "grow")
+	require.Equal(t, CodeMemoryLimit, e.Code)
+	require.Equal(t, "services/M/index.js", e.File)
+	require.EqualValues(t, 1, mustRun(t, vm, "services.M", "small"))
+}
+
+func TestHostPanicNeverEscapes(t *testing.T) {
+	t.Parallel()
+	host := HostCallerFunc(func(ctx context.Context, c HostCall) (any, error) { panic(c.Method) })
+	vm := setup(t, Options{Host: host}, source(
+		&Element{FullName: "services.H", Kind: KindHost, Methods: []string{"boom"}},
+		index("services.A", `exports.f = () => app.getElement("services.B").g()`),
+		index("services.B", `exports.g = () => app.getElement("services.H").boom()`),
+	))
+	e := runErr(t, vm, "services.A", "f")
+	require.Equal(t, CodeJSError, e.Code)
+	require.Contains(t, e.Message, "boom")
 }
