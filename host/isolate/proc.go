@@ -47,8 +47,9 @@ type proc struct {
 	mu       sync.Mutex // guards the fields below; held only briefly, never across I/O
 	ex       *execution
 	loadAcks map[uint64]chan error
-	base     memStats // figures after its last execution (or its start)
-	retire   bool     // remove instead of returning to the idle list
+	startRSS uint64 // resident set after its start and first load
+	scale    uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
+	retire   bool   // remove instead of returning to the idle list
 
 	removed bool // guarded by pool.mu
 }
@@ -103,7 +104,7 @@ func (p *Pool) start() (*proc, error) {
 	defer timer.Stop()
 	select {
 	case h := <-w.hello:
-		w.base = *h.Stats
+		w.scale = max(h.Stats.Scale, 1)
 	case <-w.dead:
 		return fail("it exited before its handshake (" + exitText(w.waited) + "); is it a binary that calls isolate.WorkerMain when isolate.IsWorker()?")
 	case <-timer.C:
@@ -119,6 +120,7 @@ func (p *Pool) start() (*proc, error) {
 			return fail("load the current source: " + err.Error())
 		}
 	}
+	w.startRSS = w.statm.read().RSS
 	return w, nil
 }
 
@@ -196,12 +198,6 @@ func (w *proc) dispatch(f *frame) {
 		ex := w.ex
 		w.mu.Unlock()
 		go w.serveHostCall(ex, f)
-	case kindStats:
-		if f.Stats != nil {
-			w.mu.Lock()
-			w.base = *f.Stats
-			w.mu.Unlock()
-		}
 	default:
 		w.kill(&jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker sent an unexpected frame (kind %d); it was replaced", f.Kind)})
 	}
@@ -401,9 +397,15 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	defer cancelHost()
 	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, done: make(chan *frame, 1)}
 
+	// The RSS safeguard measures from what the worker holds now: what earlier executions left
+	// behind is not this one's.
+	base := w.statm.read()
 	w.mu.Lock()
 	w.ex = ex
-	base := w.base
+	scale := max(w.scale, 1)
+	if base.RSS > w.startRSS+2*scale*uint64(p.opts.Limits.MemoryBytes) {
+		w.retire = true // module-level state has piled up: replace the worker after this run
+	}
 	w.mu.Unlock()
 	w.sendMu.Lock()
 	if w.sentVersion != version {
@@ -418,7 +420,6 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		return jsvm.Result{}, &unreachedError{err: &jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: could not reach a worker (%v); try again", err)}}, false
 	}
 
-	scale := max(base.Scale, 1)
 	rssLimit := base.RSS + scale*uint64(call.Limits.MemoryBytes+call.Limits.MemoryBytes/2)
 	killAt := time.NewTimer(time.Until(deadline) + p.opts.KillGrace)
 	defer killAt.Stop()

@@ -34,7 +34,6 @@ const (
 	kindResult                         // worker → host: execution ID ended (Result, Err)
 	kindHostCall                       // worker → host: HostCall, answered by kindHostReply with the same ID
 	kindHostReply                      // host → worker: Value or Err for host call ID
-	kindStats                          // worker → host: memory figures after an execution
 )
 
 // frame is the one message type of the protocol; Kind says which fields are set.

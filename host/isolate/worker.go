@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -194,6 +195,7 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 		restoreEmpty(call.Ctx.Extra)
 	}
 	w.knobs.prepare(call.Limits.MemoryBytes, false)
+	before := goInUse()
 	res, err := w.vm.Execute(ctx, *call)
 	out := &frame{Kind: kindResult, ID: id, Result: &res}
 	res.Value = normalize(res.Value)
@@ -212,14 +214,16 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	w.mu.Unlock()
 	w.fatal(w.c.send(out))
 
-	// After the answer, off the caller's path: the loads that waited for this execution, then
-	// caps re-based on what the process holds now, and the figures the supervisor's RSS
-	// safeguard measures the next execution from.
+	// After the answer, off the caller's path: the loads that waited for this execution; the
+	// memory a big execution left as garbage, given back so that it neither stays resident nor
+	// counts against the next execution; caps re-based on what the process holds now.
 	w.mu.Lock()
 	w.applyPendingLocked()
 	w.mu.Unlock()
+	if after := goInUse(); after > before+uint64(call.Limits.MemoryBytes/2) {
+		debug.FreeOSMemory()
+	}
 	w.knobs.prepare(w.caps.MemoryBytes, true)
-	w.fatal(w.c.send(&frame{Kind: kindStats, Stats: w.stats()}))
 }
 
 // CallHost forwards a host call of the running execution to the supervisor and waits for its
