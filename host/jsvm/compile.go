@@ -52,8 +52,9 @@ type elementVersion struct {
 	modules map[string]*module // by path from the app root
 	maxIdle int
 
-	mu   sync.Mutex
-	idle []*jsRuntime
+	mu    sync.Mutex
+	idle  []*jsRuntime
+	shape *elementShape // see cachedShape
 }
 
 // CheckSyntax compiles one file the way Load would and reports its first syntax error as an

@@ -38,19 +38,22 @@ type elementShape struct {
 // jsProxy describes ev by looking at its runtime object in one of its own runtimes, then builds a
 // plain object here whose methods call into that element.
 func (rt *jsRuntime) jsProxy(ev *elementVersion) goja.Value {
-	x := rt.x
-	var shape elementShape
-	pool := ev
-	if ev.el.Loader != "" {
-		pool = ev.v.elements[ev.el.Loader]
-	}
-	if err := x.enter(pool, rt.callDepth(), func(callee *jsRuntime) {
-		shape = callee.shapeOf(callee.targetFor(ev))
-	}); err != nil {
-		if err.Element == "" {
-			err.Element = ev.el.FullName
+	shape := ev.cachedShape()
+	if shape == nil {
+		pool := ev
+		if ev.el.Loader != "" {
+			pool = ev.v.elements[ev.el.Loader]
 		}
-		rt.throwError(err)
+		if err := rt.x.enter(pool, rt.callDepth(), func(callee *jsRuntime) {
+			s := callee.shapeOf(callee.targetFor(ev))
+			shape = &s
+		}); err != nil {
+			if err.Element == "" {
+				err.Element = ev.el.FullName
+			}
+			rt.throwError(err)
+		}
+		ev.cacheShape(shape)
 	}
 	obj := rt.r.NewObject()
 	for k, v := range shape.data {
@@ -60,6 +63,23 @@ func (rt *jsRuntime) jsProxy(ev *elementVersion) goja.Value {
 		setFunc(rt.r, obj, name, rt.elementMethod(ev, name))
 	}
 	return obj
+}
+
+// cachedShape is the element's shape when an earlier getElement found it made of functions
+// only; such a shape is fixed by the code, so later calls need not enter the element to see it.
+func (ev *elementVersion) cachedShape() *elementShape {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return ev.shape
+}
+
+func (ev *elementVersion) cacheShape(s *elementShape) {
+	if len(s.data) > 0 {
+		return // data properties are copied fresh on every getElement
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	ev.shape = s
 }
 
 // shapeOf lists the functions of o (own and inherited, as class instances have them) and copies

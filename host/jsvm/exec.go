@@ -3,6 +3,7 @@ package jsvm
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -232,11 +233,13 @@ func (x *execution) callFunction(ev *elementVersion, fn string, args []any, hctx
 	return out, err
 }
 
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
+
 // settle unwraps what an async function returned. The sandbox has no timers or I/O, so by the
 // time the call returns every promise that can settle has settled.
 func (rt *jsRuntime) settle(v goja.Value) goja.Value {
 	o, ok := v.(*goja.Object)
-	if !ok {
+	if !ok || o.ExportType() != promiseType {
 		return v
 	}
 	p, ok := o.Export().(*goja.Promise)

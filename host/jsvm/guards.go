@@ -193,6 +193,10 @@ func (rt *jsRuntime) guardMethod(obj *goja.Object, name string, estimate func(go
 func (rt *jsRuntime) guardConstructor(name string, bytesPerElement float64) error {
 	r := rt.r
 	target := r.Get(name).ToObject(r)
+	construct, ok := goja.AssertConstructor(target)
+	if !ok {
+		return fmt.Errorf("jsvm: built-in %s is not a constructor", name)
+	}
 	wrapper := r.ToValue(func(call goja.ConstructorCall) *goja.Object {
 		n := 0.0
 		if len(call.Arguments) > 0 {
@@ -210,11 +214,11 @@ func (rt *jsRuntime) guardConstructor(name string, bytesPerElement float64) erro
 		if newTarget == nil || newTarget == call.This {
 			newTarget = target
 		}
-		v, err := rt.reflectConstruct(goja.Undefined(), target, r.NewArray(valuesToAny(call.Arguments)...), newTarget)
+		v, err := construct(newTarget, call.Arguments...)
 		if err != nil {
 			panic(err)
 		}
-		return v.ToObject(r)
+		return v
 	}).(*goja.Object)
 	proto := target.Get("prototype").ToObject(r)
 	for _, p := range []struct {
@@ -232,14 +236,6 @@ func (rt *jsRuntime) guardConstructor(name string, bytesPerElement float64) erro
 		return err
 	}
 	return r.GlobalObject().DefineDataProperty(name, wrapper, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
-}
-
-func valuesToAny(vs []goja.Value) []any {
-	out := make([]any, len(vs))
-	for i, v := range vs {
-		out[i] = v
-	}
-	return out
 }
 
 func arrayLength(r *goja.Runtime, this goja.Value) float64 {

@@ -25,15 +25,14 @@ type jsRuntime struct {
 
 	// Intrinsics captured before any user code runs, so an element that replaces Date, Error,
 	// JSON or Reflect in its own runtime cannot change how the sandbox itself behaves.
-	dateNew          goja.Constructor
-	errorNew         goja.Constructor
-	rangeErrorNew    goja.Constructor
-	jsonParse        goja.Callable
-	jsonStringify    goja.Callable
-	reflectConstruct goja.Callable
-	objectFreeze     goja.Callable
-	trampoline       goja.Callable
-	pending          func()
+	dateNew       goja.Constructor
+	errorNew      goja.Constructor
+	rangeErrorNew goja.Constructor
+	jsonParse     goja.Callable
+	jsonStringify goja.Callable
+	objectFreeze  goja.Callable
+	trampoline    goja.Callable
+	pending       func()
 }
 
 // binders set up the sandbox's API, one per namespace (pocketbase's BindX pattern); a test
@@ -106,7 +105,6 @@ func (rt *jsRuntime) captureIntrinsics() error {
 	rt.rangeErrorNew = ctor("RangeError")
 	rt.jsonParse = fn("JSON", "parse")
 	rt.jsonStringify = fn("JSON", "stringify")
-	rt.reflectConstruct = fn("Reflect", "construct")
 	rt.objectFreeze = fn("Object", "freeze")
 	tramp := r.ToValue(func(goja.FunctionCall) goja.Value {
 		f := rt.pending
