@@ -253,3 +253,12 @@ func TestElementTimeoutAppliesWhenCallSetsNone(t *testing.T) {
 	require.Equal(t, CodeTimeout, runErr(t, vm, "services.Slow", "f").Code)
 	require.Less(t, time.Since(start), 10*time.Second, "the element's timeout, not the 30 s default, must apply")
 }
+
+func TestExecuteOnHostElementRecoversHostPanic(t *testing.T) {
+	t.Parallel()
+	host := HostCallerFunc(func(ctx context.Context, c HostCall) (any, error) { panic("host bug") })
+	vm := setup(t, Options{Host: host}, source(&Element{FullName: "services.TaskSvc", Kind: KindHost, Methods: []string{"getTask"}}))
+	e := runErr(t, vm, "services.TaskSvc", "getTask")
+	require.Equal(t, CodeJSError, e.Code)
+	require.Contains(t, e.Message, "host bug")
+}

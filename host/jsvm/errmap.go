@@ -210,6 +210,10 @@ func (e *Error) setStackString(s string) {
 	e.Stack = strings.Join(lines, "\n")
 }
 
+// maxRememberedErrors bounds the callee errors one execution remembers, so a loop that catches
+// millions of them cannot grow the map without end; past it, positions of the caller are used.
+const maxRememberedErrors = 1024
+
 // throwError rethrows a callee's failure into the calling runtime rt. A limit ends the whole
 // execution (the trip interrupts rt, so no catch runs); any other error becomes a catchable
 // Error with the callee's code and message, remembered so its real position is kept.
@@ -234,6 +238,8 @@ func (rt *jsRuntime) throwError(e *Error) {
 	if x.thrown == nil {
 		x.thrown = map[*goja.Object]*Error{}
 	}
-	x.thrown[obj] = e
+	if len(x.thrown) < maxRememberedErrors {
+		x.thrown[obj] = e
+	}
 	panic(obj)
 }

@@ -128,8 +128,14 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 
 // executeHost lets Execute address a Go-backed element directly, so callers need not care which
 // side implements an element.
-func (vm *VM) executeHost(ctx context.Context, ev *elementVersion, call Call) (Result, error) {
+func (vm *VM) executeHost(ctx context.Context, ev *elementVersion, call Call) (res Result, err error) {
 	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = Result{Duration: time.Since(start)}, &Error{Code: CodeJSError, Element: call.Element,
+				Message: fmt.Sprintf("internal error in the host serving %s.%s: %v", call.Element, call.Function, p)}
+		}
+	}()
 	if ev.el.Kind != KindHost {
 		return Result{}, &Error{Code: CodeNotFound, Element: call.Element,
 			Message: fmt.Sprintf("element %q has no code, so it has no function %q", call.Element, call.Function)}
@@ -141,17 +147,16 @@ func (vm *VM) executeHost(ctx context.Context, ev *elementVersion, call Call) (R
 	limits := vm.limitsFor(ev, call.Limits)
 	ctx, cancel := context.WithTimeout(ctx, limits.Timeout)
 	defer cancel()
-	out, err := vm.opts.Host.CallHost(ctx, HostCall{FullName: call.Element, Method: call.Function, Args: call.Args,
+	out, hostErr := vm.opts.Host.CallHost(ctx, HostCall{FullName: call.Element, Method: call.Function, Args: call.Args,
 		RequestID: call.RequestID, NodeID: call.NodeID})
-	res := Result{Value: out, Duration: time.Since(start)}
-	if err != nil {
-		e := AsError(err)
+	if hostErr != nil {
+		e := AsError(hostErr)
 		if e.Element == "" {
 			e.Element = call.Element
 		}
-		return Result{Duration: res.Duration}, e
+		return Result{Duration: time.Since(start)}, e
 	}
-	return res, nil
+	return Result{Value: out, Duration: time.Since(start)}, nil
 }
 
 // limitsFor resolves an execution's limits: the call's, then the element's timeout, then the
