@@ -16,7 +16,7 @@ import (
 )
 
 // newFakePool starts a pool of fake-executor workers (see main_test.go) with small caps.
-func newFakePool(t *testing.T, opts Options) *Pool {
+func newFakePool(t testing.TB, opts Options) *Pool {
 	t.Helper()
 	opts.Env = append(opts.Env, envFake+"=1")
 	if opts.Workers == 0 {

@@ -397,15 +397,9 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	defer cancelHost()
 	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, done: make(chan *frame, 1)}
 
-	// The RSS safeguard measures from what the worker holds now: what earlier executions left
-	// behind is not this one's.
-	base := w.statm.read()
 	w.mu.Lock()
 	w.ex = ex
 	scale := max(w.scale, 1)
-	if base.RSS > w.startRSS+2*scale*uint64(p.opts.Limits.MemoryBytes) {
-		w.retire = true // module-level state has piled up: replace the worker after this run
-	}
 	w.mu.Unlock()
 	w.sendMu.Lock()
 	if w.sentVersion != version {
@@ -420,6 +414,14 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		return jsvm.Result{}, &unreachedError{err: &jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: could not reach a worker (%v); try again", err)}}, false
 	}
 
+	// The RSS safeguard measures from what the worker holds now, not from what earlier
+	// executions left behind. It is read after the frame is sent, while the worker works.
+	base := w.statm.read()
+	if base.RSS > w.startRSS+2*scale*uint64(p.opts.Limits.MemoryBytes) {
+		w.mu.Lock()
+		w.retire = true // module-level state has piled up: replace the worker after this run
+		w.mu.Unlock()
+	}
 	rssLimit := base.RSS + scale*uint64(call.Limits.MemoryBytes+call.Limits.MemoryBytes/2)
 	killAt := time.NewTimer(time.Until(deadline) + p.opts.KillGrace)
 	defer killAt.Stop()

@@ -31,6 +31,7 @@ type execKey struct{}
 // workerProc is the worker side of the protocol.
 type workerProc struct {
 	c     *conn
+	turn  chan struct{} // the right to read frames (see serve)
 	vm    jsvm.Executor
 	knobs memKnobs
 	caps  jsvm.Limits // the pool's defaults, which the knobs return to between executions
@@ -73,15 +74,34 @@ func workerMain(newExec func(jsvm.Options) (jsvm.Executor, error)) {
 		os.Exit(2)
 	}
 	w.fatal(w.c.send(&frame{Kind: kindHello, Stats: w.stats()}))
+	// Two goroutines take turns: one reads frames; when an execution arrives, it hands reading
+	// to the other and runs the execution itself. The call starts without waiting for another
+	// goroutine to be scheduled, and both keep the stacks goja grew on them.
+	w.turn = make(chan struct{}, 1)
+	w.turn <- struct{}{}
+	go w.serve()
+	w.serve()
+}
+
+// serve waits for its turn to read, then reads and handles frames until an execution arrives,
+// which it runs after passing the turn on.
+func (w *workerProc) serve() {
 	for {
-		f, err := w.c.recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				os.Exit(0) // the supervisor closed the pipe: the pool is closing
+		<-w.turn
+		for {
+			f, err := w.c.recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					os.Exit(0) // the supervisor closed the pipe: the pool is closing
+				}
+				w.fatal(fmt.Errorf("read frame: %w", err))
 			}
-			w.fatal(fmt.Errorf("read frame: %w", err))
+			if run := w.handle(f); run != nil {
+				w.turn <- struct{}{}
+				run()
+				break
+			}
 		}
-		w.handle(f)
 	}
 }
 
@@ -103,8 +123,9 @@ func (w *workerProc) stats() *memStats {
 }
 
 // handle runs on the reader goroutine, which must never block for long: host replies for the
-// running execution arrive on it.
-func (w *workerProc) handle(f *frame) {
+// running execution arrive on it. For an execution it returns the function that runs it, for the
+// caller to run once another goroutine has taken over reading.
+func (w *workerProc) handle(f *frame) (run func()) {
 	switch f.Kind {
 	case kindLoad:
 		w.mu.Lock()
@@ -127,12 +148,12 @@ func (w *workerProc) handle(f *frame) {
 			msg := fmt.Sprintf("isolate: worker has source version %d but execution %d needs %d", w.version, f.ID, f.Version)
 			w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
 				Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: msg}}}))
-			return
+			return nil
 		}
 		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
 		w.busy, w.execID, w.cancel = true, f.ID, cancel
 		w.mu.Unlock()
-		go w.run(ctx, f.ID, f.Call)
+		return func() { w.run(ctx, f.ID, f.Call) }
 	case kindCancel:
 		w.mu.Lock()
 		if w.busy && w.execID == f.ID {
@@ -150,6 +171,7 @@ func (w *workerProc) handle(f *frame) {
 	default:
 		w.fatal(fmt.Errorf("%w: unexpected frame kind %d", ErrProtocol, f.Kind))
 	}
+	return nil
 }
 
 // applyPendingLocked applies the loads that arrived during the last execution, in order.
@@ -187,8 +209,8 @@ func (w *workerProc) applyLoadLocked(f *frame) {
 	w.fatal(w.c.send(ack))
 }
 
-// run executes one call and reports it. It runs on its own goroutine so the reader keeps
-// serving host replies and cancels meanwhile.
+// run executes one call and reports it, while another goroutine serves host replies and
+// cancels.
 func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	restoreEmptyArgs(call.Args)
 	if call.Ctx != nil {
@@ -220,11 +242,17 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	w.mu.Lock()
 	w.applyPendingLocked()
 	w.mu.Unlock()
-	if after := goInUse(); after > before+uint64(call.Limits.MemoryBytes/2) {
+	after := goInUse()
+	if after > before+uint64(call.Limits.MemoryBytes/2) {
 		debug.FreeOSMemory()
 	}
-	w.knobs.prepare(w.caps.MemoryBytes, true)
+	// Re-base only when this execution moved the figures by more than rebaseStep (or ran
+	// under another cap): a trivial execution should cost no more system calls than it must.
+	w.knobs.prepare(w.caps.MemoryBytes, after > before+rebaseStep || before > after+rebaseStep)
 }
+
+// rebaseStep is how much a worker's memory must move before its caps are re-based on it.
+const rebaseStep = 4 << 20
 
 // CallHost forwards a host call of the running execution to the supervisor and waits for its
 // answer, or for the execution's ctx to end.
