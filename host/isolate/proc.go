@@ -406,7 +406,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		err = w.sendLoadLocked(src, version)
 	}
 	if err == nil {
-		err = w.c.send(&frame{Kind: kindExec, ID: ex.id, Version: version, Call: &call})
+		err = w.c.send(&frame{Kind: kindExec, ID: ex.id, Version: version, Call: &call, Deadline: deadline})
 	}
 	w.sendMu.Unlock()
 	if err != nil {

@@ -50,6 +50,9 @@ type frame struct {
 	Errs     []wireError // a load's problems, when the VM reported several (errors.Join)
 	HostCall *jsvm.HostCall
 	Value    any
+	// Deadline is when an execution must end: the worker's VM and the supervisor's kill timer
+	// count from the same instant, so time spent applying a pending load counts on both sides.
+	Deadline time.Time
 	Stats    *memStats
 }
 

@@ -151,6 +151,10 @@ func (w *workerProc) handle(f *frame) (run func()) {
 			return nil
 		}
 		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
+		if !f.Deadline.IsZero() {
+			cancel()
+			ctx, cancel = context.WithDeadline(context.WithValue(context.Background(), execKey{}, f.ID), f.Deadline)
+		}
 		w.busy, w.execID, w.cancel = true, f.ID, cancel
 		w.mu.Unlock()
 		return func() { w.run(ctx, f.ID, f.Call) }
