@@ -110,45 +110,60 @@ func (x *execution) exceptionError(rt *jsRuntime, ex *goja.Exception) *Error {
 		return &c
 	}
 	o, isObj := val.(*goja.Object)
-	if !isObj {
-		if val == nil || goja.IsUndefined(val) {
-			e.Message = "undefined was thrown"
-		} else {
-			e.Message = val.String()
+	// Reading the thrown value runs JS (getters, toString, toJSON), which may throw or loop; do it
+	// inside the runtime, still under the execution's limits.
+	read := func(f func()) {
+		if err := rt.run(f); err != nil && e.Message == "" {
+			e.Message = "an exception was thrown whose message could not be read"
 		}
+	}
+	if !isObj {
+		read(func() {
+			if val == nil || goja.IsUndefined(val) {
+				e.Message = "undefined was thrown"
+			} else {
+				e.Message = val.String()
+			}
+		})
 		e.setFrames(frames)
 		return e
 	}
-	details := map[string]any{}
-	var fields any
-	_ = rt.run(func() { fields = rt.fromJS(o) })
-	if m, ok := fields.(map[string]any); ok {
-		for k, v := range m {
-			if k != "message" && k != "stack" {
-				details[k] = v
+	var stack string
+	read(func() {
+		if msg := o.Get("message"); msg != nil && !goja.IsUndefined(msg) {
+			e.Message = msg.String()
+			if name := o.Get("name"); name != nil && !goja.IsUndefined(name) && o.ClassName() == "Error" {
+				if n := name.String(); n != "" && n != "Error" {
+					e.Message = n + ": " + e.Message
+				}
+			}
+		} else if s, err := rt.jsonStringify(goja.Undefined(), o); err == nil && s != nil && !goja.IsUndefined(s) {
+			e.Message = s.String()
+		} else {
+			e.Message = o.String()
+		}
+		if s := o.Get("stack"); s != nil && !goja.IsUndefined(s) {
+			stack = s.String()
+		}
+	})
+	// The error's own fields (code among them); a value too deep or cyclic to export leaves none.
+	_ = rt.run(func() {
+		if m, ok := rt.fromJS(o).(map[string]any); ok {
+			for k, v := range m {
+				if k != "message" && k != "stack" {
+					if e.Details == nil {
+						e.Details = map[string]any{}
+					}
+					e.Details[k] = v
+				}
 			}
 		}
-	}
-	if msg := o.Get("message"); msg != nil && !goja.IsUndefined(msg) {
-		e.Message = msg.String()
-		if name := o.Get("name"); name != nil && !goja.IsUndefined(name) && o.ClassName() == "Error" {
-			if n := name.String(); n != "" && n != "Error" {
-				e.Message = n + ": " + e.Message
-			}
-		}
-	} else if s, err := rt.jsonStringify(goja.Undefined(), o); err == nil && s != nil && !goja.IsUndefined(s) {
-		e.Message = s.String()
-	} else {
-		e.Message = val.String()
-	}
-	if len(details) > 0 {
-		e.Details = details
-	}
+	})
 	if len(frames) > 0 && !(len(frames) == 1 && frames[0].SrcName() == "<native>") {
 		e.setFrames(frames)
-	} else if s := o.Get("stack"); s != nil && !goja.IsUndefined(s) {
+	} else if stack != "" {
 		// A rejected promise carries its stack only in the error's stack property.
-		e.setStackString(s.String())
+		e.setStackString(stack)
 	}
 	return e
 }

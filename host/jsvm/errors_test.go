@@ -186,3 +186,24 @@ func TestExecuteAfterCloseAndBeforeLoad(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, vm.Load(source()), ErrClosed)
 }
+
+func TestHostileThrownValues(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(index("services.H", `
+		exports.getterThrows = () => { throw {get message() { throw new Error("nope") }} };
+		exports.toStringThrows = () => { throw {toString() { throw 1 }, toJSON() { throw 2 }} };
+		exports.deep = () => { let o = {}; for (let i = 0; i < 1e5; i++) o = {o}; throw o };
+		exports.symbol = () => { throw Symbol("s") };
+		exports.logDeep = () => { let o = {}; for (let i = 0; i < 1e5; i++) o = {o}; console.log(o); return "logged" };`)))
+	for _, fn := range []string{"getterThrows", "toStringThrows", "symbol"} {
+		e := runErr(t, vm, "services.H", fn)
+		require.Equal(t, CodeJSError, e.Code, fn)
+		require.NotEmpty(t, e.Message, fn)
+		require.Equal(t, "services/H/index.js", e.File, fn)
+	}
+	e := runErr(t, vm, "services.H", "deep")
+	require.Contains(t, []string{CodeJSError, CodeStackOverflow}, e.Code)
+	require.NotContains(t, e.Message, "could not be read")
+	e = runErr(t, vm, "services.H", "logDeep")
+	require.Equal(t, CodeStackOverflow, e.Code)
+}

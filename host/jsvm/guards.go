@@ -157,6 +157,8 @@ func (rt *jsRuntime) guardJSONStringify() error {
 		}
 		return v
 	}).(*goja.Object)
+	// The sandbox's own uses (console, error messages) go through the guard too.
+	rt.jsonStringify, _ = goja.AssertFunction(wrapped)
 	_ = wrapped.DefineDataProperty("name", r.ToValue("stringify"), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	_ = wrapped.DefineDataProperty("length", r.ToValue(3), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	return jsonObj.DefineDataProperty("stringify", wrapped, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
