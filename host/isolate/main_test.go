@@ -107,6 +107,16 @@ func (f *fakeExecutor) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result
 		b[len(b)-1] = 1
 		sink = append(sink, b)
 		return jsvm.Result{}, nil
+	case "retain":
+		// Module-level state that piles up: 24 MiB kept per call, under the cap each time.
+		b := make([]byte, 24<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		sink = append(sink, b)
+		return jsvm.Result{Value: int64(os.Getpid())}, nil
+	case "pid":
+		return jsvm.Result{Value: int64(os.Getpid())}, nil
 	case "recurse":
 		return jsvm.Result{Value: recurse(1)}, nil
 	case "panic":

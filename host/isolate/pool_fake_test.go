@@ -387,3 +387,48 @@ func TestOptionsAreValidated(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalidOptions, "%+v", o)
 	}
 }
+
+func TestWorkerWhoseMemoryPilesUpIsRetired(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(t, Options{Workers: 1, Spares: -1, Limits: jsvm.Limits{MemoryBytes: 32 << 20}})
+	first, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "retain"})
+	require.NoError(t, err)
+	// Each call keeps 24 MiB: within its own 32 MiB cap, but the worker as a whole passes twice
+	// the cap after a few calls and is replaced by a fresh one, without failing any call.
+	pids := map[int64]bool{first.Value.(int64): true}
+	for range 6 {
+		res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "retain"})
+		require.NoError(t, err)
+		pids[res.Value.(int64)] = true
+	}
+	require.Greater(t, len(pids), 1, "the worker was never replaced")
+}
+
+func TestCancelWhileWaitingForAWorker(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	host := jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+		entered <- struct{}{}
+		<-release
+		return nil, nil
+	})
+	p := newFakePool(t, Options{Workers: 1, Host: host})
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "wait"})
+		done <- err
+	}()
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "echo"})
+	requireCode(t, err, jsvm.CodeCanceled)
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = p.Execute(ctx, jsvm.Call{Element: "x", Function: "echo"})
+	requireCode(t, err, jsvm.CodeTimeout)
+	close(release)
+	require.NoError(t, <-done)
+	echo(t, p)
+}
