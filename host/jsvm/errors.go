@@ -29,7 +29,13 @@ type Error struct {
 	Column  int    `json:"column,omitempty"`
 	// Details carries extra data a thrown JS error had (its own fields) or a host error gave.
 	Details map[string]any `json:"details,omitempty"`
+
+	// cause is a sentinel of this package the error stands for (ErrNoSource), for errors.Is.
+	cause error
 }
+
+// Unwrap returns the package sentinel behind e, if any, so errors.Is(err, ErrNoSource) works.
+func (e *Error) Unwrap() error { return e.cause }
 
 func (e *Error) Error() string {
 	where := e.Element

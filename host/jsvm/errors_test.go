@@ -180,6 +180,7 @@ func TestExecuteAfterCloseAndBeforeLoad(t *testing.T) {
 	require.NoError(t, err)
 	_, err = vm.Execute(context.Background(), Call{Element: "x", Function: "f"})
 	require.Equal(t, CodeUnavailable, AsError(err).Code)
+	require.ErrorIs(t, err, ErrNoSource)
 	require.NoError(t, vm.Load(source(index("services.A", `exports.f = () => 1`))))
 	require.NoError(t, vm.Close())
 	_, err = vm.Execute(context.Background(), Call{Element: "services.A", Function: "f"})

@@ -74,7 +74,7 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 	}
 	v := vm.current.Load()
 	if v == nil {
-		return Result{}, &Error{Code: CodeUnavailable, Message: ErrNoSource.Error() + "; call Load first"}
+		return Result{}, &Error{Code: CodeUnavailable, Message: ErrNoSource.Error() + "; call Load first", cause: ErrNoSource}
 	}
 	ev := v.elements[call.Element]
 	if ev == nil {
