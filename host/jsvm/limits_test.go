@@ -226,3 +226,24 @@ func TestHostPanicNeverEscapes(t *testing.T) {
 	require.Equal(t, CodeJSError, e.Code)
 	require.Contains(t, e.Message, "boom")
 }
+
+func TestEndlessMicrotasksTimeOut(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(index("services.P", `
+		exports.jobs = () => { (function loop() { Promise.resolve().then(loop) })(); return "scheduled" };
+		exports.await = async () => { for (;;) { await null } };`)))
+	for _, fn := range []string{"jobs", "await"} {
+		_, err := vm.Execute(context.Background(), Call{Element: "services.P", Function: fn, Limits: Limits{Timeout: 50 * time.Millisecond}})
+		require.Equal(t, CodeTimeout, AsError(err).Code, fn)
+	}
+}
+
+func TestHugeSparseResultIsRefused(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{Limits: Limits{MemoryBytes: 16 << 20}}, source(index("services.S", `
+		exports.f = () => { const a = []; a.length = 4e9; return a };
+		exports.g = () => { const a = []; a.length = 4e9; try { app.getElement("services.S").id(a) } catch (e) { return "caught" } };
+		exports.id = x => x;`)))
+	require.Equal(t, CodeMemoryLimit, runErr(t, vm, "services.S", "f").Code)
+	require.Equal(t, CodeMemoryLimit, runErr(t, vm, "services.S", "g").Code)
+}

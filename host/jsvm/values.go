@@ -216,6 +216,9 @@ func (ex *exporter) fail(code, format string, args ...any) {
 func (ex *exporter) grow(n int64) {
 	ex.size += n
 	if ex.size > ex.maxSize {
+		if ex.rt.x != nil {
+			ex.rt.x.trip(CodeMemoryLimit)
+		}
 		ex.fail(CodeMemoryLimit, "value too large to cross the sandbox boundary (over %d items)", ex.maxSize)
 	}
 }
