@@ -461,6 +461,15 @@ func (ev *evaluation) build(s *source) {
 		ev.addAt(s, is)
 	}
 
+	if layer != LayerMeta {
+		e.typeSrc = ev.winners[typeName]
+		e.metaSrc = ev.winners[ev.meta[name]]
+	}
+	if old := prevElement(ev.prev, name); old != nil && old.src == s && old.typeSrc == e.typeSrc && old.metaSrc == e.metaSrc {
+		e.Definition = old.Definition // same inputs, same definition: skip rebuilding it
+		ev.els[name] = e
+		return
+	}
 	// Definition: schema defaults ← Type's values ← own values, nested defaults filled.
 	def := map[string]any{}
 	if layer == LayerMeta {
@@ -630,9 +639,15 @@ func prevElement(prev *Snapshot, name string) *Element {
 
 // sameElement reports whether two builds of an element are interchangeable.
 func sameElement(a, b *Element) bool {
-	return a.src == b.src && a.Type == b.Type && a.Layer == b.Layer && a.Origin == b.Origin && a.Overrides == b.Overrides &&
-		a.Meta == b.Meta && a.Entry == b.Entry && a.Title == b.Title && a.Native == b.Native && a.AppDir == b.AppDir &&
-		reflect.DeepEqual(a.Exports, b.Exports) && reflect.DeepEqual(a.Definition, b.Definition)
+	if a.src != b.src || a.Type != b.Type || a.Layer != b.Layer || a.Origin != b.Origin || a.Overrides != b.Overrides ||
+		a.Meta != b.Meta || a.Entry != b.Entry || a.Title != b.Title || a.Native != b.Native || a.AppDir != b.AppDir ||
+		!equalStrings(a.Exports, b.Exports) {
+		return false
+	}
+	if a.typeSrc == b.typeSrc && a.metaSrc == b.metaSrc {
+		return true // Definition is a function of these sources
+	}
+	return reflect.DeepEqual(a.Definition, b.Definition)
 }
 
 func contains(list []string, s string) bool {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 
@@ -34,6 +35,12 @@ const cjsPrefix = "(function (exports, require, module, __filename, __dirname) {
 // analyzeJS parses src as a CommonJS module body.
 func analyzeJS(name, src string) *jsInfo {
 	info := &jsInfo{src: src, lines: lineStarts(src)}
+	if off := nestingTooDeep(src); off >= 0 {
+		l, c := lineColOf(src, info.lines, off)
+		info.syntax = append(info.syntax, jsSpot{line: l, col: c,
+			msg: fmt.Sprintf("code nested more than %d levels deep (brackets and chained assignments, conditionals or arrows); split it into functions", MaxNesting)})
+		return info
+	}
 	wrapped := cjsPrefix + src + "\n})"
 	// Source maps are disabled: a sourceMappingURL comment must never make the parser read a
 	// file, least of all one outside the app.
@@ -318,36 +325,40 @@ func isExportsObject(e ast.Expression) bool {
 // walkAST calls visit for every node of the tree. goja's ast package has no walker, so this
 // one follows exported fields by reflection: it keeps working when goja adds node types.
 func walkAST(root any, visit func(any)) {
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
+	// Iterative: a long chain such as 1+1+1+... nests the tree as deep as the chain is long,
+	// with no brackets for the nesting scan to see.
+	stack := []reflect.Value{reflect.ValueOf(root)}
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
 		switch v.Kind() {
 		case reflect.Interface:
 			if !v.IsNil() {
-				walk(v.Elem())
+				stack = append(stack, v.Elem())
 			}
 		case reflect.Pointer:
 			if v.IsNil() || v.Elem().Kind() != reflect.Struct {
-				return
+				continue
 			}
 			visit(v.Interface())
-			walk(v.Elem())
+			stack = append(stack, v.Elem())
 		case reflect.Struct:
 			t := v.Type()
-			for i := 0; i < v.NumField(); i++ {
+			// Pushed in reverse so fields are visited in source order.
+			for i := v.NumField() - 1; i >= 0; i-- {
 				f := t.Field(i)
 				// DeclarationList repeats bindings already in the tree; File is not a node.
 				if !f.IsExported() || f.Name == "DeclarationList" || f.Name == "File" {
 					continue
 				}
-				walk(v.Field(i))
+				stack = append(stack, v.Field(i))
 			}
 		case reflect.Slice:
-			for i := 0; i < v.Len(); i++ {
-				walk(v.Index(i))
+			for i := v.Len() - 1; i >= 0; i-- {
+				stack = append(stack, v.Index(i))
 			}
 		}
 	}
-	walk(reflect.ValueOf(root))
 }
 
 // isJSName reports whether name is a plain JavaScript identifier (what handler and function

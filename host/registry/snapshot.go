@@ -78,7 +78,9 @@ type Element struct {
 	// Native is set on elements the host implements in Go (EventSvc, TaskSvc).
 	Native bool `json:"native,omitempty"`
 
-	src *source
+	// src and the sources of its Type and Meta determine Definition: when all three are the
+	// same objects as in the previous snapshot, so is the Definition.
+	src, typeSrc, metaSrc *source
 }
 
 // HasExport reports whether the entry module exports a function of that name.
