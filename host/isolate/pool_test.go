@@ -105,7 +105,8 @@ func TestHostileCodeEndsOnlyItsExecution(t *testing.T) {
 		limits   jsvm.Limits
 		args     []any
 	}{
-		{"joinLoop", jsvm.CodeMemoryLimit, jsvm.Limits{}, nil},
+		// Each turn takes ~70 ms (much more under -race): the smallest cap keeps the case short.
+		{"joinLoop", jsvm.CodeMemoryLimit, jsvm.Limits{MemoryBytes: minMemoryBytes, Timeout: 30 * time.Second}, nil},
 		{"repeatHuge", jsvm.CodeMemoryLimit, jsvm.Limits{}, nil},
 		{"doubling", jsvm.CodeMemoryLimit, jsvm.Limits{}, nil},
 		{"joinHuge", jsvm.CodeMemoryLimit, jsvm.Limits{}, nil},
