@@ -70,7 +70,10 @@ type Element struct {
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Loader, when set, names a Type element whose loader.js (in that element's Files) exports
 	// load(definition, app); the runtime object of this element is what load returns, built once
-	// per runtime and cached (JitAi's loader chain for user Types).
+	// per runtime and cached (JitAi's loader chain for user Types). The loader file may also be
+	// the one the Type's definition names in "loader"; load gets a third argument, a proxy of
+	// this element's own exports when it has an entry file, and a function the loaded object
+	// lacks is looked up in those exports.
 	Loader string `json:"loader,omitempty"`
 }
 

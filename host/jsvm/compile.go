@@ -54,7 +54,7 @@ type elementVersion struct {
 
 	mu    sync.Mutex
 	idle  []*jsRuntime
-	shape *elementShape // see cachedShape
+	shapes [2]*elementShape // see cachedShape; [0] the runtime object, [1] the element's own exports
 }
 
 // CheckSyntax compiles one file the way Load would and reports its first syntax error as an
@@ -215,7 +215,7 @@ func compileSource(src *Source, maxIdle int) (*version, error) {
 		ev := v.elements[name]
 		if l := ev.el.Loader; l != "" {
 			lv := v.elements[l]
-			if lv == nil || lv.modules[lv.dir+"/loader.js"] == nil {
+			if lv == nil || lv.loaderModule() == nil {
 				errs = append(errs, &Error{Code: CodeNotFound, Element: name,
 					Message: fmt.Sprintf("loader element %q has no loader.js; add it or remove loader", l)})
 			}
@@ -225,6 +225,17 @@ func compileSource(src *Source, maxIdle int) (*version, error) {
 		return nil, errors.Join(errs...)
 	}
 	return v, nil
+}
+
+// loaderModule is the loader file of a Type element: the file its definition names in "loader"
+// (as registries write it), else loader.js.
+func (ev *elementVersion) loaderModule() *module {
+	if name, ok := ev.el.Definition["loader"].(string); ok && name != "" {
+		if m := ev.modules[ev.dir+"/"+path.Clean(name)]; m != nil {
+			return m
+		}
+	}
+	return ev.modules[ev.dir+"/loader.js"]
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -20,7 +20,7 @@ func (rt *jsRuntime) getElement(name string) goja.Value {
 	}
 	switch {
 	case ev.el.Loader != "" || ev.el.Kind == KindJS:
-		return rt.jsProxy(ev)
+		return rt.jsProxy(ev, false)
 	case ev.el.Kind == KindHost:
 		return rt.hostProxy(name, ev.el.Methods, false)
 	default:
@@ -37,15 +37,12 @@ type elementShape struct {
 
 // jsProxy describes ev by looking at its runtime object in one of its own runtimes, then builds a
 // plain object here whose methods call into that element.
-func (rt *jsRuntime) jsProxy(ev *elementVersion) goja.Value {
-	shape := ev.cachedShape()
+// With own set it shows the element's own exports even when a loader builds its runtime object.
+func (rt *jsRuntime) jsProxy(ev *elementVersion, own bool) goja.Value {
+	shape := ev.cachedShape(own)
 	if shape == nil {
-		pool := ev
-		if ev.el.Loader != "" {
-			pool = ev.v.elements[ev.el.Loader]
-		}
-		if err := rt.x.enter(pool, rt.callDepth(), func(callee *jsRuntime) {
-			s := callee.shapeOf(callee.targetFor(ev))
+		if err := rt.x.enter(ev.poolFor(own), rt.callDepth(), func(callee *jsRuntime) {
+			s := callee.shapeOf(callee.targetFor(ev, own))
 			shape = &s
 		}); err != nil {
 			if err.Element == "" {
@@ -53,33 +50,40 @@ func (rt *jsRuntime) jsProxy(ev *elementVersion) goja.Value {
 			}
 			rt.throwError(err)
 		}
-		ev.cacheShape(shape)
+		ev.cacheShape(own, shape)
 	}
 	obj := rt.r.NewObject()
 	for k, v := range shape.data {
 		_ = obj.DefineDataProperty(k, rt.toJS(v), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
 	}
 	for _, name := range shape.funcs {
-		setFunc(rt.r, obj, name, rt.elementMethod(ev, name))
+		setFunc(rt.r, obj, name, rt.elementMethod(ev, own, name))
 	}
 	return obj
 }
 
 // cachedShape is the element's shape when an earlier getElement found it made of functions
 // only; such a shape is fixed by the code, so later calls need not enter the element to see it.
-func (ev *elementVersion) cachedShape() *elementShape {
+func (ev *elementVersion) cachedShape(own bool) *elementShape {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	return ev.shape
+	return ev.shapes[shapeIndex(own)]
 }
 
-func (ev *elementVersion) cacheShape(s *elementShape) {
+func (ev *elementVersion) cacheShape(own bool, s *elementShape) {
 	if len(s.data) > 0 {
 		return // data properties are copied fresh on every getElement
 	}
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	ev.shape = s
+	ev.shapes[shapeIndex(own)] = s
+}
+
+func shapeIndex(own bool) int {
+	if own {
+		return 1
+	}
+	return 0
 }
 
 // shapeOf lists the functions of o (own and inherited, as class instances have them) and copies
@@ -117,7 +121,7 @@ func (rt *jsRuntime) callDepth() int {
 
 // elementMethod is the native function behind proxy.method(...): arguments are exported here,
 // the call runs in a runtime of ev, and the result is copied back.
-func (rt *jsRuntime) elementMethod(ev *elementVersion, name string) func(goja.FunctionCall) goja.Value {
+func (rt *jsRuntime) elementMethod(ev *elementVersion, own bool, name string) func(goja.FunctionCall) goja.Value {
 	return func(call goja.FunctionCall) goja.Value {
 		x := rt.x
 		if x == nil {
@@ -127,7 +131,13 @@ func (rt *jsRuntime) elementMethod(ev *elementVersion, name string) func(goja.Fu
 		for i, a := range call.Arguments {
 			args[i] = rt.fromJS(a)
 		}
-		out, err := x.callFunction(ev, name, args, nil, rt.callDepth())
+		var out any
+		var err *Error
+		if own {
+			out, err = x.callTarget(ev, true, name, args, nil, rt.callDepth())
+		} else {
+			out, err = x.callFunction(ev, name, args, nil, rt.callDepth())
+		}
 		if err != nil {
 			rt.throwError(err)
 		}

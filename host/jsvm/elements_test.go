@@ -262,3 +262,21 @@ func TestExecuteOnHostElementRecoversHostPanic(t *testing.T) {
 	require.Equal(t, CodeJSError, e.Code)
 	require.Contains(t, e.Message, "host bug")
 }
+
+func TestLoaderWithInstanceCode(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(
+		&Element{FullName: "services.WrapType", Kind: KindData, Definition: map[string]any{"loader": "lib/make.js"},
+			Files: map[string]string{"lib/make.js": `exports.load = (def, app, own) => ({
+				describe: () => def.title + ": " + own.helper(2),
+				title: def.title,
+			})`}},
+		&Element{FullName: "services.Inst", Kind: KindJS, Loader: "services.WrapType", Definition: map[string]any{"title": "Inst"},
+			Files: map[string]string{"index.js": `exports.helper = n => n * 21; exports.handle = (e) => "handled " + e`}},
+		index("services.S", `exports.f = () => { const i = app.getElement("services.Inst"); return [i.describe(), i.title, typeof i.handle] }`),
+	))
+	require.Equal(t, []any{"Inst: 42", "Inst", "undefined"}, mustRun(t, vm, "services.S", "f"))
+	require.Equal(t, "Inst: 42", mustRun(t, vm, "services.Inst", "describe"))
+	require.Equal(t, "handled x", mustRun(t, vm, "services.Inst", "handle", "x"), "a function the loader object lacks comes from the instance's own exports")
+	require.Equal(t, CodeNotFound, runErr(t, vm, "services.Inst", "nope").Code)
+}

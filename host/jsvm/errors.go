@@ -32,6 +32,8 @@ type Error struct {
 
 	// cause is a sentinel of this package the error stands for (ErrNoSource), for errors.Is.
 	cause error
+	// missingFunction marks the not_found of a function lookup (not of an element).
+	missingFunction bool
 }
 
 // Unwrap returns the package sentinel behind e, if any, so errors.Is(err, ErrNoSource) works.

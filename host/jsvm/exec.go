@@ -189,18 +189,34 @@ func (x *execution) enter(ev *elementVersion, callerDepth int, steps ...func(rt 
 }
 
 // callFunction calls fn of element ev with args (plain Go values) and returns its result as a
-// plain Go value. hctx, at the top level only, adds the handler ctx argument.
+// plain Go value. hctx, at the top level only, adds the handler ctx argument. For an element
+// built by a loader, fn is looked up on the loader's object first, then in the element's own
+// exports (a handler the instance's index.js exports).
 func (x *execution) callFunction(ev *elementVersion, fn string, args []any, hctx *HandlerContext, callerDepth int) (any, *Error) {
-	pool := ev
-	if ev.el.Loader != "" {
-		pool = ev.v.elements[ev.el.Loader]
+	out, err := x.callTarget(ev, false, fn, args, hctx, callerDepth)
+	if err != nil && err.Code == CodeNotFound && err.missingFunction && ev.el.Loader != "" && ev.entry != "" {
+		return x.callTarget(ev, true, fn, args, hctx, callerDepth)
 	}
+	return out, err
+}
+
+// poolFor is the element whose runtimes hold ev's runtime object: the loader element's for an
+// element built by a loader (unless own), else ev's.
+func (ev *elementVersion) poolFor(own bool) *elementVersion {
+	if ev.el.Loader != "" && !own {
+		return ev.v.elements[ev.el.Loader]
+	}
+	return ev
+}
+
+func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []any, hctx *HandlerContext, callerDepth int) (any, *Error) {
+	pool := ev.poolFor(own)
 	var res goja.Value
 	var out any
 	missing := false
 	err := x.enter(pool, callerDepth,
 		func(rt *jsRuntime) {
-			target := rt.targetFor(ev)
+			target := rt.targetFor(ev, own)
 			f, ok := goja.AssertFunction(target.Get(fn))
 			if !ok {
 				missing = true
@@ -225,7 +241,7 @@ func (x *execution) callFunction(ev *elementVersion, fn string, args []any, hctx
 			}
 		})
 	if err == nil && missing {
-		err = &Error{Code: CodeNotFound, Message: fmt.Sprintf("element %s has no function %q", ev.el.FullName, fn)}
+		err = &Error{Code: CodeNotFound, Message: fmt.Sprintf("element %s has no function %q", ev.el.FullName, fn), missingFunction: true}
 	}
 	if err != nil && err.Element == "" {
 		err.Element = ev.el.FullName
@@ -257,10 +273,11 @@ func (rt *jsRuntime) settle(v goja.Value) goja.Value {
 }
 
 // targetFor is the runtime object of ev inside rt: the entry module's exports, or, for an
-// element built by a loader, the object that loader.js's load(definition, app) returned in this
-// (the loader element's) runtime, built once per runtime.
-func (rt *jsRuntime) targetFor(ev *elementVersion) *goja.Object {
-	if ev.el.Loader == "" {
+// element built by a loader (and own false), the object the loader's load(definition, app, own)
+// returned in this (the loader element's) runtime, built once per runtime. own, the third
+// argument, is a proxy of the element's own exports when it has an entry file.
+func (rt *jsRuntime) targetFor(ev *elementVersion, own bool) *goja.Object {
+	if ev.el.Loader == "" || own {
 		if o := rt.exports(); o != nil {
 			return o
 		}
@@ -269,7 +286,7 @@ func (rt *jsRuntime) targetFor(ev *elementVersion) *goja.Object {
 	if o := rt.loaderObjs[ev.el.FullName]; o != nil {
 		return o
 	}
-	m := rt.ev.modules[rt.ev.dir+"/loader.js"]
+	m := rt.ev.loaderModule()
 	if m == nil {
 		rt.throw(CodeNotFound, "loader element %s has no loader.js", rt.ev.el.FullName)
 	}
@@ -281,7 +298,11 @@ func (rt *jsRuntime) targetFor(ev *elementVersion) *goja.Object {
 	if load == nil {
 		rt.throw(CodeNotFound, "%s/loader.js must export load(definition, app)", rt.ev.dir)
 	}
-	v, err := load(exp, rt.definitionObject(ev), rt.app)
+	ownExports := goja.Undefined()
+	if ev.entry != "" {
+		ownExports = rt.jsProxy(ev, true)
+	}
+	v, err := load(exp, rt.definitionObject(ev), rt.app, ownExports)
 	if err != nil {
 		panic(err)
 	}
