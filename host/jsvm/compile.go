@@ -52,8 +52,8 @@ type elementVersion struct {
 	modules map[string]*module // by path from the app root
 	maxIdle int
 
-	mu    sync.Mutex
-	idle  []*jsRuntime
+	mu     sync.Mutex
+	idle   []*jsRuntime
 	shapes [2]*elementShape // see cachedShape; [0] the runtime object, [1] the element's own exports
 }
 
