@@ -135,6 +135,8 @@ func TestHostCallsRoundTrip(t *testing.T) {
 			return nil, codedErr{"not_found", "no such row"}
 		case "plain":
 			return nil, errors.New("plain failure")
+		case "panic":
+			panic("host bug")
 		}
 		return map[string]any{"method": call.FullName + "." + call.Method, "args": call.Args, "request": call.RequestID, "deadline": hasDeadline,
 			"typed": []int{1, 2}}, nil
@@ -152,7 +154,12 @@ func TestHostCallsRoundTrip(t *testing.T) {
 	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"plain"}})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "plain failure")
-	require.Equal(t, int32(3), calls.Load())
+
+	_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "host", Args: []any{"panic"}})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "panicked: host bug")
+	require.Equal(t, int32(4), calls.Load())
+	echo(t, p)
 }
 
 func TestNoHostMeansUnavailable(t *testing.T) {

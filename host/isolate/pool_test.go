@@ -31,6 +31,9 @@ exports.regex = function () { return /^(a+)+(?=b)$/.test("a".repeat(40) + "c"); 
 exports.recursion = function () { function f(n) { return f(n + 1) + 1; } return f(0); };
 exports.nestedToString = function (n) { let a = []; for (let i = 0; i < n; i++) a = [a]; return String(a).length; };
 exports.callHost = function (x) { return app.getElement("services.Echo").echo(x, {n: 2}); };
+exports.hostError = function () {
+  try { app.getElement("services.Echo").echo("fail"); } catch (e) { return {code: e.code, message: e.message}; }
+};
 exports.returnEmpty = function () { return {list: [], obj: {}, when: new Date(0)}; };
 `
 
@@ -45,6 +48,9 @@ func hostileSource(appName string) *jsvm.Source {
 
 // echoHost answers every host call with what it was given.
 var echoHost = jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+	if len(call.Args) > 0 && call.Args[0] == "fail" {
+		return nil, codedErr{"not_found", "no such row"}
+	}
 	return map[string]any{"element": call.FullName, "method": call.Method, "args": call.Args, "caller": call.Caller}, nil
 })
 
@@ -154,6 +160,11 @@ func TestHostCallsFromAWorkerRoundTrip(t *testing.T) {
 	require.Len(t, got["args"], 2)
 	require.Equal(t, "hello", got["args"].([]any)[0])
 	require.EqualValues(t, 2, got["args"].([]any)[1].(map[string]any)["n"])
+
+	res, err = p.Execute(context.Background(), call("hostError"))
+	require.NoError(t, err)
+	require.Equal(t, "not_found", res.Value.(map[string]any)["code"], "a host error is thrown into JS with its code")
+	require.Contains(t, res.Value.(map[string]any)["message"], "no such row")
 
 	res, err = p.Execute(context.Background(), call("returnEmpty"))
 	require.NoError(t, err)

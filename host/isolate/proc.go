@@ -217,7 +217,7 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: no host to call %s.%s: the pool was made without Options.Host", f.HostCall.FullName, f.HostCall.Method)}}
 	default:
 		restoreEmptyArgs(f.HostCall.Args)
-		v, err := host.CallHost(ex.ctx, *f.HostCall)
+		v, err := callHost(ex.ctx, host, *f.HostCall)
 		if err != nil {
 			reply.Err = toWireError(err)
 		} else {
@@ -225,6 +225,17 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		}
 	}
 	_ = w.c.send(reply) // a worker that is gone has no one waiting
+}
+
+// callHost calls the host, turning a panic into an error: a bug in one host service must fail
+// the JS call that reached it, not the whole host.
+func callHost(ctx context.Context, host jsvm.HostCaller, call jsvm.HostCall) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("isolate: host call %s.%s panicked: %v", call.FullName, call.Method, r)
+		}
+	}()
+	return host.CallHost(ctx, call)
 }
 
 // toWireError keeps what the VM needs to throw err as the host gave it: a *jsvm.Error whole,
