@@ -177,6 +177,7 @@ func TestStuckWorkerIsKilledAtTheDeadline(t *testing.T) {
 	err, took := hostile(t, p, jsvm.Call{Element: "x", Function: "spin", Limits: jsvm.Limits{Timeout: timeout}})
 	je := requireCode(t, err, jsvm.CodeTimeout)
 	require.Contains(t, je.Message, "killed")
+	require.Equal(t, "x", je.Element, "the error names the element, as the VM's do")
 	require.GreaterOrEqual(t, took, timeout)
 	require.Less(t, took, timeout+500*time.Millisecond, "a stuck worker must be killed shortly after its deadline (KillGrace 20ms)")
 	t.Logf("stuck execution ended %v after its deadline", took-timeout)

@@ -327,6 +327,15 @@ func (w *proc) deathError() *jsvm.Error {
 	return &jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker process crashed (%s): %s; the worker was replaced", exitText(w.waited), orNothing(w.stderr.summary()))}
 }
 
+// deathErrorFor is deathError naming the element whose execution ended, as the VM's errors do.
+func (w *proc) deathErrorFor(element string) *jsvm.Error {
+	e := w.deathError()
+	if e.Element == "" {
+		e.Element = element
+	}
+	return e
+}
+
 // isDead reports whether the process has been reaped.
 func (w *proc) isDead() bool {
 	select {
@@ -453,13 +462,13 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 			}
 			return res, nil, true
 		case <-w.dead:
-			return jsvm.Result{}, w.deathError(), false
+			return jsvm.Result{}, w.deathErrorFor(call.Element), false
 		case <-tick.C:
 			if rss := w.statm.read().RSS; rss > rssLimit {
 				w.kill(&jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf(
 					"isolate: the execution grew its worker's resident memory past the cap (%d MiB over a %d MiB cap); the worker was killed and replaced",
 					(rss-base.RSS)>>20/scale, call.Limits.MemoryBytes>>20)})
-				return jsvm.Result{}, w.deathError(), false
+				return jsvm.Result{}, w.deathErrorFor(call.Element), false
 			}
 		case <-killAt.C:
 			if errors.Is(ctx.Err(), context.Canceled) {
@@ -469,7 +478,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 					"isolate: the execution ran past its %v deadline and did not stop (code stuck where the interrupt cannot reach it, such as a backtracking regular expression or a long built-in); its worker was killed and replaced",
 					call.Limits.Timeout)})
 			}
-			return jsvm.Result{}, w.deathError(), false
+			return jsvm.Result{}, w.deathErrorFor(call.Element), false
 		case <-ctxDone:
 			ctxDone = nil
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
