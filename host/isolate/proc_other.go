@@ -25,4 +25,6 @@ func guardStdio() (in, out *os.File, err error) {
 	return os.Stdin, out, nil
 }
 
-func workerSysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+// workerSysProcAttr has nothing to add where there is no Pdeathsig: a worker still exits when its
+// stdin closes with its host.
+func workerSysProcAttr() *syscall.SysProcAttr { return nil }
