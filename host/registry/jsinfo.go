@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/dop251/goja/ast"
 	"github.com/dop251/goja/parser"
@@ -64,6 +65,9 @@ func analyzeJS(name, src string) *jsInfo {
 	}
 	body := moduleBody(prog)
 	info.findExports(body)
+	if !strings.Contains(src, "require") {
+		return info // nothing for the walk to find
+	}
 	walkAST(prog, func(n any) {
 		call, ok := n.(*ast.CallExpression)
 		if !ok || len(call.ArgumentList) == 0 {
@@ -343,15 +347,10 @@ func walkAST(root any, visit func(any)) {
 			visit(v.Interface())
 			stack = append(stack, v.Elem())
 		case reflect.Struct:
-			t := v.Type()
+			fields := nodeFields(v.Type())
 			// Pushed in reverse so fields are visited in source order.
-			for i := v.NumField() - 1; i >= 0; i-- {
-				f := t.Field(i)
-				// DeclarationList repeats bindings already in the tree; File is not a node.
-				if !f.IsExported() || f.Name == "DeclarationList" || f.Name == "File" {
-					continue
-				}
-				stack = append(stack, v.Field(i))
+			for i := len(fields) - 1; i >= 0; i-- {
+				stack = append(stack, v.Field(fields[i]))
 			}
 		case reflect.Slice:
 			for i := v.Len() - 1; i >= 0; i-- {
@@ -359,6 +358,30 @@ func walkAST(root any, visit func(any)) {
 			}
 		}
 	}
+}
+
+// fieldCache maps an AST struct type to the indices of the fields worth walking: exported and
+// of a kind that can hold nodes. Computing it per visit dominated parsing time.
+var fieldCache sync.Map // reflect.Type → []int
+
+func nodeFields(t reflect.Type) []int {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.([]int)
+	}
+	var out []int
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		// DeclarationList repeats bindings already in the tree; File is not a node.
+		if !f.IsExported() || f.Name == "DeclarationList" || f.Name == "File" {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Interface, reflect.Pointer, reflect.Struct, reflect.Slice:
+			out = append(out, i)
+		}
+	}
+	fieldCache.Store(t, out)
+	return out
 }
 
 // isJSName reports whether name is a plain JavaScript identifier (what handler and function

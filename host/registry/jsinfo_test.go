@@ -59,3 +59,14 @@ func TestJSONPositions(t *testing.T) {
 	l, c = doc.valuePos("a~1b/c/1/missing")
 	require.Equal(t, []int{2, 31}, []int{l, c}, "a missing key points at the object that should hold it")
 }
+
+func TestJSONByteOrderMark(t *testing.T) {
+	t.Parallel()
+	doc, issues := parseJSON("\uFEFF{\"a\": x}")
+	require.Len(t, issues, 1)
+	l, c := doc.lineCol(issues[0].offset)
+	require.Equal(t, []int{1, 7}, []int{l, c}, "the mark is not a column")
+	doc, issues = parseJSON("\uFEFF{\"a\": true}")
+	require.Empty(t, issues)
+	require.Equal(t, map[string]any{"a": true}, doc.value)
+}

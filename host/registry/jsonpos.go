@@ -42,6 +42,9 @@ func ptrIndex(path string, i int) string { return ptr(path, fmt.Sprint(i)) }
 // first checked with Unmarshal and walked token by token only once it is known to be valid).
 // Duplicate keys are issues too: the later one silently winning is a classic source of bugs.
 func parseJSON(src string) (*jsonDoc, []jsonIssue) {
+	// A byte-order mark (some Windows editors write one) is not JSON, and editors do not count
+	// it as a column.
+	src = strings.TrimPrefix(src, "\uFEFF")
 	d := &jsonDoc{src: src, lines: lineStarts(src)}
 	var probe any
 	if err := json.Unmarshal([]byte(src), &probe); err != nil {

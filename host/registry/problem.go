@@ -44,10 +44,13 @@ const (
 // files start with "builtin:". Line and Column are 1-based (Column counts characters) and 0 when
 // the problem has no position.
 type Problem struct {
+	// Element is the fullName of the element it belongs to ("" for app.json and commons/).
 	Element string `json:"element,omitempty"`
-	File    string `json:"file,omitempty"`
-	Line    int    `json:"line,omitempty"`
-	Column  int    `json:"column,omitempty"`
+	// File, Line and Column say where to look (see above).
+	File   string `json:"file,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Column int    `json:"column,omitempty"`
+	// Code is one of the Code constants, for programs; Message is for people and says what to do.
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
@@ -71,6 +74,7 @@ func (p Problem) String() string {
 // ValidationError is the error Load returns when the app has problems: all of them, so a user
 // fixes everything in one pass. Nothing of the app is loaded.
 type ValidationError struct {
+	// Problems is every problem found, sorted by file and position.
 	Problems []Problem
 }
 

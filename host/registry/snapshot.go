@@ -25,7 +25,9 @@ const (
 
 // App is the parsed app.json of the loaded app.
 type App struct {
-	Name        string `json:"name"`
+	// Name is what `app.name` returns in JavaScript; the directory's name when app.json has none.
+	Name string `json:"name"`
+	// Title, Version and Description are shown by the editor and `trellis check`.
 	Title       string `json:"title,omitempty"`
 	Version     string `json:"version,omitempty"`
 	Description string `json:"description,omitempty"`
@@ -35,8 +37,9 @@ type App struct {
 	Timezone string `json:"timezone,omitempty"`
 	// Env holds the variables app.json declares, over those of the apps it extends, so an
 	// element inherited from a parent still finds its own variables.
-	Env     map[string]string `json:"env,omitempty"`
-	Signals Signals           `json:"signals"`
+	Env map[string]string `json:"env,omitempty"`
+	// Signals says whether the engine emits signals (CONTRACT §5).
+	Signals Signals `json:"signals"`
 	// Dir is the app directory: absolute, symlinks resolved.
 	Dir string `json:"dir"`
 	// Raw is app.json as written.
@@ -45,6 +48,7 @@ type App struct {
 
 // Signals is app.json's "signals" object.
 type Signals struct {
+	// Enabled turns signal emission on; off by default because every node operation emits one.
 	Enabled bool `json:"enabled"`
 }
 
@@ -52,11 +56,16 @@ type Signals struct {
 // reuses the same *Element for an element that did not change, so comparing pointers between
 // two snapshots tells what changed.
 type Element struct {
+	// FullName is its directory path from the app root with "/" replaced by ".".
 	FullName string `json:"fullName"`
-	Title    string `json:"title"`
+	// Title is e.json's title, or the last part of the fullName when it has none.
+	Title string `json:"title"`
 	// Type is the fullName of its Type or Meta ("" for a Meta).
-	Type      string `json:"type,omitempty"`
-	Layer     Layer  `json:"layer"`
+	Type string `json:"type,omitempty"`
+	// Layer is found from the chain of types; the engine uses instances only.
+	Layer Layer `json:"layer"`
+	// Origin is the app it came from; Overrides what it replaced there ("" for nothing), so
+	// the editor can show "overrides built-in".
 	Origin    Origin `json:"origin"`
 	Overrides Origin `json:"overrides,omitempty"`
 	// Meta is the Meta at the root of its chain ("events.Meta"); a Meta's is itself.
@@ -65,13 +74,15 @@ type Element struct {
 	// relative to that app ("services/BackupSvc"). AppDir/Dir/Entry is its entry file.
 	AppDir string `json:"appDir,omitempty"`
 	Dir    string `json:"dir"`
-	Entry  string `json:"entry"`
+	// Entry is the entry file relative to Dir ("index.js" unless e.json says otherwise).
+	Entry string `json:"entry"`
 	// Raw is its own e.json. Definition is what the host runs with: the schema defaults of its
-	// chain, then its Type's values, then its own. Neither may be modified.
+	// chain, then its Type's values, then its own (nested defaults filled in). Neither may be
+	// modified: snapshots share them.
 	Raw        map[string]any `json:"-"`
 	Definition map[string]any `json:"definition"`
 	// Files holds every .js, .json and .md file of its directory tree (e.json included, nested
-	// elements excluded), keyed by path relative to Dir.
+	// elements excluded), keyed by path relative to Dir. It must not be modified.
 	Files map[string]string `json:"-"`
 	// Exports lists the functions its entry module exports, found by static analysis.
 	Exports []string `json:"exports,omitempty"`
@@ -112,6 +123,7 @@ func (e *Element) Functions() []string {
 // hot reload, kept at its last good version). A Snapshot is immutable and safe to share
 // between goroutines; a reload makes a new one.
 type Snapshot struct {
+	// App is the loaded app's app.json.
 	App App
 	// Elements is the resolved view: each fullName once, after override.
 	Elements map[string]*Element

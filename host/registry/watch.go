@@ -73,25 +73,25 @@ func (w *Watcher) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w.mu.Lock()
-	snap, problems := loadStrict(w.sc, w.opts, nil)
-	if len(problems) > 0 {
-		w.mu.Unlock()
-		return &ValidationError{Problems: problems}
-	}
-	w.version++
-	snap.Version = w.version
-	w.cur.Store(snap)
-	w.mu.Unlock()
-
 	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("registry: start watching: %w", err)
 	}
+	w.mu.Lock()
+	snap, problems := loadStrict(w.sc, w.opts, nil)
+	if len(problems) > 0 {
+		w.mu.Unlock()
+		_ = fsw.Close()
+		return &ValidationError{Problems: problems}
+	}
+	w.version++
+	snap.Version = w.version
 	w.fsw = fsw
+	w.syncRoots(snap)
+	w.cur.Store(snap) // last: Reload works from here on, and finds fsw set
+	w.mu.Unlock()
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
-	w.syncRoots(snap)
 	w.state = stateRunning
 	go w.loop(fsw, w.stop, w.done)
 	return nil
