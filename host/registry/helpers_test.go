@@ -9,13 +9,17 @@ import (
 	"github.com/trellis-run/trellis/elements"
 )
 
-// writeFiles writes files (path relative to dir → content) under dir.
+// writeFiles writes files (path relative to dir → content) under dir. Each file is written
+// to a temporary name and renamed into place, as editors save, so a watcher never sees a
+// half-written file (which would make counts of published snapshots racy).
 func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(dir, filepath.FromSlash(p))
 		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(t, os.WriteFile(full, []byte(content), 0o644))
+		tmp := filepath.Join(filepath.Dir(full), ".tmp-"+filepath.Base(full))
+		require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
+		require.NoError(t, os.Rename(tmp, full))
 	}
 }
 
