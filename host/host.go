@@ -65,27 +65,31 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := os.MkdirAll(h.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("host: create data directory %s: %w (set --data to a writable directory)", h.cfg.DataDir, err)
 	}
-	exec, err := h.newExecutor()
-	if err != nil {
-		return err
-	}
-	if err := exec.Load(SourceOf(h.Snapshot())); err != nil {
-		_ = exec.Close()
-		return fmt.Errorf("host: load app into the sandbox: %w", err)
-	}
-	h.exec = exec
+	// The watcher loads the app again as it starts, so a change made since New is not missed;
+	// the executor then gets that version.
 	if h.cfg.Watch {
-		w, err := registry.NewWatcher(registryOptions(h.cfg), h.applyReload)
-		if err == nil {
-			err = w.Start(ctx)
-		}
-		if err != nil {
-			_ = exec.Close()
-			h.exec = nil
+		w := registry.NewWatcher(registryOptions(h.cfg), h.applyReload)
+		if err := w.Start(ctx); err != nil {
 			return fmt.Errorf("host: watch %s for changes: %w", h.cfg.AppDir, err)
 		}
 		h.watcher = w
+		h.snap.Store(w.Current())
 	}
+	exec, err := h.newExecutor()
+	if err == nil {
+		if err = exec.Load(SourceOf(h.Snapshot())); err != nil {
+			_ = exec.Close()
+			err = fmt.Errorf("host: load app into the sandbox: %w", err)
+		}
+	}
+	if err != nil {
+		if h.watcher != nil {
+			_ = h.watcher.Stop(ctx)
+			h.watcher = nil
+		}
+		return err
+	}
+	h.exec = exec
 	h.started = true
 	return nil
 }
@@ -127,19 +131,22 @@ func (h *Host) Problems() []registry.Problem {
 // Stop stops hot reload and the executor. It is safe to call twice.
 func (h *Host) Stop(ctx context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if !h.started {
+		h.mu.Unlock()
 		return nil
 	}
 	h.started = false
+	watcher, exec := h.watcher, h.exec
+	h.watcher, h.exec = nil, nil
+	// Unlock first: a reload in progress calls applyReload, which takes h.mu, and the watcher's
+	// Stop waits for it.
+	h.mu.Unlock()
 	var errs []error
-	if h.watcher != nil {
-		errs = append(errs, h.watcher.Stop(ctx))
-		h.watcher = nil
+	if watcher != nil {
+		errs = append(errs, watcher.Stop(ctx))
 	}
-	if h.exec != nil {
-		errs = append(errs, h.exec.Close())
-		h.exec = nil
+	if exec != nil {
+		errs = append(errs, exec.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -122,7 +122,7 @@ func TestAPIScenarios(t *testing.T) {
 		{name: "unknown service", method: "POST", path: "/api/services/services.Nope/x", wantStatus: 404, wantIn: []string{"not_found"}},
 		{name: "not a service", method: "POST", path: "/api/services/events.NormalType/x", wantStatus: 404, wantIn: []string{"not a service"}},
 		{name: "hostile function name", method: "POST", path: "/api/services/services.MathSvc/..%2Fx", wantStatus: 400, wantIn: []string{"not a function name"}},
-		{name: "js throws", method: "POST", path: "/api/services/services.MathSvc/boom", wantStatus: 422, wantIn: []string{`"code":"js_error"`, "kaboom", "services/MathSvc/index.js:5"}},
+		{name: "js throws", method: "POST", path: "/api/services/services.MathSvc/boom", wantStatus: 422, wantIn: []string{`"code":"js_error"`, "kaboom", "services/MathSvc/index.js:4:"}},
 		{name: "built-in Go service, named args", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `{"queryStr": ""}`, wantStatus: 200, wantIn: []string{`"result":[]`}},
 		{name: "built-in Go service, wrong type", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `[5]`, wantStatus: 400, wantIn: []string{"must be a string"}},
 		{name: "built-in not yet implemented", method: "POST", path: "/api/services/events.services.EventSvc/sendEvent", body: `["a", {}]`, wantStatus: 501, wantIn: []string{"not_implemented"}},

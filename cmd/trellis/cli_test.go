@@ -127,7 +127,7 @@ func TestBadInput(t *testing.T) {
 			return []string{"call", "--app", dir, "services.TaskSvc.getTaskTmplList", "[1]"}
 		}, []string{`argument "queryStr" must be a string`}},
 		{"no such app", nil, func(dir string) []string { return []string{"check", "--app", filepath.Join(dir, "missing")} },
-			[]string{"app.json"}},
+			[]string{"missing", "trellis init"}},
 		{"unknown type", func(dir string) {
 			write(t, filepath.Join(dir, "services/GreetingSvc/e.json"), `{"title": "x", "type": "services.NoSuchType"}`)
 		}, func(dir string) []string { return []string{"call", "--app", dir, "services.GreetingSvc.hello", "{}"} },
@@ -135,7 +135,7 @@ func TestBadInput(t *testing.T) {
 		{"bad call target", nil, func(dir string) []string { return []string{"call", "--app", dir, "nodot", "{}"} },
 			[]string{"services.X.fn"}},
 		{"backend flag not yet supported", nil, func(dir string) []string {
-			return []string{"call", "--app", dir, "--redis", "redis://x", "services.GreetingSvc.hello"}
+			return []string{"serve", "--app", dir, "--redis", "redis://x"}
 		}, []string{"--redis", "embedded"}},
 		{"bad timeout flag", nil, func(dir string) []string {
 			return []string{"call", "--app", dir, "--timeout", "soon", "services.GreetingSvc.hello"}
@@ -183,7 +183,7 @@ func TestServe(t *testing.T) {
 
 	lines := bufio.NewScanner(stdout)
 	var base, token string
-	for lines.Scan() && (base == "" || token == "") {
+	for (base == "" || token == "") && lines.Scan() {
 		l := lines.Text()
 		if i := strings.Index(l, "http://"); i >= 0 && base == "" {
 			base = strings.Fields(l[i:])[0]
@@ -218,7 +218,8 @@ func TestServe(t *testing.T) {
 	require.Contains(t, body, "services.GreetingSvc")
 
 	// Hot reload: a new function becomes callable without a restart.
-	write(t, filepath.Join(dir, "services/GreetingSvc/index.js"), "exports.hello = function () { return 'v2'; };\nexports.added = function () { return 'new'; };\n")
+	write(t, filepath.Join(dir, "services/GreetingSvc/index.js"),
+		"exports.hello = function () { return 'v2'; };\nexports.templates = function () { return []; };\nexports.added = function () { return 'new'; };\n")
 	require.Eventually(t, func() bool {
 		req, _ := http.NewRequest("POST", base+"/api/services/services.GreetingSvc/added", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -230,4 +231,23 @@ func TestServe(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode == 200 && strings.Contains(string(b), `"new"`)
 	}, 10*time.Second, 20*time.Millisecond)
+
+	// A broken edit never replaces the last good version: the host keeps serving it and reports
+	// the problem with its position.
+	write(t, filepath.Join(dir, "services/GreetingSvc/index.js"), "exports.hello = function () {\n  return 1 +;\n};\n")
+	require.Eventually(t, func() bool {
+		_, body := get("/api/health", "")
+		return strings.Contains(body, `"status":"degraded"`)
+	}, 10*time.Second, 20*time.Millisecond)
+	code, body = get("/api/elements/services.GreetingSvc", token)
+	require.Equal(t, 200, code)
+	require.Contains(t, body, `"line":2`)
+	req, _ := http.NewRequest("POST", base+"/api/services/services.GreetingSvc/added", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(b))
+	require.Contains(t, string(b), `"new"`, "the last good version still serves")
 }

@@ -42,7 +42,10 @@ func printProblems(cmd *cobra.Command, appDir string, problems []registry.Proble
 	for _, p := range problems {
 		where := appDir
 		if p.File != "" {
-			where = filepath.Join(appDir, p.File)
+			where = p.File
+			if !filepath.IsAbs(where) {
+				where = filepath.Join(appDir, p.File)
+			}
 			if p.Line > 0 {
 				where = fmt.Sprintf("%s:%d:%d", where, p.Line, p.Column)
 			}
