@@ -89,5 +89,7 @@ func listOrNone(list []string) string {
 	if len(list) == 0 {
 		return "(nothing)"
 	}
-	return strings.Join(list, ", ")
+	sorted := append([]string(nil), list...)
+	sort.Strings(sorted)
+	return strings.Join(sorted, ", ")
 }

@@ -188,7 +188,9 @@ func framesString(frames []goja.StackFrame) string {
 		src := f.SrcName()
 		name := f.FuncName()
 		if src == "<native>" || src == "" {
-			if name == "" || name == "<native>" {
+			// Bindings are Go closures whose names are Go symbols ("github.com/…(*jsRuntime)…"):
+			// they say nothing to a JS author and leak the host's layout, so they are left out.
+			if name == "" || name == "<native>" || strings.ContainsAny(name, "/*(") {
 				continue
 			}
 			fmt.Fprintf(&b, "at %s (native)\n", name)

@@ -1,0 +1,239 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/isolate"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+func TestMain(m *testing.M) {
+	if isolate.IsWorker() {
+		isolate.WorkerMain()
+	}
+	os.Exit(m.Run())
+}
+
+func writeApp(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	}
+	return dir
+}
+
+// setup starts a host on embedded storage and stops it when the test ends.
+func setup(t testing.TB, cfg Config, files map[string]string) *Host {
+	t.Helper()
+	cfg.AppDir = writeApp(t, files)
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	h, err := New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
+	return h
+}
+
+// overrideApp overrides the built-in services.TaskSvc with JS that wraps the built-in, as the
+// seeds describe for EventSvc, and has another service that uses whatever TaskSvc resolves to.
+var overrideApp = map[string]string{
+	"app.json": `{"name": "override"}`,
+	"services/TaskSvc/e.json": `{"title": "Our TaskSvc", "type": "services.NormalType",
+		"functionList": [{"name": "getTaskTmplList", "args": [{"name": "queryStr", "type": "Stext"}]}]}`,
+	"services/TaskSvc/index.js": `
+exports.getTaskTmplList = function (queryStr) {
+  const builtin = app.getBuiltin("services.TaskSvc").getTaskTmplList({queryStr: queryStr});
+  return {wrapped: true, templates: builtin};
+};`,
+	"services/UsesTasks/e.json": `{"title": "Uses TaskSvc", "type": "services.NormalType"}`,
+	"services/UsesTasks/index.js": `
+exports.list = function () { return app.getElement("services.TaskSvc").getTaskTmplList("Nightly"); };
+exports.badArgs = function () { return app.getBuiltin("services.TaskSvc").getTaskTmplList(42); };
+exports.notYet = function () { return app.getElement("events.services.EventSvc").sendEvent("a", {}); };
+`,
+	"tasks/Nightly/e.json": `{"title": "Nightly", "type": "tasks.NormalType", "repeatType": "cron", "cron": "0 1 * * *", "funcName": "services.UsesTasks.list"}`,
+	"tasks/Hourly/e.json":  `{"title": "Hourly", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1h", "funcName": "services.UsesTasks.list"}`,
+}
+
+func TestOverrideBuiltinWrapsIt(t *testing.T) {
+	t.Parallel()
+	for _, sandbox := range []string{SandboxInProcess, SandboxIsolated} {
+		t.Run(sandbox, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, Config{Sandbox: sandbox}, overrideApp)
+			el := h.Snapshot().Elements["services.TaskSvc"]
+			require.Equal(t, registry.OriginApp, el.Origin)
+			require.Equal(t, registry.OriginBuiltin, el.Overrides)
+
+			res, err := h.CallService(context.Background(), "services.UsesTasks", "list", nil)
+			require.NoError(t, err)
+			require.Equal(t, map[string]any{"wrapped": true, "templates": []any{map[string]any{
+				"title": "Nightly", "taskType": "tasks.NormalType", "repeatType": "cron", "fullName": "tasks.Nightly",
+			}}}, res.Value)
+
+			_, err = h.CallService(context.Background(), "services.UsesTasks", "badArgs", nil)
+			var je *jsvm.Error
+			require.ErrorAs(t, err, &je)
+			require.Equal(t, jsvm.CodeJSError, je.Code)
+			require.Contains(t, je.Message, `argument "queryStr" must be a string`)
+			require.Contains(t, je.Stack, "services/UsesTasks/index.js:3:")
+			require.NotContains(t, je.Stack, "github.com/", "stacks show JS frames, not the host's Go symbols")
+
+			_, err = h.CallService(context.Background(), "services.UsesTasks", "notYet", nil)
+			require.ErrorAs(t, err, &je)
+			require.Contains(t, je.Message, "not available in this version")
+		})
+	}
+}
+
+func TestCallServiceErrors(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess}, overrideApp)
+	ctx := context.Background()
+	_, err := h.CallService(ctx, "services.Nope", "x", nil)
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = h.CallService(ctx, "services.usestasks", "list", nil)
+	require.ErrorContains(t, err, "did you mean services.UsesTasks?")
+	_, err = h.CallService(ctx, "services.UsesTasks", "missing", nil)
+	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorContains(t, err, "it exports: badArgs, list, notYet")
+	_, err = h.CallService(ctx, "tasks.Nightly", "list", nil)
+	require.ErrorContains(t, err, "not a service")
+	res, err := h.CallService(ctx, "services.TaskSvc", "getTaskTmplList", []any{"hour"})
+	require.NoError(t, err)
+	require.Len(t, res.Value.(map[string]any)["templates"], 1)
+}
+
+func TestHostileCodeEndsOnlyItsExecution(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Workers: 2, Limits: jsvm.Limits{Timeout: 1500 * time.Millisecond, MemoryBytes: 64 << 20}}, map[string]string{
+		"app.json":               `{"name": "hostile"}`,
+		"services/Evil/e.json":   `{"title": "Evil", "type": "services.NormalType"}`,
+		"services/Evil/index.js": `
+exports.spin = function () { for (;;) {} };
+exports.regex = function () { return /^(a+)+(?=b)$/.test("a".repeat(40) + "c"); };
+exports.double = function () { let s = "x"; for (;;) s += s; };
+exports.recurse = function f() { return f() + 1; };
+exports.escape = function () { return typeof this.constructor.constructor("return globalThis.process || globalThis.require && globalThis.require('fs')")(); };
+`,
+		"services/Good/e.json":   `{"title": "Good", "type": "services.NormalType"}`,
+		"services/Good/index.js": `exports.ok = function (n) { return n * 2; };`,
+	})
+	ctx := context.Background()
+	cases := map[string]string{"spin": jsvm.CodeTimeout, "regex": jsvm.CodeTimeout, "double": jsvm.CodeMemoryLimit, "recurse": jsvm.CodeStackOverflow}
+	for fn, code := range cases {
+		t.Run(fn, func(t *testing.T) {
+			_, err := h.CallService(ctx, "services.Evil", fn, nil)
+			var je *jsvm.Error
+			require.ErrorAs(t, err, &je, "%s must fail", fn)
+			require.Equal(t, code, je.Code, je.Message)
+			res, err := h.CallService(ctx, "services.Good", "ok", []any{int64(21)})
+			require.NoError(t, err, "the host goes on after %s", fn)
+			require.EqualValues(t, 42, res.Value)
+		})
+	}
+	_, err := h.CallService(ctx, "services.Evil", "escape", nil)
+	var je *jsvm.Error
+	require.ErrorAs(t, err, &je, "require is not reachable from a Function-constructed scope either")
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "AppDir (--app) is required"},
+		{Config{AppDir: dir, Sandbox: "docker"}, `Sandbox (--sandbox) is "docker"`},
+		{Config{AppDir: dir, Workers: -1}, "Workers (--workers)"},
+		{Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
+		{Config{AppDir: dir, RedisURL: "redis://x"}, "RedisURL (--redis)"},
+	} {
+		_, err := New(tc.cfg)
+		require.ErrorIs(t, err, ErrInvalidConfig)
+		require.ErrorContains(t, err, tc.want)
+	}
+}
+
+func TestInvalidAppIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, map[string]string{
+		"app.json":             `{"name": "broken"}`,
+		"services/A/e.json":    `{"title": "A", "type": "services.NormalType"}`,
+		"services/A/index.js":  "exports.f = function () { return 1 +; };",
+		"services/B/e.json":    `{"title": "B", "type": "services.NoSuchType"}`,
+		"services/Ok/e.json":   `{"title": "Ok", "type": "services.NormalType"}`,
+		"services/Ok/index.js": "exports.f = function () { return 1; };",
+	})
+	_, err := New(Config{AppDir: dir})
+	var ve *registry.ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.GreaterOrEqual(t, len(ve.Problems), 2, "every problem at once: %v", ve.Problems)
+	require.ErrorContains(t, err, "services/A/index.js:1:")
+	require.ErrorContains(t, err, "services.NoSuchType")
+}
+
+func TestStopTwiceAndCallAfterStop(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, overrideApp)
+	h, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess, Watch: true})
+	require.NoError(t, err)
+	_, err = h.CallService(context.Background(), "services.UsesTasks", "list", nil)
+	require.ErrorIs(t, err, ErrNotStarted)
+	require.NoError(t, h.Start(context.Background()))
+	require.NoError(t, h.Start(context.Background()), "Start twice is harmless")
+	require.NoError(t, h.Stop(context.Background()))
+	require.NoError(t, h.Stop(context.Background()))
+	_, err = h.CallService(context.Background(), "services.UsesTasks", "list", nil)
+	require.True(t, errors.Is(err, ErrNotStarted), "got %v", err)
+}
+
+func TestAdminTokenGeneratedOnceAndKept(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
+	h, err := New(Config{AppDir: dir})
+	require.NoError(t, err)
+	tok, generated, err := h.AdminToken()
+	require.NoError(t, err)
+	require.True(t, generated)
+	require.Len(t, tok, 48)
+	info, err := os.Stat(filepath.Join(dir, ".trellis", "admin-token"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	again, generated, err := h.AdminToken()
+	require.NoError(t, err)
+	require.False(t, generated)
+	require.Equal(t, tok, again)
+
+	h2, err := New(Config{AppDir: dir, AdminToken: "from-env"})
+	require.NoError(t, err)
+	tok, _, err = h2.AdminToken()
+	require.NoError(t, err)
+	require.Equal(t, "from-env", tok)
+}
+
+// genServices is an app of n services, for the reload benchmark.
+func genServices(n int) map[string]string {
+	files := map[string]string{"app.json": `{"name": "big"}`, "commons/util.js": "exports.twice = function (x) { return 2 * x; };"}
+	for i := 0; i < n; i++ {
+		dir := fmt.Sprintf("services/Svc%04d/", i)
+		files[dir+"e.json"] = fmt.Sprintf(`{"title": "Service %d", "type": "services.NormalType"}`, i)
+		files[dir+"index.js"] = fmt.Sprintf("const u = require(\"commons/util\");\nexports.version = function () { return 0; };\nexports.calc = function (x) { return u.twice(x) + %d; };\n", i)
+	}
+	return files
+}
