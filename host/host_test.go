@@ -121,8 +121,8 @@ func TestCallServiceErrors(t *testing.T) {
 func TestHostileCodeEndsOnlyItsExecution(t *testing.T) {
 	t.Parallel()
 	h := setup(t, Config{Workers: 2, Limits: jsvm.Limits{Timeout: 1500 * time.Millisecond, MemoryBytes: 64 << 20}}, map[string]string{
-		"app.json":               `{"name": "hostile"}`,
-		"services/Evil/e.json":   `{"title": "Evil", "type": "services.NormalType"}`,
+		"app.json":             `{"name": "hostile"}`,
+		"services/Evil/e.json": `{"title": "Evil", "type": "services.NormalType"}`,
 		"services/Evil/index.js": `
 exports.spin = function () { for (;;) {} };
 exports.regex = function () { return /^(a+)+(?=b)$/.test("a".repeat(40) + "c"); };
