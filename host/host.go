@@ -98,7 +98,13 @@ func (h *Host) newExecutor() (jsvm.Executor, error) {
 	if h.cfg.Sandbox == SandboxInProcess {
 		return jsvm.New(jsvm.Options{Host: h, Limits: h.cfg.Limits})
 	}
-	return isolate.New(isolate.Options{Host: h, Workers: h.cfg.Workers, Limits: h.cfg.Limits, Command: h.cfg.WorkerCommand})
+	opts := isolate.Options{Host: h, Workers: h.cfg.Workers, Limits: h.cfg.Limits, Command: h.cfg.WorkerCommand}
+	// A worker serves one app, so its local time can be the app's: JS Date's local-time methods
+	// then agree with the datetimes Trellis returns.
+	if tz := h.Snapshot().App.Timezone; tz != "" {
+		opts.Env = append(opts.Env, "TZ="+tz)
+	}
+	return isolate.New(opts)
 }
 
 // applyReload makes a new app version current: the registry has already kept the last good

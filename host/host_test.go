@@ -237,3 +237,15 @@ func genServices(n int) map[string]string {
 	}
 	return files
 }
+
+func TestIsolatedWorkersUseTheAppTimezone(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{}, map[string]string{
+		"app.json":            `{"name": "tz", "timezone": "Asia/Shanghai"}`,
+		"services/T/e.json":   `{"title": "T", "type": "services.NormalType"}`,
+		"services/T/index.js": `exports.hour = function () { return new Date(Date.UTC(2024, 0, 1, 0, 0, 0)).getHours(); };`,
+	})
+	res, err := h.CallService(context.Background(), "services.T", "hour", nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 8, res.Value, "midnight UTC is 08:00 in Asia/Shanghai")
+}
