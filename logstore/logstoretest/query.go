@@ -1,0 +1,217 @@
+package logstoretest
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// testQueryFullNameAndTime: fullName selects one element; Start is inclusive, End exclusive, either
+// may be open; newest CreatedAt first.
+func testQueryFullNameAndTime(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	a, b := e.name("events.A"), e.name("events.B")
+	req := e.name("req")
+	start, end := day.Add(10*time.Hour), day.Add(11*time.Hour)
+	at := map[string]time.Time{
+		"before":   start.Add(-time.Millisecond),
+		"atStart":  start,
+		"middle":   start.Add(30 * time.Minute),
+		"lastMs":   end.Add(-time.Millisecond),
+		"atEnd":    end,
+		"afterEnd": end.Add(time.Hour),
+	}
+	for name, created := range at {
+		e.insert(finished(e.node(a, req, e.name("a-"+name), "", created), logstore.StatusSuccess, 5)...)
+		e.insert(finished(e.node(b, req, e.name("b-"+name), "", created), logstore.StatusSuccess, 5)...)
+	}
+	names := func(p logstore.Page) []string {
+		out := nodeIDs(p.RowDatas)
+		for i := range out {
+			out[i] = out[i][len(e.name("a-")):]
+		}
+		return out
+	}
+
+	p := e.query(logstore.Query{FullName: a, Start: start, End: end})
+	require.EqualValues(t, 3, p.TotalCount)
+	require.Equal(t, []string{"lastMs", "middle", "atStart"}, names(p))
+	for _, r := range p.RowDatas {
+		require.Equal(t, a, r.FullName)
+	}
+
+	p = e.query(logstore.Query{FullName: b, Start: start})
+	require.Equal(t, []string{"afterEnd", "atEnd", "lastMs", "middle", "atStart"}, names(p))
+	p = e.query(logstore.Query{FullName: b, End: end})
+	require.Equal(t, []string{"lastMs", "middle", "atStart", "before"}, names(p))
+	p = e.query(logstore.Query{FullName: b})
+	require.EqualValues(t, 6, p.TotalCount)
+
+	// No fullName: every element in the range (this day is this subtest's alone).
+	p = e.query(logstore.Query{Start: start, End: end})
+	require.EqualValues(t, 6, p.TotalCount)
+
+	p = e.query(logstore.Query{FullName: e.name("events.Nobody")})
+	require.Zero(t, p.TotalCount)
+	require.Empty(t, p.RowDatas)
+}
+
+// testQueryStatus: the status filter applies to the latest state only, and counts follow it.
+func testQueryStatus(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	fn := e.name("events.Status")
+	req := e.name("req")
+	want := map[string]int{}
+	var rows []logstore.Row
+	statuses := []string{logstore.StatusSuccess, logstore.StatusFail, logstore.StatusRunning, logstore.StatusWaiting}
+	for i := range 23 {
+		n := e.node(fn, req, e.name(fmt.Sprintf("n%02d", i)), "", day.Add(time.Duration(i)*time.Minute))
+		st := statuses[i%4]
+		want[st]++
+		switch st {
+		case logstore.StatusSuccess, logstore.StatusFail:
+			rows = append(rows, finished(n, st, 10)...)
+		case logstore.StatusRunning:
+			// Failed once, then running again: not a fail any more.
+			f := state(n, 1, logstore.StatusFail, time.Second)
+			r := state(n, 2, logstore.StatusRunning, 2*time.Second)
+			rows = append(rows, state(n, 0, logstore.StatusWaiting, 0), f, r)
+		default:
+			// Ran, then was queued for a retry.
+			rows = append(rows, state(n, 0, logstore.StatusRunning, 0), state(n, 1, logstore.StatusWaiting, time.Second))
+		}
+	}
+	e.insert(rows...)
+	total := 0
+	for _, st := range statuses {
+		p := e.query(logstore.Query{FullName: fn, Status: st, PageSize: 100})
+		require.EqualValues(t, want[st], p.TotalCount, st)
+		require.Len(t, p.RowDatas, want[st], st)
+		for _, r := range p.RowDatas {
+			require.Equal(t, st, r.Status)
+		}
+		total += want[st]
+	}
+	require.EqualValues(t, total, e.query(logstore.Query{FullName: fn}).TotalCount)
+}
+
+// testQueryPaging: totalCount, full pages, the last partial page, a page past the end, defaults.
+func testQueryPaging(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	fn := e.name("events.Paging")
+	const nodes = 45
+	var rows []logstore.Row
+	var newestFirst []string
+	for i := range nodes {
+		n := e.node(fn, e.name(fmt.Sprintf("req%d", i%3)), e.name(fmt.Sprintf("n%02d", i)), "", day.Add(time.Duration(i)*time.Minute+time.Duration(i)*time.Millisecond))
+		rows = append(rows, finished(n, logstore.StatusSuccess, int64(i))...)
+		newestFirst = append([]string{n.NodeID}, newestFirst...)
+	}
+	e.insert(rows...)
+
+	var got []string
+	for page, size := range map[int]int{1: 20, 2: 20, 3: 5} {
+		p := e.query(logstore.Query{FullName: fn, Page: page, PageSize: 20})
+		require.EqualValues(t, nodes, p.TotalCount, "page %d", page)
+		require.Len(t, p.RowDatas, size, "page %d", page)
+		require.Equal(t, newestFirst[(page-1)*20:(page-1)*20+size], nodeIDs(p.RowDatas), "page %d", page)
+		got = append(got, nodeIDs(p.RowDatas)...)
+	}
+	require.ElementsMatch(t, newestFirst, got)
+
+	p := e.query(logstore.Query{FullName: fn, Page: 4, PageSize: 20})
+	require.EqualValues(t, nodes, p.TotalCount, "a page past the end still counts")
+	require.Empty(t, p.RowDatas)
+	p = e.query(logstore.Query{FullName: fn, Page: 1000, PageSize: logstore.MaxPageSize})
+	require.EqualValues(t, nodes, p.TotalCount)
+	require.Empty(t, p.RowDatas)
+
+	// Zero Page and PageSize take the defaults (page 1 of DefaultPageSize).
+	p = e.query(logstore.Query{FullName: fn})
+	require.Equal(t, newestFirst[:logstore.DefaultPageSize], nodeIDs(p.RowDatas))
+
+	p = e.query(logstore.Query{FullName: fn, Page: 2, PageSize: 7})
+	require.Equal(t, newestFirst[7:14], nodeIDs(p.RowDatas))
+	p = e.query(logstore.Query{FullName: fn, PageSize: logstore.MaxPageSize})
+	require.Equal(t, newestFirst, nodeIDs(p.RowDatas))
+}
+
+// testQueryFreeFilters: sender, host, error code and kwargs fields (numbers, strings, booleans,
+// several keys at once), alone and with the status filter; all apply to the latest state.
+func testQueryFreeFilters(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	fn := e.name("events.Filters")
+	req := e.name("req")
+	type spec struct {
+		sender, host, code, kwargs string
+	}
+	specs := map[string]spec{
+		"n1": {"models.UserModel", "host-a", "", `{"userId":1,"name":"Ann","vip":true}`},
+		"n2": {"models.UserModel", "host-b", "timeout", `{"userId":"1","name":"Bob","vip":false}`},
+		"n3": {"models.OrderModel", "host-a", "js_error", `{"userId":2,"name":"Ann","amount":2.5}`},
+		"n4": {"models.OrderModel", "host-b", "timeout", `{"orderId":1,"name":"Cy"}`},
+		"n5": {"services.BackupSvc", "host-c", "", `{"userId":11,"name":"Ann Lee"}`},
+	}
+	i := 0
+	for id, sp := range specs {
+		i++
+		n := e.node(fn, req, e.name(id), "", day.Add(time.Duration(i)*time.Minute))
+		n.Sender = sp.sender
+		n.Host = sp.host
+		n.Kwargs = json.RawMessage(sp.kwargs)
+		status := logstore.StatusSuccess
+		if sp.code != "" {
+			status = logstore.StatusFail
+		}
+		rows := finished(n, status, 10)
+		rows[2].Error = nil
+		if sp.code != "" {
+			rows[2].Error = &logstore.RowError{Code: sp.code, Message: "failed"}
+		}
+		// An earlier state with another host and error code: filters must use the latest.
+		rows[1].Host = "host-old"
+		rows[1].Error = &logstore.RowError{Code: "stale", Message: "old"}
+		e.insert(rows...)
+	}
+	for _, tc := range []struct {
+		name string
+		q    logstore.Query
+		want []string
+	}{
+		{"sender", logstore.Query{Sender: "models.OrderModel"}, []string{"n3", "n4"}},
+		{"host", logstore.Query{Host: "host-a"}, []string{"n1", "n3"}},
+		{"stale host", logstore.Query{Host: "host-old"}, nil},
+		{"errorCode", logstore.Query{ErrorCode: "timeout"}, []string{"n2", "n4"}},
+		{"stale errorCode", logstore.Query{ErrorCode: "stale"}, nil},
+		{"kwargs number and string", logstore.Query{Kwargs: map[string]string{"userId": "1"}}, []string{"n1", "n2"}},
+		{"kwargs number is not a prefix", logstore.Query{Kwargs: map[string]string{"userId": "11"}}, []string{"n5"}},
+		{"kwargs string", logstore.Query{Kwargs: map[string]string{"name": "Ann"}}, []string{"n1", "n3"}},
+		{"kwargs float", logstore.Query{Kwargs: map[string]string{"amount": "2.5"}}, []string{"n3"}},
+		{"kwargs bool", logstore.Query{Kwargs: map[string]string{"vip": "true"}}, []string{"n1"}},
+		{"kwargs two keys", logstore.Query{Kwargs: map[string]string{"name": "Ann", "userId": "2"}}, []string{"n3"}},
+		{"kwargs missing key", logstore.Query{Kwargs: map[string]string{"nothere": "1"}}, nil},
+		{"kwargs orderId", logstore.Query{Kwargs: map[string]string{"orderId": "1"}}, []string{"n4"}},
+		{"all at once", logstore.Query{Sender: "models.UserModel", Host: "host-b", ErrorCode: "timeout", Kwargs: map[string]string{"name": "Bob"}}, []string{"n2"}},
+		{"with status", logstore.Query{Status: logstore.StatusFail, Kwargs: map[string]string{"name": "Ann"}}, []string{"n3"}},
+		{"no match", logstore.Query{Sender: "models.UserModel", Host: "host-c"}, nil},
+	} {
+		q := tc.q
+		q.FullName = fn
+		p := e.query(q)
+		want := make([]string, len(tc.want))
+		for i, id := range tc.want {
+			want[i] = e.name(id)
+		}
+		require.EqualValues(t, len(want), p.TotalCount, tc.name)
+		require.ElementsMatch(t, want, nodeIDs(p.RowDatas), tc.name)
+	}
+}
