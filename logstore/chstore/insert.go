@@ -1,0 +1,133 @@
+package chstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/logstore"
+)
+
+var statusCode = map[string]int8{
+	logstore.StatusWaiting: 1,
+	logstore.StatusRunning: 2,
+	logstore.StatusSuccess: 3,
+	logstore.StatusFail:    4,
+}
+
+// insertSQL names every column: ClickHouse 18.16 refuses a native insert without a column list.
+func (s schema) insertSQL() string {
+	names := make([]string, len(logColumns))
+	for i, c := range logColumns {
+		names[i] = c.name
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s)", s.logTable(), strings.Join(names, ", "))
+}
+
+// Insert stores rows in one insert. Every row is validated first, so an invalid row fails the
+// batch before anything is sent. Inserting a row ID again is harmless: queries fold copies.
+// The batch is sent column by column, which is several times faster than row by row.
+func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
+	if err := s.checkOpen("insert"); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	for i := range rows {
+		if err := rows[i].Validate(); err != nil {
+			return fmt.Errorf("chstore: insert: %w", err)
+		}
+		if int64(rows[i].Attempt) > math.MaxUint32 {
+			return fmt.Errorf("chstore: insert: %w: row %s: attempt %d is too large", logstore.ErrInvalidRow, rows[i].ID, rows[i].Attempt)
+		}
+	}
+	cols := encodeColumns(rows)
+	batch, err := s.conn.PrepareBatch(ctx, s.schema.insertSQL())
+	if err != nil {
+		return s.fail(ctx, "insert", err)
+	}
+	for i, values := range cols {
+		if err := batch.Column(i).Append(values); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("chstore: insert: column %s: %w", logColumns[i].name, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return s.fail(ctx, "insert", err)
+	}
+	return nil
+}
+
+// encodeColumns turns rows into one slice per column of logColumns, in order.
+func encodeColumns(rows []logstore.Row) []any {
+	n := len(rows)
+	var (
+		id, kind, fullName, sender, eventType   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		stage, requestID, nodeID, parentNodeID  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		kwargs, result, errCode, errMsg, errStk = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		host, logs                              = make([]string, n), make([]string, n)
+		status                                  = make([]int8, n)
+		attempt, seq                            = make([]uint32, n), make([]uint32, n)
+		createdAt                               = make([]time.Time, n)
+		createdMS                               = make([]uint16, n)
+		recorded, start, end, duration          = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		hasError                                = make([]uint8, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		id[i], kind[i], fullName[i], sender[i], eventType[i] = r.ID, r.Kind, r.FullName, r.Sender, r.EventType
+		status[i] = statusCode[r.Status]
+		stage[i], requestID[i], nodeID[i], parentNodeID[i] = r.Stage, r.RequestID, r.NodeID, r.ParentNodeID
+		attempt[i] = uint32(r.Attempt)
+		ms := r.CreatedAt.UnixMilli()
+		createdAt[i] = time.Unix(floorDiv(ms, 1000), 0)
+		createdMS[i] = uint16(ms - floorDiv(ms, 1000)*1000)
+		recorded[i] = r.RecordedAt.UnixMilli()
+		seq[i] = r.Seq
+		start[i], end[i], duration[i] = timeMS(r.StartTime), timeMS(r.EndTime), r.Duration
+		kwargs[i], result[i], logs[i] = compactJSON(r.Kwargs), string(r.Result), string(r.Logs)
+		if r.Error != nil {
+			hasError[i] = 1
+			errCode[i], errMsg[i], errStk[i] = r.Error.Code, r.Error.Message, r.Error.Stack
+		}
+		host[i] = r.Host
+	}
+	return []any{id, kind, fullName, sender, eventType, status, stage, requestID, nodeID, parentNodeID,
+		attempt, createdAt, createdMS, recorded, seq, start, end, duration, kwargs, result,
+		hasError, errCode, errMsg, errStk, host, logs}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// timeMS is t in epoch milliseconds, 0 for the zero time.
+func timeMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// compactJSON drops insignificant whitespace: ClickHouse 18.16's visitParamExtract functions,
+// which the kwargs filters use there, only read "name":value written without spaces. Text that
+// is not JSON is stored as it came.
+func compactJSON(raw json.RawMessage) string {
+	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+		return string(raw)
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}

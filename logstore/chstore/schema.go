@@ -1,0 +1,225 @@
+package chstore
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// features are what the connected server can do beyond ClickHouse 18.16, read once at Open.
+type features struct {
+	version string
+	major   int
+	minor   int
+	// modernTypes: LowCardinality(String) for repetitive names and per-column compression
+	// codecs. Both exist (and are stable) from 20.1; 18.16 has neither without experimental
+	// settings, so older servers get plain String and the table-wide LZ4.
+	modernTypes bool
+	// jsonExtract: JSONExtractRaw/JSONExtractString exist, which read top-level fields only and
+	// tolerate whitespace; without them kwargs filters use visitParamExtract*, which find the
+	// first field of that name at any depth of compact JSON.
+	jsonExtract bool
+}
+
+// parseVersion fills major and minor from a version() string such as "18.16.1".
+func (f *features) parseVersion(v string) {
+	f.version = v
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) >= 2 {
+		f.major, _ = strconv.Atoi(parts[0])
+		f.minor, _ = strconv.Atoi(parts[1])
+	}
+	f.modernTypes = f.major >= 20
+}
+
+// column is one column of the log table: its type on 18.16, and on modern servers.
+type column struct {
+	name   string
+	typ    string
+	modern string // "" = same as typ
+}
+
+const statusEnum = "Enum8('waiting' = 1, 'running' = 2, 'success' = 3, 'fail' = 4)"
+
+// logColumns are the log table's columns in insert order. Times are DateTime('UTC') plus
+// milliseconds (no DateTime64 on 18.16); created_at is split so the partition key and the
+// sorting key stay a plain DateTime. Zero start/end times are 0.
+var logColumns = []column{
+	{"id", "String", "String CODEC(ZSTD(1))"},
+	{"kind", "String", "LowCardinality(String)"},
+	{"full_name", "String", "LowCardinality(String)"},
+	{"sender", "String", "LowCardinality(String)"},
+	{"event_type", "String", "LowCardinality(String)"},
+	{"status", statusEnum, ""},
+	{"stage", "String", "LowCardinality(String)"},
+	{"request_id", "String", "String CODEC(ZSTD(1))"},
+	{"node_id", "String", "String CODEC(ZSTD(1))"},
+	{"parent_node_id", "String", "String CODEC(ZSTD(1))"},
+	{"attempt", "UInt32", ""},
+	{"created_at", "DateTime('UTC')", "DateTime('UTC') CODEC(DoubleDelta, LZ4)"},
+	{"created_ms", "UInt16", ""},
+	{"recorded_ms", "Int64", "Int64 CODEC(Delta, ZSTD(1))"},
+	{"seq", "UInt32", ""},
+	{"start_ms", "Int64", "Int64 CODEC(Delta, ZSTD(1))"},
+	{"end_ms", "Int64", "Int64 CODEC(Delta, ZSTD(1))"},
+	{"duration_ms", "Int64", "Int64 CODEC(T64, LZ4)"},
+	{"kwargs", "String", "String CODEC(ZSTD(1))"},
+	{"result", "String", "String CODEC(ZSTD(1))"},
+	{"has_error", "UInt8", ""},
+	{"error_code", "String", "LowCardinality(String)"},
+	{"error_message", "String", "String CODEC(ZSTD(1))"},
+	{"error_stack", "String", "String CODEC(ZSTD(1))"},
+	{"host", "String", "LowCardinality(String)"},
+	{"logs", "String", "String CODEC(ZSTD(1))"},
+}
+
+// keyColumns are the index table's: one row per (request or node id, element, creation
+// second), so a lookup by request or node id learns which (full_name, created_at) ranges of
+// the log table to read instead of scanning it.
+var keyColumns = []column{
+	{"key", "String", "String CODEC(ZSTD(1))"},
+	{"full_name", "String", "LowCardinality(String)"},
+	{"created_at", "DateTime('UTC')", "DateTime('UTC') CODEC(DoubleDelta, LZ4)"},
+}
+
+// declared is the column's type as system.columns reports it (codecs are not part of it).
+func (c column) declared(modern bool) string {
+	t := c.typ
+	if modern && c.modern != "" {
+		t = c.modern
+	}
+	if i := strings.Index(t, " CODEC("); i >= 0 {
+		return t[:i]
+	}
+	return t
+}
+
+// accepts reports whether an existing column of type got can serve as c: either generation's
+// type, so a table created before a server upgrade keeps working.
+func (c column) accepts(got string) bool {
+	got = strings.ReplaceAll(got, `\'`, `'`)
+	return got == c.declared(false) || got == c.declared(true)
+}
+
+// schema names the store's tables and writes their DDL.
+type schema struct {
+	opts Options
+	feat features
+}
+
+func quoteIdent(s string) string { return "`" + s + "`" }
+
+func (s schema) qualified(table string) string {
+	return quoteIdent(s.opts.Database) + "." + quoteIdent(table)
+}
+
+// localLog and localKeys are the MergeTree tables holding data: on every server of a cluster
+// in Distributed mode, else the only ones.
+func (s schema) localLogName() string {
+	if s.opts.Distributed {
+		return s.opts.Table + "_local"
+	}
+	return s.opts.Table
+}
+
+func (s schema) localKeysName() string {
+	if s.opts.Distributed {
+		return s.opts.Table + "_keys_local"
+	}
+	return s.opts.Table + "_keys"
+}
+
+func (s schema) viewName() string { return s.opts.Table + "_keys_mv" }
+
+// logTable and keysTable are what inserts and queries use (Distributed tables in that mode).
+func (s schema) logTable() string  { return s.qualified(s.opts.Table) }
+func (s schema) keysTable() string { return s.qualified(s.opts.Table + "_keys") }
+
+func (s schema) onCluster() string {
+	if s.opts.Cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + quoteIdent(s.opts.Cluster)
+}
+
+func (s schema) engine(table string) string {
+	if s.opts.Replicated {
+		path := strings.TrimRight(s.opts.ZooKeeperPath, "/") + "/" + table
+		return fmt.Sprintf("ReplicatedReplacingMergeTree(%s, '{replica}')", quoteString(path))
+	}
+	return "ReplacingMergeTree"
+}
+
+func (s schema) columnsDDL(cols []column) string {
+	var b strings.Builder
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		t := c.typ
+		if s.feat.modernTypes && c.modern != "" {
+			t = c.modern
+		}
+		fmt.Fprintf(&b, "    %s %s", c.name, t)
+	}
+	return b.String()
+}
+
+// DDL is every statement Open runs, in order, each idempotent (IF NOT EXISTS).
+//
+// The log table is a ReplacingMergeTree: a row inserted twice (a retried batch whose first try
+// succeeded) has the same sorting key, ending in id, so merges fold the copies; queries never
+// rely on merges having happened (they dedupe by id or take argMax per node). It is
+// partitioned by UTC day, so retention drops whole partitions, and sorted by
+// (full_name, created_at, node_id, id): getEventLog filters on full_name and a created_at
+// range, which the primary index narrows to a few granules, and a node's states sit together.
+// Request and node lookups go through the keys table, which a materialized view fills.
+func (s schema) DDL() []string {
+	on := s.onCluster()
+	localLog, localKeys := s.localLogName(), s.localKeysName()
+	stmts := []string{
+		fmt.Sprintf("CREATE DATABASE IF NOT EXISTS %s%s", quoteIdent(s.opts.Database), on),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n%s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(created_at)\nORDER BY (full_name, created_at, node_id, id)\nSETTINGS index_granularity = 8192",
+			s.qualified(localLog), on, s.columnsDDL(logColumns), s.engine(localLog)),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n%s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(created_at)\nORDER BY (key, full_name, created_at)\nSETTINGS index_granularity = 8192",
+			s.qualified(localKeys), on, s.columnsDDL(keyColumns), s.engine(localKeys)),
+		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\nSELECT key, full_name, created_at FROM %s ARRAY JOIN [request_id, node_id] AS key",
+			s.qualified(s.viewName()), on, s.qualified(localKeys), s.qualified(localLog)),
+	}
+	if s.opts.Distributed {
+		stmts = append(stmts,
+			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, %s)",
+				s.logTable(), on, s.qualified(localLog), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(localLog), s.opts.ShardingKey),
+			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, cityHash64(key))",
+				s.keysTable(), on, s.qualified(localKeys), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(localKeys)),
+		)
+	}
+	return stmts
+}
+
+// dropPartition is the retention statement for one partition of one local table.
+func (s schema) dropPartition(table, partition string) string {
+	return fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION %s", s.qualified(table), s.onCluster(), partition)
+}
+
+// quoteString makes a ClickHouse string literal. Every value spliced into SQL goes through it
+// (or is a number), so no input can end the literal.
+func quoteString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '\'':
+			b.WriteString(`\'`)
+		case 0:
+			b.WriteString(`\0`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
