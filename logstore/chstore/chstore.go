@@ -97,16 +97,27 @@ func (s *Store) init(ctx context.Context) error {
 		return s.fail(ctx, "open: read server functions", err)
 	}
 	s.schema.feat.jsonExtract = n > 0
-	for _, stmt := range s.schema.DDL() {
+	if err := s.exec(ctx, s.schema.tablesDDL()); err != nil {
+		return err
+	}
+	if err := s.checkSchema(ctx); err != nil {
+		return err
+	}
+	return s.exec(ctx, s.schema.viewsDDL())
+}
+
+// exec runs schema statements.
+func (s *Store) exec(ctx context.Context, stmts []string) error {
+	for _, stmt := range stmts {
 		if err := s.conn.Exec(ctx, stmt); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("chstore: open: %w", ctx.Err())
 			}
-			return fmt.Errorf("chstore: open: %w: %w: ClickHouse %s refused the schema (%v); check the user may create tables in database %s, or set another table name",
+			return fmt.Errorf("chstore: open: %w: %w: ClickHouse at %s refused the schema (%w); check the user may create tables in database %s, or set another table name",
 				logstore.ErrUnavailable, ErrSchema, s.addr, err, s.schema.opts.Database)
 		}
 	}
-	return s.checkSchema(ctx)
+	return nil
 }
 
 // checkSchema compares the existing tables' columns with the store's, so a foreign table of the

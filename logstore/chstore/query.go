@@ -2,43 +2,404 @@ package chstore
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trellis-run/trellis/logstore"
 )
 
-var errTODO = errors.New("chstore: not implemented yet")
+// Expressions shared by the queries.
+const (
+	// createdMSExpr is CreatedAt in epoch milliseconds.
+	createdMSExpr = "toInt64(created_at) * 1000 + created_ms"
+	// versionExpr orders the states of a node: argMax(x, versionExpr) is x of the latest state.
+	versionExpr = "(recorded_ms, seq)"
+	// rowSelect reads a whole Row, in the order scanRow expects.
+	rowSelect = "id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, " +
+		createdMSExpr + ", recorded_ms, seq, start_ms, end_ms, duration_ms, kwargs, result, " +
+		"has_error, error_code, error_message, error_stack, host, logs"
+	// maxSpans is how many (element, time range) spans a request or node lookup spells out one by
+	// one before it falls back to one range over all of them.
+	maxSpans = 64
+)
 
-// Query is getEventLog.
+// Query is getEventLog: nodes whose latest state matches q, newest CreatedAt first (NodeID,
+// descending, breaks ties), with the total count.
+//
+// It runs in two steps. The first aggregates only light columns per node over the primary-key
+// range (full_name, created_at): the latest status and the filtered fields by argMax, the
+// page's node ids by ORDER BY … LIMIT, and the total count in the same pass as a WITH TOTALS
+// row (totals count only groups that pass HAVING). The second reads whole rows of just those
+// nodes, within the page's created_at range.
 func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, error) {
-	return logstore.Page{}, errTODO
+	if err := s.checkOpen("query"); err != nil {
+		return logstore.Page{}, err
+	}
+	q = q.WithDefaults()
+	if err := q.Validate(); err != nil {
+		return logstore.Page{}, fmt.Errorf("chstore: query: %w", err)
+	}
+	where := rangeConds(q.FullName, q.Start, q.End)
+	var having []string
+	latest := func(col string) string { return "argMax(" + col + ", " + versionExpr + ")" }
+	if q.Status != "" {
+		having = append(having, latest("status")+" = "+quoteString(q.Status))
+	}
+	if q.Sender != "" {
+		having = append(having, latest("sender")+" = "+quoteString(q.Sender))
+	}
+	if q.Host != "" {
+		having = append(having, latest("host")+" = "+quoteString(q.Host))
+	}
+	if q.ErrorCode != "" {
+		having = append(having, latest("error_code")+" = "+quoteString(q.ErrorCode))
+	}
+	for _, k := range slices.Sorted(maps.Keys(q.Kwargs)) {
+		having = append(having, s.kwargsCond(latest("kwargs"), k, q.Kwargs[k]))
+	}
+	sql := fmt.Sprintf("SELECT node_id, any(%s) AS created, uniqExact(node_id) AS nodes FROM %s WHERE %s GROUP BY node_id WITH TOTALS",
+		createdMSExpr, s.schema.logTable(), strings.Join(where, " AND "))
+	if len(having) > 0 {
+		sql += " HAVING " + strings.Join(having, " AND ")
+	}
+	sql += fmt.Sprintf(" ORDER BY created DESC, node_id DESC LIMIT %d, %d", int64(q.Page-1)*int64(q.PageSize), q.PageSize)
+
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return logstore.Page{}, s.fail(ctx, "query", err)
+	}
+	defer rows.Close()
+	var (
+		order   []string
+		created = map[string]int64{}
+	)
+	for rows.Next() {
+		var (
+			node  string
+			c     int64
+			nodes uint64
+		)
+		if err := rows.Scan(&node, &c, &nodes); err != nil {
+			return logstore.Page{}, s.fail(ctx, "query", err)
+		}
+		order = append(order, node)
+		created[node] = c
+	}
+	if err := rows.Err(); err != nil {
+		return logstore.Page{}, s.fail(ctx, "query", err)
+	}
+	var (
+		totalNode    string
+		totalCreated int64
+		total        uint64
+	)
+	if err := rows.Totals(&totalNode, &totalCreated, &total); err != nil {
+		// No totals block at all means no group: ClickHouse sends one only with data.
+		total = 0
+	}
+	page := logstore.Page{TotalCount: int64(total), RowDatas: []logstore.Row{}}
+	if len(order) == 0 {
+		return page, nil
+	}
+
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	quoted := make([]string, len(order))
+	for i, n := range order {
+		lo, hi = min(lo, created[n]), max(hi, created[n])
+		quoted[i] = quoteString(n)
+	}
+	where = rangeConds(q.FullName, time.UnixMilli(lo), time.UnixMilli(hi+1))
+	where = append(where, "node_id IN ("+strings.Join(quoted, ", ")+")")
+	all, err := s.selectRows(ctx, "query", fmt.Sprintf("SELECT %s FROM %s WHERE %s", rowSelect, s.schema.logTable(), strings.Join(where, " AND ")))
+	if err != nil {
+		return logstore.Page{}, err
+	}
+	byNode := latestByNode(all)
+	for _, n := range order {
+		if r, ok := byNode[n]; ok {
+			page.RowDatas = append(page.RowDatas, r)
+		}
+	}
+	return page, nil
 }
 
-// ByRequest is getEventLogByRequestId.
+// kwargsCond matches a top-level kwargs field by its JSON text, strings unquoted.
+func (s *Store) kwargsCond(kwargs, key, value string) string {
+	k, v := quoteString(key), quoteString(value)
+	if s.schema.feat.jsonExtract {
+		return fmt.Sprintf("(JSONHas(%[1]s, %[2]s) AND (JSONExtractRaw(%[1]s, %[2]s) = %[3]s OR JSONExtractString(%[1]s, %[2]s) = %[3]s))", kwargs, k, v)
+	}
+	return fmt.Sprintf("(visitParamHas(%[1]s, %[2]s) AND (visitParamExtractRaw(%[1]s, %[2]s) = %[3]s OR visitParamExtractString(%[1]s, %[2]s) = %[3]s))", kwargs, k, v)
+}
+
+// rangeConds selects rows of an element (if fullName is set) created in [start, end) (either
+// may be zero: open). Each bound is written twice: on created_at in whole seconds, which the
+// primary index and partition pruning use, and exactly, in milliseconds.
+func rangeConds(fullName string, start, end time.Time) []string {
+	conds := []string{"1"}
+	if fullName != "" {
+		conds = append(conds, "full_name = "+quoteString(fullName))
+	}
+	if !start.IsZero() {
+		ms := start.UnixMilli()
+		conds = append(conds,
+			"created_at >= "+dateTime(floorDiv(ms, 1000)),
+			createdMSExpr+" >= "+strconv.FormatInt(ms, 10))
+	}
+	if !end.IsZero() {
+		ms := end.UnixMilli()
+		conds = append(conds,
+			"created_at <= "+dateTime(floorDiv(ms-1, 1000)),
+			createdMSExpr+" < "+strconv.FormatInt(ms, 10))
+	}
+	if len(conds) > 1 {
+		conds = conds[1:]
+	}
+	return conds
+}
+
+// dateTime is a DateTime literal for epoch second sec, clamped to DateTime's range so a bound
+// outside it still compares the right way.
+func dateTime(sec int64) string {
+	sec = max(0, min(sec, math.MaxUint32))
+	return "toDateTime(" + strconv.FormatInt(sec, 10) + ")"
+}
+
+// selectRows runs a query selecting rowSelect.
+func (s *Store) selectRows(ctx context.Context, op, sql string) ([]logstore.Row, error) {
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	defer rows.Close()
+	var out []logstore.Row
+	for rows.Next() {
+		var (
+			r                                  logstore.Row
+			status                             string
+			attempt, seq                       uint32
+			created, recorded, start, end, dur int64
+			kwargs, result, logs               string
+			hasError                           uint8
+			errCode, errMsg, errStack          string
+		)
+		if err := rows.Scan(&r.ID, &r.Kind, &r.FullName, &r.Sender, &r.EventType, &status, &r.Stage,
+			&r.RequestID, &r.NodeID, &r.ParentNodeID, &attempt, &created, &recorded, &seq, &start, &end, &dur,
+			&kwargs, &result, &hasError, &errCode, &errMsg, &errStack, &r.Host, &logs); err != nil {
+			return nil, s.fail(ctx, op, err)
+		}
+		r.Status = status
+		r.Attempt = int(attempt)
+		r.Seq = seq
+		r.CreatedAt = time.UnixMilli(created).UTC()
+		r.RecordedAt = time.UnixMilli(recorded).UTC()
+		r.StartTime, r.EndTime = msTime(start), msTime(end)
+		r.Duration = dur
+		r.Kwargs, r.Result, r.Logs = rawJSON(kwargs), rawJSON(result), rawJSON(logs)
+		if hasError != 0 {
+			r.Error = &logstore.RowError{Code: errCode, Message: errMsg, Stack: errStack}
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	return out, nil
+}
+
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func rawJSON(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+// newer reports whether a is a later state than b.
+func newer(a, b *logstore.Row) bool {
+	if !a.RecordedAt.Equal(b.RecordedAt) {
+		return a.RecordedAt.After(b.RecordedAt)
+	}
+	if a.Seq != b.Seq {
+		return a.Seq > b.Seq
+	}
+	return a.ID > b.ID
+}
+
+// latestByNode is each node's latest state; copies of one row ID fold naturally.
+func latestByNode(rows []logstore.Row) map[string]logstore.Row {
+	out := make(map[string]logstore.Row, len(rows))
+	for i := range rows {
+		r := &rows[i]
+		if cur, ok := out[r.NodeID]; !ok || newer(r, &cur) {
+			out[r.NodeID] = *r
+		}
+	}
+	return out
+}
+
+// byCreated sorts latest states the way ByRequest and ByNode answer: CreatedAt, then NodeID.
+func byCreated(m map[string]logstore.Row) []logstore.Row {
+	out := slices.Collect(maps.Values(m))
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].NodeID < out[j].NodeID
+	})
+	return out
+}
+
+// span is where the rows of one request or node lie in the log table's primary key.
+type span struct {
+	fullName string
+	lo, hi   uint32 // created_at seconds, inclusive
+}
+
+// lookup reads the keys table for a request or node id.
+func (s *Store) lookup(ctx context.Context, op, key string) ([]span, error) {
+	rows, err := s.conn.Query(ctx, fmt.Sprintf("SELECT full_name, toUInt32(min(created_at)), toUInt32(max(created_at)) FROM %s WHERE key = %s GROUP BY full_name",
+		s.schema.keysTable(), quoteString(key)))
+	if err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	defer rows.Close()
+	var out []span
+	for rows.Next() {
+		var sp span
+		if err := rows.Scan(&sp.fullName, &sp.lo, &sp.hi); err != nil {
+			return nil, s.fail(ctx, op, err)
+		}
+		out = append(out, sp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, op, err)
+	}
+	return out, nil
+}
+
+// spanCond restricts the log table to the spans, so a lookup by request or node reads a few
+// granules instead of the table.
+func spanCond(spans []span) string {
+	if len(spans) <= maxSpans {
+		parts := make([]string, len(spans))
+		for i, sp := range spans {
+			parts[i] = fmt.Sprintf("(full_name = %s AND created_at >= %s AND created_at <= %s)",
+				quoteString(sp.fullName), dateTime(int64(sp.lo)), dateTime(int64(sp.hi)))
+		}
+		return "(" + strings.Join(parts, " OR ") + ")"
+	}
+	names := make([]string, len(spans))
+	lo, hi := spans[0].lo, spans[0].hi
+	for i, sp := range spans {
+		names[i] = quoteString(sp.fullName)
+		lo, hi = min(lo, sp.lo), max(hi, sp.hi)
+	}
+	return fmt.Sprintf("(full_name IN (%s) AND created_at >= %s AND created_at <= %s)",
+		strings.Join(names, ", "), dateTime(int64(lo)), dateTime(int64(hi)))
+}
+
+// rowsOf reads every stored row whose column col equals key, found through the keys table.
+func (s *Store) rowsOf(ctx context.Context, op, col, key string) ([]logstore.Row, error) {
+	spans, err := s.lookup(ctx, op, key)
+	if err != nil || len(spans) == 0 {
+		return nil, err
+	}
+	return s.selectRows(ctx, op, fmt.Sprintf("SELECT %s FROM %s WHERE %s = %s AND %s",
+		rowSelect, s.schema.logTable(), col, quoteString(key), spanCond(spans)))
+}
+
+// ByRequest is getEventLogByRequestId: every node of the request, latest state each, by
+// CreatedAt then NodeID. An unknown request is an empty answer.
 func (s *Store) ByRequest(ctx context.Context, requestID string) ([]logstore.Row, error) {
-	return nil, errTODO
+	if err := s.checkOpen("byRequest"); err != nil {
+		return nil, err
+	}
+	if requestID == "" {
+		return nil, fmt.Errorf("chstore: byRequest: %w: requestId is empty", logstore.ErrInvalidQuery)
+	}
+	rows, err := s.rowsOf(ctx, "byRequest", "request_id", requestID)
+	if err != nil {
+		return nil, err
+	}
+	return byCreated(latestByNode(rows)), nil
 }
 
-// ByNode is getEventLogByNodeId.
+// ByNode is getEventLogByNodeId: the node and every descendant (by ParentNodeID) within the
+// request, latest state each, by CreatedAt then NodeID. A node not in the request is an empty
+// answer.
 func (s *Store) ByNode(ctx context.Context, requestID, nodeID string) ([]logstore.Row, error) {
-	return nil, errTODO
+	if err := s.checkOpen("byNode"); err != nil {
+		return nil, err
+	}
+	switch {
+	case requestID == "":
+		return nil, fmt.Errorf("chstore: byNode: %w: requestId is empty", logstore.ErrInvalidQuery)
+	case nodeID == "":
+		return nil, fmt.Errorf("chstore: byNode: %w: nodeId is empty", logstore.ErrInvalidQuery)
+	}
+	rows, err := s.rowsOf(ctx, "byNode", "request_id", requestID)
+	if err != nil {
+		return nil, err
+	}
+	nodes := latestByNode(rows)
+	if _, ok := nodes[nodeID]; !ok {
+		return []logstore.Row{}, nil
+	}
+	children := map[string][]string{}
+	for id, r := range nodes {
+		if r.ParentNodeID != "" {
+			children[r.ParentNodeID] = append(children[r.ParentNodeID], id)
+		}
+	}
+	keep := map[string]logstore.Row{}
+	queue := []string{nodeID}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if _, seen := keep[id]; seen {
+			continue // a cycle in bad data must not loop forever
+		}
+		keep[id] = nodes[id]
+		queue = append(queue, children[id]...)
+	}
+	return byCreated(keep), nil
 }
 
-// Attempts is a node's history.
+// Attempts is every recorded state of a node (copies of a row ID once), oldest first by
+// RecordedAt then Seq. An unknown node is an empty answer.
 func (s *Store) Attempts(ctx context.Context, nodeID string) ([]logstore.Row, error) {
-	return nil, errTODO
+	if err := s.checkOpen("attempts"); err != nil {
+		return nil, err
+	}
+	if nodeID == "" {
+		return nil, fmt.Errorf("chstore: attempts: %w: nodeId is empty", logstore.ErrInvalidQuery)
+	}
+	rows, err := s.rowsOf(ctx, "attempts", "node_id", nodeID)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(rows))
+	out := make([]logstore.Row, 0, len(rows))
+	for _, r := range rows {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return newer(&out[j], &out[i]) })
+	return out, nil
 }
-
-// Summary is per-element figures.
-func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstore.ElementSummary, error) {
-	return nil, errTODO
-}
-
-// TimeSeries is counts per bucket.
-func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]logstore.Bucket, error) {
-	return nil, errTODO
-}
-
-// DropBefore drops days.
-func (s *Store) DropBefore(ctx context.Context, day time.Time) error { return errTODO }

@@ -174,7 +174,11 @@ func (s schema) columnsDDL(cols []column) string {
 // (full_name, created_at, node_id, id): getEventLog filters on full_name and a created_at
 // range, which the primary index narrows to a few granules, and a node's states sit together.
 // Request and node lookups go through the keys table, which a materialized view fills.
-func (s schema) DDL() []string {
+func (s schema) DDL() []string { return append(s.tablesDDL(), s.viewsDDL()...) }
+
+// tablesDDL creates the database and the two data tables; Open checks their columns before
+// viewsDDL builds on them, so a foreign table is reported as such.
+func (s schema) tablesDDL() []string {
 	on := s.onCluster()
 	localLog, localKeys := s.localLogName(), s.localKeysName()
 	stmts := []string{
@@ -183,6 +187,16 @@ func (s schema) DDL() []string {
 			s.qualified(localLog), on, s.columnsDDL(logColumns), s.engine(localLog)),
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n%s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(created_at)\nORDER BY (key, full_name, created_at)\nSETTINGS index_granularity = 8192",
 			s.qualified(localKeys), on, s.columnsDDL(keyColumns), s.engine(localKeys)),
+	}
+	return stmts
+}
+
+// viewsDDL creates the view filling the keys table and, in Distributed mode, the Distributed
+// tables.
+func (s schema) viewsDDL() []string {
+	on := s.onCluster()
+	localLog, localKeys := s.localLogName(), s.localKeysName()
+	stmts := []string{
 		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\nSELECT key, full_name, created_at FROM %s ARRAY JOIN [request_id, node_id] AS key",
 			s.qualified(s.viewName()), on, s.qualified(localKeys), s.qualified(localLog)),
 	}

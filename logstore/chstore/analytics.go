@@ -1,0 +1,135 @@
+package chstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// latestNodes is a subquery with one row per node created in the range: its element, creation
+// second, and latest status and duration.
+func (s *Store) latestNodes(fullName string, start, end time.Time) string {
+	return fmt.Sprintf("SELECT full_name, node_id, any(toUInt32(created_at)) AS created_sec, argMax(status, %[1]s) AS st, argMax(duration_ms, %[1]s) AS dur FROM %[2]s WHERE %[3]s GROUP BY full_name, node_id",
+		versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "))
+}
+
+// statusCounts are the aggregate columns every analytics query shares, then the percentiles.
+// Percentiles are quantilesExact: exact (the value at index floor(q·n) of the sorted
+// durations), deterministic, and the same definition localstore uses; it keeps every duration
+// of a group in memory, 8 bytes each, which for one element over a day is megabytes at most.
+// quantiles (reservoir sampling) and quantilesTDigest would be cheaper but approximate and,
+// for the sampling one, differ between runs.
+const statusCounts = "count(), countIf(st = 'waiting'), countIf(st = 'running'), countIf(st = 'success'), countIf(st = 'fail')"
+
+func byStatus(w, r, sc, f uint64) map[string]int64 {
+	return map[string]int64{
+		logstore.StatusWaiting: int64(w),
+		logstore.StatusRunning: int64(r),
+		logstore.StatusSuccess: int64(sc),
+		logstore.StatusFail:    int64(f),
+	}
+}
+
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+// Summary is per-element figures by the latest state of nodes created in [Start, End):
+// counts by status, failure rate, and p50/p95/p99 of the duration of finished nodes.
+func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstore.ElementSummary, error) {
+	if err := s.checkOpen("summary"); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, fmt.Errorf("chstore: summary: %w", err)
+	}
+	sql := fmt.Sprintf("SELECT full_name, %s, quantilesExactIf(0.5, 0.95, 0.99)(toFloat64(dur), st IN ('success', 'fail')) FROM (%s) GROUP BY full_name ORDER BY full_name",
+		statusCounts, s.latestNodes(q.FullName, q.Start, q.End))
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, s.fail(ctx, "summary", err)
+	}
+	defer rows.Close()
+	out := []logstore.ElementSummary{}
+	for rows.Next() {
+		var (
+			e                  logstore.ElementSummary
+			total, w, r, sc, f uint64
+			pct                []float64
+		)
+		if err := rows.Scan(&e.FullName, &total, &w, &r, &sc, &f, &pct); err != nil {
+			return nil, s.fail(ctx, "summary", err)
+		}
+		e.Total = int64(total)
+		e.ByStatus = byStatus(w, r, sc, f)
+		if sc+f > 0 {
+			e.FailureRate = float64(f) / float64(sc+f)
+			if len(pct) == 3 {
+				e.P50, e.P95, e.P99 = finite(pct[0]), finite(pct[1]), finite(pct[2])
+			}
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "summary", err)
+	}
+	return out, nil
+}
+
+// TimeSeries counts nodes created in [Start, End) per bucket, by latest status. Buckets are
+// aligned to UTC multiples of the bucket (from the Unix epoch; intDiv arithmetic, since
+// 18.16 has no toStartOfInterval) and every bucket overlapping the range is returned, empty
+// ones with zeros, so a chart needs no gap filling.
+func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]logstore.Bucket, error) {
+	if err := s.checkOpen("timeSeries"); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, fmt.Errorf("chstore: timeSeries: %w", err)
+	}
+	b := int64(q.Bucket / time.Second)
+	sql := fmt.Sprintf("SELECT intDiv(created_sec, %[1]d) * %[1]d AS bucket, %[2]s, quantileExactIf(0.95)(toFloat64(dur), st IN ('success', 'fail')) FROM (%[3]s) GROUP BY bucket ORDER BY bucket",
+		b, statusCounts, s.latestNodes(q.FullName, q.Start, q.End))
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, s.fail(ctx, "timeSeries", err)
+	}
+	defer rows.Close()
+	got := map[int64]logstore.Bucket{}
+	for rows.Next() {
+		var (
+			start              uint64
+			total, w, r, sc, f uint64
+			p95                float64
+		)
+		if err := rows.Scan(&start, &total, &w, &r, &sc, &f, &p95); err != nil {
+			return nil, s.fail(ctx, "timeSeries", err)
+		}
+		bk := logstore.Bucket{Start: time.Unix(int64(start), 0).UTC(), Total: int64(total), ByStatus: byStatus(w, r, sc, f), Failed: int64(f)}
+		if sc+f > 0 {
+			bk.P95 = finite(p95)
+		}
+		got[int64(start)] = bk
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "timeSeries", err)
+	}
+	first := floorDiv(q.Start.Unix(), b) * b
+	endMS := q.End.UnixMilli()
+	var out []logstore.Bucket
+	for t := first; t*1000 < endMS; t += b {
+		if bk, ok := got[t]; ok {
+			out = append(out, bk)
+			continue
+		}
+		out = append(out, logstore.Bucket{Start: time.Unix(t, 0).UTC(), ByStatus: byStatus(0, 0, 0, 0)})
+	}
+	return out, nil
+}
