@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,9 +170,24 @@ func TestOpenRefusedSchema(t *testing.T) {
 	require.NotEmpty(t, st.ServerVersion())
 }
 
-// A schema statement the server refuses (here: a view already holds the keys table's name, so
-// the keys table cannot be created or read as one) is a refused schema naming the table.
+// A server that refuses the DDL (a read-only user) is a refused schema saying what to check.
 func TestOpenDDLRefused(t *testing.T) {
+	t.Parallel()
+	dsn := serverDSN(t)
+	db := testDatabase(t, rawConn(t, dsn))
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	_, err := chstore.Open(t.Context(), dsn+sep+"readonly=2", chstore.Options{Database: db})
+	require.ErrorIs(t, err, logstore.ErrUnavailable)
+	require.ErrorIs(t, err, chstore.ErrSchema)
+	require.ErrorContains(t, err, "refused the schema")
+	require.ErrorContains(t, err, "readonly")
+}
+
+// A view holding the keys table's name is not mistaken for the keys table.
+func TestOpenForeignKeysTable(t *testing.T) {
 	t.Parallel()
 	dsn := serverDSN(t)
 	conn := rawConn(t, dsn)
@@ -183,6 +199,7 @@ func TestOpenDDLRefused(t *testing.T) {
 	require.ErrorIs(t, err, logstore.ErrUnavailable)
 	require.ErrorIs(t, err, chstore.ErrSchema)
 	require.ErrorContains(t, err, "exec_log_keys")
+	require.ErrorContains(t, err, "no column key")
 }
 
 // proxy forwards TCP to the server until cut, standing in for a ClickHouse that goes down.
