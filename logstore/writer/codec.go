@@ -1,0 +1,250 @@
+package writer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// The spool stores rows in a compact binary form rather than JSON: encoding and decoding run
+// twice per row (on Write and when a batch is built), at 100k rows per second on two cores.
+// Times round-trip to the nanosecond, in UTC; nil and empty JSON stay distinct.
+
+// codecVersion is the first byte of every record payload, so a future format can be told apart.
+const codecVersion = 1
+
+// A record is one checksummed frame of the spool:
+//
+//	u32 LE payload length | u32 LE CRC-32C of the payload | payload
+//	payload: u8 codecVersion | u32 LE row count | rows
+//
+// A zero length is never written, so a zero-filled tail (a crash after the file grew but
+// before its data landed) is never read as records.
+const (
+	recHeaderLen   = 8
+	payloadHeadLen = 5
+	// recordRows and recordBytes cut a large Write into several records, so no record is
+	// huge and back-pressure can admit a large Write piece by piece.
+	recordRows  = 1024
+	recordBytes = 1 << 20
+	// minRowBytes is the smallest encoded row: 11 empty strings, 3 small numbers, 4 times of
+	// 2 bytes, 3 nil JSON values and the error flag.
+	minRowBytes = 26
+	// maxRecordBytes is far above any record written; a header claiming more is torn.
+	maxRecordBytes = 1 << 30
+)
+
+var (
+	errCorrupt = errors.New("corrupt record")
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// beginRecord reserves a record's header in dst and returns where the record starts.
+func beginRecord(dst []byte) ([]byte, int) {
+	start := len(dst)
+	dst = append(dst, make([]byte, recHeaderLen+payloadHeadLen)...)
+	dst[start+recHeaderLen] = codecVersion
+	return dst, start
+}
+
+// finishRecord fills the header of the record begun at start once its n rows are appended.
+func finishRecord(rec []byte, start, n int) {
+	payload := rec[start+recHeaderLen:]
+	binary.LittleEndian.PutUint32(payload[1:], uint32(n))
+	binary.LittleEndian.PutUint32(rec[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(rec[start+4:], crc32.Checksum(payload, castagnoli))
+}
+
+// encodeRecords frames rows as one or more records of at most maxRows rows, appended to dst.
+// A batch is made of whole records, so maxRows must not exceed the batch size.
+func encodeRecords(dst []byte, rows []logstore.Row, maxRows int) []byte {
+	maxRows = max(min(maxRows, recordRows), 1)
+	for len(rows) > 0 {
+		var start int
+		dst, start = beginRecord(dst)
+		n := 0
+		for n < len(rows) && n < maxRows && len(dst)-start < recordBytes {
+			dst = appendRow(dst, &rows[n])
+			n++
+		}
+		finishRecord(dst, start, n)
+		rows = rows[n:]
+	}
+	return dst
+}
+
+// parseHeader reads a record header: the payload length and checksum.
+func parseHeader(h []byte) (length, sum uint32) {
+	return binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
+}
+
+// checkPayload verifies a payload against its header and returns its row count.
+func checkPayload(payload []byte, sum uint32) (int, error) {
+	if crc32.Checksum(payload, castagnoli) != sum {
+		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
+	}
+	if len(payload) < payloadHeadLen || payload[0] != codecVersion {
+		return 0, fmt.Errorf("%w: unknown format version", errCorrupt)
+	}
+	n := binary.LittleEndian.Uint32(payload[1:])
+	if n == 0 || int64(n) > int64(len(payload)-payloadHeadLen)/minRowBytes {
+		return 0, fmt.Errorf("%w: bad row count %d", errCorrupt, n)
+	}
+	return int(n), nil
+}
+
+func appendRow(b []byte, r *logstore.Row) []byte {
+	for _, s := range [...]string{r.ID, r.Kind, r.FullName, r.Sender, r.EventType, r.Status, r.Stage,
+		r.RequestID, r.NodeID, r.ParentNodeID, r.Host} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, int64(r.Attempt))
+	b = binary.AppendUvarint(b, uint64(r.Seq))
+	b = binary.AppendVarint(b, r.Duration)
+	for _, t := range [...]time.Time{r.CreatedAt, r.RecordedAt, r.StartTime, r.EndTime} {
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	for _, j := range [...]json.RawMessage{r.Kwargs, r.Result, r.Logs} {
+		b = appendNullable(b, j)
+	}
+	if r.Error == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, s := range [...]string{r.Error.Code, r.Error.Message, r.Error.Stack} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// appendNullable writes len+1, or 0 for nil, so nil and empty JSON stay distinct.
+func appendNullable(b []byte, j []byte) []byte {
+	if j == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(j))+1)
+	return append(b, j...)
+}
+
+// decoder reads one record payload; the first error sticks and every later read returns zero
+// values, so decodeRows checks once per row.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
+
+func (d *decoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= 1e9 {
+		d.fail()
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+func (d *decoder) nullable() json.RawMessage {
+	n := d.uvarint()
+	if n == 0 {
+		return nil
+	}
+	src := d.bytes(n - 1)
+	if d.err != nil {
+		return nil
+	}
+	return json.RawMessage(append(make([]byte, 0, len(src)), src...))
+}
+
+// decodeRows appends the rows of a checked record payload to dst. It never panics on bad input.
+func decodeRows(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
+	if len(payload) < payloadHeadLen || payload[0] != codecVersion {
+		return dst, fmt.Errorf("%w: unknown format version", errCorrupt)
+	}
+	n := int(binary.LittleEndian.Uint32(payload[1:]))
+	d := decoder{b: payload[payloadHeadLen:]}
+	// A count the bytes cannot hold is corrupt, not a reason for a huge allocation.
+	if n == 0 || n > len(d.b)/minRowBytes {
+		return dst, fmt.Errorf("%w: bad row count %d", errCorrupt, n)
+	}
+	base := len(dst)
+	dst = append(dst, make([]logstore.Row, n)...)
+	rows := dst[base:]
+	for i := range rows {
+		r := &rows[i]
+		r.ID, r.Kind, r.FullName, r.Sender = d.string(), d.string(), d.string(), d.string()
+		r.EventType, r.Status, r.Stage = d.string(), d.string(), d.string()
+		r.RequestID, r.NodeID, r.ParentNodeID, r.Host = d.string(), d.string(), d.string(), d.string()
+		r.Attempt = int(d.varint())
+		seq := d.uvarint()
+		if seq > 1<<32-1 {
+			d.fail()
+		}
+		r.Seq = uint32(seq)
+		r.Duration = d.varint()
+		r.CreatedAt, r.RecordedAt, r.StartTime, r.EndTime = d.time(), d.time(), d.time(), d.time()
+		r.Kwargs, r.Result, r.Logs = d.nullable(), d.nullable(), d.nullable()
+		switch flag := d.bytes(1); {
+		case d.err != nil:
+		case flag[0] == 1:
+			r.Error = &logstore.RowError{Code: d.string(), Message: d.string(), Stack: d.string()}
+		case flag[0] != 0:
+			d.fail()
+		}
+		if d.err != nil {
+			clear(rows)
+			return dst[:base], fmt.Errorf("%w: row %d of %d", errCorrupt, i+1, n)
+		}
+	}
+	if len(d.b) != 0 {
+		clear(rows)
+		return dst[:base], fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	return dst, nil
+}
