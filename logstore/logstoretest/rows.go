@@ -259,7 +259,7 @@ func testBigBatch(t *testing.T, s *suite) {
 	e := s.setup(t)
 	day := e.days(1)
 	fn := e.name("events.Big")
-	const nodes = 2500
+	const nodes = 1500
 	rows := make([]logstore.Row, 0, 2*nodes)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range nodes {

@@ -1,0 +1,88 @@
+package localstore
+
+// schemaVersion is stored in PRAGMA user_version; Open refuses a database with a newer one.
+const schemaVersion = 1
+
+// schema is idempotent DDL. Times are Unix milliseconds (NULL = zero time) and statuses small
+// integers (statusCodes), which keeps rows and indexes compact.
+//
+// states holds every state row; its unique index on id makes a retried batch a no-op. nodes
+// holds one row per node with the columns queries filter on, copied from the node's latest state
+// (latest is that state's rowid in states). Each nodes index serves a query:
+//   - nodes_name_time, nodes_name_status_time: getEventLog of one element, newest first, with or
+//     without a status;
+//   - nodes_status_time: getEventLog of every element by status;
+//   - nodes_time: getEventLog of every element, and analytics and retention over a time range
+//     (it covers full_name, status and duration, so they never read the table);
+//   - nodes_request: ByRequest and the call-tree walk of ByNode.
+const schema = `
+CREATE TABLE IF NOT EXISTS states (
+	id             TEXT    NOT NULL,
+	node_id        TEXT    NOT NULL,
+	recorded_at    INTEGER NOT NULL,
+	seq            INTEGER NOT NULL,
+	created_at     INTEGER NOT NULL,
+	kind           TEXT    NOT NULL,
+	full_name      TEXT    NOT NULL,
+	sender         TEXT    NOT NULL,
+	event_type     TEXT    NOT NULL,
+	status         INTEGER NOT NULL,
+	stage          TEXT    NOT NULL,
+	request_id     TEXT    NOT NULL,
+	parent_node_id TEXT    NOT NULL,
+	attempt        INTEGER NOT NULL,
+	start_time     INTEGER,
+	end_time       INTEGER,
+	duration       INTEGER NOT NULL,
+	kwargs         TEXT,
+	result         TEXT,
+	error          TEXT,
+	host           TEXT    NOT NULL,
+	logs           TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS states_id ON states(id);
+CREATE INDEX IF NOT EXISTS states_node ON states(node_id, recorded_at, seq);
+
+CREATE TABLE IF NOT EXISTS nodes (
+	node_id        TEXT    NOT NULL,
+	full_name      TEXT    NOT NULL,
+	status         INTEGER NOT NULL,
+	created_at     INTEGER NOT NULL,
+	recorded_at    INTEGER NOT NULL,
+	seq            INTEGER NOT NULL,
+	request_id     TEXT    NOT NULL,
+	parent_node_id TEXT    NOT NULL,
+	sender         TEXT    NOT NULL,
+	host           TEXT    NOT NULL,
+	error_code     TEXT    NOT NULL,
+	duration       INTEGER NOT NULL,
+	latest         INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_node ON nodes(node_id);
+CREATE INDEX IF NOT EXISTS nodes_name_time ON nodes(full_name, created_at);
+CREATE INDEX IF NOT EXISTS nodes_name_status_time ON nodes(full_name, status, created_at);
+CREATE INDEX IF NOT EXISTS nodes_status_time ON nodes(status, created_at);
+CREATE INDEX IF NOT EXISTS nodes_time ON nodes(created_at, full_name, status, duration);
+CREATE INDEX IF NOT EXISTS nodes_request ON nodes(request_id, parent_node_id);
+`
+
+const insertStateSQL = `INSERT OR IGNORE INTO states (id, node_id, recorded_at, seq, created_at, kind,
+	full_name, sender, event_type, status, stage, request_id, parent_node_id, attempt, start_time,
+	end_time, duration, kwargs, result, error, host, logs)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// upsertNodeSQL replaces a node's row only with a newer state: greater (recorded_at, seq).
+const upsertNodeSQL = `INSERT INTO nodes (node_id, full_name, status, created_at, recorded_at, seq,
+	request_id, parent_node_id, sender, host, error_code, duration, latest)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (node_id) DO UPDATE SET full_name = excluded.full_name, status = excluded.status,
+		created_at = excluded.created_at, recorded_at = excluded.recorded_at, seq = excluded.seq,
+		request_id = excluded.request_id, parent_node_id = excluded.parent_node_id,
+		sender = excluded.sender, host = excluded.host, error_code = excluded.error_code,
+		duration = excluded.duration, latest = excluded.latest
+	WHERE (excluded.recorded_at, excluded.seq) > (nodes.recorded_at, nodes.seq)`
+
+// stateCols are the columns rowScanner reads, in its order; s is the states table.
+const stateCols = `s.id, s.kind, s.full_name, s.sender, s.event_type, s.status, s.stage,
+	s.request_id, s.node_id, s.parent_node_id, s.attempt, s.created_at, s.recorded_at, s.seq,
+	s.start_time, s.end_time, s.duration, s.kwargs, s.result, s.error, s.host, s.logs`

@@ -1,0 +1,324 @@
+package localstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// FileName is the database file Open keeps in its directory (with SQLite's -wal and -shm files
+// beside it while open).
+const FileName = "logs.db"
+
+// Store is the embedded execution log. Safe for concurrent use.
+type Store struct {
+	path string
+	opts Options
+
+	read *sql.DB // query_only connections for queries
+
+	wmu    sync.Mutex // one writer at a time: Insert, DropBefore, Close
+	write  *sql.DB
+	wconn  *sql.Conn
+	insSt  *sql.Stmt
+	nodeSt *sql.Stmt
+	closed atomic.Bool
+}
+
+var _ logstore.Store = (*Store)(nil)
+
+// Open opens (creating when missing) the log database in dir. The host passes DATA/logs.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("open: %w: the directory is empty; pass the data directory's logs folder", ErrInvalidOptions)
+	}
+	if strings.ContainsRune(dir, '?') {
+		return nil, fmt.Errorf("open %s: %w: the directory name may not contain '?'", dir, ErrInvalidOptions)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open: %w: create the log directory: %w", logstore.ErrUnavailable, err)
+	}
+	s := &Store{path: filepath.Join(dir, FileName), opts: opts}
+	if err := s.open(); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("open %s: %w", s.path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) dsn(extra ...string) string {
+	params := []string{
+		"_pragma=busy_timeout(10000)",
+		fmt.Sprintf("_pragma=cache_size(%d)", -s.opts.CacheMiB*1024),
+		"_pragma=temp_store(memory)",
+	}
+	return s.path + "?" + strings.Join(append(params, extra...), "&")
+}
+
+func (s *Store) open() error {
+	sync := "NORMAL"
+	if s.opts.SyncFull {
+		sync = "FULL"
+	}
+	var err error
+	// auto_vacuum=INCREMENTAL only takes effect on a new database; DropBefore uses it to give
+	// dropped days back to the file system.
+	s.write, err = sql.Open("sqlite", s.dsn("_pragma=synchronous("+sync+")"))
+	if err != nil {
+		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+	}
+	s.write.SetMaxOpenConns(1)
+	ctx := context.Background()
+	s.wconn, err = s.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w (is the directory writable?)", logstore.ErrUnavailable, err)
+	}
+	if err := s.walMode(ctx); err != nil {
+		return err
+	}
+	var version int
+	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("%w: read schema version: %w (is %s an SQLite database?)", logstore.ErrUnavailable, err, s.path)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("%w: file has version %d, this build knows %d", ErrSchemaVersion, version, schemaVersion)
+	}
+	if _, err := s.wconn.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("%w: create schema: %w", logstore.ErrUnavailable, err)
+	}
+	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("%w: set schema version: %w", logstore.ErrUnavailable, err)
+	}
+	if s.insSt, err = s.wconn.PrepareContext(ctx, insertStateSQL); err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	if s.nodeSt, err = s.wconn.PrepareContext(ctx, upsertNodeSQL); err != nil {
+		return fmt.Errorf("prepare upsert: %w", err)
+	}
+	s.read, err = sql.Open("sqlite", s.dsn("_pragma=mmap_size(268435456)", "_query_only=1"))
+	if err != nil {
+		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+	}
+	s.read.SetMaxOpenConns(s.opts.ReadConns)
+	s.read.SetMaxIdleConns(s.opts.ReadConns)
+	if err := s.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// walMode switches a database to WAL (readers never wait for the writer). A new database first
+// gets auto_vacuum=INCREMENTAL, which only takes effect before the first table exists; DropBefore
+// uses it to give dropped days back to the file system. Switching needs a moment alone with the
+// file, which SQLite does not wait for, so another process opening it at the same time is
+// retried for a while.
+func (s *Store) walMode(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		var mode string
+		err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			_, err = s.wconn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL")
+		}
+		if err == nil {
+			err = s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		}
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: switch to WAL mode: %v (journal mode %q); is another program holding %s?", logstore.ErrUnavailable, err, mode, s.path)
+		}
+		time.Sleep(wait)
+	}
+}
+
+// Close closes the database; queries in flight finish first. Safe to call twice.
+func (s *Store) Close() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.closeAll()
+}
+
+func (s *Store) closeAll() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.insSt, s.nodeSt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	for _, db := range []*sql.DB{s.read, s.write} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+func errClosed(op string) error {
+	return fmt.Errorf("%s: %w: %w", op, ErrClosed, logstore.ErrUnavailable)
+}
+
+// Insert stores a batch in one transaction: all of it or, when any row is invalid or the disk
+// fails, none of it. Rows whose ID is already stored are skipped, so a retried batch adds
+// nothing.
+func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	args := make([][]any, len(rows))
+	for i := range rows {
+		if err := rows[i].Validate(); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		a, err := stateArgs(&rows[i])
+		if err != nil {
+			return fmt.Errorf("insert: %w: %w", logstore.ErrInvalidRow, err)
+		}
+		args[i] = a
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return errClosed("insert")
+	}
+	if err := s.inTx(ctx, func() error {
+		for i := range rows {
+			res, err := s.insSt.ExecContext(ctx, args[i]...)
+			if err != nil {
+				return fmt.Errorf("row %s: %w", rows[i].ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue // stored before
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("row %s: %w", rows[i].ID, err)
+			}
+			if _, err := s.nodeSt.ExecContext(ctx, nodeArgs(&rows[i], id)...); err != nil {
+				return fmt.Errorf("row %s: node: %w", rows[i].ID, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction on the writer connection, committing when it returns nil.
+// The caller holds wmu.
+func (s *Store) inTx(ctx context.Context, fn func() error) error {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return s.writeErr(ctx, err)
+	}
+	if err := fn(); err != nil {
+		_, _ = s.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return s.writeErr(ctx, err)
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		_, _ = s.wconn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return s.writeErr(ctx, err)
+	}
+	return nil
+}
+
+// writeErr marks failures of the database itself (disk full, I/O error, locked by another
+// process) as ErrUnavailable; a cancelled context stays what it is.
+func (s *Store) writeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
+}
+
+// dropChunk bounds how many nodes one DropBefore transaction deletes, so inserts are not held
+// up for the whole drop.
+const dropChunk = 2000
+
+// DropBefore deletes every node created before the UTC day of day, with all its states. SQLite
+// has no partitions: this deletes rows in chunks (inserts go on between them) and then returns the
+// freed pages to the file system.
+func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
+	u := day.UTC()
+	cut := time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC).UnixMilli()
+	for {
+		n, err := s.dropSome(ctx, cut)
+		if err != nil {
+			return fmt.Errorf("drop before %s: %w", time.UnixMilli(cut).UTC().Format(time.DateOnly), err)
+		}
+		if n < dropChunk {
+			break
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return errClosed("drop before")
+	}
+	if _, err := s.wconn.ExecContext(ctx, "PRAGMA incremental_vacuum"); err != nil {
+		return fmt.Errorf("drop before: vacuum: %w", s.writeErr(ctx, err))
+	}
+	return nil
+}
+
+func (s *Store) dropSome(ctx context.Context, cut int64) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return 0, fmt.Errorf("%w: %w", ErrClosed, logstore.ErrUnavailable)
+	}
+	var n int
+	err := s.inTx(ctx, func() error {
+		_, err := s.wconn.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS drop_nodes (node_id TEXT PRIMARY KEY)`)
+		if err != nil {
+			return err
+		}
+		if _, err := s.wconn.ExecContext(ctx, `DELETE FROM temp.drop_nodes`); err != nil {
+			return err
+		}
+		res, err := s.wconn.ExecContext(ctx, `INSERT INTO temp.drop_nodes
+			SELECT node_id FROM nodes WHERE created_at < ? LIMIT ?`, cut, dropChunk)
+		if err != nil {
+			return err
+		}
+		affected, _ := res.RowsAffected()
+		n = int(affected)
+		if n == 0 {
+			return nil
+		}
+		if _, err := s.wconn.ExecContext(ctx, `DELETE FROM states WHERE node_id IN (SELECT node_id FROM temp.drop_nodes)`); err != nil {
+			return err
+		}
+		_, err = s.wconn.ExecContext(ctx, `DELETE FROM nodes WHERE node_id IN (SELECT node_id FROM temp.drop_nodes)`)
+		return err
+	})
+	return n, err
+}
