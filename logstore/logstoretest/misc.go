@@ -20,6 +20,7 @@ func testDropBefore(t *testing.T, s *suite) {
 	d := func(day int) time.Time { return time.Date(2001, 3, day, 0, 0, 0, 0, time.UTC) }
 	nodes := map[string]time.Time{
 		"d1-noon":  d(1).Add(12 * time.Hour),
+		"d2-early": d(2).Add(3 * time.Hour),
 		"d2-last":  d(3).Add(-time.Millisecond),
 		"d3-first": d(3),
 		"d4-noon":  d(4).Add(12 * time.Hour),
@@ -29,7 +30,7 @@ func testDropBefore(t *testing.T, s *suite) {
 	}
 	present := func() []string {
 		var out []string
-		for _, name := range []string{"d1-noon", "d2-last", "d3-first", "d4-noon"} {
+		for _, name := range []string{"d1-noon", "d2-early", "d2-last", "d3-first", "d4-noon"} {
 			rows := e.byRequest(e.name("req-" + name))
 			attempts := e.attempts(e.name(name))
 			require.Equal(t, len(rows) == 0, len(attempts) == 0, "%s: ByRequest and Attempts disagree", name)
@@ -43,11 +44,11 @@ func testDropBefore(t *testing.T, s *suite) {
 		require.EqualValues(t, len(out), p.TotalCount)
 		return out
 	}
-	require.Equal(t, []string{"d1-noon", "d2-last", "d3-first", "d4-noon"}, present())
+	require.Equal(t, []string{"d1-noon", "d2-early", "d2-last", "d3-first", "d4-noon"}, present())
 
-	// A time within a day means that day: only the days before it go.
+	// A time within a day means that day: only the days before it go, the whole day stays.
 	require.NoError(t, e.st.DropBefore(e.ctx, d(2).Add(6*time.Hour)))
-	require.Equal(t, []string{"d2-last", "d3-first", "d4-noon"}, present())
+	require.Equal(t, []string{"d2-early", "d2-last", "d3-first", "d4-noon"}, present())
 
 	require.NoError(t, e.st.DropBefore(e.ctx, d(3)))
 	require.Equal(t, []string{"d3-first", "d4-noon"}, present())
