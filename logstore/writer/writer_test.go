@@ -38,6 +38,8 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
 type bundle struct {
 	w     *Writer
 	mem   *memStore
