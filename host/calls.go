@@ -38,7 +38,10 @@ func (h *Host) CallService(ctx context.Context, fullName, fn string, args []any)
 	if err != nil {
 		return jsvm.Result{}, err
 	}
-	return exec.Execute(ctx, jsvm.Call{Element: fullName, Function: fn, Args: args})
+	start := time.Now()
+	res, err := exec.Execute(ctx, jsvm.Call{Element: fullName, Function: fn, Args: args})
+	h.logServiceCall(ctx, fullName, fn, args, start, res, err)
+	return res, err
 }
 
 // CallHost serves calls from JavaScript to Go-backed elements (built-in services). Its errors

@@ -41,6 +41,12 @@ type Config struct {
 	WorkerCommand []string
 	// Limits are the default limits of one execution (timeout 30 s, memory 256 MiB).
 	Limits jsvm.Limits
+	// LogSpoolDir is where log rows wait, durably, before they reach the log store; default
+	// DataDir/log-spool. One writer owns a spool at a time, so a short-lived process beside a
+	// running host (trellis call) needs its own.
+	LogSpoolDir string
+	// LogRetention drops execution-log days older than this (0 = keep everything).
+	LogRetention time.Duration
 	// MaxBodyBytes caps HTTP request bodies; default 4 MiB.
 	MaxBodyBytes int64
 	// Watch turns on hot reload of the app directory.
@@ -58,6 +64,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DataDir == "" && c.AppDir != "" {
 		c.DataDir = filepath.Join(c.AppDir, ".trellis")
+	}
+	if c.LogSpoolDir == "" && c.DataDir != "" {
+		c.LogSpoolDir = filepath.Join(c.DataDir, "log-spool")
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -87,8 +96,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Limits.Timeout must be at least 1ms, got %s", ErrInvalidConfig, c.Limits.Timeout)
 	case c.Limits.MemoryBytes < 16<<20:
 		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
+	case c.LogRetention < 0:
+		return fmt.Errorf("%w: LogRetention (--log-retention) must be 0 (keep everything) or more, got %s", ErrInvalidConfig, c.LogRetention)
+	case c.LogRetention > 0 && c.LogRetention < 24*time.Hour:
+		return fmt.Errorf("%w: LogRetention (--log-retention) drops whole days, so it must be at least 24h (1d), got %s", ErrInvalidConfig, c.LogRetention)
 	}
-	for name, v := range map[string]string{"RedisURL (--redis)": c.RedisURL, "ClickHouseDSN (--clickhouse)": c.ClickHouseDSN, "DBDSN (--db)": c.DBDSN} {
+	for name, v := range map[string]string{"RedisURL (--redis)": c.RedisURL, "DBDSN (--db)": c.DBDSN} {
 		if v != "" {
 			return fmt.Errorf("%w: %s is set, but this version of Trellis runs only on embedded storage; leave it empty", ErrInvalidConfig, name)
 		}

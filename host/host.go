@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/trellis-run/trellis/elements"
 	"github.com/trellis-run/trellis/host/isolate"
@@ -27,6 +28,8 @@ type Host struct {
 	started bool
 	// reloadErr is the last error the executor gave when a reload was handed to it.
 	reloadErr atomic.Pointer[error]
+	log       atomic.Pointer[execLog]
+	loc       atomic.Pointer[time.Location]
 }
 
 // New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
@@ -41,7 +44,7 @@ func New(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{cfg: cfg, catalog: services.NewCatalog()}
-	h.snap.Store(snap)
+	h.setSnapshot(snap)
 	return h, nil
 }
 
@@ -73,7 +76,12 @@ func (h *Host) Start(ctx context.Context) error {
 			return fmt.Errorf("host: watch %s for changes: %w", h.cfg.AppDir, err)
 		}
 		h.watcher = w
-		h.snap.Store(w.Current())
+		h.setSnapshot(w.Current())
+	}
+	log, err := openExecLog(ctx, h.cfg)
+	if err != nil {
+		h.stopWatcher(ctx)
+		return err
 	}
 	exec, err := h.newExecutor()
 	if err == nil {
@@ -83,13 +91,12 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		if h.watcher != nil {
-			_ = h.watcher.Stop(ctx)
-			h.watcher = nil
-		}
+		h.stopWatcher(ctx)
+		_ = log.close(ctx)
 		return err
 	}
 	h.exec = exec
+	h.log.Store(log)
 	h.started = true
 	return nil
 }
@@ -110,7 +117,7 @@ func (h *Host) newExecutor() (jsvm.Executor, error) {
 // applyReload makes a new app version current: the registry has already kept the last good
 // version of every broken element, so what arrives here is always runnable.
 func (h *Host) applyReload(s *registry.Snapshot) {
-	h.snap.Store(s)
+	h.setSnapshot(s)
 	h.mu.Lock()
 	exec := h.exec
 	h.mu.Unlock()
@@ -154,8 +161,34 @@ func (h *Host) Stop(ctx context.Context) error {
 	if exec != nil {
 		errs = append(errs, exec.Close())
 	}
+	if log := h.log.Swap(nil); log != nil {
+		errs = append(errs, log.close(ctx))
+	}
 	return errors.Join(errs...)
 }
+
+func (h *Host) stopWatcher(ctx context.Context) {
+	if h.watcher != nil {
+		_ = h.watcher.Stop(ctx)
+		h.watcher = nil
+	}
+}
+
+// setSnapshot makes s current, with the timezone its app.json names (the registry has
+// validated it, so loading cannot fail but for a missing zone database: then UTC).
+func (h *Host) setSnapshot(s *registry.Snapshot) {
+	loc := time.UTC
+	if tz := s.App.Timezone; tz != "" {
+		if l, err := time.LoadLocation(tz); err == nil {
+			loc = l
+		}
+	}
+	h.loc.Store(loc)
+	h.snap.Store(s)
+}
+
+// Location is the app's timezone: "YYYY-MM-DD HH:mm:ss" datetimes are read and written in it.
+func (h *Host) Location() *time.Location { return h.loc.Load() }
 
 func (h *Host) executor() (jsvm.Executor, error) {
 	h.mu.Lock()
@@ -172,5 +205,9 @@ func (h *Host) Version() string { return h.cfg.Version }
 // Backends names the storage each part runs on: "embedded" (in the data directory) until an
 // external server is configured.
 func (h *Host) Backends() map[string]string {
-	return map[string]string{"bus": "embedded", "logs": "embedded", "db": "embedded", "sandbox": h.cfg.Sandbox}
+	logs := "embedded"
+	if h.cfg.ClickHouseDSN != "" {
+		logs = "clickhouse"
+	}
+	return map[string]string{"bus": "embedded", "logs": logs, "db": "embedded", "sandbox": h.cfg.Sandbox}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 func TestMain(m *testing.M) {
@@ -248,4 +249,76 @@ func TestIsolatedWorkersUseTheAppTimezone(t *testing.T) {
 	res, err := h.CallService(context.Background(), "services.T", "hour", nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 8, res.Value, "midnight UTC is 08:00 in Asia/Shanghai")
+}
+
+func TestSecondProcessOnOneDataDirLogsThroughItsOwnSpool(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, overrideApp)
+	first, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess})
+	require.NoError(t, err)
+	require.NoError(t, first.Start(context.Background()))
+	defer first.Stop(context.Background())
+
+	// A `trellis call` beside a running `serve`: the main spool is taken.
+	second, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess})
+	require.NoError(t, err)
+	require.NoError(t, second.Start(context.Background()))
+	_, err = second.CallService(context.Background(), "services.UsesTasks", "list", nil)
+	require.NoError(t, err)
+	require.NoError(t, second.Stop(context.Background()))
+
+	page, err := first.LogStore().Query(context.Background(), logstore.Query{FullName: "services.UsesTasks"}.WithDefaults())
+	require.NoError(t, err)
+	require.EqualValues(t, 1, page.TotalCount, "the second process's row reached the shared store")
+	left, _ := os.ReadDir(filepath.Join(dir, ".trellis", "log-spool.d"))
+	require.Empty(t, left, "a drained private spool is removed")
+}
+
+func TestServiceCallsAreLoggedAndQueryableFromJS(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"app.json":               `{"name": "logs", "timezone": "Asia/Shanghai"}`,
+		"services/Work/e.json":   `{"title": "Work", "type": "services.NormalType"}`,
+		"services/Work/index.js": "exports.ok = function () { console.log('did it'); return 1; };\nexports.bad = function () { throw new Error('nope'); };",
+		"services/Reader/e.json": `{"title": "Reader", "type": "services.NormalType"}`,
+		"services/Reader/index.js": `
+const svc = app.getElement("events.services.EventSvc");
+exports.failed = function () { return svc.getEventLog({fullName: "services.Work", status: "fail"}); };
+exports.positional = function () { return svc.getEventLog("services.Work", null, null, null, 1, 10); };
+exports.byRequest = function (id) { return svc.getEventLogByRequestId(id); };
+exports.badStatus = function () { return svc.getEventLog("services.Work", null, null, "done"); };
+exports.badTime = function () { return svc.getEventLog({fullName: "services.Work", startTime: "soon"}); };
+`,
+	}
+	h := setup(t, Config{Sandbox: SandboxInProcess}, files)
+	ctx := context.Background()
+	_, err := h.CallService(ctx, "services.Work", "ok", nil)
+	require.NoError(t, err)
+	_, err = h.CallService(ctx, "services.Work", "bad", nil)
+	require.Error(t, err)
+	require.NoError(t, h.LogWriter().Flush(ctx))
+
+	res, err := h.CallService(ctx, "services.Reader", "failed", nil)
+	require.NoError(t, err)
+	page := res.Value.(map[string]any)
+	require.EqualValues(t, 1, page["totalCount"])
+	row := page["rowDatas"].([]any)[0].(map[string]any)
+	require.Equal(t, "fail", row["status"])
+	require.Equal(t, "nope", row["error"].(map[string]any)["message"])
+	require.Regexp(t, `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$`, row["startTime"], "datetimes come back as app-timezone strings")
+
+	res, err = h.CallService(ctx, "services.Reader", "positional", nil)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.Value.(map[string]any)["totalCount"])
+
+	res, err = h.CallService(ctx, "services.Reader", "byRequest", []any{row["requestId"]})
+	require.NoError(t, err)
+	require.Len(t, res.Value, 1)
+
+	for fn, want := range map[string]string{"badStatus": `status "done"`, "badTime": `"startTime"`} {
+		_, err = h.CallService(ctx, "services.Reader", fn, nil)
+		var je *jsvm.Error
+		require.ErrorAs(t, err, &je, fn)
+		require.Contains(t, je.Message, want)
+	}
 }

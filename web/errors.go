@@ -11,6 +11,7 @@ import (
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 // apiError is an error with the HTTP status and body code it answers with.
@@ -71,6 +72,10 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: statusOfCode(je.Code), Code: je.Code, Message: je.Message, Details: je}
 	}
 	switch {
+	case errors.Is(err, logstore.ErrInvalidQuery):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
+	case errors.Is(err, logstore.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	case errors.Is(err, host.ErrBadArgs):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
 	case errors.Is(err, host.ErrNotFound):
@@ -90,7 +95,7 @@ func statusOfCode(code string) int {
 		return http.StatusBadRequest
 	case services.CodeNotImplemented:
 		return http.StatusNotImplemented
-	case jsvm.CodeUnavailable:
+	case jsvm.CodeUnavailable: // also services.CodeUnavailable
 		return http.StatusServiceUnavailable
 	default: // js_error, timeout, memory_limit, stack_overflow: the function ran and failed
 		return http.StatusUnprocessableEntity

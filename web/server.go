@@ -15,6 +15,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 // API is what the HTTP layer needs of a host. *host.Host implements it.
@@ -26,6 +27,10 @@ type API interface {
 	// Version and Backends are reported by /api/health.
 	Version() string
 	Backends() map[string]string
+	// LogStore is the execution log (nil when it is not running); Location the app timezone
+	// in which datetimes are read and written.
+	LogStore() logstore.Store
+	Location() *time.Location
 }
 
 // Options configure a Server.
@@ -65,6 +70,8 @@ func New(api API, opts Options) (*Server, error) {
 	s.routeHealth(e)
 	s.routeElements(e)
 	s.routeServices(e)
+	s.routeEvents(e)
+	s.routeAnalytics(e)
 	s.routeUI(e)
 	return s, nil
 }

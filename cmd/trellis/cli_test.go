@@ -251,3 +251,42 @@ func TestServe(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode, string(b))
 	require.Contains(t, string(b), `"new"`, "the last good version still serves")
 }
+
+func TestLogsCommand(t *testing.T) {
+	t.Parallel()
+	dir := initApp(t)
+	r := trellis(t, "call", "--app", dir, "services.GreetingSvc.hello", `{"name": "Log"}`)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	r = trellis(t, "logs", "--app", dir, "--element", "services.GreetingSvc", "--since", "1h")
+	require.Equal(t, 0, r.code, r.stderr)
+	var page struct {
+		TotalCount int64            `json:"totalCount"`
+		RowDatas   []map[string]any `json:"rowDatas"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &page), r.stdout)
+	require.EqualValues(t, 1, page.TotalCount)
+	require.Equal(t, "success", page.RowDatas[0]["status"])
+	req := page.RowDatas[0]["requestId"].(string)
+
+	r = trellis(t, "logs", "--app", dir, "--request", req)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, `"kind": "service"`)
+
+	r = trellis(t, "logs", "--app", dir, "--summary", "--since", "1d")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, `"fullName": "services.GreetingSvc"`)
+
+	r = trellis(t, "logs", "--app", dir, "--timeseries", "--bucket", "1h", "--since", "6h")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	for _, bad := range [][]string{
+		{"--status", "done"}, {"--page", "0"}, {"--page-size", "5000"}, {"--since", "soon"},
+		{"--start", "2024-02-01", "--end", "2024-01-01"}, {"--timeseries", "--bucket", "10s"}, {"--node", "x"},
+		{"--kwargs", "novalue"},
+	} {
+		r = trellis(t, append([]string{"logs", "--app", dir}, bad...)...)
+		require.NotEqual(t, 0, r.code, "%v must fail", bad)
+		require.NotEmpty(t, r.stderr)
+	}
+}

@@ -3,8 +3,10 @@ package services
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 // Env is what a built-in method may use of the host. The host implements it; tests can hand in
@@ -12,6 +14,10 @@ import (
 type Env interface {
 	// Snapshot is the app version the call runs against.
 	Snapshot() *registry.Snapshot
+	// LogStore is the execution log; nil when it is not running.
+	LogStore() logstore.Store
+	// Location is the app's timezone, for datetimes in and out.
+	Location() *time.Location
 }
 
 // Invocation is one call of a built-in method after its arguments are bound.
@@ -36,6 +42,7 @@ type Catalog struct {
 func NewCatalog() *Catalog {
 	c := &Catalog{methods: map[string]Method{}}
 	registerTaskSvc(c)
+	registerEventSvc(c)
 	return c
 }
 

@@ -1,0 +1,153 @@
+package web
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host/services"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// idPattern is what request and node ids may look like in a path.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+func (s *Server) routeEvents(e *echo.Echo) {
+	e.GET("/api/events/logs", s.eventLogs)
+	e.GET("/api/events/requests/:requestId", s.requestLogs)
+	e.GET("/api/events/requests/:requestId/nodes/:nodeId", s.nodeLogs)
+	e.GET("/api/events/nodes/:nodeId/attempts", s.nodeAttempts)
+}
+
+// eventLogs is getEventLog over HTTP, plus the console's free filters: sender, host, errorCode
+// and kwargs.<field>=<value>.
+func (s *Server) eventLogs(c echo.Context) error {
+	params := c.QueryParams()
+	args := map[string]any{}
+	for _, k := range []string{"fullName", "startTime", "endTime", "status"} {
+		if v := params.Get(k); v != "" {
+			args[k] = datetimeOrString(k, v)
+		}
+	}
+	for _, k := range []string{"page", "pageSize"} {
+		if v := params.Get(k); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errBadRequest("%s must be a whole number, got %q", k, v)
+			}
+			args[k] = n
+		}
+	}
+	q, err := services.EventLogQuery(args, s.api.Location())
+	if err != nil {
+		return err
+	}
+	q.Sender, q.Host, q.ErrorCode = params.Get("sender"), params.Get("host"), params.Get("errorCode")
+	for k, vs := range params {
+		if name, ok := strings.CutPrefix(k, "kwargs."); ok && len(vs) > 0 {
+			if q.Kwargs == nil {
+				q.Kwargs = map[string]string{}
+			}
+			q.Kwargs[name] = vs[0]
+		}
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	page, err := store.Query(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"totalCount": page.TotalCount, "rowDatas": services.RowsToJS(page.RowDatas, s.api.Location())})
+}
+
+// datetimeOrString passes epoch milliseconds in a query string on as a number, so
+// ?startTime=1700000000000 works like the JS API's numeric form.
+func datetimeOrString(key, v string) any {
+	if key == "startTime" || key == "endTime" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return v
+}
+
+func (s *Server) requestLogs(c echo.Context) error {
+	id, err := idParam(c, "requestId")
+	if err != nil {
+		return err
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	rows, err := store.ByRequest(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errNotFound("no log rows for request %q", id)
+	}
+	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
+}
+
+func (s *Server) nodeLogs(c echo.Context) error {
+	req, err := idParam(c, "requestId")
+	if err != nil {
+		return err
+	}
+	node, err := idParam(c, "nodeId")
+	if err != nil {
+		return err
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	rows, err := store.ByNode(c.Request().Context(), req, node)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errNotFound("no node %q in request %q", node, req)
+	}
+	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
+}
+
+func (s *Server) nodeAttempts(c echo.Context) error {
+	node, err := idParam(c, "nodeId")
+	if err != nil {
+		return err
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	rows, err := store.Attempts(c.Request().Context(), node)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errNotFound("no node %q", node)
+	}
+	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
+}
+
+func idParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if !idPattern.MatchString(v) {
+		return "", errBadRequest("%s %q is not an id: letters, digits and _ . : - only, at most 128", name, v)
+	}
+	return v, nil
+}
+
+func (s *Server) logStore() (logstore.Store, error) {
+	if st := s.api.LogStore(); st != nil {
+		return st, nil
+	}
+	return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the execution log is not running on this host"}
+}
