@@ -102,7 +102,8 @@ type Features struct {
 //     exists: not when consumers close, crash or are replaced, not when the broker restarts
 //     (Persistent).
 //   - With Prefetch 1, a consumer gets no next message before it acked or nacked the current one.
-//   - Trim removes messages every group has acknowledged; it never removes a pending one.
+//   - The backend trims, on its own, messages every group of the topic has acknowledged, so topics
+//     do not grow without bound; it never removes a pending or undelivered one.
 //   - Safe for concurrent use. Close closes every subscription and is safe to call twice.
 type Bus interface {
 	Publish(ctx context.Context, topic string, msgs ...*Message) ([]string, error)
