@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// retryPrefetch is how many scheduled retries one host holds for one listener at once.
+const retryPrefetch = 4096
+
+// listenerSub is this host's subscription to one listener's queue, and to its retry queue.
+type listenerSub struct {
+	listener *Listener
+	subs     []bus.Subscription
+	once     sync.Once
+}
+
+func (s *listenerSub) close() {
+	s.once.Do(func() {
+		for _, sub := range s.subs {
+			_ = sub.Close()
+		}
+	})
+}
+
+func retryTopic(l *Listener) string { return "retry:" + l.Topic() }
+
+func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, error) {
+	ls := &listenerSub{listener: l}
+	opts := bus.SubscribeOptions{Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: e.opts.Prefetch, ClaimAfter: e.opts.ClaimAfter}
+	if !l.Reliable {
+		opts.Start, opts.SkipBacklog = bus.StartNewest, true
+	}
+	sub, err := e.opts.Bus.Subscribe(ctx, l.Topic(), l.Group(e.opts.HostName, e.opts.InstanceID), opts)
+	if err != nil {
+		return nil, err
+	}
+	ls.subs = append(ls.subs, sub)
+	e.wg.Add(1)
+	go e.consume(l, sub)
+	if l.HandlerType != HandlerBroadcast {
+		// Scheduled retries wait on a queue of their own, held by whichever host took them,
+		// so they survive restarts without occupying the listener's prefetch.
+		rs, err := e.opts.Bus.Subscribe(ctx, retryTopic(l), "pump", bus.SubscribeOptions{
+			Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: e.opts.ClaimAfter})
+		if err != nil {
+			ls.close()
+			return nil, err
+		}
+		ls.subs = append(ls.subs, rs)
+		e.wg.Add(1)
+		go e.pumpRetries(l, rs)
+	}
+	return ls, nil
+}
+
+func (e *Engine) consume(l *Listener, sub bus.Subscription) {
+	defer e.wg.Done()
+	for d := range sub.Deliveries() {
+		e.wg.Add(1)
+		go func(d bus.Delivery) {
+			defer e.wg.Done()
+			e.handle(l, d)
+		}(d)
+	}
+}
+
+// pumpRetries holds each scheduled retry until it is due, then puts it back on the listener's
+// queue and acknowledges it.
+func (e *Engine) pumpRetries(l *Listener, sub bus.Subscription) {
+	defer e.wg.Done()
+	for d := range sub.Deliveries() {
+		e.wg.Add(1)
+		go func(d bus.Delivery) {
+			defer e.wg.Done()
+			var env envelope
+			if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
+				_ = d.Ack(e.ctx)
+				return
+			}
+			if !sleepUntil(e.ctx, env.NotBefore) {
+				return // stopping: left pending, another host (or the next start) takes it
+			}
+			env.NotBefore = time.Time{}
+			payload, _ := json.Marshal(&env)
+			if _, err := e.opts.Bus.Publish(e.ctx, l.Topic(), &bus.Message{Payload: payload}); err != nil {
+				_ = d.Nack(e.ctx)
+				return
+			}
+			_ = d.Ack(e.ctx)
+		}(d)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	wait := time.Until(t)
+	if wait <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// handle runs one delivery to its end: success, a scheduled retry, a requeue, or a dead letter.
+func (e *Engine) handle(l *Listener, d bus.Delivery) {
+	ctx := e.ctx
+	var env envelope
+	if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
+		fmt.Fprintf(os.Stderr, "trellis: engine: dropping an unreadable delivery on %s: %v\n", l.Topic(), err)
+		_ = d.Ack(ctx)
+		return
+	}
+	if l.HandlerType == HandlerBroadcast {
+		// Every receiving host runs a node of its own under the one recorded at send.
+		env.ParentNodeID, env.NodeID = env.NodeID, env.NodeID+"."+shortHash(l.Group(e.opts.HostName, e.opts.InstanceID))
+	}
+	if l.RequeueOnError {
+		env.Attempt += d.Deliveries() - 1
+	}
+	for {
+		if env.FirstTry.IsZero() {
+			env.FirstTry = time.Now()
+		}
+		retryIn, final := e.run(ctx, l, &env)
+		switch {
+		case final == outcomeStopping:
+			_ = d.Nack(context.Background())
+			return
+		case final != outcomeRetry:
+			_ = d.Ack(ctx)
+			e.handled.Add(1)
+			return
+		case l.RequeueOnError:
+			_ = d.Nack(ctx)
+			return
+		case l.HandlerType == HandlerBroadcast:
+			// A broadcast retry stays with this host: hold the delivery and run again.
+			env.Attempt++
+			if !sleepUntil(ctx, time.Now().Add(retryIn)) {
+				return
+			}
+		default:
+			next := env
+			next.Attempt++
+			next.NotBefore = time.Now().Add(retryIn)
+			payload, _ := json.Marshal(&next)
+			if _, err := e.opts.Bus.Publish(ctx, retryTopic(l), &bus.Message{Payload: payload}); err != nil {
+				_ = d.Nack(ctx) // the retry could not be scheduled: run it again from the queue
+				return
+			}
+			_ = d.Ack(ctx)
+			return
+		}
+	}
+}
+
+type outcome int
+
+const (
+	outcomeDone outcome = iota
+	outcomeRetry
+	outcomeStopping
+)
+
+// run executes the handler once and records the result; it says whether to retry and when.
+func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Duration, outcome) {
+	start := time.Now()
+	e.writeRows(ctx, e.row(env, logstore.StatusRunning, "running", start))
+	res, err := e.opts.Executor.Execute(ctx, jsvm.Call{
+		Element: l.FullName, Function: l.Handler, Args: []any{env.event()},
+		Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
+		Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
+	})
+	end := time.Now()
+	if ctx.Err() != nil {
+		return 0, outcomeStopping
+	}
+	if err == nil && res.Failed == nil {
+		status, stage := logstore.StatusSuccess, "done"
+		if res.WaitCallback {
+			status, stage = logstore.StatusRunning, "awaitingCallback"
+		}
+		r := e.row(env, status, stage, end)
+		finished(&r, start, end, res, nil)
+		e.writeRows(ctx, r)
+		return 0, outcomeDone
+	}
+	var retryIn time.Duration
+	again := false
+	if l.RequeueOnError {
+		again = env.Attempt < l.Retry.MaxAttempts
+	} else {
+		retryIn, again = l.Retry.Next(env.Attempt, env.FirstTry, end)
+	}
+	r := e.row(env, logstore.StatusFail, "deadLettered", end)
+	if again {
+		r.Status, r.Stage = logstore.StatusWaiting, "retryScheduled"
+		if l.RequeueOnError {
+			r.Stage = "requeued"
+		}
+	}
+	finished(&r, start, end, res, err)
+	e.writeRows(ctx, r)
+	if again {
+		return retryIn, outcomeRetry
+	}
+	return 0, outcomeDone
+}
+
+func shortHash(s string) string {
+	var h uint32 = 2166136261
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return fmt.Sprintf("%08x", h)
+}

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// LogSink receives the log rows of every change of state; the host's log writer is one.
+type LogSink interface {
+	Write(ctx context.Context, rows ...logstore.Row) error
+}
+
+// Options configure an Engine. Bus, Executor, Log and Snapshot are required.
+type Options struct {
+	Bus      bus.Bus
+	Executor jsvm.Executor
+	Log      LogSink
+	// Snapshot returns the app version to deliver for.
+	Snapshot func() *registry.Snapshot
+	// HostName names this machine (broadcastIdentifier "host"); InstanceID this process
+	// ("instance") and this consumer on the bus. Defaults: os.Hostname and a random id.
+	HostName, InstanceID string
+	// MaxKwargsBytes caps the JSON size of an event's kwargs (default 1 MiB).
+	MaxKwargsBytes int
+	// ClaimAfter is how long a delivery may stay unacknowledged on a consumer that stopped
+	// heartbeating before another host takes it over (default 30 s).
+	ClaimAfter time.Duration
+	// Prefetch caps the deliveries a host runs at once per listener (default 16).
+	Prefetch int
+}
+
+// Engine is the event center of one host. Start subscribes to every listener of the current
+// app; Reload follows app changes; Stop is safe to call twice.
+type Engine struct {
+	opts Options
+
+	mu      sync.Mutex
+	started bool
+	subs    map[string]*listenerSub // by listener fullName
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	sent, handled atomic.Int64
+}
+
+// New checks the options; nothing runs before Start.
+func New(opts Options) (*Engine, error) {
+	switch {
+	case opts.Bus == nil, opts.Executor == nil, opts.Log == nil, opts.Snapshot == nil:
+		return nil, errors.New("engine: Options.Bus, Executor, Log and Snapshot are required")
+	}
+	if opts.HostName == "" {
+		opts.HostName = defaultHostName()
+	}
+	if opts.InstanceID == "" {
+		opts.InstanceID = NewID("inst_")
+	}
+	if opts.MaxKwargsBytes <= 0 {
+		opts.MaxKwargsBytes = 1 << 20
+	}
+	if opts.ClaimAfter <= 0 {
+		opts.ClaimAfter = 30 * time.Second
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 16
+	}
+	return &Engine{opts: opts, subs: map[string]*listenerSub{}}, nil
+}
+
+// Start subscribes to the queues of every enabled listener of the current app.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return nil
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.started = true
+	return e.syncLocked(ctx, e.opts.Snapshot())
+}
+
+// Reload follows a new app version: new listeners are subscribed, removed or disabled ones
+// unsubscribed, changed ones resubscribed.
+func (e *Engine) Reload(ctx context.Context, s *registry.Snapshot) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		return nil
+	}
+	return e.syncLocked(ctx, s)
+}
+
+func (e *Engine) syncLocked(ctx context.Context, s *registry.Snapshot) error {
+	want := map[string]*Listener{}
+	for _, l := range ListenersOf(s) {
+		if l.Enabled {
+			want[l.FullName] = l
+		}
+	}
+	for name, sub := range e.subs {
+		if l, ok := want[name]; !ok || *l != *sub.listener {
+			sub.close()
+			delete(e.subs, name)
+		}
+	}
+	var errs []error
+	for name, l := range want {
+		if _, ok := e.subs[name]; ok {
+			continue
+		}
+		sub, err := e.subscribe(ctx, l)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("engine: subscribe %s: %w", describeListener(l), err))
+			continue
+		}
+		e.subs[name] = sub
+	}
+	return errors.Join(errs...)
+}
+
+// Stop unsubscribes and waits for handlers in flight (or ctx). Deliveries not finished stay
+// pending on the bus and are taken over by another host.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.started {
+		e.mu.Unlock()
+		return nil
+	}
+	e.started = false
+	for name, sub := range e.subs {
+		sub.close()
+		delete(e.subs, name)
+	}
+	e.cancel()
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats are the engine's counters since Start.
+type Stats struct {
+	Sent    int64 `json:"sent"`
+	Handled int64 `json:"handled"`
+}
+
+// Stats reports the counters.
+func (e *Engine) Stats() Stats { return Stats{Sent: e.sent.Load(), Handled: e.handled.Load()} }
+
+// Lag reports each listener's backlog on the bus, for /api/health.
+func (e *Engine) Lag(ctx context.Context) (map[string][]bus.GroupLag, error) {
+	out := map[string][]bus.GroupLag{}
+	for _, l := range ListenersOf(e.opts.Snapshot()) {
+		lag, err := e.opts.Bus.Lag(ctx, l.Topic())
+		if err != nil {
+			return nil, err
+		}
+		out[l.FullName] = lag
+	}
+	return out, nil
+}

@@ -1,0 +1,37 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// envelope is what travels on the bus for one delivery: everything a host needs to run the
+// node without asking anyone, so any host can take it.
+type envelope struct {
+	EventID      string          `json:"eventId"`
+	Sender       string          `json:"sender"`
+	EventType    string          `json:"eventType"`
+	Kwargs       json.RawMessage `json:"kwargs"`
+	Listener     string          `json:"listener"`
+	RequestID    string          `json:"requestId"`
+	NodeID       string          `json:"nodeId"`
+	ParentNodeID string          `json:"parentNodeId,omitempty"`
+	// Attempt is the try this delivery is (1-based); a retry or resend carries the next one.
+	Attempt int `json:"attempt"`
+	// CreatedAt is when the node was created; FirstTry when it first ran (cyclic windows);
+	// SentAt when the event was sent; NotBefore holds a scheduled retry back until then.
+	CreatedAt time.Time `json:"createdAt"`
+	FirstTry  time.Time `json:"firstTry,omitempty"`
+	SentAt    time.Time `json:"sentAt"`
+	NotBefore time.Time `json:"notBefore,omitempty"`
+}
+
+// event is the value a handler receives as its first argument (CONTRACT §2).
+func (e *envelope) event() map[string]any {
+	var kwargs any
+	_ = json.Unmarshal(e.Kwargs, &kwargs)
+	return map[string]any{
+		"id": e.EventID, "sender": e.Sender, "eventType": e.EventType, "kwargs": kwargs,
+		"requestId": e.RequestID, "nodeId": e.NodeID, "attempt": int64(e.Attempt), "sentAt": e.SentAt,
+	}
+}

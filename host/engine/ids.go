@@ -1,0 +1,14 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+)
+
+// NewID makes a random id with a prefix ("req_…", "node_…", "evt_…"): 96 random bits, so ids made
+// on different hosts never collide.
+func NewID(prefix string) string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}

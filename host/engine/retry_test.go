@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRetry(t *testing.T) {
+	t.Parallel()
+	p, err := ParseRetry(nil)
+	require.NoError(t, err)
+	require.Equal(t, RetryPolicy{Policy: RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}, p, "5 tries, 5 minutes apart by default")
+
+	p, err = ParseRetry(map[string]any{"policy": "default", "interval": "1m", "maxAttempts": float64(3)})
+	require.NoError(t, err)
+	require.Equal(t, time.Minute, p.Interval)
+	require.Equal(t, 3, p.MaxAttempts)
+
+	for _, bad := range []map[string]any{
+		{"policy": "sometimes"},
+		{"policy": "cyclic", "interval": "1m"},
+		{"interval": "soon"},
+		{"interval": "-1m"},
+		{"maxAttempts": float64(0)},
+		{"policy": "exponential", "interval": "1m", "maxInterval": "10s"},
+	} {
+		_, err := ParseRetry(bad)
+		require.Error(t, err, "%v", bad)
+	}
+}
+
+func TestRetryNext(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	none := RetryPolicy{Policy: RetryNone, MaxAttempts: 1}
+	_, again := none.Next(1, t0, t0)
+	require.False(t, again)
+
+	def := RetryPolicy{Policy: RetryDefault, Interval: time.Minute, MaxAttempts: 3}
+	for attempt, want := range map[int]bool{1: true, 2: true, 3: false} {
+		d, again := def.Next(attempt, t0, t0)
+		require.Equal(t, want, again, "attempt %d", attempt)
+		if again {
+			require.Equal(t, time.Minute, d)
+		}
+	}
+
+	cyc := RetryPolicy{Policy: RetryCyclic, Interval: 10 * time.Minute, Window: time.Hour, MaxAttempts: 5}
+	_, again = cyc.Next(40, t0, t0.Add(45*time.Minute))
+	require.True(t, again, "cyclic ignores maxAttempts while the window lasts")
+	_, again = cyc.Next(2, t0, t0.Add(55*time.Minute))
+	require.False(t, again, "no retry would land after the window")
+
+	exp := RetryPolicy{Policy: RetryExponential, Interval: time.Second, MaxInterval: 10 * time.Second, MaxAttempts: 10}
+	for attempt := 1; attempt < 10; attempt++ {
+		d, again := exp.Next(attempt, t0, t0)
+		require.True(t, again)
+		full := min(time.Second<<(attempt-1), 10*time.Second)
+		require.GreaterOrEqual(t, d, full/2, "attempt %d", attempt)
+		require.LessOrEqual(t, d, full, "attempt %d", attempt)
+	}
+	_, again = exp.Next(10, t0, t0)
+	require.False(t, again)
+}
+
+func TestSenderMatches(t *testing.T) {
+	t.Parallel()
+	require.True(t, senderMatches("*", "models.User"))
+	require.True(t, senderMatches("models.*", "models.User"))
+	require.False(t, senderMatches("models.*", "modelsX.User"))
+	require.True(t, senderMatches("models.User", "models.User"))
+	require.False(t, senderMatches("models.User", "models.UserX"))
+}

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// DefaultEventType is the eventType of sendEvent when none is given.
+const DefaultEventType = "events.NormalType"
+
+// SendRequest is one sendEvent.
+type SendRequest struct {
+	Sender    string
+	Kwargs    any // must be a JSON object (map[string]any)
+	EventType string
+	// RequestID and ParentNodeID are set when the event is sent from inside an execution: its
+	// nodes join the caller's request as children of the caller's node.
+	RequestID    string
+	ParentNodeID string
+}
+
+// SendResult is sendEvent's answer (CONTRACT §2).
+type SendResult struct {
+	RequestID   string   `json:"requestId"`
+	EventID     string   `json:"eventId"`
+	NodeIDs     []string `json:"nodeIds"`
+	Subscribers []string `json:"subscribers"`
+	// Note says why nothing was delivered when Subscribers is empty.
+	Note string `json:"note,omitempty"`
+}
+
+// delivery is one node to publish: a listener and the envelope for it.
+type delivery struct {
+	listener *Listener
+	env      *envelope
+}
+
+// SendEvent delivers an event to every enabled listener whose sender and eventType match: one
+// node per listener (one of each singleton set). It returns once every delivery is durably on the
+// bus; if the bus refuses, nothing is reported as sent and the error wraps ErrUnavailable.
+func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, error) {
+	if req.Sender == "" {
+		return SendResult{}, fmt.Errorf("%w: sender is empty: name the element the event comes from, such as models.UserModel", ErrInvalidEvent)
+	}
+	kwargs, ok := req.Kwargs.(map[string]any)
+	if !ok {
+		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, kindOf(req.Kwargs))
+	}
+	raw, err := json.Marshal(kwargs)
+	if err != nil {
+		return SendResult{}, fmt.Errorf("%w: kwargs cannot be sent as JSON: %v", ErrInvalidEvent, err)
+	}
+	if len(raw) > e.opts.MaxKwargsBytes {
+		return SendResult{}, fmt.Errorf("%w: kwargs are %d bytes, more than the limit of %d (--max-kwargs)", ErrInvalidEvent, len(raw), e.opts.MaxKwargsBytes)
+	}
+	if req.EventType == "" {
+		req.EventType = DefaultEventType
+	}
+	now := time.Now()
+	res := SendResult{RequestID: req.RequestID, EventID: NewID("evt_"), NodeIDs: []string{}, Subscribers: []string{}}
+	if res.RequestID == "" {
+		res.RequestID = NewID("req_")
+	}
+	snap := e.opts.Snapshot()
+	if snap.Elements[req.EventType] == nil {
+		res.Note = fmt.Sprintf("no element %s: the event was accepted but no listener can hear it", req.EventType)
+	}
+	targets := e.targets(req, res.EventID)
+	if len(targets) == 0 && res.Note == "" {
+		res.Note = fmt.Sprintf("no enabled listener of %s listens to sender %s", req.EventType, req.Sender)
+	}
+	var dels []delivery
+	for _, l := range targets {
+		env := &envelope{
+			EventID: res.EventID, Sender: req.Sender, EventType: req.EventType, Kwargs: raw, Listener: l.FullName,
+			RequestID: res.RequestID, NodeID: NewID("node_"), ParentNodeID: req.ParentNodeID, Attempt: 1,
+			CreatedAt: now, SentAt: now,
+		}
+		dels = append(dels, delivery{l, env})
+		res.NodeIDs = append(res.NodeIDs, env.NodeID)
+		res.Subscribers = append(res.Subscribers, l.FullName)
+	}
+	if err := e.publish(ctx, dels); err != nil {
+		return SendResult{}, err
+	}
+	rows := make([]logstore.Row, 0, len(dels))
+	for _, d := range dels {
+		status, stage := logstore.StatusWaiting, "queued"
+		if d.listener.HandlerType == HandlerBroadcast {
+			// Each receiving host runs a child node of its own; this one only records the send.
+			status, stage = logstore.StatusSuccess, "broadcast"
+		}
+		rows = append(rows, e.row(d.env, status, stage, now))
+	}
+	e.writeRows(ctx, rows...)
+	e.sent.Add(1)
+	return res, nil
+}
+
+// targets picks the listeners of an event: every matching pool and broadcast listener, and
+// one listener of each matching singleton set (the same one for the same event on every host).
+func (e *Engine) targets(req SendRequest, eventID string) []*Listener {
+	snap := e.opts.Snapshot()
+	var out []*Listener
+	singletons := map[string][]*Listener{}
+	var setOrder []string
+	for _, l := range ListenersOf(snap) {
+		if !l.Matches(snap, req.Sender, req.EventType) {
+			continue
+		}
+		if l.HandlerType == HandlerSingleton {
+			key := l.EventType + "\x00" + l.Sender
+			if _, ok := singletons[key]; !ok {
+				setOrder = append(setOrder, key)
+			}
+			singletons[key] = append(singletons[key], l)
+			continue
+		}
+		out = append(out, l)
+	}
+	for _, key := range setOrder {
+		set := singletons[key]
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(eventID))
+		out = append(out, set[int(h.Sum32()%uint32(len(set)))])
+	}
+	return out
+}
+
+// publish puts each delivery on its listener's topic.
+func (e *Engine) publish(ctx context.Context, dels []delivery) error {
+	for _, d := range dels {
+		payload, err := json.Marshal(d.env)
+		if err != nil {
+			return fmt.Errorf("engine: encode event: %w", err)
+		}
+		if _, err := e.opts.Bus.Publish(ctx, d.listener.Topic(), &bus.Message{Payload: payload}); err != nil {
+			return fmt.Errorf("%w: publish to %s: %v", ErrUnavailable, d.listener.FullName, err)
+		}
+	}
+	return nil
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case float64, int64, int:
+		return "a number"
+	}
+	return fmt.Sprintf("%T", v)
+}
