@@ -88,7 +88,11 @@ func (w *Writer) Start(ctx context.Context) error {
 	w.stopped, w.done, w.runDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	w.state = stateStarted
 	w.started.Store(true)
-	go w.runFlusher(runCtx)
+	batches := make(chan batch)
+	var wg sync.WaitGroup
+	wg.Go(func() { w.runReader(runCtx, batches) })
+	wg.Go(func() { w.runInserter(runCtx, batches) })
+	go func() { wg.Wait(); close(w.runDone) }()
 	return nil
 }
 
@@ -316,10 +320,11 @@ func (w *Writer) setError(err error) {
 	w.errMu.Unlock()
 }
 
-// runFlusher sends batches: as soon as BatchRows rows are spooled, or when the oldest spooled
-// row has waited FlushInterval, or at once for Flush and Stop. One insert at a time.
-func (w *Writer) runFlusher(ctx context.Context) {
-	defer close(w.runDone)
+// runReader cuts batches: as soon as BatchRows rows are spooled, or when the oldest spooled
+// row has waited FlushInterval, or at once for Flush and Stop. It reads the next batch while
+// the inserter sends the current one, and hands it over when the inserter is free.
+func (w *Writer) runReader(ctx context.Context, batches chan<- batch) {
+	defer close(batches)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for ctx.Err() == nil {
@@ -361,6 +366,17 @@ func (w *Writer) runFlusher(ctx context.Context) {
 			}
 			continue
 		}
+		select {
+		case batches <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// runInserter inserts batches in order, one at a time, and acks each once the store has it.
+func (w *Writer) runInserter(ctx context.Context, batches <-chan batch) {
+	for b := range batches {
 		if len(b.rows) > 0 && !w.insert(ctx, b.rows) {
 			return
 		}
