@@ -15,6 +15,7 @@ func (w *Writer) crash() {
 	w.cancel()
 	<-w.runDone
 	w.sp.closeAppends()
+	<-w.sp.prepDone
 	if w.sp.rf != nil {
 		_ = w.sp.rf.Close()
 	}

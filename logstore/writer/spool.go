@@ -130,7 +130,8 @@ type spool struct {
 	prepDone chan struct{}
 	prepN    int
 
-	tidyMu sync.Mutex // one tidy at a time: both the reader and the inserter call it
+	tidyMu   sync.Mutex // one tidy at a time: both the reader and the inserter call it
+	lastCkpt position   // under tidyMu
 
 	// Reader-owned.
 	rf       *os.File // segment being read
@@ -867,6 +868,9 @@ func (s *spool) tidy() {
 }
 
 func (s *spool) writeCheckpoint(p position) {
+	if p == s.lastCkpt {
+		return
+	}
 	var b [20]byte
 	binary.LittleEndian.PutUint64(b[:], p.seg)
 	binary.LittleEndian.PutUint64(b[8:], uint64(p.off))
@@ -878,7 +882,9 @@ func (s *spool) writeCheckpoint(p position) {
 	}
 	if err != nil {
 		s.log.Warn("writer: cannot save the spool checkpoint; inserted rows may be replayed (harmlessly) after a restart", "err", err)
+		return
 	}
+	s.lastCkpt = p
 }
 
 func (s *spool) readCheckpoint() (position, bool) {
