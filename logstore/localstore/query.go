@@ -155,7 +155,8 @@ func (s *Store) Attempts(ctx context.Context, nodeID string) ([]logstore.Row, er
 	if s.closed.Load() {
 		return nil, errClosed("attempts")
 	}
-	rows, err := s.read.QueryContext(ctx, "SELECT "+stateCols+` FROM states s WHERE s.node_id = ?
+	rows, err := s.read.QueryContext(ctx, "SELECT "+stateCols+` FROM states s
+		WHERE s.created_at = (SELECT created_at FROM nodes WHERE node_id = ?1) AND s.node_id = ?1
 		ORDER BY s.recorded_at, s.seq, s.rowid`, nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts %s: %w", nodeID, readErr(ctx, err))

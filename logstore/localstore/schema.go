@@ -6,7 +6,11 @@ const schemaVersion = 1
 // schema is idempotent DDL. Times are Unix milliseconds (NULL = zero time) and statuses small
 // integers (statusCodes), which keeps rows and indexes compact.
 //
-// states holds every state row; its unique index on id makes a retried batch a no-op. nodes
+// states holds every state row. Its unique index (created_at, node_id, id) makes a retried batch a
+// no-op, finds a node's states (Attempts looks the node's created_at up in nodes first) and
+// serves retention; it leads with created_at because random ids as the first column would
+// scatter each batch over the whole index, and at a million rows writing those pages back cost
+// more than all else. nodes
 // holds one row per node with the columns queries filter on, copied from the node's latest state
 // (latest is that state's rowid in states). Each nodes index serves a query:
 //   - nodes_name_time, nodes_name_status_time: getEventLog of one element, newest first, with or
@@ -40,8 +44,7 @@ CREATE TABLE IF NOT EXISTS states (
 	host           TEXT    NOT NULL,
 	logs           TEXT
 );
-CREATE UNIQUE INDEX IF NOT EXISTS states_id ON states(id);
-CREATE INDEX IF NOT EXISTS states_node ON states(node_id, recorded_at, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS states_key ON states(created_at, node_id, id);
 
 CREATE TABLE IF NOT EXISTS nodes (
 	node_id        TEXT    NOT NULL,
@@ -71,14 +74,14 @@ const insertStateSQL = `INSERT OR IGNORE INTO states (id, node_id, recorded_at, 
 	end_time, duration, kwargs, result, error, host, logs)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 
-// upsertNodeSQL replaces a node's row only with a newer state: greater (recorded_at, seq).
+// upsertNodeSQL replaces a node's row only with a newer state: greater (recorded_at, seq). It sets
+// only what changes between states of a node (fullName, createdAt, requestId, parentNodeId and
+// sender do not), because SQLite rewrites the entries of every index on a column an UPDATE sets.
 const upsertNodeSQL = `INSERT INTO nodes (node_id, full_name, status, created_at, recorded_at, seq,
 	request_id, parent_node_id, sender, host, error_code, duration, latest)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-	ON CONFLICT (node_id) DO UPDATE SET full_name = excluded.full_name, status = excluded.status,
-		created_at = excluded.created_at, recorded_at = excluded.recorded_at, seq = excluded.seq,
-		request_id = excluded.request_id, parent_node_id = excluded.parent_node_id,
-		sender = excluded.sender, host = excluded.host, error_code = excluded.error_code,
+	ON CONFLICT (node_id) DO UPDATE SET status = excluded.status, recorded_at = excluded.recorded_at,
+		seq = excluded.seq, host = excluded.host, error_code = excluded.error_code,
 		duration = excluded.duration, latest = excluded.latest
 	WHERE (excluded.recorded_at, excluded.seq) > (nodes.recorded_at, nodes.seq)`
 

@@ -78,7 +78,7 @@ func (s *Store) open() error {
 	var err error
 	// auto_vacuum=INCREMENTAL only takes effect on a new database; DropBefore uses it to give
 	// dropped days back to the file system.
-	s.write, err = sql.Open("sqlite", s.dsn("_pragma=synchronous("+sync+")"))
+	s.write, err = sql.Open("sqlite", s.dsn("_pragma=synchronous("+sync+")", "_pragma=wal_autocheckpoint(8192)", "_pragma=page_size(8192)", "_pragma=mmap_size(1073741824)"))
 	if err != nil {
 		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 	}
@@ -110,7 +110,7 @@ func (s *Store) open() error {
 	if s.nodeSt, err = s.wconn.PrepareContext(ctx, upsertNodeSQL); err != nil {
 		return fmt.Errorf("prepare upsert: %w", err)
 	}
-	s.read, err = sql.Open("sqlite", s.dsn("_pragma=mmap_size(268435456)", "_query_only=1"))
+	s.read, err = sql.Open("sqlite", s.dsn("_pragma=mmap_size(1073741824)", "_query_only=1"))
 	if err != nil {
 		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 	}
@@ -209,14 +209,19 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 	if s.closed.Load() {
 		return errClosed("insert")
 	}
+	newest := newestPerNode(rows)
 	if err := s.inTx(ctx, func() error {
 		for i := range rows {
 			res, err := s.insSt.ExecContext(ctx, args[i]...)
 			if err != nil {
 				return fmt.Errorf("row %s: %w", rows[i].ID, err)
 			}
+			if !newest[i] {
+				continue // a newer state of its node follows in this batch
+			}
 			if n, _ := res.RowsAffected(); n == 0 {
-				continue // stored before
+				// Stored before, and its node updated then with it or something newer.
+				continue
 			}
 			id, err := res.LastInsertId()
 			if err != nil {
@@ -231,6 +236,30 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 		return fmt.Errorf("insert: %w", err)
 	}
 	return nil
+}
+
+// newestPerNode marks, for each node of the batch, its newest state (greatest RecordedAt, then
+// Seq, then the first of equal ones): only those can become the node's latest state, so the
+// others skip the nodes upsert. A node's states usually arrive in one batch, so this saves most
+// of the upserts.
+func newestPerNode(rows []logstore.Row) []bool {
+	best := make(map[string]int, len(rows))
+	for i := range rows {
+		j, ok := best[rows[i].NodeID]
+		if !ok || newer(&rows[i], &rows[j]) {
+			best[rows[i].NodeID] = i
+		}
+	}
+	mark := make([]bool, len(rows))
+	for _, i := range best {
+		mark[i] = true
+	}
+	return mark
+}
+
+func newer(a, b *logstore.Row) bool {
+	ra, rb := a.RecordedAt.UnixMilli(), b.RecordedAt.UnixMilli()
+	return ra > rb || ra == rb && a.Seq > b.Seq
 }
 
 // inTx runs fn in a write transaction on the writer connection, committing when it returns nil.
@@ -269,13 +298,10 @@ const dropChunk = 2000
 func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	u := day.UTC()
 	cut := time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC).UnixMilli()
-	for {
-		n, err := s.dropSome(ctx, cut)
-		if err != nil {
+	for done := false; !done; {
+		var err error
+		if done, err = s.dropSome(ctx, cut); err != nil {
 			return fmt.Errorf("drop before %s: %w", time.UnixMilli(cut).UTC().Format(time.DateOnly), err)
-		}
-		if n < dropChunk {
-			break
 		}
 	}
 	s.wmu.Lock()
@@ -289,36 +315,34 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	return nil
 }
 
-func (s *Store) dropSome(ctx context.Context, cut int64) (int, error) {
+// dropSome deletes the oldest nodes created before cut, about dropChunk of them, with their
+// states, and reports whether none created before cut is left.
+func (s *Store) dropSome(ctx context.Context, cut int64) (done bool, err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed.Load() {
-		return 0, fmt.Errorf("%w: %w", ErrClosed, logstore.ErrUnavailable)
+		return false, fmt.Errorf("%w: %w", ErrClosed, logstore.ErrUnavailable)
 	}
-	var n int
-	err := s.inTx(ctx, func() error {
-		_, err := s.wconn.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS drop_nodes (node_id TEXT PRIMARY KEY)`)
-		if err != nil {
+	err = s.inTx(ctx, func() error {
+		// This chunk goes up to the created_at of the (dropChunk+1)-th oldest node (inclusive,
+		// so equal times never stall it) or, when there are fewer, to cut.
+		cond, arg := "created_at < ?", cut
+		var boundary int64
+		err := s.wconn.QueryRowContext(ctx, `SELECT created_at FROM nodes INDEXED BY nodes_time
+			WHERE created_at < ? ORDER BY created_at LIMIT 1 OFFSET ?`, cut, dropChunk).Scan(&boundary)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			done = true
+		case err != nil:
+			return err
+		default:
+			cond, arg = "created_at <= ?", boundary
+		}
+		if _, err := s.wconn.ExecContext(ctx, "DELETE FROM states WHERE "+cond, arg); err != nil {
 			return err
 		}
-		if _, err := s.wconn.ExecContext(ctx, `DELETE FROM temp.drop_nodes`); err != nil {
-			return err
-		}
-		res, err := s.wconn.ExecContext(ctx, `INSERT INTO temp.drop_nodes
-			SELECT node_id FROM nodes WHERE created_at < ? LIMIT ?`, cut, dropChunk)
-		if err != nil {
-			return err
-		}
-		affected, _ := res.RowsAffected()
-		n = int(affected)
-		if n == 0 {
-			return nil
-		}
-		if _, err := s.wconn.ExecContext(ctx, `DELETE FROM states WHERE node_id IN (SELECT node_id FROM temp.drop_nodes)`); err != nil {
-			return err
-		}
-		_, err = s.wconn.ExecContext(ctx, `DELETE FROM nodes WHERE node_id IN (SELECT node_id FROM temp.drop_nodes)`)
+		_, err = s.wconn.ExecContext(ctx, "DELETE FROM nodes WHERE "+cond, arg)
 		return err
 	})
-	return n, err
+	return done, err
 }
