@@ -13,8 +13,8 @@ import (
 // latestNodes is a subquery with one row per node created in the range: its element, creation
 // second, and latest status and duration.
 func (s *Store) latestNodes(fullName string, start, end time.Time) string {
-	return fmt.Sprintf("SELECT full_name, node_id, any(toUInt32(created_at)) AS created_sec, argMax(status, %[1]s) AS st, argMax(duration_ms, %[1]s) AS dur FROM %[2]s WHERE %[3]s GROUP BY full_name, node_id",
-		versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "))
+	return fmt.Sprintf("SELECT %[1]s AS nk, any(full_name) AS fn, any(toUInt32(created_at)) AS created_sec, argMax(status, %[2]s) AS st, argMax(duration_ms, %[2]s) AS dur FROM %[3]s WHERE %[4]s GROUP BY nk",
+		nodeKey, versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "))
 }
 
 // statusCounts are the aggregate columns every analytics query shares, then the percentiles.
@@ -50,7 +50,7 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("chstore: summary: %w", err)
 	}
-	sql := fmt.Sprintf("SELECT full_name, %s, quantilesExactIf(0.5, 0.95, 0.99)(toFloat64(dur), st IN ('success', 'fail')) FROM (%s) GROUP BY full_name ORDER BY full_name",
+	sql := fmt.Sprintf("SELECT fn, %s, quantilesExactIf(0.5, 0.95, 0.99)(toFloat64(dur), st IN ('success', 'fail')) FROM (%s) GROUP BY fn ORDER BY fn",
 		statusCounts, s.latestNodes(q.FullName, q.Start, q.End))
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {

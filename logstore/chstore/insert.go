@@ -42,8 +42,8 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 		if err := rows[i].Validate(); err != nil {
 			return fmt.Errorf("chstore: insert: %w", err)
 		}
-		if int64(rows[i].Attempt) > math.MaxUint32 {
-			return fmt.Errorf("chstore: insert: %w: row %s: attempt %d is too large", logstore.ErrInvalidRow, rows[i].ID, rows[i].Attempt)
+		if err := storable(&rows[i]); err != nil {
+			return fmt.Errorf("chstore: insert: %w", err)
 		}
 	}
 	cols := encodeColumns(rows)
@@ -75,7 +75,8 @@ func encodeColumns(rows []logstore.Row) []any {
 		attempt, seq                            = make([]uint32, n), make([]uint32, n)
 		createdAt                               = make([]time.Time, n)
 		createdMS                               = make([]uint16, n)
-		recorded, start, end, duration          = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		version                                 = make([]uint64, n)
+		start, end, duration                    = make([]int64, n), make([]int64, n), make([]int64, n)
 		hasError                                = make([]uint8, n)
 	)
 	for i := range rows {
@@ -87,7 +88,7 @@ func encodeColumns(rows []logstore.Row) []any {
 		ms := r.CreatedAt.UnixMilli()
 		createdAt[i] = time.Unix(floorDiv(ms, 1000), 0)
 		createdMS[i] = uint16(ms - floorDiv(ms, 1000)*1000)
-		recorded[i] = r.RecordedAt.UnixMilli()
+		version[i] = versionOf(r.RecordedAt.UnixMilli(), r.Seq)
 		seq[i] = r.Seq
 		start[i], end[i], duration[i] = timeMS(r.StartTime), timeMS(r.EndTime), r.Duration
 		kwargs[i], result[i], logs[i] = compactJSON(r.Kwargs), string(r.Result), string(r.Logs)
@@ -98,8 +99,42 @@ func encodeColumns(rows []logstore.Row) []any {
 		host[i] = r.Host
 	}
 	return []any{id, kind, fullName, sender, eventType, status, stage, requestID, nodeID, parentNodeID,
-		attempt, createdAt, createdMS, recorded, seq, start, end, duration, kwargs, result,
+		attempt, createdAt, createdMS, version, seq, start, end, duration, kwargs, result,
 		hasError, errCode, errMsg, errStk, host, logs}
+}
+
+// Bounds of what the columns can hold: created_at is a DateTime (UInt32 seconds), and version
+// keeps RecordedAt in its top 43 bits.
+var (
+	minCreated  = time.Unix(0, 0)
+	maxCreated  = time.Unix(math.MaxUint32, 0)
+	maxRecorded = time.UnixMilli(1<<(64-seqBits) - 1)
+)
+
+// seqBits is how many low bits of version hold Seq: up to 2,097,151 states of a node recorded
+// in one millisecond order exactly; beyond that they tie (the seq column keeps the exact value).
+const seqBits = 21
+
+// versionOf orders the states of a node: RecordedAt in milliseconds, then Seq.
+func versionOf(recordedMS int64, seq uint32) uint64 {
+	return uint64(recordedMS)<<seqBits | uint64(min(seq, 1<<seqBits-1))
+}
+
+// recordedOf is RecordedAt in milliseconds from a version.
+func recordedOf(version uint64) int64 { return int64(version >> seqBits) }
+
+// storable checks what Validate cannot know: the row fits ClickHouse's columns, so nothing is
+// silently wrapped around.
+func storable(r *logstore.Row) error {
+	switch {
+	case r.CreatedAt.Before(minCreated) || !r.CreatedAt.Before(maxCreated):
+		return fmt.Errorf("%w: row %s: createdAt %s is outside 1970-01-01 to 2106-02-07, what ClickHouse's DateTime holds", logstore.ErrInvalidRow, r.ID, r.CreatedAt.UTC().Format(time.RFC3339))
+	case r.RecordedAt.Before(minCreated) || r.RecordedAt.After(maxRecorded):
+		return fmt.Errorf("%w: row %s: recordedAt %s is outside 1970 to 2248", logstore.ErrInvalidRow, r.ID, r.RecordedAt.UTC().Format(time.RFC3339))
+	case int64(r.Attempt) > math.MaxUint32:
+		return fmt.Errorf("%w: row %s: attempt %d is too large", logstore.ErrInvalidRow, r.ID, r.Attempt)
+	}
+	return nil
 }
 
 func floorDiv(a, b int64) int64 {
@@ -119,15 +154,34 @@ func timeMS(t time.Time) int64 {
 }
 
 // compactJSON drops insignificant whitespace: ClickHouse 18.16's visitParamExtract functions,
-// which the kwargs filters use there, only read "name":value written without spaces. Text that
-// is not JSON is stored as it came.
+// which the kwargs filters use there, only read "name":value written without spaces. Most
+// kwargs come compact already, and a scan that skips string contents is far cheaper than
+// json.Compact, so only kwargs with whitespace between tokens are rewritten. Text that is not
+// JSON is stored as it came.
 func compactJSON(raw json.RawMessage) string {
-	if bytes.IndexAny(raw, " \t\r\n") < 0 {
-		return string(raw)
+	inString, escaped := false, false
+	for _, c := range raw {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case ' ', '\t', '\r', '\n':
+			var b bytes.Buffer
+			if err := json.Compact(&b, raw); err != nil {
+				return string(raw)
+			}
+			return b.String()
+		}
 	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return string(raw)
-	}
-	return b.String()
+	return string(raw)
 }

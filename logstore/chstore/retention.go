@@ -10,11 +10,11 @@ import (
 )
 
 // DropBefore drops the daily partitions (UTC days of CreatedAt) before day's date from the log
-// and keys tables: retention without TTL (18.16 has none for this) and without rewriting data.
-// Rows created on day itself stay.
+// table, and the monthly partitions of the keys table wholly before it: retention without TTL
+// (18.16 has none for this) and without rewriting data. Rows created on day itself stay.
 //
 // On a single server the partitions come from system.parts. With a Cluster they come from the
-// log table itself (system.parts only knows the local server), and each DROP runs ON CLUSTER;
+// tables themselves (system.parts only knows the local server), and each DROP runs ON CLUSTER;
 // dropping a partition a shard lacks is a no-op there.
 func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	if err := s.checkOpen("dropBefore"); err != nil {
@@ -24,14 +24,27 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 		return fmt.Errorf("chstore: dropBefore: %w: day is zero", logstore.ErrInvalidQuery)
 	}
 	d := day.UTC()
-	cutoff := uint32(d.Year()*10000 + int(d.Month())*100 + d.Day())
-	for _, table := range []string{s.schema.localLogName(), s.schema.localKeysName()} {
-		parts, err := s.partitions(ctx, table, cutoff)
+	month := uint32(d.Year()*100 + int(d.Month()))
+	for _, t := range []struct {
+		local, table, partition string
+		cutoff                  uint32
+	}{
+		{s.schema.localLogName(), s.schema.logTable(), "toYYYYMMDD(created_at)", month*100 + uint32(d.Day())},
+		{s.schema.localKeysName(), s.schema.keysTable(), "toYYYYMM(created_at)", month},
+	} {
+		var sql string
+		if s.schema.opts.Cluster == "" {
+			sql = fmt.Sprintf("SELECT DISTINCT toUInt32(partition) AS p FROM system.parts WHERE database = %s AND table = %s AND active AND p < %d ORDER BY p",
+				quoteString(s.schema.opts.Database), quoteString(t.local), t.cutoff)
+		} else {
+			sql = fmt.Sprintf("SELECT DISTINCT %[1]s AS p FROM %[2]s WHERE p < %[3]d ORDER BY p", t.partition, t.table, t.cutoff)
+		}
+		parts, err := s.partitions(ctx, sql)
 		if err != nil {
 			return err
 		}
 		for _, p := range parts {
-			if err := s.conn.Exec(ctx, s.schema.dropPartition(table, strconv.FormatUint(uint64(p), 10))); err != nil {
+			if err := s.conn.Exec(ctx, s.schema.dropPartition(t.local, strconv.FormatUint(uint64(p), 10))); err != nil {
 				return s.fail(ctx, "dropBefore", err)
 			}
 		}
@@ -39,19 +52,8 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	return nil
 }
 
-// partitions lists the day partitions (YYYYMMDD) of a local table before cutoff.
-func (s *Store) partitions(ctx context.Context, table string, cutoff uint32) ([]uint32, error) {
-	var sql string
-	if s.schema.opts.Cluster == "" {
-		sql = fmt.Sprintf("SELECT DISTINCT toUInt32(partition) FROM system.parts WHERE database = %s AND table = %s AND active AND toUInt32(partition) < %d ORDER BY 1",
-			quoteString(s.schema.opts.Database), quoteString(table), cutoff)
-	} else {
-		from := s.schema.logTable()
-		if table == s.schema.localKeysName() {
-			from = s.schema.keysTable()
-		}
-		sql = fmt.Sprintf("SELECT DISTINCT toYYYYMMDD(created_at) FROM %s WHERE toYYYYMMDD(created_at) < %d ORDER BY 1", from, cutoff)
-	}
+// partitions runs a query listing partition ids.
+func (s *Store) partitions(ctx context.Context, sql string) ([]uint32, error) {
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, s.fail(ctx, "dropBefore", err)

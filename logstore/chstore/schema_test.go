@@ -30,12 +30,12 @@ func TestDDLSingleServer1816(t *testing.T) {
 	}
 	require.Equal(t, "CREATE DATABASE IF NOT EXISTS `logs`", ddl[0])
 	require.Contains(t, ddl[1], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log` (")
-	require.Contains(t, ddl[1], "ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(created_at)\nORDER BY (full_name, created_at, node_id, id)")
+	require.Contains(t, ddl[1], "ENGINE = ReplacingMergeTree\nPARTITION BY toYYYYMMDD(created_at)\nPRIMARY KEY (full_name, created_at)\nORDER BY (full_name, created_at, node_id, id)")
 	require.Contains(t, ddl[1], "status "+statusEnum)
 	require.Contains(t, ddl[2], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log_keys` (")
-	require.Contains(t, ddl[2], "ORDER BY (key, full_name, created_at)")
+	require.Contains(t, ddl[2], "PARTITION BY toYYYYMM(created_at)\nPRIMARY KEY key_hash\nORDER BY (key_hash, full_name, created_at)")
 	require.Contains(t, ddl[3], "CREATE MATERIALIZED VIEW IF NOT EXISTS `logs`.`exec_log_keys_mv` TO `logs`.`exec_log_keys`")
-	require.Contains(t, ddl[3], "FROM `logs`.`exec_log` ARRAY JOIN [request_id, node_id] AS key")
+	require.Contains(t, ddl[3], "SELECT cityHash64(key) AS key_hash, full_name, created_at FROM `logs`.`exec_log` ARRAY JOIN [request_id, node_id] AS key")
 	for _, c := range logColumns {
 		require.Regexp(t, "\n    "+regexp.QuoteMeta(c.name+" "+c.typ)+"(,|\n)", ddl[1])
 	}
@@ -79,13 +79,13 @@ func TestDDLCluster(t *testing.T) {
 	require.Contains(t, ddl[1], "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/logs/execs_local', '{replica}')")
 	require.Contains(t, ddl[2], "CREATE TABLE IF NOT EXISTS `logs`.`execs_keys_local` ON CLUSTER `prod` (")
 	require.Contains(t, ddl[2], "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/logs/execs_keys_local', '{replica}')")
-	require.Contains(t, ddl[3], "TO `logs`.`execs_keys_local` AS\nSELECT key, full_name, created_at FROM `logs`.`execs_local`")
+	require.Contains(t, ddl[3], "TO `logs`.`execs_keys_local` AS\nSELECT cityHash64(key) AS key_hash, full_name, created_at FROM `logs`.`execs_local`")
 	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs` ON CLUSTER `prod` AS `logs`.`execs_local`\nENGINE = Distributed(`prod`, `logs`, `execs_local`, cityHash64(request_id))", ddl[4])
-	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_keys` ON CLUSTER `prod` AS `logs`.`execs_keys_local`\nENGINE = Distributed(`prod`, `logs`, `execs_keys_local`, cityHash64(key))", ddl[5])
+	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_keys` ON CLUSTER `prod` AS `logs`.`execs_keys_local`\nENGINE = Distributed(`prod`, `logs`, `execs_keys_local`, key_hash)", ddl[5])
 	require.Equal(t, "`logs`.`execs`", s.logTable())
 	require.Equal(t, "`logs`.`execs_keys`", s.keysTable())
 	require.Equal(t, "ALTER TABLE `logs`.`execs_local` ON CLUSTER `prod` DROP PARTITION 20300101", s.dropPartition(s.localLogName(), "20300101"))
-	require.Equal(t, "INSERT INTO `logs`.`execs` (id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, created_at, created_ms, recorded_ms, seq, start_ms, end_ms, duration_ms, kwargs, result, has_error, error_code, error_message, error_stack, host, logs)", s.insertSQL())
+	require.Equal(t, "INSERT INTO `logs`.`execs` (id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, created_at, created_ms, version, seq, start_ms, end_ms, duration_ms, kwargs, result, has_error, error_code, error_message, error_stack, host, logs)", s.insertSQL())
 }
 
 // A cluster without Distributed (every server holds all data, e.g. one shard of replicas):
