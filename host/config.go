@@ -51,6 +51,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// Watch turns on hot reload of the app directory.
 	Watch bool
+	// ServeEvents makes this host consume events and run listeners (serve); without it the host
+	// only sends (trellis call).
+	ServeEvents bool
+	// MaxKwargsBytes caps the JSON size of an event's kwargs; default 1 MiB.
+	MaxKwargsBytes int
 	// Version is reported by /api/health.
 	Version string
 }
@@ -75,6 +80,9 @@ func (c Config) WithDefaults() Config {
 		c.Sandbox = SandboxIsolated
 	}
 	c.Limits = c.Limits.WithDefaults()
+	if c.MaxKwargsBytes <= 0 {
+		c.MaxKwargsBytes = 1 << 20
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 4 << 20
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/elements"
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
@@ -29,6 +30,7 @@ type Host struct {
 	// reloadErr is the last error the executor gave when a reload was handed to it.
 	reloadErr atomic.Pointer[error]
 	log       atomic.Pointer[execLog]
+	events    atomic.Pointer[eventCenter]
 	loc       atomic.Pointer[time.Location]
 }
 
@@ -49,7 +51,9 @@ func New(cfg Config) (*Host, error) {
 }
 
 func registryOptions(cfg Config) registry.Options {
-	return registry.Options{AppDir: cfg.AppDir, Builtins: elements.FS}
+	return registry.Options{AppDir: cfg.AppDir, Builtins: elements.FS, Validators: map[string]func(*registry.Snapshot, *registry.Element) []registry.Problem{
+		"events.Meta": engine.ValidateListener,
+	}}
 }
 
 // Config returns the configuration the host runs with, defaults filled in.
@@ -90,6 +94,12 @@ func (h *Host) Start(ctx context.Context) error {
 			err = fmt.Errorf("host: load app into the sandbox: %w", err)
 		}
 	}
+	var ec *eventCenter
+	if err == nil {
+		if ec, err = h.openEventCenter(ctx, exec, log.writer); err != nil {
+			_ = exec.Close()
+		}
+	}
 	if err != nil {
 		h.stopWatcher(ctx)
 		_ = log.close(ctx)
@@ -97,6 +107,7 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	h.exec = exec
 	h.log.Store(log)
+	h.events.Store(ec)
 	h.started = true
 	return nil
 }
@@ -129,6 +140,11 @@ func (h *Host) applyReload(s *registry.Snapshot) {
 		return
 	}
 	h.reloadErr.Store(nil)
+	if ec := h.events.Load(); ec != nil && ec.engine != nil {
+		if err := ec.engine.Reload(context.Background(), s); err != nil {
+			h.reloadErr.Store(&err)
+		}
+	}
 }
 
 // Problems lists what the last reload could not apply: elements kept at their last good version
@@ -157,6 +173,9 @@ func (h *Host) Stop(ctx context.Context) error {
 	var errs []error
 	if watcher != nil {
 		errs = append(errs, watcher.Stop(ctx))
+	}
+	if ec := h.events.Swap(nil); ec != nil {
+		errs = append(errs, ec.close(ctx))
 	}
 	if exec != nil {
 		errs = append(errs, exec.Close())

@@ -125,8 +125,17 @@ func TestAPIScenarios(t *testing.T) {
 		{name: "js throws", method: "POST", path: "/api/services/services.MathSvc/boom", wantStatus: 422, wantIn: []string{`"code":"js_error"`, "kaboom", "services/MathSvc/index.js:4:"}},
 		{name: "built-in Go service, named args", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `{"queryStr": ""}`, wantStatus: 200, wantIn: []string{`"result":[]`}},
 		{name: "built-in Go service, wrong type", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `[5]`, wantStatus: 400, wantIn: []string{"must be a string"}},
-		{name: "built-in not yet implemented", method: "POST", path: "/api/services/events.services.EventSvc/sendEvent", body: `["a", {}]`, wantStatus: 501, wantIn: []string{"not_implemented"}},
+		{name: "built-in not yet implemented", method: "POST", path: "/api/services/events.services.EventSvc/resend", body: `["node_x"]`, wantStatus: 501, wantIn: []string{"not_implemented"}},
 		{name: "unknown route", method: "GET", path: "/api/nope", wantStatus: 404},
+		{name: "send event", method: "POST", path: "/api/events/send", body: `{"sender": "models.UserModel", "kwargs": {"userId": 1}}`, wantStatus: 200,
+			wantIn: []string{`"requestId":"req_`, `"eventId":"evt_`, `"subscribers":[]`, `"note"`}},
+		{name: "send event kwargs not an object", method: "POST", path: "/api/events/send", body: `{"sender": "a", "kwargs": [1]}`, wantStatus: 400, wantIn: []string{"kwargs must be an object"}},
+		{name: "send event no kwargs", method: "POST", path: "/api/events/send", body: `{"sender": "a"}`, wantStatus: 400, wantIn: []string{"kwargs must be an object, got null"}},
+		{name: "send event no sender", method: "POST", path: "/api/events/send", body: `{"kwargs": {}}`, wantStatus: 400, wantIn: []string{"sender"}},
+		{name: "send event unknown field", method: "POST", path: "/api/events/send", body: `{"sender": "a", "kwargs": {}, "priority": 1}`, wantStatus: 400, wantIn: []string{`unknown field \"priority\"`}},
+		{name: "send event eventType wrong type", method: "POST", path: "/api/events/send", body: `{"sender": "a", "kwargs": {}, "eventType": 5}`, wantStatus: 400, wantIn: []string{"eventType must be a string"}},
+		{name: "send event not an object", method: "POST", path: "/api/events/send", body: `[1]`, wantStatus: 400},
+		{name: "send event oversized", method: "POST", path: "/api/events/send", body: big, wantStatus: 413},
 		{name: "editor page", method: "GET", path: "/", noAuth: true, wantStatus: 200, wantIn: []string{"<title>Trellis</title>"}},
 	} {
 		t.Run(sc.name, func(t *testing.T) { run(t, handler, sc) })

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/logstore"
@@ -31,6 +32,8 @@ type API interface {
 	// in which datetimes are read and written.
 	LogStore() logstore.Store
 	Location() *time.Location
+	// SendEvent delivers an event (POST /api/events/send).
+	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
 }
 
 // Options configure a Server.
@@ -71,6 +74,7 @@ func New(api API, opts Options) (*Server, error) {
 	s.routeElements(e)
 	s.routeServices(e)
 	s.routeEvents(e)
+	s.routeSend(e)
 	s.routeAnalytics(e)
 	s.routeUI(e)
 	return s, nil

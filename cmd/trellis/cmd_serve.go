@@ -28,7 +28,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Watch = true
+			cfg.Watch, cfg.ServeEvents = true, true
 			h, err := host.New(cfg)
 			if err != nil {
 				return reportLoadError(cmd, cfg.AppDir, err)

@@ -81,14 +81,10 @@ func senderMatches(pattern, sender string) bool {
 	}
 }
 
-// Topic is the bus topic the listener's deliveries go through: a queue per listener, or one
-// queue per singleton set (listeners of the same sender and eventType).
-func (l *Listener) Topic() string {
-	if l.HandlerType == HandlerSingleton {
-		return "singleton:" + l.EventType + ":" + l.Sender
-	}
-	return "listener:" + l.FullName
-}
+// Topic is the bus topic the listener's deliveries go through: a queue per listener. A
+// singleton set needs no shared queue: the sender picks one listener of the set per event
+// (the same pick on every host), so exactly one handles it.
+func (l *Listener) Topic() string { return "listener:" + l.FullName }
 
 // Group is the consumer group this host joins for the listener: every host shares one group for
 // pool and singleton (each event handled once), and has a group of its own for broadcast.

@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var sendEvent = FunctionSpec{Name: "sendEvent", Args: []ArgSpec{
+var sendEventSpec = FunctionSpec{Name: "sendEventSpec", Args: []ArgSpec{
 	{Name: "sender", Type: "Stext", Required: true},
 	{Name: "kwargs", Type: "JitDict", Required: true},
 	{Name: "eventType", Type: "Stext", Default: "events.NormalType"},
@@ -19,9 +19,9 @@ var saveDateFieldTask = FunctionSpec{Name: "saveDateFieldTask", Args: []ArgSpec{
 func TestBindArgsPositionalAndNamedAgree(t *testing.T) {
 	t.Parallel()
 	kwargs := map[string]any{"userId": int64(1)}
-	pos, err := BindArgs(sendEvent, []any{"models.UserModel", kwargs})
+	pos, err := BindArgs(sendEventSpec, []any{"models.UserModel", kwargs})
 	require.NoError(t, err)
-	named, err := BindArgs(sendEvent, []any{map[string]any{"sender": "models.UserModel", "kwargs": kwargs}})
+	named, err := BindArgs(sendEventSpec, []any{map[string]any{"sender": "models.UserModel", "kwargs": kwargs}})
 	require.NoError(t, err)
 	require.Equal(t, pos, named)
 	require.Equal(t, "events.NormalType", pos["eventType"], "the default fills a missing argument")
@@ -55,7 +55,7 @@ func TestBindArgsErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := BindArgs(sendEvent, tc.args)
+			_, err := BindArgs(sendEventSpec, tc.args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
 			var se *Error
@@ -69,7 +69,7 @@ func TestBindArgsUnknownNamedKeyIsPositional(t *testing.T) {
 	t.Parallel()
 	// {sender, bogus} is not a bag of named arguments, so it is the first positional argument,
 	// which must be a string: the error says so instead of silently dropping "bogus".
-	_, err := BindArgs(sendEvent, []any{map[string]any{"sender": "x", "bogus": 1}})
+	_, err := BindArgs(sendEventSpec, []any{map[string]any{"sender": "x", "bogus": 1}})
 	require.ErrorContains(t, err, `argument "sender" must be a string, got an object`)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -18,6 +19,8 @@ type Env interface {
 	LogStore() logstore.Store
 	// Location is the app's timezone, for datetimes in and out.
 	Location() *time.Location
+	// SendEvent delivers an event through the event center.
+	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
 }
 
 // Invocation is one call of a built-in method after its arguments are bound.

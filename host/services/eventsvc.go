@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -22,6 +23,52 @@ func registerEventSvc(c *Catalog) {
 	c.Register(EventSvcName, "getEventLog", getEventLog)
 	c.Register(EventSvcName, "getEventLogByRequestId", getEventLogByRequestID)
 	c.Register(EventSvcName, "getEventLogByNodeId", getEventLogByNodeID)
+	c.Register(EventSvcName, "sendEvent", sendEvent)
+}
+
+// sendEvent delivers an event; sent from inside an execution, its nodes join the caller's
+// request as children of the caller's node.
+func sendEvent(ctx context.Context, env Env, inv Invocation) (any, error) {
+	sender, _ := inv.Args["sender"].(string)
+	eventType, _ := inv.Args["eventType"].(string)
+	res, err := env.SendEvent(ctx, engine.SendRequest{
+		Sender: sender, Kwargs: inv.Args["kwargs"], EventType: eventType,
+		RequestID: inv.RequestID, ParentNodeID: inv.NodeID,
+	})
+	if err != nil {
+		return nil, EngineError("sendEvent", err)
+	}
+	return SendResultToJS(res), nil
+}
+
+// SendResultToJS is sendEvent's answer as plain values.
+func SendResultToJS(res engine.SendResult) map[string]any {
+	nodes := make([]any, len(res.NodeIDs))
+	for i, n := range res.NodeIDs {
+		nodes[i] = n
+	}
+	subs := make([]any, len(res.Subscribers))
+	for i, s := range res.Subscribers {
+		subs[i] = s
+	}
+	out := map[string]any{"requestId": res.RequestID, "eventId": res.EventID, "nodeIds": nodes, "subscribers": subs}
+	if res.Note != "" {
+		out["note"] = res.Note
+	}
+	return out
+}
+
+// EngineError maps event center errors to service errors with codes.
+func EngineError(method string, err error) error {
+	switch {
+	case errors.Is(err, engine.ErrInvalidEvent):
+		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("services: %s: %v", method, err)}
+	case errors.Is(err, engine.ErrUnavailable):
+		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("services: %s: %v", method, err)}
+	case errors.Is(err, engine.ErrNotFound):
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("services: %s: %v", method, err)}
+	}
+	return err
 }
 
 // EventLogQuery turns getEventLog's bound arguments into a log query: datetimes in any form the

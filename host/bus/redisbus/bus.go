@@ -1,0 +1,414 @@
+package redisbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host/bus"
+)
+
+// Bus is the Redis Streams bus. Safe for concurrent use.
+type Bus struct {
+	opts    Options
+	addr    string
+	rdb     *redis.Client // commands, pipelines, scripts
+	readers *redis.Client // one sticky connection per subscription's blocking reads
+	counter *commandCounter
+
+	mu      sync.Mutex
+	closed  bool
+	crashed bool
+	subs    map[*sub]struct{}
+	topics  map[string]struct{} // topics this bus used: the trimmer's work
+
+	// The flusher's queues.
+	qmu     sync.Mutex
+	pubs    []*pubReq
+	acks    []ackItem
+	kick    chan struct{}
+	ackKick chan struct{}
+
+	stop        chan struct{}
+	flusherDone chan struct{}
+	trimDone    chan struct{}
+	closeOnce   sync.Once
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// New returns a bus on the Redis that opts name. It does not wait for Redis: with Redis down,
+// calls fail with bus.ErrUnavailable and subscriptions wait for it.
+func New(opts Options) (*Bus, error) {
+	opts = opts.WithDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("new: %w", err)
+	}
+	cmdOpts, readOpts, err := opts.clientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("new: %w", err)
+	}
+	b := &Bus{
+		opts: opts, addr: cmdOpts.Addr,
+		rdb: redis.NewClient(cmdOpts), readers: redis.NewClient(readOpts),
+		counter: &commandCounter{},
+		subs:    map[*sub]struct{}{}, topics: map[string]struct{}{},
+		kick: make(chan struct{}, 1), ackKick: make(chan struct{}, 1),
+		stop: make(chan struct{}), flusherDone: make(chan struct{}), trimDone: make(chan struct{}),
+	}
+	b.rdb.AddHook(b.counter)
+	b.readers.AddHook(b.counter)
+	go b.flushLoop()
+	go b.trimLoop()
+	return b, nil
+}
+
+// Features: as persistent as the Redis server is configured to be (AOF or RDB), and shared by
+// every host that uses the same Redis and Prefix.
+func (b *Bus) Features() bus.Features { return bus.Features{Persistent: true, Shared: true} }
+
+func (b *Bus) key(topic string) string { return b.opts.Prefix + topic }
+
+func (b *Bus) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func (b *Bus) useTopic(topic string) {
+	b.mu.Lock()
+	b.topics[topic] = struct{}{}
+	b.mu.Unlock()
+}
+
+// opCtx bounds one round trip by OpTimeout within the caller's context.
+func (b *Bus) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.opts.OpTimeout)
+}
+
+// Publish adds the messages to the topic's stream (XADD, pipelined with other calls') and
+// returns their stream ids once Redis has them.
+func (b *Bus) Publish(ctx context.Context, topic string, msgs ...*bus.Message) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if err := bus.CheckName("topic", topic); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	for i, m := range msgs {
+		if m == nil {
+			return nil, fmt.Errorf("publish to %q: %w: message %d is nil", topic, bus.ErrInvalid, i)
+		}
+	}
+	if len(msgs) == 0 {
+		return []string{}, nil
+	}
+	if b.isClosed() {
+		return nil, fmt.Errorf("publish to %q: %w", topic, bus.ErrClosed)
+	}
+	b.useTopic(topic)
+	req := &pubReq{key: b.key(topic), msgs: msgs, done: make(chan struct{})}
+	b.enqueue(req)
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish to %q: %w (the messages may still be published)", topic, ctx.Err())
+	}
+	if req.err != nil {
+		return nil, b.wrap(ctx, fmt.Sprintf("publish to %q", topic), req.err)
+	}
+	return req.ids, nil
+}
+
+// Subscribe creates the group when it does not exist (XGROUP CREATE … MKSTREAM) and starts a
+// consumer of it.
+func (b *Bus) Subscribe(ctx context.Context, topic, group string, o bus.SubscribeOptions) (bus.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	if err := bus.CheckSubscribe(topic, group, o); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	op := fmt.Sprintf("subscribe to %q/%q", topic, group)
+	s := newSub(b, topic, group, o)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
+	for other := range b.subs {
+		if other.topic == topic && other.group == group && other.consumer == o.Consumer {
+			b.mu.Unlock()
+			return nil, fmt.Errorf("%s: %w: consumer %q is already subscribed to this group on this bus; give each subscription its own consumer name",
+				op, bus.ErrInvalid, o.Consumer)
+		}
+	}
+	b.subs[s] = struct{}{}
+	b.topics[topic] = struct{}{}
+	b.mu.Unlock()
+	if err := b.ensureGroup(ctx, s.key, group, o.Start, o.SkipBacklog); err != nil {
+		b.forget(s)
+		return nil, b.wrap(ctx, op, err)
+	}
+	s.start()
+	return s, nil
+}
+
+func (b *Bus) forget(s *sub) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// ensureGroup creates the group at its start position unless it exists; with skip it moves the
+// group past everything on the stream.
+func (b *Bus) ensureGroup(ctx context.Context, key, group string, start bus.StartPosition, skip bool) error {
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	id := "0"
+	if start == bus.StartNewest {
+		id = "$"
+	}
+	err := b.rdb.XGroupCreateMkStream(ctx, key, group, id).Err()
+	if err != nil && !isBusyGroup(err) {
+		return err
+	}
+	if skip {
+		return b.rdb.XGroupSetID(ctx, key, group, "$").Err()
+	}
+	return nil
+}
+
+func isBusyGroup(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && len(rerr.Error()) >= 9 && rerr.Error()[:9] == "BUSYGROUP"
+}
+
+// Lag reports each group's pending entries and the entries not yet delivered to it (XINFO
+// GROUPS), after sending the acks still queued.
+func (b *Bus) Lag(ctx context.Context, topic string) ([]bus.GroupLag, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lag: %w", err)
+	}
+	if err := bus.CheckName("topic", topic); err != nil {
+		return nil, fmt.Errorf("lag: %w", err)
+	}
+	op := fmt.Sprintf("lag of %q", topic)
+	if b.isClosed() {
+		return nil, fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
+	if err := b.flushAcks(ctx); err != nil {
+		return nil, b.wrap(ctx, op, err)
+	}
+	octx, cancel := b.opCtx(ctx)
+	defer cancel()
+	key := b.key(topic)
+	groups, err := b.rdb.XInfoGroups(octx, key).Result()
+	if isNoSuchKey(err) {
+		return []bus.GroupLag{}, nil
+	}
+	if err != nil {
+		return nil, b.wrap(ctx, op, err)
+	}
+	out := make([]bus.GroupLag, 0, len(groups))
+	for _, g := range groups {
+		lag := g.Lag
+		if lag < 0 {
+			// Redis cannot tell (entries deleted in the middle, or a server older than 7.0):
+			// count what follows the group's last delivered entry.
+			n, err := b.rdb.XRangeN(octx, key, "("+g.LastDeliveredID, "+", 1<<20).Result()
+			if err != nil {
+				return nil, b.wrap(ctx, op, err)
+			}
+			lag = int64(len(n))
+		}
+		out = append(out, bus.GroupLag{Group: g.Name, Pending: g.Pending, Undelivered: lag, Consumers: int(g.Consumers)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
+	return out, nil
+}
+
+// DeleteGroup ends this bus's subscriptions of the group and destroys it (XGROUP DESTROY).
+// Subscriptions of other hosts recreate it unless they stop too.
+func (b *Bus) DeleteGroup(ctx context.Context, topic, group string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete group: %w", err)
+	}
+	if err := bus.CheckName("topic", topic); err != nil {
+		return fmt.Errorf("delete group: %w", err)
+	}
+	if err := bus.CheckName("group", group); err != nil {
+		return fmt.Errorf("delete group: %w", err)
+	}
+	op := fmt.Sprintf("delete group %q/%q", topic, group)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
+	var subs []*sub
+	for s := range b.subs {
+		if s.topic == topic && s.group == group {
+			subs = append(subs, s)
+			s.deleted.Store(true)
+		}
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		_ = s.Close()
+	}
+	octx, cancel := b.opCtx(ctx)
+	defer cancel()
+	if err := b.rdb.XGroupDestroy(octx, b.key(topic), group).Err(); err != nil && !isNoSuchKey(err) {
+		return b.wrap(ctx, op, err)
+	}
+	return nil
+}
+
+// Len is the number of entries on the topic's stream (XLEN; bustest.Inspector).
+func (b *Bus) Len(ctx context.Context, topic string) (int64, error) {
+	if b.isClosed() {
+		return 0, fmt.Errorf("len of %q: %w", topic, bus.ErrClosed)
+	}
+	octx, cancel := b.opCtx(ctx)
+	defer cancel()
+	n, err := b.rdb.XLen(octx, b.key(topic)).Result()
+	return n, b.wrap(ctx, fmt.Sprintf("len of %q", topic), err)
+}
+
+// Trim removes, now, the entries every group of the topic has acknowledged and returns how many
+// it removed (bustest.Inspector). The bus does this every TrimInterval for the topics it used.
+func (b *Bus) Trim(ctx context.Context, topic string) (int64, error) {
+	op := fmt.Sprintf("trim %q", topic)
+	if b.isClosed() {
+		return 0, fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
+	if err := b.flushAcks(ctx); err != nil {
+		return 0, b.wrap(ctx, op, err)
+	}
+	n, err := b.trim(ctx, b.key(topic))
+	return n, b.wrap(ctx, op, err)
+}
+
+// trim computes the lowest id any group still needs and trims below it. Entries only move
+// forward between the two steps (new entries come after every group's last delivered one; a
+// pending entry is only acked or claimed), so the bound stays safe without a script.
+func (b *Bus) trim(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := b.opCtx(ctx)
+	defer cancel()
+	groups, err := b.rdb.XInfoGroups(ctx, key).Result()
+	if isNoSuchKey(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(groups) == 0 {
+		return 0, nil // keep everything for the group to come
+	}
+	low := ""
+	for _, g := range groups {
+		floor := after(g.LastDeliveredID)
+		if g.Pending > 0 {
+			p, err := b.rdb.XPending(ctx, key, g.Name).Result()
+			if err != nil {
+				return 0, err
+			}
+			if p.Count > 0 && lessID(p.Lower, floor) {
+				floor = p.Lower
+			}
+		}
+		if low == "" || lessID(floor, low) {
+			low = floor
+		}
+	}
+	return b.rdb.XTrimMinID(ctx, key, low).Result()
+}
+
+func (b *Bus) trimLoop() {
+	defer close(b.trimDone)
+	if b.opts.TrimInterval < 0 {
+		<-b.stop
+		return
+	}
+	tick := time.NewTicker(b.opts.TrimInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		b.mu.Lock()
+		keys := make([]string, 0, len(b.topics))
+		for t := range b.topics {
+			keys = append(keys, b.key(t))
+		}
+		b.mu.Unlock()
+		if len(keys) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-b.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := b.flushAcks(ctx); err == nil {
+			for _, k := range keys {
+				if _, err := b.trim(ctx, k); err != nil {
+					if !unavailable(err) && ctx.Err() == nil {
+						b.opts.Logger.Warn("redisbus: trim failed", "key", k, "err", err)
+					}
+					break
+				}
+			}
+		}
+		cancel()
+	}
+}
+
+// Close ends every subscription (what they hold unacked stays pending for the group), sends the
+// queued acks and closes the connections. Safe to call twice.
+func (b *Bus) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.shutdown(false) })
+	return err
+}
+
+// crash stops the bus as kill -9 would: queued acks are dropped, nothing is released, no
+// heartbeat runs any more. Tests use it.
+func (b *Bus) crash() {
+	b.closeOnce.Do(func() { _ = b.shutdown(true) })
+}
+
+func (b *Bus) shutdown(crash bool) error {
+	b.mu.Lock()
+	b.closed = true // refuse new work; the flusher still sends what the subscriptions flush
+	b.crashed = crash
+	subs := make([]*sub, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.Close()
+		}()
+	}
+	wg.Wait()
+	close(b.stop)
+	<-b.flusherDone
+	<-b.trimDone
+	return errors.Join(b.rdb.Close(), b.readers.Close())
+}

@@ -1,0 +1,59 @@
+package redisbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host/bus"
+)
+
+// unavailable says whether err means Redis cannot serve now (down, unreachable, loading,
+// failing over): the operation may be retried.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "BUSY ", "NOREPLICAS"} {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		return false
+	}
+	return true // network errors, timeouts, a closed pool
+}
+
+func isNoGroup(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "NOGROUP")
+}
+
+func isNoSuchKey(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "no such key")
+}
+
+// wrap turns a go-redis error into the bus contract's: the caller's own context errors as they
+// are, bus.ErrClosed once the bus is closed, bus.ErrUnavailable when Redis cannot serve.
+func (b *Bus) wrap(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%s: %w", op, cerr)
+	}
+	if b.isClosed() {
+		return fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%s: %w: %w (is Redis at %s running?)", op, bus.ErrUnavailable, err, b.addr)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,242 @@
+package redisbus
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host/bus"
+)
+
+// pubReq is one Publish call waiting for its XADDs. A request without messages only asks for
+// the queued acks to be sent (flushAcks).
+type pubReq struct {
+	key  string
+	msgs []*bus.Message
+	ids  []string
+	err  error
+	done chan struct{}
+}
+
+// ackItem is one ack waiting to be sent.
+type ackItem struct {
+	s     *sub
+	key   string
+	group string
+	id    string
+}
+
+func (b *Bus) enqueue(r *pubReq) {
+	b.qmu.Lock()
+	b.pubs = append(b.pubs, r)
+	b.qmu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// queueAck adds an ack; it is sent with the next Publish, at AckBatch acks, or AckInterval later.
+func (b *Bus) queueAck(a ackItem) {
+	b.qmu.Lock()
+	b.acks = append(b.acks, a)
+	n := len(b.acks)
+	b.qmu.Unlock()
+	ch := b.ackKick
+	if n >= b.opts.AckBatch {
+		ch = b.kick
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// flushAcks returns once every ack queued before the call was sent (or failed to be).
+func (b *Bus) flushAcks(ctx context.Context) error {
+	r := &pubReq{done: make(chan struct{})}
+	b.enqueue(r)
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flushLoop sends, one pipeline per round trip, every queued Publish and ack. Concurrent
+// publishers thereby share round trips; acks ride along with them or go on their own after
+// AckInterval.
+func (b *Bus) flushLoop() {
+	defer close(b.flusherDone)
+	var ackTimer *time.Timer
+	var ackFire <-chan time.Time
+	retry := time.Duration(0)
+	for {
+		select {
+		case <-b.kick:
+		case <-b.ackKick:
+			if ackFire == nil {
+				wait := max(b.opts.AckInterval, retry)
+				if ackTimer == nil {
+					ackTimer = time.NewTimer(wait)
+				} else {
+					ackTimer.Reset(wait)
+				}
+				ackFire = ackTimer.C
+			}
+			continue
+		case <-ackFire:
+		case <-b.stop:
+			b.mu.Lock()
+			crashed := b.crashed
+			b.mu.Unlock()
+			if !crashed {
+				for b.round() {
+				}
+			}
+			b.failQueued()
+			return
+		}
+		if ackFire != nil && !ackTimer.Stop() {
+			select {
+			case <-ackTimer.C:
+			default:
+			}
+		}
+		ackFire = nil
+		more := b.round()
+		b.qmu.Lock()
+		left := len(b.acks)
+		b.qmu.Unlock()
+		switch {
+		case more:
+			select {
+			case b.kick <- struct{}{}:
+			default:
+			}
+		case left > 0:
+			// The acks failed (Redis down): try again later, backing off.
+			retry = min(max(2*retry, 50*time.Millisecond), 2*time.Second)
+			select {
+			case b.ackKick <- struct{}{}:
+			default:
+			}
+		default:
+			retry = 0
+		}
+	}
+}
+
+// failQueued answers the publishers still queued when the bus stops.
+func (b *Bus) failQueued() {
+	b.qmu.Lock()
+	pubs := b.pubs
+	b.pubs, b.acks = nil, nil
+	b.qmu.Unlock()
+	for _, r := range pubs {
+		r.err = bus.ErrClosed
+		close(r.done)
+	}
+}
+
+// round sends one pipeline and reports whether requests are left for another.
+func (b *Bus) round() (more bool) {
+	b.qmu.Lock()
+	n, take := 0, 0
+	for _, r := range b.pubs {
+		if n > 0 && n+len(r.msgs) > b.opts.MaxPipeline {
+			break
+		}
+		n += len(r.msgs)
+		take++
+	}
+	pubs := b.pubs[:take:take]
+	b.pubs = b.pubs[take:]
+	if len(b.pubs) == 0 {
+		b.pubs = nil
+	}
+	acks := b.acks
+	b.acks = nil
+	more = len(b.pubs) > 0
+	b.qmu.Unlock()
+	if len(pubs) == 0 && len(acks) == 0 {
+		return more
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OpTimeout)
+	defer cancel()
+	pipe := b.rdb.Pipeline()
+	xadds := make([][]*redis.StringCmd, len(pubs))
+	for i, r := range pubs {
+		for _, m := range r.msgs {
+			xadds[i] = append(xadds[i], pipe.XAdd(ctx, &redis.XAddArgs{Stream: r.key, ID: "*", Values: encode(m)}))
+		}
+	}
+	type ackBatch struct {
+		items []ackItem
+		cmd   *redis.IntCmd
+	}
+	var batches []*ackBatch
+	if len(acks) > 0 {
+		byGroup := map[[2]string]*ackBatch{}
+		for _, a := range acks {
+			k := [2]string{a.key, a.group}
+			ab := byGroup[k]
+			if ab == nil {
+				ab = &ackBatch{}
+				byGroup[k] = ab
+				batches = append(batches, ab)
+			}
+			ab.items = append(ab.items, a)
+		}
+		for _, ab := range batches {
+			ids := make([]string, len(ab.items))
+			for i, a := range ab.items {
+				ids[i] = a.id
+			}
+			ab.cmd = pipe.XAck(ctx, ab.items[0].key, ab.items[0].group, ids...)
+		}
+	}
+	_, execErr := pipe.Exec(ctx)
+
+	var failed []ackItem
+	for _, ab := range batches {
+		if err := ab.cmd.Err(); err != nil {
+			if unavailable(err) {
+				failed = append(failed, ab.items...)
+			}
+			// Any other error (NOGROUP: the group is gone) makes the acks moot.
+			continue
+		}
+		for _, a := range ab.items {
+			a.s.acked(a.id)
+		}
+	}
+	if len(failed) > 0 {
+		b.qmu.Lock()
+		b.acks = append(failed, b.acks...)
+		b.qmu.Unlock()
+	}
+	for i, r := range pubs {
+		if len(r.msgs) == 0 {
+			if len(failed) > 0 {
+				r.err = execErr
+			}
+			close(r.done)
+			continue
+		}
+		r.ids = make([]string, len(r.msgs))
+		for j, c := range xadds[i] {
+			id, err := c.Result()
+			if err != nil {
+				r.err, r.ids = err, nil
+				break
+			}
+			r.ids[j] = id
+		}
+		close(r.done)
+	}
+	return more
+}

@@ -1,0 +1,71 @@
+package redisbus
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// touchScript re-claims, for the consumer, those of the given entries it still owns (XCLAIM to
+// itself, JUSTID), which resets their idle time — the heartbeat that keeps an alive consumer's
+// messages from being claimed — and optionally sets their idle time (IDLE: release to the
+// group) or delivery counter (RETRYCOUNT: a nack counts as a delivery). Checking the owner
+// first keeps a consumer that was too slow from taking back what another member claimed.
+// It returns the ids it touched.
+//
+// KEYS[1] stream; ARGV group, consumer, retrycount (-1: leave), idle ms (-1: now), ids...
+var touchScript = redis.NewScript(`
+local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local retry, idle = tonumber(ARGV[3]), tonumber(ARGV[4])
+local mine = {}
+for i = 5, #ARGV do
+  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == consumer then mine[#mine + 1] = ARGV[i] end
+end
+if #mine > 0 then
+  local args = {'XCLAIM', key, group, consumer, 0}
+  for _, id in ipairs(mine) do args[#args + 1] = id end
+  if idle >= 0 then args[#args + 1] = 'IDLE'; args[#args + 1] = idle end
+  if retry >= 0 then args[#args + 1] = 'RETRYCOUNT'; args[#args + 1] = retry end
+  args[#args + 1] = 'JUSTID'
+  redis.call(unpack(args))
+end
+return mine
+`)
+
+// touchChunk bounds the ids of one script call (Lua's unpack has a stack limit).
+const touchChunk = 1000
+
+// touch runs touchScript over ids in chunks and returns the ids touched.
+func (b *Bus) touch(ctx context.Context, key, group, consumer string, retry, idleMs int64, ids []string) ([]string, error) {
+	var out []string
+	for len(ids) > 0 {
+		n := min(len(ids), touchChunk)
+		argv := make([]any, 0, 4+n)
+		argv = append(argv, group, consumer, strconv.FormatInt(retry, 10), strconv.FormatInt(idleMs, 10))
+		for _, id := range ids[:n] {
+			argv = append(argv, id)
+		}
+		res, err := touchScript.Run(ctx, b.rdb, []string{key}, argv...).StringSlice()
+		if err != nil && err != redis.Nil {
+			return out, err
+		}
+		out = append(out, res...)
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// dropConsumerScript deletes the consumer from the group when it holds no pending entry, so
+// Lag counts only consumers that run or hold messages. (XGROUP DELCONSUMER would drop pending
+// entries with it.)
+//
+// KEYS[1] stream; ARGV group, consumer.
+var dropConsumerScript = redis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #p == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+`)

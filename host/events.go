@@ -1,0 +1,76 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/bus/localbus"
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/jsvm"
+)
+
+// eventCenter is the host's bus and engine. bus is nil when this process may not use the
+// embedded bus (a `trellis call` beside a running `serve`); unavailable then says why.
+type eventCenter struct {
+	bus         bus.Bus
+	engine      *engine.Engine
+	unavailable error
+}
+
+// openEventCenter opens the bus and makes the engine; with cfg.ServeEvents it also starts
+// consuming, so this host runs listeners.
+func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log engine.LogSink) (*eventCenter, error) {
+	ec := &eventCenter{}
+	b, err := localbus.Open(filepath.Join(h.cfg.DataDir, "bus"), localbus.Options{})
+	if err != nil {
+		if errors.Is(err, localbus.ErrLocked) && !h.cfg.ServeEvents {
+			ec.unavailable = fmt.Errorf("%w: another trellis process (a running serve) owns the embedded event bus of %s; "+
+				"send events through its HTTP API, or run every host on --redis", engine.ErrUnavailable, h.cfg.DataDir)
+			return ec, nil
+		}
+		return nil, fmt.Errorf("host: open the event bus: %w", err)
+	}
+	ec.bus = b
+	ec.engine, err = engine.New(engine.Options{
+		Bus: b, Executor: exec, Log: log, Snapshot: h.Snapshot, HostName: hostName, MaxKwargsBytes: h.cfg.MaxKwargsBytes,
+	})
+	if err == nil && h.cfg.ServeEvents {
+		err = ec.engine.Start(ctx)
+	}
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("host: start the event center: %w", err)
+	}
+	return ec, nil
+}
+
+func (ec *eventCenter) close(ctx context.Context) error {
+	if ec.bus == nil {
+		return nil
+	}
+	return errors.Join(ec.engine.Stop(ctx), ec.bus.Close())
+}
+
+// SendEvent is sendEvent: EventSvc's and POST /api/events/send's.
+func (h *Host) SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error) {
+	ec := h.events.Load()
+	if ec == nil {
+		return engine.SendResult{}, ErrNotStarted
+	}
+	if ec.engine == nil {
+		return engine.SendResult{}, ec.unavailable
+	}
+	return ec.engine.SendEvent(ctx, req)
+}
+
+// EventLag is the backlog of each listener, for /api/health.
+func (h *Host) EventLag(ctx context.Context) (map[string][]bus.GroupLag, error) {
+	ec := h.events.Load()
+	if ec == nil || ec.engine == nil {
+		return nil, nil
+	}
+	return ec.engine.Lag(ctx)
+}

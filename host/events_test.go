@@ -1,0 +1,187 @@
+package host
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// eventApp has a service that sends events and listeners of every handler type and retry style.
+var eventApp = map[string]string{
+	"app.json":               `{"name": "events"}`,
+	"services/Orders/e.json": `{"title": "Orders", "type": "services.NormalType"}`,
+	"services/Orders/index.js": `
+const events = app.getElement("events.services.EventSvc");
+exports.place = function (order) { return events.sendEvent("services.Orders", {orderId: order.id}); };
+exports.placeNamed = function (order) { return events.sendEvent({sender: "services.Orders", kwargs: {orderId: order.id}}); };
+exports.notAnObject = function () { return events.sendEvent("services.Orders", [1, 2]); };
+`,
+	"events/OnOrder/e.json": `{"title": "On order", "type": "events.NormalType", "sender": "services.Orders"}`,
+	"events/OnOrder/index.js": `exports.handle = function (event, ctx) {
+  console.log("order", event.kwargs.orderId);
+  app.getElement("events.services.EventSvc").sendEvent("events.OnOrder", {from: event.nodeId});
+  return {seen: event.kwargs.orderId};
+};`,
+	"events/Audit/e.json":   `{"title": "Audit children", "type": "events.NormalType", "sender": "events.OnOrder"}`,
+	"events/Audit/index.js": `exports.handle = function (event) { return event.kwargs.from; };`,
+	"events/Flaky/e.json": `{"title": "Fails once", "type": "events.NormalType", "sender": "services.Orders",
+		"retry": {"policy": "default", "interval": "50ms", "maxAttempts": 3}}`,
+	"events/Flaky/index.js": `exports.handle = function (event, ctx) {
+  if (event.attempt < 2) throw new Error("first try fails");
+  return "ok on " + event.attempt;
+};`,
+	"events/Doomed/e.json":   `{"title": "Always fails", "type": "events.NormalType", "sender": "services.Orders", "retry": {"policy": "none"}}`,
+	"events/Doomed/index.js": `exports.handle = function (event, ctx) { ctx.fail("never works"); };`,
+	"events/Requeue/e.json": `{"title": "Requeue", "type": "events.NormalType", "sender": "services.Orders",
+		"requeueOnError": true, "retry": {"maxAttempts": 2}}`,
+	"events/Requeue/index.js": `exports.handle = function () { throw new Error("requeue me"); };`,
+	"events/SingleA/e.json":   `{"title": "Singleton A", "type": "events.NormalType", "sender": "services.Orders", "handlerType": "singleton"}`,
+	"events/SingleA/index.js": `exports.handle = function () { return "A"; };`,
+	"events/SingleB/e.json":   `{"title": "Singleton B", "type": "events.NormalType", "sender": "services.Orders", "handlerType": "singleton"}`,
+	"events/SingleB/index.js": `exports.handle = function () { return "B"; };`,
+	"events/Off/e.json":       `{"title": "Disabled", "type": "events.NormalType", "sender": "services.Orders", "enabled": false}`,
+	"events/Off/index.js":     `exports.handle = function () { return 1; };`,
+}
+
+// latest waits until every node of the request has reached a final state and returns them.
+func latest(t *testing.T, h *Host, requestID string, nodes int) map[string]logstore.Row {
+	t.Helper()
+	ctx := context.Background()
+	var byListener map[string]logstore.Row
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.LogWriter().Flush(ctx))
+		rows, err := h.LogStore().ByRequest(ctx, requestID)
+		require.NoError(t, err)
+		byListener = map[string]logstore.Row{}
+		for _, r := range rows {
+			if r.Status != logstore.StatusSuccess && r.Status != logstore.StatusFail {
+				return false
+			}
+			byListener[r.FullName] = r
+		}
+		return len(rows) == nodes
+	}, 20*time.Second, 20*time.Millisecond)
+	return byListener
+}
+
+func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, eventApp)
+	res, err := h.CallService(context.Background(), "services.Orders", "place", []any{map[string]any{"id": int64(7)}})
+	require.NoError(t, err)
+	sent := res.Value.(map[string]any)
+	require.ElementsMatch(t, []any{"events.OnOrder", "events.Flaky", "events.Doomed", "events.Requeue", "events.SingleA"},
+		replaceSingleton(sent["subscribers"].([]any)), "every enabled matching listener, one of the singleton set")
+	require.Len(t, sent["nodeIds"], 5)
+
+	// 5 nodes of the event plus the child node OnOrder's handler sent to Audit.
+	nodes := latest(t, h, sent["requestId"].(string), 6)
+	require.Equal(t, logstore.StatusSuccess, nodes["events.OnOrder"].Status)
+	require.JSONEq(t, `{"seen": 7}`, string(nodes["events.OnOrder"].Result))
+	require.Contains(t, string(nodes["events.OnOrder"].Logs), "order 7")
+
+	audit := nodes["events.Audit"]
+	require.Equal(t, nodes["events.OnOrder"].NodeID, audit.ParentNodeID, "an event sent from a handler is a child node")
+	require.Equal(t, logstore.StatusSuccess, audit.Status)
+
+	flaky := nodes["events.Flaky"]
+	require.Equal(t, logstore.StatusSuccess, flaky.Status)
+	require.Equal(t, 2, flaky.Attempt)
+	attempts, err := h.LogStore().Attempts(context.Background(), flaky.NodeID)
+	require.NoError(t, err)
+	var stages []string
+	for _, a := range attempts {
+		stages = append(stages, a.Status+"/"+a.Stage)
+	}
+	require.Equal(t, []string{"waiting/queued", "running/running", "waiting/retryScheduled", "running/running", "success/done"}, stages)
+
+	doomed := nodes["events.Doomed"]
+	require.Equal(t, logstore.StatusFail, doomed.Status)
+	require.Equal(t, "deadLettered", doomed.Stage)
+	require.Equal(t, "never works", doomed.Error.Message)
+
+	requeue := nodes["events.Requeue"]
+	require.Equal(t, "deadLettered", requeue.Stage)
+	require.Equal(t, 2, requeue.Attempt, "requeueOnError is bounded by retry.maxAttempts")
+
+	// The sub-tree of OnOrder's node holds it and its child.
+	tree, err := h.LogStore().ByNode(context.Background(), sent["requestId"].(string), nodes["events.OnOrder"].NodeID)
+	require.NoError(t, err)
+	require.Len(t, tree, 2)
+}
+
+// replaceSingleton maps whichever singleton was picked to SingleA, so the assertion is stable.
+func replaceSingleton(subs []any) []any {
+	out := make([]any, len(subs))
+	for i, s := range subs {
+		if s == "events.SingleB" {
+			s = "events.SingleA"
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func TestSendEventBadInput(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, MaxKwargsBytes: 1024}, eventApp)
+	ctx := context.Background()
+	_, err := h.CallService(ctx, "services.Orders", "notAnObject", nil)
+	require.ErrorContains(t, err, `argument "kwargs" must be an object`)
+
+	_, err = h.SendEvent(ctx, engine.SendRequest{Sender: "x", Kwargs: map[string]any{"big": string(make([]byte, 2000))}})
+	require.ErrorIs(t, err, engine.ErrInvalidEvent)
+	require.ErrorContains(t, err, "more than the limit of 1024")
+
+	res, err := h.SendEvent(ctx, engine.SendRequest{Sender: "services.Nobody", Kwargs: map[string]any{}})
+	require.NoError(t, err, "an unknown sender is accepted")
+	require.Empty(t, res.Subscribers)
+	require.Contains(t, res.Note, "no enabled listener")
+
+	res, err = h.SendEvent(ctx, engine.SendRequest{Sender: "services.Orders", Kwargs: map[string]any{}, EventType: "events.NoSuchType"})
+	require.NoError(t, err, "an unknown event type is accepted with zero subscribers")
+	require.Empty(t, res.Subscribers)
+	require.Contains(t, res.Note, "no element events.NoSuchType")
+
+	named, err := h.CallService(ctx, "services.Orders", "placeNamed", []any{map[string]any{"id": int64(1)}})
+	require.NoError(t, err)
+	require.Len(t, named.Value.(map[string]any)["nodeIds"], 5, "named arguments send the same event")
+}
+
+func TestReliableBroadcastOnInstanceIsAConfigurationError(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, map[string]string{
+		"app.json":              `{"name": "bcast"}`,
+		"events/Every/e.json":   `{"title": "Every host", "type": "events.NormalType", "sender": "*", "handlerType": "broadcast"}`,
+		"events/Every/index.js": `exports.handle = function () {};`,
+	})
+	_, err := New(Config{AppDir: dir})
+	var ve *registry.ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.ErrorContains(t, err, "broadcastIdentifier")
+}
+
+func TestBroadcastRunsOnEveryHost(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, map[string]string{
+		"app.json":              `{"name": "bcast"}`,
+		"events/Every/e.json":   `{"title": "Every host", "type": "events.NormalType", "sender": "*", "handlerType": "broadcast", "broadcastIdentifier": "host"}`,
+		"events/Every/index.js": `exports.handle = function () { return "here"; };`,
+	})
+	res, err := h.SendEvent(context.Background(), engine.SendRequest{Sender: "anyone", Kwargs: map[string]any{}})
+	require.NoError(t, err)
+	var rows []logstore.Row
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.LogWriter().Flush(context.Background()))
+		rows, err = h.LogStore().ByRequest(context.Background(), res.RequestID)
+		require.NoError(t, err)
+		return len(rows) == 2 && rows[0].Status == logstore.StatusSuccess && rows[1].Status == logstore.StatusSuccess
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, res.NodeIDs[0], rows[1].ParentNodeID, "this host's run is a child of the broadcast node")
+}
