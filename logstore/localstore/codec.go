@@ -66,15 +66,15 @@ func stateArgs(r *logstore.Row) ([]any, error) {
 	}, nil
 }
 
-// nodeArgs are the upsertNodeSQL arguments of r, whose state has rowid latest.
-func nodeArgs(r *logstore.Row, latest int64) []any {
+// nodeArgs are the upsertNodesSQL arguments of r as its node's latest state.
+func nodeArgs(r *logstore.Row) []any {
 	code := ""
 	if r.Error != nil {
 		code = r.Error.Code
 	}
 	return []any{
 		r.NodeID, r.FullName, statusCodes[r.Status], r.CreatedAt.UnixMilli(), r.RecordedAt.UnixMilli(),
-		int64(r.Seq), r.RequestID, r.ParentNodeID, r.Sender, r.Host, code, r.Duration, latest,
+		int64(r.Seq), r.RequestID, r.ParentNodeID, r.Sender, r.Host, code, r.Duration, r.ID,
 	}
 }
 

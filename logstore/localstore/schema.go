@@ -12,12 +12,13 @@ const schemaVersion = 1
 // scatter each batch over the whole index, and at a million rows writing those pages back cost
 // more than all else. nodes
 // holds one row per node with the columns queries filter on, copied from the node's latest state
-// (latest is that state's rowid in states). Each nodes index serves a query:
+// (latest is that state's id; latestJoin finds it through states_key). Each nodes index serves a
+// query:
 //   - nodes_name_time, nodes_name_status_time: getEventLog of one element, newest first, with or
-//     without a status;
+//     without a status; nodes_name_time also covers analytics of one element;
 //   - nodes_status_time: getEventLog of every element by status;
-//   - nodes_time: getEventLog of every element, and analytics and retention over a time range
-//     (it covers full_name, status and duration, so they never read the table);
+//   - nodes_time: getEventLog of every element, and analytics of every element and retention over
+//     a time range (it covers full_name, status and duration, so they never read the table);
 //   - nodes_request: ByRequest and the call-tree walk of ByNode.
 const schema = `
 CREATE TABLE IF NOT EXISTS states (
@@ -59,31 +60,39 @@ CREATE TABLE IF NOT EXISTS nodes (
 	host           TEXT    NOT NULL,
 	error_code     TEXT    NOT NULL,
 	duration       INTEGER NOT NULL,
-	latest         INTEGER NOT NULL
+	latest         TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_node ON nodes(node_id);
-CREATE INDEX IF NOT EXISTS nodes_name_time ON nodes(full_name, created_at);
+CREATE INDEX IF NOT EXISTS nodes_name_time ON nodes(full_name, created_at, status, duration);
 CREATE INDEX IF NOT EXISTS nodes_name_status_time ON nodes(full_name, status, created_at);
 CREATE INDEX IF NOT EXISTS nodes_status_time ON nodes(status, created_at);
 CREATE INDEX IF NOT EXISTS nodes_time ON nodes(created_at, full_name, status, duration);
 CREATE INDEX IF NOT EXISTS nodes_request ON nodes(request_id, parent_node_id);
 `
 
-const insertStateSQL = `INSERT OR IGNORE INTO states (id, node_id, recorded_at, seq, created_at, kind,
+// insertStatesSQL inserts a chunk of state rows; stateCols22 placeholders a row.
+const insertStatesSQL = `INSERT OR IGNORE INTO states (id, node_id, recorded_at, seq, created_at, kind,
 	full_name, sender, event_type, status, stage, request_id, parent_node_id, attempt, start_time,
-	end_time, duration, kwargs, result, error, host, logs)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	end_time, duration, kwargs, result, error, host, logs) VALUES `
 
-// upsertNodeSQL replaces a node's row only with a newer state: greater (recorded_at, seq). It sets
+const stateParams = 22
+
+// upsertNodesSQL replaces a node's row only with a newer state: greater (recorded_at, seq). It sets
 // only what changes between states of a node (fullName, createdAt, requestId, parentNodeId and
 // sender do not), because SQLite rewrites the entries of every index on a column an UPDATE sets.
-const upsertNodeSQL = `INSERT INTO nodes (node_id, full_name, status, created_at, recorded_at, seq,
-	request_id, parent_node_id, sender, host, error_code, duration, latest)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+const (
+	upsertNodesSQL = `INSERT INTO nodes (node_id, full_name, status, created_at, recorded_at, seq,
+	request_id, parent_node_id, sender, host, error_code, duration, latest) VALUES `
+	upsertNodesConflict = `
 	ON CONFLICT (node_id) DO UPDATE SET status = excluded.status, recorded_at = excluded.recorded_at,
 		seq = excluded.seq, host = excluded.host, error_code = excluded.error_code,
 		duration = excluded.duration, latest = excluded.latest
 	WHERE (excluded.recorded_at, excluded.seq) > (nodes.recorded_at, nodes.seq)`
+	nodeParams = 13
+)
+
+// latestJoin joins nodes n to the state row of their latest state, s.
+const latestJoin = ` JOIN states s ON s.created_at = n.created_at AND s.node_id = n.node_id AND s.id = n.latest`
 
 // stateCols are the columns rowScanner reads, in its order; s is the states table.
 const stateCols = `s.id, s.kind, s.full_name, s.sender, s.event_type, s.status, s.stage,

@@ -31,8 +31,7 @@ type Store struct {
 	wmu    sync.Mutex // one writer at a time: Insert, DropBefore, Close
 	write  *sql.DB
 	wconn  *sql.Conn
-	insSt  *sql.Stmt
-	nodeSt *sql.Stmt
+	stmts  map[string]*sql.Stmt // prepared on wconn, by SQL text; guarded by wmu
 	closed atomic.Bool
 }
 
@@ -104,12 +103,7 @@ func (s *Store) open() error {
 	if _, err := s.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("%w: set schema version: %w", logstore.ErrUnavailable, err)
 	}
-	if s.insSt, err = s.wconn.PrepareContext(ctx, insertStateSQL); err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
-	if s.nodeSt, err = s.wconn.PrepareContext(ctx, upsertNodeSQL); err != nil {
-		return fmt.Errorf("prepare upsert: %w", err)
-	}
+	s.stmts = map[string]*sql.Stmt{}
 	s.read, err = sql.Open("sqlite", s.dsn("_pragma=mmap_size(1073741824)", "_query_only=1"))
 	if err != nil {
 		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
@@ -163,10 +157,8 @@ func (s *Store) Close() error {
 
 func (s *Store) closeAll() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insSt, s.nodeSt} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
 	}
 	if s.wconn != nil {
 		errs = append(errs, s.wconn.Close())
@@ -211,25 +203,15 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 	}
 	newest := newestPerNode(rows)
 	if err := s.inTx(ctx, func() error {
-		for i := range rows {
-			res, err := s.insSt.ExecContext(ctx, args[i]...)
-			if err != nil {
-				return fmt.Errorf("row %s: %w", rows[i].ID, err)
-			}
-			if !newest[i] {
-				continue // a newer state of its node follows in this batch
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				// Stored before, and its node updated then with it or something newer.
-				continue
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return fmt.Errorf("row %s: %w", rows[i].ID, err)
-			}
-			if _, err := s.nodeSt.ExecContext(ctx, nodeArgs(&rows[i], id)...); err != nil {
-				return fmt.Errorf("row %s: node: %w", rows[i].ID, err)
-			}
+		if err := s.execChunks(ctx, insertStatesSQL, "", stateParams, args); err != nil {
+			return fmt.Errorf("states: %w", err)
+		}
+		nodes := make([][]any, 0, len(newest))
+		for _, i := range newest {
+			nodes = append(nodes, nodeArgs(&rows[i]))
+		}
+		if err := s.execChunks(ctx, upsertNodesSQL, upsertNodesConflict, nodeParams, nodes); err != nil {
+			return fmt.Errorf("nodes: %w", err)
 		}
 		return nil
 	}); err != nil {
@@ -238,11 +220,44 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 	return nil
 }
 
-// newestPerNode marks, for each node of the batch, its newest state (greatest RecordedAt, then
-// Seq, then the first of equal ones): only those can become the node's latest state, so the
-// others skip the nodes upsert. A node's states usually arrive in one batch, so this saves most
-// of the upserts.
-func newestPerNode(rows []logstore.Row) []bool {
+// chunkParams bounds the parameters of one multi-row statement (SQLite allows 32766): fewer,
+// larger statements cost less than one per row, and past a few hundred rows the gain is gone.
+const chunkParams = 1000
+
+// execChunks runs head + "(?,…),(?,…)…" + tail over rows, as many rows a statement as fit in
+// chunkParams. Statements are prepared once per chunk size and kept. The caller holds wmu.
+func (s *Store) execChunks(ctx context.Context, head, tail string, params int, rows [][]any) error {
+	per := max(1, chunkParams/params)
+	args := make([]any, 0, per*params)
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		query := head + strings.TrimSuffix(strings.Repeat("("+strings.TrimSuffix(strings.Repeat("?,", params), ",")+"),", n), ",") + tail
+		st := s.stmts[query]
+		if st == nil {
+			var err error
+			if st, err = s.wconn.PrepareContext(ctx, query); err != nil {
+				return err
+			}
+			s.stmts[query] = st
+		}
+		args = args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r...)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// newestPerNode is the index of each node's newest state in the batch (greatest RecordedAt, then
+// Seq, then the first of equal ones), in batch order: only those can become the node's latest
+// state, so only they go to the nodes upsert. A node's states usually arrive in one batch, so this
+// saves most of the upserts. A newest state that was stored before needs none, but upserting it
+// again is harmless: the upsert only ever moves a node forward.
+func newestPerNode(rows []logstore.Row) []int {
 	best := make(map[string]int, len(rows))
 	for i := range rows {
 		j, ok := best[rows[i].NodeID]
@@ -250,11 +265,13 @@ func newestPerNode(rows []logstore.Row) []bool {
 			best[rows[i].NodeID] = i
 		}
 	}
-	mark := make([]bool, len(rows))
-	for _, i := range best {
-		mark[i] = true
+	out := make([]int, 0, len(best))
+	for i := range rows {
+		if best[rows[i].NodeID] == i {
+			out = append(out, i)
+		}
 	}
-	return mark
+	return out
 }
 
 func newer(a, b *logstore.Row) bool {
