@@ -10,7 +10,20 @@
 // Every subtest works on its own element names, request and node ids, and its own UTC days
 // (chosen at random per Run, years ahead of now), so backends may hand every subtest the same
 // database, and several runs may share one server. The retention subtest drops days in 2001
-// only.
+// only, so two runs against one database at the same moment could see each other's 2001 rows
+// go; run one at a time per database.
+//
+// What the suite takes as the contract where logstore's doc comments leave room:
+//   - times round-trip to the millisecond and zero times stay zero; empty JSON stays empty, other
+//     JSON is compared by value (a backend may re-encode it);
+//   - days are UTC days: DropBefore(t) removes what was created before the UTC midnight that
+//     starts t's day, and keeps that whole day;
+//   - the order of Query rows with equal CreatedAt is the backend's: the suite gives them distinct
+//     ones (ByRequest and ByNode ties are ordered by NodeID, as documented, and tested);
+//   - time-series ranges start on a multiple of the bucket (UTC), where buckets starting at Start
+//     and buckets aligned to the clock agree;
+//   - Summary elements and ByStatus maps are compared as sets: order and zero entries are free;
+//   - Query's Page 0 and PageSize 0 mean the defaults (the API layer refuses an explicit page=0).
 package logstoretest
 
 import (
