@@ -22,7 +22,7 @@ type eventCenter struct {
 
 // openEventCenter opens the bus and makes the engine; with cfg.ServeEvents it also starts
 // consuming, so this host runs listeners.
-func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log engine.LogSink) (*eventCenter, error) {
+func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log *execLog) (*eventCenter, error) {
 	ec := &eventCenter{}
 	b, err := localbus.Open(filepath.Join(h.cfg.DataDir, "bus"), localbus.Options{})
 	if err != nil {
@@ -35,7 +35,7 @@ func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log engi
 	}
 	ec.bus = b
 	ec.engine, err = engine.New(engine.Options{
-		Bus: b, Executor: exec, Log: log, Snapshot: h.Snapshot, HostName: hostName, MaxKwargsBytes: h.cfg.MaxKwargsBytes,
+		Bus: b, Executor: exec, Log: log.writer, Store: log.store, Snapshot: h.Snapshot, HostName: hostName, MaxKwargsBytes: h.cfg.MaxKwargsBytes,
 	})
 	if err == nil && h.cfg.ServeEvents {
 		err = ec.engine.Start(ctx)
@@ -73,4 +73,16 @@ func (h *Host) EventLag(ctx context.Context) (map[string][]bus.GroupLag, error) 
 		return nil, nil
 	}
 	return ec.engine.Lag(ctx)
+}
+
+// Callback completes a node waiting for its callback (POST /api/nodes/{id}/callback).
+func (h *Host) Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error) {
+	ec := h.events.Load()
+	if ec == nil {
+		return engine.CallbackResult{}, ErrNotStarted
+	}
+	if ec.engine == nil {
+		return engine.CallbackResult{}, ec.unavailable
+	}
+	return ec.engine.Callback(ctx, nodeID, data)
 }

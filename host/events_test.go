@@ -185,3 +185,54 @@ func TestBroadcastRunsOnEveryHost(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.Equal(t, res.NodeIDs[0], rows[1].ParentNodeID, "this host's run is a child of the broadcast node")
 }
+
+func TestWaitCallback(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, map[string]string{
+		"app.json":             `{"name": "cb"}`,
+		"events/Wait/e.json":   `{"title": "Waits", "type": "events.NormalType", "sender": "s", "timeout": "1s", "retry": {"policy": "none"}}`,
+		"events/Wait/index.js": `exports.handle = function (event, ctx) { ctx.waitCallback(); };`,
+	})
+	ctx := context.Background()
+	waitFor := func(nodeID, stage string) logstore.Row {
+		var last logstore.Row
+		require.Eventually(t, func() bool {
+			require.NoError(t, h.LogWriter().Flush(ctx))
+			rows, err := h.LogStore().Attempts(ctx, nodeID)
+			require.NoError(t, err)
+			if len(rows) == 0 {
+				return false
+			}
+			last = rows[len(rows)-1]
+			return last.Stage == stage
+		}, 10*time.Second, 10*time.Millisecond)
+		return last
+	}
+	answered, err := h.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
+	require.NoError(t, err)
+	forgotten, err := h.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
+	require.NoError(t, err)
+
+	node := answered.NodeIDs[0]
+	row := waitFor(node, "awaitingCallback")
+	require.Equal(t, logstore.StatusRunning, row.Status)
+	res, err := h.Callback(ctx, node, map[string]any{"paid": true})
+	require.NoError(t, err)
+	require.Equal(t, logstore.StatusSuccess, res.Status)
+	row = waitFor(node, "callback")
+	require.JSONEq(t, `{"paid": true}`, string(row.Result))
+
+	_, err = h.Callback(ctx, node, nil)
+	require.ErrorIs(t, err, engine.ErrConflict, "a node that is done takes no second callback")
+	_, err = h.Callback(ctx, "node_nope", nil)
+	require.ErrorIs(t, err, engine.ErrNotFound)
+
+	row = waitFor(forgotten.NodeIDs[0], "callbackTimeout")
+	require.Equal(t, logstore.StatusFail, row.Status, "a callback that never comes fails the node after the timeout")
+	// The deadline watcher of the answered node must not fail it afterwards.
+	time.Sleep(1200 * time.Millisecond)
+	require.NoError(t, h.LogWriter().Flush(ctx))
+	rows, err := h.LogStore().Attempts(ctx, node)
+	require.NoError(t, err)
+	require.Equal(t, "callback", rows[len(rows)-1].Stage)
+}

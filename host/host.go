@@ -96,7 +96,7 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	var ec *eventCenter
 	if err == nil {
-		if ec, err = h.openEventCenter(ctx, exec, log.writer); err != nil {
+		if ec, err = h.openEventCenter(ctx, exec, log); err != nil {
 			_ = exec.Close()
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
@@ -75,6 +76,14 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, logstore.ErrInvalidQuery):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
 	case errors.Is(err, logstore.ErrUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
+	case errors.Is(err, engine.ErrConflict):
+		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, engine.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, engine.ErrInvalidEvent):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
+	case errors.Is(err, engine.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	case errors.Is(err, host.ErrBadArgs):
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}

@@ -34,6 +34,8 @@ type API interface {
 	Location() *time.Location
 	// SendEvent delivers an event (POST /api/events/send).
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
+	// Callback completes a node waiting for its callback.
+	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
 }
 
 // Options configure a Server.
@@ -75,6 +77,7 @@ func New(api API, opts Options) (*Server, error) {
 	s.routeServices(e)
 	s.routeEvents(e)
 	s.routeSend(e)
+	s.routeNodes(e)
 	s.routeAnalytics(e)
 	s.routeUI(e)
 	return s, nil

@@ -59,6 +59,15 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 		e.wg.Add(1)
 		go e.pumpRetries(l, rs)
 	}
+	cs, err := e.opts.Bus.Subscribe(ctx, callbackTopic(l), "deadline", bus.SubscribeOptions{
+		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: e.opts.ClaimAfter})
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	ls.subs = append(ls.subs, cs)
+	e.wg.Add(1)
+	go e.watchCallbacks(l, cs)
 	return ls, nil
 }
 
@@ -192,12 +201,20 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	if err == nil && res.Failed == nil {
 		status, stage := logstore.StatusSuccess, "done"
 		if res.WaitCallback {
-			status, stage = logstore.StatusRunning, "awaitingCallback"
+			status, stage = logstore.StatusRunning, stageAwaitingCallback
+			if werr := e.awaitCallback(ctx, l, env, end); werr != nil {
+				err = werr // the deadline could not be recorded: fail the try rather than wait for ever
+			}
 		}
-		r := e.row(env, status, stage, end)
-		finished(&r, start, end, res, nil)
-		e.writeRows(ctx, r)
-		return 0, outcomeDone
+		if err == nil {
+			r := e.row(env, status, stage, end)
+			finished(&r, start, end, res, nil)
+			if res.WaitCallback {
+				r.EndTime, r.Duration = time.Time{}, 0
+			}
+			e.writeRows(ctx, r)
+			return 0, outcomeDone
+		}
 	}
 	var retryIn time.Duration
 	again := false

@@ -36,6 +36,8 @@ type Options struct {
 	ClaimAfter time.Duration
 	// Prefetch caps the deliveries a host runs at once per listener (default 16).
 	Prefetch int
+	// Store is the execution log, read for callbacks and resends (the latest state of a node).
+	Store logstore.Store
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current
@@ -56,8 +58,8 @@ type Engine struct {
 // New checks the options; nothing runs before Start.
 func New(opts Options) (*Engine, error) {
 	switch {
-	case opts.Bus == nil, opts.Executor == nil, opts.Log == nil, opts.Snapshot == nil:
-		return nil, errors.New("engine: Options.Bus, Executor, Log and Snapshot are required")
+	case opts.Bus == nil, opts.Executor == nil, opts.Log == nil, opts.Snapshot == nil, opts.Store == nil:
+		return nil, errors.New("engine: Options.Bus, Executor, Log, Store and Snapshot are required")
 	}
 	if opts.HostName == "" {
 		opts.HostName = defaultHostName()

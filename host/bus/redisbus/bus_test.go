@@ -1,0 +1,38 @@
+package redisbus
+
+import (
+	"testing"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/bus/bustest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	peer := func(t *testing.T, b bus.Bus) bus.Bus {
+		return newBus(t, b.(*Bus).opts)
+	}
+	bustest.Run(t, func(t *testing.T) bus.Bus {
+		return newBus(t, testOptions(url, newPrefix(t, url)))
+	}, bustest.Options{
+		Restartable: func(t *testing.T) (bus.Bus, func(t *testing.T) bus.Bus) {
+			srv := startServer(t)
+			b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+			return b, func(t *testing.T) bus.Bus {
+				srv.kill()
+				srv.start()
+				return b
+			}
+		},
+		// A crashed host's bus stops as kill -9 would; the survivor is another bus on the same
+		// Redis and prefix.
+		Crash: func(t *testing.T, b bus.Bus) bus.Bus {
+			rb := b.(*Bus)
+			rb.crash()
+			return newBus(t, rb.opts)
+		},
+		Peer:     peer,
+		AutoTrim: true,
+	})
+}

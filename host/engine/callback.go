@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+const stageAwaitingCallback = "awaitingCallback"
+
+// ErrConflict: an operation the node's current state does not allow (a callback for a node
+// that is not waiting for one).
+var ErrConflict = errors.New("engine: not allowed in the node's current state")
+
+func callbackTopic(l *Listener) string { return "callback:" + l.Topic() }
+
+// awaitCallback records, durably on the bus, when a node waiting for its callback fails: the
+// host holding that record fails the node at the deadline unless the callback came first.
+func (e *Engine) awaitCallback(ctx context.Context, l *Listener, env *envelope, now time.Time) error {
+	deadline := *env
+	deadline.NotBefore = now.Add(l.Timeout)
+	payload, _ := json.Marshal(&deadline)
+	_, err := e.opts.Bus.Publish(ctx, callbackTopic(l), &bus.Message{Payload: payload})
+	return err
+}
+
+// watchCallbacks fails nodes whose callback did not come before their deadline.
+func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
+	defer e.wg.Done()
+	for d := range sub.Deliveries() {
+		e.wg.Add(1)
+		go func(d bus.Delivery) {
+			defer e.wg.Done()
+			var env envelope
+			if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
+				_ = d.Ack(e.ctx)
+				return
+			}
+			if !sleepUntil(e.ctx, env.NotBefore) {
+				return
+			}
+			last, err := e.latestState(e.ctx, env.NodeID)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				_ = d.Nack(e.ctx)
+				return
+			}
+			if err == nil && last.Stage == stageAwaitingCallback && last.Attempt == env.Attempt {
+				r := e.row(&env, logstore.StatusFail, "callbackTimeout", time.Now())
+				r.Error = &logstore.RowError{Code: "timeout", Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
+				e.writeRows(e.ctx, r)
+			}
+			_ = d.Ack(e.ctx)
+		}(d)
+	}
+}
+
+// latestState is the node's most recent log row.
+func (e *Engine) latestState(ctx context.Context, nodeID string) (logstore.Row, error) {
+	if w, ok := e.opts.Log.(interface{ Flush(context.Context) error }); ok {
+		// Rows of this host may still sit in the spool; the store must see them.
+		_ = w.Flush(ctx)
+	}
+	rows, err := e.opts.Store.Attempts(ctx, nodeID)
+	if err != nil {
+		return logstore.Row{}, err
+	}
+	if len(rows) == 0 {
+		return logstore.Row{}, fmt.Errorf("%w: no node %q", ErrNotFound, nodeID)
+	}
+	return rows[len(rows)-1], nil
+}
+
+// CallbackResult is what a callback did.
+type CallbackResult struct {
+	NodeID string `json:"nodeId"`
+	Status string `json:"status"`
+}
+
+// Callback completes a node that waits for one (ctx.waitCallback() or an async webhook): data
+// {"error": "..."} fails it, anything else is its result.
+func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (CallbackResult, error) {
+	last, err := e.latestState(ctx, nodeID)
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	if last.Status != logstore.StatusRunning || last.Stage != stageAwaitingCallback {
+		return CallbackResult{}, fmt.Errorf("%w: node %s is %s/%s, not waiting for a callback", ErrConflict, nodeID, last.Status, last.Stage)
+	}
+	now := time.Now()
+	r := last
+	r.ID, r.RecordedAt, r.Seq, r.EndTime = NewID("st_"), now, seq.Add(1), now
+	if !last.StartTime.IsZero() {
+		r.Duration = now.Sub(last.StartTime).Milliseconds()
+	}
+	r.Status, r.Stage, r.Host = logstore.StatusSuccess, "callback", e.opts.HostName+"/"+e.opts.InstanceID
+	if m, ok := data.(map[string]any); ok {
+		if msg, ok := m["error"]; ok && msg != nil {
+			r.Status, r.Stage = logstore.StatusFail, "callbackFailed"
+			r.Error = &logstore.RowError{Code: "callback", Message: fmt.Sprint(msg)}
+		}
+	}
+	if r.Status == logstore.StatusSuccess {
+		r.Result, _ = json.Marshal(data)
+	}
+	if err := e.opts.Log.Write(ctx, r); err != nil {
+		return CallbackResult{}, fmt.Errorf("engine: record the callback of %s: %w", nodeID, err)
+	}
+	return CallbackResult{NodeID: nodeID, Status: r.Status}, nil
+}

@@ -1,0 +1,65 @@
+package web
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host"
+)
+
+func (s *Server) routeNodes(e *echo.Echo) {
+	e.POST("/api/nodes/:nodeId/:op", s.nodeOp)
+	e.POST("/api/requests/:requestId/:op", s.requestOp)
+}
+
+// nodeOps are the node operations of CONTRACT §6; those not served yet say so.
+var nodeOps = map[string]bool{"pause": true, "resume": true, "retry": true, "skip": true, "forcedFail": true, "callback": true, "resend": true}
+
+func (s *Server) nodeOp(c echo.Context) error {
+	node, err := idParam(c, "nodeId")
+	if err != nil {
+		return err
+	}
+	op := c.Param("op")
+	if !nodeOps[op] {
+		return errNotFound("no node operation %q: use pause, resume, retry, skip, forcedFail, callback or resend", op)
+	}
+	if op != "callback" {
+		return errNotImplemented("node operation %s is not available in this version of Trellis", op)
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return err
+	}
+	var data any
+	if len(body) > 0 {
+		if data, err = host.ParseJSONValue(body); err != nil {
+			return errBadRequest("callback data is not valid JSON: %v", err)
+		}
+	}
+	res, err := s.api.Callback(c.Request().Context(), node, data)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+var requestOps = map[string]bool{"pause": true, "resume": true, "revoke": true}
+
+func (s *Server) requestOp(c echo.Context) error {
+	if _, err := idParam(c, "requestId"); err != nil {
+		return err
+	}
+	if op := c.Param("op"); !requestOps[op] {
+		return errNotFound("no request operation %q: use pause, resume or revoke", op)
+	}
+	return errNotImplemented("request operation %s is not available in this version of Trellis", c.Param("op"))
+}
+
+func errNotImplemented(format string, a ...any) error {
+	e := errBadRequest(format, a...).(*apiError)
+	e.Status, e.Code = http.StatusNotImplemented, "not_implemented"
+	return e
+}
