@@ -230,6 +230,9 @@ func buildBig(b *testing.B) error {
 var benchCleanup []func()
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		crashChild(dir)
+	}
 	code := m.Run()
 	if big.st != nil {
 		big.st.Close()

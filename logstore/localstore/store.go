@@ -33,6 +33,8 @@ type Store struct {
 	wconn  *sql.Conn
 	stmts  map[string]*sql.Stmt // prepared on wconn, by SQL text; guarded by wmu
 	closed atomic.Bool
+
+	dropChunk int // defaultDropChunk; tests make it small
 }
 
 var _ logstore.Store = (*Store)(nil)
@@ -52,7 +54,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open: %w: create the log directory: %w", logstore.ErrUnavailable, err)
 	}
-	s := &Store{path: filepath.Join(dir, FileName), opts: opts}
+	s := &Store{path: filepath.Join(dir, FileName), opts: opts, dropChunk: defaultDropChunk}
 	if err := s.open(); err != nil {
 		s.closeAll()
 		return nil, fmt.Errorf("open %s: %w", s.path, err)
@@ -305,9 +307,9 @@ func (s *Store) writeErr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 }
 
-// dropChunk bounds how many nodes one DropBefore transaction deletes, so inserts are not held
-// up for the whole drop.
-const dropChunk = 2000
+// defaultDropChunk bounds how many nodes one DropBefore transaction deletes, so inserts are not
+// held up for the whole drop.
+const defaultDropChunk = 2000
 
 // DropBefore deletes every node created before the UTC day of day, with all its states. SQLite
 // has no partitions: this deletes rows in chunks (inserts go on between them) and then returns the
@@ -332,7 +334,7 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	return nil
 }
 
-// dropSome deletes the oldest nodes created before cut, about dropChunk of them, with their
+// dropSome deletes the oldest nodes created before cut, about s.dropChunk of them, with their
 // states, and reports whether none created before cut is left.
 func (s *Store) dropSome(ctx context.Context, cut int64) (done bool, err error) {
 	s.wmu.Lock()
@@ -341,12 +343,12 @@ func (s *Store) dropSome(ctx context.Context, cut int64) (done bool, err error) 
 		return false, fmt.Errorf("%w: %w", ErrClosed, logstore.ErrUnavailable)
 	}
 	err = s.inTx(ctx, func() error {
-		// This chunk goes up to the created_at of the (dropChunk+1)-th oldest node (inclusive,
+		// This chunk goes up to the created_at of the (s.dropChunk+1)-th oldest node (inclusive,
 		// so equal times never stall it) or, when there are fewer, to cut.
 		cond, arg := "created_at < ?", cut
 		var boundary int64
 		err := s.wconn.QueryRowContext(ctx, `SELECT created_at FROM nodes INDEXED BY nodes_time
-			WHERE created_at < ? ORDER BY created_at LIMIT 1 OFFSET ?`, cut, dropChunk).Scan(&boundary)
+			WHERE created_at < ? ORDER BY created_at LIMIT 1 OFFSET ?`, cut, s.dropChunk).Scan(&boundary)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			done = true
