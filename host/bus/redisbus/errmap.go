@@ -37,7 +37,11 @@ func isNoGroup(err error) bool {
 
 func isNoSuchKey(err error) bool {
 	var rerr redis.Error
-	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "no such key")
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.Contains(msg, "no such key") || strings.Contains(msg, "requires the key to exist")
 }
 
 // wrap turns a go-redis error into the bus contract's: the caller's own context errors as they
