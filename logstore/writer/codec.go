@@ -20,13 +20,15 @@ const codecVersion = 1
 
 // A record is one checksummed frame of the spool:
 //
-//	u32 LE payload length | u32 LE CRC-32C of the payload | payload
+//	u32 LE payload length | u32 LE CRC-32C of the payload | u32 LE segment id | payload
 //	payload: u8 codecVersion | u32 LE row count | rows
 //
-// A zero length is never written, so a zero-filled tail (a crash after the file grew but
-// before its data landed) is never read as records.
+// A zero length is never written, so the zero-filled end of a preallocated segment is never
+// read as records. The segment id (its low 32 bits), stamped when the record is written to a
+// segment, tells this segment's records from the stale ones of an earlier life of a recycled
+// file, which would otherwise pass their checksum.
 const (
-	recHeaderLen   = 8
+	recHeaderLen   = 12
 	payloadHeadLen = 5
 	// recordRows and recordBytes cut a large Write into several records, so no record is
 	// huge and back-pressure can admit a large Write piece by piece.
@@ -81,6 +83,17 @@ func encodeRecords(dst []byte, rows []logstore.Row, maxRows int) []byte {
 // parseHeader reads a record header: the payload length and checksum.
 func parseHeader(h []byte) (length, sum uint32) {
 	return binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
+}
+
+// recordSeg is the segment id a record header was stamped with.
+func recordSeg(h []byte) uint32 { return binary.LittleEndian.Uint32(h[8:]) }
+
+// stampSeg writes the segment id into every record header of recs, whole records back to back.
+func stampSeg(recs []byte, seg uint64) {
+	for off := 0; off+recHeaderLen <= len(recs); {
+		binary.LittleEndian.PutUint32(recs[off+8:], uint32(seg))
+		off += recHeaderLen + int(binary.LittleEndian.Uint32(recs[off:]))
+	}
 }
 
 // checkPayload verifies a payload against its header and returns its row count.

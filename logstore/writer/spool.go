@@ -104,17 +104,18 @@ type spool struct {
 	syncErr    error         // the last spool write error, for Stats
 	syncErrAt  time.Time
 	// Reader side, advanced by the flusher.
-	readPos  position
-	readB    int64
-	readR    int64
-	acked    position // every row before it is in the store
-	ackedCh  chan struct{}
-	flushTo  position // Flush callers wait for acked to pass it
-	unacked  int      // batches read and not yet acked
-	corrupt  int64    // records skipped as corrupt in fsynced data (a failing disk)
-	syncs    int64    // commit groups fsynced
-	synced   int64    // rows in them
-	replayed int64
+	readPos   position
+	readB     int64
+	readR     int64
+	acked     position      // every row before it is in the store
+	published position      // acked, once the segments behind it are deleted: what Flush waits for
+	ackedCh   chan struct{} // closed and replaced when published moves
+	flushTo   position      // Flush callers wait for acked to pass it
+	unacked   int           // batches read and not yet acked
+	corrupt   int64         // records skipped as corrupt in fsynced data (a failing disk)
+	syncs     int64         // commit groups fsynced
+	synced    int64         // rows in them
+	replayed  int64
 
 	// Syncer-owned.
 	kick       chan struct{}
@@ -129,6 +130,8 @@ type spool struct {
 	prepared chan *os.File
 	prepDone chan struct{}
 	prepN    int
+	spares   []string // recycled segment files ready for reuse, under mu
+	reused   int      // recycled files handed out, under mu
 
 	tidyMu   sync.Mutex // one tidy at a time: both the reader and the inserter call it
 	lastCkpt position   // under tidyMu
@@ -212,7 +215,7 @@ func (s *spool) recover() error {
 		if hasCkpt && id == ckpt.seg {
 			from = ckpt.off
 		}
-		valid, rows, recBytes, ok, err := s.scanSegment(path, from)
+		valid, rows, recBytes, ok, err := s.scanSegment(path, id, from)
 		if err != nil {
 			return err
 		}
@@ -229,7 +232,7 @@ func (s *spool) recover() error {
 	}
 	s.pendingB, s.pendingR = s.durableB, s.durableR
 	s.replayed = s.durableR
-	s.acked = s.readPos
+	s.acked, s.published = s.readPos, s.readPos
 	if s.durableB > 0 {
 		s.log.Info("writer: replaying spooled rows left by a previous run", "dir", s.dir, "rows", s.durableR, "bytes", s.durableB)
 	}
@@ -239,7 +242,7 @@ func (s *spool) recover() error {
 // scanSegment checks the records of one segment from offset from, truncates it after the last
 // good one, and reports its valid length and the rows and record bytes after from. ok is
 // false when the file is not a segment (then it is set aside).
-func (s *spool) scanSegment(path string, from int64) (valid, rows, recBytes int64, ok bool, err error) {
+func (s *spool) scanSegment(path string, id uint64, from int64) (valid, rows, recBytes int64, ok bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return 0, 0, 0, false, fmt.Errorf("%w: open segment: %v", ErrSpool, err)
@@ -273,12 +276,18 @@ func (s *spool) scanSegment(path string, from int64) (valid, rows, recBytes int6
 	hdr := make([]byte, recHeaderLen)
 	var payload []byte
 	var why error
+	stale := false
 	for off < size {
 		if _, err := io.ReadFull(r, hdr); err != nil {
 			why = fmt.Errorf("record header cut short")
 			break
 		}
 		length, sum := parseHeader(hdr)
+		if seg := recordSeg(hdr); seg != uint32(id) {
+			// A record of an earlier life of a recycled file (or zeros): this segment ends.
+			stale, why = seg != 0, fmt.Errorf("record of segment %d", seg)
+			break
+		}
 		if length == 0 || length > maxRecordBytes || off+recHeaderLen+int64(length) > size {
 			why = fmt.Errorf("record length %d does not fit", length)
 			break
@@ -301,8 +310,8 @@ func (s *spool) scanSegment(path string, from int64) (valid, rows, recBytes int6
 		recBytes += recHeaderLen + int64(length)
 	}
 	if off < size {
-		if zero, _ := allZero(f, off, size); zero {
-			// The unused end of a preallocated segment: nothing was torn.
+		if zero, _ := allZero(f, off, size); zero || stale {
+			// The unused end of a preallocated or recycled segment: nothing was torn.
 			s.log.Debug("writer: trimmed the unused end of a preallocated spool segment", "file", path, "bytes", size-off)
 		} else {
 			s.log.Warn("writer: cut a torn tail off a spool segment (rows there were never acknowledged)",
@@ -455,6 +464,7 @@ func (s *spool) runSyncer() {
 // clean and a reader never meets a half-written one before a good one.
 func (s *spool) commit(g *commitGroup) {
 	good := s.fsize
+	stampSeg(g.buf, s.active) // only the syncer changes active
 	_, err := s.f.WriteAt(g.buf, good)
 	if err == nil {
 		err = datasync(s.f)
@@ -605,9 +615,55 @@ func (s *spool) runPreparer() {
 	}
 }
 
-// preallocate writes a temporary segment: the header, then zeros up to the segment size. A
-// crash leaves only a .tmp file, removed at the next start.
+// maxSpares is how many inserted segment files are kept for reuse.
+const maxSpares = 2
+
+// recycle keeps the file of an inserted segment for reuse as a later one, instead of zero-
+// filling a new file: its blocks are allocated and written, so appends into it need no
+// metadata update either. Its stale records are told apart by their segment id. A crash
+// leaves only a .tmp file, removed at the next start. It reports whether the file was kept.
+func (s *spool) recycle(path string, id uint64) bool {
+	st, err := os.Stat(path)
+	if err != nil || st.Size() < s.segBytes {
+		return false
+	}
+	s.mu.Lock()
+	full := len(s.spares) >= maxSpares || s.closed
+	s.mu.Unlock()
+	if full {
+		return false
+	}
+	spare := filepath.Join(s.dir, fmt.Sprintf("recycle-%d.tmp", id))
+	if err := os.Rename(path, spare); err != nil {
+		return false
+	}
+	s.mu.Lock()
+	s.spares = append(s.spares, spare)
+	s.mu.Unlock()
+	return true
+}
+
+// preallocate returns a file ready to become a segment: a recycled one, or a new one holding
+// the header and zeros up to the segment size. A crash leaves only a .tmp file, removed at the
+// next start.
 func (s *spool) preallocate() (*os.File, error) {
+	s.mu.Lock()
+	var spare string
+	if n := len(s.spares); n > 0 {
+		spare, s.spares = s.spares[n-1], s.spares[:n-1]
+	}
+	s.mu.Unlock()
+	if spare != "" {
+		// Its header is already the segment magic; the rest is overwritten as records come.
+		f, err := os.OpenFile(spare, os.O_WRONLY, 0)
+		if err == nil {
+			s.mu.Lock()
+			s.reused++
+			s.mu.Unlock()
+			return f, nil
+		}
+		_ = os.Remove(spare)
+	}
 	s.prepN++
 	path := filepath.Join(s.dir, fmt.Sprintf("prealloc-%d.tmp", s.prepN))
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
@@ -774,6 +830,9 @@ func (s *spool) readRecord(pos position, limit int64) (int64, []byte, error) {
 	if length == 0 || length > maxRecordBytes || pos.off+total > limit {
 		return 0, nil, fmt.Errorf("%w: record length %d does not fit", errCorrupt, length)
 	}
+	if seg := recordSeg(hdr); seg != uint32(pos.seg) {
+		return 0, nil, fmt.Errorf("%w: record stamped for segment %d", errCorrupt, seg)
+	}
 	rec, err := s.bytesAt(pos, total, limit)
 	if err != nil {
 		return 0, nil, err
@@ -827,11 +886,6 @@ func (s *spool) ack(b batch) {
 	s.signalSpace()
 	s.mu.Unlock()
 	s.tidy()
-	// Flush callers hear of it once the segments behind are gone too.
-	s.mu.Lock()
-	close(s.ackedCh)
-	s.ackedCh = make(chan struct{})
-	s.mu.Unlock()
 }
 
 // tidy moves the read position past sealed ends, deletes sealed segments behind the acked
@@ -846,8 +900,6 @@ func (s *spool) tidy() {
 	// gave up), it is not.
 	if s.unacked == 0 && s.acked.less(s.readPos) {
 		s.acked = s.readPos
-		close(s.ackedCh)
-		s.ackedCh = make(chan struct{})
 	}
 	at := s.acked
 	var gone []uint64
@@ -859,12 +911,24 @@ func (s *spool) tidy() {
 	}
 	s.mu.Unlock()
 	for _, id := range gone {
-		// The reader may still hold the file open; on Unix that is harmless.
-		if err := os.Remove(filepath.Join(s.dir, segName(id))); err != nil && !os.IsNotExist(err) {
+		path := filepath.Join(s.dir, segName(id))
+		if s.recycle(path, id) {
+			continue
+		}
+		// The reader may still hold the file open; on Unix that is harmless (it has moved on).
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			s.log.Warn("writer: cannot delete an inserted spool segment; it is replayed harmlessly after a restart", "err", err)
 		}
 	}
 	s.writeCheckpoint(at)
+	// Flush callers hear of it once the segments behind are gone too.
+	s.mu.Lock()
+	if s.published.less(at) {
+		s.published = at
+		close(s.ackedCh)
+		s.ackedCh = make(chan struct{})
+	}
+	s.mu.Unlock()
 }
 
 func (s *spool) writeCheckpoint(p position) {
@@ -926,7 +990,7 @@ func (s *spool) flushWanted() bool {
 func (s *spool) ackedPast(p position) (bool, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.acked.less(p), s.ackedCh
+	return !s.published.less(p), s.ackedCh
 }
 
 // closeAppends refuses further appends, wakes Writes blocked on space, and waits for the syncer
@@ -970,6 +1034,13 @@ func (s *spool) close() (left int64) {
 		s.mu.Unlock()
 		_ = os.Remove(filepath.Join(s.dir, segName(active)))
 		s.writeCheckpoint(position{seg: active, off: segHeaderLen})
+	}
+	s.mu.Lock()
+	spares := s.spares
+	s.spares = nil
+	s.mu.Unlock()
+	for _, p := range spares {
+		_ = os.Remove(p)
 	}
 	_ = unlockDir(s.lock)
 	return left
