@@ -81,14 +81,15 @@ func classify(ip netip.Addr) string {
 	if kind := lookup(reserved6, ip); kind != "" {
 		return kind
 	}
-	if !globalUnicast6.Contains(ip) {
-		return "reserved"
-	}
 	b := ip.As16()
 	if nat64.Contains(ip) {
 		if kind := lookup(reserved4, netip.AddrFrom4([4]byte(b[12:16]))); kind != "" {
 			return kind + " (via NAT64)"
 		}
+		return ""
+	}
+	if !globalUnicast6.Contains(ip) {
+		return "reserved"
 	}
 	if sixToFour.Contains(ip) {
 		if kind := lookup(reserved4, netip.AddrFrom4([4]byte(b[2:6]))); kind != "" {
