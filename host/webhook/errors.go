@@ -56,6 +56,8 @@ type StatusError struct {
 	Excerpt string
 }
 
+// Error names the target, the status and the excerpt: what someone reading the node's error
+// needs to tell "wrong URL" (404) from "receiver down" (502) without opening the receiver's logs.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("%s: %s answered %d", ErrStatus.Error(), e.Target, e.Status)
 	if e.Excerpt != "" {
