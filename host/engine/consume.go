@@ -189,11 +189,17 @@ const (
 func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Duration, outcome) {
 	start := time.Now()
 	e.writeRows(ctx, e.row(env, logstore.StatusRunning, "running", start))
-	res, err := e.opts.Executor.Execute(ctx, jsvm.Call{
-		Element: l.FullName, Function: l.Handler, Args: []any{env.event()},
-		Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
-		Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
-	})
+	var res jsvm.Result
+	var err error
+	if l.Webhook != nil {
+		res, err = e.deliverWebhook(ctx, l, env)
+	} else {
+		res, err = e.opts.Executor.Execute(ctx, jsvm.Call{
+			Element: l.FullName, Function: l.Handler, Args: []any{env.event()},
+			Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
+			Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
+		})
+	}
 	end := time.Now()
 	if ctx.Err() != nil {
 		return 0, outcomeStopping

@@ -11,6 +11,7 @@ import (
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/webhook"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -53,6 +54,10 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	sent, handled atomic.Int64
+
+	// webhooks delivers to public addresses only; webhooksPrivate also to private ones, for
+	// apps whose app.json allows it.
+	webhooks, webhooksPrivate *webhook.Client
 }
 
 // New checks the options; nothing runs before Start.
@@ -76,7 +81,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 16
 	}
-	return &Engine{opts: opts, subs: map[string]*listenerSub{}}, nil
+	return &Engine{opts: opts, subs: map[string]*listenerSub{},
+		webhooks:        webhook.New(webhook.Options{}),
+		webhooksPrivate: webhook.New(webhook.Options{AllowPrivate: true})}, nil
 }
 
 // Start subscribes to the queues of every enabled listener of the current app.
@@ -110,7 +117,7 @@ func (e *Engine) syncLocked(ctx context.Context, s *registry.Snapshot) error {
 		}
 	}
 	for name, sub := range e.subs {
-		if l, ok := want[name]; !ok || *l != *sub.listener {
+		if l, ok := want[name]; !ok || !sameListener(l, sub.listener) {
 			sub.close()
 			delete(e.subs, name)
 		}
@@ -145,6 +152,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	e.cancel()
 	e.mu.Unlock()
+	e.webhooks.CloseIdleConnections()
+	e.webhooksPrivate.CloseIdleConnections()
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {

@@ -32,6 +32,15 @@ type Listener struct {
 	Retry               RetryPolicy
 	Timeout             time.Duration
 	Enabled             bool
+	// Webhook, when set, delivers by HTTP POST instead of running JavaScript.
+	Webhook *WebhookSpec
+}
+
+// WebhookSpec is a listener's webhook field.
+type WebhookSpec struct {
+	URL, Secret string
+	Async       bool // mode "async": the node waits for POST /api/nodes/{id}/callback
+	Timeout     time.Duration
 }
 
 // ListenersOf returns every event listener instance of the snapshot, sorted by fullName.
@@ -55,6 +64,10 @@ func ListenersOf(s *registry.Snapshot) []*Listener {
 			Timeout:             durationOr(d, "timeout", 30*time.Second),
 		}
 		l.Retry, _ = ParseRetry(d["retry"])
+		if wh, ok := d["webhook"].(map[string]any); ok && str(wh, "url") != "" {
+			l.Webhook = &WebhookSpec{URL: str(wh, "url"), Secret: str(wh, "secret"), Async: str(wh, "mode") == "async",
+				Timeout: durationOr(wh, "timeout", 30*time.Second)}
+		}
 		out = append(out, l)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].FullName < out[j].FullName })

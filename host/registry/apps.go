@@ -27,7 +27,8 @@ var appSchema = mustSchema(`{
   "extends": {"type": "array", "items": {"type": "string"}},
   "timezone": {"type": "timezone"},
   "env": {"type": "object"},
-  "signals": {"type": "object", "properties": {"enabled": {"type": "boolean", "default": false}}}
+  "signals": {"type": "object", "properties": {"enabled": {"type": "boolean", "default": false}}},
+  "webhooks": {"type": "object", "properties": {"allowPrivateNetwork": {"type": "boolean", "default": false}}}
 }`)
 
 func mustSchema(src string) map[string]*field {
