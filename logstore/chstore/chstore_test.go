@@ -396,3 +396,70 @@ func TestUseAfterClose(t *testing.T) {
 	require.True(t, errors.Is(err, chstore.ErrClosed), "%v", err)
 	require.ErrorIs(t, st.Insert(t.Context(), []logstore.Row{{}}), chstore.ErrClosed)
 }
+
+// Query over every element with selective filters (which first narrow the nodes by their
+// rows) answers exactly what the latest states say: nodes whose earlier state matched but whose
+// latest does not stay out, and filter values that look like SQL or JSON are plain values.
+func TestQueryAllElementsFilters(t *testing.T) {
+	t.Parallel()
+	dsn := serverDSN(t)
+	db := testDatabase(t, rawConn(t, dsn))
+	st := open(t, dsn, chstore.Options{Database: db})
+	ctx := t.Context()
+	day := time.Date(2031, 3, 3, 0, 0, 0, 0, time.UTC)
+	type node struct {
+		name, element, status, code, sender, kwargs string
+		staleStatus, staleCode, staleKwargs         string // an earlier state
+	}
+	nodes := []node{
+		{"n1", "events.A", "fail", "timeout", "models.U", `{"user":1,"x":{}}`, "running", "", `{"user":9}`},
+		{"n2", "events.B", "fail", "js_error", "models.U", `{"user":2,"x":"{}"}`, "fail", "timeout", `{"user":1}`},
+		{"n3", "events.C", "success", "", "models.O", `{"user":1,"q":"it's"}`, "fail", "timeout", `{"user":1}`},
+		{"n4", "events.A", "running", "", "models.O", `{"user":3}`, "fail", "js_error", `{"user":3}`},
+		{"n5", "events.B", "fail", "timeout", "models.O", `{"user":"1"}`, "waiting", "", `{"user":1}`},
+	}
+	var rows []logstore.Row
+	for i, n := range nodes {
+		created := day.Add(time.Duration(i) * time.Minute)
+		base := logstore.Row{FullName: n.element, RequestID: "r", NodeID: n.name, CreatedAt: created, Sender: n.sender}
+		stale := base
+		stale.ID, stale.Status, stale.RecordedAt, stale.Kwargs = n.name+"#0", n.staleStatus, created, json.RawMessage(n.staleKwargs)
+		if n.staleCode != "" {
+			stale.Error = &logstore.RowError{Code: n.staleCode}
+		}
+		latest := base
+		latest.ID, latest.Status, latest.RecordedAt, latest.Seq, latest.Kwargs = n.name+"#1", n.status, created.Add(time.Second), 1, json.RawMessage(n.kwargs)
+		if n.code != "" {
+			latest.Error = &logstore.RowError{Code: n.code}
+		}
+		rows = append(rows, stale, latest)
+	}
+	require.NoError(t, st.Insert(ctx, rows))
+	for _, tc := range []struct {
+		name string
+		q    logstore.Query
+		want []string // newest first
+	}{
+		{"fail", logstore.Query{Status: "fail"}, []string{"n5", "n2", "n1"}},
+		{"error code", logstore.Query{ErrorCode: "timeout"}, []string{"n5", "n1"}},
+		{"fail and code", logstore.Query{Status: "fail", ErrorCode: "js_error"}, []string{"n2"}},
+		{"sender", logstore.Query{Sender: "models.O"}, []string{"n5", "n4", "n3"}},
+		{"kwargs", logstore.Query{Kwargs: map[string]string{"user": "1"}}, []string{"n5", "n3", "n1"}},
+		{"kwargs and fail", logstore.Query{Status: "fail", Kwargs: map[string]string{"user": "1"}}, []string{"n5", "n1"}},
+		{"kwargs braces", logstore.Query{Kwargs: map[string]string{"x": "{}"}}, []string{"n2", "n1"}},
+		{"kwargs quote", logstore.Query{Kwargs: map[string]string{"q": "it's"}}, []string{"n3"}},
+		{"success", logstore.Query{Status: "success"}, []string{"n3"}},
+	} {
+		q := tc.q
+		q.Start, q.End = day, day.AddDate(0, 0, 1)
+		p, err := st.Query(ctx, q)
+		require.NoError(t, err, tc.name)
+		require.EqualValues(t, len(tc.want), p.TotalCount, tc.name)
+		got := make([]string, len(p.RowDatas))
+		for i, r := range p.RowDatas {
+			got[i] = r.NodeID
+			require.Equal(t, r.NodeID+"#1", r.ID, "%s: latest state", tc.name)
+		}
+		require.Equal(t, tc.want, got, tc.name)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
+// statusCode is each status's value in the status Enum8 (and in latestNodes' packed codes).
 var statusCode = map[string]int8{
 	logstore.StatusWaiting: 1,
 	logstore.StatusRunning: 2,

@@ -52,25 +52,43 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	if err := q.Validate(); err != nil {
 		return logstore.Page{}, fmt.Errorf("chstore: query: %w", err)
 	}
-	var having []string
-	latest := func(col string) string { return "argMax(" + col + ", " + versionExpr + ")" }
+	// Each filter applies to the latest state (HAVING argMax…); the same test on single rows
+	// (rowConds) holds for the latest row of every matching node, so it can also narrow the
+	// nodes before aggregating.
+	var having, rowConds []string
+	filter := func(col string, cond func(expr string) string) {
+		having = append(having, cond("argMax("+col+", "+versionExpr+")"))
+		rowConds = append(rowConds, cond(col))
+	}
+	equals := func(value string) func(string) string {
+		return func(expr string) string { return expr + " = " + quoteString(value) }
+	}
 	if q.Status != "" {
-		having = append(having, latest("status")+" = "+quoteString(q.Status))
+		filter("status", equals(q.Status))
 	}
 	if q.Sender != "" {
-		having = append(having, latest("sender")+" = "+quoteString(q.Sender))
+		filter("sender", equals(q.Sender))
 	}
 	if q.Host != "" {
-		having = append(having, latest("host")+" = "+quoteString(q.Host))
+		filter("host", equals(q.Host))
 	}
 	if q.ErrorCode != "" {
-		having = append(having, latest("error_code")+" = "+quoteString(q.ErrorCode))
+		filter("error_code", equals(q.ErrorCode))
 	}
 	for _, k := range slices.Sorted(maps.Keys(q.Kwargs)) {
-		having = append(having, s.kwargsCond(latest("kwargs"), k, q.Kwargs[k]))
+		filter("kwargs", func(expr string) string { return s.kwargsCond(expr, k, q.Kwargs[k]) })
+	}
+	where := rangeConds(q.FullName, q.Start, q.End)
+	// Over every element the range holds many nodes; when the filters are selective (failures,
+	// an error code, free filters — not a status most nodes reach, such as success, nor waiting,
+	// which every node starts in), aggregating only nodes having a matching row is about twice
+	// as fast. Within one element the range is small and a second scan would only add cost.
+	if q.FullName == "" && (q.Status == logstore.StatusFail || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0) {
+		where = append(where, fmt.Sprintf("%[1]s IN (SELECT %[1]s FROM %[2]s WHERE %[3]s)",
+			nodeKey, s.schema.logTable(), strings.Join(append(slices.Clone(where), rowConds...), " AND ")))
 	}
 	inner := fmt.Sprintf("SELECT %s AS nk, any(node_id) AS node, any(full_name) AS fn, any(%s) AS created FROM %s WHERE %s GROUP BY nk",
-		nodeKey, createdMSExpr, s.schema.logTable(), strings.Join(rangeConds(q.FullName, q.Start, q.End), " AND "))
+		nodeKey, createdMSExpr, s.schema.logTable(), strings.Join(where, " AND "))
 	if len(having) > 0 {
 		inner += " HAVING " + strings.Join(having, " AND ")
 	}
