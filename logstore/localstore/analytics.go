@@ -133,7 +133,8 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 	tallies := make([]tally, n)
 	start, width := q.Start.UnixMilli(), q.Bucket.Milliseconds()
 	err := s.rangeRows(ctx, q.Start, q.End, q.FullName, func(created int64, _ []byte, status, duration int64) {
-		tallies[(created-start)/width].add(status, duration)
+		// A Start with a fraction of a millisecond could put the last row one bucket over.
+		tallies[min((created-start)/width, int64(n-1))].add(status, duration)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("time series: %w", err)
