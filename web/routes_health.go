@@ -17,7 +17,13 @@ func (s *Server) health(c echo.Context) error {
 	if len(problems) > 0 {
 		status = "degraded"
 	}
+	lag, err := s.api.EventLag(c.Request().Context())
+	if err != nil {
+		status = "degraded"
+		lag = nil
+	}
 	return c.JSON(http.StatusOK, map[string]any{
+		"lag":      lag,
 		"status":   status,
 		"version":  s.api.Version(),
 		"backends": s.api.Backends(),

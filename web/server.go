@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
@@ -34,6 +35,8 @@ type API interface {
 	Location() *time.Location
 	// SendEvent delivers an event (POST /api/events/send).
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
+	// EventLag is each listener's backlog on the bus (pending and undelivered).
+	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
 	// Callback completes a node waiting for its callback.
 	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
 }
