@@ -11,18 +11,18 @@ import (
 )
 
 // latestNodes is a subquery with one row per node created in the range: nk, fn (its element),
-// created_sec, st (the latest status's Enum8 code: 1 waiting, 2 running, 3 success, 4 fail)
+// created (epoch ms), st (the latest status's Enum8 code: 1 waiting, 2 running, 3 success, 4 fail)
 // and dur (the latest duration, negative ones as 0).
 //
 // The latest status and duration come from one argMax over both packed into a UInt64
 // (duration << 3 | status code): one aggregate state per node instead of two, which makes the
 // per-node GROUP BY, the bulk of every analytics query, about a quarter cheaper.
 func (s *Store) latestNodes(fullName string, start, end time.Time) string {
-	return fmt.Sprintf("SELECT nk, fn, created_sec, bitAnd(p, 7) AS st, bitShiftRight(p, 3) AS dur FROM ("+
-		"SELECT %[1]s AS nk, any(full_name) AS fn, any(toUInt32(created_at)) AS created_sec, "+
+	return fmt.Sprintf("SELECT nk, fn, created, bitAnd(p, 7) AS st, bitShiftRight(p, 3) AS dur FROM ("+
+		"SELECT %[1]s AS nk, any(full_name) AS fn, any(%[5]s) AS created, "+
 		"argMax(bitOr(bitShiftLeft(toUInt64(greatest(duration_ms, 0)), 3), toUInt64(toInt8(status))), %[2]s) AS p "+
 		"FROM %[3]s WHERE %[4]s GROUP BY nk)",
-		nodeKey, versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "))
+		nodeKey, versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "), createdMSExpr)
 }
 
 // finishedCond selects success and fail in latestNodes.
@@ -94,10 +94,11 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	return out, nil
 }
 
-// TimeSeries counts nodes created in [Start, End) per bucket, by latest status. Buckets are
-// aligned to UTC multiples of the bucket (from the Unix epoch; intDiv arithmetic, since
-// 18.16 has no toStartOfInterval) and every bucket overlapping the range is returned, empty
-// ones with zeros, so a chart needs no gap filling.
+// TimeSeries counts nodes created in [Start, End) per bucket, by latest status. Buckets start
+// at Start and step by Bucket (intDiv arithmetic on milliseconds: 18.16 has no
+// toStartOfInterval), as localstore's do, so a caller aligns them to its own timezone by its
+// choice of Start; a range that is not a whole number of buckets ends with a short one. Every
+// bucket is returned, empty ones with zeros, so a chart needs no gap filling.
 func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]logstore.Bucket, error) {
 	if err := s.checkOpen("timeSeries"); err != nil {
 		return nil, err
@@ -105,42 +106,39 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("chstore: timeSeries: %w", err)
 	}
-	b := int64(q.Bucket / time.Second)
-	sql := fmt.Sprintf("SELECT intDiv(created_sec, %[1]d) * %[1]d AS bucket, %[2]s, quantileExactIf(0.95)(toFloat64(dur), %[3]s) FROM (%[4]s) GROUP BY bucket ORDER BY bucket",
-		b, statusCounts, finishedCond, s.latestNodes(q.FullName, q.Start, q.End))
+	startMS, endMS, bucketMS := q.Start.UnixMilli(), q.End.UnixMilli(), q.Bucket.Milliseconds()
+	sql := fmt.Sprintf("SELECT intDiv(created - %[1]d, %[2]d) AS bucket, %[3]s, quantileExactIf(0.95)(toFloat64(dur), %[4]s) FROM (%[5]s) GROUP BY bucket ORDER BY bucket",
+		startMS, bucketMS, statusCounts, finishedCond, s.latestNodes(q.FullName, q.Start, q.End))
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, s.fail(ctx, "timeSeries", err)
 	}
 	defer rows.Close()
-	got := map[int64]logstore.Bucket{}
+	n := (endMS - startMS + bucketMS - 1) / bucketMS
+	out := make([]logstore.Bucket, n)
+	for i := range out {
+		out[i] = logstore.Bucket{Start: time.UnixMilli(startMS + int64(i)*bucketMS).UTC(), ByStatus: byStatus(0, 0, 0, 0)}
+	}
 	for rows.Next() {
 		var (
-			start              uint64
+			i                  int64
 			total, w, r, sc, f uint64
 			p95                float64
 		)
-		if err := rows.Scan(&start, &total, &w, &r, &sc, &f, &p95); err != nil {
+		if err := rows.Scan(&i, &total, &w, &r, &sc, &f, &p95); err != nil {
 			return nil, s.fail(ctx, "timeSeries", err)
 		}
-		bk := logstore.Bucket{Start: time.Unix(int64(start), 0).UTC(), Total: int64(total), ByStatus: byStatus(w, r, sc, f), Failed: int64(f)}
+		if i < 0 || i >= n {
+			continue // cannot happen: the range filter keeps created within [Start, End)
+		}
+		bk := &out[i]
+		bk.Total, bk.ByStatus, bk.Failed = int64(total), byStatus(w, r, sc, f), int64(f)
 		if sc+f > 0 {
 			bk.P95 = finite(p95)
 		}
-		got[int64(start)] = bk
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(ctx, "timeSeries", err)
-	}
-	first := floorDiv(q.Start.Unix(), b) * b
-	endMS := q.End.UnixMilli()
-	var out []logstore.Bucket
-	for t := first; t*1000 < endMS; t += b {
-		if bk, ok := got[t]; ok {
-			out = append(out, bk)
-			continue
-		}
-		out = append(out, logstore.Bucket{Start: time.Unix(t, 0).UTC(), ByStatus: byStatus(0, 0, 0, 0)})
 	}
 	return out, nil
 }

@@ -89,28 +89,32 @@ func build10M(b *testing.B, dsn string) error {
 			return err
 		}
 	}
-	// Count the nodes the generator makes for 10M rows (cheap: no insert), so the benchmarks
-	// know which requests exist even when the table is reused.
+	// Generate exactly benchRows rows (in a goroutine, so generating overlaps inserting) and
+	// count the nodes they hold, so the benchmarks know which requests exist even when the
+	// table is reused (then nothing is inserted).
 	count := func(insert func([]logstore.Row) error) error {
-		total := 0
-		for total < benchRows {
-			rows := gen.batch(min(50_000, benchRows-total))
-			if len(rows) == 0 {
-				break
-			}
-			if extra := total + len(rows) - benchRows; extra > 0 {
-				// Cut at a node boundary just past 10M is fine, but keep the count exact.
-				rows = rows[:len(rows)-extra]
-			}
-			total += len(rows)
-			if insert != nil {
-				if err := insert(rows); err != nil {
-					return err
+		batches := make(chan []logstore.Row, 2)
+		go func() {
+			defer close(batches)
+			total := 0
+			for total < benchRows {
+				rows := gen.batch(min(50_000, benchRows-total))
+				if len(rows) == 0 {
+					return
 				}
+				rows = rows[:min(len(rows), benchRows-total)]
+				total += len(rows)
+				batches <- rows
+			}
+		}()
+		var err error
+		for rows := range batches {
+			if insert != nil && err == nil {
+				err = insert(rows)
 			}
 		}
 		benchNodesMade = gen.next
-		return nil
+		return err
 	}
 	if have == benchRows {
 		st, err := chstore.Open(ctx, dsn, chstore.Options{Database: benchDB})

@@ -463,3 +463,34 @@ func TestQueryAllElementsFilters(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.name)
 	}
 }
+
+// Buckets start at Start (here not on a minute), step by Bucket, and the last is short when
+// the range is not a whole number of buckets; the same as localstore.
+func TestTimeSeriesFromStart(t *testing.T) {
+	t.Parallel()
+	dsn := serverDSN(t)
+	db := testDatabase(t, rawConn(t, dsn))
+	st := open(t, dsn, chstore.Options{Database: db})
+	ctx := t.Context()
+	start := time.Date(2031, 4, 4, 10, 7, 30, 500e6, time.UTC)
+	end := start.Add(13 * time.Minute)
+	var rows []logstore.Row
+	for i, at := range []time.Duration{-time.Millisecond, 0, 4*time.Minute + 59*time.Second, 5 * time.Minute, 12 * time.Minute, 13 * time.Minute} {
+		c := start.Add(at)
+		rows = append(rows, logstore.Row{ID: fmt.Sprintf("n%d#0", i), FullName: "events.T", Status: logstore.StatusSuccess, Duration: int64(10 * (i + 1)),
+			RequestID: "r", NodeID: fmt.Sprintf("n%d", i), CreatedAt: c, RecordedAt: c})
+	}
+	require.NoError(t, st.Insert(ctx, rows))
+	got, err := st.TimeSeries(ctx, logstore.TimeSeriesQuery{Start: start, End: end, Bucket: 5 * time.Minute})
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for i, want := range []struct {
+		total int64
+		p95   float64
+	}{{2, 30}, {1, 40}, {1, 50}} {
+		require.True(t, start.Add(time.Duration(i)*5*time.Minute).Equal(got[i].Start), "bucket %d starts %s", i, got[i].Start)
+		require.Equal(t, want.total, got[i].Total, "bucket %d", i)
+		require.Equal(t, want.total, got[i].ByStatus[logstore.StatusSuccess], "bucket %d", i)
+		require.Equal(t, want.p95, got[i].P95, "bucket %d", i)
+	}
+}
