@@ -85,7 +85,9 @@ func Open(dir string, opts Options) (*Bus, error) {
 	for _, t := range b.topics {
 		for _, g := range t.groups {
 			for _, p := range g.orphans {
-				p.since = now
+				if p.count > 0 {
+					p.since = now
+				} // else never handed out: any member may take it at once
 			}
 		}
 	}
@@ -274,7 +276,15 @@ func (b *Bus) Lag(ctx context.Context, topicName string) ([]bus.GroupLag, error)
 		if t.durable > g.next {
 			undelivered = int64(t.durable - g.next)
 		}
-		out = append(out, bus.GroupLag{Group: g.name, Pending: int64(len(g.pending)), Undelivered: undelivered, Consumers: g.consumers()})
+		pending := int64(len(g.pending))
+		for _, p := range g.orphans {
+			if p.count == 0 {
+				// Taken by a subscription that closed before handing it over: not delivered.
+				pending--
+				undelivered++
+			}
+		}
+		out = append(out, bus.GroupLag{Group: g.name, Pending: pending, Undelivered: undelivered, Consumers: g.consumers()})
 	}
 	sortLags(out)
 	return out, nil

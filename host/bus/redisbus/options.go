@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Options configure the Redis bus. Only the address (URL or Redis) is required.
@@ -117,6 +118,12 @@ func (o Options) clientOptions() (cmd, read *redis.Options, err error) {
 	}
 	if base.MaxRetries == 0 {
 		base.MaxRetries = 2
+	}
+	if base.MaintNotificationsConfig == nil {
+		// Redis 7 has no maintenance notifications; go-redis's "auto" mode would try the
+		// handshake on every connection and then rewrite its options, which races between the
+		// sticky connections of the subscriptions.
+		base.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	}
 	if base.ClientName == "" {
 		base.ClientName = "trellis-bus"

@@ -266,9 +266,9 @@ func (s *sub) pushPending(msgs []redis.XMessage, history bool) {
 			}
 			continue
 		}
-		c := counts[x.ID]
-		if c < 2 {
-			c = 2 // it was delivered before, at least once
+		c, ok := counts[x.ID]
+		if !ok || c < 1 {
+			c = 2 // unknown (XPENDING failed): it was delivered before, at least once
 		}
 		ds = append(ds, &delivery{s: s, id: x.ID, msg: decode(x), count: c})
 	}

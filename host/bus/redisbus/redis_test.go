@@ -1,0 +1,243 @@
+package redisbus
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/bus"
+)
+
+func recv(t *testing.T, sub bus.Subscription, timeout time.Duration) bus.Delivery {
+	t.Helper()
+	select {
+	case d, ok := <-sub.Deliveries():
+		require.True(t, ok, "subscription ended")
+		return d
+	case <-time.After(timeout):
+		t.Fatalf("no delivery within %s", timeout)
+		return nil
+	}
+}
+
+func client(t *testing.T, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Options{
+		{},
+		{URL: "http://nope"},
+		{URL: "redis://127.0.0.1:1/0", Block: time.Millisecond},
+		{URL: "redis://127.0.0.1:1/0", AckBatch: -1},
+		{URL: "redis://127.0.0.1:1/0", MaxPipeline: 2},
+		{URL: "redis://127.0.0.1:1/0", OpTimeout: time.Millisecond},
+		{URL: "redis://127.0.0.1:1/0", DefaultClaimAfter: -time.Second},
+	} {
+		_, err := New(o)
+		require.ErrorIs(t, err, ErrInvalidOptions, "%+v", o)
+	}
+}
+
+// With nothing listening, every call fails fast with bus.ErrUnavailable naming the address,
+// and Close still returns.
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	b := newBus(t, Options{URL: "redis://" + addr + "/0"})
+	ctx := t.Context()
+	start := time.Now()
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("x")})
+	require.ErrorIs(t, err, bus.ErrUnavailable)
+	require.Contains(t, err.Error(), addr)
+	_, err = b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c"})
+	require.ErrorIs(t, err, bus.ErrUnavailable)
+	_, err = b.Lag(ctx, "t")
+	require.ErrorIs(t, err, bus.ErrUnavailable)
+	require.ErrorIs(t, b.DeleteGroup(ctx, "t", "g"), bus.ErrUnavailable)
+	require.Less(t, time.Since(start), 5*time.Second, "failing took too long")
+	require.NoError(t, b.Close())
+}
+
+// Redis goes away for a while and comes back with its data: Publish fails with
+// bus.ErrUnavailable meanwhile, the subscription waits, then resumes on its own, and acks
+// queued during the outage reach Redis.
+func TestOutageAndResume(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+	ctx := t.Context()
+	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c", Prefetch: 2})
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("before")})
+	require.NoError(t, err)
+	held := recv(t, sub, 10*time.Second)
+
+	srv.kill()
+	start := time.Now()
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("during")})
+	require.ErrorIs(t, err, bus.ErrUnavailable)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.NoError(t, held.Ack(ctx), "an ack is queued while Redis is down")
+	_, err = b.Lag(ctx, "t")
+	require.ErrorIs(t, err, bus.ErrUnavailable)
+
+	srv.start()
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("after")})
+	require.NoError(t, err)
+	d := recv(t, sub, 20*time.Second)
+	require.Equal(t, "after", string(d.Message().Payload))
+	require.NoError(t, d.Ack(ctx))
+	require.Eventually(t, func() bool {
+		lags, err := b.Lag(ctx, "t")
+		return err == nil && len(lags) == 1 && lags[0].Pending == 0 && lags[0].Undelivered == 0
+	}, 20*time.Second, 20*time.Millisecond, "the ack queued during the outage reached Redis")
+}
+
+// Redis restarts without its data (no persistence): the subscription recreates its group and
+// goes on with what is published afterwards.
+func TestGroupLost(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+	ctx := t.Context()
+	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c"})
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("one")})
+	require.NoError(t, err)
+	require.NoError(t, recv(t, sub, 10*time.Second).Ack(ctx))
+	require.NoError(t, client(t, srv.url()).FlushAll(ctx).Err()) // the private server: data gone
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("two")})
+	require.NoError(t, err)
+	d := recv(t, sub, 20*time.Second)
+	require.Equal(t, "two", string(d.Message().Payload))
+	require.NoError(t, d.Ack(ctx))
+}
+
+// A nack keeps the entry in the group's pending list (nothing to lose in a crash) and bumps its
+// delivery counter in Redis; a heartbeat keeps the idle time of held entries low.
+func TestNackAndHeartbeatInRedis(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	opts := testOptions(url, newPrefix(t, url))
+	b := newBus(t, opts)
+	c := client(t, url)
+	ctx := t.Context()
+	ids, err := b.Publish(ctx, "t", &bus.Message{Payload: []byte("x")})
+	require.NoError(t, err)
+	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c", ClaimAfter: 400 * time.Millisecond})
+	require.NoError(t, err)
+	d := recv(t, sub, 10*time.Second)
+	require.NoError(t, d.Nack(ctx))
+	d = recv(t, sub, 10*time.Second)
+	require.Equal(t, 2, d.Deliveries())
+	pend, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: opts.Prefix + "t", Group: "g", Start: "-", End: "+", Count: 10}).Result()
+	require.NoError(t, err)
+	require.Len(t, pend, 1)
+	require.Equal(t, ids[0], pend[0].ID)
+	require.Equal(t, "c", pend[0].Consumer)
+	require.Equal(t, int64(2), pend[0].RetryCount)
+	// Held for three heartbeats (100ms each): the idle time stays below ClaimAfter.
+	time.Sleep(350 * time.Millisecond)
+	pend, err = c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: opts.Prefix + "t", Group: "g", Start: "-", End: "+", Count: 10}).Result()
+	require.NoError(t, err)
+	require.Len(t, pend, 1)
+	require.Less(t, pend[0].Idle, 300*time.Millisecond, "the heartbeat refreshes the idle time")
+	require.NoError(t, d.Ack(ctx))
+}
+
+// Acks are batched: a burst of acks costs a few XACK commands, not one each, and Publish
+// batches concurrent calls into pipelines.
+func TestAcksBatched(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	opts := testOptions(url, newPrefix(t, url))
+	opts.AckInterval = 50 * time.Millisecond
+	b := newBus(t, opts)
+	ctx := t.Context()
+	const n = 200
+	msgs := make([]*bus.Message, n)
+	for i := range msgs {
+		msgs[i] = &bus.Message{Payload: []byte(fmt.Sprint(i))}
+	}
+	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c", Prefetch: n})
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, "t", msgs...)
+	require.NoError(t, err)
+	for range n {
+		require.NoError(t, recv(t, sub, 10*time.Second).Ack(ctx))
+	}
+	lags, err := b.Lag(ctx, "t") // sends what is still queued
+	require.NoError(t, err)
+	require.Equal(t, int64(0), lags[0].Pending)
+	counts := b.counter.snapshot()
+	t.Logf("commands for %d messages: %v", n, counts)
+	require.Equal(t, int64(n), counts["xadd"])
+	require.LessOrEqual(t, counts["xack"], int64(n/20), "acks are sent in batches: %v", counts)
+	require.LessOrEqual(t, counts["xreadgroup"], int64(n/10), "reads take many entries at once: %v", counts)
+}
+
+// The keys are the prefix and the topic, and entries are readable with redis-cli: field p is
+// the payload, h:<name> the headers.
+func TestEntryLayout(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	opts := testOptions(url, newPrefix(t, url))
+	b := newBus(t, opts)
+	ctx := t.Context()
+	ids, err := b.Publish(ctx, "orders", &bus.Message{Payload: []byte("body"), Headers: map[string]string{"event-id": "e1"}})
+	require.NoError(t, err)
+	got, err := client(t, url).XRange(ctx, opts.Prefix+"orders", "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, ids[0], got[0].ID)
+	require.Equal(t, map[string]any{"p": "body", "h:event-id": "e1"}, got[0].Values)
+}
+
+// Closing a subscription releases what it read but never handed out: another member takes it
+// at its next claim, without waiting ClaimAfter.
+func TestCloseReleasesUnhanded(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	b := newBus(t, testOptions(url, newPrefix(t, url)))
+	ctx := t.Context()
+	for i := range 5 {
+		_, err := b.Publish(ctx, "t", &bus.Message{Payload: []byte(fmt.Sprint(i))})
+		require.NoError(t, err)
+	}
+	first, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "first", Prefetch: 5})
+	require.NoError(t, err)
+	d := recv(t, first, 10*time.Second) // the reader has read all five by now or soon
+	require.Eventually(t, func() bool {
+		first.(*sub).mu.Lock()
+		defer first.(*sub).mu.Unlock()
+		return len(first.(*sub).held) == 5
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, first.Close())
+	// The handed-out entry becomes claimable after 4s; the released ones at the first claim (2s).
+	second, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "second", ClaimAfter: 4 * time.Second})
+	require.NoError(t, err)
+	start := time.Now()
+	got := map[string]bool{}
+	for len(got) < 4 {
+		x := recv(t, second, 10*time.Second)
+		require.NotEqual(t, d.Message().ID, x.Message().ID, "the handed-out entry stays with its (dead) consumer until ClaimAfter")
+		require.Equal(t, 1, x.Deliveries(), "a released entry was not delivered before")
+		got[x.Message().ID] = true
+		require.NoError(t, x.Ack(ctx))
+	}
+	require.Less(t, time.Since(start), 4*time.Second)
+}
