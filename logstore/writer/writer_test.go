@@ -296,7 +296,8 @@ func TestBackPressure(t *testing.T) {
 		row := testRow(next)
 		next++
 		st := b.w.Stats()
-		if st.SpooledBytes+800 > limit { // one more row may not fit: write it in the background
+		size := int64(len(encodeRecords(nil, []logstore.Row{row}, 1)))
+		if st.SpooledBytes+size > limit { // this row does not fit: write it in the background
 			go func() { blocked <- b.w.Write(ctx, row) }()
 			acked = append(acked, row)
 			break
