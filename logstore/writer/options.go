@@ -34,8 +34,9 @@ type Options struct {
 	// anyway. Default 1 s.
 	FlushInterval time.Duration
 	// MaxSpoolBytes bounds the spooled rows not yet inserted; at this size Write blocks until
-	// inserts free space (back-pressure) instead of growing memory or dropping rows. The disk
-	// may hold up to one more segment of inserted rows awaiting deletion. Default 1 GiB.
+	// inserts free space (back-pressure) instead of growing memory or dropping rows. Beyond it
+	// the disk holds up to four segment files: the one being filled, one prepared, and two of
+	// inserted rows kept for reuse. Default 1 GiB.
 	MaxSpoolBytes int64
 	// SegmentBytes is the size at which a segment file is closed and a new one begun. Default
 	// MaxSpoolBytes/16, between 4 KiB and 64 MiB.

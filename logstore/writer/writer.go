@@ -134,8 +134,8 @@ func (w *Writer) Stop(ctx context.Context) error {
 		if cause == nil {
 			cause = errors.New("the writer could not read the spool")
 		}
-		w.stopErr = fmt.Errorf("writer: stop: %w: %d rows stay in %s and are inserted by the next Start (last store error: %v): %w",
-			ErrNotDrained, left, w.opts.SpoolDir, w.lastError(), cause)
+		w.stopErr = fmt.Errorf("writer: stop: %w: %d rows stay in %s and are inserted by the next Start (last store error: %s): %w",
+			ErrNotDrained, left, w.opts.SpoolDir, w.lastErrorText(), cause)
 	}
 	close(w.done)
 	return w.stopErr
@@ -233,10 +233,10 @@ func (w *Writer) Flush(ctx context.Context) error {
 			if ok, _ := sp.ackedPast(target); ok {
 				return nil
 			}
-			return fmt.Errorf("writer: flush: %w before every row was inserted (last store error: %v)", ErrStopped, w.lastError())
+			return fmt.Errorf("writer: flush: %w before every row was inserted (last store error: %s)", ErrStopped, w.lastErrorText())
 		case <-ctx.Done():
-			return fmt.Errorf("writer: flush: %d rows not inserted yet (last store error: %v): %w",
-				w.Stats().SpooledRows, w.lastError(), context.Cause(ctx))
+			return fmt.Errorf("writer: flush: %d rows not inserted yet (last store error: %s): %w",
+				w.Stats().SpooledRows, w.lastErrorText(), context.Cause(ctx))
 		}
 	}
 }
@@ -308,10 +308,12 @@ func (w *Writer) Stats() Stats {
 	return st
 }
 
-func (w *Writer) lastError() error {
-	w.errMu.Lock()
-	defer w.errMu.Unlock()
-	return w.lastErr
+// lastErrorText is the last insert or spool error for messages, or "none".
+func (w *Writer) lastErrorText() string {
+	if st := w.Stats(); st.LastError != "" {
+		return st.LastError
+	}
+	return "none"
 }
 
 func (w *Writer) setError(err error) {
