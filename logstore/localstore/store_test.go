@@ -27,7 +27,7 @@ func open(t *testing.T, dir string) *localstore.Store {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	// A database per subtest: a host opens one Store per data directory.
-	logstoretest.Run(t, func(t *testing.T) logstore.Store { return open(t, t.TempDir()) }, logstoretest.Features{})
+	logstoretest.Run(t, func(t *testing.T) logstore.Store { return open(t, t.TempDir()) }, logstoretest.Features{KwargsTopLevelOnly: true})
 }
 
 func row(id, node, req string, status string, created time.Time, after time.Duration) logstore.Row {

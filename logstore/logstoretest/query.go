@@ -3,6 +3,7 @@ package logstoretest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,6 +161,8 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		"n3": {"models.OrderModel", "host-a", "js_error", `{"userId":2,"name":"Ann","amount":2.5}`},
 		"n4": {"models.OrderModel", "host-b", "timeout", `{"orderId":1,"name":"Cy"}`},
 		"n5": {"services.BackupSvc", "host-c", "", `{"userId":11,"name":"Ann Lee"}`},
+		"n6": {"services.BackupSvc", "host-c", "", `{"city":"São Paulo","quote":"say \"hi\"","esc":"\u00e9t\u00e9"}`},
+		"n7": {"services.BackupSvc", "host-d", "", `{"meta":{"userId":1,"name":"Ann"}}`},
 	}
 	i := 0
 	for id, sp := range specs {
@@ -182,6 +185,9 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		rows[1].Error = &logstore.RowError{Code: "stale", Message: "old"}
 		e.insert(rows...)
 	}
+	// n7 has userId and name inside an object: filters on those keys must not find it where the
+	// backend matches top-level keys only (Features.KwargsTopLevelOnly), and may elsewhere.
+	nestedMay := map[string]bool{"kwargs number and string": true, "kwargs string": true}
 	for _, tc := range []struct {
 		name string
 		q    logstore.Query
@@ -198,11 +204,16 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		{"kwargs float", logstore.Query{Kwargs: map[string]string{"amount": "2.5"}}, []string{"n3"}},
 		{"kwargs bool", logstore.Query{Kwargs: map[string]string{"vip": "true"}}, []string{"n1"}},
 		{"kwargs two keys", logstore.Query{Kwargs: map[string]string{"name": "Ann", "userId": "2"}}, []string{"n3"}},
+		{"kwargs nested object", logstore.Query{Kwargs: map[string]string{"meta": `{"userId":1,"name":"Ann"}`}}, []string{"n7"}},
 		{"kwargs missing key", logstore.Query{Kwargs: map[string]string{"nothere": "1"}}, nil},
 		{"kwargs orderId", logstore.Query{Kwargs: map[string]string{"orderId": "1"}}, []string{"n4"}},
+		{"kwargs unicode", logstore.Query{Kwargs: map[string]string{"city": "São Paulo"}}, []string{"n6"}},
+		{"kwargs escaped quote", logstore.Query{Kwargs: map[string]string{"quote": `say "hi"`}}, []string{"n6"}},
+		{"kwargs escaped unicode", logstore.Query{Kwargs: map[string]string{"esc": "été"}}, []string{"n6"}},
 		{"all at once", logstore.Query{Sender: "models.UserModel", Host: "host-b", ErrorCode: "timeout", Kwargs: map[string]string{"name": "Bob"}}, []string{"n2"}},
 		{"with status", logstore.Query{Status: logstore.StatusFail, Kwargs: map[string]string{"name": "Ann"}}, []string{"n3"}},
 		{"no match", logstore.Query{Sender: "models.UserModel", Host: "host-c"}, nil},
+		{"host of two", logstore.Query{Host: "host-c", Sender: "services.BackupSvc"}, []string{"n5", "n6"}},
 	} {
 		q := tc.q
 		q.FullName = fn
@@ -211,7 +222,11 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		for i, id := range tc.want {
 			want[i] = e.name(id)
 		}
+		got := nodeIDs(p.RowDatas)
+		if nestedMay[tc.name] && !s.f.KwargsTopLevelOnly && slices.Contains(got, e.name("n7")) {
+			want = append(want, e.name("n7"))
+		}
 		require.EqualValues(t, len(want), p.TotalCount, tc.name)
-		require.ElementsMatch(t, want, nodeIDs(p.RowDatas), tc.name)
+		require.ElementsMatch(t, want, got, tc.name)
 	}
 }

@@ -52,6 +52,11 @@ type Features struct {
 	// exact: the value at 0-based index floor(q·n) of the ascending durations, capped at n-1
 	// (ClickHouse's quantileExact).
 	PercentileRankTolerance float64
+	// KwargsTopLevelOnly: a kwargs filter on key k matches only a top-level k, as the contract
+	// says, never a k inside a nested object ({"meta": {"userId": 1}} for userId=1). The suite
+	// checks that only when a backend claims it: ClickHouse's visitParam functions, all there is
+	// before JSONExtract, find a key at any depth.
+	KwargsTopLevelOnly bool
 }
 
 // Run runs the conformance suite. newStore is called once per subtest and must return a Store
