@@ -163,6 +163,14 @@ func (h *Host) LogWriter() *writer.Writer {
 	return nil
 }
 
+// LogStats are the log writer's counters for /api/health; nil before Start.
+func (h *Host) LogStats() any {
+	if w := h.LogWriter(); w != nil {
+		return w.Stats()
+	}
+	return nil
+}
+
 // hostName names this host in log rows.
 var hostName = func() string {
 	name, err := os.Hostname()

@@ -24,6 +24,7 @@ func (s *Server) health(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"lag":      lag,
+		"log":      s.api.LogStats(),
 		"status":   status,
 		"version":  s.api.Version(),
 		"backends": s.api.Backends(),

@@ -35,6 +35,8 @@ type API interface {
 	Location() *time.Location
 	// SendEvent delivers an event (POST /api/events/send).
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
+	// LogStats are the execution log writer's counters (spool, inserts, retries, last error).
+	LogStats() any
 	// EventLag is each listener's backlog on the bus (pending and undelivered).
 	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
 	// Callback completes a node waiting for its callback.
