@@ -65,66 +65,60 @@ func (b *Bus) flushAcks(ctx context.Context) error {
 	}
 }
 
-// flushLoop sends, one pipeline per round trip, every queued Publish and ack. Concurrent
-// publishers thereby share round trips; acks ride along with them or go on their own after
-// AckInterval.
+// flushLoop sends, one pipeline per round trip, every queued Publish and the acks that are
+// due. Concurrent publishers thereby share round trips; acks go out every AckInterval (or at
+// AckBatch), many ids per XACK.
 func (b *Bus) flushLoop() {
 	defer close(b.flusherDone)
-	var ackTimer *time.Timer
-	var ackFire <-chan time.Time
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
+	var ackFire <-chan time.Time // non-nil while the timer runs
 	retry := time.Duration(0)
 	for {
+		acksDue := false
 		select {
 		case <-b.kick:
 		case <-b.ackKick:
 			if ackFire == nil {
-				wait := max(b.opts.AckInterval, retry)
-				if ackTimer == nil {
-					ackTimer = time.NewTimer(wait)
-				} else {
-					ackTimer.Reset(wait)
-				}
+				ackTimer.Reset(max(b.opts.AckInterval, retry))
 				ackFire = ackTimer.C
 			}
 			continue
 		case <-ackFire:
+			ackFire = nil
+			acksDue = true
 		case <-b.stop:
 			b.mu.Lock()
 			crashed := b.crashed
 			b.mu.Unlock()
 			if !crashed {
-				for b.round() {
+				for more, _, _ := b.round(true); more; more, _, _ = b.round(true) {
 				}
 			}
 			b.failQueued()
 			return
 		}
-		if ackFire != nil && !ackTimer.Stop() {
-			select {
-			case <-ackTimer.C:
-			default:
-			}
+		more, sent, ackFailed := b.round(acksDue)
+		if sent && ackFire != nil {
+			// The acks went with this round: the timer starts again with the next ack.
+			ackTimer.Stop() // Go 1.23 timers: no stale tick to drain after Stop
+			ackFire = nil
 		}
-		ackFire = nil
-		more := b.round()
+		if more {
+			signal(b.kick)
+		}
 		b.qmu.Lock()
 		left := len(b.acks)
 		b.qmu.Unlock()
 		switch {
-		case more:
-			select {
-			case b.kick <- struct{}{}:
-			default:
-			}
-		case left > 0:
-			// The acks failed (Redis down): try again later, backing off.
+		case ackFailed:
+			// Redis is down: try the acks again later, backing off.
 			retry = min(max(2*retry, 50*time.Millisecond), 2*time.Second)
-			select {
-			case b.ackKick <- struct{}{}:
-			default:
-			}
-		default:
+		case sent:
 			retry = 0
+		}
+		if left > 0 {
+			signal(b.ackKick)
 		}
 	}
 }
@@ -141,28 +135,40 @@ func (b *Bus) failQueued() {
 	}
 }
 
-// round sends one pipeline and reports whether requests are left for another.
-func (b *Bus) round() (more bool) {
+// round sends one pipeline and reports whether requests are left for another. Acks go with
+// it when they are due (AckInterval passed, AckBatch reached, or a flush asked for them):
+// sending them with every Publish would cost one XACK per round trip instead of one per
+// AckInterval.
+func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 	b.qmu.Lock()
 	n, take := 0, 0
 	for _, r := range b.pubs {
 		if n > 0 && n+len(r.msgs) > b.opts.MaxPipeline {
 			break
 		}
+		if len(r.msgs) == 0 {
+			acksDue = true // flushAcks
+		}
 		n += len(r.msgs)
 		take++
+	}
+	if len(b.acks) >= b.opts.AckBatch {
+		acksDue = true
 	}
 	pubs := b.pubs[:take:take]
 	b.pubs = b.pubs[take:]
 	if len(b.pubs) == 0 {
 		b.pubs = nil
 	}
-	acks := b.acks
-	b.acks = nil
+	var acks []ackItem
+	if acksDue {
+		acks = b.acks
+		b.acks = nil
+	}
 	more = len(b.pubs) > 0
 	b.qmu.Unlock()
 	if len(pubs) == 0 && len(acks) == 0 {
-		return more
+		return more, false, false
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.OpTimeout)
@@ -219,6 +225,7 @@ func (b *Bus) round() (more bool) {
 		b.acks = append(failed, b.acks...)
 		b.qmu.Unlock()
 	}
+	sent, ackFailed = len(acks) > 0 && len(failed) == 0, len(failed) > 0
 	for i, r := range pubs {
 		if len(r.msgs) == 0 {
 			if len(failed) > 0 {
@@ -238,5 +245,5 @@ func (b *Bus) round() (more bool) {
 		}
 		close(r.done)
 	}
-	return more
+	return more, sent, ackFailed
 }

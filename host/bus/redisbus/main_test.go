@@ -91,10 +91,20 @@ type server struct {
 	t    testing.TB
 	dir  string
 	port int
+	args []string
 	cmd  *exec.Cmd
 }
 
 func startServer(t testing.TB) *server {
+	t.Helper()
+	s := newServer(t, "--appendonly", "yes", "--appendfsync", "always", "--save", "")
+	t.Cleanup(s.remove)
+	return s
+}
+
+// newServer starts a private redis-server with the given persistence arguments; the caller
+// kills it.
+func newServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
@@ -103,9 +113,10 @@ func startServer(t testing.TB) *server {
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
-	s := &server{t: t, dir: t.TempDir(), port: port}
+	dir, err := os.MkdirTemp("", "redisbus-server-")
+	require.NoError(t, err)
+	s := &server{t: t, dir: dir, port: port, args: args}
 	s.start()
-	t.Cleanup(s.kill)
 	return s
 }
 
@@ -113,10 +124,11 @@ func (s *server) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.p
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server",
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no")
+		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
+	}, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
 	require.NoError(s.t, s.cmd.Start())
 	opts, err := redis.ParseURL(s.url())
 	require.NoError(s.t, err)
@@ -146,4 +158,18 @@ func (s *server) kill() {
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
 	s.cmd = nil
+}
+
+// remove kills the server and deletes its data.
+func (s *server) remove() {
+	s.kill()
+	_ = os.RemoveAll(s.dir)
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchSrv != nil {
+		benchSrv.remove()
+	}
+	os.Exit(code)
 }

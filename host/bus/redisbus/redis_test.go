@@ -24,7 +24,7 @@ func recv(t *testing.T, sub bus.Subscription, timeout time.Duration) bus.Deliver
 	}
 }
 
-func client(t *testing.T, url string) *redis.Client {
+func client(t testing.TB, url string) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(url)
 	require.NoError(t, err)

@@ -235,6 +235,14 @@ func (s *sub) readLoop() {
 				ds[i] = &delivery{s: s, id: x.ID, msg: decode(x), count: 1}
 			}
 			s.push(ds, false)
+			if len(msgs) < n && b.opts.ReadLinger > 0 {
+				// Messages are flowing but slower than one read per entry: let some gather.
+				select {
+				case <-time.After(b.opts.ReadLinger):
+				case <-s.closing:
+					return
+				}
+			}
 		}
 	}
 }
