@@ -45,6 +45,7 @@ type Bus struct {
 	closeOnce   sync.Once
 
 	compactions atomic.Int64
+	syncs       atomic.Int64 // fdatasync calls, for the benchmarks
 }
 
 var (

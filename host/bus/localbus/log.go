@@ -244,6 +244,7 @@ func (b *Bus) syncFile(f *os.File) error {
 	if b.opts.NoSync {
 		return nil
 	}
+	b.syncs.Add(1)
 	if err := fdatasync(f); err != nil {
 		return fmt.Errorf("%w: sync %s: %w", ErrIO, f.Name(), err)
 	}
