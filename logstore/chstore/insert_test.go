@@ -57,3 +57,11 @@ func TestStorable(t *testing.T) {
 	r := logstore.Row{ID: "x", CreatedAt: time.Date(2106, 2, 7, 6, 28, 14, 0, time.UTC), RecordedAt: ok}
 	require.NoError(t, storable(&r), "the last second a DateTime holds")
 }
+
+func BenchmarkCompactJSON(b *testing.B) {
+	raw := json.RawMessage(`{"userId":123456,"orderId":"ORD-2030-000123456","name":"Customer 123456","email":"customer123456@example.com","amount":1234.56,"currency":"CNY","items":[{"sku":"SKU-12345","qty":2,"price":99.5},{"sku":"SKU-54321","qty":1,"price":1035.25}],"channel":"web","coupon":"SPRING-12","note":"deliver after 18:00, call \"before\" arrival"}`)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		_ = compactJSON(raw)
+	}
+}
