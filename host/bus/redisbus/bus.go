@@ -155,7 +155,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, o bus.Subscrib
 		b.forget(s)
 		return nil, b.wrap(ctx, op, err)
 	}
-	s.start()
+	if !s.start() {
+		return nil, fmt.Errorf("%s: %w", op, bus.ErrClosed)
+	}
 	return s, nil
 }
 

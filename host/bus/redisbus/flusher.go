@@ -212,9 +212,9 @@ func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 		if err := ab.cmd.Err(); err != nil {
 			if unavailable(err) {
 				failed = append(failed, ab.items...)
+				continue
 			}
 			// Any other error (NOGROUP: the group is gone) makes the acks moot.
-			continue
 		}
 		for _, a := range ab.items {
 			a.s.acked(a.id)

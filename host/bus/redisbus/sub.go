@@ -39,6 +39,7 @@ type sub struct {
 	historyDone                         atomic.Bool
 
 	mu          sync.Mutex
+	started     bool
 	ready       []*delivery          // read or claimed, not handed out; redeliveries first
 	outstanding int                  // handed out, not settled
 	held        map[string]*delivery // every entry of the consumer's pending list this subscription holds
@@ -75,10 +76,19 @@ func newSub(b *Bus, topic, group string, o bus.SubscribeOptions) *sub {
 	}
 }
 
-func (s *sub) start() {
+// start runs the subscription's goroutines unless it was closed already (the bus closing
+// while Subscribe created the group).
+func (s *sub) start() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closingNow() {
+		return false
+	}
+	s.started = true
 	go s.readLoop()
 	go s.dispatchLoop()
 	go s.maintainLoop()
+	return true
 }
 
 // Deliveries yields deliveries until the subscription or the bus is closed.
@@ -383,7 +393,14 @@ func (s *sub) Close() error {
 
 func (s *sub) shutdown() {
 	b := s.b
+	s.mu.Lock()
 	close(s.closing)
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		b.forget(s)
+		return
+	}
 	// A blocking XREADGROUP ends at once with CLIENT UNBLOCK; retried until the reader is out,
 	// since it may have been between two reads.
 	for done := false; !done; {
