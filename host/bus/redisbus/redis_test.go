@@ -241,3 +241,52 @@ func TestCloseReleasesUnhanded(t *testing.T) {
 	}
 	require.Less(t, time.Since(start), 4*time.Second)
 }
+
+// The heartbeat and nack script touches only the entries the consumer still owns: what another
+// member claimed stays theirs. Both of its ways to check (one XPENDING over the range, or one
+// per id when the range holds many more of the consumer's entries) agree.
+func TestTouchOnlyOwnEntries(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	opts := testOptions(url, newPrefix(t, url))
+	b := newBus(t, opts)
+	c := client(t, url)
+	ctx := t.Context()
+	key := opts.Prefix + "t"
+	const n = 1100
+	pipe := c.Pipeline()
+	for i := range n {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"p", fmt.Sprint(i)}})
+	}
+	_, err := pipe.Exec(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c.XGroupCreate(ctx, key, "g", "0").Err())
+	res, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "a", Streams: []string{key, ">"}, Count: n, Block: -1}).Result()
+	require.NoError(t, err)
+	ids := make([]string, 0, n)
+	for _, m := range res[0].Messages {
+		ids = append(ids, m.ID)
+	}
+	// b takes the second entry.
+	require.NoError(t, c.XClaimJustID(ctx, &redis.XClaimArgs{Stream: key, Group: "g", Consumer: "b", Messages: []string{ids[1]}}).Err())
+
+	for _, tc := range []struct {
+		name      string
+		ids, want []string
+	}{
+		// one XPENDING over ids[0]..ids[2]
+		{"range", []string{ids[2], ids[0], ids[1]}, []string{ids[0], ids[2]}},
+		// the range ids[0]..ids[n-1] holds 1099 of a's entries: one XPENDING per id
+		{"per id", []string{ids[0], ids[1], ids[n-1]}, []string{ids[0], ids[n-1]}},
+	} {
+		touched, err := b.touch(ctx, key, "g", "a", 7, -1, tc.ids)
+		require.NoError(t, err, tc.name)
+		require.ElementsMatch(t, tc.want, touched, "%s: b's entry must not be taken back", tc.name)
+	}
+	pend, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: "g", Start: ids[0], End: ids[2], Count: 3}).Result()
+	require.NoError(t, err)
+	require.Equal(t, "a", pend[0].Consumer)
+	require.Equal(t, int64(7), pend[0].RetryCount, "RETRYCOUNT applied")
+	require.Equal(t, "b", pend[1].Consumer)
+	require.Equal(t, int64(1), pend[1].RetryCount, "b's entry untouched (its JUSTID claim kept the count)")
+}

@@ -2,6 +2,7 @@ package redisbus
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -11,17 +12,30 @@ import (
 // itself, JUSTID), which resets their idle time — the heartbeat that keeps an alive consumer's
 // messages from being claimed — and optionally sets their idle time (IDLE: release to the
 // group) or delivery counter (RETRYCOUNT: a nack counts as a delivery). Checking the owner
-// first keeps a consumer that was too slow from taking back what another member claimed.
-// It returns the ids it touched.
+// first keeps a consumer that was too slow from taking back what another member claimed: one
+// XPENDING over the range of the ids, filtered by consumer, or, should that range hold more of
+// the consumer's entries than it returned, one XPENDING per id. It returns the ids it touched.
 //
-// KEYS[1] stream; ARGV group, consumer, retrycount (-1: leave), idle ms (-1: now), ids...
+// KEYS[1] stream; ARGV group, consumer, retrycount (-1: leave), idle ms (-1: now), ids in
+// ascending order...
 var touchScript = redis.NewScript(`
 local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 local retry, idle = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = #ARGV - 4
 local mine = {}
-for i = 5, #ARGV do
-  local p = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == consumer then mine[#mine + 1] = ARGV[i] end
+local limit = n + 1000
+local p = redis.call('XPENDING', key, group, ARGV[5], ARGV[#ARGV], limit, consumer)
+if #p < limit then
+  local owned = {}
+  for _, e in ipairs(p) do owned[e[1]] = true end
+  for i = 5, #ARGV do
+    if owned[ARGV[i]] then mine[#mine + 1] = ARGV[i] end
+  end
+else
+  for i = 5, #ARGV do
+    local q = redis.call('XPENDING', key, group, ARGV[i], ARGV[i], 1)
+    if q[1] and q[1][2] == consumer then mine[#mine + 1] = ARGV[i] end
+  end
 end
 if #mine > 0 then
   local args = {'XCLAIM', key, group, consumer, 0}
@@ -39,6 +53,16 @@ const touchChunk = 1000
 
 // touch runs touchScript over ids in chunks and returns the ids touched.
 func (b *Bus) touch(ctx context.Context, key, group, consumer string, retry, idleMs int64, ids []string) ([]string, error) {
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, func(a, b string) int {
+		switch {
+		case lessID(a, b):
+			return -1
+		case lessID(b, a):
+			return 1
+		}
+		return 0
+	})
 	var out []string
 	for len(ids) > 0 {
 		n := min(len(ids), touchChunk)
