@@ -150,12 +150,12 @@ func TestNackAndHeartbeatInRedis(t *testing.T) {
 	require.Equal(t, ids[0], pend[0].ID)
 	require.Equal(t, "c", pend[0].Consumer)
 	require.Equal(t, int64(2), pend[0].RetryCount)
-	// Held for three heartbeats (100ms each): the idle time stays below ClaimAfter.
-	time.Sleep(350 * time.Millisecond)
+	// Held for ten heartbeats (ClaimAfter/4 = 100ms each): the idle time stays below ClaimAfter.
+	time.Sleep(time.Second)
 	pend, err = c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: opts.Prefix + "t", Group: "g", Start: "-", End: "+", Count: 10}).Result()
 	require.NoError(t, err)
 	require.Len(t, pend, 1)
-	require.Less(t, pend[0].Idle, 300*time.Millisecond, "the heartbeat refreshes the idle time")
+	require.Less(t, pend[0].Idle, 400*time.Millisecond, "the heartbeat refreshes the idle time")
 	require.NoError(t, d.Ack(ctx))
 }
 
