@@ -77,8 +77,11 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 func presize(columns []chcolumn.Interface, values []any) {
 	var scratch []byte
 	for i, c := range columns {
+		if i >= len(values) {
+			break
+		}
 		strs, ok := values[i].([]string)
-		if _, isString := c.(*chcolumn.String); !ok || !isString || i >= len(values) {
+		if _, isString := c.(*chcolumn.String); !ok || !isString {
 			continue
 		}
 		total := 0

@@ -1,6 +1,7 @@
 package chstore
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -154,3 +155,18 @@ func TestRangeConds(t *testing.T) {
 var zeroTime time.Time
 
 func unixMilli(ms int64) time.Time { return time.UnixMilli(ms) }
+
+func TestSpanCond(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "((full_name, created_at) IN (('a', toDateTime(100)), ('a', toDateTime(101)), ('b', toDateTime(7))))",
+		spanCond([]span{{"a", 100, 101}, {"b", 7, 7}}))
+	require.Equal(t, "((full_name = 'a' AND created_at >= toDateTime(100) AND created_at <= toDateTime(200)) OR (full_name, created_at) IN (('b', toDateTime(7))))",
+		spanCond([]span{{"a", 100, 200}, {"b", 7, 7}}))
+	var many []span
+	for i := range maxSpans + 1 {
+		many = append(many, span{fmt.Sprintf("e%d", i), uint32(1000 * i), uint32(1000*i + 500)})
+	}
+	cond := spanCond(many)
+	require.True(t, strings.HasPrefix(cond, "(full_name IN ('e0', 'e1', "), cond)
+	require.True(t, strings.HasSuffix(cond, fmt.Sprintf("AND created_at >= toDateTime(0) AND created_at <= toDateTime(%d))", 1000*maxSpans+500)), cond)
+}
