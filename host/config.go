@@ -109,9 +109,9 @@ func (c Config) validate() error {
 	case c.LogRetention > 0 && c.LogRetention < 24*time.Hour:
 		return fmt.Errorf("%w: LogRetention (--log-retention) drops whole days, so it must be at least 24h (1d), got %s", ErrInvalidConfig, c.LogRetention)
 	}
-	for name, v := range map[string]string{"RedisURL (--redis)": c.RedisURL, "DBDSN (--db)": c.DBDSN} {
+	for name, v := range map[string]string{"DBDSN (--db)": c.DBDSN} {
 		if v != "" {
-			return fmt.Errorf("%w: %s is set, but this version of Trellis runs only on embedded storage; leave it empty", ErrInvalidConfig, name)
+			return fmt.Errorf("%w: %s is set, but this version of Trellis keeps model data only on embedded storage; leave it empty", ErrInvalidConfig, name)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/bus/localbus"
+	"github.com/trellis-run/trellis/host/bus/redisbus"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 )
@@ -24,7 +25,16 @@ type eventCenter struct {
 // consuming, so this host runs listeners.
 func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log *execLog) (*eventCenter, error) {
 	ec := &eventCenter{}
-	b, err := localbus.Open(filepath.Join(h.cfg.DataDir, "bus"), localbus.Options{})
+	var (
+		b   bus.Bus
+		err error
+	)
+	if h.cfg.RedisURL != "" {
+		// Hosts of one cluster share the app's streams; apps on one Redis stay apart.
+		b, err = redisbus.New(redisbus.Options{URL: h.cfg.RedisURL, Prefix: "trellis:" + h.Snapshot().App.Name + ":"})
+	} else {
+		b, err = localbus.Open(filepath.Join(h.cfg.DataDir, "bus"), localbus.Options{})
+	}
 	if err != nil {
 		if errors.Is(err, localbus.ErrLocked) && !h.cfg.ServeEvents {
 			ec.unavailable = fmt.Errorf("%w: another trellis process (a running serve) owns the embedded event bus of %s; "+

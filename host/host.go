@@ -224,9 +224,12 @@ func (h *Host) Version() string { return h.cfg.Version }
 // Backends names the storage each part runs on: "embedded" (in the data directory) until an
 // external server is configured.
 func (h *Host) Backends() map[string]string {
-	logs := "embedded"
+	logs, bus := "embedded", "embedded"
 	if h.cfg.ClickHouseDSN != "" {
 		logs = "clickhouse"
 	}
-	return map[string]string{"bus": "embedded", "logs": logs, "db": "embedded", "sandbox": h.cfg.Sandbox}
+	if h.cfg.RedisURL != "" {
+		bus = "redis"
+	}
+	return map[string]string{"bus": bus, "logs": logs, "db": "embedded", "sandbox": h.cfg.Sandbox}
 }

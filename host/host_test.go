@@ -163,7 +163,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{Config{AppDir: dir, Sandbox: "docker"}, `Sandbox (--sandbox) is "docker"`},
 		{Config{AppDir: dir, Workers: -1}, "Workers (--workers)"},
 		{Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
-		{Config{AppDir: dir, RedisURL: "redis://x"}, "RedisURL (--redis)"},
+		{Config{AppDir: dir, DBDSN: "postgres://x"}, "DBDSN (--db)"},
 	} {
 		_, err := New(tc.cfg)
 		require.ErrorIs(t, err, ErrInvalidConfig)

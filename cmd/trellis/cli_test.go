@@ -135,8 +135,8 @@ func TestBadInput(t *testing.T) {
 		{"bad call target", nil, func(dir string) []string { return []string{"call", "--app", dir, "nodot", "{}"} },
 			[]string{"services.X.fn"}},
 		{"backend flag not yet supported", nil, func(dir string) []string {
-			return []string{"serve", "--app", dir, "--redis", "redis://x"}
-		}, []string{"--redis", "embedded"}},
+			return []string{"serve", "--app", dir, "--db", "postgres://x"}
+		}, []string{"--db", "embedded"}},
 		{"bad timeout flag", nil, func(dir string) []string {
 			return []string{"call", "--app", dir, "--timeout", "soon", "services.GreetingSvc.hello"}
 		}, []string{"--timeout"}},

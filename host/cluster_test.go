@@ -1,0 +1,76 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// redisURL is the real Redis of the cluster tests; without it they skip and say how to run them.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("TRELLIS_TEST_REDIS")
+	if url == "" {
+		t.Skip(`TRELLIS_TEST_REDIS is not set: run eval "$(scripts/services.sh start)" first to run the cluster tests`)
+	}
+	return url
+}
+
+func TestClusterOnRedisSharesThePool(t *testing.T) {
+	t.Parallel()
+	url := redisURL(t)
+	app := fmt.Sprintf("cluster%d", time.Now().UnixNano())
+	dir := writeApp(t, map[string]string{
+		"app.json":           fmt.Sprintf(`{"name": %q}`, app),
+		"events/Job/e.json":   `{"title": "Job", "type": "events.NormalType", "sender": "jobs"}`,
+		"events/Job/index.js": `exports.handle = function (event) { return event.kwargs.n; };`,
+	})
+	var hosts []*Host
+	for i := 0; i < 2; i++ {
+		h, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: url})
+		require.NoError(t, err)
+		require.NoError(t, h.Start(context.Background()))
+		t.Cleanup(func() { _ = h.Stop(context.Background()) })
+		hosts = append(hosts, h)
+	}
+	require.Equal(t, "redis", hosts[0].Backends()["bus"])
+	ctx := context.Background()
+	var nodes []string
+	for i := 0; i < 60; i++ {
+		res, err := hosts[i%2].SendEvent(ctx, engine.SendRequest{Sender: "jobs", Kwargs: map[string]any{"n": int64(i)}})
+		require.NoError(t, err)
+		nodes = append(nodes, res.NodeIDs...)
+	}
+	runsBy := map[string]int{}
+	require.Eventually(t, func() bool {
+		for _, h := range hosts {
+			require.NoError(t, h.LogWriter().Flush(ctx))
+		}
+		done := 0
+		runsBy = map[string]int{}
+		for _, n := range nodes {
+			rows, err := hosts[0].LogStore().Attempts(ctx, n)
+			require.NoError(t, err)
+			runs := 0
+			for _, r := range rows {
+				if r.Status == logstore.StatusRunning {
+					runs++
+					runsBy[r.Host]++
+				}
+			}
+			require.LessOrEqual(t, runs, 1, "node %s ran more than once", n)
+			if len(rows) > 0 && rows[len(rows)-1].Status == logstore.StatusSuccess {
+				done++
+			}
+		}
+		return done == len(nodes)
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Len(t, runsBy, 2, "both hosts took work: %v", runsBy)
+}
