@@ -28,7 +28,7 @@ func TestClusterOnRedisSharesThePool(t *testing.T) {
 	url := redisURL(t)
 	app := fmt.Sprintf("cluster%d", time.Now().UnixNano())
 	dir := writeApp(t, map[string]string{
-		"app.json":           fmt.Sprintf(`{"name": %q}`, app),
+		"app.json":            fmt.Sprintf(`{"name": %q}`, app),
 		"events/Job/e.json":   `{"title": "Job", "type": "events.NormalType", "sender": "jobs"}`,
 		"events/Job/index.js": `exports.handle = function (event) { return event.kwargs.n; };`,
 	})

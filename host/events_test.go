@@ -66,7 +66,7 @@ func latest(t *testing.T, h *Host, requestID string, nodes int) map[string]logst
 			byListener[r.FullName] = r
 		}
 		return len(rows) == nodes
-	}, 20*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	return byListener
 }
 
@@ -182,7 +182,7 @@ func TestBroadcastRunsOnEveryHost(t *testing.T) {
 		rows, err = h.LogStore().ByRequest(context.Background(), res.RequestID)
 		require.NoError(t, err)
 		return len(rows) == 2 && rows[0].Status == logstore.StatusSuccess && rows[1].Status == logstore.StatusSuccess
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, res.NodeIDs[0], rows[1].ParentNodeID, "this host's run is a child of the broadcast node")
 }
 
@@ -205,7 +205,7 @@ func TestWaitCallback(t *testing.T) {
 			}
 			last = rows[len(rows)-1]
 			return last.Stage == stage
-		}, 10*time.Second, 10*time.Millisecond)
+		}, 30*time.Second, 10*time.Millisecond)
 		return last
 	}
 	answered, err := h.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})

@@ -64,7 +64,7 @@ func TestWebhookSubscribers(t *testing.T) {
 		}
 		return nodes["events.Sync"].Status == logstore.StatusSuccess && nodes["events.Async"].Stage == "awaitingCallback" &&
 			nodes["events.Broken"].Status == logstore.StatusFail
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.EqualValues(t, 1, verified.Load(), "the POST is signed and carries the event id")
 	require.JSONEq(t, `{"ok": true}`, string(nodes["events.Sync"].Result))
 	require.EqualValues(t, 2, broken.Load(), "a non-2xx answer is retried by the policy")
@@ -89,6 +89,6 @@ func TestWebhookToPrivateAddressNeedsTheApp(t *testing.T) {
 		require.NoError(t, err)
 		last := rows[len(rows)-1]
 		return last.Status == logstore.StatusFail && last.Error != nil && last.Error.Code == "webhook_forbidden"
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Zero(t, hits.Load(), "nothing reached the loopback server")
 }
