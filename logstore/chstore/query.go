@@ -34,8 +34,8 @@ const (
 	rowSelect = "id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, " +
 		createdMSExpr + ", version, seq, start_ms, end_ms, duration_ms, kwargs, result, " +
 		"has_error, error_code, error_message, error_stack, host, logs"
-	// maxSpans is how many (element, time range) spans a request or node lookup spells out one by
-	// one before it falls back to one range over all of them.
+	// maxSpans is how many (element, time range) spans a point read spells out one by one
+	// before it falls back to one range over all of them.
 	maxSpans = 64
 )
 
