@@ -88,9 +88,12 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	// an error code, free filters — not a status most nodes reach, such as success, nor waiting,
 	// which every node starts in), aggregating only nodes having a matching row is about twice
 	// as fast. Within one element the range is small and a second scan would only add cost.
+	// The subquery names the shard-local table: in Distributed mode all states of a node live
+	// on one shard, so each shard narrows its own nodes (and a Distributed table inside IN on a
+	// Distributed table is refused by default).
 	if q.FullName == "" && (q.Status == logstore.StatusFail || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0) {
 		where = append(where, fmt.Sprintf("%[1]s IN (SELECT %[1]s FROM %[2]s WHERE %[3]s)",
-			nodeKey, s.schema.logTable(), strings.Join(append(slices.Clone(where), rowConds...), " AND ")))
+			nodeKey, s.schema.qualified(s.schema.localLogName()), strings.Join(append(slices.Clone(where), rowConds...), " AND ")))
 	}
 	inner := fmt.Sprintf("SELECT %s AS nk, any(node_id) AS node, any(full_name) AS fn, any(%s) AS created FROM %s WHERE %s GROUP BY nk",
 		nodeKey, createdMSExpr, s.schema.logTable(), strings.Join(where, " AND "))
