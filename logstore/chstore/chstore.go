@@ -35,15 +35,17 @@ type Store struct {
 	closeErr  error
 }
 
-// Open connects to the server named by dsn (clickhouse://user:pass@host:9000/db?dial_timeout=…,
-// the native protocol; several hosts may be given comma-separated), creates the database,
+// Open connects to the server named by dsn (clickhouse://user:pass@host:9000/db, the native
+// protocol; several hosts may be given comma-separated; timeouts and pool size come from
+// Options, which override the DSN's), creates the database,
 // tables and view if missing and checks existing ones. A server that cannot be reached, or a
 // table of the same name that is not the execution log, is an error wrapping
 // logstore.ErrUnavailable that says what to do.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	chOpts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("chstore: open: %w: DSN: %w; want clickhouse://[user:password@]host:9000/database", ErrOptions, err)
+		// The parser's message quotes the DSN, password and all: keep it out of logs.
+		return nil, fmt.Errorf("chstore: open: %w: the DSN is not a ClickHouse URL; want clickhouse://[user:password@]host:9000/database", ErrOptions)
 	}
 	if chOpts.Protocol != clickhouse.Native {
 		return nil, fmt.Errorf("chstore: open: %w: DSN uses the HTTP protocol; use clickhouse://host:9000 (the native protocol; ClickHouse 18.16 refuses the HTTP client)", ErrOptions)
@@ -171,7 +173,8 @@ func (s *Store) ServerVersion() string { return s.schema.feat.version }
 // themselves or review a cluster layout.
 func (s *Store) DDL() []string { return s.schema.DDL() }
 
-// Close closes the connections. Safe to call twice; calls after Close fail with ErrClosed.
+// Close closes the connections. Safe to call twice; calls after Close fail with ErrClosed,
+// which also wraps logstore.ErrUnavailable (the log is not there to use).
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
@@ -182,7 +185,7 @@ func (s *Store) Close() error {
 
 func (s *Store) checkOpen(op string) error {
 	if s.closed.Load() {
-		return fmt.Errorf("chstore: %s: %w", op, ErrClosed)
+		return fmt.Errorf("chstore: %s: %w: %w", op, ErrClosed, logstore.ErrUnavailable)
 	}
 	return nil
 }

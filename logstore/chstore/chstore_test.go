@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+
 	"fmt"
 	"io"
 	"net"
@@ -393,7 +393,8 @@ func TestUseAfterClose(t *testing.T) {
 	require.NoError(t, st.Close())
 	require.NoError(t, st.Close())
 	_, err = st.Query(t.Context(), logstore.Query{})
-	require.True(t, errors.Is(err, chstore.ErrClosed), "%v", err)
+	require.ErrorIs(t, err, chstore.ErrClosed)
+	require.ErrorIs(t, err, logstore.ErrUnavailable)
 	require.ErrorIs(t, st.Insert(t.Context(), []logstore.Row{{}}), chstore.ErrClosed)
 }
 
