@@ -2,7 +2,9 @@ package chstore
 
 import (
 	"context"
+	dbsql "database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -130,9 +132,11 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 		h     hit
 		total uint64
 	)
-	if err := rows.Totals(&h.node, &h.fullName, &h.created, &total); err != nil {
-		// ClickHouse sends no totals block when nothing matched at all.
-		total = 0
+	switch err := rows.Totals(&h.node, &h.fullName, &h.created, &total); {
+	case errors.Is(err, dbsql.ErrNoRows):
+		total = 0 // no totals block: nothing matched at all
+	case err != nil:
+		return logstore.Page{}, s.fail(ctx, "query: total count", err)
 	}
 	page := logstore.Page{TotalCount: int64(total), RowDatas: []logstore.Row{}}
 	if len(hits) == 0 {
