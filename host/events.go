@@ -96,3 +96,11 @@ func (h *Host) Callback(ctx context.Context, nodeID string, data any) (engine.Ca
 	}
 	return ec.engine.Callback(ctx, nodeID, data)
 }
+
+// EventStats are the event center's counters: events sent and deliveries finished.
+func (h *Host) EventStats() engine.Stats {
+	if ec := h.events.Load(); ec != nil && ec.engine != nil {
+		return ec.engine.Stats()
+	}
+	return engine.Stats{}
+}

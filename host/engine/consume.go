@@ -13,6 +13,9 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
+// runningRowDelay is how long a run goes before its running row is written on its own.
+const runningRowDelay = 50 * time.Millisecond
+
 // retryPrefetch is how many scheduled retries one host holds for one listener at once.
 const retryPrefetch = 4096
 
@@ -188,7 +191,22 @@ const (
 // run executes the handler once and records the result; it says whether to retry and when.
 func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Duration, outcome) {
 	start := time.Now()
-	e.writeRows(ctx, e.row(env, logstore.StatusRunning, "running", start))
+	// The running row is written with the final one when the run is short, halving the log
+	// writes of the common case; a run that lasts shows as running after runningRowDelay.
+	running := e.row(env, logstore.StatusRunning, "running", start)
+	runningWritten := make(chan struct{})
+	timer := time.AfterFunc(runningRowDelay, func() {
+		e.writeRows(ctx, running)
+		close(runningWritten)
+	})
+	pending := []logstore.Row{}
+	flushRunning := func() {
+		if timer.Stop() {
+			pending = append(pending, running)
+		} else {
+			<-runningWritten
+		}
+	}
 	var res jsvm.Result
 	var err error
 	if l.Webhook != nil {
@@ -201,7 +219,9 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		})
 	}
 	end := time.Now()
+	flushRunning()
 	if ctx.Err() != nil {
+		e.writeRows(context.Background(), pending...)
 		return 0, outcomeStopping
 	}
 	if err == nil && res.Failed == nil {
@@ -218,7 +238,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			if res.WaitCallback {
 				r.EndTime, r.Duration = time.Time{}, 0
 			}
-			e.writeRows(ctx, r)
+			e.writeRows(ctx, append(pending, r)...)
 			return 0, outcomeDone
 		}
 	}
@@ -237,7 +257,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		}
 	}
 	finished(&r, start, end, res, err)
-	e.writeRows(ctx, r)
+	e.writeRows(ctx, append(pending, r)...)
 	if again {
 		return retryIn, outcomeRetry
 	}

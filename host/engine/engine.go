@@ -35,7 +35,8 @@ type Options struct {
 	// ClaimAfter is how long a delivery may stay unacknowledged on a consumer that stopped
 	// heartbeating before another host takes it over (default 30 s).
 	ClaimAfter time.Duration
-	// Prefetch caps the deliveries a host runs at once per listener (default 16).
+	// Prefetch caps the deliveries a host runs at once per listener (default 128): runs mostly
+	// wait on the log's group commit, so many in flight keep both cores busy.
 	Prefetch int
 	// Store is the execution log, read for callbacks and resends (the latest state of a node).
 	Store logstore.Store
@@ -79,7 +80,7 @@ func New(opts Options) (*Engine, error) {
 		opts.ClaimAfter = 30 * time.Second
 	}
 	if opts.Prefetch <= 0 {
-		opts.Prefetch = 16
+		opts.Prefetch = 128
 	}
 	return &Engine{opts: opts, subs: map[string]*listenerSub{},
 		webhooks:        webhook.New(webhook.Options{}),
