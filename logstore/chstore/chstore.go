@@ -94,11 +94,11 @@ func (s *Store) init(ctx context.Context) error {
 		return s.fail(ctx, "open: read server version", err)
 	}
 	s.schema.feat.parseVersion(version)
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM system.functions WHERE name = 'JSONExtractRaw'").Scan(&n); err != nil {
-		return s.fail(ctx, "open: read server functions", err)
+	var fn, set uint64
+	if err := s.conn.QueryRow(ctx, "SELECT (SELECT count() FROM system.functions WHERE name = 'JSONExtractRaw'), (SELECT count() FROM system.settings WHERE name = 'max_partitions_per_insert_block')").Scan(&fn, &set); err != nil {
+		return s.fail(ctx, "open: read server features", err)
 	}
-	s.schema.feat.jsonExtract = n > 0
+	s.schema.feat.jsonExtract, s.schema.feat.partitionLimit = fn > 0, set > 0
 	if err := s.exec(ctx, s.schema.tablesDDL()); err != nil {
 		return err
 	}

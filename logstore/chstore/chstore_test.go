@@ -495,3 +495,27 @@ func TestTimeSeriesFromStart(t *testing.T) {
 		require.Equal(t, want.p95, got[i].P95, "bucket %d", i)
 	}
 }
+
+// One batch whose rows fall on many days (a replayed spool, states of long-lived nodes) is one
+// insert: newer servers' max_partitions_per_insert_block (100) is lifted for it.
+func TestInsertManyDays(t *testing.T) {
+	t.Parallel()
+	dsn := serverDSN(t)
+	db := testDatabase(t, rawConn(t, dsn))
+	st := open(t, dsn, chstore.Options{Database: db})
+	ctx := t.Context()
+	day := time.Date(2032, 1, 1, 12, 0, 0, 0, time.UTC)
+	var rows []logstore.Row
+	for i := range 101 { // one day more than the limit
+		c := day.AddDate(0, 0, i)
+		rows = append(rows, logstore.Row{ID: fmt.Sprintf("n%d#0", i), FullName: "events.Days", Status: logstore.StatusSuccess,
+			RequestID: "r", NodeID: fmt.Sprintf("n%d", i), CreatedAt: c, RecordedAt: c})
+	}
+	require.NoError(t, st.Insert(ctx, rows))
+	got, err := st.ByRequest(ctx, "r")
+	require.NoError(t, err)
+	require.Len(t, got, len(rows))
+	p, err := st.Query(ctx, logstore.Query{FullName: "events.Days"})
+	require.NoError(t, err)
+	require.EqualValues(t, len(rows), p.TotalCount)
+}

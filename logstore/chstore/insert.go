@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	chcolumn "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 
 	"github.com/trellis-run/trellis/logstore"
@@ -22,6 +23,10 @@ var statusCode = map[string]int8{
 	logstore.StatusSuccess: 3,
 	logstore.StatusFail:    4,
 }
+
+// anyPartitions lifts the per-insert partition limit of newer servers: a batch is one insert
+// whatever days its rows were created on (each day becomes one part).
+var anyPartitions = clickhouse.WithSettings(clickhouse.Settings{"max_partitions_per_insert_block": 0})
 
 // insertSQL names every column: ClickHouse 18.16 refuses a native insert without a column list.
 func (s schema) insertSQL() string {
@@ -51,7 +56,11 @@ func (s *Store) Insert(ctx context.Context, rows []logstore.Row) error {
 		}
 	}
 	cols := encodeColumns(rows)
-	batch, err := s.conn.PrepareBatch(ctx, s.schema.insertSQL())
+	insertCtx := ctx
+	if s.schema.feat.partitionLimit {
+		insertCtx = clickhouse.Context(ctx, anyPartitions)
+	}
+	batch, err := s.conn.PrepareBatch(insertCtx, s.schema.insertSQL())
 	if err != nil {
 		return s.fail(ctx, "insert", err)
 	}

@@ -19,6 +19,10 @@ type features struct {
 	// tolerate whitespace; without them kwargs filters use visitParamExtract*, which find the
 	// first field of that name at any depth of compact JSON.
 	jsonExtract bool
+	// partitionLimit: the server has max_partitions_per_insert_block (19.x and newer, default
+	// 100), which would refuse a batch whose rows fall on more days — a writer replaying an old
+	// spool, or states of long-lived nodes, can send one.
+	partitionLimit bool
 }
 
 // parseVersion fills major and minor from a version() string such as "18.16.1".
