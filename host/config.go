@@ -54,6 +54,9 @@ type Config struct {
 	// ServeEvents makes this host consume events and run listeners (serve); without it the host
 	// only sends (trellis call).
 	ServeEvents bool
+	// ClaimAfter is how long a delivery may sit unacknowledged on a host that stopped
+	// heartbeating (a dead host) before another host takes it over; default 30 s.
+	ClaimAfter time.Duration
 	// MaxKwargsBytes caps the JSON size of an event's kwargs; default 1 MiB.
 	MaxKwargsBytes int
 	// Version is reported by /api/health.
@@ -104,6 +107,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Limits.Timeout must be at least 1ms, got %s", ErrInvalidConfig, c.Limits.Timeout)
 	case c.Limits.MemoryBytes < 16<<20:
 		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
+	case c.ClaimAfter < 0 || (c.ClaimAfter > 0 && c.ClaimAfter < 100*time.Millisecond):
+		return fmt.Errorf("%w: ClaimAfter (--claim-timeout) must be at least 100ms, got %s", ErrInvalidConfig, c.ClaimAfter)
 	case c.LogRetention < 0:
 		return fmt.Errorf("%w: LogRetention (--log-retention) must be 0 (keep everything) or more, got %s", ErrInvalidConfig, c.LogRetention)
 	case c.LogRetention > 0 && c.LogRetention < 24*time.Hour:

@@ -32,6 +32,7 @@ var settings = []setting{
 	{"workers", "TRELLIS_WORKERS", "workers", "isolated worker processes (0 = one per CPU)", "0"},
 	{"timeout", "TRELLIS_TIMEOUT", "timeout", "default time limit of one execution", "30s"},
 	{"memory-limit", "TRELLIS_MEMORY_LIMIT_MB", "memoryLimitMB", "default memory limit of one execution, in MiB", "256"},
+	{"claim-timeout", "TRELLIS_CLAIM_TIMEOUT", "claimTimeout", "how long a dead host's unfinished deliveries wait before another host takes them", "30s"},
 	{"log-retention", "TRELLIS_LOG_RETENTION", "logRetention", "drop execution-log days older than this (e.g. 30d; 0 keeps everything)", "0"},
 	{"max-body", "TRELLIS_MAX_BODY_BYTES", "maxBodyBytes", "largest HTTP request body, in bytes", "4194304"},
 	{"config", "TRELLIS_CONFIG", "", "trellis.yaml to read (default ./trellis.yaml, then APP/trellis.yaml)", ""},
@@ -152,6 +153,11 @@ func hostConfig(vals map[string]string) (host.Config, error) {
 			return cfg, fmt.Errorf("--memory-limit must be a positive number of MiB, got %q", v)
 		}
 		cfg.Limits.MemoryBytes = mb << 20
+	}
+	if v := vals["claim-timeout"]; v != "" {
+		if cfg.ClaimAfter, err = time.ParseDuration(v); err != nil {
+			return cfg, fmt.Errorf("--claim-timeout must be a duration such as 30s, got %q", v)
+		}
 	}
 	if v := vals["log-retention"]; v != "" && v != "0" {
 		if cfg.LogRetention, err = parseDays(v); err != nil {
