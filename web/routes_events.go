@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -81,18 +82,9 @@ func (s *Server) requestLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := s.logStore()
-	if err != nil {
-		return err
-	}
-	rows, err := store.ByRequest(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		return errNotFound("no log rows for request %q", id)
-	}
-	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
+	return s.answerRows(c, func(ctx context.Context, st logstore.Store) ([]logstore.Row, error) {
+		return st.ByRequest(ctx, id)
+	}, "no log rows for request %q", id)
 }
 
 func (s *Server) nodeLogs(c echo.Context) error {
@@ -104,18 +96,9 @@ func (s *Server) nodeLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := s.logStore()
-	if err != nil {
-		return err
-	}
-	rows, err := store.ByNode(c.Request().Context(), req, node)
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		return errNotFound("no node %q in request %q", node, req)
-	}
-	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
+	return s.answerRows(c, func(ctx context.Context, st logstore.Store) ([]logstore.Row, error) {
+		return st.ByNode(ctx, req, node)
+	}, "no node %q in request %q", node, req)
 }
 
 func (s *Server) nodeAttempts(c echo.Context) error {
@@ -123,16 +106,23 @@ func (s *Server) nodeAttempts(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.answerRows(c, func(ctx context.Context, st logstore.Store) ([]logstore.Row, error) {
+		return st.Attempts(ctx, node)
+	}, "no node %q", node)
+}
+
+// answerRows runs one lookup of log rows and answers them, or 404 when there are none.
+func (s *Server) answerRows(c echo.Context, fetch func(context.Context, logstore.Store) ([]logstore.Row, error), notFound string, args ...any) error {
 	store, err := s.logStore()
 	if err != nil {
 		return err
 	}
-	rows, err := store.Attempts(c.Request().Context(), node)
+	rows, err := fetch(c.Request().Context(), store)
 	if err != nil {
 		return err
 	}
 	if len(rows) == 0 {
-		return errNotFound("no node %q", node)
+		return errNotFound(notFound, args...)
 	}
 	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
 }

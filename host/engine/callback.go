@@ -31,32 +31,18 @@ func (e *Engine) awaitCallback(ctx context.Context, l *Listener, env *envelope, 
 
 // watchCallbacks fails nodes whose callback did not come before their deadline.
 func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
-	defer e.wg.Done()
-	for d := range sub.Deliveries() {
-		e.wg.Add(1)
-		go func(d bus.Delivery) {
-			defer e.wg.Done()
-			var env envelope
-			if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
-				_ = d.Ack(e.ctx)
-				return
-			}
-			if !sleepUntil(e.ctx, env.NotBefore) {
-				return
-			}
-			last, err := e.latestState(e.ctx, env.NodeID)
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				_ = d.Nack(e.ctx)
-				return
-			}
-			if err == nil && last.Stage == stageAwaitingCallback && last.Attempt == env.Attempt {
-				r := e.row(&env, logstore.StatusFail, "callbackTimeout", time.Now())
-				r.Error = &logstore.RowError{Code: "timeout", Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
-				e.writeRows(e.ctx, r)
-			}
-			_ = d.Ack(e.ctx)
-		}(d)
-	}
+	e.holdUntilDue(sub, func(env *envelope) error {
+		last, err := e.latestState(e.ctx, env.NodeID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err == nil && last.Stage == stageAwaitingCallback && last.Attempt == env.Attempt {
+			r := e.row(env, logstore.StatusFail, "callbackTimeout", time.Now())
+			r.Error = &logstore.RowError{Code: "timeout", Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
+			e.writeRows(e.ctx, r)
+		}
+		return nil
+	})
 }
 
 // latestState is the node's most recent log row.

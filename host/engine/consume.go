@@ -85,9 +85,11 @@ func (e *Engine) consume(l *Listener, sub bus.Subscription) {
 	}
 }
 
-// pumpRetries holds each scheduled retry until it is due, then puts it back on the listener's
-// queue and acknowledges it.
-func (e *Engine) pumpRetries(l *Listener, sub bus.Subscription) {
+// holdUntilDue runs due(env) for each delivery of a queue of scheduled envelopes (retries,
+// callback deadlines) once its NotBefore has come, and acks or nacks it by what due says.
+// Deliveries still held when the engine stops stay pending: another host, or the next start,
+// takes them.
+func (e *Engine) holdUntilDue(sub bus.Subscription, due func(env *envelope) error) {
 	defer e.wg.Done()
 	for d := range sub.Deliveries() {
 		e.wg.Add(1)
@@ -99,17 +101,25 @@ func (e *Engine) pumpRetries(l *Listener, sub bus.Subscription) {
 				return
 			}
 			if !sleepUntil(e.ctx, env.NotBefore) {
-				return // stopping: left pending, another host (or the next start) takes it
+				return
 			}
-			env.NotBefore = time.Time{}
-			payload, _ := json.Marshal(&env)
-			if _, err := e.opts.Bus.Publish(e.ctx, l.Topic(), &bus.Message{Payload: payload}); err != nil {
+			if err := due(&env); err != nil {
 				_ = d.Nack(e.ctx)
 				return
 			}
 			_ = d.Ack(e.ctx)
 		}(d)
 	}
+}
+
+// pumpRetries puts each scheduled retry back on the listener's queue when it is due.
+func (e *Engine) pumpRetries(l *Listener, sub bus.Subscription) {
+	e.holdUntilDue(sub, func(env *envelope) error {
+		env.NotBefore = time.Time{}
+		payload, _ := json.Marshal(env)
+		_, err := e.opts.Bus.Publish(e.ctx, l.Topic(), &bus.Message{Payload: payload})
+		return err
+	})
 }
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
