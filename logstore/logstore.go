@@ -38,8 +38,11 @@ const (
 type Row struct {
 	ID   string `json:"id"`
 	Kind string `json:"kind"`
-	// FullName is the handling element; Sender and EventType come from the event.
+	// FullName is the handling element; Sender and EventType come from the event, and EventID
+	// identifies the event itself: the same on every node and attempt it caused, so a resend
+	// keeps it and receivers can deduplicate by it.
 	FullName  string `json:"fullName"`
+	EventID   string `json:"eventId,omitempty"`
 	Sender    string `json:"sender,omitempty"`
 	EventType string `json:"eventType,omitempty"`
 	Status    string `json:"status"`

@@ -116,7 +116,7 @@ func encodeColumns(rows []logstore.Row) []any {
 		id, kind, fullName, sender, eventType   = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		stage, requestID, nodeID, parentNodeID  = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		kwargs, result, errCode, errMsg, errStk = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		host, logs                              = make([]string, n), make([]string, n)
+		host, logs, eventID                     = make([]string, n), make([]string, n), make([]string, n)
 		status                                  = make([]int8, n)
 		attempt, seq                            = make([]uint32, n), make([]uint32, n)
 		createdAt                               = make([]time.Time, n)
@@ -142,11 +142,11 @@ func encodeColumns(rows []logstore.Row) []any {
 			hasError[i] = 1
 			errCode[i], errMsg[i], errStk[i] = r.Error.Code, r.Error.Message, r.Error.Stack
 		}
-		host[i] = r.Host
+		host[i], eventID[i] = r.Host, r.EventID
 	}
 	return []any{id, kind, fullName, sender, eventType, status, stage, requestID, nodeID, parentNodeID,
 		attempt, createdAt, createdMS, version, seq, start, end, duration, kwargs, result,
-		hasError, errCode, errMsg, errStk, host, logs}
+		hasError, errCode, errMsg, errStk, host, logs, eventID}
 }
 
 // Bounds of what the columns can hold: created_at is a DateTime (UInt32 seconds), and version

@@ -35,7 +35,7 @@ const (
 	// rowSelect reads a whole Row, in the order scanRow expects.
 	rowSelect = "id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, " +
 		createdMSExpr + ", version, seq, start_ms, end_ms, duration_ms, kwargs, result, " +
-		"has_error, error_code, error_message, error_stack, host, logs"
+		"has_error, error_code, error_message, error_stack, host, logs, event_id"
 	// maxSpans is how many (element, time range) spans a point read spells out one by one
 	// before it falls back to one range over all of them.
 	maxSpans = 64
@@ -236,7 +236,7 @@ func (s *Store) selectRows(ctx context.Context, op, sql string) ([]logstore.Row,
 		)
 		if err := rows.Scan(&r.ID, &r.Kind, &r.FullName, &r.Sender, &r.EventType, &status, &r.Stage,
 			&r.RequestID, &r.NodeID, &r.ParentNodeID, &attempt, &created, &version, &seq, &start, &end, &dur,
-			&kwargs, &result, &hasError, &errCode, &errMsg, &errStack, &r.Host, &logs); err != nil {
+			&kwargs, &result, &hasError, &errCode, &errMsg, &errStack, &r.Host, &logs, &r.EventID); err != nil {
 			return nil, s.fail(ctx, op, err)
 		}
 		r.Status = status

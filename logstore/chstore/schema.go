@@ -77,6 +77,7 @@ var logColumns = []column{
 	{"error_stack", "String", "String CODEC(ZSTD(1))"},
 	{"host", "String", "LowCardinality(String)"},
 	{"logs", "String", "String CODEC(ZSTD(1))"},
+	{"event_id", "String", "String CODEC(ZSTD(1))"},
 }
 
 // keyColumns are the index table's: one row per (hash of a request or node id, element,

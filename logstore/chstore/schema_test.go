@@ -86,7 +86,7 @@ func TestDDLCluster(t *testing.T) {
 	require.Equal(t, "`logs`.`execs`", s.logTable())
 	require.Equal(t, "`logs`.`execs_keys`", s.keysTable())
 	require.Equal(t, "ALTER TABLE `logs`.`execs_local` ON CLUSTER `prod` DROP PARTITION 20300101", s.dropPartition(s.localLogName(), "20300101"))
-	require.Equal(t, "INSERT INTO `logs`.`execs` (id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, created_at, created_ms, version, seq, start_ms, end_ms, duration_ms, kwargs, result, has_error, error_code, error_message, error_stack, host, logs)", s.insertSQL())
+	require.Equal(t, "INSERT INTO `logs`.`execs` (id, kind, full_name, sender, event_type, status, stage, request_id, node_id, parent_node_id, attempt, created_at, created_ms, version, seq, start_ms, end_ms, duration_ms, kwargs, result, has_error, error_code, error_message, error_stack, host, logs, event_id)", s.insertSQL())
 }
 
 // A cluster without Distributed (every server holds all data, e.g. one shard of replicas):

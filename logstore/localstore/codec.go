@@ -62,7 +62,7 @@ func stateArgs(r *logstore.Row) ([]any, error) {
 		r.ID, r.NodeID, r.RecordedAt.UnixMilli(), int64(r.Seq), r.CreatedAt.UnixMilli(), r.Kind,
 		r.FullName, r.Sender, r.EventType, statusCodes[r.Status], r.Stage, r.RequestID, r.ParentNodeID,
 		int64(r.Attempt), msOrNil(r.StartTime), msOrNil(r.EndTime), r.Duration,
-		jsonOrNil(r.Kwargs), jsonOrNil(r.Result), errText, r.Host, jsonOrNil(r.Logs),
+		jsonOrNil(r.Kwargs), jsonOrNil(r.Result), errText, r.Host, jsonOrNil(r.Logs), r.EventID,
 	}, nil
 }
 
@@ -89,13 +89,15 @@ func scanRows(rows *sql.Rows) ([]logstore.Row, error) {
 			created, recorded          int64
 			start, end                 sql.NullInt64
 			kwargs, result, errT, logs []byte
+			eventID                    sql.NullString
 		)
 		if err := rows.Scan(&r.ID, &r.Kind, &r.FullName, &r.Sender, &r.EventType, &status, &r.Stage,
 			&r.RequestID, &r.NodeID, &r.ParentNodeID, &attempt, &created, &recorded, &seq,
-			&start, &end, &r.Duration, &kwargs, &result, &errT, &r.Host, &logs); err != nil {
+			&start, &end, &r.Duration, &kwargs, &result, &errT, &r.Host, &logs, &eventID); err != nil {
 			return nil, fmt.Errorf("read row: %w", err)
 		}
 		r.Status = statusName(status)
+		r.EventID = eventID.String
 		r.Attempt = int(attempt)
 		r.Seq = uint32(seq)
 		r.CreatedAt = fromMS(created)

@@ -1,7 +1,13 @@
 package localstore
 
-// schemaVersion is stored in PRAGMA user_version; Open refuses a database with a newer one.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version; Open refuses a database with a newer one and
+// brings an older one up to date with migrations.
+const schemaVersion = 2
+
+// migrations[v] brings a database of version v to v+1; a new database gets schema at once.
+var migrations = map[int]string{
+	1: `ALTER TABLE states ADD COLUMN event_id TEXT`,
+}
 
 // schema is idempotent DDL. Times are Unix milliseconds (NULL = zero time) and statuses small
 // integers (statusCodes), which keeps rows and indexes compact.
@@ -47,7 +53,8 @@ CREATE TABLE IF NOT EXISTS states (
 	result         TEXT,
 	error          TEXT,
 	host           TEXT    NOT NULL,
-	logs           TEXT
+	logs           TEXT,
+	event_id       TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS states_key ON states(created_at, node_id, id);
 
@@ -74,12 +81,12 @@ CREATE INDEX IF NOT EXISTS nodes_time ON nodes(created_at, full_name, status, du
 CREATE INDEX IF NOT EXISTS nodes_request ON nodes(request_id, parent_node_id);
 `
 
-// insertStatesSQL inserts a chunk of state rows; stateCols22 placeholders a row.
+// insertStatesSQL inserts a chunk of state rows; stateParams placeholders a row.
 const insertStatesSQL = `INSERT OR IGNORE INTO states (id, node_id, recorded_at, seq, created_at, kind,
 	full_name, sender, event_type, status, stage, request_id, parent_node_id, attempt, start_time,
-	end_time, duration, kwargs, result, error, host, logs) VALUES `
+	end_time, duration, kwargs, result, error, host, logs, event_id) VALUES `
 
-const stateParams = 22
+const stateParams = 23
 
 // upsertNodesSQL replaces a node's row only with a newer state: greater (recorded_at, seq). It sets
 // only what changes between states of a node (fullName, createdAt, requestId, parentNodeId and
@@ -101,4 +108,4 @@ const latestJoin = ` JOIN states s ON s.created_at = n.created_at AND s.node_id 
 // stateCols are the columns rowScanner reads, in its order; s is the states table.
 const stateCols = `s.id, s.kind, s.full_name, s.sender, s.event_type, s.status, s.stage,
 	s.request_id, s.node_id, s.parent_node_id, s.attempt, s.created_at, s.recorded_at, s.seq,
-	s.start_time, s.end_time, s.duration, s.kwargs, s.result, s.error, s.host, s.logs`
+	s.start_time, s.end_time, s.duration, s.kwargs, s.result, s.error, s.host, s.logs, s.event_id`

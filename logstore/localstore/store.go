@@ -104,6 +104,11 @@ func (s *Store) open() error {
 	if version > schemaVersion {
 		return fmt.Errorf("%w: file has version %d, this build knows %d", ErrSchemaVersion, version, schemaVersion)
 	}
+	for v := version; v > 0 && v < schemaVersion; v++ {
+		if _, err := s.wconn.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("%w: migrate the schema from version %d: %w", logstore.ErrUnavailable, v, err)
+		}
+	}
 	if _, err := s.wconn.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("%w: create schema: %w", logstore.ErrUnavailable, err)
 	}

@@ -151,6 +151,37 @@ func TestNewerSchemaRefused(t *testing.T) {
 	require.ErrorIs(t, err, localstore.ErrSchemaVersion)
 }
 
+// A database of schema version 1 (before event ids) is migrated on open and keeps its rows.
+func TestVersion1SchemaMigrated(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	created := time.Date(2030, 5, 4, 10, 0, 0, 0, time.UTC)
+	st, err := localstore.Open(dir, localstore.Options{})
+	require.NoError(t, err)
+	require.NoError(t, st.Insert(t.Context(), []logstore.Row{row("m#0", "m", "rm", logstore.StatusSuccess, created, 0)}))
+	require.NoError(t, st.Close())
+	db, err := sql.Open("sqlite", filepath.Join(dir, localstore.FileName))
+	require.NoError(t, err)
+	_, err = db.Exec("ALTER TABLE states DROP COLUMN event_id; PRAGMA user_version = 1")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	st, err = localstore.Open(dir, localstore.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	r := row("m#1", "m2", "rm", logstore.StatusSuccess, created, 0)
+	r.EventID = "evt-m2"
+	require.NoError(t, st.Insert(t.Context(), []logstore.Row{r}))
+	rows, err := st.ByRequest(t.Context(), "rm")
+	require.NoError(t, err)
+	require.Len(t, rows, 2, "the old row survived the migration")
+	ids := map[string]string{}
+	for _, got := range rows {
+		ids[got.NodeID] = got.EventID
+	}
+	require.Equal(t, map[string]string{"m": "", "m2": "evt-m2"}, ids)
+}
+
 // Kwargs that are not JSON are stored as given and make kwargs filters skip the row, not fail.
 func TestKwargsNotJSON(t *testing.T) {
 	t.Parallel()

@@ -24,6 +24,7 @@ func testRoundTrip(t *testing.T, s *suite) {
 		FullName:     e.name("tasks.DataBackup"),
 		Sender:       "models.Üser \"Model\"",
 		EventType:    "events.ModelType",
+		EventID:      e.name("evt"),
 		Status:       logstore.StatusFail,
 		Stage:        "deadLettered",
 		RequestID:    e.name("req"),

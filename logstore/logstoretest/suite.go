@@ -157,6 +157,7 @@ func (e *env) node(fullName, request, node, parent string, created time.Time) lo
 		FullName:     fullName,
 		Sender:       "models.UserModel",
 		EventType:    "events.NormalType",
+		EventID:      "evt-" + node,
 		Status:       logstore.StatusWaiting,
 		Stage:        "queued",
 		RequestID:    request,
@@ -257,6 +258,7 @@ func requireRow(t *testing.T, want, got logstore.Row) {
 	require.Equal(t, want.FullName, got.FullName, msg+": fullName")
 	require.Equal(t, want.Sender, got.Sender, msg+": sender")
 	require.Equal(t, want.EventType, got.EventType, msg+": eventType")
+	require.Equal(t, want.EventID, got.EventID, msg+": eventId")
 	require.Equal(t, want.Status, got.Status, msg+": status")
 	require.Equal(t, want.Stage, got.Stage, msg+": stage")
 	require.Equal(t, want.RequestID, got.RequestID, msg+": requestId")

@@ -16,7 +16,12 @@ import (
 // Times round-trip to the nanosecond, in UTC; nil and empty JSON stay distinct.
 
 // codecVersion is the first byte of every record payload, so a future format can be told apart.
-const codecVersion = 1
+// Version 2 adds Row.EventID at the end of each row; version 1 records (spooled by an older
+// Trellis before an upgrade) are still read.
+const codecVersion = 2
+
+// validVersion reports whether a payload's format can be read.
+func validVersion(v byte) bool { return v == 1 || v == codecVersion }
 
 // A record is one checksummed frame of the spool:
 //
@@ -101,7 +106,7 @@ func checkPayload(payload []byte, sum uint32) (int, error) {
 	if crc32.Checksum(payload, castagnoli) != sum {
 		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
-	if len(payload) < payloadHeadLen || payload[0] != codecVersion {
+	if len(payload) < payloadHeadLen || !validVersion(payload[0]) {
 		return 0, fmt.Errorf("%w: unknown format version", errCorrupt)
 	}
 	n := binary.LittleEndian.Uint32(payload[1:])
@@ -128,14 +133,16 @@ func appendRow(b []byte, r *logstore.Row) []byte {
 		b = appendNullable(b, j)
 	}
 	if r.Error == nil {
-		return append(b, 0)
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		for _, s := range [...]string{r.Error.Code, r.Error.Message, r.Error.Stack} {
+			b = binary.AppendUvarint(b, uint64(len(s)))
+			b = append(b, s...)
+		}
 	}
-	b = append(b, 1)
-	for _, s := range [...]string{r.Error.Code, r.Error.Message, r.Error.Stack} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	b = binary.AppendUvarint(b, uint64(len(r.EventID)))
+	return append(b, r.EventID...)
 }
 
 // appendNullable writes len+1, or 0 for nil, so nil and empty JSON stay distinct.
@@ -217,9 +224,10 @@ func (d *decoder) nullable() json.RawMessage {
 
 // decodeRows appends the rows of a checked record payload to dst. It never panics on bad input.
 func decodeRows(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
-	if len(payload) < payloadHeadLen || payload[0] != codecVersion {
+	if len(payload) < payloadHeadLen || !validVersion(payload[0]) {
 		return dst, fmt.Errorf("%w: unknown format version", errCorrupt)
 	}
+	withEventID := payload[0] >= 2
 	n := int(binary.LittleEndian.Uint32(payload[1:]))
 	d := decoder{b: payload[payloadHeadLen:]}
 	// A count the bytes cannot hold is corrupt, not a reason for a huge allocation.
@@ -249,6 +257,9 @@ func decodeRows(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
 			r.Error = &logstore.RowError{Code: d.string(), Message: d.string(), Stack: d.string()}
 		case flag[0] != 0:
 			d.fail()
+		}
+		if withEventID && d.err == nil {
+			r.EventID = d.string()
 		}
 		if d.err != nil {
 			clear(rows)

@@ -202,7 +202,7 @@ func testRow(i int) logstore.Row {
 	r := logstore.Row{
 		ID: fmt.Sprintf("row-%09d", i), Kind: logstore.KindEvent,
 		FullName: fmt.Sprintf("events.OrderPlaced%d", i%7), Sender: "models.OrderModel", EventType: "events.NormalType",
-		Status: logstore.StatusSuccess, Stage: "done",
+		EventID: fmt.Sprintf("evt-%07d", i/10), Status: logstore.StatusSuccess, Stage: "done",
 		RequestID: fmt.Sprintf("req-%07d", i/10), NodeID: fmt.Sprintf("node-%09d", i), ParentNodeID: fmt.Sprintf("node-%09d", i-i%10),
 		Attempt: 1, CreatedAt: created, RecordedAt: created.Add(42 * time.Millisecond), Seq: uint32(i % 3),
 		StartTime: created.Add(time.Millisecond), EndTime: created.Add(41 * time.Millisecond), Duration: 40,
