@@ -105,3 +105,15 @@ func (h *Host) EventStats() engine.Stats {
 	}
 	return engine.Stats{}
 }
+
+// Resend runs a finished event node again (EventSvc.resend, POST /api/nodes/{id}/resend).
+func (h *Host) Resend(ctx context.Context, nodeID string) (engine.ResendResult, error) {
+	ec := h.events.Load()
+	if ec == nil {
+		return engine.ResendResult{}, ErrNotStarted
+	}
+	if ec.engine == nil {
+		return engine.ResendResult{}, ec.unavailable
+	}
+	return ec.engine.Resend(ctx, nodeID)
+}

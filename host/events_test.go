@@ -22,7 +22,9 @@ exports.place = function (order) { return events.sendEvent("services.Orders", {o
 exports.placeNamed = function (order) { return events.sendEvent({sender: "services.Orders", kwargs: {orderId: order.id}}); };
 exports.notAnObject = function () { return events.sendEvent("services.Orders", [1, 2]); };
 `,
-	"events/OnOrder/e.json": `{"title": "On order", "type": "events.NormalType", "sender": "services.Orders"}`,
+	"services/Resender/e.json":   `{"title": "Resender", "type": "services.NormalType"}`,
+	"services/Resender/index.js": `exports.again = function (nodeId) { return app.getElement("events.services.EventSvc").resend(nodeId); };`,
+	"events/OnOrder/e.json":      `{"title": "On order", "type": "events.NormalType", "sender": "services.Orders"}`,
 	"events/OnOrder/index.js": `exports.handle = function (event, ctx) {
   console.log("order", event.kwargs.orderId);
   app.getElement("events.services.EventSvc").sendEvent("events.OnOrder", {from: event.nodeId});
@@ -109,6 +111,25 @@ func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
 	requeue := nodes["events.Requeue"]
 	require.Equal(t, "deadLettered", requeue.Stage)
 	require.Equal(t, 2, requeue.Attempt, "requeueOnError is bounded by retry.maxAttempts")
+
+	// A dead letter can be resent: it runs again as its next attempt, same event id.
+	res2, err := h.CallService(context.Background(), "services.Resender", "again", []any{doomed.NodeID})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res2.Value.(map[string]any)["attempt"])
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.LogWriter().Flush(context.Background()))
+		rows, err := h.LogStore().Attempts(context.Background(), doomed.NodeID)
+		require.NoError(t, err)
+		last := rows[len(rows)-1]
+		return last.Attempt == 2 && last.Stage == "deadLettered"
+	}, 30*time.Second, 20*time.Millisecond)
+	rows, err := h.LogStore().Attempts(context.Background(), doomed.NodeID)
+	require.NoError(t, err)
+	for _, r := range rows {
+		require.Equal(t, sent["eventId"], r.EventID, "every state of the node carries the event id")
+	}
+	_, err = h.Resend(context.Background(), "node_unknown")
+	require.ErrorIs(t, err, engine.ErrNotFound)
 
 	// The sub-tree of OnOrder's node holds it and its child.
 	tree, err := h.LogStore().ByNode(context.Background(), sent["requestId"].(string), nodes["events.OnOrder"].NodeID)

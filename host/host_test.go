@@ -64,7 +64,7 @@ exports.getTaskTmplList = function (queryStr) {
 	"services/UsesTasks/index.js": `
 exports.list = function () { return app.getElement("services.TaskSvc").getTaskTmplList("Nightly"); };
 exports.badArgs = function () { return app.getBuiltin("services.TaskSvc").getTaskTmplList(42); };
-exports.notYet = function () { return app.getElement("events.services.EventSvc").resend("node_x"); };
+exports.notYet = function () { return app.getBuiltin("services.TaskSvc").createTimerTask("tasks.Nightly", "2030-01-01 00:00:00", "run", "tasks.NormalType", {}); };
 `,
 	"tasks/Nightly/e.json": `{"title": "Nightly", "type": "tasks.NormalType", "repeatType": "cron", "cron": "0 1 * * *", "funcName": "services.UsesTasks.list"}`,
 	"tasks/Hourly/e.json":  `{"title": "Hourly", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1h", "funcName": "services.UsesTasks.list"}`,

@@ -83,12 +83,18 @@ func TestWebhookToPrivateAddressNeedsTheApp(t *testing.T) {
 	res, err := h.SendEvent(context.Background(), engine.SendRequest{Sender: "shop", Kwargs: map[string]any{}})
 	require.NoError(t, err)
 	ctx := context.Background()
-	require.Eventually(t, func() bool {
+	var rows []logstore.Row
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		require.NoError(t, h.LogWriter().Flush(ctx))
-		rows, err := h.LogStore().Attempts(ctx, res.NodeIDs[0])
+		rows, err = h.LogStore().Attempts(ctx, res.NodeIDs[0])
 		require.NoError(t, err)
-		last := rows[len(rows)-1]
-		return last.Status == logstore.StatusFail && last.Error != nil && last.Error.Code == "webhook_forbidden"
-	}, 30*time.Second, 20*time.Millisecond)
+		if last := rows[len(rows)-1]; last.Status == logstore.StatusFail {
+			break
+		}
+	}
+	last := rows[len(rows)-1]
+	require.Equal(t, logstore.StatusFail, last.Status, "states: %+v", rows)
+	require.NotNil(t, last.Error)
+	require.Equal(t, "webhook_forbidden", last.Error.Code, last.Error.Message)
 	require.Zero(t, hits.Load(), "nothing reached the loopback server")
 }

@@ -104,6 +104,8 @@ func statusOfCode(code string) int {
 		return http.StatusBadRequest
 	case services.CodeNotImplemented:
 		return http.StatusNotImplemented
+	case services.CodeConflict:
+		return http.StatusConflict
 	case jsvm.CodeUnavailable: // also services.CodeUnavailable
 		return http.StatusServiceUnavailable
 	default: // js_error, timeout, memory_limit, stack_overflow: the function ran and failed

@@ -26,6 +26,13 @@ func (s *Server) nodeOp(c echo.Context) error {
 	if !nodeOps[op] {
 		return errNotFound("no node operation %q: use pause, resume, retry, skip, forcedFail, callback or resend", op)
 	}
+	if op == "resend" {
+		res, err := s.api.Resend(c.Request().Context(), node)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, res)
+	}
 	if op != "callback" {
 		return errNotImplemented("node operation %s is not available in this version of Trellis", op)
 	}

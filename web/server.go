@@ -39,6 +39,8 @@ type API interface {
 	LogStats() any
 	// EventLag is each listener's backlog on the bus (pending and undelivered).
 	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
+	// Resend runs a finished event node again.
+	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
 	// Callback completes a node waiting for its callback.
 	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
 }

@@ -12,14 +12,30 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
+// Stages recorded by the sender of a delivery; every other state comes after them.
+const (
+	stageQueued    = "queued"
+	stageResent    = "resent"
+	stageBroadcast = "broadcast"
+)
+
 // seq orders rows of one node recorded within the same millisecond.
 var seq atomic.Uint32
 
-// row builds the log row of one state of a node.
+// row builds the log row of one state of a node. States after the send are recorded at least one
+// millisecond after it: stores order a node's states by (recordedAt ms, seq), and seq counters of
+// different hosts (or a handler quicker than the sender's own bookkeeping) must never put a
+// later state before the queued one.
 func (e *Engine) row(env *envelope, status, stage string, at time.Time) logstore.Row {
+	if stage != stageQueued && stage != stageResent && stage != stageBroadcast {
+		if floor := env.SentAt.Truncate(time.Millisecond).Add(time.Millisecond); at.Before(floor) {
+			at = floor
+		}
+	}
 	return logstore.Row{
 		ID: NewID("st_"), Kind: logstore.KindEvent, FullName: env.Listener, Sender: env.Sender, EventType: env.EventType,
-		Status: status, Stage: stage, RequestID: env.RequestID, NodeID: env.NodeID, ParentNodeID: env.ParentNodeID,
+		EventID: env.EventID,
+		Status:  status, Stage: stage, RequestID: env.RequestID, NodeID: env.NodeID, ParentNodeID: env.ParentNodeID,
 		Attempt: env.Attempt, CreatedAt: env.CreatedAt, RecordedAt: at, Seq: seq.Add(1), Kwargs: env.Kwargs,
 		Host: e.opts.HostName + "/" + e.opts.InstanceID,
 	}

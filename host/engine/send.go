@@ -86,17 +86,18 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 		res.NodeIDs = append(res.NodeIDs, env.NodeID)
 		res.Subscribers = append(res.Subscribers, l.FullName)
 	}
-	if err := e.publish(ctx, dels); err != nil {
-		return SendResult{}, err
-	}
+	// The queued rows are made (and numbered) before the deliveries can run, so they order first.
 	rows := make([]logstore.Row, 0, len(dels))
 	for _, d := range dels {
-		status, stage := logstore.StatusWaiting, "queued"
+		status, stage := logstore.StatusWaiting, stageQueued
 		if d.listener.HandlerType == HandlerBroadcast {
 			// Each receiving host runs a child node of its own; this one only records the send.
-			status, stage = logstore.StatusSuccess, "broadcast"
+			status, stage = logstore.StatusSuccess, stageBroadcast
 		}
 		rows = append(rows, e.row(d.env, status, stage, now))
+	}
+	if err := e.publish(ctx, dels); err != nil {
+		return SendResult{}, err
 	}
 	e.writeRows(ctx, rows...)
 	e.sent.Add(1)

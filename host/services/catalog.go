@@ -21,6 +21,8 @@ type Env interface {
 	Location() *time.Location
 	// SendEvent delivers an event through the event center.
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
+	// Resend runs a finished event node again.
+	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
 }
 
 // Invocation is one call of a built-in method after its arguments are bound.

@@ -16,14 +16,27 @@ import (
 // EventSvcName is the fullName of the built-in event service.
 const EventSvcName = "events.services.EventSvc"
 
-// CodeUnavailable is the code of a call whose backend is down or not configured.
-const CodeUnavailable = "unavailable"
+// CodeUnavailable is the code of a call whose backend is down or not configured; CodeConflict
+// of an operation the current state does not allow.
+const (
+	CodeUnavailable = "unavailable"
+	CodeConflict    = "conflict"
+)
 
 func registerEventSvc(c *Catalog) {
 	c.Register(EventSvcName, "getEventLog", getEventLog)
 	c.Register(EventSvcName, "getEventLogByRequestId", getEventLogByRequestID)
 	c.Register(EventSvcName, "getEventLogByNodeId", getEventLogByNodeID)
 	c.Register(EventSvcName, "sendEvent", sendEvent)
+	c.Register(EventSvcName, "resend", resend)
+}
+
+func resend(ctx context.Context, env Env, inv Invocation) (any, error) {
+	res, err := env.Resend(ctx, inv.Args["nodeId"].(string))
+	if err != nil {
+		return nil, EngineError("resend", err)
+	}
+	return map[string]any{"nodeId": res.NodeID, "attempt": int64(res.Attempt)}, nil
 }
 
 // sendEvent delivers an event; sent from inside an execution, its nodes join the caller's
@@ -67,6 +80,8 @@ func EngineError(method string, err error) error {
 		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("services: %s: %v", method, err)}
 	case errors.Is(err, engine.ErrNotFound):
 		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("services: %s: %v", method, err)}
+	case errors.Is(err, engine.ErrConflict):
+		return &Error{Code: CodeConflict, Message: fmt.Sprintf("services: %s: %v", method, err)}
 	}
 	return err
 }
