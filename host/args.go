@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/trellis-run/trellis/host/jsvm"
 )
 
 // ErrBadArgs: call arguments that are not what a call takes; the message says what to send.
@@ -27,7 +29,7 @@ func ArgsFromJSON(data []byte) ([]any, error) {
 	case map[string]any:
 		return []any{t}, nil
 	default:
-		return nil, fmt.Errorf("%w: send a JSON object (the one argument) or an array (positional arguments), got %s", ErrBadArgs, jsonKind(v))
+		return nil, fmt.Errorf("%w: send a JSON object (the one argument) or an array (positional arguments), got %s", ErrBadArgs, jsvm.DescribeValue(v))
 	}
 }
 
@@ -64,17 +66,4 @@ func normalizeNumbers(v any) any {
 		}
 	}
 	return v
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	default:
-		return "a number"
-	}
 }

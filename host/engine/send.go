@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -50,7 +51,7 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	}
 	kwargs, ok := req.Kwargs.(map[string]any)
 	if !ok {
-		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, kindOf(req.Kwargs))
+		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, jsvm.DescribeValue(req.Kwargs))
 	}
 	raw, err := json.Marshal(kwargs)
 	if err != nil {
@@ -146,20 +147,4 @@ func (e *Engine) publish(ctx context.Context, dels []delivery) error {
 		}
 	}
 	return nil
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case float64, int64, int:
-		return "a number"
-	}
-	return fmt.Sprintf("%T", v)
 }

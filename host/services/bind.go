@@ -1,10 +1,10 @@
 package services
 
 import (
-	"fmt"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/trellis-run/trellis/host/jsvm"
 )
 
 // FunctionSpec describes one method of a service as its element's functionList declares it:
@@ -153,30 +153,9 @@ func checkType(method string, a ArgSpec, v any) error {
 		want = `a datetime ("YYYY-MM-DD HH:mm:ss", ISO-8601, epoch milliseconds or a Date)`
 	}
 	if !ok {
-		return invalidArg(method, "argument %q must be %s, got %s", a.Name, want, describe(v))
+		return invalidArg(method, "argument %q must be %s, got %s", a.Name, want, jsvm.DescribeValue(v))
 	}
 	return nil
-}
-
-func describe(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case float64, float32, int, int64, int32:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	case time.Time:
-		return "a Date"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }
 
 func argNames(spec FunctionSpec) string {
@@ -188,14 +167,4 @@ func argNames(spec FunctionSpec) string {
 		return "none"
 	}
 	return strings.Join(names, ", ")
-}
-
-// sortedKeys is used where output order must be stable (error messages, listings).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -140,7 +140,7 @@ func wholeNumber(method, name string, v any, def int) (int, error) {
 		}
 		return int(n), nil
 	}
-	return 0, invalidArg(method, "argument %q must be a whole number, got %s", name, describe(v))
+	return 0, invalidArg(method, "argument %q must be a whole number, got %s", name, jsvm.DescribeValue(v))
 }
 
 // trimSentinel drops the "logstore: invalid query: " prefix; the service error says the method.
