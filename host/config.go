@@ -33,6 +33,10 @@ type Config struct {
 	RedisURL      string
 	ClickHouseDSN string
 	DBDSN         string
+	// ClickHouseCluster names a cluster of the ClickHouse servers' remote_servers: the log's
+	// tables are then created ON CLUSTER, as local tables on every shard under Distributed
+	// tables that inserts and queries go through (docs/logstore.md).
+	ClickHouseCluster string
 	// Sandbox is SandboxIsolated (default) or SandboxInProcess.
 	Sandbox string
 	// Workers is the number of isolated worker processes; default the number of CPUs.
@@ -109,6 +113,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
 	case c.ClaimAfter < 0 || (c.ClaimAfter > 0 && c.ClaimAfter < 100*time.Millisecond):
 		return fmt.Errorf("%w: ClaimAfter (--claim-timeout) must be at least 100ms, got %s", ErrInvalidConfig, c.ClaimAfter)
+	case c.ClickHouseCluster != "" && c.ClickHouseDSN == "":
+		return fmt.Errorf("%w: ClickHouseCluster (--clickhouse-cluster) needs ClickHouseDSN (--clickhouse)", ErrInvalidConfig)
 	case c.LogRetention < 0:
 		return fmt.Errorf("%w: LogRetention (--log-retention) must be 0 (keep everything) or more, got %s", ErrInvalidConfig, c.LogRetention)
 	case c.LogRetention > 0 && c.LogRetention < 24*time.Hour:

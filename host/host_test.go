@@ -322,3 +322,11 @@ exports.badTime = function () { return svc.getEventLog({fullName: "services.Work
 		require.Contains(t, je.Message, want)
 	}
 }
+
+func TestClickHouseClusterNeedsClickHouse(t *testing.T) {
+	t.Parallel()
+	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
+	_, err := New(Config{AppDir: dir, ClickHouseCluster: "prod"})
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	require.ErrorContains(t, err, "--clickhouse-cluster")
+}

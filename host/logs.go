@@ -76,7 +76,7 @@ func OpenLogStore(ctx context.Context, cfg Config) (logstore.Store, error) {
 		err   error
 	)
 	if cfg.ClickHouseDSN != "" {
-		store, err = chstore.Open(ctx, cfg.ClickHouseDSN, chstore.Options{})
+		store, err = chstore.Open(ctx, cfg.ClickHouseDSN, chstore.Options{Cluster: cfg.ClickHouseCluster, Distributed: cfg.ClickHouseCluster != ""})
 	} else {
 		store, err = localstore.Open(filepath.Join(cfg.DataDir, "logs"), localstore.Options{})
 	}

@@ -89,7 +89,7 @@ func newLogsCmd() *cobra.Command {
 	fl.BoolVar(&f.summary, "summary", false, "per-element counts, failure rate and duration percentiles")
 	fl.BoolVar(&f.timeseries, "timeseries", false, "counts per time bucket")
 	fl.StringVar(&f.bucket, "bucket", "1h", "with --timeseries: bucket size, 1m to 1d")
-	addSettings(cmd, "app", "data", "clickhouse", "config")
+	addSettings(cmd, "app", "data", "clickhouse", "clickhouse-cluster", "config")
 	return cmd
 }
 

@@ -27,6 +27,7 @@ var settings = []setting{
 	{"addr", "TRELLIS_ADDR", "addr", "address of the HTTP API and editor", "127.0.0.1:8080"},
 	{"redis", "TRELLIS_REDIS_URL", "redis", "Redis URL for events, timers and coordination (cluster mode)", ""},
 	{"clickhouse", "TRELLIS_CLICKHOUSE_DSN", "clickhouse", "ClickHouse DSN for the execution log", ""},
+	{"clickhouse-cluster", "TRELLIS_CLICKHOUSE_CLUSTER", "clickhouseCluster", "ClickHouse cluster name: log tables ON CLUSTER, Distributed over shards", ""},
 	{"db", "TRELLIS_DB_DSN", "db", "PostgreSQL DSN for model data", ""},
 	{"sandbox", "TRELLIS_SANDBOX", "sandbox", "how JavaScript runs: isolated (worker processes) or inprocess (trusted code only)", "isolated"},
 	{"workers", "TRELLIS_WORKERS", "workers", "isolated worker processes (0 = one per CPU)", "0"},
@@ -130,7 +131,7 @@ func readYAML(path, app string) (map[string]any, error) {
 func hostConfig(vals map[string]string) (host.Config, error) {
 	cfg := host.Config{
 		AppDir: vals["app"], DataDir: vals["data"], Addr: vals["addr"],
-		RedisURL: vals["redis"], ClickHouseDSN: vals["clickhouse"], DBDSN: vals["db"],
+		RedisURL: vals["redis"], ClickHouseDSN: vals["clickhouse"], DBDSN: vals["db"], ClickHouseCluster: vals["clickhouse-cluster"],
 		Sandbox: vals["sandbox"], AdminToken: os.Getenv("TRELLIS_ADMIN_TOKEN"), Version: version,
 	}
 	if cfg.AppDir == "" {
