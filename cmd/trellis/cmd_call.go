@@ -77,7 +77,7 @@ func newCallCmd() *cobra.Command {
 			return nil
 		},
 	}
-	addSettings(cmd, "app", "data", "sandbox", "workers", "timeout", "memory-limit", "config")
+	addSettings(cmd, "app", "data", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
 	return cmd
 }
 

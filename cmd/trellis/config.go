@@ -35,6 +35,7 @@ var settings = []setting{
 	{"memory-limit", "TRELLIS_MEMORY_LIMIT_MB", "memoryLimitMB", "default memory limit of one execution, in MiB", "256"},
 	{"claim-timeout", "TRELLIS_CLAIM_TIMEOUT", "claimTimeout", "how long a dead host's unfinished deliveries wait before another host takes them", "30s"},
 	{"log-retention", "TRELLIS_LOG_RETENTION", "logRetention", "drop execution-log days older than this (e.g. 30d; 0 keeps everything)", "0"},
+	{"max-kwargs", "TRELLIS_MAX_KWARGS_BYTES", "maxKwargsBytes", "largest JSON of an event's kwargs, in bytes", "1048576"},
 	{"max-body", "TRELLIS_MAX_BODY_BYTES", "maxBodyBytes", "largest HTTP request body, in bytes", "4194304"},
 	{"config", "TRELLIS_CONFIG", "", "trellis.yaml to read (default ./trellis.yaml, then APP/trellis.yaml)", ""},
 }
@@ -164,6 +165,13 @@ func hostConfig(vals map[string]string) (host.Config, error) {
 		if cfg.LogRetention, err = parseDays(v); err != nil {
 			return cfg, fmt.Errorf("--log-retention must be a duration such as 30d or 720h, got %q", v)
 		}
+	}
+	if v := vals["max-kwargs"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return cfg, fmt.Errorf("--max-kwargs must be a positive number of bytes, got %q", v)
+		}
+		cfg.MaxKwargsBytes = n
 	}
 	if v := vals["max-body"]; v != "" {
 		if cfg.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); err != nil || cfg.MaxBodyBytes <= 0 {
