@@ -33,7 +33,7 @@ func benchServer(b *testing.B) *server {
 	b.Helper()
 	benchOnce.Do(func() {
 		benchSrv = newServer(b, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
-		baseline, baseErr = redisBenchmarkXAdd(benchSrv.port)
+		baseline, baseErr = redisBenchmarkXAdd(benchSrv.Port)
 	})
 	if benchSrv == nil {
 		b.Fatal("no benchmark server")
@@ -101,7 +101,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	for _, c := range []struct{ pubs, subs int }{{16, 1}, {16, 4}, {64, 1}, {64, 4}} {
 		b.Run(fmt.Sprintf("pubs=%d/subs=%d", c.pubs, c.subs), func(b *testing.B) {
 			srv := benchServer(b)
-			url := srv.url()
+			url := srv.URL()
 			opts := Options{URL: url, Prefix: fmt.Sprintf("bench:%s:%d:", runID, time.Now().UnixNano())}
 			bs, err := New(opts)
 			require.NoError(b, err)

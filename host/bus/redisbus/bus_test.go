@@ -18,10 +18,10 @@ func TestConformance(t *testing.T) {
 	}, bustest.Options{
 		Restartable: func(t *testing.T) (bus.Bus, func(t *testing.T) bus.Bus) {
 			srv := startServer(t)
-			b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+			b := newBus(t, testOptions(srv.URL(), "trellis:bus:"))
 			return b, func(t *testing.T) bus.Bus {
-				srv.kill()
-				srv.start()
+				srv.Kill()
+				srv.Start()
 				return b
 			}
 		},

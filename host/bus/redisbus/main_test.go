@@ -5,17 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
 )
 
 // The tests run against the Redis named by TRELLIS_TEST_REDIS (shared with other suites: every
@@ -85,91 +83,17 @@ func newBus(t testing.TB, opts Options) *Bus {
 	return b
 }
 
-// server is a private redis-server this test started, with an append-only file synced on every
-// write, so a kill -9 loses nothing Redis acknowledged.
-type server struct {
-	t    testing.TB
-	dir  string
-	port int
-	args []string
-	cmd  *exec.Cmd
-}
+// server is a private redis-server a test started (see package redistest).
+type server = redistest.Server
 
-func startServer(t testing.TB) *server {
-	t.Helper()
-	s := newServer(t, "--appendonly", "yes", "--appendfsync", "always", "--save", "")
-	t.Cleanup(s.remove)
-	return s
-}
+func startServer(t testing.TB) *server { return redistest.Durable(t) }
 
-// newServer starts a private redis-server with the given persistence arguments; the caller
-// kills it.
-func newServer(t testing.TB, args ...string) *server {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	dir, err := os.MkdirTemp("", "redisbus-server-")
-	require.NoError(t, err)
-	s := &server{t: t, dir: dir, port: port, args: args}
-	s.start()
-	return s
-}
-
-func (s *server) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func (s *server) start() {
-	s.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis.log"), "--daemonize", "no",
-	}, s.args...)
-	s.cmd = exec.Command("redis-server", args...)
-	require.NoError(s.t, s.cmd.Start())
-	opts, err := redis.ParseURL(s.url())
-	require.NoError(s.t, err)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			s.t.Fatalf("private redis-server on port %d did not answer: %v\n%s", s.port, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill ends the server with SIGKILL, as a crash would.
-func (s *server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
-
-// remove kills the server and deletes its data.
-func (s *server) remove() {
-	s.kill()
-	_ = os.RemoveAll(s.dir)
-}
+func newServer(t testing.TB, args ...string) *server { return redistest.New(t, args...) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchSrv != nil {
-		benchSrv.remove()
+		benchSrv.Remove()
 	}
 	os.Exit(code)
 }

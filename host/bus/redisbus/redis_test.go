@@ -78,7 +78,7 @@ func TestRedisDown(t *testing.T) {
 func TestOutageAndResume(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+	b := newBus(t, testOptions(srv.URL(), "trellis:bus:"))
 	ctx := t.Context()
 	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c", Prefetch: 2})
 	require.NoError(t, err)
@@ -86,7 +86,7 @@ func TestOutageAndResume(t *testing.T) {
 	require.NoError(t, err)
 	held := recv(t, sub, 10*time.Second)
 
-	srv.kill()
+	srv.Kill()
 	start := time.Now()
 	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("during")})
 	require.ErrorIs(t, err, bus.ErrUnavailable)
@@ -95,7 +95,7 @@ func TestOutageAndResume(t *testing.T) {
 	_, err = b.Lag(ctx, "t")
 	require.ErrorIs(t, err, bus.ErrUnavailable)
 
-	srv.start()
+	srv.Start()
 	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("after")})
 	require.NoError(t, err)
 	d := recv(t, sub, 20*time.Second)
@@ -112,14 +112,14 @@ func TestOutageAndResume(t *testing.T) {
 func TestGroupLost(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
-	b := newBus(t, testOptions(srv.url(), "trellis:bus:"))
+	b := newBus(t, testOptions(srv.URL(), "trellis:bus:"))
 	ctx := t.Context()
 	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c"})
 	require.NoError(t, err)
 	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("one")})
 	require.NoError(t, err)
 	require.NoError(t, recv(t, sub, 10*time.Second).Ack(ctx))
-	require.NoError(t, client(t, srv.url()).FlushAll(ctx).Err()) // the private server: data gone
+	require.NoError(t, client(t, srv.URL()).FlushAll(ctx).Err()) // the private server: data gone
 	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("two")})
 	require.NoError(t, err)
 	d := recv(t, sub, 20*time.Second)

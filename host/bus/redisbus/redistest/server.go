@@ -1,0 +1,103 @@
+// Package redistest starts private redis-server processes for tests that must stop, kill or
+// restart Redis — which they may never do to the shared server other tests use. It is a test
+// helper for redisbus and the host's event-center tests; nothing in the product imports it.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// Server is a private redis-server a test started.
+type Server struct {
+	t    testing.TB
+	Dir  string
+	Port int
+	args []string
+	cmd  *exec.Cmd
+}
+
+// Durable starts a private server with an append-only file synced on every write, so a kill -9
+// loses nothing Redis acknowledged; it is removed when the test ends.
+func Durable(t testing.TB) *Server {
+	t.Helper()
+	s := New(t, "--appendonly", "yes", "--appendfsync", "always", "--save", "")
+	t.Cleanup(s.Remove)
+	return s
+}
+
+// New starts a private redis-server with the given persistence arguments; the caller removes
+// it. The test is skipped when redis-server is not installed.
+func New(t testing.TB, args ...string) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed (apt-get install redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	dir, err := os.MkdirTemp("", "redistest-")
+	require.NoError(t, err)
+	s := &Server{t: t, Dir: dir, Port: port, args: args}
+	s.Start()
+	return s
+}
+
+// URL is the server's redis:// URL.
+func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
+
+// Start starts (or restarts) the server on its port and waits until it answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	args := append([]string{
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
+		"--logfile", filepath.Join(s.Dir, "redis.log"), "--daemonize", "no",
+	}, s.args...)
+	s.cmd = exec.Command("redis-server", args...)
+	require.NoError(s.t, s.cmd.Start())
+	opts, err := redis.ParseURL(s.URL())
+	require.NoError(s.t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+			s.t.Fatalf("private redis-server on port %d did not answer: %v\n%s", s.Port, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill ends the server with SIGKILL, as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Remove kills the server and deletes its data.
+func (s *Server) Remove() {
+	s.Kill()
+	_ = os.RemoveAll(s.Dir)
+}
