@@ -119,3 +119,40 @@ func TestUnreliableListenerDropsWhatArrivesWhileNoHostRunsIt(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, "not handled", state(early.NodeIDs[1]), "the lossy listener dropped the event sent while no host ran it")
 }
+
+// A scheduled retry survives the host that scheduled it: another host runs it when it is due.
+func TestScheduledRetrySurvivesItsHost(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Durable(t)
+	files := map[string]string{
+		"app.json": fmt.Sprintf(`{"name": "retry%d"}`, time.Now().UnixNano()),
+		"events/Flaky/e.json": `{"title": "Flaky", "type": "events.NormalType", "sender": "s",
+			"retry": {"policy": "default", "interval": "1500ms", "maxAttempts": 3}}`,
+		"events/Flaky/index.js": `exports.handle = function (event) { if (event.attempt < 2) throw new Error("not yet"); return event.attempt; };`,
+	}
+	ctx := context.Background()
+	first := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
+	res, err := first.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
+	require.NoError(t, err)
+	node := res.NodeIDs[0]
+	require.Eventually(t, func() bool {
+		require.NoError(t, first.LogWriter().Flush(ctx))
+		rows, err := first.LogStore().Attempts(ctx, node)
+		require.NoError(t, err)
+		return len(rows) > 0 && rows[len(rows)-1].Stage == "retryScheduled"
+	}, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, first.Stop(ctx))
+
+	second := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
+	require.Eventually(t, func() bool {
+		require.NoError(t, second.LogWriter().Flush(ctx))
+		rows, err := second.LogStore().Attempts(ctx, node)
+		require.NoError(t, err)
+		for _, r := range rows {
+			if r.Status == logstore.StatusSuccess && r.Attempt == 2 {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 50*time.Millisecond, "the second host ran the retry the first one scheduled")
+}
