@@ -131,6 +131,16 @@ func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
 	_, err = h.Resend(context.Background(), "node_unknown")
 	require.ErrorIs(t, err, engine.ErrNotFound)
 
+	// Bulk resend by a log query: every failed node of a listener.
+	bulk, err := h.BulkResend(context.Background(), logstore.Query{FullName: "events.Requeue"})
+	require.NoError(t, err)
+	require.Len(t, bulk.Resent, 1)
+	require.Equal(t, requeue.NodeID, bulk.Resent[0].NodeID)
+	require.Equal(t, 3, bulk.Resent[0].Attempt)
+	require.False(t, bulk.Truncated)
+	_, err = h.BulkResend(context.Background(), logstore.Query{Status: "done"})
+	require.ErrorIs(t, err, logstore.ErrInvalidQuery)
+
 	// The sub-tree of OnOrder's node holds it and its child.
 	tree, err := h.LogStore().ByNode(context.Background(), sent["requestId"].(string), nodes["events.OnOrder"].NodeID)
 	require.NoError(t, err)

@@ -76,6 +76,9 @@ func TestLogRoutes(t *testing.T) {
 		{name: "bucket too small", method: "GET", path: "/api/analytics/timeseries?bucket=30s", wantStatus: 400, wantIn: []string{"bucket"}},
 		{name: "too many buckets", method: "GET", path: "/api/analytics/timeseries?start=2000-01-01&end=2024-01-01&bucket=1m", wantStatus: 400, wantIn: []string{"buckets"}},
 		{name: "summary inverted", method: "GET", path: "/api/analytics/summary?start=2024-01-16&end=2024-01-15", wantStatus: 400},
+		{name: "bulk resend needs valid filters", method: "POST", path: "/api/events/resend?status=done", wantStatus: 400, wantIn: []string{"status"}},
+		{name: "bulk resend of nodes that are not event deliveries of a listener", method: "POST", path: "/api/events/resend?fullName=events.UserLogin&status=fail", wantStatus: 200,
+			wantIn: []string{`"resent":[]`, `"skipped":[{"nodeId":"n2"`}},
 		{name: "logs need a token", method: "GET", path: "/api/events/logs", noAuth: true, wantStatus: 401},
 	} {
 		t.Run(sc.name, func(t *testing.T) { run(t, handler, sc) })

@@ -21,11 +21,43 @@ func (s *Server) routeEvents(e *echo.Echo) {
 	e.GET("/api/events/requests/:requestId", s.requestLogs)
 	e.GET("/api/events/requests/:requestId/nodes/:nodeId", s.nodeLogs)
 	e.GET("/api/events/nodes/:nodeId/attempts", s.nodeAttempts)
+	e.POST("/api/events/resend", s.bulkResend)
+}
+
+// bulkResend resends every node a log query matches (query string as GET /api/events/logs;
+// status defaults to fail).
+func (s *Server) bulkResend(c echo.Context) error {
+	q, err := s.logQuery(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.api.BulkResend(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
 // eventLogs is getEventLog over HTTP, plus the console's free filters: sender, host, errorCode
 // and kwargs.<field>=<value>.
 func (s *Server) eventLogs(c echo.Context) error {
+	q, err := s.logQuery(c)
+	if err != nil {
+		return err
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	page, err := store.Query(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"totalCount": page.TotalCount, "rowDatas": services.RowsToJS(page.RowDatas, s.api.Location())})
+}
+
+// logQuery reads getEventLog's arguments and the free filters from the query string.
+func (s *Server) logQuery(c echo.Context) (logstore.Query, error) {
 	params := c.QueryParams()
 	args := map[string]any{}
 	for _, k := range []string{"fullName", "startTime", "endTime", "status"} {
@@ -37,14 +69,14 @@ func (s *Server) eventLogs(c echo.Context) error {
 		if v := params.Get(k); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return errBadRequest("%s must be a whole number, got %q", k, v)
+				return logstore.Query{}, errBadRequest("%s must be a whole number, got %q", k, v)
 			}
 			args[k] = n
 		}
 	}
 	q, err := services.EventLogQuery(args, s.api.Location())
 	if err != nil {
-		return err
+		return q, err
 	}
 	q.Sender, q.Host, q.ErrorCode = params.Get("sender"), params.Get("host"), params.Get("errorCode")
 	for k, vs := range params {
@@ -55,15 +87,10 @@ func (s *Server) eventLogs(c echo.Context) error {
 			q.Kwargs[name] = vs[0]
 		}
 	}
-	store, err := s.logStore()
-	if err != nil {
-		return err
+	if err := q.Validate(); err != nil {
+		return q, err
 	}
-	page, err := store.Query(c.Request().Context(), q)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"totalCount": page.TotalCount, "rowDatas": services.RowsToJS(page.RowDatas, s.api.Location())})
+	return q, nil
 }
 
 // datetimeOrString passes epoch milliseconds in a query string on as a number, so

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
@@ -39,8 +40,9 @@ type API interface {
 	LogStats() any
 	// EventLag is each listener's backlog on the bus (pending and undelivered).
 	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
-	// Resend runs a finished event node again.
+	// Resend runs a finished event node again; BulkResend every node a log query matches.
 	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
+	BulkResend(ctx context.Context, q logstore.Query) (host.BulkResendResult, error)
 	// Callback completes a node waiting for its callback.
 	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
 }
