@@ -33,7 +33,10 @@ func BenchmarkEventsEndToEnd(b *testing.B) {
 			})
 			ctx := context.Background()
 			base := h.EventStats().Handled
-			const senders = 32
+			senders := 32
+			if s := os.Getenv("TRELLIS_BENCH_SENDERS"); s != "" {
+				fmt.Sscan(s, &senders)
+			}
 			b.ResetTimer()
 			start := time.Now()
 			var wg sync.WaitGroup
