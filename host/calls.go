@@ -31,7 +31,7 @@ func (h *Host) CallService(ctx context.Context, fullName, fn string, args []any)
 		v, err := h.catalog.Call(ctx, h, el, fn, args, services.Invocation{})
 		return jsvm.Result{Value: v, Duration: time.Since(start)}, err
 	}
-	if !contains(el.Exports, fn) {
+	if !el.HasExport(fn) {
 		return jsvm.Result{}, fmt.Errorf("%w: %s has no function %q; it exports: %s", ErrNotFound, fullName, fn, listOrNone(el.Exports))
 	}
 	exec, err := h.executor()
@@ -77,15 +77,6 @@ func suggest(snap *registry.Snapshot, fullName string) string {
 	}
 	sort.Strings(near)
 	return "; did you mean " + strings.Join(near, " or ") + "?"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func listOrNone(list []string) string {

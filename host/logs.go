@@ -2,8 +2,6 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 	"github.com/trellis-run/trellis/logstore/chstore"
@@ -49,7 +48,7 @@ func openExecLog(ctx context.Context, cfg Config) (*execLog, error) {
 	if errors.Is(err, writer.ErrSpoolLocked) {
 		// Another process (a running `serve`, beside this `trellis call`) owns the spool: use a
 		// spool of our own, which a later owner of the main spool adopts if we die with rows in it.
-		l.ownSpool = filepath.Join(cfg.LogSpoolDir+".d", newID("spool_"))
+		l.ownSpool = filepath.Join(cfg.LogSpoolDir+".d", engine.NewID("spool_"))
 		l.writer, err = startWriter(ctx, l.store, l.ownSpool, flush)
 	} else if err == nil {
 		adoptOrphanSpools(ctx, l.store, cfg.LogSpoolDir+".d")
@@ -171,7 +170,8 @@ func (h *Host) LogStats() any {
 	return nil
 }
 
-// hostName names this host in log rows.
+// hostName names this process in the log rows of service calls ("machine:pid"). It is not the
+// engine's host name: broadcastIdentifier "host" must stay the same across restarts.
 var hostName = func() string {
 	name, err := os.Hostname()
 	if err != nil {
@@ -179,13 +179,6 @@ var hostName = func() string {
 	}
 	return fmt.Sprintf("%s:%d", name, os.Getpid())
 }()
-
-// newID makes a random id with a prefix: "req_3f9c…".
-func newID(prefix string) string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
 
 // logServiceCall records one service call made from the CLI or HTTP as a finished node of its
 // own request, so every execution is in the log.
@@ -196,8 +189,8 @@ func (h *Host) logServiceCall(ctx context.Context, fullName, fn string, args []a
 	}
 	end := time.Now()
 	row := logstore.Row{
-		ID: newID("st_"), Kind: logstore.KindService, FullName: fullName, Sender: fullName + "." + fn,
-		Status: logstore.StatusSuccess, RequestID: newID("req_"), NodeID: newID("node_"),
+		ID: engine.NewID("st_"), Kind: logstore.KindService, FullName: fullName, Sender: fullName + "." + fn,
+		Status: logstore.StatusSuccess, RequestID: engine.NewID("req_"), NodeID: engine.NewID("node_"),
 		CreatedAt: start, RecordedAt: end, StartTime: start, EndTime: end,
 		Duration: end.Sub(start).Milliseconds(), Host: hostName,
 	}

@@ -290,3 +290,32 @@ func TestLogsCommand(t *testing.T) {
 		require.NotEmpty(t, r.stderr)
 	}
 }
+
+// Settings come from flags, then the environment, then trellis.yaml (CONTRACT §7).
+func TestSettingsFromTrellisYAML(t *testing.T) {
+	t.Parallel()
+	dir := initApp(t)
+	write(t, filepath.Join(dir, "services/Spin/e.json"), `{"title": "Spin", "type": "services.NormalType"}`)
+	write(t, filepath.Join(dir, "services/Spin/index.js"), `exports.spin = function () { for (;;) {} };`)
+	write(t, filepath.Join(dir, "trellis.yaml"), "timeout: 300ms\nsandbox: inprocess\n")
+
+	start := time.Now()
+	r := trellis(t, "call", "--app", dir, "services.Spin.spin")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "error timeout")
+	require.Less(t, time.Since(start), 20*time.Second, "the yaml timeout applied, not the 30 s default")
+
+	r = trellis(t, "call", "--app", dir, "--timeout", "notaduration", "services.Spin.spin")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "--timeout", "a flag wins over trellis.yaml")
+
+	write(t, filepath.Join(dir, "trellis.yaml"), "timeout: 300ms\nspeed: fast\n")
+	r = trellis(t, "call", "--app", dir, "services.GreetingSvc.hello")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, `unknown setting "speed"`)
+
+	write(t, filepath.Join(dir, "trellis.yaml"), "timeout: [1, 2\n")
+	r = trellis(t, "call", "--app", dir, "services.GreetingSvc.hello")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "not valid YAML")
+}

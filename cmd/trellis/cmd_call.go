@@ -25,11 +25,7 @@ func newCallCmd() *cobra.Command {
 			"The result goes to stdout as JSON; console output goes to stderr.",
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vals, err := resolve(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			cfg, err := hostConfig(vals)
+			cfg, err := configOf(cmd)
 			if err != nil {
 				return err
 			}
@@ -44,9 +40,9 @@ func newCallCmd() *cobra.Command {
 					return err
 				}
 			}
-			h, err := host.New(cfg)
+			h, err := newHost(cmd, cfg)
 			if err != nil {
-				return reportLoadError(cmd, cfg.AppDir, err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
@@ -79,6 +75,15 @@ func newCallCmd() *cobra.Command {
 	}
 	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
 	return cmd
+}
+
+// newHost loads the app into a host; an app with problems prints every one and exits 1.
+func newHost(cmd *cobra.Command, cfg host.Config) (*host.Host, error) {
+	h, err := host.New(cfg)
+	if err != nil {
+		return nil, reportLoadError(cmd, cfg.AppDir, err)
+	}
+	return h, nil
 }
 
 // reportLoadError prints every problem of an app that failed to load.

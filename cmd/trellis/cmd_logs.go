@@ -38,17 +38,13 @@ func newLogsCmd() *cobra.Command {
 			"is the same as --start two hours ago. Output is JSON.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			vals, err := resolve(cmd.Flags())
+			cfg, err := configOf(cmd)
 			if err != nil {
 				return err
 			}
-			cfg, err := hostConfig(vals)
+			h, err := newHost(cmd, cfg)
 			if err != nil {
 				return err
-			}
-			h, err := host.New(cfg)
-			if err != nil {
-				return reportLoadError(cmd, cfg.AppDir, err)
 			}
 			ctx := cmd.Context()
 			if ctx == nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/web"
 )
 
@@ -20,18 +19,14 @@ func newServeCmd() *cobra.Command {
 		Short: "Start a host: the app's code, the HTTP API and the web editor",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			vals, err := resolve(cmd.Flags())
-			if err != nil {
-				return err
-			}
-			cfg, err := hostConfig(vals)
+			cfg, err := configOf(cmd)
 			if err != nil {
 				return err
 			}
 			cfg.Watch, cfg.ServeEvents = true, true
-			h, err := host.New(cfg)
+			h, err := newHost(cmd, cfg)
 			if err != nil {
-				return reportLoadError(cmd, cfg.AppDir, err)
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

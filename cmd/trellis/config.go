@@ -180,3 +180,12 @@ func hostConfig(vals map[string]string) (host.Config, error) {
 	}
 	return cfg, nil
 }
+
+// configOf resolves the command's settings into a host.Config.
+func configOf(cmd *cobra.Command) (host.Config, error) {
+	vals, err := resolve(cmd.Flags())
+	if err != nil {
+		return host.Config{}, err
+	}
+	return hostConfig(vals)
+}

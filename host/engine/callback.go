@@ -47,10 +47,8 @@ func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
 
 // latestState is the node's most recent log row.
 func (e *Engine) latestState(ctx context.Context, nodeID string) (logstore.Row, error) {
-	if w, ok := e.opts.Log.(interface{ Flush(context.Context) error }); ok {
-		// Rows of this host may still sit in the spool; the store must see them.
-		_ = w.Flush(ctx)
-	}
+	// Rows of this host may still sit in the spool; the store must see them.
+	_ = e.opts.Log.Flush(ctx)
 	rows, err := e.opts.Store.Attempts(ctx, nodeID)
 	if err != nil {
 		return logstore.Row{}, err

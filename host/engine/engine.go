@@ -15,9 +15,12 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
-// LogSink receives the log rows of every change of state; the host's log writer is one.
+// LogSink receives the log rows of every change of state; the host's log writer is one. Flush
+// returns once every row written so far is in the store, so the engine can read a node's latest
+// state (callbacks, resend) including what this host wrote a moment ago.
 type LogSink interface {
 	Write(ctx context.Context, rows ...logstore.Row) error
+	Flush(ctx context.Context) error
 }
 
 // Options configure an Engine. Bus, Executor, Log and Snapshot are required.
@@ -55,6 +58,10 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	sent, handled atomic.Int64
+
+	// cached is the listener list of the last snapshot asked for: sendEvent needs it on every
+	// call, and walking every element of a large app each time would put that walk on the hot path.
+	cached atomic.Pointer[listenerCache]
 
 	// webhooks delivers to public addresses only; webhooksPrivate also to private ones, for
 	// apps whose app.json allows it.
@@ -112,7 +119,7 @@ func (e *Engine) Reload(ctx context.Context, s *registry.Snapshot) error {
 
 func (e *Engine) syncLocked(ctx context.Context, s *registry.Snapshot) error {
 	want := map[string]*Listener{}
-	for _, l := range ListenersOf(s) {
+	for _, l := range e.listeners(s) {
 		if l.Enabled {
 			want[l.FullName] = l
 		}
@@ -165,6 +172,21 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 }
 
+type listenerCache struct {
+	snap      *registry.Snapshot
+	listeners []*Listener
+}
+
+// listeners returns the listeners of s, computed once per snapshot.
+func (e *Engine) listeners(s *registry.Snapshot) []*Listener {
+	if c := e.cached.Load(); c != nil && c.snap == s {
+		return c.listeners
+	}
+	ls := ListenersOf(s)
+	e.cached.Store(&listenerCache{snap: s, listeners: ls})
+	return ls
+}
+
 // Stats are the engine's counters since Start.
 type Stats struct {
 	Sent    int64 `json:"sent"`
@@ -177,7 +199,7 @@ func (e *Engine) Stats() Stats { return Stats{Sent: e.sent.Load(), Handled: e.ha
 // Lag reports each listener's backlog on the bus, for /api/health.
 func (e *Engine) Lag(ctx context.Context) (map[string][]bus.GroupLag, error) {
 	out := map[string][]bus.GroupLag{}
-	for _, l := range ListenersOf(e.opts.Snapshot()) {
+	for _, l := range e.listeners(e.opts.Snapshot()) {
 		lag, err := e.opts.Bus.Lag(ctx, l.Topic())
 		if err != nil {
 			return nil, err

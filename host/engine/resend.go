@@ -29,7 +29,7 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 		return ResendResult{}, fmt.Errorf("%w: node %s is %s/%s; resend it once it has finished", ErrConflict, nodeID, last.Status, last.Stage)
 	}
 	var listener *Listener
-	for _, l := range ListenersOf(e.opts.Snapshot()) {
+	for _, l := range e.listeners(e.opts.Snapshot()) {
 		if l.FullName == last.FullName {
 			listener = l
 		}

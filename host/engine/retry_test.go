@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -73,4 +74,17 @@ func TestSenderMatches(t *testing.T) {
 	require.False(t, senderMatches("models.*", "modelsX.User"))
 	require.True(t, senderMatches("models.User", "models.User"))
 	require.False(t, senderMatches("models.User", "models.UserX"))
+}
+
+func TestBroadcastGroupIsStableAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	name, err := os.Hostname()
+	require.NoError(t, err)
+	require.Equal(t, name, defaultHostName(), "the host identity is the machine's name, not one process's")
+	l := &Listener{HandlerType: HandlerBroadcast, BroadcastIdentifier: "host"}
+	require.Equal(t, "broadcast:"+name, l.Group(defaultHostName(), NewID("inst_")))
+	require.Equal(t, l.Group(defaultHostName(), NewID("inst_")), l.Group(defaultHostName(), NewID("inst_")))
+	l.BroadcastIdentifier = "instance"
+	require.NotEqual(t, l.Group("h", "a"), l.Group("h", "b"))
+	require.Equal(t, "pool", (&Listener{HandlerType: HandlerPool}).Group("h", "a"))
 }

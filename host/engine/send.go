@@ -112,7 +112,7 @@ func (e *Engine) targets(req SendRequest, eventID string) []*Listener {
 	var out []*Listener
 	singletons := map[string][]*Listener{}
 	var setOrder []string
-	for _, l := range ListenersOf(snap) {
+	for _, l := range e.listeners(snap) {
 		if !l.Matches(snap, req.Sender, req.EventType) {
 			continue
 		}
