@@ -215,6 +215,28 @@ func TestBroadcastRunsOnEveryHost(t *testing.T) {
 		return len(rows) == 2 && rows[0].Status == logstore.StatusSuccess && rows[1].Status == logstore.StatusSuccess
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, res.NodeIDs[0], rows[1].ParentNodeID, "this host's run is a child of the broadcast node")
+
+	// Resending this receiver's node runs it again here only; resending the broadcast's own node
+	// reaches every receiver again, each as its node's next attempt.
+	receiver := rows[1].NodeID
+	ctx := context.Background()
+	attemptDone := func(attempt int) {
+		require.Eventually(t, func() bool {
+			require.NoError(t, h.LogWriter().Flush(ctx))
+			at, err := h.LogStore().Attempts(ctx, receiver)
+			require.NoError(t, err)
+			last := at[len(at)-1]
+			return last.Attempt == attempt && last.Status == logstore.StatusSuccess && last.Stage == "done"
+		}, 30*time.Second, 20*time.Millisecond)
+	}
+	again, err := h.Resend(ctx, receiver)
+	require.NoError(t, err)
+	require.Equal(t, engine.ResendResult{NodeID: receiver, Attempt: 2}, again)
+	attemptDone(2)
+	all, err := h.Resend(ctx, res.NodeIDs[0])
+	require.NoError(t, err)
+	require.Equal(t, res.NodeIDs[0], all.NodeID)
+	attemptDone(3)
 }
 
 func TestWaitCallback(t *testing.T) {

@@ -147,8 +147,10 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 		return
 	}
 	if l.HandlerType == HandlerBroadcast {
-		// Every receiving host runs a node of its own under the one recorded at send.
-		env.ParentNodeID, env.NodeID = env.NodeID, env.NodeID+"."+shortHash(l.Group(e.opts.HostName, e.opts.InstanceID))
+		if !e.receiveBroadcast(ctx, l, &env) {
+			_ = d.Ack(ctx)
+			return
+		}
 	}
 	if l.RequeueOnError {
 		env.Attempt += d.Deliveries() - 1

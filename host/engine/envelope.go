@@ -24,6 +24,11 @@ type envelope struct {
 	FirstTry  time.Time `json:"firstTry,omitempty"`
 	SentAt    time.Time `json:"sentAt"`
 	NotBefore time.Time `json:"notBefore,omitempty"`
+	// Receiver limits a broadcast delivery to one receiving host: the node-id suffix of that
+	// receiver's node (a resend of its node). ResendAll marks a resend of a whole broadcast: every
+	// receiver runs its node again as its next attempt.
+	Receiver  string `json:"receiver,omitempty"`
+	ResendAll bool   `json:"resendAll,omitempty"`
 }
 
 // event is the value a handler receives as its first argument (CONTRACT §2).

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/trellis-run/trellis/logstore"
@@ -37,10 +38,6 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 	if listener == nil || !listener.Enabled {
 		return ResendResult{}, fmt.Errorf("%w: listener %s of node %s is gone or disabled", ErrNotFound, last.FullName, nodeID)
 	}
-	if listener.HandlerType == HandlerBroadcast {
-		// Its queue reaches every host: a resend would run on all of them again.
-		return ResendResult{}, fmt.Errorf("%w: node %s belongs to broadcast listener %s; resending broadcast deliveries is not supported yet", ErrConflict, nodeID, listener.FullName)
-	}
 	now := time.Now()
 	env := &envelope{
 		EventID: last.EventID, Sender: last.Sender, EventType: last.EventType, Kwargs: last.Kwargs, Listener: last.FullName,
@@ -50,10 +47,74 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 	if env.EventID == "" {
 		env.EventID = NewID("evt_") // a node logged before event ids were recorded
 	}
+	if listener.HandlerType == HandlerBroadcast {
+		return e.resendBroadcast(ctx, listener, last, env)
+	}
 	queued := e.row(env, logstore.StatusWaiting, stageResent, now)
 	if err := e.publish(ctx, []delivery{{listener, env}}); err != nil {
 		return ResendResult{}, err
 	}
 	e.writeRows(ctx, queued)
 	return ResendResult{NodeID: nodeID, Attempt: env.Attempt}, nil
+}
+
+// receiverSuffix names this host as a receiver of broadcast listener l: the suffix its nodes
+// carry after the node recorded at send.
+func (e *Engine) receiverSuffix(l *Listener) string {
+	return shortHash(l.Group(e.opts.HostName, e.opts.InstanceID))
+}
+
+// receiveBroadcast turns a broadcast delivery into this receiver's own node, under the node
+// recorded at send. It says false when the delivery is a resend meant for another receiver.
+func (e *Engine) receiveBroadcast(ctx context.Context, l *Listener, env *envelope) bool {
+	mine := e.receiverSuffix(l)
+	if env.Receiver != "" {
+		// A resend of one receiver's node: it already carries that node's id and attempt.
+		return env.Receiver == mine
+	}
+	env.ParentNodeID, env.NodeID = env.NodeID, env.NodeID+"."+mine
+	if env.ResendAll {
+		env.Attempt = 1
+		if last, err := e.latestState(ctx, env.NodeID); err == nil {
+			env.Attempt = last.Attempt + 1
+		}
+	}
+	return true
+}
+
+// resendBroadcast resends a broadcast node: the node recorded at send reaches every receiver
+// again; a receiver's node reaches that receiver only, and only while it still has a queue.
+func (e *Engine) resendBroadcast(ctx context.Context, l *Listener, last logstore.Row, env *envelope) (ResendResult, error) {
+	if last.Stage == stageBroadcast {
+		env.ResendAll = true
+		row := e.row(env, logstore.StatusSuccess, stageBroadcast, env.SentAt)
+		if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
+			return ResendResult{}, err
+		}
+		e.writeRows(ctx, row)
+		return ResendResult{NodeID: last.NodeID, Attempt: env.Attempt}, nil
+	}
+	dot := strings.LastIndex(last.NodeID, ".")
+	if dot < 0 {
+		return ResendResult{}, fmt.Errorf("%w: node %s of broadcast listener %s names no receiver", ErrConflict, last.NodeID, l.FullName)
+	}
+	env.Receiver = last.NodeID[dot+1:]
+	lag, err := e.opts.Bus.Lag(ctx, l.Topic())
+	if err != nil {
+		return ResendResult{}, fmt.Errorf("%w: read the receivers of %s: %v", ErrUnavailable, l.FullName, err)
+	}
+	found := false
+	for _, g := range lag {
+		found = found || shortHash(g.Group) == env.Receiver
+	}
+	if !found {
+		return ResendResult{}, fmt.Errorf("%w: node %s ran on a receiver of broadcast listener %s that no longer has a queue (host %s); resend the broadcast's own node %s to run it on every current receiver",
+			ErrConflict, last.NodeID, l.FullName, last.Host, last.ParentNodeID)
+	}
+	queued := e.row(env, logstore.StatusWaiting, stageResent, env.SentAt)
+	if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
+		return ResendResult{}, err
+	}
+	e.writeRows(ctx, queued)
+	return ResendResult{NodeID: last.NodeID, Attempt: env.Attempt}, nil
 }
