@@ -61,6 +61,9 @@ type Config struct {
 	// ClaimAfter is how long a delivery may sit unacknowledged on a host that stopped
 	// heartbeating (a dead host) before another host takes it over; default 30 s.
 	ClaimAfter time.Duration
+	// LagEvery is how often each listener's backlog is sampled into the execution log (rows of
+	// kind lag, fullName "lag:<listener>"); default 15 s, negative turns it off.
+	LagEvery time.Duration
 	// MaxKwargsBytes caps the JSON size of an event's kwargs; default 1 MiB.
 	MaxKwargsBytes int
 	// Version is reported by /api/health.
@@ -111,6 +114,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Limits.Timeout must be at least 1ms, got %s", ErrInvalidConfig, c.Limits.Timeout)
 	case c.Limits.MemoryBytes < 16<<20:
 		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
+	case c.LagEvery > 0 && c.LagEvery < 100*time.Millisecond:
+		return fmt.Errorf("%w: LagEvery (--lag-every) must be at least 100ms, got %s", ErrInvalidConfig, c.LagEvery)
 	case c.ClaimAfter < 0 || (c.ClaimAfter > 0 && c.ClaimAfter < 100*time.Millisecond):
 		return fmt.Errorf("%w: ClaimAfter (--claim-timeout) must be at least 100ms, got %s", ErrInvalidConfig, c.ClaimAfter)
 	case c.ClickHouseCluster != "" && c.ClickHouseDSN == "":

@@ -47,7 +47,7 @@ func (h *Host) openEventCenter(ctx context.Context, exec jsvm.Executor, log *exe
 	ec.bus = b
 	ec.engine, err = engine.New(engine.Options{
 		Bus: b, Executor: exec, Log: log.writer, Store: log.store, Snapshot: h.Snapshot, MaxKwargsBytes: h.cfg.MaxKwargsBytes,
-		ClaimAfter: h.cfg.ClaimAfter,
+		ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
 	})
 	if err == nil && h.cfg.ServeEvents {
 		err = ec.engine.Start(ctx)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -288,4 +289,41 @@ func TestWaitCallback(t *testing.T) {
 	rows, err := h.LogStore().Attempts(ctx, node)
 	require.NoError(t, err)
 	require.Equal(t, "callback", rows[len(rows)-1].Stage)
+}
+
+func TestLagSamplesReachTheLog(t *testing.T) {
+	t.Parallel()
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, LagEvery: 100 * time.Millisecond}, map[string]string{
+		"app.json":             `{"name": "lag"}`,
+		"events/Slow/e.json":   `{"title": "Slow", "type": "events.NormalType", "sender": "s"}`,
+		"events/Slow/index.js": `exports.handle = function () { var end = Date.now() + 150; while (Date.now() < end) {} };`,
+	})
+	ctx := context.Background()
+	for range 10 {
+		_, err := h.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
+		require.NoError(t, err)
+	}
+	samples := func() []engine.LagSample {
+		require.NoError(t, h.LogWriter().Flush(ctx))
+		page, err := h.LogStore().Query(ctx, logstore.Query{FullName: logstore.LagPrefix + "events.Slow", PageSize: 1000})
+		require.NoError(t, err)
+		out := make([]engine.LagSample, len(page.RowDatas))
+		for i, r := range page.RowDatas {
+			require.Equal(t, logstore.KindLag, r.Kind)
+			require.NoError(t, json.Unmarshal(r.Result, &out[i]))
+		}
+		return out // newest first
+	}
+	require.Eventually(t, func() bool {
+		s := samples()
+		return len(s) >= 2 && s[0].Pending+s[0].Undelivered == 0 && s[len(s)-1].Pending+s[len(s)-1].Undelivered > 0
+	}, 30*time.Second, 50*time.Millisecond, "a sample with a backlog, then one when it drained")
+	page, err := h.LogStore().Query(ctx, logstore.Query{})
+	require.NoError(t, err)
+	for _, r := range page.RowDatas {
+		require.Equal(t, "events.Slow", r.FullName, "queries over every element show no lag samples")
+	}
+	idle := len(samples())
+	time.Sleep(300 * time.Millisecond) // three sampling periods with nothing queued
+	require.Len(t, samples(), idle, "an idle listener writes no samples")
 }

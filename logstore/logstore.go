@@ -27,7 +27,15 @@ const (
 	KindTask    = "task"
 	KindHook    = "hook"
 	KindService = "service"
+	// KindLag rows are samples of the event center's backlog, not executions: FullName is
+	// LagPrefix + the listener, Result is {pending, undelivered, groups}. Queries and analytics
+	// over every element leave them out; ask for one listener's samples by that FullName.
+	KindLag = "lag"
 )
+
+// LagPrefix starts the FullName of lag samples ("lag:events.OrderCreated"). Element names never
+// hold a colon, so the prefix cannot meet a real element.
+const LagPrefix = "lag:"
 
 // Row is one recorded state of one node. A node (one delivery of an event to one listener, one
 // task run...) writes a row at each change of state; queries answer with the latest state of

@@ -61,6 +61,6 @@ func newServeCmd() *cobra.Command {
 			return srv.Stop(sctx)
 		},
 	}
-	addSettings(cmd, "app", "data", "addr", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "claim-timeout", "log-retention", "max-body", "config")
+	addSettings(cmd, "app", "data", "addr", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "claim-timeout", "lag-every", "log-retention", "max-body", "config")
 	return cmd
 }

@@ -34,6 +34,7 @@ var settings = []setting{
 	{"timeout", "TRELLIS_TIMEOUT", "timeout", "default time limit of one execution", "30s"},
 	{"memory-limit", "TRELLIS_MEMORY_LIMIT_MB", "memoryLimitMB", "default memory limit of one execution, in MiB", "256"},
 	{"claim-timeout", "TRELLIS_CLAIM_TIMEOUT", "claimTimeout", "how long a dead host's unfinished deliveries wait before another host takes them", "30s"},
+	{"lag-every", "TRELLIS_LAG_EVERY", "lagEvery", "how often each listener's backlog is sampled into the execution log (0 = never)", "15s"},
 	{"log-retention", "TRELLIS_LOG_RETENTION", "logRetention", "drop execution-log days older than this (e.g. 30d; 0 keeps everything)", "0"},
 	{"max-kwargs", "TRELLIS_MAX_KWARGS_BYTES", "maxKwargsBytes", "largest JSON of an event's kwargs, in bytes", "1048576"},
 	{"max-body", "TRELLIS_MAX_BODY_BYTES", "maxBodyBytes", "largest HTTP request body, in bytes", "4194304"},
@@ -159,6 +160,14 @@ func hostConfig(vals map[string]string) (host.Config, error) {
 	if v := vals["claim-timeout"]; v != "" {
 		if cfg.ClaimAfter, err = time.ParseDuration(v); err != nil {
 			return cfg, fmt.Errorf("--claim-timeout must be a duration such as 30s, got %q", v)
+		}
+	}
+	if v := vals["lag-every"]; v != "" {
+		if cfg.LagEvery, err = time.ParseDuration(v); err != nil {
+			return cfg, fmt.Errorf("--lag-every must be a duration such as 15s (0 = never), got %q", v)
+		}
+		if cfg.LagEvery == 0 {
+			cfg.LagEvery = -1
 		}
 	}
 	if v := vals["log-retention"]; v != "" && v != "0" {

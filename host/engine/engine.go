@@ -43,6 +43,9 @@ type Options struct {
 	Prefetch int
 	// Store is the execution log, read for callbacks and resends (the latest state of a node).
 	Store logstore.Store
+	// LagEvery is how often each listener's backlog is sampled into the log (default 15 s;
+	// negative: never). See LagSample.
+	LagEvery time.Duration
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current
@@ -89,6 +92,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 128
 	}
+	if opts.LagEvery == 0 {
+		opts.LagEvery = 15 * time.Second
+	}
 	return &Engine{opts: opts, subs: map[string]*listenerSub{},
 		webhooks:        webhook.New(webhook.Options{}),
 		webhooksPrivate: webhook.New(webhook.Options{AllowPrivate: true})}, nil
@@ -103,6 +109,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.started = true
+	if e.opts.LagEvery > 0 {
+		e.wg.Add(1)
+		go e.sampleLag(e.ctx)
+	}
 	return e.syncLocked(ctx, e.opts.Snapshot())
 }
 

@@ -184,6 +184,9 @@ func rangeConds(fullName string, start, end time.Time) []string {
 	conds := []string{"1"}
 	if fullName != "" {
 		conds = append(conds, "full_name = "+quoteString(fullName))
+	} else {
+		// Lag samples (logstore.KindLag) are not executions: only a query naming them sees them.
+		conds = append(conds, "(full_name < 'lag:' OR full_name >= 'lag;')")
 	}
 	if !start.IsZero() {
 		ms := start.UnixMilli()

@@ -57,7 +57,7 @@ func (s *Store) rangeRows(ctx context.Context, start, end time.Time, fullName st
 	// Both indexes cover the columns read; the planner, without statistics, would pick
 	// nodes_time for one element too and read every element's nodes of the range.
 	query := `SELECT created_at, full_name, status, duration FROM nodes INDEXED BY nodes_time
-		WHERE created_at >= ? AND created_at < ?`
+		WHERE created_at >= ? AND created_at < ? AND ` + notLag("full_name")
 	args := []any{start.UnixMilli(), end.UnixMilli()}
 	if fullName != "" {
 		query = `SELECT created_at, full_name, status, duration FROM nodes INDEXED BY nodes_name_time

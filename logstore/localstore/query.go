@@ -26,6 +26,8 @@ func where(q logstore.Query) (clause string, args []any, needsState bool) {
 	}
 	if q.FullName != "" {
 		add("n.full_name = ?", q.FullName)
+	} else {
+		add(notLag("n.full_name"))
 	}
 	if !q.Start.IsZero() {
 		add("n.created_at >= ?", q.Start.UnixMilli())
@@ -168,4 +170,10 @@ func (s *Store) Attempts(ctx context.Context, nodeID string) ([]logstore.Row, er
 		return nil, fmt.Errorf("attempts %s: %w", nodeID, readErr(ctx, err))
 	}
 	return out, nil
+}
+
+// notLag leaves lag samples (logstore.KindLag) out of queries over every element; ';' follows
+// ':' so the two bounds are exactly the names starting with logstore.LagPrefix.
+func notLag(col string) string {
+	return "(" + col + " < 'lag:' OR " + col + " >= 'lag;')"
 }

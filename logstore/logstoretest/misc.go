@@ -1,6 +1,7 @@
 package logstoretest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -215,4 +216,34 @@ func testCloseTwice(t *testing.T, s *suite) {
 	st := s.newStore(t)
 	require.NoError(t, st.Close())
 	require.NoError(t, st.Close())
+}
+
+// testLagSamplesApart: lag samples (KindLag, FullName "lag:<listener>") are in the log but not
+// executions — queries and analytics over every element leave them out; a query naming them
+// finds them.
+func testLagSamplesApart(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	listener := e.name("events.lagged")
+	run := finished(e.node(listener, e.name("req"), e.name("n1"), "", day.Add(time.Hour)), logstore.StatusSuccess, 5)
+	sample := e.node(logstore.LagPrefix+listener, "lag", e.name("lag-1"), "", day.Add(2*time.Hour))
+	sample.ID, sample.Kind, sample.Status, sample.Stage = e.name("lag-1#0"), logstore.KindLag, logstore.StatusSuccess, "lag"
+	sample.Result = json.RawMessage(`{"pending":3,"undelivered":7}`)
+	e.insert(append(run, sample)...)
+
+	all := e.query(logstore.Query{Start: day, End: day.AddDate(0, 0, 1)})
+	require.Equal(t, []string{e.name("n1")}, nodeIDs(all.RowDatas), "a query over every element shows executions only")
+	lag := e.query(logstore.Query{FullName: logstore.LagPrefix + listener})
+	require.Len(t, lag.RowDatas, 1)
+	require.Equal(t, logstore.KindLag, lag.RowDatas[0].Kind)
+	requireJSON(t, sample.Result, lag.RowDatas[0].Result, "the sample's figures")
+
+	sum, err := e.st.Summary(e.ctx, logstore.SummaryQuery{Start: day, End: day.AddDate(0, 0, 1)})
+	require.NoError(t, err)
+	require.Len(t, sum, 1)
+	require.Equal(t, listener, sum[0].FullName)
+	series, err := e.st.TimeSeries(e.ctx, logstore.TimeSeriesQuery{Start: day, End: day.AddDate(0, 0, 1), Bucket: 24 * time.Hour})
+	require.NoError(t, err)
+	require.Len(t, series, 1)
+	require.EqualValues(t, 1, series[0].Total)
 }

@@ -89,6 +89,7 @@ func Run(t *testing.T, newStore func(t *testing.T) logstore.Store, f Features) {
 		{"BadQueries", testBadQueries},
 		{"Concurrent", testConcurrent},
 		{"CloseTwice", testCloseTwice},
+		{"LagSamplesApart", testLagSamplesApart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
