@@ -319,3 +319,25 @@ func TestSettingsFromTrellisYAML(t *testing.T) {
 	require.NotEqual(t, 0, r.code)
 	require.Contains(t, r.stderr, "not valid YAML")
 }
+
+func TestBenchEvents(t *testing.T) {
+	t.Parallel()
+	res := trellis(t, "bench", "events", "--events", "300", "--senders", "4", "--rate", "200", "--duration", "1s", "--sandbox", "inprocess", "--json")
+	require.Equal(t, 0, res.code, res.stderr)
+	var rep struct {
+		Events       int
+		EventsPerSec float64
+		Offered      int
+		Measured     int
+		P99          time.Duration
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &rep), res.stdout)
+	require.Equal(t, 300, rep.Events)
+	require.Greater(t, rep.EventsPerSec, 0.0)
+	require.Equal(t, 200, rep.Offered)
+	require.Equal(t, 200, rep.Measured, "every event of the latency phase has its done row in the log")
+
+	bad := trellis(t, "bench", "events", "--rate", "x")
+	require.NotEqual(t, 0, bad.code)
+	require.Contains(t, bad.stderr, "rate")
+}

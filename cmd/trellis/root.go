@@ -12,6 +12,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCmd(), newCheckCmd(), newCallCmd(), newServeCmd(), newLogsCmd())
+	root.AddCommand(newInitCmd(), newCheckCmd(), newCallCmd(), newServeCmd(), newLogsCmd(), newBenchCmd())
 	return root
 }
