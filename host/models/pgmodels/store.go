@@ -1,0 +1,678 @@
+package pgmodels
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/models/internal/sqlgen"
+)
+
+// Store is the PostgreSQL model store. Safe for concurrent use.
+type Store struct {
+	pool   *pool
+	opts   options
+	closed atomic.Bool
+}
+
+var _ models.Store = (*Store)(nil)
+
+var dialect = sqlgen.Dialect{
+	Param:      func(n int) string { return "$" + strconv.Itoa(n) },
+	Like:       "ILIKE",
+	Arg:        toPG,
+	ColumnType: columnType,
+}
+
+var catalog = sqlgen.Quote(sqlgen.CatalogTable)
+
+// Open connects to the database at dsn (a postgres:// URL or key=value string), creates the
+// schema WithSchema names when missing and the catalog table, and fails with an error wrapping
+// models.ErrUnavailable when the server cannot be reached within the connect timeout.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w: the DSN cannot be read (%v); give postgres://user:password@host:port/db", ErrInvalidOptions, err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = o.connectTimeout
+	}
+	if o.schema != "" {
+		cfg.RuntimeParams["search_path"] = sqlgen.Quote(o.schema)
+	}
+	pl, err := newPool(cfg, o.maxConns)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w: %v", ErrInvalidOptions, err)
+	}
+	s := &Store{pool: pl, opts: o}
+	err = s.withConn(ctx, "open", func(conn *pgx.Conn) error {
+		if o.schema != "" {
+			_, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlgen.Quote(o.schema))
+			// Two hosts creating it at once: the loser sees a duplicate, which is fine.
+			if err != nil && !hasCode(err, "42P06", "23505") {
+				return err
+			}
+		}
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := lockCatalog(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+catalog+` (
+				model text PRIMARY KEY, tbl text NOT NULL, fields jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`)
+			return err
+		})
+	})
+	if err != nil {
+		s.pool.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockCatalog serializes catalog changes of this schema across hosts until the transaction ends.
+func lockCatalog(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('trellis_models'), hashtext(current_schema()))`)
+	return err
+}
+
+// Close closes the connections; calls in flight finish first. Safe to call twice.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.pool.close()
+	return nil
+}
+
+func (s *Store) check(op string, sc models.Schema) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w: the model store is closed", op, models.ErrUnavailable)
+	}
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// withConn runs fn on a pooled connection and maps its error.
+func (s *Store) withConn(ctx context.Context, op string, fn func(conn *pgx.Conn) error) error {
+	var failed *pgx.Conn
+	acquireErr, err := s.pool.withConn(ctx, func(conn *pgx.Conn) error {
+		if err := fn(conn); err != nil {
+			failed = conn
+			return err
+		}
+		return nil
+	})
+	if acquireErr != nil {
+		return fmt.Errorf("%s: %w", op, mapConnectError(ctx, acquireErr))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, mapError(err, failed))
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, op string, txOpts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	return s.withConn(ctx, op, func(conn *pgx.Conn) error {
+		return pgx.BeginTxFunc(ctx, conn, txOpts, fn)
+	})
+}
+
+// Ensure creates or extends the model's table (see models.Store).
+func (s *Store) Ensure(ctx context.Context, sc models.Schema) error {
+	op := "ensure " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return err
+	}
+	return s.inTx(ctx, op, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := lockCatalog(ctx, tx); err != nil {
+			return err
+		}
+		var raw []byte
+		var stored []models.Field
+		err := tx.QueryRow(ctx, `SELECT fields FROM `+catalog+` WHERE model = $1`, sc.Model).Scan(&raw)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(raw, &stored); err != nil {
+				return fmt.Errorf("%w: the catalog entry of %s is damaged: %v", models.ErrSchema, sc.Model, err)
+			}
+		}
+		add, err := sqlgen.Diff(stored, sc)
+		if err != nil {
+			return err
+		}
+		if stored != nil && len(add) == 0 {
+			return nil
+		}
+		if stored == nil {
+			if _, err := tx.Exec(ctx, dialect.CreateTable(sc, "bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "")); err != nil {
+				return err
+			}
+		} else {
+			for _, f := range add {
+				if _, err := tx.Exec(ctx, dialect.AddColumn(sc, f)); err != nil {
+					return err
+				}
+			}
+		}
+		fields, err := json.Marshal(sqlgen.Merge(stored, add))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+catalog+` (model, tbl, fields, updated_at) VALUES ($1, $2, $3, now())
+			ON CONFLICT (model) DO UPDATE SET fields = excluded.fields, updated_at = excluded.updated_at`,
+			sc.Model, sqlgen.TableName(sc.Model), json.RawMessage(fields))
+		return err
+	})
+}
+
+// lockForIDs keeps other inserts out of the table until the transaction ends, so moving the
+// id sequence past ids given explicitly cannot race with ids being handed out.
+func lockForIDs(ctx context.Context, tx pgx.Tx, sc models.Schema) error {
+	_, err := tx.Exec(ctx, "LOCK TABLE "+sqlgen.Quote(sqlgen.TableName(sc.Model))+" IN SHARE ROW EXCLUSIVE MODE")
+	return err
+}
+
+// bumpSequence moves the id sequence past the largest id, after rows were given their ids.
+func bumpSequence(ctx context.Context, tx pgx.Tx, sc models.Schema) error {
+	table := sqlgen.Quote(sqlgen.TableName(sc.Model))
+	_, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), m)
+		FROM (SELECT MAX("id") AS m FROM `+table+`) x
+		WHERE m > COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)`, table)
+	return err
+}
+
+// Insert stores one row (see models.Store).
+func (s *Store) Insert(ctx context.Context, sc models.Schema, r models.Row) (models.Row, error) {
+	op := "insert into " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	r, err := models.Normalize(sc, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	query, args, err := dialect.Insert(sc, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	_, explicit := r[models.IDField]
+	var out models.Row
+	err = s.inTx(ctx, op, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if explicit {
+			if err := lockForIDs(ctx, tx, sc); err != nil {
+				return err
+			}
+		}
+		out, err = scanRow(sc, tx.QueryRow(ctx, query, args...))
+		if err != nil {
+			return duplicateID(sc, r, err)
+		}
+		if explicit {
+			return bumpSequence(ctx, tx, sc)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// duplicateID explains a unique violation on the primary key.
+func duplicateID(sc models.Schema, r models.Row, err error) error {
+	if hasCode(err, "23505") {
+		return fmt.Errorf("%w: model %s already has a row with id %v; leave id out to get a new one", models.ErrInvalidValue, sc.Model, r[models.IDField])
+	}
+	return err
+}
+
+// copyLine finds the input line COPY stopped at ("COPY t, line 8").
+var copyLine = regexp.MustCompile(`line (\d+)`)
+
+// InsertMany stores rows in one transaction (see models.Store): it reserves ids for the rows
+// without one from the table's sequence, then writes every row with COPY.
+func (s *Store) InsertMany(ctx context.Context, sc models.Schema, in []models.Row) ([]models.Row, error) {
+	op := "insert many into " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	norm, err := sqlgen.NormalizeRows(sc, in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(norm) == 0 {
+		return []models.Row{}, nil
+	}
+	fields := sc.AllFields()
+	cols := make([]string, len(fields))
+	for i, f := range fields {
+		cols[i] = f.Name
+	}
+	missing, explicit := 0, false
+	for _, r := range norm {
+		if _, ok := r[models.IDField]; ok {
+			explicit = true
+		} else {
+			missing++
+		}
+	}
+	table := sqlgen.TableName(sc.Model)
+	out := make([]models.Row, len(norm))
+	err = s.inTx(ctx, op, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		locked := explicit || missing > lockAbove
+		if locked {
+			if err := lockForIDs(ctx, tx, sc); err != nil {
+				return err
+			}
+		}
+		ids, err := reserveIDs(ctx, tx, table, missing, locked)
+		if err != nil {
+			return err
+		}
+		// Rows are encoded while COPY streams them, so the client's work overlaps the server's.
+		next := 0
+		var rowErr error
+		src := pgx.CopyFromFunc(func() ([]any, error) {
+			if next == len(norm) {
+				return nil, nil
+			}
+			i, r := next, norm[next]
+			next++
+			id, ok := r[models.IDField].(int64)
+			if !ok {
+				id, ids = ids[0], ids[1:]
+			}
+			out[i] = sqlgen.FullRow(fields, r, id)
+			vals := make([]any, len(fields))
+			for j, f := range fields {
+				v, err := toPG(f, out[i][f.Name])
+				if err != nil {
+					rowErr = fmt.Errorf("row %d: %w", i, err)
+					return nil, rowErr
+				}
+				vals[j] = v
+			}
+			return vals, nil
+		})
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, src); err != nil {
+			if rowErr != nil {
+				return rowErr
+			}
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				if m := copyLine.FindStringSubmatch(pgErr.Where); m != nil {
+					line, _ := strconv.Atoi(m[1])
+					if line >= 1 && line <= len(norm) {
+						return fmt.Errorf("row %d: %w", line-1, duplicateID(sc, norm[line-1], err))
+					}
+				}
+			}
+			return err
+		}
+		if explicit {
+			return bumpSequence(ctx, tx, sc)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lockAbove is the batch size above which InsertMany locks the table and takes its ids from the
+// sequence in one step instead of one nextval per row.
+const lockAbove = 500
+
+// reserveIDs takes n ids from the table's sequence, in ascending order. With the table locked
+// (lockForIDs), no one else draws from the sequence, so one nextval and one setval reserve a
+// whole range.
+func reserveIDs(ctx context.Context, tx pgx.Tx, table string, n int, locked bool) ([]int64, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, 0, n)
+	if locked {
+		var first int64
+		err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id'))`, sqlgen.Quote(table)).Scan(&first)
+		if err != nil {
+			return nil, err
+		}
+		if n > 1 {
+			if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), $2)`, sqlgen.Quote(table), first+int64(n)-1); err != nil {
+				return nil, err
+			}
+		}
+		for i := range int64(n) {
+			ids = append(ids, first+i)
+		}
+		return ids, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`, sqlgen.Quote(table), n)
+	if err != nil {
+		return nil, err
+	}
+	ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("reserved %d ids, wanted %d", len(ids), n)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func notFound(sc models.Schema, id int64) error {
+	return fmt.Errorf("%w: %s has no row with id %d", models.ErrNotFound, sc.Model, id)
+}
+
+// Get returns row id (see models.Store).
+func (s *Store) Get(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+	op := fmt.Sprintf("get %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	var out models.Row
+	err := s.withConn(ctx, op, func(conn *pgx.Conn) error {
+		var err error
+		out, err = scanRow(sc, conn.QueryRow(ctx, dialect.ByID(sc, "SELECT"), id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Update patches row id (see models.Store).
+func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch models.Row) (prev, post models.Row, err error) {
+	op := fmt.Sprintf("update %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, nil, err
+	}
+	patch, err = models.Normalize(sc, patch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if v, ok := patch[models.IDField]; ok {
+		if v != id {
+			return nil, nil, fmt.Errorf("%s: %w: the patch has id %v; a row's id cannot change", op, models.ErrInvalidValue, v)
+		}
+		delete(patch, models.IDField)
+	}
+	err = s.inTx(ctx, op, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		prev, err = scanRow(sc, tx.QueryRow(ctx, dialect.ByID(sc, "SELECT")+" FOR UPDATE", id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		if err != nil || len(patch) == 0 {
+			return err
+		}
+		query, args, err := dialect.Update(sc, id, patch)
+		if err != nil {
+			return err
+		}
+		post, err = scanRow(sc, tx.QueryRow(ctx, query, args...))
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(patch) == 0 {
+		post = make(models.Row, len(prev))
+		for k, v := range prev {
+			post[k] = v
+		}
+	}
+	return prev, post, nil
+}
+
+// Delete removes row id (see models.Store).
+func (s *Store) Delete(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+	op := fmt.Sprintf("delete %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	var prev models.Row
+	err := s.inTx(ctx, op, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		prev, err = scanRow(sc, tx.QueryRow(ctx, dialect.ByID(sc, "DELETE"), id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+// Query returns one page of matching rows (see models.Store).
+func (s *Store) Query(ctx context.Context, sc models.Schema, q models.Query) (models.Page, error) {
+	op := "query " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return models.Page{}, err
+	}
+	plan, err := models.PlanQuery(sc, q)
+	if err != nil {
+		return models.Page{}, fmt.Errorf("%s: %w", op, err)
+	}
+	count, pageSQL, args, err := dialect.Select(sc, plan)
+	if err != nil {
+		return models.Page{}, fmt.Errorf("%s: %w", op, err)
+	}
+	page := models.Page{Rows: []models.Row{}}
+	// One snapshot for the count and the rows.
+	err = s.inTx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, count, args...).Scan(&page.TotalCount); err != nil {
+			return err
+		}
+		if page.TotalCount <= int64(plan.Offset) {
+			return nil
+		}
+		rows, err := tx.Query(ctx, pageSQL, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRow(sc, rows)
+			if err != nil {
+				return err
+			}
+			page.Rows = append(page.Rows, r)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return models.Page{}, err
+	}
+	return page, nil
+}
+
+// scanRow reads one row of every field of sc into the stored value model.
+func scanRow(sc models.Schema, row pgx.Row) (models.Row, error) {
+	fields := sc.AllFields()
+	vals := make([]any, len(fields))
+	ptrs := make([]any, len(fields))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := row.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	out := make(models.Row, len(fields))
+	for i, f := range fields {
+		v, err := fromPG(f, vals[i])
+		if err != nil {
+			return nil, err
+		}
+		out[f.Name] = v
+	}
+	return out, nil
+}
+
+// hasCode reports whether err is a PostgreSQL error with one of codes.
+func hasCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && slices.Contains(codes, pgErr.Code)
+}
+
+// mapConnectError wraps a failure to get a connection in models.ErrUnavailable, unless the
+// caller's own context ended.
+func mapConnectError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	if errors.Is(err, errPoolClosed) {
+		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: cannot connect to PostgreSQL: %w (is the server running and the DSN right?)", models.ErrUnavailable, err)
+}
+
+// mapError wraps an error met on conn in the models sentinel the caller can act on.
+func mapError(err error, conn *pgx.Conn) error {
+	for _, sentinel := range []error{models.ErrNotFound, models.ErrInvalidValue, models.ErrSchema, models.ErrUnknownField, models.ErrUnavailable, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch class := pgErr.Code[:2]; {
+		case pgErr.Code == "42P01" || pgErr.Code == "42703":
+			return fmt.Errorf("%w: the table does not match the model (%v); call Ensure with the model's schema first (it runs when the app loads)", models.ErrSchema, err)
+		case class == "22" || class == "23":
+			return fmt.Errorf("%w: %w", models.ErrInvalidValue, err)
+		case class == "08" || class == "53" || class == "57" || class == "58" || class == "28" || pgErr.Code == "3D000":
+			return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
+		}
+		return err
+	}
+	if conn == nil || conn.IsClosed() {
+		return fmt.Errorf("%w: the connection to PostgreSQL broke: %w", models.ErrUnavailable, err)
+	}
+	return err
+}
+
+// toPG turns a stored value into a pgx argument.
+func toPG(f models.Field, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch f.Type {
+	case models.TypeDate:
+		str, ok := v.(string)
+		if !ok {
+			break
+		}
+		d, err := time.Parse(models.DateLayout, str)
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %q is Date; got %q", models.ErrInvalidValue, f.Name, str)
+		}
+		return d, nil
+	case models.TypeJSON:
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %q: %v", models.ErrInvalidValue, f.Name, err)
+		}
+		return json.RawMessage(raw), nil
+	default:
+		return v, nil
+	}
+	return nil, fmt.Errorf("%w: field %q is %s; got %T (coerce values first)", models.ErrInvalidValue, f.Name, f.Type, v)
+}
+
+// fromPG turns what pgx decodes into the stored value model.
+func fromPG(f models.Field, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch f.Type {
+	case models.TypeAutoInt, models.TypeInteger:
+		switch n := v.(type) {
+		case int64:
+			return n, nil
+		case int32:
+			return int64(n), nil
+		}
+	case models.TypeNumeric:
+		switch n := v.(type) {
+		case float64:
+			return n, nil
+		case float32:
+			return float64(n), nil
+		}
+	case models.TypeStext, models.TypeLtext:
+		if str, ok := v.(string); ok {
+			return str, nil
+		}
+	case models.TypeBoolean:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+	case models.TypeDate:
+		if t, ok := v.(time.Time); ok {
+			return t.Format(models.DateLayout), nil
+		}
+	case models.TypeDatetime:
+		if t, ok := v.(time.Time); ok {
+			return t.UTC(), nil
+		}
+	case models.TypeJSON:
+		return v, nil
+	}
+	return nil, fmt.Errorf("%w: column %q (%s) holds %T; was the table changed by hand?", models.ErrSchema, f.Name, f.Type, v)
+}
+
+// columnType is the PostgreSQL column type of a field.
+func columnType(f models.Field) string {
+	switch f.Type {
+	case models.TypeInteger, models.TypeAutoInt:
+		return "bigint"
+	case models.TypeNumeric:
+		return "double precision"
+	case models.TypeStext:
+		return "varchar(" + strconv.Itoa(models.StextMaxLen) + ")"
+	case models.TypeBoolean:
+		return "boolean"
+	case models.TypeDate:
+		return "date"
+	case models.TypeDatetime:
+		return "timestamptz"
+	case models.TypeJSON:
+		return "jsonb"
+	default:
+		return "text"
+	}
+}
