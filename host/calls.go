@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
 )
@@ -54,6 +55,14 @@ func (h *Host) CallHost(ctx context.Context, call jsvm.HostCall) (any, error) {
 	}
 	if el == nil {
 		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("no element %q", call.FullName)}
+	}
+	if !call.Builtin && isModel(snap, el) {
+		mrt := h.Models()
+		if mrt == nil {
+			return nil, &services.Error{Code: services.CodeUnavailable, Message: "model storage is not running on this host"}
+		}
+		caller, _, _ := strings.Cut(call.Caller, lifecycleSuffix)
+		return mrt.Call(ctx, call.FullName, call.Method, call.Args, modelrt.Caller{Element: caller, RequestID: call.RequestID, NodeID: call.NodeID})
 	}
 	if !el.Native {
 		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("%s is not a built-in Go service", call.FullName)}

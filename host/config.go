@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
@@ -125,10 +126,8 @@ func (c Config) validate() error {
 	case c.LogRetention > 0 && c.LogRetention < 24*time.Hour:
 		return fmt.Errorf("%w: LogRetention (--log-retention) drops whole days, so it must be at least 24h (1d), got %s", ErrInvalidConfig, c.LogRetention)
 	}
-	for name, v := range map[string]string{"DBDSN (--db)": c.DBDSN} {
-		if v != "" {
-			return fmt.Errorf("%w: %s is set, but this version of Trellis keeps model data only on embedded storage; leave it empty", ErrInvalidConfig, name)
-		}
+	if c.DBDSN != "" && !strings.HasPrefix(c.DBDSN, "postgres://") && !strings.HasPrefix(c.DBDSN, "postgresql://") {
+		return fmt.Errorf("%w: DBDSN (--db) must be a PostgreSQL URL such as postgres://user:pass@host:5432/db, got %q", ErrInvalidConfig, c.DBDSN)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/modelrt"
+	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
 )
@@ -31,7 +33,11 @@ type Host struct {
 	reloadErr atomic.Pointer[error]
 	log       atomic.Pointer[execLog]
 	events    atomic.Pointer[eventCenter]
-	loc       atomic.Pointer[time.Location]
+	tasks     atomic.Pointer[taskCenter]
+	models    atomic.Pointer[modelrt.Runtime]
+	// modelStore is closed by Stop (guarded by mu).
+	modelStore models.Store
+	loc        atomic.Pointer[time.Location]
 }
 
 // New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
@@ -100,6 +106,31 @@ func (h *Host) Start(ctx context.Context) error {
 			_ = exec.Close()
 		}
 	}
+	var (
+		tc         *taskCenter
+		mrt        *modelrt.Runtime
+		modelStore models.Store
+	)
+	if err == nil {
+		label := engine.NewID("host_")
+		if ec.engine != nil {
+			label = ec.engine.Label()
+		}
+		if tc, err = h.openTaskCenter(ctx, exec, log, label); err != nil {
+			_ = ec.close(ctx)
+			_ = exec.Close()
+		}
+	}
+	if err == nil {
+		// Model writes keep date-field tasks in step through h.Tasks(): publish it first.
+		h.tasks.Store(tc)
+		if mrt, modelStore, err = h.openModels(ctx, exec); err != nil {
+			h.tasks.Store(nil)
+			_ = tc.close(ctx)
+			_ = ec.close(ctx)
+			_ = exec.Close()
+		}
+	}
 	if err != nil {
 		h.stopWatcher(ctx)
 		_ = log.close(ctx)
@@ -108,6 +139,8 @@ func (h *Host) Start(ctx context.Context) error {
 	h.exec = exec
 	h.log.Store(log)
 	h.events.Store(ec)
+	h.models.Store(mrt)
+	h.modelStore = modelStore
 	h.started = true
 	return nil
 }
@@ -145,6 +178,16 @@ func (h *Host) applyReload(s *registry.Snapshot) {
 			h.reloadErr.Store(&err)
 		}
 	}
+	if tc := h.tasks.Load(); tc != nil {
+		if err := tc.center.Reload(context.Background()); err != nil {
+			h.reloadErr.Store(&err)
+		}
+	}
+	if mrt := h.models.Load(); mrt != nil {
+		if err := mrt.Ensure(context.Background(), s); err != nil {
+			h.reloadErr.Store(&err)
+		}
+	}
 }
 
 // Problems lists what the last reload could not apply: elements kept at their last good version
@@ -165,8 +208,8 @@ func (h *Host) Stop(ctx context.Context) error {
 		return nil
 	}
 	h.started = false
-	watcher, exec := h.watcher, h.exec
-	h.watcher, h.exec = nil, nil
+	watcher, exec, modelStore := h.watcher, h.exec, h.modelStore
+	h.watcher, h.exec, h.modelStore = nil, nil, nil
 	// Unlock first: a reload in progress calls applyReload, which takes h.mu, and the watcher's
 	// Stop waits for it.
 	h.mu.Unlock()
@@ -174,11 +217,18 @@ func (h *Host) Stop(ctx context.Context) error {
 	if watcher != nil {
 		errs = append(errs, watcher.Stop(ctx))
 	}
+	h.models.Store(nil)
+	if tc := h.tasks.Swap(nil); tc != nil {
+		errs = append(errs, tc.close(ctx))
+	}
 	if ec := h.events.Swap(nil); ec != nil {
 		errs = append(errs, ec.close(ctx))
 	}
 	if exec != nil {
 		errs = append(errs, exec.Close())
+	}
+	if modelStore != nil {
+		errs = append(errs, modelStore.Close())
 	}
 	if log := h.log.Swap(nil); log != nil {
 		errs = append(errs, log.close(ctx))
@@ -231,5 +281,9 @@ func (h *Host) Backends() map[string]string {
 	if h.cfg.RedisURL != "" {
 		bus = "redis"
 	}
-	return map[string]string{"bus": bus, "logs": logs, "db": "embedded", "sandbox": h.cfg.Sandbox}
+	db := "embedded"
+	if h.cfg.DBDSN != "" {
+		db = "postgres"
+	}
+	return map[string]string{"bus": bus, "logs": logs, "db": db, "sandbox": h.cfg.Sandbox}
 }

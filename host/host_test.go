@@ -96,7 +96,7 @@ func TestOverrideBuiltinWrapsIt(t *testing.T) {
 
 			_, err = h.CallService(context.Background(), "services.UsesTasks", "notYet", nil)
 			require.ErrorAs(t, err, &je)
-			require.Contains(t, je.Message, "not available in this version")
+			require.Contains(t, je.Message, `tasks.Nightly has no function run`, "built-in TaskSvc checks funcName")
 		})
 	}
 }
@@ -163,7 +163,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{Config{AppDir: dir, Sandbox: "docker"}, `Sandbox (--sandbox) is "docker"`},
 		{Config{AppDir: dir, Workers: -1}, "Workers (--workers)"},
 		{Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
-		{Config{AppDir: dir, DBDSN: "postgres://x"}, "DBDSN (--db)"},
+		{Config{AppDir: dir, DBDSN: "mysql://x"}, "DBDSN (--db)"},
+		{Config{AppDir: dir, LagEvery: time.Millisecond}, "LagEvery (--lag-every)"},
 	} {
 		_, err := New(tc.cfg)
 		require.ErrorIs(t, err, ErrInvalidConfig)

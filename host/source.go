@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
 )
@@ -21,6 +22,17 @@ func SourceOf(s *registry.Snapshot) *jsvm.Source {
 	}
 	for name, el := range s.Elements {
 		src.Elements[name] = sandboxElement(s, el)
+		if isModel(s, el) {
+			// The model's runtime object is the host's CRUD proxy; its own code (lifecycle
+			// functions) runs under a name of its own.
+			src.Elements[name] = &jsvm.Element{FullName: name, Kind: jsvm.KindHost, Methods: modelrt.Methods,
+				Dir: el.Dir, Definition: el.Definition}
+			if el.Files[el.Entry] != "" {
+				src.Elements[name+lifecycleSuffix] = &jsvm.Element{FullName: name + lifecycleSuffix, Kind: jsvm.KindJS,
+					Dir: el.Dir, Entry: el.Entry, Files: jsFiles(el.Files), Definition: el.Definition,
+					Timeout: durationField(el.Definition, "timeout")}
+			}
+		}
 	}
 	// Built-ins the app overrides stay reachable through app.getBuiltin, which the host serves
 	// from Snapshot.Builtin; the sandbox needs only their method names.

@@ -125,7 +125,7 @@ func TestAPIScenarios(t *testing.T) {
 		{name: "js throws", method: "POST", path: "/api/services/services.MathSvc/boom", wantStatus: 422, wantIn: []string{`"code":"js_error"`, "kaboom", "services/MathSvc/index.js:4:"}},
 		{name: "built-in Go service, named args", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `{"queryStr": ""}`, wantStatus: 200, wantIn: []string{`"result":[]`}},
 		{name: "built-in Go service, wrong type", method: "POST", path: "/api/services/services.TaskSvc/getTaskTmplList", body: `[5]`, wantStatus: 400, wantIn: []string{"must be a string"}},
-		{name: "built-in not yet implemented", method: "POST", path: "/api/services/services.TaskSvc/createTimerTask", body: `[]`, wantStatus: 501, wantIn: []string{"not_implemented"}},
+		{name: "built-in missing argument", method: "POST", path: "/api/services/services.TaskSvc/createTimerTask", body: `[]`, wantStatus: 400, wantIn: []string{"invalid_argument", `missing argument \"fullName\"`}},
 		{name: "unknown route", method: "GET", path: "/api/nope", wantStatus: 404},
 		{name: "send event", method: "POST", path: "/api/events/send", body: `{"sender": "models.UserModel", "kwargs": {"userId": 1}}`, wantStatus: 200,
 			wantIn: []string{`"requestId":"req_`, `"eventId":"evt_`, `"subscribers":[]`, `"note"`}},

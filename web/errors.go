@@ -92,6 +92,11 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, host.ErrNotStarted), errors.Is(err, jsvm.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	}
+	// Errors of the task center and the model runtime carry their code (jsvm.CodedError).
+	var coded jsvm.CodedError
+	if errors.As(err, &coded) {
+		return &apiError{Status: statusOfCode(coded.ErrorCode()), Code: coded.ErrorCode(), Message: err.Error()}
+	}
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
 }
 

@@ -17,7 +17,9 @@ import (
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -45,6 +47,9 @@ type API interface {
 	BulkResend(ctx context.Context, q logstore.Query) (host.BulkResendResult, error)
 	// Callback completes a node waiting for its callback.
 	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
+	// Tasks is the task center and Models the model runtime (nil when they are not running).
+	Tasks() *tasks.Center
+	Models() *modelrt.Runtime
 }
 
 // Options configure a Server.
@@ -87,6 +92,8 @@ func New(api API, opts Options) (*Server, error) {
 	s.routeEvents(e)
 	s.routeSend(e)
 	s.routeNodes(e)
+	s.routeTasks(e)
+	s.routeModels(e)
 	s.routeAnalytics(e)
 	s.routeUI(e)
 	return s, nil

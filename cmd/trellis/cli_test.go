@@ -134,9 +134,12 @@ func TestBadInput(t *testing.T) {
 			[]string{"services.NoSuchType"}},
 		{"bad call target", nil, func(dir string) []string { return []string{"call", "--app", dir, "nodot", "{}"} },
 			[]string{"services.X.fn"}},
-		{"backend flag not yet supported", nil, func(dir string) []string {
-			return []string{"serve", "--app", dir, "--db", "postgres://x"}
-		}, []string{"--db", "embedded"}},
+		{"db not postgres", nil, func(dir string) []string {
+			return []string{"serve", "--app", dir, "--db", "mysql://x"}
+		}, []string{"--db", "PostgreSQL URL"}},
+		{"db unreachable", nil, func(dir string) []string {
+			return []string{"serve", "--app", dir, "--db", "postgres://trellis@127.0.0.1:1/x?connect_timeout=2"}
+		}, []string{"--db", "cannot connect"}},
 		{"bad timeout flag", nil, func(dir string) []string {
 			return []string{"call", "--app", dir, "--timeout", "soon", "services.GreetingSvc.hello"}
 		}, []string{"--timeout"}},

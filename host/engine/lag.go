@@ -54,7 +54,7 @@ func (e *Engine) sampleLag(ctx context.Context) {
 			rows = append(rows, logstore.Row{
 				ID: NewID("st_"), Kind: logstore.KindLag, FullName: logstore.LagPrefix + listener,
 				Status: logstore.StatusSuccess, Stage: "lag", RequestID: logstore.LagPrefix + listener, NodeID: NewID("lag_"),
-				Attempt: 1, CreatedAt: now, RecordedAt: now, Result: result, Host: e.opts.HostName + "/" + e.opts.InstanceID,
+				Attempt: 1, CreatedAt: now, RecordedAt: now, Result: result, Host: e.Label(),
 			})
 		}
 		e.writeRows(ctx, rows...)

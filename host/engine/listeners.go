@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,12 @@ type Listener struct {
 	Enabled             bool
 	// Webhook, when set, delivers by HTTP POST instead of running JavaScript.
 	Webhook *WebhookSpec
+	// Model, Operate and Fields are set on model listeners (events.ModelType): they hear the
+	// writes of that model whose operate is listed, and with Fields only writes that changed one
+	// of them.
+	Model   string
+	Operate []string
+	Fields  []string
 }
 
 // WebhookSpec is a listener's webhook field.
@@ -63,6 +70,11 @@ func ListenersOf(s *registry.Snapshot) []*Listener {
 			Enabled:             boolOr(d, "enabled", true),
 			Timeout:             durationOr(d, "timeout", 30*time.Second),
 		}
+		if model := str(d, "model"); model != "" && s.IsA(el.FullName, ModelEventType) {
+			l.Model, l.Sender = model, model
+			l.Operate = strings_(d["operate"], []string{"afterCreate", "afterUpdate", "afterDelete"})
+			l.Fields = strings_(d["fields"], nil)
+		}
 		l.Retry, _ = ParseRetry(d["retry"])
 		if wh, ok := d["webhook"].(map[string]any); ok && str(wh, "url") != "" {
 			l.Webhook = &WebhookSpec{URL: str(wh, "url"), Secret: str(wh, "secret"), Async: str(wh, "mode") == "async",
@@ -81,6 +93,41 @@ func (l *Listener) Matches(s *registry.Snapshot, sender, eventType string) bool 
 	}
 	// An event sent as events.NormalType reaches listeners of that Type and of Types built on it.
 	return l.EventType == eventType || s.IsA(l.EventType, eventType)
+}
+
+// hearsModelWrite reports whether a model listener hears a write: its operate is listed and,
+// with Fields, one of them changed. Listeners of other events hear everything Matches allows.
+func (l *Listener) hearsModelWrite(req SendRequest) bool {
+	if l.Model == "" || req.Operate == "" {
+		return true
+	}
+	if !slices.Contains(l.Operate, req.Operate) {
+		return false
+	}
+	if len(l.Fields) == 0 {
+		return true
+	}
+	for _, f := range req.Changed {
+		if slices.Contains(l.Fields, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// strings_ reads a JSON array of strings, or def when absent.
+func strings_(v any, def []string) []string {
+	arr, ok := v.([]any)
+	if !ok {
+		return def
+	}
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func senderMatches(pattern, sender string) bool {

@@ -37,7 +37,7 @@ func (e *Engine) row(env *envelope, status, stage string, at time.Time) logstore
 		EventID: env.EventID,
 		Status:  status, Stage: stage, RequestID: env.RequestID, NodeID: env.NodeID, ParentNodeID: env.ParentNodeID,
 		Attempt: env.Attempt, CreatedAt: env.CreatedAt, RecordedAt: at, Seq: seq.Add(1), Kwargs: env.Kwargs,
-		Host: e.opts.HostName + "/" + e.opts.InstanceID,
+		Host: e.Label(),
 	}
 }
 
@@ -70,3 +70,6 @@ func (e *Engine) writeRows(ctx context.Context, rows ...logstore.Row) {
 		fmt.Fprintf(os.Stderr, "trellis: engine: write %d log rows: %v\n", len(rows), err)
 	}
 }
+
+// Label names this host in log rows: the machine and this process ("machine/instance").
+func (e *Engine) Label() string { return e.opts.HostName + "/" + e.opts.InstanceID }

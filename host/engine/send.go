@@ -15,6 +15,9 @@ import (
 // DefaultEventType is the eventType of sendEvent when none is given.
 const DefaultEventType = "events.NormalType"
 
+// ModelEventType is the Type of model listeners; model writes are sent with it.
+const ModelEventType = "events.ModelType"
+
 // SendRequest is one sendEvent.
 type SendRequest struct {
 	Sender    string
@@ -24,6 +27,10 @@ type SendRequest struct {
 	// nodes join the caller's request as children of the caller's node.
 	RequestID    string
 	ParentNodeID string
+	// Operate and Changed describe a model write (afterCreate/afterUpdate/afterDelete and the
+	// fields it changed) so model listeners can filter on their operate and fields.
+	Operate string
+	Changed []string
 }
 
 // SendResult is sendEvent's answer (CONTRACT §2).
@@ -113,7 +120,7 @@ func (e *Engine) targets(req SendRequest, eventID string) []*Listener {
 	singletons := map[string][]*Listener{}
 	var setOrder []string
 	for _, l := range e.listeners(snap) {
-		if !l.Matches(snap, req.Sender, req.EventType) {
+		if !l.Matches(snap, req.Sender, req.EventType) || !l.hearsModelWrite(req) {
 			continue
 		}
 		if l.HandlerType == HandlerSingleton {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strconv"
 
 	"github.com/trellis-run/trellis/host/jsvm"
@@ -11,15 +12,8 @@ import (
 	"github.com/trellis-run/trellis/host/webhook"
 )
 
-// sameListener compares two listener configurations, webhook included.
-func sameListener(a, b *Listener) bool {
-	ac, bc := *a, *b
-	ac.Webhook, bc.Webhook = nil, nil
-	if ac != bc || (a.Webhook == nil) != (b.Webhook == nil) {
-		return false
-	}
-	return a.Webhook == nil || *a.Webhook == *b.Webhook
-}
+// sameListener compares two listener configurations, webhook and model filters included.
+func sameListener(a, b *Listener) bool { return reflect.DeepEqual(*a, *b) }
 
 // allowPrivateNetwork reads app.json's "webhooks": {"allowPrivateNetwork": true}.
 func allowPrivateNetwork(s *registry.Snapshot) bool {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -23,6 +24,8 @@ type Env interface {
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
 	// Resend runs a finished event node again.
 	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
+	// Tasks is the task center; nil when it is not running.
+	Tasks() *tasks.Center
 }
 
 // Invocation is one call of a built-in method after its arguments are bound.

@@ -1,0 +1,266 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/timers/recurring"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// Options configure a Center. Store, Executor, Log, Snapshot and Location are required.
+type Options struct {
+	Store    timers.Store
+	Executor jsvm.Executor
+	Log      engine.LogSink
+	Snapshot func() *registry.Snapshot
+	Location func() *time.Location
+	// Coordinator makes cron and interval ticks run on one host of the cluster; required with
+	// Serve.
+	Coordinator recurring.Coordinator
+	// Owner names this host in task records and log rows ("machine/instance").
+	Owner string
+	// Serve makes this host run due tasks and template ticks (trellis serve); without it the
+	// center only creates and reads tasks (trellis call).
+	Serve bool
+	// Poll bounds how long a due task created by another host may wait before this one looks
+	// (default: the store's hint).
+	Poll time.Duration
+	// Lease is how long a running task stays with a host that stopped heartbeating (default 30 s).
+	Lease time.Duration
+}
+
+// Center is the task center of one host. Start and Stop are safe to call twice.
+type Center struct {
+	opts Options
+
+	mu        sync.Mutex
+	started   bool
+	runner    *timers.Runner
+	scheduler *recurring.Scheduler
+
+	cached atomic.Pointer[templateCache]
+}
+
+type templateCache struct {
+	snap      *registry.Snapshot
+	loc       *time.Location
+	templates map[string]*Template
+}
+
+// New checks the options; nothing runs before Start.
+func New(o Options) (*Center, error) {
+	if o.Store == nil || o.Executor == nil || o.Log == nil || o.Snapshot == nil || o.Location == nil {
+		return nil, errors.New("tasks: Options.Store, Executor, Log, Snapshot and Location are required")
+	}
+	if o.Serve && o.Coordinator == nil {
+		return nil, errors.New("tasks: Options.Coordinator is required to serve cron and interval templates")
+	}
+	if o.Owner == "" {
+		o.Owner = engine.NewID("host_")
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	return &Center{opts: o}, nil
+}
+
+// Templates returns the task templates of the current app version, computed once per version.
+func (c *Center) Templates() map[string]*Template {
+	s, loc := c.opts.Snapshot(), c.opts.Location()
+	if tc := c.cached.Load(); tc != nil && tc.snap == s && tc.loc == loc {
+		return tc.templates
+	}
+	tc := &templateCache{snap: s, loc: loc, templates: TemplatesOf(s, loc)}
+	c.cached.Store(tc)
+	return tc.templates
+}
+
+// Start runs due tasks and schedules the app's cron and interval templates (with Serve).
+func (c *Center) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || !c.opts.Serve {
+		c.started = true
+		return nil
+	}
+	runner, err := timers.NewRunner(timers.RunnerOptions{Store: c.opts.Store, Owner: c.opts.Owner, Fire: c.fire, Lease: c.opts.Lease, Poll: c.opts.Poll})
+	if err != nil {
+		return err
+	}
+	if err := runner.Start(ctx); err != nil {
+		return fmt.Errorf("tasks: start the timer runner: %w", err)
+	}
+	sched, err := recurring.New(recurring.Options{Coordinator: c.opts.Coordinator, Fire: c.fireTick})
+	if err == nil {
+		err = sched.Start(ctx)
+	}
+	if err == nil {
+		err = sched.Sync(ctx, c.recurringTemplates())
+	}
+	if err != nil {
+		_ = runner.Stop(ctx)
+		return fmt.Errorf("tasks: start the cron and interval scheduler: %w", err)
+	}
+	c.runner, c.scheduler, c.started = runner, sched, true
+	return nil
+}
+
+// Reload follows a new app version: templates enabled, disabled, added, removed or edited take
+// effect at once.
+func (c *Center) Reload(ctx context.Context) error {
+	c.mu.Lock()
+	sched := c.scheduler
+	c.mu.Unlock()
+	if sched == nil {
+		return nil
+	}
+	return sched.Sync(ctx, c.recurringTemplates())
+}
+
+// Stop stops scheduling and waits for runs in flight (within ctx); runs it cuts short stay
+// with the store and another host takes them over after the lease.
+func (c *Center) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	runner, sched := c.runner, c.scheduler
+	c.runner, c.scheduler, c.started = nil, nil, false
+	c.mu.Unlock()
+	var errs []error
+	if sched != nil {
+		errs = append(errs, sched.Stop(ctx))
+	}
+	if runner != nil {
+		errs = append(errs, runner.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Center) recurringTemplates() []recurring.Template {
+	var out []recurring.Template
+	for _, t := range c.Templates() {
+		if !t.Enabled || (t.RepeatType != RepeatCron && t.RepeatType != RepeatInterval) {
+			continue
+		}
+		out = append(out, recurring.Template{FullName: t.FullName, Cron: t.Cron, Interval: t.Interval, Location: t.Location,
+			Misfire: t.Misfire, Concurrency: t.Concurrency, Version: t.Version})
+	}
+	return out
+}
+
+// fireTick runs one tick of a cron or interval template on this host, as a task record.
+func (c *Center) fireTick(ctx context.Context, tick recurring.Tick) error {
+	tmpl := c.Templates()[tick.Template]
+	if tmpl == nil || !tmpl.Enabled {
+		return nil // removed or disabled since the tick was scheduled
+	}
+	args := tmpl.ArgDict
+	if args == nil {
+		args = map[string]any{}
+	}
+	t := taskFor(tmpl, newTaskID(), tick.At, args)
+	c.mu.Lock()
+	runner := c.runner
+	c.mu.Unlock()
+	if runner == nil {
+		return errors.New("tasks: stopping")
+	}
+	_, err := runner.RunNow(ctx, t)
+	return err
+}
+
+// fire runs one task to its end: the function named by funcName, called as fn(argDict, ctx). It
+// records the running and final states in the log; the runner records them in the task store.
+func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
+	start := time.Now()
+	c.writeRows(c.row(t, logstore.StatusRunning, "running", start))
+	tg := target(t.FullName, t.FuncName)
+	var timeout time.Duration
+	if tmpl := c.Templates()[t.FullName]; tmpl != nil {
+		timeout = tmpl.Timeout
+	}
+	args := t.ArgDict
+	if args == nil {
+		args = map[string]any{}
+	}
+	res, err := c.opts.Executor.Execute(ctx, jsvm.Call{
+		Element: tg.Element, Function: tg.Function, Args: []any{args},
+		Limits: jsvm.Limits{Timeout: timeout}, RequestID: t.RequestID, NodeID: t.NodeID,
+		Ctx: &jsvm.HandlerContext{Attempt: t.Attempt, Extra: map[string]any{"taskId": t.ID}},
+	})
+	end := time.Now()
+	if ctx.Err() != nil {
+		// Force-ended (ForcedEnd recorded that) or the host is stopping (another host takes the
+		// task over): either way this run's outcome is not the task's.
+		return nil, ctx.Err()
+	}
+	r := c.row(t, logstore.StatusSuccess, "done", end)
+	r.StartTime, r.EndTime, r.Duration = start, end, end.Sub(start).Milliseconds()
+	if len(res.Logs) > 0 {
+		r.Logs, _ = json.Marshal(res.Logs)
+	}
+	var out error
+	switch {
+	case err != nil:
+		je := jsvm.AsError(err)
+		r.Status, r.Stage = logstore.StatusFail, "failed"
+		r.Error = &logstore.RowError{Code: je.Code, Message: je.Message, Stack: je.Stack}
+		out = &runError{timers.TaskError{Code: je.Code, Message: je.Message, Stack: je.Stack}}
+	case res.Failed != nil:
+		r.Status, r.Stage = logstore.StatusFail, "failed"
+		r.Error = &logstore.RowError{Code: "failed", Message: *res.Failed}
+		out = &runError{timers.TaskError{Code: "failed", Message: *res.Failed}}
+	default:
+		r.Result, _ = json.Marshal(res.Value)
+	}
+	c.writeRows(r)
+	if out != nil {
+		return nil, out
+	}
+	return res.Value, nil
+}
+
+// runError gives the task record the JS error's fields.
+type runError struct{ te timers.TaskError }
+
+func (e *runError) Error() string                { return e.te.Code + ": " + e.te.Message }
+func (e *runError) TaskError() *timers.TaskError { return &e.te }
+
+// row is one log row of a task's node: the node is the task (NodeID = task id unless the
+// creator gave one), created when the task was.
+func (c *Center) row(t timers.Task, status, stage string, at time.Time) logstore.Row {
+	created := t.CreatedAt
+	if created.IsZero() {
+		created = at
+	}
+	if at.Before(created) {
+		at = created
+	}
+	kwargs, _ := json.Marshal(t.ArgDict)
+	attempt := t.Attempt
+	if attempt < 1 {
+		attempt = 1
+	}
+	return logstore.Row{
+		ID: engine.NewID("st_"), Kind: logstore.KindTask, FullName: t.FullName, Status: status, Stage: stage,
+		RequestID: t.RequestID, NodeID: t.NodeID, Attempt: attempt, CreatedAt: created, RecordedAt: at,
+		Seq: seq.Add(1), Kwargs: kwargs, Host: c.opts.Owner,
+	}
+}
+
+var seq atomic.Uint32
+
+func (c *Center) writeRows(rows ...logstore.Row) {
+	if err := c.opts.Log.Write(context.Background(), rows...); err != nil {
+		fmt.Fprintf(os.Stderr, "trellis: tasks: write %d log rows: %v\n", len(rows), err)
+	}
+}

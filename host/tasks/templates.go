@@ -1,0 +1,121 @@
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+// Repeat types of a template (CONTRACT §4).
+const (
+	RepeatOnce      = "once"
+	RepeatCron      = "cron"
+	RepeatInterval  = "interval"
+	RepeatDateField = "dateField"
+)
+
+// Template is a task template (a tasks.Meta instance) as the task center needs it. The registry
+// has validated the definition (cron syntax, durations, timezone, funcName) before it gets here.
+type Template struct {
+	FullName, Title, TaskType, RepeatType string
+	Cron                                  string
+	Interval                              time.Duration
+	// Location is the template's timezone, else the app's.
+	Location    *time.Location
+	FuncName    string
+	ArgDict     map[string]any
+	Timeout     time.Duration
+	Misfire     string
+	Concurrency string
+	Enabled     bool
+	DateField   *DateField
+	// Version changes whenever the definition does, so a reload reschedules an edited template.
+	Version string
+}
+
+// DateField is a dateField template's row date: each row of Model gets one pending task at
+// row[Field] + Offset.
+type DateField struct {
+	Model, Field string
+	Offset       time.Duration
+}
+
+// TemplatesOf returns every task template of s by fullName; appLoc is the app's timezone.
+func TemplatesOf(s *registry.Snapshot, appLoc *time.Location) map[string]*Template {
+	out := map[string]*Template{}
+	for _, el := range s.Sorted() {
+		if el.Layer != registry.LayerInstance || !s.IsA(el.FullName, "tasks.Meta") {
+			continue
+		}
+		out[el.FullName] = templateOf(el, appLoc)
+	}
+	return out
+}
+
+func templateOf(el *registry.Element, appLoc *time.Location) *Template {
+	d := el.Definition
+	t := &Template{
+		FullName: el.FullName, Title: el.Title, TaskType: el.Type,
+		RepeatType:  strOr(d, "repeatType", RepeatOnce),
+		Cron:        str(d, "cron"),
+		Interval:    duration(d, "interval"),
+		Location:    appLoc,
+		FuncName:    str(d, "funcName"),
+		Timeout:     duration(d, "timeout"),
+		Misfire:     strOr(d, "misfire", "fireOnce"),
+		Concurrency: strOr(d, "concurrency", "serial"),
+		Enabled:     true,
+	}
+	if e, ok := d["enabled"].(bool); ok {
+		t.Enabled = e
+	}
+	if a, ok := d["argDict"].(map[string]any); ok {
+		t.ArgDict = a
+	}
+	if tz := str(d, "timezone"); tz != "" {
+		if loc, err := time.LoadLocation(tz); err == nil {
+			t.Location = loc
+		}
+	}
+	if df, ok := d["dateField"].(map[string]any); ok {
+		t.DateField = &DateField{Model: str(df, "model"), Field: str(df, "field"), Offset: duration(df, "offset")}
+	}
+	raw, _ := json.Marshal(d)
+	sum := sha256.Sum256(append(raw, t.Location.String()...))
+	t.Version = hex.EncodeToString(sum[:8])
+	return t
+}
+
+// Target is the function a task calls: Element's exported Function, as fn(argDict, ctx).
+type Target struct{ Element, Function string }
+
+// target resolves funcName: "services.X.fn" is a service function; a plain name is exported by
+// the task element itself.
+func target(taskElement, funcName string) Target {
+	if i := strings.LastIndexByte(funcName, '.'); i >= 0 {
+		return Target{Element: funcName[:i], Function: funcName[i+1:]}
+	}
+	return Target{Element: taskElement, Function: funcName}
+}
+
+func str(d map[string]any, k string) string { s, _ := d[k].(string); return s }
+
+func strOr(d map[string]any, k, def string) string {
+	if s := str(d, k); s != "" {
+		return s
+	}
+	return def
+}
+
+// duration reads a duration field; a leading "-" (date-field offsets) is allowed.
+func duration(d map[string]any, k string) time.Duration {
+	v, err := time.ParseDuration(str(d, k))
+	if err != nil {
+		return 0
+	}
+	return v
+}

@@ -1,0 +1,213 @@
+package redislock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host/timers/recurring"
+)
+
+// DefaultPrefix is the key prefix New uses when given "".
+const DefaultPrefix = "trellis:recurring:"
+
+// claimTTL is how long a tick's claim key lives: far longer than the clock skew between hosts
+// and the lateness of any timer, far shorter than forever.
+const claimTTL = 24 * time.Hour
+
+// Coordinator is the recurring.Coordinator on Redis. It is safe for concurrent use by many
+// Schedulers; Coordinators of several hosts with the same prefix on the same Redis form one
+// cluster.
+type Coordinator struct {
+	client redis.UniversalClient
+	prefix string
+	b      *batcher
+}
+
+var _ recurring.Coordinator = (*Coordinator)(nil)
+
+// New returns a Coordinator using client (which the caller keeps and closes) and keys under
+// prefix ("" = DefaultPrefix). Hosts of one cluster must use the same prefix.
+func New(client redis.UniversalClient, prefix string) *Coordinator {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Coordinator{client: client, prefix: prefix, b: &batcher{client: client}}
+}
+
+// claimScript sets the tick's claim key if absent and then raises the last-tick key. Times are
+// 20-digit zero-padded nanoseconds, so string order is time order (Lua numbers are doubles and
+// would round them).
+var claimScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  local cur = redis.call('GET', KEYS[2])
+  if (not cur) or cur < ARGV[1] then redis.call('SET', KEYS[2], ARGV[1]) end
+  return 1
+end
+return 0`)
+
+// renewScript extends the run lock only while the caller still holds it.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+
+// releaseScript deletes the run lock only if the caller still holds it.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+func (c *Coordinator) key(template, suffix string) string {
+	return c.prefix + "{" + template + "}:" + suffix
+}
+
+func checkTemplate(op, template string) error {
+	if template == "" {
+		return fmt.Errorf("redislock: %s: %w: template name is empty; pass the template's fullName", op, recurring.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func checkAt(op string, at time.Time) error {
+	if at.Before(time.Unix(0, 0)) {
+		return fmt.Errorf("redislock: %s: %w: tick time %s is zero or before 1970; pass the tick's scheduled time", op, recurring.ErrInvalidArgument, at)
+	}
+	return nil
+}
+
+func encodeAt(at time.Time) string { return fmt.Sprintf("%020d", at.UnixNano()) }
+
+// ClaimTick implements recurring.Coordinator.
+func (c *Coordinator) ClaimTick(ctx context.Context, template string, at time.Time) (bool, error) {
+	if err := errors.Join(checkTemplate("claim tick", template), checkAt("claim tick", at)); err != nil {
+		return false, err
+	}
+	nanos := encodeAt(at)
+	keys := []string{c.key(template, "tick:"+strconv.FormatInt(at.UnixNano(), 10)), c.key(template, "last")}
+	n, err := c.eval(ctx, claimScript, keys, nanos, int(claimTTL/time.Second)).Int()
+	if err != nil {
+		return false, fmt.Errorf("redislock: claim tick %s of %q: %w", at, template, err)
+	}
+	return n == 1, nil
+}
+
+// LastTick implements recurring.Coordinator.
+func (c *Coordinator) LastTick(ctx context.Context, template string) (time.Time, bool, error) {
+	if err := checkTemplate("last tick", template); err != nil {
+		return time.Time{}, false, err
+	}
+	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+		return p.Get(ctx, c.key(template, "last"))
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("redislock: last tick of %q: %w", template, err)
+	}
+	s, err := cmd.(*redis.StringCmd).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("redislock: last tick of %q: %w", template, err)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("redislock: last tick of %q: key %s holds %q, not a time; delete the key: %w", template, c.key(template, "last"), s, err)
+	}
+	return time.Unix(0, n).UTC(), true, nil
+}
+
+// AcquireRun implements recurring.Coordinator.
+func (c *Coordinator) AcquireRun(ctx context.Context, template string, ttl time.Duration) (func(), bool, error) {
+	if err := checkTemplate("acquire run lock", template); err != nil {
+		return nil, false, err
+	}
+	if ttl < time.Millisecond {
+		return nil, false, fmt.Errorf("redislock: acquire run lock: %w: ttl %s; use at least 1ms (the scheduler uses 30s)", recurring.ErrInvalidArgument, ttl)
+	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	key := c.key(template, "run")
+	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+		return p.SetNX(ctx, key, token, ttl)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("redislock: acquire run lock of %q: %w", template, err)
+	}
+	ok, err := cmd.(*redis.BoolCmd).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("redislock: acquire run lock of %q: %w", template, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	l := &lease{c: c, key: key, token: token, ttl: ttl, stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renew()
+	return l.release, true, nil
+}
+
+// lease keeps one held run lock alive until released.
+type lease struct {
+	c          *Coordinator
+	key, token string
+	ttl        time.Duration
+	stop, done chan struct{}
+	once       sync.Once
+}
+
+// renew extends the lock every ttl/3 until release, or until the lock turns out to be lost
+// (this host was paused past its ttl and another took it): then there is nothing to keep.
+func (l *lease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(max(l.ttl/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.ttl)
+		n, err := l.c.eval(ctx, renewScript, []string{l.key}, l.token, l.ttl.Milliseconds()).Int()
+		cancel()
+		if err == nil && n == 0 {
+			return
+		}
+	}
+}
+
+// release stops renewing and deletes the lock if this lease still holds it.
+func (l *lease) release() {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// On failure the lock lapses after its ttl; nothing better can be done here.
+		_ = l.c.eval(ctx, releaseScript, []string{l.key}, l.token).Err()
+	})
+}
+
+// eval runs a script through the batcher with EVALSHA, loading it on the rare NOSCRIPT (first
+// use on a server, or after SCRIPT FLUSH or a restart).
+func (c *Coordinator) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+		return s.EvalSha(ctx, p, keys, args...)
+	})
+	if err != nil {
+		out := redis.NewCmd(ctx)
+		out.SetErr(err)
+		return out
+	}
+	res := cmd.(*redis.Cmd)
+	if e := res.Err(); e != nil && redis.HasErrorPrefix(e, "NOSCRIPT") {
+		return s.Run(ctx, c.client, keys, args...)
+	}
+	return res
+}

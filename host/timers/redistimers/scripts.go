@@ -1,0 +1,207 @@
+package redistimers
+
+import "github.com/redis/go-redis/v9"
+
+// Every script takes the key prefix as ARGV[1] and reaches task hashes through it, so on Redis
+// Cluster the prefix must carry a hash tag (trellis:{app}:timers:) to keep all keys in one slot.
+// KEYS[1] is always a key under the prefix, for routing.
+//
+// Keys under the prefix P:
+//
+//	P t:<id>   hash: one task (fields below; empty ones are not stored)
+//	P due      zset: waiting ids by StartTime, in ms rounded up (never early)
+//	P run      zset: running ids by lease expiry in ms
+//	P keys     hash: date-field key -> id of the waiting task holding it
+//	P all      zset: every id by creation sequence (List, newest first)
+//	P seq      string: the creation sequence
+//	P counts   hash: fullName "\0" status -> number of tasks (List's totals)
+//	P fseq     string: the force-end sequence
+//	P forced   zset: ids force-ended while running, by force-end sequence (last 10,000)
+//
+// Task hash fields: fn fullName, f funcName, ty taskType, a argDict JSON, st StartTime (Unix ns),
+// s status, r result JSON, e error JSON, rq requestId, n nodeId, k key, at attempt, o owner,
+// l lease expiry ms, c createdAt ms, u updatedAt ms (absent: createdAt), sa startedAt ms, ea endedAt ms, q sequence.
+const prelude = `
+local P = ARGV[1]
+local function tkey(id) return P .. 't:' .. id end
+local function count(fn, st, d)
+	if fn then redis.call('HINCRBY', P .. 'counts', fn .. '\0' .. st, d) end
+end
+local function setstatus(k, old, new)
+	count(redis.call('HGET', k, 'fn'), old, -1)
+	count(redis.call('HGET', k, 'fn'), new, 1)
+	redis.call('HSET', k, 's', new)
+end
+-- unkey frees the key a waiting task holds, if it still holds it.
+local function unkey(k, id)
+	local key = redis.call('HGET', k, 'k')
+	if key and key ~= '' and redis.call('HGET', P .. 'keys', key) == id then
+		redis.call('HDEL', P .. 'keys', key)
+	end
+end
+-- drop deletes a waiting task outright (a key replacement).
+local function drop(id)
+	local k = tkey(id)
+	if redis.call('HGET', k, 's') ~= 'waiting' then return false end
+	count(redis.call('HGET', k, 'fn'), 'waiting', -1)
+	redis.call('DEL', k)
+	redis.call('ZREM', P .. 'due', id)
+	redis.call('ZREM', P .. 'all', id)
+	return true
+end
+`
+
+func script(body string) *redis.Script { return redis.NewScript(prelude + body) }
+
+// createScript: ARGV id, key, status (waiting|running), score (due ms or lease expiry ms), then
+// field/value pairs. Returns {'exists'} or {'ok', replaced ids}.
+var createScript = script(`
+local id, key, status, score = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 1 then return {'exists'} end
+local replaced = {}
+if key ~= '' and status == 'waiting' then
+	local old = redis.call('HGET', P .. 'keys', key)
+	if old and drop(old) then table.insert(replaced, old) end
+	redis.call('HSET', P .. 'keys', key, id)
+end
+local seq = redis.call('INCR', P .. 'seq')
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', k, 'q', seq, 's', status, unpack(fields))
+redis.call('ZADD', P .. 'all', seq, id)
+if status == 'waiting' then
+	redis.call('ZADD', P .. 'due', score, id)
+else
+	redis.call('ZADD', P .. 'run', score, id)
+end
+count(redis.call('HGET', k, 'fn'), status, 1)
+return {'ok', replaced}
+`)
+
+// removeKeyScript: ARGV key. Returns the removed ids.
+var removeKeyScript = script(`
+local key = ARGV[2]
+local id = redis.call('HGET', P .. 'keys', key)
+if not id then return {} end
+redis.call('HDEL', P .. 'keys', key)
+if drop(id) then return {id} end
+return {}
+`)
+
+// claimScript: ARGV now ms, owner, lease expiry ms, limit, updated ms. Expired leases first,
+// then due waiting tasks, earliest first. Returns {id, HGETALL} of each claimed task.
+var claimScript = script(`
+local now, owner, lease, limit, upd = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'run', '-inf', now, 'LIMIT', 0, limit)) do
+	local k = tkey(id)
+	if redis.call('HGET', k, 's') == 'running' then
+		redis.call('HINCRBY', k, 'at', 1)
+		redis.call('HSET', k, 'o', owner, 'l', lease, 'sa', now, 'u', upd)
+		redis.call('ZADD', P .. 'run', lease, id)
+		out[#out + 1] = {id, redis.call('HGETALL', k)}
+	else
+		redis.call('ZREM', P .. 'run', id)
+	end
+end
+if #out < limit then
+	for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due', '-inf', now, 'LIMIT', 0, limit - #out)) do
+		redis.call('ZREM', P .. 'due', id)
+		local k = tkey(id)
+		if redis.call('HGET', k, 's') == 'waiting' then
+			setstatus(k, 'waiting', 'running')
+			unkey(k, id)
+			redis.call('HINCRBY', k, 'at', 1)
+			redis.call('HSET', k, 'o', owner, 'l', lease, 'sa', now, 'u', upd)
+			redis.call('ZADD', P .. 'run', lease, id)
+			out[#out + 1] = {id, redis.call('HGETALL', k)}
+		end
+	end
+end
+return out
+`)
+
+// extendScript: ARGV owner, lease expiry ms, ids...
+var extendScript = script(`
+local owner, lease = ARGV[2], ARGV[3]
+for i = 4, #ARGV do
+	local id = ARGV[i]
+	local k = tkey(id)
+	local v = redis.call('HMGET', k, 's', 'o')
+	if v[1] == 'running' and v[2] == owner then
+		redis.call('HSET', k, 'l', lease)
+		redis.call('ZADD', P .. 'run', lease, id)
+	end
+end
+return 0
+`)
+
+// finishScript: ARGV id, owner, status, result JSON, error JSON (” = none), now ms.
+// Returns {'notfound'}, {'conflict', task} or {'ok', task}.
+var finishScript = script(`
+local id, owner, status, result, err, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 0 then return {'notfound'} end
+local v = redis.call('HMGET', k, 's', 'o')
+if v[1] ~= 'running' or v[2] ~= owner then return {'conflict', redis.call('HGETALL', k)} end
+setstatus(k, 'running', status)
+redis.call('HSET', k, 'r', result, 'u', now, 'ea', now)
+redis.call('HDEL', k, 'l')
+if err ~= '' then redis.call('HSET', k, 'e', err) end
+redis.call('ZREM', P .. 'run', id)
+return {'ok', redis.call('HGETALL', k)}
+`)
+
+// forcedEndScript: ARGV id, now ms. Returns {'notfound'}, {'conflict', task} or
+// {'ok', task, wasRunning}.
+var forcedEndScript = script(`
+local id, now = ARGV[2], ARGV[3]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 0 then return {'notfound'} end
+local st = redis.call('HGET', k, 's')
+local running = 0
+if st == 'waiting' then
+	redis.call('ZREM', P .. 'due', id)
+	unkey(k, id)
+elseif st == 'running' then
+	redis.call('ZREM', P .. 'run', id)
+	redis.call('HDEL', k, 'l')
+	local n = redis.call('INCR', P .. 'fseq')
+	redis.call('ZADD', P .. 'forced', n, id)
+	redis.call('ZREMRANGEBYRANK', P .. 'forced', 0, -10001)
+	running = 1
+else
+	return {'conflict', redis.call('HGETALL', k)}
+end
+setstatus(k, st, 'forcedEnd')
+redis.call('HSET', k, 'u', now, 'ea', now)
+return {'ok', redis.call('HGETALL', k), running}
+`)
+
+// listScript: ARGV cursor (a ZREVRANGEBYSCORE max: '+inf' or '(seq'), fullName, status,
+// matches to skip, matches wanted, entries to examine at most. Scans P all newest first.
+// Returns {{id, HGETALL}..., skip left, last score examined, 1 if the index ended}.
+var listScript = script(`
+local cursor, fn, st, skip, want, budget = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local entries = redis.call('ZREVRANGEBYSCORE', P .. 'all', cursor, '-inf', 'WITHSCORES', 'LIMIT', 0, budget)
+local out = {}
+local last = ''
+for i = 1, #entries, 2 do
+	local id = entries[i]
+	last = entries[i + 1]
+	local k = tkey(id)
+	local v = redis.call('HMGET', k, 'fn', 's')
+	if v[1] and (fn == '' or v[1] == fn) and (st == '' or v[2] == st) then
+		if skip > 0 then
+			skip = skip - 1
+		else
+			out[#out + 1] = {id, redis.call('HGETALL', k)}
+			if #out >= want then return {out, skip, last, 0} end
+		end
+	end
+end
+local ended = 0
+if #entries < 2 * budget then ended = 1 end
+return {out, skip, last, ended}
+`)
