@@ -51,8 +51,13 @@ func writeApp(t *testing.T, files map[string]string) string {
 
 // setup starts a real host on embedded storage and returns the HTTP handler in front of it.
 func setup(t *testing.T, sandbox string) http.Handler {
+	return setupApp(t, sandbox, testApp, false)
+}
+
+// setupApp is setup for another app; serve makes the host run events and tasks too.
+func setupApp(t *testing.T, sandbox string, files map[string]string, serve bool) http.Handler {
 	t.Helper()
-	h, err := host.New(host.Config{AppDir: writeApp(t, testApp), Sandbox: sandbox, Workers: 1, MaxBodyBytes: 1 << 16})
+	h, err := host.New(host.Config{AppDir: writeApp(t, files), Sandbox: sandbox, Workers: 1, MaxBodyBytes: 1 << 16, ServeEvents: serve})
 	require.NoError(t, err)
 	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(func() { _ = h.Stop(context.Background()) })

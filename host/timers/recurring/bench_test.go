@@ -18,11 +18,11 @@ import (
 
 // BenchmarkTemplates10k is the target on the real clock: 10,000 cron templates (default
 // policies: serial, fireOnce) on three Schedulers sharing one Redis, as three hosts would. Each
-// iteration is one tick of every template; the cron is a 6-field every-5-seconds one so a run
-// takes seconds, not minutes (TRELLIS_BENCH_CRON overrides it, e.g. "* * * * *" for one-minute
-// ticks; TRELLIS_BENCH_TEMPLATES the count). It reports:
-//   - lateness-p50-ms / p99 / max: from a tick's scheduled time (At) to its Fire call;
-//   - duplicates: ticks run more than once (must be 0); missing: ticks never run (must be 0).
+// iteration is one tick of every template. The cron is a 6-field every-5-seconds one so a run
+// takes seconds, not minutes; TRELLIS_BENCH_CRON overrides it ("* * * * *" for one-minute
+// ticks) and TRELLIS_BENCH_TEMPLATES the count. It reports lateness-p50-ms, -p99-ms and -max-ms
+// (from a tick's scheduled time, At, to its Fire call), duplicates (ticks run more than once)
+// and missing (ticks never run); both must be 0. Run it with
 //
 //	TRELLIS_TEST_REDIS=redis://127.0.0.1:6379/0 go test -run '^$' -bench Templates10k -benchtime 5x ./host/timers/recurring/
 func BenchmarkTemplates10k(b *testing.B) {
@@ -33,8 +33,8 @@ func BenchmarkTemplates10k(b *testing.B) {
 	n := 10000
 	if s := os.Getenv("TRELLIS_BENCH_TEMPLATES"); s != "" {
 		v, err := strconv.Atoi(s)
-		if err != nil {
-			b.Fatalf("TRELLIS_BENCH_TEMPLATES=%q: %v", s, err)
+		if err != nil || v < 1 {
+			b.Fatalf("TRELLIS_BENCH_TEMPLATES=%q: want a positive number", s)
 		}
 		n = v
 	}
@@ -42,30 +42,36 @@ func BenchmarkTemplates10k(b *testing.B) {
 	if s := os.Getenv("TRELLIS_BENCH_CRON"); s != "" {
 		expr = s
 	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		b.Fatal(err)
+	newClient := func() *redis.Client {
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return redis.NewClient(o)
 	}
 	prefix := "trellis:bench:recurring:" + randHex() + ":"
-	admin := redis.NewClient(opts)
+	admin := newClient()
 	defer func() {
 		deleteKeys(admin, prefix)
 		_ = admin.Close()
 	}()
 
-	var (
-		mu       sync.Mutex
-		runs     = map[time.Time]map[int]int{} // tick → template index → runs
-		lateness []time.Duration
-		done     = map[time.Time]chan struct{}{}
-	)
-	tickDone := func(at time.Time) chan struct{} {
-		ch := done[at]
-		if ch == nil {
-			ch = make(chan struct{})
-			done[at] = ch
+	// What ran: per tick, runs per template, lateness of each run, and a channel closed when
+	// every template ran.
+	type tickRuns struct {
+		runs map[int]int
+		late []time.Duration
+		done chan struct{}
+	}
+	var mu sync.Mutex
+	ticks := map[time.Time]*tickRuns{}
+	tickOf := func(at time.Time) *tickRuns { // mu held
+		r := ticks[at]
+		if r == nil {
+			r = &tickRuns{runs: map[int]int{}, done: make(chan struct{})}
+			ticks[at] = r
 		}
-		return ch
+		return r
 	}
 	fire := func(_ context.Context, t recurring.Tick) error {
 		late := time.Since(t.At)
@@ -75,15 +81,11 @@ func BenchmarkTemplates10k(b *testing.B) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		m := runs[t.At]
-		if m == nil {
-			m = map[int]int{}
-			runs[t.At] = m
-		}
-		m[i]++
-		lateness = append(lateness, late)
-		if len(m) == n {
-			close(tickDone(t.At))
+		r := tickOf(t.At)
+		r.runs[i]++
+		r.late = append(r.late, late)
+		if len(r.runs) == n && r.runs[i] == 1 {
+			close(r.done)
 		}
 		return nil
 	}
@@ -92,10 +94,10 @@ func BenchmarkTemplates10k(b *testing.B) {
 	for i := range templates {
 		templates[i] = recurring.Template{FullName: fmt.Sprintf("tasks.Bench%05d", i), Cron: expr, Version: "1"}
 	}
-	var scheds []*recurring.Scheduler
 	ctx := context.Background()
+	var scheds []*recurring.Scheduler
 	for range 3 {
-		c := redis.NewClient(opts)
+		c := newClient()
 		defer func() { _ = c.Close() }()
 		s, err := recurring.New(recurring.Options{Coordinator: redislock.New(c, prefix), Fire: fire})
 		if err != nil {
@@ -124,52 +126,45 @@ func BenchmarkTemplates10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	first := next
-	mu.Lock()
-	lateness = nil
-	mu.Unlock()
 	b.ResetTimer()
 	var measured []time.Time
 	for range b.N {
 		at := next
 		measured = append(measured, at)
 		mu.Lock()
-		ch := tickDone(at)
+		done := tickOf(at).done
 		mu.Unlock()
-		follow, _ := recurring.NextTick(expr, 0, nil, at)
+		next, _ = recurring.NextTick(expr, 0, nil, at)
 		select {
-		case <-ch:
-		case <-time.After(time.Until(follow)):
+		case <-done:
+		case <-time.After(time.Until(next)): // the tick is incomplete: counted as missing below
 		}
-		next = follow
 	}
 	b.StopTimer()
-	time.Sleep(time.Second) // let late duplicates, if any, show up
+	time.Sleep(time.Second) // late duplicates, if any, show up
 
 	mu.Lock()
 	defer mu.Unlock()
 	var dups, missing int
 	var lat []time.Duration
-	lat = append(lat, lateness...)
 	for _, at := range measured {
-		m := runs[at]
-		missing += n - len(m)
-		for _, c := range m {
+		r := ticks[at]
+		missing += n - len(r.runs)
+		for _, c := range r.runs {
 			dups += c - 1
 		}
+		lat = append(lat, r.late...)
 	}
-	// Only lateness of measured ticks counts (earlier ones may have raced the Syncs).
-	_ = first
 	slices.Sort(lat)
-	pct := func(p float64) float64 {
+	ms := func(q float64) float64 {
 		if len(lat) == 0 {
 			return 0
 		}
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / float64(time.Millisecond)
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))]) / float64(time.Millisecond)
 	}
-	b.ReportMetric(pct(0.50), "lateness-p50-ms")
-	b.ReportMetric(pct(0.99), "lateness-p99-ms")
-	b.ReportMetric(pct(1)-0, "lateness-max-ms")
+	b.ReportMetric(ms(0.50), "lateness-p50-ms")
+	b.ReportMetric(ms(0.99), "lateness-p99-ms")
+	b.ReportMetric(ms(1), "lateness-max-ms")
 	b.ReportMetric(float64(dups), "duplicates")
 	b.ReportMetric(float64(missing), "missing")
 	b.ReportMetric(float64(len(measured)*n), "ticks")

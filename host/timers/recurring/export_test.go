@@ -39,3 +39,6 @@ func testSchedule(cronExpr string, interval time.Duration, loc *time.Location) (
 	_, s, err := Template{FullName: "tasks.T", Cron: cronExpr, Interval: interval, Location: loc}.normalize()
 	return s, err
 }
+
+// GocronJobs is how many gocron jobs s keeps: one per distinct schedule.
+func GocronJobs(s *Scheduler) int { return len(s.cron.Jobs()) }

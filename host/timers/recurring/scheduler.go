@@ -33,9 +33,10 @@ type Scheduler struct {
 	locals  map[string]chan struct{} // per template name: this host's FIFO for serial ticks
 
 	// mu guards state and orders ticks.Add before Stop's ticks.Wait.
-	mu    sync.RWMutex
-	state int // stateNew, stateStarted, stateStopped
-	ticks sync.WaitGroup
+	mu       sync.RWMutex
+	state    int // stateNew, stateStarted, stateStopped
+	ticks    sync.WaitGroup
+	inflight atomic.Int64 // ticks dispatched and not yet done, for Stop's message
 
 	// waitCtx bounds claims and run-lock waits: cancelled as Stop begins. runCtx is Fire's
 	// context: cancelled only when Stop gives up waiting.
@@ -137,7 +138,8 @@ func New(o Options) (*Scheduler, error) {
 }
 
 // Start arms the timers of the templates Sync gave so far and runs the catch-up ticks they
-// missed (misfire fireOnce). Calling it again does nothing; after Stop it returns ErrStopped.
+// missed (misfire fireOnce); ctx bounds the last-tick lookups for those, not the Scheduler's
+// life. Calling it again does nothing; after Stop it returns ErrStopped.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
@@ -165,9 +167,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the timers, drops ticks still waiting for a claim or a run lock, and waits for
-// running Fire calls until ctx ends; then it cancels their context and returns an error saying
-// how many were left. Calling it again returns nil at once.
+// Stop stops the timers, drops ticks still waiting for a claim or a run lock (they were claimed
+// by this host, so no other host runs them), and waits for running Fire calls until ctx ends;
+// then it cancels their context and returns an error saying how many were left. Calling it
+// again returns nil at once.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
@@ -189,7 +192,7 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("recurring: stop: running ticks did not finish in time, their context is cancelled: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("recurring: stop: %d running ticks did not finish in time, their context is cancelled: %w", s.inflight.Load(), ctx.Err()))
 	}
 	s.cancelRuns()
 	for _, e := range s.entries {
@@ -236,12 +239,14 @@ func (s *Scheduler) Sync(ctx context.Context, templates []Template) error {
 		return fmt.Errorf("recurring: sync: %w", ErrStopped)
 	}
 
+	removed, changed := 0, 0
 	for name, e := range s.entries {
 		if _, keep := want[name]; !keep {
 			s.remove(e)
 			delete(s.entries, name)
 			delete(s.locals, name)
-			s.log.Info("recurring: template unscheduled", "template", name)
+			removed++
+			s.log.Debug("recurring: template unscheduled", "template", name)
 		}
 	}
 	var added []*entry
@@ -262,10 +267,15 @@ func (s *Scheduler) Sync(ctx context.Context, templates []Template) error {
 		s.entries[name] = e
 		if old == nil {
 			added = append(added, e)
-			s.log.Info("recurring: template scheduled", "template", name)
+			s.log.Debug("recurring: template scheduled", "template", name)
 		} else {
-			s.log.Info("recurring: template rescheduled", "template", name, "version", it.t.Version)
+			changed++
+			s.log.Debug("recurring: template rescheduled", "template", name, "version", it.t.Version)
 		}
+	}
+	if len(added)+removed+changed > 0 {
+		s.log.Info("recurring: templates synced", "added", len(added), "removed", removed, "rescheduled", changed,
+			"templates", len(s.entries), "timers", len(s.groups))
 	}
 	if state == stateStarted {
 		s.catchUp(ctx, added)
@@ -403,9 +413,11 @@ func (s *Scheduler) dispatch(e *entry, t Tick) {
 		return
 	}
 	s.ticks.Add(1)
+	s.inflight.Add(1)
 	s.mu.RUnlock()
 	go func() {
 		defer s.ticks.Done()
+		defer s.inflight.Add(-1)
 		s.run(e, t)
 	}()
 }

@@ -62,7 +62,9 @@ func redisBackend() backend {
 		})
 		out := make([]recurring.Coordinator, n)
 		for i := range out {
-			c := redis.NewClient(opts)
+			o, err := redis.ParseURL(u) // a client per host, with options of its own
+			require.NoError(t, err)
+			c := redis.NewClient(o)
 			t.Cleanup(func() { _ = c.Close() })
 			out[i] = redislock.New(c, prefix)
 		}
@@ -182,7 +184,8 @@ func (b *bundle) startAll(templates ...recurring.Template) {
 	}
 }
 
-// advanceTo moves the clock to at once timers timers are armed (every host's gocron jobs).
+// advanceTo moves the clock to at once timers timers are armed: one gocron job per host and
+// distinct schedule.
 func (b *bundle) advanceTo(at time.Time, timers int) {
 	b.t.Helper()
 	require.NoError(b.t, b.clock.BlockUntilContext(b.ctx, timers), "gocron must arm %d timers", timers)
@@ -376,7 +379,7 @@ func TestMisfireAfterDowntime(t *testing.T) {
 				skip := recurring.Template{FullName: "tasks.Skip", Cron: "* * * * *", Misfire: recurring.MisfireSkip}
 				fresh := recurring.Template{FullName: "tasks.Fresh", Cron: "* * * * *"}
 				b.startAll(once, skip)
-				b.advanceTo(minute(9), 2)
+				b.advanceTo(minute(9), 1) // one schedule, one timer
 				b.waitTick(once.FullName, minute(9), 1)
 				b.waitTick(skip.FullName, minute(9), 1)
 				require.NoError(t, b.scheds[0].Stop(b.ctx))
@@ -397,7 +400,7 @@ func TestMisfireAfterDowntime(t *testing.T) {
 					{Template: once.FullName, At: minute(19), CatchUp: true},
 				}, b.firedOf(once.FullName), "one catch-up run for ten missed ticks, at the latest")
 
-				b.advanceTo(minute(20), 3)
+				b.advanceTo(minute(20), 1)
 				for _, tpl := range all {
 					b.waitTick(tpl.FullName, minute(20), 1)
 				}
@@ -560,7 +563,7 @@ func TestSyncAddRemoveEdit(t *testing.T) {
 		return nil
 	}
 	b.startAll(a, gone)
-	b.advanceTo(minute(9), 2)
+	b.advanceTo(minute(9), 1) // one schedule, one timer
 	b.waitTick(a.FullName, minute(9), 1)
 	require.Eventually(t, func() bool { r, _ := bl.state(); return r == 1 }, 10*time.Second, time.Millisecond)
 
@@ -595,6 +598,37 @@ func TestSyncAddRemoveEdit(t *testing.T) {
 	b.waitTick(added.FullName, want, 1)
 	require.Equal(t, recurring.Tick{Template: added.FullName, At: want, CatchUp: true}, b.firedOf(added.FullName)[4])
 	b.noneEarly()
+}
+
+// Templates with the same schedule share one gocron job (one timer), each still ticking on its
+// own; the job goes with the schedule's last template.
+func TestTemplatesShareTimers(t *testing.T) {
+	t.Parallel()
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	b := setup(t, localBackend(), 1)
+	var all, shanghaiOnly []recurring.Template
+	for i := range 30 {
+		all = append(all, recurring.Template{FullName: fmt.Sprintf("tasks.Utc%02d", i), Cron: "* * * * *"})
+		sh := recurring.Template{FullName: fmt.Sprintf("tasks.Sh%02d", i), Cron: "*  * * * *", Location: shanghai}
+		all = append(all, sh)
+		shanghaiOnly = append(shanghaiOnly, sh)
+	}
+	all = append(all, recurring.Template{FullName: "tasks.Every", Interval: time.Minute})
+	b.startAll(all...)
+	require.Equal(t, 3, recurring.GocronJobs(b.scheds[0]), "UTC cron, Shanghai cron, 1m interval")
+	b.advanceTo(minute(9), 3)
+	for _, tpl := range all {
+		require.Equal(t, map[int]string{0: recurring.OutcomeFired}, b.waitTick(tpl.FullName, minute(9), 1), tpl.FullName)
+	}
+	require.NoError(t, b.scheds[0].Sync(b.ctx, shanghaiOnly))
+	require.Equal(t, 1, recurring.GocronJobs(b.scheds[0]))
+	b.advanceTo(minute(10), 1)
+	for _, tpl := range shanghaiOnly {
+		b.waitTick(tpl.FullName, minute(10), 1)
+	}
+	require.Len(t, b.firedOf("tasks.Utc00"), 1, "removed with its schedule")
+	require.Len(t, b.firedOf("tasks.Sh00"), 2)
 }
 
 // Bad templates are refused, all at once, and nothing changes.
@@ -668,7 +702,7 @@ func TestStop(t *testing.T) {
 	defer cancel()
 	err := b.scheds[other].Stop(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Contains(t, err.Error(), "did not finish")
+	require.Contains(t, err.Error(), "1 running ticks did not finish")
 	require.Eventually(t, func() bool { r, _ := bl2.state(); return r == 0 }, 10*time.Second, time.Millisecond,
 		"the hung run's context is cancelled")
 }

@@ -10,6 +10,10 @@ import (
 // maxBatch bounds one pipeline, so one slow flush cannot hold thousands of callers.
 const maxBatch = 512
 
+// maxFlushers is how many pipelines may be in flight at once: while Redis executes one, the
+// client encodes the next and decodes the last.
+const maxFlushers = 4
+
 // batcher sends the commands of concurrent callers in shared pipelines. A flush goroutine runs
 // only while commands are queued: an idle Coordinator owns no goroutine and needs no Close.
 type batcher struct {
@@ -17,7 +21,7 @@ type batcher struct {
 
 	mu       sync.Mutex
 	queue    []*call
-	flushing bool
+	flushers int
 }
 
 // call is one caller's command: add queues it on a pipeline and returns its result holder.
@@ -36,8 +40,9 @@ func (b *batcher) do(ctx context.Context, add func(ctx context.Context, p redis.
 	c := &call{add: add, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
-	if !b.flushing {
-		b.flushing = true
+	// One flusher per maxBatch queued commands, up to maxFlushers.
+	if b.flushers < maxFlushers && (b.flushers == 0 || len(b.queue) > b.flushers*maxBatch) {
+		b.flushers++
 		go b.flush()
 	}
 	b.mu.Unlock()
@@ -56,7 +61,7 @@ func (b *batcher) flush() {
 		b.mu.Lock()
 		n := min(len(b.queue), maxBatch)
 		if n == 0 {
-			b.flushing = false
+			b.flushers--
 			b.mu.Unlock()
 			return
 		}

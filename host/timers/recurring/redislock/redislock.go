@@ -81,7 +81,16 @@ func checkAt(op string, at time.Time) error {
 	return nil
 }
 
-func encodeAt(at time.Time) string { return fmt.Sprintf("%020d", at.UnixNano()) }
+// encodeAt writes at as 20 zero-padded digits of unix nanoseconds (at is after 1970).
+func encodeAt(at time.Time) string {
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0:20], at.UnixNano(), 10)
+	out := make([]byte, 20-len(digits), 20)
+	for i := range out {
+		out[i] = '0'
+	}
+	return string(append(out, digits...))
+}
 
 // ClaimTick implements recurring.Coordinator.
 func (c *Coordinator) ClaimTick(ctx context.Context, template string, at time.Time) (bool, error) {
