@@ -223,32 +223,82 @@ func TestTasksDueWhileEveryHostIsDown(t *testing.T) {
 			require.NoError(t, h1.Stop(context.Background()))
 			time.Sleep(time.Until(due.Add(500 * time.Millisecond))) // every task comes due while no host runs
 
-			cfg2 := cfg
-			cfg2.DataDir = data
-			h2, err := New(cfg2)
-			require.NoError(t, err)
-			require.NoError(t, h2.Start(context.Background()))
-			t.Cleanup(func() { require.NoError(t, h2.Stop(context.Background())) })
+			// Two hosts come back on Redis (one embedded: its data directory is its own).
+			var hosts []*Host
+			for i := range 1 + btoi(redisURL != "") {
+				c := cfg
+				if i > 0 {
+					c.DataDir = t.TempDir()
+				}
+				h, err := New(c)
+				require.NoError(t, err)
+				require.NoError(t, h.Start(context.Background()))
+				t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
+				hosts = append(hosts, h)
+			}
 			for i, id := range ids {
-				rec := waitTask(t, h2, id, "success")
+				rec := waitTask(t, hosts[0], id, "success")
 				require.Equal(t, map[string]any{"doubled": float64(2 * i), "taskId": id}, normalize(rec["result"]))
 			}
 			time.Sleep(300 * time.Millisecond)
 			for _, id := range ids {
 				runs := 0
-				for _, r := range taskRows(t, h2, id) {
-					if r.Status == logstore.StatusRunning {
-						runs++
+				for _, h := range hosts {
+					for _, r := range taskRows(t, h, id) {
+						if r.Status == logstore.StatusRunning {
+							runs++
+						}
 					}
 				}
-				if redisURL == "" { // the embedded log lives in the data directory: both hosts' rows are there
-					require.Equal(t, 1, runs, "task %s ran once", id)
-				}
-				rec, err := h2.Tasks().GetTask(context.Background(), id)
+				require.Equal(t, 1, runs, "task %s ran once across the hosts", id)
+				rec, err := hosts[0].Tasks().GetTask(context.Background(), id)
 				require.NoError(t, err)
 				require.EqualValues(t, 1, rec["attempt"], "task %s fired once", id)
 			}
 		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestTicksOncePerCluster runs an interval template on three hosts sharing Redis: every tick
+// is one task record, run by one host.
+func TestTicksOncePerCluster(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("TRELLIS_TEST_REDIS")
+	if url == "" {
+		t.Skip(`TRELLIS_TEST_REDIS is not set: run eval "$(scripts/services.sh start)" first to run the cluster tests`)
+	}
+	dir := writeApp(t, map[string]string{
+		"app.json":            fmt.Sprintf(`{"name": "ticks%d"}`, time.Now().UnixNano()),
+		"tasks/Beat/e.json":   `{"title": "Beat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1s", "funcName": "beat"}`,
+		"tasks/Beat/index.js": `exports.beat = function () { return 1; };`,
+	})
+	var hosts []*Host
+	for range 3 {
+		h, err := New(Config{AppDir: dir, DataDir: t.TempDir(), Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: url, Workers: 1})
+		require.NoError(t, err)
+		require.NoError(t, h.Start(context.Background()))
+		t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
+		hosts = append(hosts, h)
+	}
+	var page map[string]any
+	require.Eventually(t, func() bool {
+		var err error
+		page, err = hosts[0].Tasks().ListTasks(context.Background(), timers.ListQuery{FullName: "tasks.Beat", PageSize: 1000})
+		require.NoError(t, err)
+		return page["totalCount"].(int64) >= 4
+	}, 15*time.Second, 50*time.Millisecond)
+	seen := map[string]bool{}
+	for _, r := range page["rowDatas"].([]any) {
+		at := r.(map[string]any)["startTime"].(string)
+		require.False(t, seen[at], "tick %s ran twice", at)
+		seen[at] = true
 	}
 }
 
