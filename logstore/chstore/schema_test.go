@@ -137,7 +137,7 @@ func TestParseVersion(t *testing.T) {
 
 func TestRangeConds(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, []string{"1"}, rangeConds("", zeroTime, zeroTime))
+	require.Equal(t, []string{"(full_name < 'lag:' OR full_name >= 'lag;')"}, rangeConds("", zeroTime, zeroTime), "over every element, lag samples are left out")
 	start := unixMilli(1_900_000_000_500)
 	end := unixMilli(1_900_000_010_000)
 	require.Equal(t, []string{
