@@ -106,7 +106,7 @@ func TestModelsFromJS(t *testing.T) {
 
 // postgresSchema is a DSN of TRELLIS_TEST_POSTGRES whose search_path is a fresh schema, so the
 // test's tables are its own.
-func postgresSchema(t *testing.T) string {
+func postgresSchema(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("TRELLIS_TEST_POSTGRES")
 	if dsn == "" {

@@ -13,6 +13,11 @@ import (
 	"github.com/trellis-run/trellis/host/timers"
 )
 
+// notifyWithin: a task due sooner than this wakes the runner at once; a later one is found by
+// the runner's next look at the store (it looks at least every second), so a bulk import of
+// rows with future dates does not make the runner look once per row.
+const notifyWithin = 5 * time.Second
+
 // dateFieldKey names the one pending task a dateField template keeps for a row.
 func dateFieldKey(template string, rowID any) string {
 	return fmt.Sprintf("%s:%v", template, rowID)
@@ -49,6 +54,7 @@ func (c *Center) SyncDateFields(ctx context.Context, model string, prev, post ma
 		return scheduled, removed, fail(ErrInvalidArgument, "the row has no id: pass the row as stored (with its id)")
 	}
 	var errs []error
+	soon := false
 	for _, t := range c.dateFieldTemplates(model) {
 		key := dateFieldKey(t.FullName, id)
 		var value any
@@ -82,11 +88,12 @@ func (c *Center) SyncDateFields(ctx context.Context, model string, prev, post ma
 		}
 		scheduled = append(scheduled, created.ID)
 		removed = append(removed, replaced...)
+		soon = soon || time.Until(at) < notifyWithin
 	}
 	if err := errors.Join(errs...); err != nil {
 		return scheduled, removed, coded(fmt.Errorf("tasks: date-field tasks of %s row %v: %w", model, id, err))
 	}
-	if len(scheduled) > 0 {
+	if soon {
 		c.notify()
 	}
 	return scheduled, removed, nil

@@ -39,19 +39,29 @@ func New(client redis.UniversalClient, prefix string) *Coordinator {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Coordinator{client: client, prefix: prefix, b: &batcher{client: client}}
+	return &Coordinator{client: client, prefix: prefix, b: newBatcher(client)}
 }
 
-// claimScript sets the tick's claim key if absent and then raises the last-tick key. Times are
-// 20-digit zero-padded nanoseconds, so string order is time order (Lua numbers are doubles and
-// would round them).
+// claimScript makes one or more claims: for each pair of keys (tick claim, last tick) and time,
+// it sets the claim key if absent and, if it did, raises the last-tick key; it returns 1 for
+// each claim won, 0 for each lost. ARGV[1] is the claim keys' ttl in seconds. Times are 20-digit
+// zero-padded nanoseconds, so string order is time order (Lua numbers are doubles and would
+// round them).
 var claimScript = redis.NewScript(`
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-  local cur = redis.call('GET', KEYS[2])
-  if (not cur) or cur < ARGV[1] then redis.call('SET', KEYS[2], ARGV[1]) end
-  return 1
+local out = {}
+for i = 1, #KEYS / 2 do
+  local at = ARGV[i + 1]
+  if redis.call('SET', KEYS[2*i-1], '1', 'NX', 'EX', ARGV[1]) then
+    local cur = redis.call('GET', KEYS[2*i])
+    if (not cur) or cur < at then redis.call('SET', KEYS[2*i], at) end
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
-return 0`)
+return out`)
+
+var errShortReply = errors.New("redislock: the claim script answered fewer results than claims; is another program's script loaded under its hash?")
 
 // renewScript extends the run lock only while the caller still holds it.
 var renewScript = redis.NewScript(`
@@ -97,13 +107,19 @@ func (c *Coordinator) ClaimTick(ctx context.Context, template string, at time.Ti
 	if err := errors.Join(checkTemplate("claim tick", template), checkAt("claim tick", at)); err != nil {
 		return false, err
 	}
-	nanos := encodeAt(at)
-	keys := []string{c.key(template, "tick:"+strconv.FormatInt(at.UnixNano(), 10)), c.key(template, "last")}
-	n, err := c.eval(ctx, claimScript, keys, nanos, int(claimTTL/time.Second)).Int()
+	cl := &call{claim: &claimArgs{
+		tickKey: c.key(template, "tick:"+strconv.FormatInt(at.UnixNano(), 10)),
+		lastKey: c.key(template, "last"),
+		at:      encodeAt(at),
+	}}
+	err := c.b.do(ctx, cl)
+	if err == nil {
+		err = cl.err
+	}
 	if err != nil {
 		return false, fmt.Errorf("redislock: claim tick %s of %q: %w", at, template, err)
 	}
-	return n == 1, nil
+	return cl.won, nil
 }
 
 // LastTick implements recurring.Coordinator.
@@ -111,13 +127,13 @@ func (c *Coordinator) LastTick(ctx context.Context, template string) (time.Time,
 	if err := checkTemplate("last tick", template); err != nil {
 		return time.Time{}, false, err
 	}
-	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+	cl := &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
 		return p.Get(ctx, c.key(template, "last"))
-	})
-	if err != nil {
+	}}
+	if err := c.b.do(ctx, cl); err != nil {
 		return time.Time{}, false, fmt.Errorf("redislock: last tick of %q: %w", template, err)
 	}
-	s, err := cmd.(*redis.StringCmd).Result()
+	s, err := cl.cmd.(*redis.StringCmd).Result()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}, false, nil
 	}
@@ -143,13 +159,13 @@ func (c *Coordinator) AcquireRun(ctx context.Context, template string, ttl time.
 	_, _ = rand.Read(raw[:])
 	token := hex.EncodeToString(raw[:])
 	key := c.key(template, "run")
-	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+	cl := &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
 		return p.SetNX(ctx, key, token, ttl)
-	})
-	if err != nil {
+	}}
+	if err := c.b.do(ctx, cl); err != nil {
 		return nil, false, fmt.Errorf("redislock: acquire run lock of %q: %w", template, err)
 	}
-	ok, err := cmd.(*redis.BoolCmd).Result()
+	ok, err := cl.cmd.(*redis.BoolCmd).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("redislock: acquire run lock of %q: %w", template, err)
 	}
@@ -206,15 +222,15 @@ func (l *lease) release() {
 // eval runs a script through the batcher with EVALSHA, loading it on the rare NOSCRIPT (first
 // use on a server, or after SCRIPT FLUSH or a restart).
 func (c *Coordinator) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
-	cmd, err := c.b.do(ctx, func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+	cl := &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
 		return s.EvalSha(ctx, p, keys, args...)
-	})
-	if err != nil {
+	}}
+	if err := c.b.do(ctx, cl); err != nil {
 		out := redis.NewCmd(ctx)
 		out.SetErr(err)
 		return out
 	}
-	res := cmd.(*redis.Cmd)
+	res := cl.cmd.(*redis.Cmd)
 	if e := res.Err(); e != nil && redis.HasErrorPrefix(e, "NOSCRIPT") {
 		return s.Run(ctx, c.client, keys, args...)
 	}
