@@ -10,7 +10,7 @@ import (
 	"time"
 	_ "time/tzdata" // timezones validate the same on hosts without a zoneinfo database
 
-	"github.com/robfig/cron/v3"
+	"github.com/trellis-run/trellis/host/timers/recurring"
 )
 
 // Field types a schema may use.
@@ -23,7 +23,7 @@ const (
 	TypeArray    = "array"
 	TypeAny      = "any"
 	TypeDuration = "duration" // a Go duration string: "30s", "5m", "1h30m"
-	TypeCron     = "cron"     // 5 fields (minute first) or 6 (second first), or a @descriptor
+	TypeCron     = "cron"     // 5 fields (minute first) or 6 (second first)
 	TypeTimezone = "timezone" // an IANA name, as time.LoadLocation takes it
 	TypeElement  = "element"  // the fullName of an existing element
 )
@@ -363,17 +363,9 @@ func fillDefaults(props map[string]*field, m map[string]any) map[string]any {
 	return out
 }
 
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// checkCron accepts what robfig/cron/v3 parses with 5 fields (minute first), 6 (second first)
-// or a descriptor such as "@daily". Timezone prefixes are refused: the timezone field says it.
-func checkCron(s string) error {
-	if strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ=") {
-		return fmt.Errorf("put the timezone in the \"timezone\" field, not in the expression")
-	}
-	_, err := cronParser.Parse(s)
-	return err
-}
+// checkCron accepts exactly what the scheduler runs (recurring.ValidateCron): 5 fields (minute
+// first) or 6 (second first); the timezone belongs in the "timezone" field.
+func checkCron(s string) error { return recurring.ValidateCron(s) }
 
 func inEnum(enum []any, v any) bool {
 	for _, e := range enum {

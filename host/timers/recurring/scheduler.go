@@ -93,9 +93,10 @@ func scheduleKey(t Template) string {
 	return "every " + t.Interval.String()
 }
 
-// entry is one scheduled version of a template.
+// entry is one scheduled template.
 type entry struct {
-	tmpl  Template
+	name  string
+	tmpl  atomic.Pointer[Template] // replaced in place by an edit that keeps the schedule
 	sched schedule
 	group *group
 	local chan struct{}
@@ -206,7 +207,10 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 //
 // It checks every template first and changes nothing if one is wrong (the error lists them
 // all). A template added while the Scheduler runs gets its catch-up tick (misfire fireOnce) as at
-// Start; a rescheduled one does not: its old schedule's ticks were not missed.
+// Start, including one re-enabled after being removed (as a resumed Quartz trigger applies its
+// misfire policy); a rescheduled one does not: its old schedule's ticks were not missed. An
+// edit that keeps the tick times (Version, misfire or concurrency only) takes effect from the
+// next tick without touching the timer.
 func (s *Scheduler) Sync(ctx context.Context, templates []Template) error {
 	type item struct {
 		t Template
@@ -252,7 +256,15 @@ func (s *Scheduler) Sync(ctx context.Context, templates []Template) error {
 	var added []*entry
 	for name, it := range want {
 		old := s.entries[name]
-		if old != nil && sameDefinition(old.tmpl, it.t) {
+		if old != nil && sameDefinition(*old.tmpl.Load(), it.t) {
+			continue
+		}
+		if old != nil && scheduleKey(*old.tmpl.Load()) == scheduleKey(it.t) {
+			// Same tick times: keep the entry (and its place in the tick being handled, if
+			// any), only its policies change.
+			old.tmpl.Store(&it.t)
+			changed++
+			s.log.Debug("recurring: template changed", "template", name, "version", it.t.Version)
 			continue
 		}
 		if old != nil {
@@ -311,7 +323,8 @@ func (s *Scheduler) add(t Template, sched schedule) (*entry, error) {
 		s.locals[t.FullName] = local
 	}
 	now := s.clock.Now()
-	e := &entry{tmpl: t, sched: g.sched, group: g, local: local, from: now, lastAt: now}
+	e := &entry{name: t.FullName, sched: g.sched, group: g, local: local, from: now, lastAt: now}
+	e.tmpl.Store(&t)
 	g.mu.Lock()
 	g.members[t.FullName] = e
 	g.mu.Unlock()
@@ -324,8 +337,8 @@ func (s *Scheduler) remove(e *entry) {
 	e.removed.Store(true)
 	g := e.group
 	g.mu.Lock()
-	if g.members[e.tmpl.FullName] == e {
-		delete(g.members, e.tmpl.FullName)
+	if g.members[e.name] == e {
+		delete(g.members, e.name)
 	}
 	empty := len(g.members) == 0
 	g.mu.Unlock()
@@ -360,7 +373,7 @@ func (s *Scheduler) onTimer(e *entry) {
 	}
 	e.mu.Unlock()
 	if ok {
-		s.dispatch(e, Tick{Template: e.tmpl.FullName, At: at})
+		s.dispatch(e, Tick{Template: e.name, At: at})
 	}
 }
 
@@ -381,7 +394,7 @@ func (s *Scheduler) catchUp(ctx context.Context, list []*entry) {
 		}()
 	}
 	for _, e := range list {
-		if e.tmpl.Misfire == MisfireFireOnce {
+		if e.tmpl.Load().Misfire == MisfireFireOnce {
 			work <- e
 		}
 	}
@@ -390,17 +403,17 @@ func (s *Scheduler) catchUp(ctx context.Context, list []*entry) {
 }
 
 func (s *Scheduler) catchUpOne(ctx context.Context, e *entry) {
-	last, ok, err := s.coord.LastTick(ctx, e.tmpl.FullName)
+	last, ok, err := s.coord.LastTick(ctx, e.name)
 	if err != nil {
-		s.log.Error("recurring: read last tick for catch-up; no catch-up tick for this template", "template", e.tmpl.FullName, "error", err)
+		s.log.Error("recurring: read last tick for catch-up; no catch-up tick for this template", "template", e.name, "error", err)
 		return
 	}
 	if !ok {
 		return
 	}
 	if at, missed := latestTick(e.sched, last, e.from); missed {
-		s.log.Info("recurring: catch-up tick for missed ticks", "template", e.tmpl.FullName, "at", at, "lastTick", last)
-		s.dispatch(e, Tick{Template: e.tmpl.FullName, At: at, CatchUp: true})
+		s.log.Info("recurring: catch-up tick for missed ticks", "template", e.name, "at", at, "lastTick", last)
+		s.dispatch(e, Tick{Template: e.name, At: at, CatchUp: true})
 	}
 }
 
@@ -434,7 +447,7 @@ func (s *Scheduler) run(e *entry, t Tick) {
 		s.note(t, outcomeElsewhere)
 		return
 	}
-	switch e.tmpl.Concurrency {
+	switch e.tmpl.Load().Concurrency {
 	case ConcurrencyParallel:
 		s.call(t)
 	case ConcurrencyDiscard:

@@ -631,6 +631,31 @@ func TestTemplatesShareTimers(t *testing.T) {
 	require.Len(t, b.firedOf("tasks.Sh00"), 2)
 }
 
+// An edit that keeps the tick times keeps the timer and applies the new policy from the next
+// tick.
+func TestEditKeepingSchedule(t *testing.T) {
+	t.Parallel()
+	b := setup(t, localBackend(), 1)
+	tpl := recurring.Template{FullName: "tasks.Edited", Cron: "* * * * *", Version: "1"} // serial: the run holds the lock
+	bl := newBlocker(minute(9))
+	b.fire = bl.fire
+	b.startAll(tpl)
+	b.advanceTo(minute(9), 1)
+	require.Eventually(t, func() bool { r, _ := bl.state(); return r == 1 }, 10*time.Second, time.Millisecond)
+
+	edited := tpl
+	edited.Cron, edited.Concurrency, edited.Version = "*  *  * * *", recurring.ConcurrencyDiscard, "2"
+	require.NoError(t, b.scheds[0].Sync(b.ctx, []recurring.Template{edited}))
+	require.Equal(t, 1, recurring.GocronJobs(b.scheds[0]))
+	b.advanceTo(minute(10), 1)
+	require.Equal(t, map[int]string{0: recurring.OutcomeDiscarded}, b.waitTick(tpl.FullName, minute(10), 1),
+		"discard applies while the 07:09 run still goes")
+	bl.release(minute(9))
+	b.advanceTo(minute(11), 1)
+	require.Equal(t, map[int]string{0: recurring.OutcomeFired}, b.waitTick(tpl.FullName, minute(11), 1))
+	require.Len(t, b.firedOf(tpl.FullName), 2)
+}
+
 // Bad templates are refused, all at once, and nothing changes.
 func TestSyncRejectsBadTemplates(t *testing.T) {
 	t.Parallel()

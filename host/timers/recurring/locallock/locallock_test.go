@@ -15,7 +15,7 @@ import (
 	"github.com/trellis-run/trellis/host/timers/recurring/locallock"
 )
 
-func open(t *testing.T, path string) *locallock.Coordinator {
+func open(t testing.TB, path string) *locallock.Coordinator {
 	t.Helper()
 	c, err := locallock.Open(path)
 	require.NoError(t, err)
