@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -314,4 +315,34 @@ func normalize(v any) any {
 		panic(err)
 	}
 	return out
+}
+
+// TestTemplateEditsTakeEffectWithoutRestart disables an interval template through hot reload:
+// its ticks stop; enabling it again brings them back.
+func TestTemplateEditsTakeEffectWithoutRestart(t *testing.T) {
+	t.Parallel()
+	def := `{"title": "Beat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1s", "funcName": "beat", "enabled": %t}`
+	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, Watch: true}, map[string]string{
+		"app.json":            `{"name": "reload"}`,
+		"tasks/Beat/e.json":   fmt.Sprintf(def, true),
+		"tasks/Beat/index.js": `exports.beat = function () { return 1; };`,
+	})
+	count := func() int64 {
+		page, err := h.Tasks().ListTasks(context.Background(), timers.ListQuery{FullName: "tasks.Beat"})
+		require.NoError(t, err)
+		return page["totalCount"].(int64)
+	}
+	require.Eventually(t, func() bool { return count() >= 1 }, 10*time.Second, 50*time.Millisecond)
+	path := filepath.Join(h.Config().AppDir, "tasks", "Beat", "e.json")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(def, false)), 0o644))
+	require.Eventually(t, func() bool {
+		tm := h.Tasks().Templates()["tasks.Beat"]
+		return tm != nil && !tm.Enabled
+	}, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(1200 * time.Millisecond) // a tick in flight at the reload may still land
+	stopped := count()
+	time.Sleep(2500 * time.Millisecond)
+	require.Equal(t, stopped, count(), "a disabled template does not tick")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(def, true)), 0o644))
+	require.Eventually(t, func() bool { return count() > stopped }, 10*time.Second, 50*time.Millisecond, "enabled again, it ticks again")
 }
