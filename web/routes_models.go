@@ -32,12 +32,17 @@ func (s *Server) modelRuntime(c echo.Context) (*modelrt.Runtime, string, error) 
 	return rt, name, nil
 }
 
-func rowID(c echo.Context) (int64, error) {
+// oneRow reads the model and row id of a /rows/{id} route.
+func (s *Server) oneRow(c echo.Context) (*modelrt.Runtime, string, int64, error) {
+	rt, model, err := s.modelRuntime(c)
+	if err != nil {
+		return nil, "", 0, err
+	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, errBadRequest("row id %q is not a positive whole number", c.Param("id"))
+		return nil, "", 0, errBadRequest("row id %q is not a positive whole number", c.Param("id"))
 	}
-	return id, nil
+	return rt, model, id, nil
 }
 
 // queryRows lists rows: ?filter=<JSON object>&orderBy=-field,id&page=&pageSize=.
@@ -112,11 +117,7 @@ func (s *Server) createRows(c echo.Context) error {
 }
 
 func (s *Server) getRow(c echo.Context) error {
-	rt, model, err := s.modelRuntime(c)
-	if err != nil {
-		return err
-	}
-	id, err := rowID(c)
+	rt, model, id, err := s.oneRow(c)
 	if err != nil {
 		return err
 	}
@@ -128,11 +129,7 @@ func (s *Server) getRow(c echo.Context) error {
 }
 
 func (s *Server) updateRow(c echo.Context) error {
-	rt, model, err := s.modelRuntime(c)
-	if err != nil {
-		return err
-	}
-	id, err := rowID(c)
+	rt, model, id, err := s.oneRow(c)
 	if err != nil {
 		return err
 	}
@@ -148,11 +145,7 @@ func (s *Server) updateRow(c echo.Context) error {
 }
 
 func (s *Server) deleteRow(c echo.Context) error {
-	rt, model, err := s.modelRuntime(c)
-	if err != nil {
-		return err
-	}
-	id, err := rowID(c)
+	rt, model, id, err := s.oneRow(c)
 	if err != nil {
 		return err
 	}
