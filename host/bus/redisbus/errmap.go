@@ -9,26 +9,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/rediserr"
 )
 
-// unavailable says whether err means Redis cannot serve now (down, unreachable, loading,
-// failing over): the operation may be retried.
-func unavailable(err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) {
-		return false
-	}
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "BUSY ", "NOREPLICAS"} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		return false
-	}
-	return true // network errors, timeouts, a closed pool
-}
+// unavailable says whether err means Redis cannot serve now: the caller may retry.
+func unavailable(err error) bool { return rediserr.Unavailable(err) }
 
 func isNoGroup(err error) bool {
 	var rerr redis.Error

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trellis-run/trellis/host/rediserr"
 	"github.com/trellis-run/trellis/host/timers"
 )
 
@@ -76,24 +77,8 @@ func (s *Store) addr() string {
 	return "the configured address"
 }
 
-// unavailable says whether err means Redis cannot serve now (down, unreachable, loading,
-// failing over): the caller may retry.
-func unavailable(err error) bool {
-	if err == nil || errors.Is(err, redis.Nil) {
-		return false
-	}
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		msg := rerr.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "BUSY ", "NOREPLICAS"} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-		return false
-	}
-	return true // network errors, timeouts, a closed client
-}
+// unavailable says whether err means Redis cannot serve now: the caller may retry.
+func unavailable(err error) bool { return rediserr.Unavailable(err) }
 
 // fail wraps err for op: the caller's context error as it is, ErrClosed after Close,
 // ErrUnavailable when Redis cannot serve, anything else (a script bug, a foreign key type) as
