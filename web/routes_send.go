@@ -1,12 +1,10 @@
 package web
 
 import (
-	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/services"
 )
@@ -17,22 +15,9 @@ func (s *Server) routeSend(e *echo.Echo) {
 
 // sendEvent is sendEvent over HTTP: {sender, kwargs, eventType}.
 func (s *Server) sendEvent(c echo.Context) error {
-	body, err := io.ReadAll(c.Request().Body)
+	m, err := readObject(c, "sender", "kwargs", "eventType")
 	if err != nil {
 		return err
-	}
-	v, err := host.ParseJSONValue(body)
-	if err != nil {
-		return errBadRequest("request body is not valid JSON: %v", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return errBadRequest("send a JSON object {sender, kwargs, eventType}")
-	}
-	for k := range m {
-		if k != "sender" && k != "kwargs" && k != "eventType" {
-			return errBadRequest("unknown field %q: send {sender, kwargs, eventType}", k)
-		}
 	}
 	sender, ok := m["sender"].(string)
 	if !ok || sender == "" {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -123,7 +124,7 @@ func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, errBadRequest("send a JSON object with %v", allowed)
+		return nil, errBadRequest("send a JSON object {%s}", strings.Join(allowed, ", "))
 	}
 	if allowed != nil {
 	next:
@@ -133,7 +134,7 @@ func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
 					continue next
 				}
 			}
-			return nil, errBadRequest("unknown field %q: send %v", k, allowed)
+			return nil, errBadRequest("unknown field %q: send {%s}", k, strings.Join(allowed, ", "))
 		}
 	}
 	return m, nil
