@@ -167,7 +167,7 @@ func (c *Center) fireTick(ctx context.Context, tick recurring.Tick) error {
 	if args == nil {
 		args = map[string]any{}
 	}
-	t := taskFor(tmpl, newTaskID(), tick.At, args)
+	t := taskFor(tmpl, timers.NewID(), tick.At, args)
 	c.mu.Lock()
 	runner := c.runner
 	c.mu.Unlock()

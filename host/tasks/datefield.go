@@ -78,7 +78,7 @@ func (c *Center) SyncDateFields(ctx context.Context, model string, prev, post ma
 			errs = append(errs, rerr)
 			continue
 		}
-		tid := newTaskID()
+		tid := timers.NewID()
 		task := taskFor(t, tid, at, map[string]any{"rowId": id, "row": post})
 		task.Key = key
 		created, replaced, cerr := c.opts.Store.Create(ctx, task)
@@ -175,8 +175,6 @@ func strs(ids []string) []any {
 	}
 	return out
 }
-
-func newTaskID() string { return timers.NewID() }
 
 // taskFor is a task of template t with its own request; its node is the task itself.
 func taskFor(t *Template, id string, at time.Time, args map[string]any) timers.Task {
