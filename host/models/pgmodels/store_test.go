@@ -180,3 +180,8 @@ func BenchmarkQueryFiltered(b *testing.B) {
 	dsn, schema := setup(b)
 	modelstest.BenchQueryFiltered(b, open(b, dsn, schema), 100_000)
 }
+
+func BenchmarkCRUD(b *testing.B) {
+	dsn, schema := setup(b)
+	modelstest.BenchCRUD(b, open(b, dsn, schema), 100_000)
+}

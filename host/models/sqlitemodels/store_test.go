@@ -105,3 +105,7 @@ func BenchmarkQueryFiltered(b *testing.B) {
 	st := open(b, filepath.Join(b.TempDir(), "models.db"))
 	modelstest.BenchQueryFiltered(b, st, 100_000)
 }
+
+func BenchmarkCRUD(b *testing.B) {
+	modelstest.BenchCRUD(b, open(b, filepath.Join(b.TempDir(), "models.db")), 100_000)
+}
