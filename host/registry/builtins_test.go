@@ -135,3 +135,27 @@ func TestDefinitionDefaults(t *testing.T) {
 	require.False(t, s.IsA("nope", "events.Meta"))
 	require.Nil(t, s.Chain("nope"))
 }
+
+// A service may set its own timeout (CONTRACT §2: an element field overriding --timeout), with
+// the same duration checks as listeners and tasks; without one it gets no default, so the
+// host's --timeout applies.
+func TestServiceTimeout(t *testing.T) {
+	t.Parallel()
+	s := mustLoad(t, opts(newApp(t, map[string]string{
+		"services/Slow/e.json":   `{"type": "services.NormalType", "timeout": "5s"}`,
+		"services/Slow/index.js": serviceJS,
+		"services/Any/e.json":    serviceJSON,
+		"services/Any/index.js":  serviceJS,
+	})))
+	require.Equal(t, "5s", s.Elements["services.Slow"].Definition["timeout"])
+	require.NotContains(t, s.Elements["services.Any"].Definition, "timeout", "no default: --timeout decides")
+
+	for value, code := range map[string]string{`"soon"`: CodeBadDuration, `"-5s"`: CodeBadDuration, `5`: CodeWrongType} {
+		ps := Check(opts(newApp(t, map[string]string{
+			"services/Slow/e.json":   "{\"type\": \"services.NormalType\",\n \"timeout\": " + value + "}",
+			"services/Slow/index.js": serviceJS,
+		})))
+		require.Len(t, ps, 1, "%s: %v", value, ps)
+		require.Equal(t, "services/Slow/e.json:2:13: "+code, where(ps[0]), value)
+	}
+}
