@@ -141,6 +141,10 @@ type spool struct {
 	rfSeg    uint64
 	chunk    []byte // bytes of rf from chunkOff, never modified: batch rows alias them
 	chunkOff int64
+
+	// afterRecord, when set (by tests only), runs in readBatch after each record is taken,
+	// without mu: where the inserter's ack can interleave with reading the next batch.
+	afterRecord func()
 }
 
 // openSpool locks dir, recovers what a previous writer left (cutting torn tails), and opens
@@ -732,17 +736,20 @@ func (s *spool) nextSeg(seg uint64) uint64 {
 
 // normalize moves the read position past the ends of sealed segments, so the segments behind
 // it can be deleted. Caller holds mu.
-func (s *spool) normalize() {
+func (s *spool) normalize() { s.readPos = s.normalized(s.readPos) }
+
+// normalized is p moved past the ends of sealed segments. Caller holds mu.
+func (s *spool) normalized(p position) position {
 	for {
-		limit, sealed, ok := s.limitOf(s.readPos.seg)
-		if !ok || sealed && s.readPos.off >= limit {
-			if s.readPos.seg >= s.active {
-				return
+		limit, sealed, ok := s.limitOf(p.seg)
+		if !ok || sealed && p.off >= limit {
+			if p.seg >= s.active {
+				return p
 			}
-			s.readPos = position{seg: s.nextSeg(s.readPos.seg), off: segHeaderLen}
+			p = position{seg: s.nextSeg(p.seg), off: segHeaderLen}
 			continue
 		}
-		return
+		return p
 	}
 }
 
@@ -751,16 +758,22 @@ func (s *spool) normalize() {
 // their checksum (a failing disk, not a crash) are skipped to the end of what was durable and
 // logged; nothing else is skipped. The rows' strings and JSON alias the read chunk, which is
 // never modified, so decoding allocates little.
+//
+// The batch is read on a cursor of its own and published (read position moved, batch counted
+// as unacked) in one step at the end: tidy, run by the inserter's ack meanwhile, takes a read
+// position with no unacked batch for "everything before it is in the store", so a half-read
+// batch must never show in it.
 func (s *spool) readBatch(maxRows int) (batch, error) {
 	var b batch
 	s.mu.Lock()
 	b.rows = make([]logstore.Row, 0, max(min(int64(maxRows), s.durableR-s.readR), 0))
+	pos := s.readPos
 	s.mu.Unlock()
 	var ioErr error
+	var corrupt int64
 	for len(b.rows) < maxRows {
 		s.mu.Lock()
-		s.normalize()
-		pos := s.readPos
+		pos = s.normalized(pos)
 		limit, _, _ := s.limitOf(pos.seg)
 		s.mu.Unlock()
 		if pos.off >= limit {
@@ -782,19 +795,20 @@ func (s *spool) readBatch(maxRows int) (batch, error) {
 			s.log.Error("writer: skipping corrupt data in a fsynced spool segment; its rows are lost (check the disk)",
 				"file", segName(pos.seg), "offset", pos.off, "bytes", limit-pos.off, "err", err)
 			length = limit - pos.off
+			corrupt++
 		}
-		s.mu.Lock()
-		if err != nil {
-			s.corrupt++
-		}
-		s.readPos.off += length
-		s.readB += length
-		s.readR += int64(len(b.rows) - n0)
+		pos.off += length
 		b.bytes += length
-		s.mu.Unlock()
+		if s.afterRecord != nil {
+			s.afterRecord()
+		}
 	}
 	s.mu.Lock()
+	s.readPos = pos
 	s.normalize()
+	s.readB += b.bytes
+	s.readR += int64(len(b.rows))
+	s.corrupt += corrupt
 	b.end = s.readPos
 	if b.bytes > 0 {
 		s.unacked++
