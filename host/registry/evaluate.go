@@ -29,12 +29,14 @@ type candidate struct {
 	builtin map[string]*Element
 }
 
-// gather reads the app, the apps it extends and the built-ins. A non-nil problem list means
-// an app-level failure (app.json, extends) and no candidate.
+// gather reads the app, the apps it extends and the built-ins. The problems it returns are
+// app-level (app.json, extends). The candidate is nil only when the app itself cannot be read:
+// an app with a bad extends entry still has every element read, so one check reports
+// everything wrong with it, not just the first thing.
 func (sc *scanner) gather(opts Options) (*candidate, []Problem) {
-	apps, ps := loadApps(opts.AppDir)
-	if len(ps) > 0 {
-		return nil, ps
+	apps, appProblems := loadApps(opts.AppDir)
+	if len(apps) == 0 {
+		return nil, appProblems
 	}
 	c := &candidate{apps: apps}
 	for _, a := range apps {
@@ -68,7 +70,7 @@ func (sc *scanner) gather(opts Options) (*candidate, []Problem) {
 		c.builtin = sc.builtin.builtin
 	}
 	sc.prune()
-	return c, nil
+	return c, appProblems
 }
 
 // universal are the keys every element may have, whatever its schema.

@@ -35,14 +35,15 @@ func Check(opts Options) []Problem {
 
 // loadStrict loads with no fallback: any problem fails the load.
 func loadStrict(sc *scanner, opts Options, prev *Snapshot) (*Snapshot, []Problem) {
-	c, appProblems := sc.gather(opts)
-	if len(appProblems) > 0 {
-		sortProblems(appProblems)
-		return nil, dedupeProblems(appProblems)
+	c, problems := sc.gather(opts)
+	if c == nil {
+		sortProblems(problems)
+		return nil, dedupeProblems(problems)
 	}
 	snap, tagged := c.evaluate(opts, prev)
-	if len(tagged) > 0 {
-		return nil, problemsOf(tagged)
+	if problems = append(problems, problemsOf(tagged)...); len(problems) > 0 {
+		sortProblems(problems)
+		return nil, dedupeProblems(problems)
 	}
 	return snap, nil
 }

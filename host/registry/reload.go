@@ -9,10 +9,15 @@ const maxFallbackRounds = 16
 // reload builds the next snapshot from disk on top of last, the snapshot being served. Units
 // (elements, commons files) that are broken on disk are replaced by their version in last, or
 // left out when last has none, and their problems go to Snapshot.Problems. A broken app.json
-// (or extends) keeps all of last, with only those problems.
+// (or extends) keeps all of last; its problems are listed with those of the elements on disk,
+// as a check would list them.
 func (sc *scanner) reload(opts Options, last *Snapshot) *Snapshot {
 	c, appProblems := sc.gather(opts)
 	if len(appProblems) > 0 {
+		if c != nil {
+			_, tagged := c.evaluate(opts, last)
+			appProblems = append(appProblems, problemsOf(tagged)...)
+		}
 		sortProblems(appProblems)
 		next := *last
 		next.Problems = dedupeProblems(appProblems)

@@ -174,6 +174,41 @@ func TestExtendsProblems(t *testing.T) {
 	}
 }
 
+// A bad extends entry is one problem among all the others: the app's elements (and those of
+// the apps it does extend) are still read and checked, so one check lists everything.
+func TestBadExtendsReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"app/app.json":             "{\"name\": \"app\",\n \"extends\": [\"../base\", \"../nope\"]}",
+		"app/events/E/e.json":      `{"type": "events.NormalType"}`,
+		"app/events/E/index.js":    eventJS,
+		"app/services/S/e.json":    serviceJSON,
+		"app/services/S/index.js":  "exports.broken = function ( {\n",
+		"app/tasks/T/e.json":       `{"type": "tasks.NormalType", "repeatType": "interval", "interval": "1m", "funcName": "services.P.backupDatabase"}`,
+		"base/app.json":            `{"name": "base"}`,
+		"base/services/P/e.json":   serviceJSON,
+		"base/services/P/index.js": serviceJS,
+	})
+	o := opts(filepath.Join(root, "app"))
+	ps := Check(o)
+	var got []string
+	for _, p := range ps {
+		got = append(got, where(p))
+	}
+	require.Equal(t, []string{
+		"app.json:2:25: bad_extends",
+		"events/E/e.json:1:1: missing_field",
+		"services/S/index.js:2:1: js_syntax",
+	}, got, "the task's funcName in the base app that does load resolves: %v", ps)
+	require.Contains(t, ps[0].Message, `"../nope" cannot be opened`)
+
+	_, err := Load(o)
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, ps, ve.Problems, "Load fails with the same list")
+}
+
 // Dot-directories (the host's .trellis data) and node_modules are never elements.
 func TestIgnoredDirectories(t *testing.T) {
 	t.Parallel()

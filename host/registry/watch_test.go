@@ -150,6 +150,23 @@ func TestWatchBrokenAppJSON(t *testing.T) {
 	require.Equal(t, []string{"changed"}, s.Elements["services.A"].Exports)
 }
 
+// A bad extends entry on a hot reload keeps the whole last good snapshot, and its problem is
+// listed with those of the elements on disk, as `trellis check` would list them.
+func TestWatchBadExtends(t *testing.T) {
+	t.Parallel()
+	b := setupWatch(t, map[string]string{"services/A/e.json": serviceJSON, "services/A/index.js": serviceJS})
+	first := b.w.Current()
+	b.write(t, map[string]string{"app.json": `{"name": "testapp", "extends": ["../nope"]}`, "services/A/index.js": "exports.x = (\n"})
+	s, err := b.w.Reload(context.Background())
+	require.NoError(t, err)
+	var got []string
+	for _, p := range s.Problems {
+		got = append(got, where(p))
+	}
+	require.Equal(t, []string{"app.json:1:33: bad_extends", "services/A/index.js:2:1: js_syntax"}, got, "%v", s.Problems)
+	require.Same(t, first.Elements["services.A"], s.Elements["services.A"], "nothing is reloaded while extends is broken")
+}
+
 // A broken commons module keeps its last good source.
 func TestWatchCommons(t *testing.T) {
 	t.Parallel()
