@@ -2,15 +2,13 @@ package host
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 
-	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // ErrBadArgs: call arguments that are not what a call takes; the message says what to send.
-var ErrBadArgs = errors.New("host: bad arguments")
+var ErrBadArgs = vocab.Sentinel(vocab.CodeInvalidArgument, "host: bad arguments")
 
 // ArgsFromJSON turns the JSON given to a service call (CLI `trellis call`, HTTP
 // POST /api/services/…) into call arguments: an object is the function's one argument, an array
@@ -19,7 +17,7 @@ func ArgsFromJSON(data []byte) ([]any, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	v, err := ParseJSONValue(data)
+	v, err := vocab.DecodeJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not valid JSON: %v", ErrBadArgs, err)
 	}
@@ -29,41 +27,6 @@ func ArgsFromJSON(data []byte) ([]any, error) {
 	case map[string]any:
 		return []any{t}, nil
 	default:
-		return nil, fmt.Errorf("%w: send a JSON object (the one argument) or an array (positional arguments), got %s", ErrBadArgs, jsvm.DescribeValue(v))
+		return nil, fmt.Errorf("%w: send a JSON object (the one argument) or an array (positional arguments), got %s", ErrBadArgs, vocab.Describe(v))
 	}
-}
-
-// ParseJSONValue decodes one JSON value into the sandbox's value model: integers that fit stay
-// int64 (ids keep their precision), other numbers are float64. Trailing data is an error.
-func ParseJSONValue(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("more than one JSON value")
-	}
-	return normalizeNumbers(v), nil
-}
-
-func normalizeNumbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case []any:
-		for i := range t {
-			t[i] = normalizeNumbers(t[i])
-		}
-	case map[string]any:
-		for k := range t {
-			t[k] = normalizeNumbers(t[k])
-		}
-	}
-	return v
 }

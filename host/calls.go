@@ -11,6 +11,7 @@ import (
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 var _ jsvm.HostCaller = (*Host)(nil)
@@ -54,18 +55,18 @@ func (h *Host) CallHost(ctx context.Context, call jsvm.HostCall) (any, error) {
 		el = snap.Builtin[call.FullName]
 	}
 	if el == nil {
-		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("no element %q", call.FullName)}
+		return nil, vocab.Errorf(vocab.CodeNotFound, "no element %q", call.FullName)
 	}
 	if !call.Builtin && isModel(snap, el) {
 		mrt := h.Models()
 		if mrt == nil {
-			return nil, &services.Error{Code: services.CodeUnavailable, Message: "model storage is not running on this host"}
+			return nil, vocab.Errorf(vocab.CodeUnavailable, "model storage is not running on this host")
 		}
 		caller, _, _ := strings.Cut(call.Caller, lifecycleSuffix)
 		return mrt.Call(ctx, call.FullName, call.Method, call.Args, modelrt.Caller{Element: caller, RequestID: call.RequestID, NodeID: call.NodeID})
 	}
 	if !el.Native {
-		return nil, &services.Error{Code: services.CodeNotFound, Message: fmt.Sprintf("%s is not a built-in Go service", call.FullName)}
+		return nil, vocab.Errorf(vocab.CodeNotFound, "%s is not a built-in Go service", call.FullName)
 	}
 	return h.catalog.Call(ctx, h, el, call.Method, call.Args, services.Invocation{
 		Caller: call.Caller, RequestID: call.RequestID, NodeID: call.NodeID,

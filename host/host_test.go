@@ -14,6 +14,7 @@ import (
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -89,7 +90,7 @@ func TestOverrideBuiltinWrapsIt(t *testing.T) {
 			_, err = h.CallService(context.Background(), "services.UsesTasks", "badArgs", nil)
 			var je *jsvm.Error
 			require.ErrorAs(t, err, &je)
-			require.Equal(t, jsvm.CodeJSError, je.Code)
+			require.Equal(t, vocab.CodeJSError, je.Code)
 			require.Contains(t, je.Message, `argument "queryStr" must be a string`)
 			require.Contains(t, je.Stack, "services/UsesTasks/index.js:3:")
 			require.NotContains(t, je.Stack, "github.com/", "stacks show JS frames, not the host's Go symbols")
@@ -135,7 +136,7 @@ exports.escape = function () { return typeof this.constructor.constructor("retur
 		"services/Good/index.js": `exports.ok = function (n) { return n * 2; };`,
 	})
 	ctx := context.Background()
-	cases := map[string]string{"spin": jsvm.CodeTimeout, "regex": jsvm.CodeTimeout, "double": jsvm.CodeMemoryLimit, "recurse": jsvm.CodeStackOverflow}
+	cases := map[string]string{"spin": vocab.CodeTimeout, "regex": vocab.CodeTimeout, "double": vocab.CodeMemoryLimit, "recurse": vocab.CodeStackOverflow}
 	for fn, code := range cases {
 		t.Run(fn, func(t *testing.T) {
 			_, err := h.CallService(ctx, "services.Evil", fn, nil)

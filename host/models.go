@@ -13,6 +13,7 @@ import (
 	"github.com/trellis-run/trellis/host/models/pgmodels"
 	"github.com/trellis-run/trellis/host/models/sqlitemodels"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // lifecycleSuffix names the sandbox element that holds a model's own index.js: the model's
@@ -71,7 +72,7 @@ func (h *Host) modelLifecycle(ctx context.Context, exec jsvm.Executor, model, fn
 		return nil, true, err
 	}
 	if res.Failed != nil {
-		return nil, true, &jsvm.Error{Code: jsvm.CodeJSError, Element: model, Message: fmt.Sprintf("%s failed: %s", fn, *res.Failed)}
+		return nil, true, &jsvm.Error{Code: vocab.CodeJSError, Element: model, Message: fmt.Sprintf("%s failed: %s", fn, *res.Failed)}
 	}
 	return res.Value, true, nil
 }

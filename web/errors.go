@@ -6,13 +6,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/trellis-run/trellis/host"
-	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/jsvm"
-	"github.com/trellis-run/trellis/host/registry"
-	"github.com/trellis-run/trellis/host/services"
-	"github.com/trellis-run/trellis/logstore"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // apiError is an error with the HTTP status and body code it answers with.
@@ -23,26 +17,54 @@ type apiError struct {
 	Details any
 }
 
-func (e *apiError) Error() string { return e.Message }
+func (e *apiError) Error() string     { return e.Message }
+func (e *apiError) ErrorCode() string { return e.Code }
 
 func errBadRequest(format string, a ...any) error {
-	return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: fmt.Sprintf(format, a...)}
+	return vocab.Errorf(vocab.CodeInvalidArgument, format, a...)
 }
 
 func errNotFound(format string, a ...any) error {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(format, a...)}
+	return vocab.Errorf(vocab.CodeNotFound, format, a...)
 }
 
 func errUnauthorized(msg string) error {
-	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
+	return vocab.Errorf(vocab.CodeUnauthorized, "%s", msg)
 }
 
 func errBodyTooLarge(limit int64) error {
-	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
+	return vocab.Errorf(vocab.CodeBodyTooLarge, "request body is larger than the limit of %d bytes", limit)
 }
 
-// toAPIError is the one place where errors of every layer become an HTTP status and code.
+func errUnavailable(format string, a ...any) error {
+	return vocab.Errorf(vocab.CodeUnavailable, format, a...)
+}
+
+// statusOfCode is the one table from error code to HTTP status (docs/reference.md §6). Every
+// layer returns coded errors (host/vocab), so no layer's sentinels are named here.
+var statusOfCode = map[string]int{
+	vocab.CodeInvalidArgument: http.StatusBadRequest,
+	vocab.CodeUnauthorized:    http.StatusUnauthorized,
+	vocab.CodeNotFound:        http.StatusNotFound,
+	"method_not_allowed":      http.StatusMethodNotAllowed,
+	vocab.CodeConflict:        http.StatusConflict,
+	vocab.CodeBodyTooLarge:    http.StatusRequestEntityTooLarge,
+	// An element that fails validation, and a function that ran and failed.
+	vocab.CodeInvalidElement: http.StatusUnprocessableEntity,
+	vocab.CodeJSError:        http.StatusUnprocessableEntity,
+	vocab.CodeFailed:         http.StatusUnprocessableEntity,
+	vocab.CodeTimeout:        http.StatusUnprocessableEntity,
+	vocab.CodeMemoryLimit:    http.StatusUnprocessableEntity,
+	vocab.CodeStackOverflow:  http.StatusUnprocessableEntity,
+	vocab.CodeCanceled:       http.StatusUnprocessableEntity,
+	vocab.CodeNotImplemented: http.StatusNotImplemented,
+	vocab.CodeUnavailable:    http.StatusServiceUnavailable,
+	vocab.CodeInternal:       http.StatusInternalServerError,
+}
+
+// toAPIError is the one place where errors of every layer become an HTTP status and code: by
+// the error's code, with the details it offers (a failed execution's stack and logs, a
+// validation's problems).
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -50,72 +72,35 @@ func toAPIError(err error) *apiError {
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return errBodyTooLarge(tooLarge.Limit).(*apiError)
+		err = errBodyTooLarge(tooLarge.Limit)
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
-		code := map[int]string{404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 401: "unauthorized"}[he.Code]
+		code := map[int]string{404: vocab.CodeNotFound, 405: "method_not_allowed", 413: vocab.CodeBodyTooLarge, 401: vocab.CodeUnauthorized}[he.Code]
 		if code == "" {
 			code = "http_error"
 		}
 		return &apiError{Status: he.Code, Code: code, Message: fmt.Sprint(he.Message)}
 	}
-	var ve *registry.ValidationError
-	if errors.As(err, &ve) {
-		return &apiError{Status: http.StatusUnprocessableEntity, Code: "invalid_element", Message: err.Error(), Details: map[string]any{"problems": ve.Problems}}
+	code := vocab.CodeOf(err)
+	status, ok := statusOfCode[code]
+	if !ok {
+		// A code this table does not know is a failure of the function that ran (a JS error
+		// may carry any code its author gave it); no code at all is a fault of Trellis.
+		status = http.StatusUnprocessableEntity
+		if code == "" {
+			status, code = http.StatusInternalServerError, vocab.CodeInternal
+		}
 	}
-	var se *services.Error
-	if errors.As(err, &se) {
-		return &apiError{Status: statusOfCode(se.Code), Code: se.Code, Message: se.Message}
+	out := &apiError{Status: status, Code: code, Message: err.Error()}
+	var d interface{ ErrorDetails() any }
+	if errors.As(err, &d) {
+		out.Details = d.ErrorDetails()
+		if je, ok := d.(interface{ ErrorMessage() string }); ok {
+			out.Message = je.ErrorMessage()
+		}
 	}
-	var je *jsvm.Error
-	if errors.As(err, &je) {
-		return &apiError{Status: statusOfCode(je.Code), Code: je.Code, Message: je.Message, Details: je}
-	}
-	switch {
-	case errors.Is(err, logstore.ErrInvalidQuery):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
-	case errors.Is(err, logstore.ErrUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
-	case errors.Is(err, engine.ErrConflict):
-		return &apiError{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
-	case errors.Is(err, engine.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
-	case errors.Is(err, engine.ErrInvalidEvent):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
-	case errors.Is(err, engine.ErrUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
-	case errors.Is(err, host.ErrBadArgs):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_argument", Message: err.Error()}
-	case errors.Is(err, host.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
-	case errors.Is(err, host.ErrNotStarted), errors.Is(err, jsvm.ErrClosed):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
-	}
-	// Errors of the task center and the model runtime carry their code (jsvm.CodedError).
-	var coded jsvm.CodedError
-	if errors.As(err, &coded) {
-		return &apiError{Status: statusOfCode(coded.ErrorCode()), Code: coded.ErrorCode(), Message: err.Error()}
-	}
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: err.Error()}
-}
-
-// statusOfCode maps the error codes services and the sandbox use.
-func statusOfCode(code string) int {
-	switch code {
-	case services.CodeNotFound:
-		return http.StatusNotFound
-	case services.CodeInvalidArgument:
-		return http.StatusBadRequest
-	case services.CodeNotImplemented:
-		return http.StatusNotImplemented
-	case services.CodeConflict:
-		return http.StatusConflict
-	case jsvm.CodeUnavailable: // also services.CodeUnavailable
-		return http.StatusServiceUnavailable
-	default: // js_error, timeout, memory_limit, stack_overflow: the function ran and failed
-		return http.StatusUnprocessableEntity
-	}
+	return out
 }
 
 // writeError is echo's error handler: every error answers {"error": {code, message, details}}.

@@ -5,9 +5,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -35,7 +36,7 @@ func (s *Server) timeParam(c echo.Context, name string, def time.Time) (time.Tim
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		arg = n
 	}
-	t, err := jsvm.ParseDatetime(arg, s.api.Location())
+	t, err := vocab.ParseDatetime(arg, s.api.Location())
 	if err != nil {
 		return t, errBadRequest("%s: %v", name, err)
 	}
@@ -62,7 +63,7 @@ func (s *Server) analyticsSummary(c echo.Context) error {
 	}
 	loc := s.api.Location()
 	return c.JSON(http.StatusOK, map[string]any{
-		"start": jsvm.FormatDatetime(start, loc), "end": jsvm.FormatDatetime(end, loc), "elements": rows,
+		"start": vocab.FormatDatetime(start, loc), "end": vocab.FormatDatetime(end, loc), "elements": rows,
 	})
 }
 
@@ -96,7 +97,7 @@ func (s *Server) analyticsTimeSeries(c echo.Context) error {
 	loc := s.api.Location()
 	out := make([]map[string]any, len(points))
 	for i, p := range points {
-		out[i] = map[string]any{"start": jsvm.FormatDatetime(p.Start, loc), "total": p.Total,
+		out[i] = map[string]any{"start": vocab.FormatDatetime(p.Start, loc), "total": p.Total,
 			"byStatus": p.ByStatus, "failed": p.Failed, "p95": p.P95}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"bucket": bucket.String(), "points": out})

@@ -7,9 +7,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func (s *Server) routeModels(e *echo.Echo) {
@@ -53,7 +53,7 @@ func (s *Server) queryRows(c echo.Context) error {
 	}
 	q := models.Query{OrderBy: c.QueryParam("orderBy")}
 	if f := c.QueryParam("filter"); f != "" {
-		v, err := host.ParseJSONValue([]byte(f))
+		v, err := vocab.DecodeJSON([]byte(f))
 		if err != nil {
 			return errBadRequest("filter is not valid JSON: %v", err)
 		}
@@ -86,7 +86,7 @@ func (s *Server) createRows(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := host.ParseJSONValue(body)
+	v, err := vocab.DecodeJSON(body)
 	if err != nil {
 		return errBadRequest("request body is not valid JSON: %v", err)
 	}

@@ -5,8 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func (s *Server) routeNodes(e *echo.Echo) {
@@ -42,7 +41,7 @@ func (s *Server) nodeOp(c echo.Context) error {
 	}
 	var data any
 	if len(body) > 0 {
-		if data, err = host.ParseJSONValue(body); err != nil {
+		if data, err = vocab.DecodeJSON(body); err != nil {
 			return errBadRequest("callback data is not valid JSON: %v", err)
 		}
 	}

@@ -8,10 +8,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func (s *Server) routeTasks(e *echo.Echo) {
@@ -118,7 +118,7 @@ func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := host.ParseJSONValue(body)
+	v, err := vocab.DecodeJSON(body)
 	if err != nil {
 		return nil, errBadRequest("request body is not valid JSON: %v", err)
 	}

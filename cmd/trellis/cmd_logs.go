@@ -7,10 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-run/trellis/host"
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -169,7 +170,7 @@ func logsRange(f logsFlags, loc *time.Location) (start, end time.Time, err error
 		if _, scanErr := fmt.Sscanf(p.v, "%d", &ms); scanErr == nil && fmt.Sprint(ms) == p.v {
 			arg = ms
 		}
-		if *p.t, err = jsvm.ParseDatetime(arg, loc); err != nil {
+		if *p.t, err = vocab.ParseDatetime(arg, loc); err != nil {
 			return start, end, fmt.Errorf("--%s: %w", p.flag, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -15,7 +16,7 @@ const stageAwaitingCallback = "awaitingCallback"
 
 // ErrConflict: an operation the node's current state does not allow (a callback for a node
 // that is not waiting for one).
-var ErrConflict = errors.New("engine: not allowed in the node's current state")
+var ErrConflict = vocab.Sentinel(vocab.CodeConflict, "engine: not allowed in the node's current state")
 
 func callbackTopic(l *Listener) string { return "callback:" + l.Topic() }
 

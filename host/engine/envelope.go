@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // envelope is what travels on the bus for one delivery: everything a host needs to run the
@@ -33,8 +35,8 @@ type envelope struct {
 
 // event is the value a handler receives as its first argument (CONTRACT §2).
 func (e *envelope) event() map[string]any {
-	var kwargs any
-	_ = json.Unmarshal(e.Kwargs, &kwargs)
+	// vocab's decoder keeps integers exact: {"orderId": 9007199254740993} reaches the handler as sent.
+	kwargs, _ := vocab.DecodeJSON(e.Kwargs)
 	return map[string]any{
 		"id": e.EventID, "sender": e.Sender, "eventType": e.EventType, "kwargs": kwargs,
 		"requestId": e.RequestID, "nodeId": e.NodeID, "attempt": int64(e.Attempt), "sentAt": e.SentAt,

@@ -7,8 +7,9 @@ import (
 	"hash/fnv"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/trellis-run/trellis/host/bus"
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -58,7 +59,7 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	}
 	kwargs, ok := req.Kwargs.(map[string]any)
 	if !ok {
-		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, jsvm.DescribeValue(req.Kwargs))
+		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, vocab.Describe(req.Kwargs))
 	}
 	raw, err := json.Marshal(kwargs)
 	if err != nil {

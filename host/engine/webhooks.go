@@ -9,6 +9,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/host/webhook"
 )
 
@@ -40,10 +41,10 @@ func (e *Engine) deliverWebhook(ctx context.Context, l *Listener, env *envelope)
 		},
 	})
 	if err != nil {
-		code := jsvm.CodeJSError
+		code := vocab.CodeJSError
 		switch {
 		case errors.Is(err, webhook.ErrTimeout):
-			code = jsvm.CodeTimeout
+			code = vocab.CodeTimeout
 		case errors.Is(err, webhook.ErrStatus):
 			code = "webhook_status"
 		case errors.Is(err, webhook.ErrForbiddenAddress):

@@ -6,6 +6,8 @@ import (
 	"math"
 	"reflect"
 	"time"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // isPlain reports whether v is made only of the types the protocol carries as they are: nil,
@@ -134,12 +136,8 @@ func normalizeValue(v any, depth int) any {
 
 // viaJSON converts v the way the host's JSON API would show it.
 func viaJSON(v any) any {
-	b, err := json.Marshal(v)
+	out, err := vocab.ViaJSON(v)
 	if err != nil {
-		return nil
-	}
-	var out any
-	if err := json.Unmarshal(b, &out); err != nil {
 		return nil
 	}
 	return out

@@ -15,6 +15,8 @@ package jsvm
 import (
 	"context"
 	"time"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // Source is everything the sandbox needs of one app version: the code of every element that
@@ -113,10 +115,7 @@ func (f HostCallerFunc) CallHost(ctx context.Context, call HostCall) (any, error
 
 // CodedError is implemented by errors that carry a machine-readable code ("not_found",
 // "invalid_argument"...). The sandbox gives that code to the JS Error it throws.
-type CodedError interface {
-	error
-	ErrorCode() string
-}
+type CodedError = vocab.CodedError
 
 // Limits bound one execution. Zero fields take the defaults of DefaultLimits.
 type Limits struct {

@@ -3,17 +3,22 @@ package jsvm
 import (
 	"errors"
 	"fmt"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// Error codes an execution can end with. They are part of the public contract (CONTRACT §2, §6).
+// Error codes an execution can end with (docs/reference.md §2, §6): the shared vocabulary's,
+// named here too because the sandbox's own code uses them on every path.
 const (
-	CodeJSError       = "js_error"       // the code threw, or a syntax error stopped it
-	CodeTimeout       = "timeout"        // it ran past its deadline
-	CodeMemoryLimit   = "memory_limit"   // it allocated past its memory cap
-	CodeStackOverflow = "stack_overflow" // it recursed past the call-depth cap
-	CodeNotFound      = "not_found"      // unknown element or function
-	CodeInvalidArg    = "invalid_argument"
-	CodeUnavailable   = "unavailable" // the executor is closed or its workers cannot start
+	CodeJSError       = vocab.CodeJSError
+	CodeTimeout       = vocab.CodeTimeout
+	CodeMemoryLimit   = vocab.CodeMemoryLimit
+	CodeStackOverflow = vocab.CodeStackOverflow
+	CodeNotFound      = vocab.CodeNotFound
+	CodeInvalidArg    = vocab.CodeInvalidArgument
+	CodeUnavailable   = vocab.CodeUnavailable // the executor is closed or its workers cannot start
+	CodeCanceled      = vocab.CodeCanceled
+	CodeInternal      = vocab.CodeInternal // a host error without a code of its own
 )
 
 // Error is how a failed execution is reported. Stack holds JS frames as "file:line:col"
@@ -53,11 +58,19 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("jsvm: %s: %s", e.Code, e.Message)
 }
 
-// ErrorCode returns the error's code, so a *Error is a CodedError.
+// ErrorCode returns the error's code, so a *Error is a vocab.CodedError.
 func (e *Error) ErrorCode() string { return e.Code }
 
+// ErrorDetails is what an HTTP error body's details carry for a failed execution: the error
+// itself, with its stack and position.
+func (e *Error) ErrorDetails() any { return e }
+
+// ErrorMessage is the message without the code and position Error adds: what an HTTP error
+// body's message says, beside the code and details that carry the rest.
+func (e *Error) ErrorMessage() string { return e.Message }
+
 // ErrClosed is returned by Execute after Close.
-var ErrClosed = errors.New("jsvm: executor is closed")
+var ErrClosed = vocab.Sentinel(vocab.CodeUnavailable, "jsvm: executor is closed")
 
 // AsError returns err as an *Error, wrapping errors of other kinds as js_error (or their own
 // code if they are CodedErrors).
@@ -76,17 +89,8 @@ func AsError(err error) *Error {
 	return &Error{Code: CodeJSError, Message: err.Error()}
 }
 
-// CodeCanceled ends an execution whose context was canceled before its deadline (a task that was
-// force-ended, a host shutting down).
-const CodeCanceled = "canceled"
-
 // Sentinel errors of the package besides ErrClosed.
 var (
-	// ErrInvalidDatetime is wrapped by ParseDatetime when a value is no datetime form it accepts.
-	ErrInvalidDatetime = errors.New("jsvm: invalid datetime")
 	// ErrNoSource is wrapped when Execute runs before any successful Load.
 	ErrNoSource = errors.New("jsvm: no source loaded")
 )
-
-// CodeInternal is the code a host error without a code of its own gets in JS.
-const CodeInternal = "internal"

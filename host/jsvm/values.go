@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dop251/goja"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // maxValueDepth bounds how deeply nested a value crossing the boundary may be; deeper values are
@@ -174,8 +175,8 @@ func (rt *jsRuntime) toJSReflect(v any, depth int) goja.Value {
 	if err != nil {
 		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value of type %T cannot cross into JavaScript: %v", v, err), nil))
 	}
-	var plain any
-	if err := json.Unmarshal(b, &plain); err != nil {
+	plain, err := vocab.DecodeJSON(b)
+	if err != nil {
 		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value of type %T cannot cross into JavaScript: %v", v, err), nil))
 	}
 	return rt.toJSDepth(plain, depth+1)

@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/trellis-run/trellis/host/models"
 )
 
@@ -85,7 +86,7 @@ func rowArg(method string, args []any) (map[string]any, error) {
 	}
 	row, ok := args[0].(map[string]any)
 	if !ok {
-		return nil, invalidArg("%s needs (row): row must be an object, got %s", method, jsvm.DescribeValue(args[0]))
+		return nil, invalidArg("%s needs (row): row must be an object, got %s", method, vocab.Describe(args[0]))
 	}
 	return row, nil
 }
@@ -120,7 +121,7 @@ func updateArgs(args []any) (int64, map[string]any, error) {
 	case len(args) == 1:
 		named, ok := args[0].(map[string]any)
 		if !ok {
-			return 0, nil, invalidArg("update needs (id, patch) or ({id, patch}); got one argument, %s", jsvm.DescribeValue(args[0]))
+			return 0, nil, invalidArg("update needs (id, patch) or ({id, patch}); got one argument, %s", vocab.Describe(args[0]))
 		}
 		if err := onlyKeys("update", named, "id", "patch"); err != nil {
 			return 0, nil, err
@@ -140,7 +141,7 @@ func updateArgs(args []any) (int64, map[string]any, error) {
 	}
 	patch, ok := patchv.(map[string]any)
 	if !ok {
-		return 0, nil, invalidArg("update needs (id, patch): patch must be an object, got %s", jsvm.DescribeValue(patchv))
+		return 0, nil, invalidArg("update needs (id, patch): patch must be an object, got %s", vocab.Describe(patchv))
 	}
 	return id, patch, nil
 }
@@ -169,7 +170,7 @@ func queryArgs(args []any) (models.Query, error) {
 				vals[i] = a[k]
 			}
 		default:
-			return q, invalidArg("query needs one object {filter, orderBy, page, pageSize}, got %s", jsvm.DescribeValue(a))
+			return q, invalidArg("query needs one object {filter, orderBy, page, pageSize}, got %s", vocab.Describe(a))
 		}
 	default:
 		copy(vals, args)
@@ -177,14 +178,14 @@ func queryArgs(args []any) (models.Query, error) {
 	if vals[0] != nil {
 		f, ok := vals[0].(map[string]any)
 		if !ok {
-			return q, invalidArg("query: filter must be an object such as {status: \"paid\"}, got %s", jsvm.DescribeValue(vals[0]))
+			return q, invalidArg("query: filter must be an object such as {status: \"paid\"}, got %s", vocab.Describe(vals[0]))
 		}
 		q.Filter = f
 	}
 	if vals[1] != nil {
 		s, ok := vals[1].(string)
 		if !ok {
-			return q, invalidArg("query: orderBy must be a string such as \"-createdAt,id\", got %s", jsvm.DescribeValue(vals[1]))
+			return q, invalidArg("query: orderBy must be a string such as \"-createdAt,id\", got %s", vocab.Describe(vals[1]))
 		}
 		q.OrderBy = s
 	}
@@ -269,5 +270,5 @@ func show(v any) string {
 	case bool:
 		return fmt.Sprintf("%v (a boolean)", x)
 	}
-	return jsvm.DescribeValue(v)
+	return vocab.Describe(v)
 }

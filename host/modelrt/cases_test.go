@@ -14,6 +14,7 @@ import (
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // runCases runs every case against stores made by open; each backend's test calls it.
@@ -157,7 +158,7 @@ func testBeforeSaveRefuses(t *testing.T, open opener) {
 	}
 	// A lifecycle function stopped by its limits keeps the sandbox's code.
 	_, err = b.rt.Create(ctx, "models.Order", map[string]any{"title": "spin"}, caller)
-	requireCode(t, err, jsvm.CodeTimeout, modelrt.ErrLifecycle)
+	requireCode(t, err, vocab.CodeTimeout, modelrt.ErrLifecycle)
 
 	require.Equal(t, int64(1), b.count(t, "models.Order"), "nothing was stored")
 	got, err := b.rt.Get(ctx, "models.Order", base["id"].(int64))
@@ -400,10 +401,10 @@ func testAfterStepsFail(t *testing.T, open opener) {
 
 	// A coded error keeps its code; a DateFields failure is reported alike.
 	b.setHooks(nil, func(dateCall) error {
-		return &jsvm.Error{Code: jsvm.CodeTimeout, Message: "timers did not answer"}
+		return &jsvm.Error{Code: vocab.CodeTimeout, Message: "timers did not answer"}
 	})
 	_, err = b.rt.Update(ctx, "models.Plain", row["id"].(int64), map[string]any{"n": 5}, caller)
-	requireCode(t, err, jsvm.CodeTimeout, modelrt.ErrAfterWrite)
+	requireCode(t, err, vocab.CodeTimeout, modelrt.ErrAfterWrite)
 	require.Contains(t, err.Error(), "date-field tasks were not updated")
 	events, _, _ := b.take()
 	require.Len(t, events, 1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // Sentinel errors of the package. Errors of the models package (models.ErrNotFound,
@@ -34,15 +35,15 @@ var (
 // Codes of the errors this package returns, as JavaScript sees them in `.code` (they are the
 // sandbox's codes, so every layer speaks the same words).
 const (
-	CodeNotFound        = jsvm.CodeNotFound   // unknown model, method or row
-	CodeInvalidArgument = jsvm.CodeInvalidArg // wrong argument shape, value, or field
-	CodeUnavailable     = jsvm.CodeUnavailable
-	CodeJSError         = jsvm.CodeJSError // a lifecycle function failed
+	CodeNotFound        = vocab.CodeNotFound        // unknown model, method or row
+	CodeInvalidArgument = vocab.CodeInvalidArgument // wrong argument shape, value, or field
+	CodeUnavailable     = vocab.CodeUnavailable
+	CodeJSError         = vocab.CodeJSError // a lifecycle function failed
 	// CodeConflict: the model's declaration does not fit its table (a field whose type changed);
 	// the message says what to do.
-	CodeConflict = "conflict"
+	CodeConflict = vocab.CodeConflict
 	// CodeInternal: anything else.
-	CodeInternal = jsvm.CodeInternal
+	CodeInternal = vocab.CodeInternal
 )
 
 // Error is every error the Runtime returns: the wrapped cause with its code, so the sandbox
@@ -54,7 +55,7 @@ type Error struct {
 	err  error
 }
 
-var _ jsvm.CodedError = (*Error)(nil)
+var _ vocab.CodedError = (*Error)(nil)
 
 // Error returns the message of the cause, which names the model and says what to do.
 func (e *Error) Error() string { return e.err.Error() }
@@ -62,7 +63,7 @@ func (e *Error) Error() string { return e.err.Error() }
 // Unwrap gives errors.Is and errors.As the cause: the sentinels of this package and of models.
 func (e *Error) Unwrap() error { return e.err }
 
-// ErrorCode returns the code, so *Error is a jsvm.CodedError.
+// ErrorCode returns the code, so *Error is a vocab.CodedError.
 func (e *Error) ErrorCode() string { return e.Code }
 
 // coded gives err its code; nil stays nil and an *Error is returned as it is.
@@ -91,11 +92,11 @@ func codeOf(err error) string {
 	case errors.Is(err, models.ErrSchema):
 		return CodeConflict
 	case errors.Is(err, context.DeadlineExceeded):
-		return jsvm.CodeTimeout
+		return vocab.CodeTimeout
 	case errors.Is(err, context.Canceled):
-		return jsvm.CodeCanceled
+		return vocab.CodeCanceled
 	}
-	var c jsvm.CodedError
+	var c vocab.CodedError
 	if errors.As(err, &c) {
 		return c.ErrorCode()
 	}
@@ -109,8 +110,8 @@ func codeOf(err error) string {
 // limitCodes are sandbox codes that say more than js_error about why a lifecycle function
 // failed; they are kept.
 var limitCodes = map[string]bool{
-	jsvm.CodeTimeout: true, jsvm.CodeMemoryLimit: true, jsvm.CodeStackOverflow: true,
-	jsvm.CodeCanceled: true, jsvm.CodeUnavailable: true,
+	vocab.CodeTimeout: true, vocab.CodeMemoryLimit: true, vocab.CodeStackOverflow: true,
+	vocab.CodeCanceled: true, vocab.CodeUnavailable: true,
 }
 
 func lifecycleCode(err error) string {

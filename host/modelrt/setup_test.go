@@ -18,6 +18,7 @@ import (
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // opener makes a fresh, empty store for one test.
@@ -262,12 +263,12 @@ func (b *bundle) count(t *testing.T, model string) int64 {
 	return res["totalCount"].(int64)
 }
 
-// requireCode checks err's code (through jsvm.CodedError, as the sandbox reads it) and that it
+// requireCode checks err's code (through vocab.CodedError, as the sandbox reads it) and that it
 // wraps target.
 func requireCode(t *testing.T, err error, code string, target error) {
 	t.Helper()
 	require.Error(t, err)
-	var c jsvm.CodedError
+	var c vocab.CodedError
 	require.True(t, errors.As(err, &c), "%T %v has no code", err, err)
 	require.Equal(t, code, c.ErrorCode(), "error: %v", err)
 	if target != nil {

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // DateLayout is how a Date is stored and shown: "YYYY-MM-DD".
@@ -175,7 +175,7 @@ func CoerceValue(f Field, v any, loc *time.Location) (any, error) {
 		if _, ok := v.(bool); ok {
 			return nil, bad(`use "YYYY-MM-DD" or a datetime`)
 		}
-		t, err := jsvm.ParseDatetime(v, loc)
+		t, err := vocab.ParseDatetime(v, loc)
 		if err != nil {
 			return nil, bad(`use "YYYY-MM-DD" or a datetime`)
 		}
@@ -188,7 +188,7 @@ func CoerceValue(f Field, v any, loc *time.Location) (any, error) {
 		if _, ok := v.(bool); ok {
 			return nil, bad(`use "YYYY-MM-DD HH:mm:ss", ISO-8601 or epoch milliseconds`)
 		}
-		t, err := jsvm.ParseDatetime(v, loc)
+		t, err := vocab.ParseDatetime(v, loc)
 		if err != nil {
 			return nil, bad(`use "YYYY-MM-DD HH:mm:ss", ISO-8601 or epoch milliseconds`)
 		}
@@ -372,7 +372,7 @@ func plainJSON(v any, loc *time.Location, depth int) (any, error) {
 		}
 		return t, nil
 	case time.Time:
-		return jsvm.FormatDatetime(t, loc), nil
+		return vocab.FormatDatetime(t, loc), nil
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
@@ -408,8 +408,8 @@ func plainJSON(v any, loc *time.Location, depth int) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("got %s, which is not JSON: %v", describe(v), err)
 	}
-	var back any
-	if err := json.Unmarshal(raw, &back); err != nil {
+	back, err := vocab.DecodeJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("got %s, which is not JSON: %v", describe(v), err)
 	}
 	return plainJSON(back, loc, depth)
@@ -450,7 +450,7 @@ func describe(v any) string {
 }
 
 // Present turns a stored Row into what JS/HTTP sees: Datetime as "YYYY-MM-DD HH:mm:ss" in loc
-// (jsvm.FormatDatetime), id and ints as int64, everything else as stored; every field of the
+// (vocab.FormatDatetime), id and ints as int64, everything else as stored; every field of the
 // schema is present (nil when NULL), so scripts never meet undefined. loc nil means UTC.
 func Present(s Schema, r Row, loc *time.Location) map[string]any {
 	fields := s.AllFields()
@@ -460,7 +460,7 @@ func Present(s Schema, r Row, loc *time.Location) map[string]any {
 		switch f.Type {
 		case TypeDatetime:
 			if t, ok := v.(time.Time); ok {
-				v = jsvm.FormatDatetime(t, loc)
+				v = vocab.FormatDatetime(t, loc)
 			}
 		case TypeAutoInt, TypeInteger:
 			if v != nil {

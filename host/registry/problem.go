@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // Problem codes. They are stable: the CLI, the editor and tests match on them.
@@ -86,6 +88,12 @@ func (e *ValidationError) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// ErrorCode makes a ValidationError a coded error: invalid_element (422 over HTTP).
+func (e *ValidationError) ErrorCode() string { return vocab.CodeInvalidElement }
+
+// ErrorDetails hands every problem, with its position, to the HTTP error body.
+func (e *ValidationError) ErrorDetails() any { return map[string]any{"problems": e.Problems} }
 
 // Is makes errors.Is(err, ErrInvalid) true for every ValidationError.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }

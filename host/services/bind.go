@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // FunctionSpec describes one method of a service as its element's functionList declares it:
@@ -153,7 +153,7 @@ func checkType(method string, a ArgSpec, v any) error {
 		want = `a datetime ("YYYY-MM-DD HH:mm:ss", ISO-8601, epoch milliseconds or a Date)`
 	}
 	if !ok {
-		return invalidArg(method, "argument %q must be %s, got %s", a.Name, want, jsvm.DescribeValue(v))
+		return invalidArg(method, "argument %q must be %s, got %s", a.Name, want, vocab.Describe(v))
 	}
 	return nil
 }

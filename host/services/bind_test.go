@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 var sendEventSpec = FunctionSpec{Name: "sendEventSpec", Args: []ArgSpec{
@@ -58,9 +59,7 @@ func TestBindArgsErrors(t *testing.T) {
 			_, err := BindArgs(sendEventSpec, tc.args)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
-			var se *Error
-			require.ErrorAs(t, err, &se)
-			require.Equal(t, CodeInvalidArgument, se.Code)
+			require.Equal(t, vocab.CodeInvalidArgument, vocab.CodeOf(err))
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/tasks"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -76,12 +77,11 @@ func (c *Catalog) Call(ctx context.Context, env Env, el *registry.Element, metho
 		}
 	}
 	if spec == nil {
-		return nil, &Error{Code: CodeNotFound, Message: fmt.Sprintf("services: %s has no function %q", el.FullName, method)}
+		return nil, vocab.Errorf(vocab.CodeNotFound, "services: %s has no function %q", el.FullName, method)
 	}
 	m, ok := c.methods[el.FullName+"."+method]
 	if !ok {
-		return nil, &Error{Code: CodeNotImplemented, Message: fmt.Sprintf(
-			"services: %s.%s is declared but not available in this version of Trellis", el.FullName, method)}
+		return nil, fmt.Errorf("%w: %s.%s is declared but not available in this version of Trellis", ErrNotImplemented, el.FullName, method)
 	}
 	bound, err := BindArgs(*spec, args)
 	if err != nil {

@@ -1,37 +1,15 @@
 package services
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// Error codes of service calls; they reach JS as the thrown Error's `.code` and HTTP as the
-// error body's code.
-const (
-	CodeInvalidArgument = "invalid_argument"
-	CodeNotFound        = "not_found"
-	CodeNotImplemented  = "not_implemented"
-)
+// ErrNotImplemented is matched by errors.Is for calls to methods declared by a built-in
+// element that no Go code serves yet; its code is not_implemented.
+var ErrNotImplemented = vocab.Sentinel(vocab.CodeNotImplemented, "services: method not implemented")
 
-// Error is a failed service call with a machine-readable code. It satisfies jsvm.CodedError.
-type Error struct {
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// ErrorCode returns the code of the error.
-func (e *Error) ErrorCode() string { return e.Code }
-
-// ErrNotImplemented is matched by errors.Is for calls to methods no Go code serves yet.
-var ErrNotImplemented = errors.New("services: method not implemented")
-
-// Is lets errors.Is(err, ErrNotImplemented) match a not_implemented Error.
-func (e *Error) Is(target error) bool {
-	return target == ErrNotImplemented && e.Code == CodeNotImplemented
-}
-
-func invalidArg(method, format string, a ...any) *Error {
-	return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("services: %s: ", method) + fmt.Sprintf(format, a...)}
+func invalidArg(method, format string, a ...any) error {
+	return vocab.Errorf(vocab.CodeInvalidArgument, "services: %s: %s", method, fmt.Sprintf(format, a...))
 }

@@ -8,8 +8,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -71,19 +72,12 @@ func SendResultToJS(res engine.SendResult) map[string]any {
 	return out
 }
 
-// EngineError maps event center errors to service errors with codes.
+// EngineError names the method in an event center error; the error keeps its code.
 func EngineError(method string, err error) error {
-	switch {
-	case errors.Is(err, engine.ErrInvalidEvent):
-		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("services: %s: %v", method, err)}
-	case errors.Is(err, engine.ErrUnavailable):
-		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("services: %s: %v", method, err)}
-	case errors.Is(err, engine.ErrNotFound):
-		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("services: %s: %v", method, err)}
-	case errors.Is(err, engine.ErrConflict):
-		return &Error{Code: CodeConflict, Message: fmt.Sprintf("services: %s: %v", method, err)}
+	if err == nil {
+		return nil
 	}
-	return err
+	return fmt.Errorf("services: %s: %w", method, err)
 }
 
 // EventLogQuery turns getEventLog's bound arguments into a log query: datetimes in any form the
@@ -119,7 +113,7 @@ func optionalTime(method, name string, v any, loc *time.Location) (time.Time, er
 	if v == nil || v == "" {
 		return time.Time{}, nil
 	}
-	t, err := jsvm.ParseDatetime(v, loc)
+	t, err := vocab.ParseDatetime(v, loc)
 	if err != nil {
 		return time.Time{}, invalidArg(method, "argument %q: %v", name, err)
 	}
@@ -140,7 +134,7 @@ func wholeNumber(method, name string, v any, def int) (int, error) {
 		}
 		return int(n), nil
 	}
-	return 0, invalidArg(method, "argument %q must be a whole number, got %s", name, jsvm.DescribeValue(v))
+	return 0, invalidArg(method, "argument %q must be a whole number, got %s", name, vocab.Describe(v))
 }
 
 // trimSentinel drops the "logstore: invalid query: " prefix; the service error says the method.
@@ -157,7 +151,7 @@ func logStore(env Env) (logstore.Store, error) {
 	if s := env.LogStore(); s != nil {
 		return s, nil
 	}
-	return nil, &Error{Code: CodeUnavailable, Message: "services: the execution log is not running on this host"}
+	return nil, vocab.Errorf(vocab.CodeUnavailable, "services: the execution log is not running on this host")
 }
 
 // storeError maps log store errors to service errors with codes.
@@ -166,7 +160,7 @@ func storeError(method string, err error) error {
 	case errors.Is(err, logstore.ErrInvalidQuery):
 		return invalidArg(method, "%s", trimSentinel(err))
 	case errors.Is(err, logstore.ErrUnavailable):
-		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("services: %s: %v", method, err)}
+		return vocab.Errorf(vocab.CodeUnavailable, "services: %s: %v", method, err)
 	}
 	return err
 }
@@ -242,15 +236,15 @@ func formatTime(t time.Time, loc *time.Location) any {
 	if t.IsZero() {
 		return nil
 	}
-	return jsvm.FormatDatetime(t, loc)
+	return vocab.FormatDatetime(t, loc)
 }
 
 func rawValue(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	v, err := vocab.DecodeJSON(raw)
+	if err != nil {
 		return string(raw)
 	}
 	return v

@@ -6,6 +6,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/tasks"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // TaskSvcName is the fullName of the built-in task service.
@@ -40,7 +41,7 @@ func withTasks(fn func(ctx context.Context, tc *tasks.Center, inv Invocation) (a
 	return func(ctx context.Context, env Env, inv Invocation) (any, error) {
 		tc := env.Tasks()
 		if tc == nil {
-			return nil, &Error{Code: CodeUnavailable, Message: "services: the task center is not running on this host"}
+			return nil, vocab.Errorf(vocab.CodeUnavailable, "services: the task center is not running on this host")
 		}
 		return fn(ctx, tc, inv)
 	}

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
@@ -62,7 +63,7 @@ func (c *Center) CreateTimerTask(ctx context.Context, req CreateRequest) (map[st
 	}
 	args, ok := req.ArgDict.(map[string]any)
 	if !ok {
-		return nil, fail(ErrInvalidArgument, "argDict must be an object, got %s", jsvm.DescribeValue(req.ArgDict))
+		return nil, fail(ErrInvalidArgument, "argDict must be an object, got %s", vocab.Describe(req.ArgDict))
 	}
 	id := timers.NewID()
 	t := timers.Task{ID: id, FullName: fullName, FuncName: funcName, TaskType: taskType, ArgDict: args, StartTime: start,
@@ -72,7 +73,7 @@ func (c *Center) CreateTimerTask(ctx context.Context, req CreateRequest) (map[st
 	}
 	created, _, err := c.opts.Store.Create(ctx, t)
 	if err != nil {
-		return nil, coded(fmt.Errorf("tasks: create timer task: %w", err))
+		return nil, fmt.Errorf("tasks: create timer task: %w", err)
 	}
 	row := c.row(created, logstore.StatusWaiting, "scheduled", created.CreatedAt)
 	row.ParentNodeID = req.Caller.NodeID
@@ -117,13 +118,13 @@ func (c *Center) startTime(v any) (time.Time, error) {
 	if v == nil {
 		return time.Time{}, fail(ErrInvalidArgument, "startTime is required: \"YYYY-MM-DD HH:mm:ss\" (app timezone), ISO-8601, epoch milliseconds or a Date")
 	}
-	t, err := jsvm.ParseDatetime(v, c.opts.Location())
+	t, err := vocab.ParseDatetime(v, c.opts.Location())
 	if err != nil {
 		return time.Time{}, fail(ErrInvalidArgument, "startTime: %v", err)
 	}
 	if t.Before(earliest) || t.After(time.Now().Add(maxAhead)) {
 		return time.Time{}, fail(ErrInvalidArgument, "startTime %s is out of range: give a time between 2000 and 100 years from now",
-			jsvm.FormatDatetime(t, c.opts.Location()))
+			vocab.FormatDatetime(t, c.opts.Location()))
 	}
 	return t, nil
 }
@@ -131,7 +132,7 @@ func (c *Center) startTime(v any) (time.Time, error) {
 func needString(name string, v any, what string) (string, error) {
 	s, ok := v.(string)
 	if !ok || strings.TrimSpace(s) == "" {
-		return "", fail(ErrInvalidArgument, "%s must be a non-empty string: %s; got %s", name, what, jsvm.DescribeValue(v))
+		return "", fail(ErrInvalidArgument, "%s must be a non-empty string: %s; got %s", name, what, vocab.Describe(v))
 	}
 	return s, nil
 }
@@ -144,7 +145,7 @@ func (c *Center) ForcedEnd(ctx context.Context, id string) (map[string]any, erro
 	}
 	t, err := c.opts.Store.ForcedEnd(ctx, id)
 	if err != nil {
-		return nil, coded(fmt.Errorf("tasks: forcedEnd %s: %w", id, err))
+		return nil, fmt.Errorf("tasks: forcedEnd %s: %w", id, err)
 	}
 	now := time.Now()
 	r := c.row(t, logstore.StatusFail, "forcedEnd", now)
@@ -161,7 +162,7 @@ func (c *Center) GetTask(ctx context.Context, id string) (map[string]any, error)
 	}
 	t, err := c.opts.Store.Get(ctx, id)
 	if err != nil {
-		return nil, coded(fmt.Errorf("tasks: get %s: %w", id, err))
+		return nil, fmt.Errorf("tasks: get %s: %w", id, err)
 	}
 	return c.Present(t), nil
 }
@@ -170,7 +171,7 @@ func (c *Center) GetTask(ctx context.Context, id string) (map[string]any, error)
 func (c *Center) ListTasks(ctx context.Context, q timers.ListQuery) (map[string]any, error) {
 	rows, total, err := c.opts.Store.List(ctx, q)
 	if err != nil {
-		return nil, coded(fmt.Errorf("tasks: list: %w", err))
+		return nil, fmt.Errorf("tasks: list: %w", err)
 	}
 	out := make([]any, len(rows))
 	for i, t := range rows {
@@ -186,7 +187,7 @@ func (c *Center) Present(t timers.Task) map[string]any {
 		if v.IsZero() {
 			return nil
 		}
-		return jsvm.FormatDatetime(v, loc)
+		return vocab.FormatDatetime(v, loc)
 	}
 	var terr any
 	if t.Error != nil {

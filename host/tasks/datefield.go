@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
+
 	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/timers"
 )
 
@@ -91,7 +92,7 @@ func (c *Center) SyncDateFields(ctx context.Context, model string, prev, post ma
 		soon = soon || time.Until(at) < notifyWithin
 	}
 	if err := errors.Join(errs...); err != nil {
-		return scheduled, removed, coded(fmt.Errorf("tasks: date-field tasks of %s row %v: %w", model, id, err))
+		return scheduled, removed, fmt.Errorf("tasks: date-field tasks of %s row %v: %w", model, id, err)
 	}
 	if soon {
 		c.notify()
@@ -107,7 +108,7 @@ func (c *Center) rowTime(v any) (time.Time, bool, error) {
 	if s, ok := v.(string); ok && strings.TrimSpace(s) == "" {
 		return time.Time{}, false, nil
 	}
-	t, err := jsvm.ParseDatetime(v, c.opts.Location())
+	t, err := vocab.ParseDatetime(v, c.opts.Location())
 	if err != nil {
 		return time.Time{}, false, err
 	}
@@ -123,7 +124,7 @@ func (c *Center) SaveDateFieldTask(ctx context.Context, rowObj any, caller Calle
 	}
 	post, ok := obj["postData"].(map[string]any)
 	if !ok {
-		return nil, fail(ErrInvalidArgument, "rowObj.postData must be the saved row (an object), got %s", jsvm.DescribeValue(obj["postData"]))
+		return nil, fail(ErrInvalidArgument, "rowObj.postData must be the saved row (an object), got %s", vocab.Describe(obj["postData"]))
 	}
 	prev, _ := obj["prevData"].(map[string]any)
 	scheduled, removed, err := c.SyncDateFields(ctx, model, prev, post, true)
@@ -141,7 +142,7 @@ func (c *Center) DeleteDateFieldTask(ctx context.Context, rowObj any, caller Cal
 	}
 	prev, ok := obj["prevData"].(map[string]any)
 	if !ok {
-		return nil, fail(ErrInvalidArgument, "rowObj.prevData must be the deleted row (an object), got %s", jsvm.DescribeValue(obj["prevData"]))
+		return nil, fail(ErrInvalidArgument, "rowObj.prevData must be the deleted row (an object), got %s", vocab.Describe(obj["prevData"]))
 	}
 	_, removed, err := c.SyncDateFields(ctx, model, prev, nil, true)
 	if err != nil {
@@ -155,7 +156,7 @@ func (c *Center) DeleteDateFieldTask(ctx context.Context, rowObj any, caller Cal
 func (c *Center) rowObj(v any, caller Caller) (map[string]any, string, error) {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, "", fail(ErrInvalidArgument, "rowObj must be an object {postData, prevData}, got %s", jsvm.DescribeValue(v))
+		return nil, "", fail(ErrInvalidArgument, "rowObj must be an object {postData, prevData}, got %s", vocab.Describe(v))
 	}
 	model, _ := obj["model"].(string)
 	if model == "" {

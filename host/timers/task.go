@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // Task statuses (CONTRACT §4). waiting and running are live; the other three are final.
@@ -287,4 +289,18 @@ func checkToken(field, v string, max int) error {
 		return fmt.Errorf("%w: %s %q may not contain spaces or control characters", ErrInvalid, field, v)
 	}
 	return nil
+}
+
+// StoredArgs gives a new record's argDict the shape every store's Get returns: its JSON form
+// decoded by vocab.DecodeJSON (integers int64, exact; other numbers float64). Stores return it
+// from Create, so a caller sees the same value before and after a restart.
+func StoredArgs(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	v, err := vocab.ViaJSON(m)
+	if out, ok := v.(map[string]any); ok && err == nil {
+		return out
+	}
+	return m
 }

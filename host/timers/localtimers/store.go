@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // FileName is the database file the host keeps in its data directory.
@@ -229,10 +230,12 @@ func scanTask(sc scanner) (timers.Task, error) {
 		&t.RequestID, &t.NodeID, &t.Key, &t.Attempt, &t.Owner, &created, &updated, &started, &ended); err != nil {
 		return t, err
 	}
-	if err := json.Unmarshal([]byte(args), &t.ArgDict); err != nil {
+	var err error
+	// vocab's decoder keeps integers exact: an id above 2^53 in argDict reaches the function as it was given.
+	if t.ArgDict, err = vocab.DecodeJSONObject([]byte(args)); err != nil {
 		return t, fmt.Errorf("decode argDict of %s: %w", t.ID, err)
 	}
-	if err := json.Unmarshal([]byte(result), &t.Result); err != nil {
+	if t.Result, err = vocab.DecodeJSON([]byte(result)); err != nil {
 		return t, fmt.Errorf("decode result of %s: %w", t.ID, err)
 	}
 	if terr.Valid {
@@ -309,7 +312,7 @@ func (s *Store) Create(ctx context.Context, t timers.Task) (timers.Task, []strin
 	now := s.now().UTC()
 	t.CreatedAt, t.UpdatedAt = now, now
 	t.StartTime = t.StartTime.UTC()
-	t.ArgDict = roundTrip(t.ArgDict)
+	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	var replaced []string
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if t.Key != "" {
@@ -336,27 +339,11 @@ func (s *Store) CreateRunning(ctx context.Context, t timers.Task, owner string, 
 	t.StartTime = t.StartTime.UTC()
 	t.Status, t.Attempt, t.Owner = timers.StatusRunning, 1, owner
 	t.CreatedAt, t.UpdatedAt, t.StartedAt = now, now, now
-	t.ArgDict = roundTrip(t.ArgDict)
+	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.insert(ctx, tx, t, now.Add(lease).UnixNano()) }); err != nil {
 		return t, s.fail(ctx, "create running", err)
 	}
 	return t, nil
-}
-
-// roundTrip gives a new record's argDict the shape Get will return (JSON numbers as float64...).
-func roundTrip(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return m
-	}
-	var out map[string]any
-	if json.Unmarshal(b, &out) != nil {
-		return m
-	}
-	return out
 }
 
 // Get returns the record of id.

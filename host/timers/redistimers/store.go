@@ -16,6 +16,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/rediserr"
 	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // DefaultPrefix is used when New is given an empty prefix.
@@ -182,12 +183,15 @@ func decode(id string, h map[string]string) (timers.Task, error) {
 		t.Attempt = n
 	}
 	if v := h["a"]; v != "" {
-		if err := json.Unmarshal([]byte(v), &t.ArgDict); err != nil {
+		// vocab's decoder keeps integers exact: an id above 2^53 in argDict reaches the function as it was given.
+		var err error
+		if t.ArgDict, err = vocab.DecodeJSONObject([]byte(v)); err != nil {
 			return t, fmt.Errorf("task %s: decode argDict: %w", id, err)
 		}
 	}
 	if v := h["r"]; v != "" {
-		if err := json.Unmarshal([]byte(v), &t.Result); err != nil {
+		var err error
+		if t.Result, err = vocab.DecodeJSON([]byte(v)); err != nil {
 			return t, fmt.Errorf("task %s: decode result: %w", id, err)
 		}
 	}
@@ -225,22 +229,6 @@ func decodeFlat(id string, v any) (timers.Task, error) {
 	return decode(id, h)
 }
 
-// roundTrip gives a new record's argDict the shape Get will return (JSON numbers as float64).
-func roundTrip(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return m
-	}
-	var out map[string]any
-	if json.Unmarshal(b, &out) != nil {
-		return m
-	}
-	return out
-}
-
 func (s *Store) create(ctx context.Context, op string, t timers.Task, score int64) ([]string, error) {
 	f, err := fields(t)
 	if err != nil {
@@ -275,7 +263,7 @@ func (s *Store) Create(ctx context.Context, t timers.Task) (timers.Task, []strin
 	now := time.UnixMilli(ms(s.now())).UTC()
 	t.CreatedAt, t.UpdatedAt = now, now
 	t.StartTime = t.StartTime.UTC()
-	t.ArgDict = roundTrip(t.ArgDict)
+	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	replaced, err := s.create(ctx, "create", t, ceilMS(t.StartTime))
 	if err != nil {
 		return t, nil, err
@@ -296,7 +284,7 @@ func (s *Store) CreateRunning(ctx context.Context, t timers.Task, owner string, 
 	t.StartTime = t.StartTime.UTC()
 	t.Status, t.Attempt, t.Owner = timers.StatusRunning, 1, owner
 	t.CreatedAt, t.UpdatedAt, t.StartedAt = now, now, now
-	t.ArgDict = roundTrip(t.ArgDict)
+	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	if _, err := s.create(ctx, "create running", t, ms(now.Add(lease))); err != nil {
 		return t, err
 	}

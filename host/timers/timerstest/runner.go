@@ -233,7 +233,7 @@ func testRunnerErrors(t *testing.T, open Open) {
 	ok, coded, plain, pan, bad := mk("echo"), mk("coded"), mk("plain"), mk("panic"), mk("unstorable")
 
 	got := waitStatus(t, s, ok.ID, timers.StatusSuccess, 3*time.Second)
-	require.Equal(t, map[string]any{"n": float64(1)}, got.Result)
+	require.Equal(t, map[string]any{"n": int64(1)}, got.Result)
 	got = waitStatus(t, s, coded.ID, timers.StatusFail, 3*time.Second)
 	require.Equal(t, &timers.TaskError{Code: "validation", Message: "bad row", Stack: "index.js:7"}, got.Error)
 	got = waitStatus(t, s, plain.ID, timers.StatusFail, 3*time.Second)

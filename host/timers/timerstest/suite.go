@@ -125,7 +125,7 @@ func testCreateGet(t *testing.T, open Open) {
 	before := time.Now().Add(-time.Millisecond)
 	at := base.Add(1234567 * time.Nanosecond)
 	in := timers.Task{FullName: "tasks.Reminder", FuncName: "remind", TaskType: "once", StartTime: at,
-		ArgDict:   map[string]any{"rowId": 12, "name": "x", "nested": map[string]any{"list": []any{1, "a", true, nil}}},
+		ArgDict:   map[string]any{"rowId": 12, "name": "x", "big": int64(9007199254740993), "ratio": 0.5, "nested": map[string]any{"list": []any{1, "a", true, nil}}},
 		RequestID: "req_1", NodeID: "node_1"}
 	c, replaced, err := s.Create(ctx, in)
 	require.NoError(t, err)
@@ -138,9 +138,10 @@ func testCreateGet(t *testing.T, open Open) {
 	require.False(t, c.CreatedAt.After(time.Now().Add(time.Millisecond)))
 	require.True(t, c.StartedAt.IsZero())
 	require.True(t, c.EndedAt.IsZero())
-	// JSON shapes: numbers come back as float64, like every record read later.
-	require.Equal(t, map[string]any{"rowId": float64(12), "name": "x",
-		"nested": map[string]any{"list": []any{float64(1), "a", true, nil}}}, c.ArgDict)
+	// JSON shapes, like every record read later: whole numbers int64 and exact (an id above
+	// 2^53 too), others float64.
+	require.Equal(t, map[string]any{"rowId": int64(12), "name": "x", "big": int64(9007199254740993), "ratio": 0.5,
+		"nested": map[string]any{"list": []any{int64(1), "a", true, nil}}}, c.ArgDict)
 
 	got, err := s.Get(ctx, c.ID)
 	require.NoError(t, err)
@@ -651,7 +652,7 @@ func testFinish(t *testing.T, open Open) {
 	done, err := s.Finish(ctx, a.ID, "h1", timers.StatusSuccess, map[string]any{"sent": 3, "to": []string{"x"}}, nil)
 	require.NoError(t, err)
 	require.Equal(t, timers.StatusSuccess, done.Status)
-	require.Equal(t, map[string]any{"sent": float64(3), "to": []any{"x"}}, done.Result)
+	require.Equal(t, map[string]any{"sent": int64(3), "to": []any{"x"}}, done.Result)
 	require.Nil(t, done.Error)
 	require.False(t, done.EndedAt.Before(before))
 	require.Equal(t, "h1", done.Owner)
@@ -709,7 +710,7 @@ func testCreateRunning(t *testing.T, open Open) {
 	require.Equal(t, 2, ts[0].Attempt)
 	fin, err := s.Finish(ctx, c.ID, "h1", timers.StatusSuccess, 1, nil)
 	require.NoError(t, err)
-	require.Equal(t, float64(1), fin.Result)
+	require.Equal(t, int64(1), fin.Result)
 }
 
 func testForcedEndWaiting(t *testing.T, open Open) {

@@ -1,14 +1,14 @@
-package jsvm
+package vocab
 
 import (
 	"fmt"
 	"time"
 )
 
-// DescribeValue names the kind of a value of the sandbox's value model the way error messages
+// Describe names the kind of a value of the sandbox's value model the way error messages
 // speak to a JS author ("an object", "a number", "null"), so every layer that refuses an
 // argument says what it got in the same words.
-func DescribeValue(v any) string {
+func Describe(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

@@ -1,4 +1,4 @@
-package jsvm
+package vocab
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 )
 
 // DatetimeLayout is the "YYYY-MM-DD HH:mm:ss" form in which Trellis hands datetimes back to
-// JavaScript (CONTRACT §2), always read and written in the app's timezone.
+// JavaScript (docs/reference.md §2), always read and written in the app's timezone.
 const DatetimeLayout = "2006-01-02 15:04:05"
 
 // layoutsInLoc are accepted string forms without a zone of their own; they are read in the app's
@@ -109,3 +109,6 @@ func FormatDatetime(t time.Time, loc *time.Location) string {
 	}
 	return t.In(loc).Format(DatetimeLayout)
 }
+
+// ErrInvalidDatetime is wrapped by ParseDatetime when a value is no datetime form it accepts.
+var ErrInvalidDatetime = Sentinel(CodeInvalidArgument, "invalid datetime")

@@ -1,4 +1,4 @@
-package jsvm
+package vocab
 
 import (
 	"encoding/json"
