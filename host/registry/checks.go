@@ -16,17 +16,27 @@ const (
 	MetaSignals  = "signals.Meta"
 )
 
-// at reports a problem about a value of e's definition: at that value in e's own e.json when it
-// is written there, else on the e.json as a whole (the value came from its Type or a default).
+// at reports a problem about a value of e's definition (see FieldProblem).
 func (ev *evaluation) at(e *Element, path, code, msg string) {
-	s := e.src
-	p := Problem{Element: e.FullName, File: s.file(elementFile), Code: code, Message: msg}
-	if s.doc != nil {
-		if _, own := s.doc.vals[path]; own {
-			p.Line, p.Column = s.doc.valuePos(path)
+	ev.add(e.src.key, e.FieldProblem(path, code, msg))
+}
+
+// FieldProblem is a problem about the value at path in e's definition ("cron",
+// "retry/interval", "functionList/0/name": keys and array indexes joined by "/"), placed the way
+// the registry places its own: at that value in e's own e.json when it is written there, else on
+// the e.json as a whole (the value came from its Type or a default). Validators use it so that
+// their problems point where the user must edit.
+func (e *Element) FieldProblem(path, code, message string) Problem {
+	p := Problem{Element: e.FullName, Code: code, Message: message}
+	if s := e.src; s != nil {
+		p.File = s.file(elementFile)
+		if s.doc != nil {
+			if _, own := s.doc.vals[path]; own {
+				p.Line, p.Column = s.doc.valuePos(path)
+			}
 		}
 	}
-	ev.add(s.key, p)
+	return p
 }
 
 func (ev *evaluation) builtinChecks(snap *Snapshot, e *Element) {
@@ -167,10 +177,9 @@ func (ev *evaluation) checkTask(snap *Snapshot, e *Element) {
 	case "cron":
 		need("cron", "\"0 3 * * *\"")
 	case "interval":
+		// What intervals (and cron expressions) the scheduler runs is its own rule, checked by
+		// the host's Validator for tasks.Meta.
 		need("interval", "\"10m\"")
-		if iv, ok := durationOK(d["interval"]); ok && iv <= 0 {
-			ev.at(e, "interval", CodeBadValue, "interval must be above zero, such as \"10m\"")
-		}
 	case "dateField":
 		need("dateField", "{\"model\": \"models.OrderModel\", \"field\": \"dueDate\", \"offset\": \"-1h\"}")
 	}

@@ -232,6 +232,11 @@ func (c *candidate) evaluate(opts Options, prev *Snapshot) (*Snapshot, []tagged)
 				if p.Element == "" {
 					p.Element = e.FullName
 				}
+				if p.File == "" && p.Element == e.FullName && e.src != nil {
+					// Without a file the problem would print as a bare fullName; its e.json is
+					// where the user looks first.
+					p.File = e.src.file(elementFile)
+				}
 				if p.Code == "" {
 					p.Code = CodeInvalid
 				}

@@ -9,9 +9,10 @@ type Options struct {
 	// Builtins is the built-in app (elements.FS); nil loads no built-ins.
 	Builtins fs.FS
 	// Validators run after the built-in checks, keyed by the fullName of a Type or Meta; each is
-	// called with every instance on that chain and returns its problems (Element and Code may
-	// be left empty: they default to the instance and "invalid"). This is where the host adds
-	// semantic checks the registry cannot know.
+	// called with every instance on that chain and returns its problems (Element, File and Code
+	// may be left empty: they default to the instance, its e.json and "invalid";
+	// Element.FieldProblem places one at a field). This is where the host adds the checks that
+	// belong to its runtime, such as the cron syntax its scheduler accepts.
 	Validators map[string]func(s *Snapshot, el *Element) []Problem
 }
 

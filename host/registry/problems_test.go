@@ -51,14 +51,10 @@ func TestProblems(t *testing.T) {
 			[]string{"events/E/e.json:1:72: bad_duration"}, `like "30s"`},
 		{"negative duration where not signed", map[string]string{"events/E/e.json": ev(`, "timeout": "-1h"`), "events/E/index.js": eventJS},
 			[]string{"events/E/e.json:1:72: bad_duration"}, "negative"},
-		{"bad cron", map[string]string{
-			"tasks/T/e.json":   "{\"type\": \"tasks.NormalType\", \"repeatType\": \"cron\", \"funcName\": \"run\",\n  \"cron\": \"61 * * * *\"}",
+		{"cron that is not a string", map[string]string{
+			"tasks/T/e.json":   "{\"type\": \"tasks.NormalType\", \"repeatType\": \"cron\", \"funcName\": \"run\",\n  \"cron\": 5}",
 			"tasks/T/index.js": "exports.run = () => 1\n"},
-			[]string{"tasks/T/e.json:2:11: bad_cron"}, "5 fields"},
-		{"cron with too many fields", map[string]string{
-			"tasks/T/e.json":   `{"type": "tasks.NormalType", "repeatType": "cron", "funcName": "run", "cron": "0 0 0 0 * * *"}`,
-			"tasks/T/index.js": "exports.run = () => 1\n"},
-			[]string{"tasks/T/e.json:1:79: bad_cron"}, "not a valid cron"},
+			[]string{"tasks/T/e.json:2:11: wrong_type"}, `a cron string such as "0 3 * * *"`},
 		{"bad timezone", map[string]string{
 			"tasks/T/e.json":   `{"type": "tasks.NormalType", "repeatType": "interval", "interval": "10m", "funcName": "run", "timezone": "Mars/Olympus"}`,
 			"tasks/T/index.js": "exports.run = () => 1\n"},
@@ -103,8 +99,6 @@ func TestProblems(t *testing.T) {
 			[]string{"tasks/T/e.json: missing_field"}, `needs "funcName"`},
 		{"cron task without cron", map[string]string{"tasks/T/e.json": `{"type": "tasks.NormalType", "repeatType": "cron", "funcName": "services.TaskSvc.getTask"}`},
 			[]string{"tasks/T/e.json:1:44: missing_field"}, `needs "cron"`},
-		{"zero interval", map[string]string{"tasks/T/e.json": `{"type": "tasks.NormalType", "repeatType": "interval", "interval": "0s", "funcName": "services.TaskSvc.getTask"}`},
-			[]string{"tasks/T/e.json:1:68: bad_value"}, "above zero"},
 		{"funcName names a service that does not export it", map[string]string{
 			"services/BackupSvc/e.json": serviceJSON, "services/BackupSvc/index.js": serviceJS,
 			"tasks/T/e.json": `{"type": "tasks.NormalType", "funcName": "services.BackupSvc.backup"}`},
@@ -189,7 +183,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 		"events/A/index.js": eventJS,
 		"events/B/e.json":   `{"type": "events.NormalType", "sender": "x", "timeout": "soon"}`,
 		"events/B/index.js": "exports.handle = function ( {\n",
-		"tasks/C/e.json":    `{"type": "tasks.NormalType", "cron": "* *"}`,
+		"tasks/C/e.json":    `{"type": "tasks.NormalType", "timezone": "Mars/Olympus"}`,
 	})
 	_, err := Load(opts(dir))
 	require.Error(t, err)
@@ -200,7 +194,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	for _, p := range ve.Problems {
 		codes[p.Code] = true
 	}
-	require.Equal(t, map[string]bool{CodeMissingField: true, CodeBadDuration: true, CodeJSSyntax: true, CodeBadCron: true}, codes)
+	require.Equal(t, map[string]bool{CodeMissingField: true, CodeBadDuration: true, CodeJSSyntax: true, CodeBadTimezone: true}, codes)
 	lines := strings.Split(err.Error(), "\n")
 	require.Len(t, lines, len(ve.Problems))
 	require.Equal(t, "events/A/e.json:1:1: "+ve.Problems[0].Message, lines[0])
@@ -240,6 +234,37 @@ func TestValidators(t *testing.T) {
 	ps := Check(o)
 	require.Equal(t, []string{"services.A", "services.B", "events.services.EventSvc", "services.TaskSvc"}, sortedBy(seen, []string{"services.A", "services.B", "events.services.EventSvc", "services.TaskSvc"}))
 	require.Equal(t, []Problem{{Element: "services.B", File: "services/B/e.json", Code: CodeInvalid, Message: "B is not allowed"}}, ps)
+}
+
+// A Validator's problems point where the user must edit: FieldProblem places one at the value
+// in the instance's own e.json, or on that e.json when the value is inherited; a problem with
+// no file is put on the instance's e.json, never printed as a bare fullName.
+func TestValidatorPositions(t *testing.T) {
+	t.Parallel()
+	dir := newApp(t, map[string]string{
+		"tasks/SlowType/e.json": `{"type": "tasks.Meta", "schema": {"every": {"type": "string"}}, "every": "fortnight"}`,
+		"tasks/Own/e.json":      "{\"type\": \"tasks.SlowType\",\n  \"every\": \"blue moon\"}",
+		"tasks/Inherits/e.json": `{"type": "tasks.SlowType"}`,
+		"tasks/Plain/e.json":    `{"type": "tasks.NormalType"}`,
+	})
+	o := opts(dir)
+	o.Validators = map[string]func(*Snapshot, *Element) []Problem{
+		"tasks.SlowType": func(s *Snapshot, e *Element) []Problem {
+			return []Problem{e.FieldProblem("every", CodeBadValue, "not a schedule")}
+		},
+		"tasks.NormalType": func(s *Snapshot, e *Element) []Problem {
+			return []Problem{{Message: "no position"}}
+		},
+	}
+	var got []string
+	for _, p := range Check(o) {
+		got = append(got, where(p)+" "+p.Element)
+	}
+	require.Equal(t, []string{
+		"tasks/Inherits/e.json: bad_value tasks.Inherits",
+		"tasks/Own/e.json:2:12: bad_value tasks.Own",
+		"tasks/Plain/e.json: invalid tasks.Plain",
+	}, got)
 }
 
 // sortedBy returns got reordered as in order (so the assertion is about the set, not the order),

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // timezones validate the same on hosts without a zoneinfo database
-
-	"github.com/trellis-run/trellis/host/timers/recurring"
 )
 
 // Field types a schema may use.
@@ -23,7 +21,7 @@ const (
 	TypeArray    = "array"
 	TypeAny      = "any"
 	TypeDuration = "duration" // a Go duration string: "30s", "5m", "1h30m"
-	TypeCron     = "cron"     // 5 fields (minute first) or 6 (second first)
+	TypeCron     = "cron"     // a string here; its syntax is the scheduler's, checked by a Validator
 	TypeTimezone = "timezone" // an IANA name, as time.LoadLocation takes it
 	TypeElement  = "element"  // the fullName of an existing element
 )
@@ -228,10 +226,6 @@ func (f *field) check(v any, path string, els elementLookup) []issue {
 			case d < 0 && !f.Signed:
 				add(CodeBadDuration, "%q is negative; this duration must be zero or more", s)
 			}
-		case TypeCron:
-			if err := checkCron(s); err != nil {
-				add(CodeBadCron, "%q is not a valid cron expression (%v): use 5 fields \"min hour dom month dow\" or 6 with seconds first", s, err)
-			}
 		case TypeTimezone:
 			if s == "" || strings.EqualFold(s, "local") {
 				add(CodeBadTimezone, "%q is not a timezone: name one explicitly, such as \"UTC\" or \"Asia/Shanghai\"", s)
@@ -362,10 +356,6 @@ func fillDefaults(props map[string]*field, m map[string]any) map[string]any {
 	}
 	return out
 }
-
-// checkCron accepts exactly what the scheduler runs (recurring.ValidateCron): 5 fields (minute
-// first) or 6 (second first); the timezone belongs in the "timezone" field.
-func checkCron(s string) error { return recurring.ValidateCron(s) }
 
 func inEnum(enum []any, v any) bool {
 	for _, e := range enum {
