@@ -10,10 +10,18 @@ TESTFLAGS ?= -race -timeout 25m
 ## run: write the sample app to $(DEMO) if missing, then serve it on embedded storage (editor at http://127.0.0.1:8080)
 run: build
 	@test -f $(DEMO)/app.json || ./bin/trellis init $(DEMO)
+	@echo "make run: serving the app in $(DEMO)/ on embedded storage (data in $(DEMO)/.trellis/): API and editor on"
+	@echo "  the address printed next (http://127.0.0.1:8080 unless TRELLIS_ADDR or a trellis.yaml sets another);"
+	@echo "  the admin token is printed on first start and kept in $(DEMO)/.trellis/admin-token. Ctrl-C stops."
 	./bin/trellis serve --app $(DEMO)
 
+# A cold build says so: downloading modules and compiling the JavaScript engine and the storage
+# drivers takes minutes with no output from go build.
 build:
+	@if [ -x bin/trellis ]; then echo "make: building ./bin/trellis..."; \
+	else echo "make: building ./bin/trellis; the first build downloads modules and compiles everything, which takes a few minutes..."; fi
 	$(GO) build -o bin/trellis ./cmd/trellis
+	@echo "make: built ./bin/trellis ($$(./bin/trellis --version))"
 
 ## test: the whole suite; real-backend suites run when TRELLIS_TEST_REDIS/CLICKHOUSE/POSTGRES are set (.ci/run sets them)
 test:
