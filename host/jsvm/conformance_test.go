@@ -1,0 +1,29 @@
+package jsvm_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/jsvm/jsvmtest"
+)
+
+// largeIntegersBug is why LargeIntegers is skipped, for both executors (isolate's workers run a VM).
+const largeIntegersBug = "an int64 beyond ±2^53 enters JS as a float64 number (toJS hands it to goja's ToValue, " +
+	"whose intToValue makes a float past 2^53): 9007199254740993 comes back as 9007199254740992 (float64 when " +
+	"returned directly), in arguments, between elements and from and to the host"
+
+// TestConformance runs the executor conformance suite on the in-process VM. Its memory cap is
+// what the guards check, not a hard cap, and it cannot stop code stuck inside a built-in; Close
+// lets running executions finish (docs/sandbox.md, "What the in-process VM cannot stop").
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	jsvmtest.Run(t, func(t *testing.T, o jsvmtest.Options) jsvm.Executor {
+		vm, err := jsvm.New(jsvm.Options{Host: o.Host, Limits: o.Limits})
+		require.NoError(t, err)
+		return vm
+	}, jsvmtest.Features{KnownBugs: map[string]string{
+		"LargeIntegers": largeIntegersBug,
+	}})
+}
