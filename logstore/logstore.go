@@ -135,7 +135,8 @@ type ElementSummary struct {
 	P99 float64 `json:"p99"`
 }
 
-// TimeSeriesQuery asks for counts per bucket.
+// TimeSeriesQuery asks for counts per bucket. Buckets are aligned to the clock, not to Start:
+// the series is the whole buckets of Span.
 type TimeSeriesQuery struct {
 	Start, End time.Time     // both required, Start < End
 	Bucket     time.Duration // MinBucket…MaxBucket, a whole number of minutes
@@ -146,11 +147,13 @@ type TimeSeriesQuery struct {
 const (
 	MinBucket = time.Minute
 	MaxBucket = 24 * time.Hour
-	// MaxBuckets caps (End-Start)/Bucket so one query cannot ask for millions of points.
+	// MaxBuckets caps the buckets of a query's Span so one query cannot ask for millions of
+	// points.
 	MaxBuckets = 10000
 )
 
-// Bucket is one point of a time series: nodes created in [Start, Start+Bucket), by status.
+// Bucket is one point of a time series: nodes created in [Start, Start+Bucket), by status;
+// Start is a multiple of the bucket width since the Unix epoch, in UTC.
 type Bucket struct {
 	Start    time.Time        `json:"start"`
 	Total    int64            `json:"total"`

@@ -102,7 +102,7 @@ func (q TimeSeriesQuery) Validate() error {
 	if q.Bucket < MinBucket || q.Bucket > MaxBucket || q.Bucket%time.Minute != 0 {
 		return fmt.Errorf("%w: bucket must be a whole number of minutes from 1m to 24h, got %s", ErrInvalidQuery, q.Bucket)
 	}
-	if n := q.End.Sub(q.Start) / q.Bucket; n > MaxBuckets {
+	if _, _, n := q.Span(); n > MaxBuckets {
 		return fmt.Errorf("%w: %d buckets asked for, at most %d: widen the bucket or narrow the range", ErrInvalidQuery, n, MaxBuckets)
 	}
 	return nil

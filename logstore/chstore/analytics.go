@@ -94,11 +94,10 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	return out, nil
 }
 
-// TimeSeries counts nodes created in [Start, End) per bucket, by latest status. Buckets start
-// at Start and step by Bucket (intDiv arithmetic on milliseconds: 18.16 has no
-// toStartOfInterval), as localstore's do, so a caller aligns them to its own timezone by its
-// choice of Start; a range that is not a whole number of buckets ends with a short one. Every
-// bucket is returned, empty ones with zeros, so a chart needs no gap filling.
+// TimeSeries counts nodes per bucket of q.Span (aligned to the clock, UTC, as localstore's),
+// by latest status. Bucket numbers are intDiv arithmetic on milliseconds from the span's start,
+// itself a multiple of the bucket: 18.16 has no toStartOfInterval. Every bucket is returned,
+// empty ones with zeros, so a chart needs no gap filling.
 func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]logstore.Bucket, error) {
 	if err := s.checkOpen("timeSeries"); err != nil {
 		return nil, err
@@ -106,15 +105,15 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("chstore: timeSeries: %w", err)
 	}
-	startMS, endMS, bucketMS := q.Start.UnixMilli(), q.End.UnixMilli(), q.Bucket.Milliseconds()
+	first, end, buckets := q.Span()
+	startMS, bucketMS, n := first.UnixMilli(), q.Bucket.Milliseconds(), int64(buckets)
 	sql := fmt.Sprintf("SELECT intDiv(created - %[1]d, %[2]d) AS bucket, %[3]s, quantileExactIf(0.95)(toFloat64(dur), %[4]s) FROM (%[5]s) GROUP BY bucket ORDER BY bucket",
-		startMS, bucketMS, statusCounts, finishedCond, s.latestNodes(q.FullName, q.Start, q.End))
+		startMS, bucketMS, statusCounts, finishedCond, s.latestNodes(q.FullName, first, end))
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, s.fail(ctx, "timeSeries", err)
 	}
 	defer rows.Close()
-	n := (endMS - startMS + bucketMS - 1) / bucketMS
 	out := make([]logstore.Bucket, n)
 	for i := range out {
 		out[i] = logstore.Bucket{Start: time.UnixMilli(startMS + int64(i)*bucketMS).UTC(), ByStatus: byStatus(0, 0, 0, 0)}
@@ -129,7 +128,7 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 			return nil, s.fail(ctx, "timeSeries", err)
 		}
 		if i < 0 || i >= n {
-			continue // cannot happen: the range filter keeps created within [Start, End)
+			continue // cannot happen: the range filter keeps created within the span
 		}
 		bk := &out[i]
 		bk.Total, bk.ByStatus, bk.Failed = int64(total), byStatus(w, r, sc, f), int64(f)

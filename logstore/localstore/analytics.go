@@ -123,18 +123,17 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	return out, nil
 }
 
-// TimeSeries counts nodes by status in buckets that start at q.Start and follow every q.Bucket;
-// every bucket of the range is present, empty ones with zero counts.
+// TimeSeries counts nodes by status in the buckets of q.Span (aligned to the clock, UTC);
+// every bucket of the span is present, empty ones with zero counts.
 func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]logstore.Bucket, error) {
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("time series: %w", err)
 	}
-	n := int((q.End.Sub(q.Start) + q.Bucket - 1) / q.Bucket)
+	first, end, n := q.Span()
 	tallies := make([]tally, n)
-	start, width := q.Start.UnixMilli(), q.Bucket.Milliseconds()
-	err := s.rangeRows(ctx, q.Start, q.End, q.FullName, func(created int64, _ []byte, status, duration int64) {
-		// A Start with a fraction of a millisecond could put the last row one bucket over.
-		tallies[min((created-start)/width, int64(n-1))].add(status, duration)
+	start, width := first.UnixMilli(), q.Bucket.Milliseconds()
+	err := s.rangeRows(ctx, first, end, q.FullName, func(created int64, _ []byte, status, duration int64) {
+		tallies[(created-start)/width].add(status, duration)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("time series: %w", err)
@@ -144,7 +143,7 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 		t := &tallies[i]
 		slices.Sort(t.durations)
 		out[i] = logstore.Bucket{
-			Start:    q.Start.Add(time.Duration(i) * q.Bucket),
+			Start:    first.Add(time.Duration(i) * q.Bucket),
 			Total:    t.total(),
 			ByStatus: t.statusMap(),
 			Failed:   t.byStatus[codeFail],

@@ -214,3 +214,76 @@ func testTimeSeries(t *testing.T, s *suite) {
 		}
 	}
 }
+
+// testTimeSeriesAligned: buckets start on the clock (multiples of the bucket since the Unix
+// epoch, UTC; a day bucket at midnight UTC), whatever Start is and whatever its location: the
+// first bucket is the one holding Start, the last the one holding End's last millisecond, and
+// each counts the nodes of its whole width.
+func testTimeSeriesAligned(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(3).AddDate(0, 0, 1)
+	fn := e.name("events.aligned")
+	var rows []logstore.Row
+	for i, at := range []time.Duration{
+		-time.Millisecond, // the day before
+		10 * time.Minute,  // before Start, in Start's hour
+		57 * time.Minute,  // after Start
+		90 * time.Minute,  // the second hour
+		2 * time.Hour,     // on a boundary
+		3*time.Hour + 12*time.Minute + 6999*time.Millisecond, // the last millisecond before End
+		4*time.Hour - time.Millisecond,                       // after End, in End's hour
+		4 * time.Hour,                                        // the hour after End's
+		10*time.Hour + 30*time.Second,                        // the minute cases
+		10*time.Hour + 3*time.Minute - time.Millisecond,
+		10*time.Hour + 3*time.Minute,
+		24*time.Hour + 30*time.Minute, // the next day
+	} {
+		n := e.node(fn, e.name("req"), e.name(fmt.Sprintf("n%d", i)), "", day.Add(at))
+		rows = append(rows, finished(n, logstore.StatusSuccess, int64(10+i))...)
+	}
+	e.insert(rows...)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	type point struct {
+		start time.Duration // from day
+		total int64
+	}
+	for _, tc := range []struct {
+		name       string
+		start, end time.Time
+		bucket     time.Duration
+		want       []point
+	}{
+		{"hours from an odd second", day.Add(56*time.Minute + 53*time.Second), day.Add(3*time.Hour + 12*time.Minute + 7*time.Second), time.Hour,
+			[]point{{0, 2}, {time.Hour, 1}, {2 * time.Hour, 1}, {3 * time.Hour, 2}}},
+		{"the same range given in another timezone", day.Add(56*time.Minute + 53*time.Second).In(shanghai), day.Add(3*time.Hour + 12*time.Minute + 7*time.Second).In(shanghai), time.Hour,
+			[]point{{0, 2}, {time.Hour, 1}, {2 * time.Hour, 1}, {3 * time.Hour, 2}}},
+		{"minutes, End on a boundary", day.Add(10*time.Hour + 30*time.Second), day.Add(10*time.Hour + 3*time.Minute), time.Minute,
+			[]point{{10 * time.Hour, 1}, {10*time.Hour + time.Minute, 0}, {10*time.Hour + 2*time.Minute, 1}}},
+		{"quarters", day.Add(time.Hour + 59*time.Minute), day.Add(2 * time.Hour), 15 * time.Minute,
+			[]point{{time.Hour + 45*time.Minute, 0}}},
+		{"End a fraction of a millisecond past a boundary", day.Add(time.Hour), day.Add(2*time.Hour + 500*time.Microsecond), time.Hour,
+			[]point{{time.Hour, 1}, {2 * time.Hour, 1}}},
+		{"days start at midnight UTC", day.Add(13 * time.Hour).In(shanghai), day.Add(25 * time.Hour).In(shanghai), 24 * time.Hour,
+			[]point{{0, 10}, {24 * time.Hour, 1}}},
+	} {
+		got, err := e.st.TimeSeries(e.ctx, logstore.TimeSeriesQuery{Start: tc.start, End: tc.end, Bucket: tc.bucket, FullName: fn})
+		require.NoError(t, err, tc.name)
+		require.Len(t, got, len(tc.want), tc.name)
+		for i, w := range tc.want {
+			m := fmt.Sprintf("%s: bucket %d", tc.name, i)
+			requireTime(t, day.Add(w.start), got[i].Start, m+": start")
+			require.Equal(t, time.UTC, got[i].Start.Location(), m+": start in UTC")
+			require.Equal(t, w.total, got[i].Total, m)
+			require.Equal(t, w.total, got[i].ByStatus[logstore.StatusSuccess], m)
+		}
+	}
+	// The bucket limit counts the aligned buckets a query gets.
+	q := logstore.TimeSeriesQuery{Start: day.Add(30 * time.Second), End: day.Add(logstore.MaxBuckets * time.Minute), Bucket: time.Minute, FullName: fn}
+	got, err := e.st.TimeSeries(e.ctx, q)
+	require.NoError(t, err)
+	require.Len(t, got, logstore.MaxBuckets)
+	q.End = q.End.Add(30 * time.Second)
+	_, err = e.st.TimeSeries(e.ctx, q)
+	require.ErrorIs(t, err, logstore.ErrInvalidQuery, "one bucket over the limit once aligned")
+}

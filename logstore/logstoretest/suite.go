@@ -20,8 +20,6 @@
 //     starts t's day, and keeps that whole day;
 //   - the order of Query rows with equal CreatedAt is the backend's: the suite gives them distinct
 //     ones (ByRequest and ByNode ties are ordered by NodeID, as documented, and tested);
-//   - time-series ranges start on a multiple of the bucket (UTC), where buckets starting at Start
-//     and buckets aligned to the clock agree;
 //   - Summary elements and ByStatus maps are compared as sets: order and zero entries are free;
 //   - Query's Page 0 and PageSize 0 mean the defaults (the API layer refuses an explicit page=0).
 package logstoretest
@@ -85,6 +83,7 @@ func Run(t *testing.T, newStore func(t *testing.T) logstore.Store, f Features) {
 		{"Attempts", testAttempts},
 		{"Summary", testSummary},
 		{"TimeSeries", testTimeSeries},
+		{"TimeSeriesAligned", testTimeSeriesAligned},
 		{"DropBefore", testDropBefore},
 		{"BadQueries", testBadQueries},
 		{"Concurrent", testConcurrent},
