@@ -8,5 +8,7 @@
 // reused. One writer connection runs every write in a transaction; several read-only
 // connections answer Get and Query without waiting for it (WAL mode).
 //
+// It is Open and a dialect (dialect.go) of the shared store in internal/sqlstore.
+//
 // It implements models.Store and must not know about JavaScript, events or tasks.
 package sqlitemodels

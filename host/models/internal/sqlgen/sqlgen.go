@@ -1,10 +1,11 @@
 // Package sqlgen writes the SQL both model backends share: table and column names, the schema
-// catalog's diff, and statements for checked queries (models.Plan), with the small differences
-// between SQLite and PostgreSQL (placeholders, like, value conversion, column types) given by a
-// Dialect. Every name is quoted and every value is a parameter, so no model or field name and no
-// filter value can change a statement's meaning.
+// catalog's statements and diff, and statements for checked queries (models.Plan), with the
+// small differences between SQLite and PostgreSQL (placeholders, like, value conversion, column
+// types) given by a Dialect. Every name is quoted and every value is a parameter, so no model or
+// field name and no filter value can change a statement's meaning.
 //
-// It owns SQL text only: it must not open connections or run statements.
+// It owns SQL text only: it must not open connections or run statements (sqlstore runs them),
+// so every statement can be checked without a database.
 package sqlgen
 
 import (
@@ -21,16 +22,22 @@ import (
 // its type so adding the field back with another type is caught.
 const CatalogTable = "trellis_models"
 
-// Dialect is what differs between the backends.
-type Dialect struct {
+// Dialect is what the statements need to know of the database. sqlstore.Dialect embeds it, so a
+// backend describes its database in one type.
+type Dialect interface {
 	// Param is the placeholder of the n-th argument (from 1): "?" or "$n".
-	Param func(n int) string
+	Param(n int) string
 	// Like is the case-insensitive pattern operator: "LIKE" (SQLite) or "ILIKE" (PostgreSQL).
-	Like string
+	Like() string
 	// Arg turns a value in the stored value model into a driver argument for field f.
-	Arg func(f models.Field, v any) (any, error)
+	Arg(f models.Field, v any) (any, error)
+	// IDColumn is the primary key's definition after its name; it must hand out ids that are
+	// never reused.
+	IDColumn() string
 	// ColumnType is the column definition of a field (after its quoted name), without NOT NULL.
-	ColumnType func(f models.Field) string
+	ColumnType(f models.Field) string
+	// TableOptions follows a CREATE TABLE's column list ("STRICT"), or is "".
+	TableOptions() string
 }
 
 // Quote makes a quoted identifier ("a""b"); it is the only way names reach SQL text.
@@ -75,23 +82,35 @@ func Columns(s models.Schema) string {
 	return strings.Join(names, ", ")
 }
 
-// CreateTable is the statement creating s's table (tail: "STRICT" for SQLite, or "").
-// idColumn is the primary key's definition after its name.
-func (d Dialect) CreateTable(s models.Schema, idColumn, tail string) string {
+// ReadCatalog selects the stored field list (JSON) of the model given as the one argument.
+func ReadCatalog(d Dialect) string {
+	return "SELECT fields FROM " + Quote(CatalogTable) + " WHERE model = " + d.Param(1)
+}
+
+// WriteCatalog stores a model's entry; its arguments are the fullName, the table name, the field
+// list (a JSON field) and the time (a Datetime field).
+func WriteCatalog(d Dialect) string {
+	return fmt.Sprintf(`INSERT INTO %s (model, tbl, fields, updated_at) VALUES (%s, %s, %s, %s)
+		ON CONFLICT (model) DO UPDATE SET fields = excluded.fields, updated_at = excluded.updated_at`,
+		Quote(CatalogTable), d.Param(1), d.Param(2), d.Param(3), d.Param(4))
+}
+
+// CreateTable is the statement creating s's table.
+func CreateTable(d Dialect, s models.Schema) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (%s %s", Quote(TableName(s.Model)), Quote(models.IDField), idColumn)
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (%s %s", Quote(TableName(s.Model)), Quote(models.IDField), d.IDColumn())
 	for _, f := range s.AllFields()[1:] {
 		fmt.Fprintf(&b, ", %s %s", Quote(f.Name), d.ColumnType(f))
 	}
 	b.WriteString(")")
-	if tail != "" {
-		b.WriteString(" " + tail)
+	if opts := d.TableOptions(); opts != "" {
+		b.WriteString(" " + opts)
 	}
 	return b.String()
 }
 
 // AddColumn is the statement adding field f to s's table.
-func (d Dialect) AddColumn(s models.Schema, f models.Field) string {
+func AddColumn(d Dialect, s models.Schema, f models.Field) string {
 	return fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", Quote(TableName(s.Model)), Quote(f.Name), d.ColumnType(f))
 }
 
@@ -142,7 +161,7 @@ type Args struct {
 }
 
 // NewArgs starts an argument list for d.
-func (d Dialect) NewArgs() *Args { return &Args{d: d} }
+func NewArgs(d Dialect) *Args { return &Args{d: d} }
 
 // Add appends v (in the stored value model) as an argument of field f and returns its
 // placeholder.
@@ -156,8 +175,8 @@ func (a *Args) Add(f models.Field, v any) (string, error) {
 }
 
 // Insert is the statement inserting r (fields in the order of s) and returning the stored row.
-func (d Dialect) Insert(s models.Schema, r models.Row) (string, []any, error) {
-	args := d.NewArgs()
+func Insert(d Dialect, s models.Schema, r models.Row) (string, []any, error) {
+	args := NewArgs(d)
 	var cols, params []string
 	for _, f := range s.AllFields() {
 		v, ok := r[f.Name]
@@ -180,8 +199,8 @@ func (d Dialect) Insert(s models.Schema, r models.Row) (string, []any, error) {
 
 // Update is the statement applying patch to row id and returning the row after; patch must not
 // be empty and must not hold "id".
-func (d Dialect) Update(s models.Schema, id int64, patch models.Row) (string, []any, error) {
-	args := d.NewArgs()
+func Update(d Dialect, s models.Schema, id int64, patch models.Row) (string, []any, error) {
+	args := NewArgs(d)
 	var sets []string
 	for _, f := range s.AllFields() {
 		v, ok := patch[f.Name]
@@ -204,7 +223,7 @@ func (d Dialect) Update(s models.Schema, id int64, patch models.Row) (string, []
 }
 
 // ByID is "SELECT|DELETE ... WHERE id = ?" returning every column: verb is "SELECT" or "DELETE".
-func (d Dialect) ByID(s models.Schema, verb string) string {
+func ByID(d Dialect, s models.Schema, verb string) string {
 	table := Quote(TableName(s.Model))
 	if verb == "DELETE" {
 		return fmt.Sprintf("DELETE FROM %s WHERE %s = %s RETURNING %s", table, Quote(models.IDField), d.Param(1), Columns(s))
@@ -213,9 +232,9 @@ func (d Dialect) ByID(s models.Schema, verb string) string {
 }
 
 // Select is the count statement and the page statement of a plan, sharing one argument list.
-func (d Dialect) Select(s models.Schema, p models.Plan) (count, page string, args []any, err error) {
-	a := d.NewArgs()
-	where, err := d.where(a, p.Where)
+func Select(d Dialect, s models.Schema, p models.Plan) (count, page string, args []any, err error) {
+	a := NewArgs(d)
+	where, err := where(d, a, p.Where)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -233,7 +252,7 @@ func (d Dialect) Select(s models.Schema, p models.Plan) (count, page string, arg
 	return count, page, a.List, nil
 }
 
-func (d Dialect) where(a *Args, c models.Cond) (string, error) {
+func where(d Dialect, a *Args, c models.Cond) (string, error) {
 	switch c.Op {
 	case models.OpAnd, models.OpOr:
 		if len(c.Terms) == 0 {
@@ -244,7 +263,7 @@ func (d Dialect) where(a *Args, c models.Cond) (string, error) {
 		}
 		parts := make([]string, len(c.Terms))
 		for i, t := range c.Terms {
-			sql, err := d.where(a, t)
+			sql, err := where(d, a, t)
 			if err != nil {
 				return "", err
 			}
@@ -267,7 +286,7 @@ func (d Dialect) where(a *Args, c models.Cond) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf(`%s %s %s ESCAPE '\'`, col, d.Like, p), nil
+		return fmt.Sprintf(`%s %s %s ESCAPE '\'`, col, d.Like(), p), nil
 	case models.OpIn, models.OpNin:
 		list, _ := c.Value.([]any)
 		var params []string
@@ -343,7 +362,7 @@ func Present(s models.Schema, fields []models.Field, r models.Row) ([]models.Fie
 
 // InsertRows is an INSERT of k rows, each giving fields, without RETURNING: bulk inserts know
 // the values they wrote. fields must not be empty when k > 1.
-func (d Dialect) InsertRows(s models.Schema, fields []models.Field, k int) string {
+func InsertRows(d Dialect, s models.Schema, fields []models.Field, k int) string {
 	table := Quote(TableName(s.Model))
 	if len(fields) == 0 {
 		return fmt.Sprintf("INSERT INTO %s DEFAULT VALUES", table)

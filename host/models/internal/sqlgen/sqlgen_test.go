@@ -2,6 +2,7 @@ package sqlgen_test
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,12 +68,22 @@ func TestDiff(t *testing.T) {
 	require.Equal(t, []models.Field{id, qty, note}, sqlgen.Merge([]models.Field{id, qty}, []models.Field{{Name: "note", Title: "titles are not stored", Type: models.TypeStext}}))
 }
 
-var question = sqlgen.Dialect{
-	Param:      func(int) string { return "?" },
-	Like:       "LIKE",
-	Arg:        func(_ models.Field, v any) (any, error) { return v, nil },
-	ColumnType: func(f models.Field) string { return f.Type },
-}
+// question is a dialect with "?" placeholders that passes values through and names columns by
+// their field type, so statements read plainly; dollar numbers its placeholders.
+type question struct{}
+
+func (question) Param(int) string                       { return "?" }
+func (question) Like() string                           { return "LIKE" }
+func (question) Arg(_ models.Field, v any) (any, error) { return v, nil }
+func (question) IDColumn() string                       { return "PK" }
+func (question) ColumnType(f models.Field) string       { return f.Type }
+func (question) TableOptions() string                   { return "STRICT" }
+
+type dollar struct{ question }
+
+func (dollar) Param(n int) string { return "$" + strconv.Itoa(n) }
+
+var _ sqlgen.Dialect = question{}
 
 func TestSelect(t *testing.T) {
 	t.Parallel()
@@ -100,7 +111,7 @@ func TestSelect(t *testing.T) {
 	for _, tc := range cases {
 		plan, err := models.PlanQuery(s, models.Query{Filter: tc.filter, OrderBy: "-qty", Page: 2, PageSize: 10})
 		require.NoError(t, err)
-		count, page, args, err := question.Select(s, plan)
+		count, page, args, err := sqlgen.Select(question{}, s, plan)
 		require.NoError(t, err)
 		table := sqlgen.Quote(sqlgen.TableName(s.Model))
 		require.Equal(t, `SELECT COUNT(*) FROM `+table+` WHERE `+tc.where, count, "%v", tc.filter)
@@ -113,24 +124,28 @@ func TestStatements(t *testing.T) {
 	t.Parallel()
 	s := models.Schema{Model: "models.X", Fields: []models.Field{{Name: "qty", Type: models.TypeInteger}, {Name: "t", Type: models.TypeStext}}}
 	table := sqlgen.Quote(sqlgen.TableName(s.Model))
-	dollar := question
-	dollar.Param = func(n int) string { return "$" + string(rune('0'+n)) }
+	d := dollar{}
 
-	q, args, err := dollar.Insert(s, models.Row{"t": "x", "qty": int64(2)})
+	q, args, err := sqlgen.Insert(d, s, models.Row{"t": "x", "qty": int64(2)})
 	require.NoError(t, err)
 	require.Equal(t, `INSERT INTO `+table+` ("qty", "t") VALUES ($1, $2) RETURNING "id", "qty", "t"`, q)
 	require.Equal(t, []any{int64(2), "x"}, args)
-	q, args, err = dollar.Insert(s, models.Row{})
+	q, args, err = sqlgen.Insert(d, s, models.Row{})
 	require.NoError(t, err)
 	require.Equal(t, `INSERT INTO `+table+` DEFAULT VALUES RETURNING "id", "qty", "t"`, q)
 	require.Empty(t, args)
 
-	q, args, err = dollar.Update(s, 7, models.Row{"t": nil})
+	q, args, err = sqlgen.Update(d, s, 7, models.Row{"t": nil})
 	require.NoError(t, err)
 	require.Equal(t, `UPDATE `+table+` SET "t" = $1 WHERE "id" = $2 RETURNING "id", "qty", "t"`, q)
 	require.Equal(t, []any{nil, int64(7)}, args)
 
-	require.Equal(t, `INSERT INTO `+table+` ("qty", "t") VALUES ($1, $2), ($3, $4)`, dollar.InsertRows(s, s.Fields, 2))
-	require.Equal(t, `CREATE TABLE IF NOT EXISTS `+table+` ("id" PK, "qty" Integer, "t" Stext) STRICT`, dollar.CreateTable(s, "PK", "STRICT"))
-	require.Equal(t, `ALTER TABLE `+table+` ADD COLUMN "t" Stext`, dollar.AddColumn(s, s.Fields[1]))
+	require.Equal(t, `INSERT INTO `+table+` ("qty", "t") VALUES ($1, $2), ($3, $4)`, sqlgen.InsertRows(d, s, s.Fields, 2))
+	require.Equal(t, `CREATE TABLE IF NOT EXISTS `+table+` ("id" PK, "qty" Integer, "t" Stext) STRICT`, sqlgen.CreateTable(d, s))
+	require.Equal(t, `ALTER TABLE `+table+` ADD COLUMN "t" Stext`, sqlgen.AddColumn(d, s, s.Fields[1]))
+
+	require.Equal(t, `SELECT fields FROM "trellis_models" WHERE model = $1`, sqlgen.ReadCatalog(d))
+	require.Contains(t, sqlgen.WriteCatalog(d), `VALUES ($1, $2, $3, $4)`)
+	require.Equal(t, `SELECT "id", "qty", "t" FROM `+table+` WHERE "id" = $1`, sqlgen.ByID(d, s, "SELECT"))
+	require.Equal(t, `DELETE FROM `+table+` WHERE "id" = $1 RETURNING "id", "qty", "t"`, sqlgen.ByID(d, s, "DELETE"))
 }

@@ -1,6 +1,7 @@
-package sqlgen
+package sqlstore
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -40,4 +41,18 @@ func FullRow(fields []models.Field, r models.Row, id int64) models.Row {
 	}
 	out[models.IDField] = id
 	return out
+}
+
+// DecodeJSON reads a JSON field's stored text into the stored value model.
+func DecodeJSON(f models.Field, raw []byte) (any, error) {
+	var out any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%w: column %q holds text that is not JSON: %v", models.ErrSchema, f.Name, err)
+	}
+	return out, nil
+}
+
+// Unexpected is the error for a value the driver returned that field f cannot hold.
+func Unexpected(f models.Field, v any) error {
+	return fmt.Errorf("%w: column %q (%s) holds %T; was the table changed by hand?", models.ErrSchema, f.Name, f.Type, v)
 }

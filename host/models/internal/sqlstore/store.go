@@ -1,0 +1,446 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/models/internal/sqlgen"
+)
+
+// Dialect is what differs between the databases the store runs on, beyond statement text.
+type Dialect interface {
+	sqlgen.Dialect
+
+	// CreateCatalog is the statement creating the catalog table (sqlgen.CatalogTable) when
+	// missing. Its layout is part of the storage format: existing databases have it.
+	CreateCatalog() string
+	// FromDriver turns what the driver returns for field f (scanned into an any) into the
+	// stored value model; a value the field cannot hold is models.ErrSchema.
+	FromDriver(f models.Field, v any) (any, error)
+	// Classify wraps a driver error in the models sentinel the caller can act on, or returns it
+	// as it is. It sees only errors that wrap no sentinel and no context error of the caller.
+	Classify(err error) error
+	// DuplicateKey reports whether err is an insert refused because the id is taken.
+	DuplicateKey(err error) bool
+	// ForUpdate follows the SELECT that Update reads the row with: a row lock where writers can
+	// run at once, "" where writes are serialized anyway.
+	ForUpdate() string
+	// Snapshot is the transaction Query reads its count and its page in, so both see the same
+	// rows.
+	Snapshot() *sql.TxOptions
+	// LockCatalog runs first in every transaction changing the catalog, so hosts sharing the
+	// database change it one at a time; nil where the database already serializes writes.
+	LockCatalog(ctx context.Context, tx *Tx) error
+	// WithExplicitID runs insert, which stores a row with an id given by the caller, so that
+	// ids handed out later are larger (models.Store's promise for imported ids).
+	WithExplicitID(ctx context.Context, tx *Tx, s models.Schema, insert func() error) error
+	// InsertRows stores rows (normalized, at least one) in s's table within tx and returns them
+	// as stored, in order, each with every field (FullRow). A row refused by the database is
+	// named in the error ("row 7: ...", DuplicateID for an id taken).
+	InsertRows(ctx context.Context, tx *Tx, s models.Schema, rows []models.Row) ([]models.Row, error)
+}
+
+// Store keeps the rows of every model in one database. Safe for concurrent use.
+type Store struct {
+	d      Dialect
+	write  *sql.DB // every write, in a transaction
+	read   *sql.DB // Get and Query; may be write
+	closed atomic.Bool
+}
+
+var _ models.Store = (*Store)(nil)
+
+// New makes a store over write and read (which may be the same pool); it owns them from now on
+// and closes them on Close. It touches neither: call CreateCatalog before the first Ensure.
+func New(d Dialect, write, read *sql.DB) *Store {
+	return &Store{d: d, write: write, read: read}
+}
+
+// Tx is a write transaction on a connection of its own.
+type Tx struct {
+	*sql.Tx
+	conn *sql.Conn
+}
+
+// Raw runs fn with the driver connection tx runs on, for what database/sql cannot send
+// (PostgreSQL's COPY). Statements fn sends run inside tx: database/sql gives the connection to
+// this transaction alone and locks it for every statement and for Raw, so they never interleave.
+func (tx *Tx) Raw(fn func(driverConn any) error) error { return tx.conn.Raw(fn) }
+
+// CreateCatalog creates the catalog table when missing. Backends call it once when opening, and
+// add what their users should check to its error.
+func (s *Store) CreateCatalog(ctx context.Context) error {
+	return s.inTx(ctx, "create the catalog", func(tx *Tx) error {
+		if err := s.d.LockCatalog(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.d.CreateCatalog())
+		return err
+	})
+}
+
+// Close closes the databases; calls in flight finish first. Safe to call twice.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.closeDBs()
+}
+
+// Discard closes the databases of a store whose backend failed to open it.
+func (s *Store) Discard() {
+	s.closed.Store(true)
+	_ = s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	if s.read != s.write {
+		errs = append(errs, s.read.Close())
+	}
+	errs = append(errs, s.write.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) check(op string, sc models.Schema) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w: the model store is closed", op, models.ErrUnavailable)
+	}
+	if err := sc.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// inTx runs fn in a write transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx *Tx) error) error {
+	err := func() error {
+		conn, err := s.write.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		sqlTx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(&Tx{Tx: sqlTx, conn: conn}); err != nil {
+			_ = sqlTx.Rollback()
+			return err
+		}
+		return sqlTx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+	}
+	return nil
+}
+
+// Ensure creates or extends the model's table (see models.Store).
+func (s *Store) Ensure(ctx context.Context, sc models.Schema) error {
+	op := "ensure " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return err
+	}
+	return s.inTx(ctx, op, func(tx *Tx) error {
+		if err := s.d.LockCatalog(ctx, tx); err != nil {
+			return err
+		}
+		var raw []byte
+		var stored []models.Field
+		err := tx.QueryRowContext(ctx, sqlgen.ReadCatalog(s.d), sc.Model).Scan(&raw)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(raw, &stored); err != nil {
+				return fmt.Errorf("%w: the catalog entry of %s is damaged: %v", models.ErrSchema, sc.Model, err)
+			}
+		}
+		add, err := sqlgen.Diff(stored, sc)
+		if err != nil {
+			return err
+		}
+		if stored != nil && len(add) == 0 {
+			return nil
+		}
+		if stored == nil {
+			if _, err := tx.ExecContext(ctx, sqlgen.CreateTable(s.d, sc)); err != nil {
+				return err
+			}
+		} else {
+			for _, f := range add {
+				if _, err := tx.ExecContext(ctx, sqlgen.AddColumn(s.d, sc, f)); err != nil {
+					return err
+				}
+			}
+		}
+		// The catalog's columns are stored as a JSON and a Datetime field would be.
+		fields, err := s.d.Arg(models.Field{Name: "fields", Type: models.TypeJSON}, sqlgen.Merge(stored, add))
+		if err != nil {
+			return err
+		}
+		now, err := s.d.Arg(models.Field{Name: "updated_at", Type: models.TypeDatetime}, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, sqlgen.WriteCatalog(s.d), sc.Model, sqlgen.TableName(sc.Model), fields, now)
+		return err
+	})
+}
+
+// DuplicateID is the error for an insert whose id another row has.
+func DuplicateID(sc models.Schema, id any) error {
+	return fmt.Errorf("%w: model %s already has a row with id %v; leave id out to get a new one", models.ErrInvalidValue, sc.Model, id)
+}
+
+// Insert stores one row (see models.Store).
+func (s *Store) Insert(ctx context.Context, sc models.Schema, r models.Row) (models.Row, error) {
+	op := "insert into " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	r, err := models.Normalize(sc, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	query, args, err := sqlgen.Insert(s.d, sc, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var out models.Row
+	err = s.inTx(ctx, op, func(tx *Tx) error {
+		insert := func() error {
+			var err error
+			out, err = s.scanRow(sc, tx.QueryRowContext(ctx, query, args...))
+			if err != nil && s.d.DuplicateKey(err) {
+				return DuplicateID(sc, r[models.IDField])
+			}
+			return err
+		}
+		if _, explicit := r[models.IDField]; explicit {
+			return s.d.WithExplicitID(ctx, tx, sc, insert)
+		}
+		return insert()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// InsertMany stores rows in one transaction (see models.Store), the way the dialect writes
+// many rows quickly.
+func (s *Store) InsertMany(ctx context.Context, sc models.Schema, in []models.Row) ([]models.Row, error) {
+	op := "insert many into " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	norm, err := NormalizeRows(sc, in)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(norm) == 0 {
+		return []models.Row{}, nil
+	}
+	var out []models.Row
+	err = s.inTx(ctx, op, func(tx *Tx) error {
+		out, err = s.d.InsertRows(ctx, tx, sc, norm)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func notFound(sc models.Schema, id int64) error {
+	return fmt.Errorf("%w: %s has no row with id %d", models.ErrNotFound, sc.Model, id)
+}
+
+// Get returns row id (see models.Store).
+func (s *Store) Get(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+	op := fmt.Sprintf("get %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	row, err := s.scanRow(sc, s.read.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "SELECT"), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = notFound(sc, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+	}
+	return row, nil
+}
+
+// Update patches row id (see models.Store).
+func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch models.Row) (prev, post models.Row, err error) {
+	op := fmt.Sprintf("update %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, nil, err
+	}
+	patch, err = models.Normalize(sc, patch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if v, ok := patch[models.IDField]; ok {
+		if v != id {
+			return nil, nil, fmt.Errorf("%s: %w: the patch has id %v; a row's id cannot change", op, models.ErrInvalidValue, v)
+		}
+		delete(patch, models.IDField)
+	}
+	err = s.inTx(ctx, op, func(tx *Tx) error {
+		var err error
+		prev, err = s.scanRow(sc, tx.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "SELECT")+s.d.ForUpdate(), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		if err != nil || len(patch) == 0 {
+			return err
+		}
+		query, args, err := sqlgen.Update(s.d, sc, id, patch)
+		if err != nil {
+			return err
+		}
+		post, err = s.scanRow(sc, tx.QueryRowContext(ctx, query, args...))
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(patch) == 0 {
+		post = make(models.Row, len(prev))
+		for k, v := range prev {
+			post[k] = v
+		}
+	}
+	return prev, post, nil
+}
+
+// Delete removes row id (see models.Store).
+func (s *Store) Delete(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+	op := fmt.Sprintf("delete %s %d", sc.Model, id)
+	if err := s.check(op, sc); err != nil {
+		return nil, err
+	}
+	var prev models.Row
+	err := s.inTx(ctx, op, func(tx *Tx) error {
+		var err error
+		prev, err = s.scanRow(sc, tx.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "DELETE"), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+// Query returns one page of matching rows (see models.Store).
+func (s *Store) Query(ctx context.Context, sc models.Schema, q models.Query) (models.Page, error) {
+	op := "query " + sc.Model
+	if err := s.check(op, sc); err != nil {
+		return models.Page{}, err
+	}
+	plan, err := models.PlanQuery(sc, q)
+	if err != nil {
+		return models.Page{}, fmt.Errorf("%s: %w", op, err)
+	}
+	count, pageSQL, args, err := sqlgen.Select(s.d, sc, plan)
+	if err != nil {
+		return models.Page{}, fmt.Errorf("%s: %w", op, err)
+	}
+	page := models.Page{Rows: []models.Row{}}
+	err = func() error {
+		tx, err := s.read.BeginTx(ctx, s.d.Snapshot())
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := tx.QueryRowContext(ctx, count, args...).Scan(&page.TotalCount); err != nil {
+			return err
+		}
+		if page.TotalCount <= int64(plan.Offset) {
+			return nil
+		}
+		rows, err := tx.QueryContext(ctx, pageSQL, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := s.scanRow(sc, rows)
+			if err != nil {
+				return err
+			}
+			page.Rows = append(page.Rows, r)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return models.Page{}, fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+	}
+	return page, nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanRow reads one row of every field of sc into the stored value model.
+func (s *Store) scanRow(sc models.Schema, row scanner) (models.Row, error) {
+	fields := sc.AllFields()
+	vals := make([]any, len(fields))
+	ptrs := make([]any, len(fields))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := row.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	out := make(models.Row, len(fields))
+	for i, f := range fields {
+		v, err := s.d.FromDriver(f, vals[i])
+		if err != nil {
+			return nil, err
+		}
+		out[f.Name] = v
+	}
+	return out, nil
+}
+
+// sentinels are the errors callers act on; one already wrapped needs no classifying.
+var sentinels = []error{models.ErrNotFound, models.ErrInvalidValue, models.ErrSchema, models.ErrUnknownField, models.ErrUnavailable}
+
+// mapError wraps err in the models sentinel the caller can act on.
+func (s *Store) mapError(ctx context.Context, err error) error {
+	for _, sentinel := range sentinels {
+		if errors.Is(err, sentinel) {
+			return err
+		}
+	}
+	// The caller's own deadline or cancel is theirs to see as it is; a driver's inner timeout
+	// (connecting, say) is the database's problem.
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	// database/sql's own: the pool was closed under a call, or the connection broke mid-transaction.
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || err.Error() == "sql: database is closed" {
+		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
+	}
+	return s.d.Classify(err)
+}
