@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -10,15 +10,18 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 )
 
-// BenchmarkLoadApp1000 measures New on an app of 1,000 services: read, resolve and validate
+// BenchmarkLoadApp1000 measures host.New on an app of 1,000 services: read, resolve and validate
 // (target ≤ 1 s).
 func BenchmarkLoadApp1000(b *testing.B) {
 	dir := writeApp(b, genServices(1000))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := New(Config{AppDir: dir}); err != nil {
+		if _, err := host.New(host.Config{AppDir: dir}, backends.Open); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -28,9 +31,9 @@ func BenchmarkLoadApp1000(b *testing.B) {
 // the new version, through the whole host (watcher, registry, sandbox), on an app of 1,000
 // elements (target ≤ 200 ms).
 func BenchmarkHotReloadVisible(b *testing.B) {
-	for _, sandbox := range []string{SandboxInProcess, SandboxIsolated} {
+	for _, sandbox := range []string{host.SandboxInProcess, host.SandboxIsolated} {
 		b.Run(sandbox, func(b *testing.B) {
-			h := setup(b, Config{Sandbox: sandbox, Workers: 2, Watch: true}, genServices(1000))
+			h := setup(b, host.Config{Sandbox: sandbox, Workers: 2, Watch: true}, genServices(1000))
 			file := filepath.Join(h.Config().AppDir, "services/Svc0500/index.js")
 			ctx := context.Background()
 			var took []time.Duration

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -32,11 +34,11 @@ func TestClusterOnRedisSharesThePool(t *testing.T) {
 		"events/Job/e.json":   `{"title": "Job", "type": "events.NormalType", "sender": "jobs"}`,
 		"events/Job/index.js": `exports.handle = function (event) { return event.kwargs.n; };`,
 	})
-	var hosts []*Host
+	var hosts []*host.Host
 	for i := 0; i < 2; i++ {
 		// Each host has a log of its own, as hosts on different machines without ClickHouse do;
 		// the checks below read both.
-		h, err := New(Config{AppDir: dir, DataDir: t.TempDir(), Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: url})
+		h, err := host.New(host.Config{AppDir: dir, DataDir: t.TempDir(), Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: url}, backends.Open)
 		require.NoError(t, err)
 		require.NoError(t, h.Start(context.Background()))
 		t.Cleanup(func() { _ = h.Stop(context.Background()) })

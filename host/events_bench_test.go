@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/engine"
 )
 
@@ -19,14 +20,14 @@ import (
 // latency from send to handled at a fixed rate. Sub-benchmarks per bus and sandbox.
 func BenchmarkEventsEndToEnd(b *testing.B) {
 	type variant struct{ name, redis, sandbox string }
-	variants := []variant{{"embedded/inprocess", "", SandboxInProcess}, {"embedded/isolated", "", SandboxIsolated}}
+	variants := []variant{{"embedded/inprocess", "", host.SandboxInProcess}, {"embedded/isolated", "", host.SandboxIsolated}}
 	if url := os.Getenv("TRELLIS_TEST_REDIS"); url != "" {
-		variants = append(variants, variant{"redis/inprocess", url, SandboxInProcess}, variant{"redis/isolated", url, SandboxIsolated})
+		variants = append(variants, variant{"redis/inprocess", url, host.SandboxInProcess}, variant{"redis/isolated", url, host.SandboxIsolated})
 	}
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			app := fmt.Sprintf("bench%d", time.Now().UnixNano())
-			h := setup(b, Config{Sandbox: v.sandbox, Workers: 2, ServeEvents: true, RedisURL: v.redis}, map[string]string{
+			h := setup(b, host.Config{Sandbox: v.sandbox, Workers: 2, ServeEvents: true, RedisURL: v.redis}, map[string]string{
 				"app.json":             fmt.Sprintf(`{"name": %q}`, app),
 				"events/Tick/e.json":   `{"title": "Tick", "type": "events.NormalType", "sender": "bench", "retry": {"policy": "none"}}`,
 				"events/Tick/index.js": `exports.handle = function (event) { return event.kwargs.n; };`,
@@ -68,7 +69,7 @@ func BenchmarkEventsEndToEnd(b *testing.B) {
 // BenchmarkEventLatency sends events one at a time at a modest rate and reports the p50/p99 of
 // send → handled, so queueing under load does not hide the latency of one event.
 func BenchmarkEventLatency(b *testing.B) {
-	h := setup(b, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: os.Getenv("TRELLIS_TEST_REDIS")}, map[string]string{
+	h := setup(b, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: os.Getenv("TRELLIS_TEST_REDIS")}, map[string]string{
 		"app.json":             fmt.Sprintf(`{"name": "lat%d"}`, time.Now().UnixNano()),
 		"events/Tick/e.json":   `{"title": "Tick", "type": "events.NormalType", "sender": "bench", "retry": {"policy": "none"}}`,
 		"events/Tick/index.js": `exports.handle = function (event) { return 1; };`,

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/logstore"
@@ -53,7 +55,7 @@ exports.notAnObject = function () { return events.sendEvent("services.Orders", [
 }
 
 // latest waits until every node of the request has reached a final state and returns them.
-func latest(t *testing.T, h *Host, requestID string, nodes int) map[string]logstore.Row {
+func latest(t *testing.T, h *host.Host, requestID string, nodes int) map[string]logstore.Row {
 	t.Helper()
 	ctx := context.Background()
 	var byListener map[string]logstore.Row
@@ -75,7 +77,7 @@ func latest(t *testing.T, h *Host, requestID string, nodes int) map[string]logst
 
 func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, eventApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, eventApp)
 	res, err := h.CallService(context.Background(), "services.Orders", "place", []any{map[string]any{"id": int64(7)}})
 	require.NoError(t, err)
 	sent := res.Value.(map[string]any)
@@ -162,7 +164,7 @@ func replaceSingleton(subs []any) []any {
 
 func TestSendEventBadInput(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, MaxKwargsBytes: 1024}, eventApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, MaxKwargsBytes: 1024}, eventApp)
 	ctx := context.Background()
 	_, err := h.CallService(ctx, "services.Orders", "notAnObject", nil)
 	require.ErrorContains(t, err, `argument "kwargs" must be an object`)
@@ -193,7 +195,7 @@ func TestReliableBroadcastOnInstanceIsAConfigurationError(t *testing.T) {
 		"events/Every/e.json":   `{"title": "Every host", "type": "events.NormalType", "sender": "*", "handlerType": "broadcast"}`,
 		"events/Every/index.js": `exports.handle = function () {};`,
 	})
-	_, err := New(Config{AppDir: dir})
+	_, err := host.New(host.Config{AppDir: dir}, backends.Open)
 	var ve *registry.ValidationError
 	require.ErrorAs(t, err, &ve)
 	require.ErrorContains(t, err, "broadcastIdentifier")
@@ -201,7 +203,7 @@ func TestReliableBroadcastOnInstanceIsAConfigurationError(t *testing.T) {
 
 func TestBroadcastRunsOnEveryHost(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, map[string]string{
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, map[string]string{
 		"app.json":              `{"name": "bcast"}`,
 		"events/Every/e.json":   `{"title": "Every host", "type": "events.NormalType", "sender": "*", "handlerType": "broadcast", "broadcastIdentifier": "host"}`,
 		"events/Every/index.js": `exports.handle = function () { return "here"; };`,
@@ -242,7 +244,7 @@ func TestBroadcastRunsOnEveryHost(t *testing.T) {
 
 func TestWaitCallback(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, map[string]string{
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, map[string]string{
 		"app.json":             `{"name": "cb"}`,
 		"events/Wait/e.json":   `{"title": "Waits", "type": "events.NormalType", "sender": "s", "timeout": "1s", "retry": {"policy": "none"}}`,
 		"events/Wait/index.js": `exports.handle = function (event, ctx) { ctx.waitCallback(); };`,
@@ -293,7 +295,7 @@ func TestWaitCallback(t *testing.T) {
 
 func TestLagSamplesReachTheLog(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, LagEvery: 100 * time.Millisecond}, map[string]string{
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, LagEvery: 100 * time.Millisecond}, map[string]string{
 		"app.json":             `{"name": "lag"}`,
 		"events/Slow/e.json":   `{"title": "Slow", "type": "events.NormalType", "sender": "s"}`,
 		"events/Slow/index.js": `exports.handle = function () { var end = Date.now() + 150; while (Date.now() < end) {} };`,

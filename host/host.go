@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -11,55 +10,80 @@ import (
 
 	"github.com/trellis-run/trellis/elements"
 	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/modelrt"
-	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
+	"github.com/trellis-run/trellis/host/tasks"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // Host is one running Trellis host. Create it with New, then Start; Stop is safe to call twice.
 type Host struct {
 	cfg     Config
+	open    OpenBackends
 	catalog *services.Catalog
 	snap    atomic.Pointer[registry.Snapshot]
+	loc     atomic.Pointer[time.Location]
+	// machine and instance name this process: broadcastIdentifier "host" and "instance", and
+	// the label of every log row it writes (execlog.HostLabel).
+	machine, instance string
 
-	mu      sync.Mutex // guards the fields below across Start and Stop
-	exec    jsvm.Executor
-	watcher *registry.Watcher
+	mu      sync.Mutex // guards started and parts across Start and Stop
 	started bool
-	// reloadErr is the last error the executor gave when a reload was handed to it.
+	parts   []part
+
+	// What the parts publish as they start, read without the lock by calls in flight; nil
+	// before Start and after Stop.
+	backends atomic.Pointer[Backends]
+	log      atomic.Pointer[execLog]
+	rec      atomic.Pointer[execlog.Recorder]
+	exec     atomic.Pointer[jsvm.Executor]
+	events   atomic.Pointer[engine.Engine]
+	tasks    atomic.Pointer[tasks.Center]
+	models   atomic.Pointer[modelrt.Runtime]
+	// reloadErr is the last error a part gave when a reload was handed to it.
 	reloadErr atomic.Pointer[error]
-	log       atomic.Pointer[execLog]
-	events    atomic.Pointer[eventCenter]
-	tasks     atomic.Pointer[taskCenter]
-	models    atomic.Pointer[modelrt.Runtime]
-	// modelStore is closed by Stop (guarded by mu).
-	modelStore models.Store
-	loc        atomic.Pointer[time.Location]
 }
 
 // New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
 // (the error is a *registry.ValidationError listing every problem): nothing half-loaded runs.
-func New(cfg Config) (*Host, error) {
+// open opens the backends at Start (cmd/trellis passes backends.Open).
+func New(cfg Config, open OpenBackends) (*Host, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	snap, err := registry.Load(registryOptions(cfg))
+	if open == nil {
+		return nil, fmt.Errorf("%w: New needs an OpenBackends (backends.Open opens what the Config names)", ErrInvalidConfig)
+	}
+	snap, err := registry.Load(RegistryOptions(cfg.AppDir))
 	if err != nil {
 		return nil, err
 	}
-	h := &Host{cfg: cfg, catalog: services.NewCatalog()}
+	h := &Host{cfg: cfg, open: open, catalog: services.NewCatalog(), machine: machineName(), instance: vocab.NewID("inst_")}
 	h.setSnapshot(snap)
 	return h, nil
 }
 
-func registryOptions(cfg Config) registry.Options {
-	return registry.Options{AppDir: cfg.AppDir, Builtins: elements.FS, Validators: map[string]func(*registry.Snapshot, *registry.Element) []registry.Problem{
+// RegistryOptions are how every command loads an app: the built-in elements, and the checks of
+// the parts that read element fields the registry's schema cannot judge alone (a listener's
+// retry policy and handler, a task template's cron).
+func RegistryOptions(appDir string) registry.Options {
+	return registry.Options{AppDir: appDir, Builtins: elements.FS, Validators: map[string]func(*registry.Snapshot, *registry.Element) []registry.Problem{
 		"events.Meta": engine.ValidateListener,
+		"tasks.Meta":  tasks.ValidateTemplate,
 	}}
+}
+
+func machineName() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "localhost"
+	}
+	return name
 }
 
 // Config returns the configuration the host runs with, defaults filled in.
@@ -68,7 +92,9 @@ func (h *Host) Config() Config { return h.cfg }
 // Snapshot returns the app version new executions use.
 func (h *Host) Snapshot() *registry.Snapshot { return h.snap.Load() }
 
-// Start creates the data directory, starts the executor and, with cfg.Watch, hot reload.
+// Start opens the backends and starts every part in order: the execution log, the sandbox, the
+// event center, the task center, model storage, and (with cfg.Watch) hot reload. A part that
+// fails to start stops those before it.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -78,71 +104,70 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := os.MkdirAll(h.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("host: create data directory %s: %w (set --data to a writable directory)", h.cfg.DataDir, err)
 	}
-	// The watcher loads the app again as it starts, so a change made since New is not missed;
-	// the executor then gets that version.
+	parts := []part{h.backendsPart(), h.logPart(), h.executorPart(), h.eventsPart(), h.tasksPart(), h.modelsPart()}
 	if h.cfg.Watch {
-		w := registry.NewWatcher(registryOptions(h.cfg), h.applyReload)
-		if err := w.Start(ctx); err != nil {
-			return fmt.Errorf("host: watch %s for changes: %w", h.cfg.AppDir, err)
-		}
-		h.watcher = w
-		h.setSnapshot(w.Current())
+		parts = append(parts, h.watchPart())
 	}
-	log, err := openExecLog(ctx, h.cfg)
+	started, err := startParts(ctx, parts)
 	if err != nil {
-		h.stopWatcher(ctx)
 		return err
 	}
-	exec, err := h.newExecutor()
-	if err == nil {
-		if err = exec.Load(SourceOf(h.Snapshot())); err != nil {
-			_ = exec.Close()
-			err = fmt.Errorf("host: load app into the sandbox: %w", err)
-		}
-	}
-	var ec *eventCenter
-	if err == nil {
-		if ec, err = h.openEventCenter(ctx, exec, log); err != nil {
-			_ = exec.Close()
-		}
-	}
-	var (
-		tc         *taskCenter
-		mrt        *modelrt.Runtime
-		modelStore models.Store
-	)
-	if err == nil {
-		label := engine.NewID("host_")
-		if ec.engine != nil {
-			label = ec.engine.Label()
-		}
-		if tc, err = h.openTaskCenter(ctx, exec, log, label); err != nil {
-			_ = ec.close(ctx)
-			_ = exec.Close()
-		}
-	}
-	if err == nil {
-		// Model writes keep date-field tasks in step through h.Tasks(): publish it first.
-		h.tasks.Store(tc)
-		if mrt, modelStore, err = h.openModels(ctx, exec); err != nil {
-			h.tasks.Store(nil)
-			_ = tc.close(ctx)
-			_ = ec.close(ctx)
-			_ = exec.Close()
-		}
-	}
-	if err != nil {
-		h.stopWatcher(ctx)
-		_ = log.close(ctx)
-		return err
-	}
-	h.exec = exec
-	h.log.Store(log)
-	h.events.Store(ec)
-	h.models.Store(mrt)
-	h.modelStore = modelStore
-	h.started = true
+	h.parts, h.started = started, true
 	return nil
+}
+
+// Stop stops every part in reverse order, then closes the backends. It is safe to call twice.
+func (h *Host) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.started {
+		return nil
+	}
+	h.started = false
+	parts := h.parts
+	h.parts = nil
+	return stopParts(ctx, parts)
+}
+
+func (h *Host) backendsPart() part {
+	return part{name: "backends",
+		start: func(ctx context.Context) error {
+			b, err := h.open(ctx, h.cfg, h.Snapshot().App.Name)
+			if err != nil {
+				return err
+			}
+			h.backends.Store(b)
+			return nil
+		},
+		stop: func(context.Context) error {
+			b := h.backends.Swap(nil)
+			if b == nil || b.Close == nil {
+				return nil
+			}
+			return b.Close()
+		}}
+}
+
+func (h *Host) executorPart() part {
+	return part{name: "the sandbox",
+		start: func(context.Context) error {
+			exec, err := h.newExecutor()
+			if err != nil {
+				return err
+			}
+			if err := exec.Load(SourceOf(h.Snapshot())); err != nil {
+				_ = exec.Close()
+				return fmt.Errorf("load the app: %w", err)
+			}
+			h.exec.Store(&exec)
+			return nil
+		},
+		stop: func(context.Context) error {
+			if p := h.exec.Swap(nil); p != nil {
+				return (*p).Close()
+			}
+			return nil
+		}}
 }
 
 func (h *Host) newExecutor() (jsvm.Executor, error) {
@@ -158,14 +183,30 @@ func (h *Host) newExecutor() (jsvm.Executor, error) {
 	return isolate.New(opts)
 }
 
+// watchPart is hot reload. It starts last, so every part is there to take a new version; it
+// loads the app once more as it starts, so a change made since New is not missed.
+func (h *Host) watchPart() part {
+	var w *registry.Watcher
+	return part{name: "hot reload",
+		start: func(ctx context.Context) error {
+			w = registry.NewWatcher(RegistryOptions(h.cfg.AppDir), h.applyReload)
+			if err := w.Start(ctx); err != nil {
+				return fmt.Errorf("watch %s for changes: %w", h.cfg.AppDir, err)
+			}
+			if cur := w.Current(); cur != h.Snapshot() {
+				h.applyReload(cur)
+			}
+			return nil
+		},
+		stop: func(ctx context.Context) error { return w.Stop(ctx) }}
+}
+
 // applyReload makes a new app version current: the registry has already kept the last good
 // version of every broken element, so what arrives here is always runnable.
 func (h *Host) applyReload(s *registry.Snapshot) {
 	h.setSnapshot(s)
-	h.mu.Lock()
-	exec := h.exec
-	h.mu.Unlock()
-	if exec == nil {
+	exec, err := h.executor()
+	if err != nil {
 		return
 	}
 	if err := exec.Load(SourceOf(s)); err != nil {
@@ -173,74 +214,32 @@ func (h *Host) applyReload(s *registry.Snapshot) {
 		return
 	}
 	h.reloadErr.Store(nil)
-	if ec := h.events.Load(); ec != nil && ec.engine != nil {
-		if err := ec.engine.Reload(context.Background(), s); err != nil {
+	ctx := context.Background()
+	if e := h.events.Load(); e != nil {
+		if err := e.Reload(ctx, s); err != nil {
 			h.reloadErr.Store(&err)
 		}
 	}
 	if tc := h.tasks.Load(); tc != nil {
-		if err := tc.center.Reload(context.Background()); err != nil {
+		if err := tc.Reload(ctx); err != nil {
 			h.reloadErr.Store(&err)
 		}
 	}
 	if mrt := h.models.Load(); mrt != nil {
-		if err := mrt.Ensure(context.Background(), s); err != nil {
+		if err := mrt.Ensure(ctx, s); err != nil {
 			h.reloadErr.Store(&err)
 		}
 	}
 }
 
 // Problems lists what the last reload could not apply: elements kept at their last good version
-// and a sandbox that refused the new version.
+// and a part that refused the new version.
 func (h *Host) Problems() []registry.Problem {
 	probs := append([]registry.Problem(nil), h.Snapshot().Problems...)
 	if p := h.reloadErr.Load(); p != nil {
 		probs = append(probs, registry.Problem{Code: "sandbox", Message: (*p).Error()})
 	}
 	return probs
-}
-
-// Stop stops hot reload and the executor. It is safe to call twice.
-func (h *Host) Stop(ctx context.Context) error {
-	h.mu.Lock()
-	if !h.started {
-		h.mu.Unlock()
-		return nil
-	}
-	h.started = false
-	watcher, exec, modelStore := h.watcher, h.exec, h.modelStore
-	h.watcher, h.exec, h.modelStore = nil, nil, nil
-	// Unlock first: a reload in progress calls applyReload, which takes h.mu, and the watcher's
-	// Stop waits for it.
-	h.mu.Unlock()
-	var errs []error
-	if watcher != nil {
-		errs = append(errs, watcher.Stop(ctx))
-	}
-	h.models.Store(nil)
-	if tc := h.tasks.Swap(nil); tc != nil {
-		errs = append(errs, tc.close(ctx))
-	}
-	if ec := h.events.Swap(nil); ec != nil {
-		errs = append(errs, ec.close(ctx))
-	}
-	if exec != nil {
-		errs = append(errs, exec.Close())
-	}
-	if modelStore != nil {
-		errs = append(errs, modelStore.Close())
-	}
-	if log := h.log.Swap(nil); log != nil {
-		errs = append(errs, log.close(ctx))
-	}
-	return errors.Join(errs...)
-}
-
-func (h *Host) stopWatcher(ctx context.Context) {
-	if h.watcher != nil {
-		_ = h.watcher.Stop(ctx)
-		h.watcher = nil
-	}
 }
 
 // setSnapshot makes s current, with the timezone its app.json names (the registry has
@@ -260,30 +259,23 @@ func (h *Host) setSnapshot(s *registry.Snapshot) {
 func (h *Host) Location() *time.Location { return h.loc.Load() }
 
 func (h *Host) executor() (jsvm.Executor, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.exec == nil {
-		return nil, ErrNotStarted
+	if p := h.exec.Load(); p != nil {
+		return *p, nil
 	}
-	return h.exec, nil
+	return nil, ErrNotStarted
 }
 
 // Version is the Trellis version this host reports.
 func (h *Host) Version() string { return h.cfg.Version }
 
-// Backends names the storage each part runs on: "embedded" (in the data directory) until an
-// external server is configured.
+// Backends names the storage each part runs on, for /api/health: "embedded" (in the data
+// directory) until an external server is configured.
 func (h *Host) Backends() map[string]string {
-	logs, bus := "embedded", "embedded"
-	if h.cfg.ClickHouseDSN != "" {
-		logs = "clickhouse"
+	out := map[string]string{"sandbox": h.cfg.Sandbox}
+	if b := h.backends.Load(); b != nil {
+		for k, v := range b.Names {
+			out[k] = v
+		}
 	}
-	if h.cfg.RedisURL != "" {
-		bus = "redis"
-	}
-	db := "embedded"
-	if h.cfg.DBDSN != "" {
-		db = "postgres"
-	}
-	return map[string]string{"bus": bus, "logs": logs, "db": db, "sandbox": h.cfg.Sandbox}
+	return out
 }

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
@@ -37,13 +39,13 @@ func writeApp(t testing.TB, files map[string]string) string {
 }
 
 // setup starts a host on embedded storage and stops it when the test ends.
-func setup(t testing.TB, cfg Config, files map[string]string) *Host {
+func setup(t testing.TB, cfg host.Config, files map[string]string) *host.Host {
 	t.Helper()
 	cfg.AppDir = writeApp(t, files)
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
-	h, err := New(cfg)
+	h, err := host.New(cfg, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
@@ -73,10 +75,10 @@ exports.notYet = function () { return app.getBuiltin("services.TaskSvc").createT
 
 func TestOverrideBuiltinWrapsIt(t *testing.T) {
 	t.Parallel()
-	for _, sandbox := range []string{SandboxInProcess, SandboxIsolated} {
+	for _, sandbox := range []string{host.SandboxInProcess, host.SandboxIsolated} {
 		t.Run(sandbox, func(t *testing.T) {
 			t.Parallel()
-			h := setup(t, Config{Sandbox: sandbox}, overrideApp)
+			h := setup(t, host.Config{Sandbox: sandbox}, overrideApp)
 			el := h.Snapshot().Elements["services.TaskSvc"]
 			require.Equal(t, registry.OriginApp, el.Origin)
 			require.Equal(t, registry.OriginBuiltin, el.Overrides)
@@ -104,14 +106,14 @@ func TestOverrideBuiltinWrapsIt(t *testing.T) {
 
 func TestCallServiceErrors(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess}, overrideApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess}, overrideApp)
 	ctx := context.Background()
 	_, err := h.CallService(ctx, "services.Nope", "x", nil)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, host.ErrNotFound)
 	_, err = h.CallService(ctx, "services.usestasks", "list", nil)
 	require.ErrorContains(t, err, "did you mean services.UsesTasks?")
 	_, err = h.CallService(ctx, "services.UsesTasks", "missing", nil)
-	require.ErrorIs(t, err, ErrNotFound)
+	require.ErrorIs(t, err, host.ErrNotFound)
 	require.ErrorContains(t, err, "it exports: badArgs, list, notYet")
 	_, err = h.CallService(ctx, "tasks.Nightly", "list", nil)
 	require.ErrorContains(t, err, "not a service")
@@ -122,7 +124,7 @@ func TestCallServiceErrors(t *testing.T) {
 
 func TestHostileCodeEndsOnlyItsExecution(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Workers: 2, Limits: jsvm.Limits{Timeout: 1500 * time.Millisecond, MemoryBytes: 64 << 20}}, map[string]string{
+	h := setup(t, host.Config{Workers: 2, Limits: jsvm.Limits{Timeout: 1500 * time.Millisecond, MemoryBytes: 64 << 20}}, map[string]string{
 		"app.json":             `{"name": "hostile"}`,
 		"services/Evil/e.json": `{"title": "Evil", "type": "services.NormalType"}`,
 		"services/Evil/index.js": `
@@ -157,18 +159,18 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	t.Parallel()
 	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
 	for _, tc := range []struct {
-		cfg  Config
+		cfg  host.Config
 		want string
 	}{
-		{Config{}, "AppDir (--app) is required"},
-		{Config{AppDir: dir, Sandbox: "docker"}, `Sandbox (--sandbox) is "docker"`},
-		{Config{AppDir: dir, Workers: -1}, "Workers (--workers)"},
-		{Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
-		{Config{AppDir: dir, DBDSN: "mysql://x"}, "DBDSN (--db)"},
-		{Config{AppDir: dir, LagEvery: time.Millisecond}, "LagEvery (--lag-every)"},
+		{host.Config{}, "AppDir (--app) is required"},
+		{host.Config{AppDir: dir, Sandbox: "docker"}, `Sandbox (--sandbox) is "docker"`},
+		{host.Config{AppDir: dir, Workers: -1}, "Workers (--workers)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
+		{host.Config{AppDir: dir, DBDSN: "mysql://x"}, "DBDSN (--db)"},
+		{host.Config{AppDir: dir, LagEvery: time.Millisecond}, "LagEvery (--lag-every)"},
 	} {
-		_, err := New(tc.cfg)
-		require.ErrorIs(t, err, ErrInvalidConfig)
+		_, err := host.New(tc.cfg, backends.Open)
+		require.ErrorIs(t, err, host.ErrInvalidConfig)
 		require.ErrorContains(t, err, tc.want)
 	}
 }
@@ -183,7 +185,7 @@ func TestInvalidAppIsRefusedWhole(t *testing.T) {
 		"services/Ok/e.json":   `{"title": "Ok", "type": "services.NormalType"}`,
 		"services/Ok/index.js": "exports.f = function () { return 1; };",
 	})
-	_, err := New(Config{AppDir: dir})
+	_, err := host.New(host.Config{AppDir: dir}, backends.Open)
 	var ve *registry.ValidationError
 	require.ErrorAs(t, err, &ve)
 	require.GreaterOrEqual(t, len(ve.Problems), 2, "every problem at once: %v", ve.Problems)
@@ -194,22 +196,22 @@ func TestInvalidAppIsRefusedWhole(t *testing.T) {
 func TestStopTwiceAndCallAfterStop(t *testing.T) {
 	t.Parallel()
 	dir := writeApp(t, overrideApp)
-	h, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess, Watch: true})
+	h, err := host.New(host.Config{AppDir: dir, Sandbox: host.SandboxInProcess, Watch: true}, backends.Open)
 	require.NoError(t, err)
 	_, err = h.CallService(context.Background(), "services.UsesTasks", "list", nil)
-	require.ErrorIs(t, err, ErrNotStarted)
+	require.ErrorIs(t, err, host.ErrNotStarted)
 	require.NoError(t, h.Start(context.Background()))
 	require.NoError(t, h.Start(context.Background()), "Start twice is harmless")
 	require.NoError(t, h.Stop(context.Background()))
 	require.NoError(t, h.Stop(context.Background()))
 	_, err = h.CallService(context.Background(), "services.UsesTasks", "list", nil)
-	require.True(t, errors.Is(err, ErrNotStarted), "got %v", err)
+	require.True(t, errors.Is(err, host.ErrNotStarted), "got %v", err)
 }
 
 func TestAdminTokenGeneratedOnceAndKept(t *testing.T) {
 	t.Parallel()
 	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
-	h, err := New(Config{AppDir: dir})
+	h, err := host.New(host.Config{AppDir: dir}, backends.Open)
 	require.NoError(t, err)
 	tok, generated, err := h.AdminToken()
 	require.NoError(t, err)
@@ -223,7 +225,7 @@ func TestAdminTokenGeneratedOnceAndKept(t *testing.T) {
 	require.False(t, generated)
 	require.Equal(t, tok, again)
 
-	h2, err := New(Config{AppDir: dir, AdminToken: "from-env"})
+	h2, err := host.New(host.Config{AppDir: dir, AdminToken: "from-env"}, backends.Open)
 	require.NoError(t, err)
 	tok, _, err = h2.AdminToken()
 	require.NoError(t, err)
@@ -243,7 +245,7 @@ func genServices(n int) map[string]string {
 
 func TestIsolatedWorkersUseTheAppTimezone(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{}, map[string]string{
+	h := setup(t, host.Config{}, map[string]string{
 		"app.json":            `{"name": "tz", "timezone": "Asia/Shanghai"}`,
 		"services/T/e.json":   `{"title": "T", "type": "services.NormalType"}`,
 		"services/T/index.js": `exports.hour = function () { return new Date(Date.UTC(2024, 0, 1, 0, 0, 0)).getHours(); };`,
@@ -256,13 +258,13 @@ func TestIsolatedWorkersUseTheAppTimezone(t *testing.T) {
 func TestSecondProcessOnOneDataDirLogsThroughItsOwnSpool(t *testing.T) {
 	t.Parallel()
 	dir := writeApp(t, overrideApp)
-	first, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess})
+	first, err := host.New(host.Config{AppDir: dir, Sandbox: host.SandboxInProcess}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, first.Start(context.Background()))
 	defer first.Stop(context.Background())
 
 	// A `trellis call` beside a running `serve`: the main spool is taken.
-	second, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess})
+	second, err := host.New(host.Config{AppDir: dir, Sandbox: host.SandboxInProcess}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, second.Start(context.Background()))
 	_, err = second.CallService(context.Background(), "services.UsesTasks", "list", nil)
@@ -292,7 +294,7 @@ exports.badStatus = function () { return svc.getEventLog("services.Work", null, 
 exports.badTime = function () { return svc.getEventLog({fullName: "services.Work", startTime: "soon"}); };
 `,
 	}
-	h := setup(t, Config{Sandbox: SandboxInProcess}, files)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess}, files)
 	ctx := context.Background()
 	_, err := h.CallService(ctx, "services.Work", "ok", nil)
 	require.NoError(t, err)
@@ -328,7 +330,7 @@ exports.badTime = function () { return svc.getEventLog({fullName: "services.Work
 func TestClickHouseClusterNeedsClickHouse(t *testing.T) {
 	t.Parallel()
 	dir := writeApp(t, map[string]string{"app.json": `{"name": "x"}`})
-	_, err := New(Config{AppDir: dir, ClickHouseCluster: "prod"})
-	require.ErrorIs(t, err, ErrInvalidConfig)
+	_, err := host.New(host.Config{AppDir: dir, ClickHouseCluster: "prod"}, backends.Open)
+	require.ErrorIs(t, err, host.ErrInvalidConfig)
 	require.ErrorContains(t, err, "--clickhouse-cluster")
 }

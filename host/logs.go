@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
-	"github.com/trellis-run/trellis/logstore/chstore"
-	"github.com/trellis-run/trellis/logstore/localstore"
 	"github.com/trellis-run/trellis/logstore/writer"
 )
 
@@ -23,7 +23,6 @@ import (
 type execLog struct {
 	store  logstore.Store
 	writer *writer.Writer
-	kind   string // "embedded" or "clickhouse"
 	// ownSpool is the private spool this process uses when another holds the main one; it is
 	// removed once drained.
 	ownSpool string
@@ -32,30 +31,47 @@ type execLog struct {
 	retentionDone sync.WaitGroup
 }
 
-// openExecLog opens the configured store and starts a writer in front of it.
-func openExecLog(ctx context.Context, cfg Config) (*execLog, error) {
-	l := &execLog{kind: "embedded"}
+// logPart starts the execution log: a spooled writer in front of the log store, and retention.
+// The recorder every other part writes rows through is made here, labelled with this process.
+func (h *Host) logPart() part {
+	return part{name: "the execution log",
+		start: func(ctx context.Context) error {
+			l, err := openExecLog(ctx, h.cfg, h.backends.Load().Logs)
+			if err != nil {
+				return err
+			}
+			h.log.Store(l)
+			h.rec.Store(execlog.NewRecorder(l.writer, execlog.HostLabel(h.machine, h.instance)))
+			return nil
+		},
+		stop: func(ctx context.Context) error {
+			h.rec.Store(nil)
+			if l := h.log.Swap(nil); l != nil {
+				return l.close(ctx)
+			}
+			return nil
+		}}
+}
+
+// openExecLog starts a writer in front of store (which the backends own and close).
+func openExecLog(ctx context.Context, cfg Config, store logstore.Store) (*execLog, error) {
+	l := &execLog{store: store}
 	flush := 100 * time.Millisecond // embedded: rows show up quickly; inserts are cheap
 	if cfg.ClickHouseDSN != "" {
-		l.kind = "clickhouse"
 		flush = time.Second // ClickHouse wants about one insert per second per table
 	}
 	var err error
-	if l.store, err = OpenLogStore(ctx, cfg); err != nil {
-		return nil, err
-	}
 	l.writer, err = startWriter(ctx, l.store, cfg.LogSpoolDir, flush)
 	if errors.Is(err, writer.ErrSpoolLocked) {
 		// Another process (a running `serve`, beside this `trellis call`) owns the spool: use a
 		// spool of our own, which a later owner of the main spool adopts if we die with rows in it.
-		l.ownSpool = filepath.Join(cfg.LogSpoolDir+".d", engine.NewID("spool_"))
+		l.ownSpool = filepath.Join(cfg.LogSpoolDir+".d", vocab.NewID("spool_"))
 		l.writer, err = startWriter(ctx, l.store, l.ownSpool, flush)
 	} else if err == nil {
 		adoptOrphanSpools(ctx, l.store, cfg.LogSpoolDir+".d")
 	}
 	if err != nil {
-		_ = l.store.Close()
-		return nil, fmt.Errorf("host: start the execution log writer: %w", err)
+		return nil, fmt.Errorf("start the writer: %w", err)
 	}
 	if cfg.LogRetention > 0 {
 		rctx, cancel := context.WithCancel(context.Background())
@@ -66,25 +82,6 @@ func openExecLog(ctx context.Context, cfg Config) (*execLog, error) {
 	return l, nil
 }
 
-// OpenLogStore opens the execution log cfg names — ClickHouse with ClickHouseDSN, else the
-// embedded store in DataDir/logs — for the host and for `trellis logs`.
-func OpenLogStore(ctx context.Context, cfg Config) (logstore.Store, error) {
-	cfg = cfg.WithDefaults()
-	var (
-		store logstore.Store
-		err   error
-	)
-	if cfg.ClickHouseDSN != "" {
-		store, err = chstore.Open(ctx, cfg.ClickHouseDSN, chstore.Options{Cluster: cfg.ClickHouseCluster, Distributed: cfg.ClickHouseCluster != ""})
-	} else {
-		store, err = localstore.Open(filepath.Join(cfg.DataDir, "logs"), localstore.Options{})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("host: open the execution log: %w", err)
-	}
-	return store, nil
-}
-
 // retain drops whole days older than the retention period, at start and then hourly.
 func (l *execLog) retain(ctx context.Context, keep time.Duration) {
 	defer l.retentionDone.Done()
@@ -93,7 +90,7 @@ func (l *execLog) retain(ctx context.Context, keep time.Duration) {
 	for {
 		cutoff := time.Now().Add(-keep).UTC().Truncate(24 * time.Hour)
 		if err := l.store.DropBefore(ctx, cutoff); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "trellis: log retention: %v\n", err)
+			slog.Error("log retention: drop old days", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -103,7 +100,7 @@ func (l *execLog) retain(ctx context.Context, keep time.Duration) {
 	}
 }
 
-// close stops retention, flushes what the writer can and closes the store.
+// close stops retention and flushes what the writer can; the store is the backends' to close.
 func (l *execLog) close(ctx context.Context) error {
 	if l.stopRetention != nil {
 		l.stopRetention()
@@ -113,7 +110,7 @@ func (l *execLog) close(ctx context.Context) error {
 	if err == nil && l.ownSpool != "" {
 		_ = os.RemoveAll(l.ownSpool)
 	}
-	return errors.Join(err, l.store.Close())
+	return err
 }
 
 func startWriter(ctx context.Context, store logstore.Store, dir string, flush time.Duration) (*writer.Writer, error) {
@@ -170,42 +167,20 @@ func (h *Host) LogStats() any {
 	return nil
 }
 
-// hostName names this process in the log rows of service calls ("machine:pid"). It is not the
-// engine's host name: broadcastIdentifier "host" must stay the same across restarts.
-var hostName = func() string {
-	name, err := os.Hostname()
-	if err != nil {
-		return "unknown"
-	}
-	return fmt.Sprintf("%s:%d", name, os.Getpid())
-}()
-
 // logServiceCall records one service call made from the CLI or HTTP as a finished node of its
 // own request, so every execution is in the log.
 func (h *Host) logServiceCall(ctx context.Context, fullName, fn string, args []any, start time.Time, res jsvm.Result, callErr error) {
-	w := h.LogWriter()
-	if w == nil {
+	rec := h.rec.Load()
+	if rec == nil {
 		return
 	}
+	kwargs, _ := json.Marshal(args)
 	end := time.Now()
-	row := logstore.Row{
-		ID: engine.NewID("st_"), Kind: logstore.KindService, FullName: fullName, Sender: fullName + "." + fn,
-		Status: logstore.StatusSuccess, RequestID: engine.NewID("req_"), NodeID: engine.NewID("node_"),
-		CreatedAt: start, RecordedAt: end, StartTime: start, EndTime: end,
-		Duration: end.Sub(start).Milliseconds(), Host: hostName,
+	row := rec.Row(execlog.Node{Kind: logstore.KindService, FullName: fullName, Sender: fullName + "." + fn,
+		RequestID: vocab.NewID("req_"), NodeID: vocab.NewID("node_"), CreatedAt: start, Kwargs: kwargs},
+		logstore.StatusSuccess, logstore.StageDone, end)
+	if execlog.Finish(&row, start, end, res, callErr) != nil {
+		row.Status, row.Stage = logstore.StatusFail, logstore.StageFailed
 	}
-	row.Kwargs, _ = json.Marshal(args)
-	if len(res.Logs) > 0 {
-		row.Logs, _ = json.Marshal(res.Logs)
-	}
-	if callErr != nil {
-		je := jsvm.AsError(callErr)
-		row.Status, row.Stage = logstore.StatusFail, "failed"
-		row.Error = &logstore.RowError{Code: je.Code, Message: je.Message, Stack: je.Stack}
-	} else if b, err := json.Marshal(res.Value); err == nil {
-		row.Result = b
-	}
-	if err := w.Write(ctx, row); err != nil {
-		fmt.Fprintf(os.Stderr, "trellis: write log row of %s.%s: %v\n", fullName, fn, err)
-	}
+	rec.Write(ctx, row)
 }

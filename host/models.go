@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/modelrt"
-	"github.com/trellis-run/trellis/host/models"
-	"github.com/trellis-run/trellis/host/models/pgmodels"
-	"github.com/trellis-run/trellis/host/models/sqlitemodels"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/vocab"
 )
@@ -25,47 +21,38 @@ func isModel(s *registry.Snapshot, el *registry.Element) bool {
 	return el.Layer == registry.LayerInstance && s.IsA(el.FullName, "models.Meta")
 }
 
-// openModels opens model storage — PostgreSQL with --db, else SQLite in the data directory —
-// and brings every model's table up to date.
-func (h *Host) openModels(ctx context.Context, exec jsvm.Executor) (*modelrt.Runtime, models.Store, error) {
-	var (
-		store models.Store
-		err   error
-	)
-	if h.cfg.DBDSN != "" {
-		store, err = pgmodels.Open(ctx, h.cfg.DBDSN)
-	} else {
-		store, err = sqlitemodels.Open(filepath.Join(h.cfg.DataDir, "models.db"))
-	}
-	if err != nil {
-		where := "the data directory"
-		if h.cfg.DBDSN != "" {
-			where = "PostgreSQL (--db)"
-		}
-		return nil, nil, fmt.Errorf("host: open model storage in %s: %w", where, err)
-	}
-	rt, err := modelrt.New(modelrt.Options{
-		Store: store, Snapshot: h.Snapshot, Location: h.Location,
-		Lifecycle: func(ctx context.Context, model, fn string, args []any, c modelrt.Caller) (any, bool, error) {
-			return h.modelLifecycle(ctx, exec, model, fn, args, c)
+// modelsPart is model storage on the backends' model store: every model's table is brought up to
+// date as it starts and on every reload.
+func (h *Host) modelsPart() part {
+	return part{name: "model storage",
+		start: func(ctx context.Context) error {
+			rt, err := modelrt.New(modelrt.Options{
+				Store: h.backends.Load().Models, Snapshot: h.Snapshot, Location: h.Location,
+				Lifecycle: h.modelLifecycle, Emit: h.emitModelEvent, DateFields: h.syncDateFields,
+			})
+			if err == nil {
+				err = rt.Ensure(ctx, h.Snapshot())
+			}
+			if err != nil {
+				return err
+			}
+			h.models.Store(rt)
+			return nil
 		},
-		Emit:       h.emitModelEvent,
-		DateFields: h.syncDateFields,
-	})
-	if err == nil {
-		err = rt.Ensure(ctx, h.Snapshot())
-	}
-	if err != nil {
-		_ = store.Close()
-		return nil, nil, fmt.Errorf("host: model storage: %w", err)
-	}
-	return rt, store, nil
+		stop: func(context.Context) error {
+			h.models.Store(nil)
+			return nil
+		}}
 }
 
-func (h *Host) modelLifecycle(ctx context.Context, exec jsvm.Executor, model, fn string, args []any, c modelrt.Caller) (any, bool, error) {
+func (h *Host) modelLifecycle(ctx context.Context, model, fn string, args []any, c modelrt.Caller) (any, bool, error) {
 	el := h.Snapshot().Elements[model]
 	if el == nil || !el.HasExport(fn) {
 		return nil, false, nil
+	}
+	exec, err := h.executor()
+	if err != nil {
+		return nil, true, err
 	}
 	res, err := exec.Execute(ctx, jsvm.Call{Element: model + lifecycleSuffix, Function: fn, Args: args, RequestID: c.RequestID, NodeID: c.NodeID})
 	if err != nil {

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/timers"
 )
@@ -40,7 +41,7 @@ func BenchmarkModelImportDateField(b *testing.B) {
 						"dateField": {"model": "models.Order", "field": "due", "offset": "-1h"}, "funcName": "remind"}`,
 					"tasks/Remind/index.js": `exports.remind = function () {};`,
 				}
-				cfg := Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: v.redis}
+				cfg := host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: v.redis}
 				if v.db != "" {
 					cfg.DBDSN = postgresSchema(b)
 				}

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -52,7 +53,7 @@ func TestModelsFromJS(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"embedded", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			cfg := Config{Sandbox: SandboxInProcess, ServeEvents: true}
+			cfg := host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}
 			if backend == "postgres" {
 				cfg.DBDSN = postgresSchema(t)
 			}
@@ -139,7 +140,7 @@ func containsQuery(s string) bool {
 
 func TestModelEventsAndDateFieldTasks(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, modelApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, modelApp)
 	ctx := context.Background()
 	call := func(fn string, args ...any) map[string]any {
 		res, err := h.CallService(ctx, "services.Shop", fn, args)

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/logstore"
@@ -26,7 +28,7 @@ func slowListenerApp() map[string]string {
 func TestRedisRestartMidStreamLosesNoEvent(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Durable(t)
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: time.Second}, slowListenerApp())
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: time.Second}, slowListenerApp())
 	ctx := context.Background()
 	var nodes []string
 	send := func(from, to int) {
@@ -58,7 +60,7 @@ func TestRedisRestartMidStreamLosesNoEvent(t *testing.T) {
 func TestSendEventWithRedisDownFailsClearly(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Durable(t)
-	h := setup(t, Config{Sandbox: SandboxInProcess, RedisURL: srv.URL()}, slowListenerApp())
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, RedisURL: srv.URL()}, slowListenerApp())
 	ctx := context.Background()
 	_, err := h.SendEvent(ctx, engine.SendRequest{Sender: "jobs", Kwargs: map[string]any{}})
 	require.NoError(t, err)
@@ -88,7 +90,7 @@ func TestUnreliableListenerDropsWhatArrivesWhileNoHostRunsIt(t *testing.T) {
 	}
 	dir := writeApp(t, files)
 	ctx := context.Background()
-	sender, err := New(Config{AppDir: dir, Sandbox: SandboxInProcess, RedisURL: srv.URL()})
+	sender, err := host.New(host.Config{AppDir: dir, Sandbox: host.SandboxInProcess, RedisURL: srv.URL()}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, sender.Start(ctx))
 	t.Cleanup(func() { _ = sender.Stop(ctx) })
@@ -96,13 +98,13 @@ func TestUnreliableListenerDropsWhatArrivesWhileNoHostRunsIt(t *testing.T) {
 	require.NoError(t, err)
 
 	// A host that runs the listeners starts only now, on the same data directory's log.
-	server := setup(t, Config{AppDir: "", Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL()}, files)
+	server := setup(t, host.Config{AppDir: "", Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: srv.URL()}, files)
 	late, err := sender.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
 	require.NoError(t, err)
 	state := func(node string) string {
 		require.NoError(t, sender.LogWriter().Flush(ctx))
 		require.NoError(t, server.LogWriter().Flush(ctx))
-		for _, h := range []*Host{server, sender} {
+		for _, h := range []*host.Host{server, sender} {
 			rows, err := h.LogStore().Attempts(ctx, node)
 			require.NoError(t, err)
 			for _, r := range rows {
@@ -131,7 +133,7 @@ func TestScheduledRetrySurvivesItsHost(t *testing.T) {
 		"events/Flaky/index.js": `exports.handle = function (event) { if (event.attempt < 2) throw new Error("not yet"); return event.attempt; };`,
 	}
 	ctx := context.Background()
-	first := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
+	first := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
 	res, err := first.SendEvent(ctx, engine.SendRequest{Sender: "s", Kwargs: map[string]any{}})
 	require.NoError(t, err)
 	node := res.NodeIDs[0]
@@ -143,7 +145,7 @@ func TestScheduledRetrySurvivesItsHost(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, first.Stop(ctx))
 
-	second := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
+	second := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: srv.URL(), ClaimAfter: 500 * time.Millisecond}, files)
 	require.Eventually(t, func() bool {
 		require.NoError(t, second.LogWriter().Flush(ctx))
 		rows, err := second.LogStore().Attempts(ctx, node)

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
@@ -38,7 +40,7 @@ exports.get = function (id) { return taskSvc.getTask(id); };
 exports.end = function (id) { return taskSvc.forcedEnd(id); };`,
 }
 
-func waitTask(t *testing.T, h *Host, id string, status string) map[string]any {
+func waitTask(t *testing.T, h *host.Host, id string, status string) map[string]any {
 	t.Helper()
 	var rec map[string]any
 	require.Eventually(t, func() bool {
@@ -50,7 +52,7 @@ func waitTask(t *testing.T, h *Host, id string, status string) map[string]any {
 	return rec
 }
 
-func taskRows(t *testing.T, h *Host, nodeID string) []logstore.Row {
+func taskRows(t *testing.T, h *host.Host, nodeID string) []logstore.Row {
 	t.Helper()
 	require.NoError(t, h.LogWriter().Flush(context.Background()))
 	rows, err := h.LogStore().Attempts(context.Background(), nodeID)
@@ -60,7 +62,7 @@ func taskRows(t *testing.T, h *Host, nodeID string) []logstore.Row {
 
 func TestCreateTimerTaskFiresOnce(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, taskApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, taskApp)
 	ctx := context.Background()
 	due := time.Now().Add(400 * time.Millisecond)
 	res, err := h.CallService(ctx, "services.Plan", "at", []any{"tasks.Once", due.UnixMilli(), map[string]any{"x": int64(21)}})
@@ -93,7 +95,7 @@ func TestCreateTimerTaskFiresOnce(t *testing.T) {
 
 func TestTaskBadInput(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess}, taskApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess}, taskApp)
 	ctx := context.Background()
 	soon := time.Now().Add(time.Hour).UnixMilli()
 	cases := []struct {
@@ -131,7 +133,7 @@ func TestTaskBadInput(t *testing.T) {
 
 func TestForcedEnd(t *testing.T) {
 	t.Parallel()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, taskApp)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, taskApp)
 	ctx := context.Background()
 
 	// A waiting task never runs.
@@ -176,7 +178,7 @@ func TestIntervalTemplateTicks(t *testing.T) {
 		"tasks/Beat/e.json":   `{"title": "Beat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1s", "funcName": "beat", "argDict": {"k": "v"}}`,
 		"tasks/Beat/index.js": `exports.beat = function (argDict, ctx) { return argDict.k; };`,
 	}
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, files)
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, files)
 	var page map[string]any
 	require.Eventually(t, func() bool {
 		var err error
@@ -209,8 +211,8 @@ func TestTasksDueWhileEveryHostIsDown(t *testing.T) {
 			files["app.json"] = fmt.Sprintf(`{"name": "down%d"}`, time.Now().UnixNano())
 			dir := writeApp(t, files)
 			data := t.TempDir()
-			cfg := Config{AppDir: dir, DataDir: data, Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: redisURL, Workers: 1}
-			h1, err := New(cfg)
+			cfg := host.Config{AppDir: dir, DataDir: data, Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: redisURL, Workers: 1}
+			h1, err := host.New(cfg, backends.Open)
 			require.NoError(t, err)
 			require.NoError(t, h1.Start(context.Background()))
 			due := time.Now().Add(time.Second)
@@ -225,13 +227,13 @@ func TestTasksDueWhileEveryHostIsDown(t *testing.T) {
 			time.Sleep(time.Until(due.Add(500 * time.Millisecond))) // every task comes due while no host runs
 
 			// Two hosts come back on Redis (one embedded: its data directory is its own).
-			var hosts []*Host
+			var hosts []*host.Host
 			for i := range 1 + btoi(redisURL != "") {
 				c := cfg
 				if i > 0 {
 					c.DataDir = t.TempDir()
 				}
-				h, err := New(c)
+				h, err := host.New(c, backends.Open)
 				require.NoError(t, err)
 				require.NoError(t, h.Start(context.Background()))
 				t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
@@ -280,9 +282,9 @@ func TestTicksOncePerCluster(t *testing.T) {
 		"tasks/Beat/e.json":   `{"title": "Beat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1s", "funcName": "beat"}`,
 		"tasks/Beat/index.js": `exports.beat = function () { return 1; };`,
 	})
-	var hosts []*Host
+	var hosts []*host.Host
 	for range 3 {
-		h, err := New(Config{AppDir: dir, DataDir: t.TempDir(), Sandbox: SandboxInProcess, ServeEvents: true, RedisURL: url, Workers: 1})
+		h, err := host.New(host.Config{AppDir: dir, DataDir: t.TempDir(), Sandbox: host.SandboxInProcess, ServeEvents: true, RedisURL: url, Workers: 1}, backends.Open)
 		require.NoError(t, err)
 		require.NoError(t, h.Start(context.Background()))
 		t.Cleanup(func() { require.NoError(t, h.Stop(context.Background())) })
@@ -322,7 +324,7 @@ func normalize(v any) any {
 func TestTemplateEditsTakeEffectWithoutRestart(t *testing.T) {
 	t.Parallel()
 	def := `{"title": "Beat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "1s", "funcName": "beat", "enabled": %t}`
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true, Watch: true}, map[string]string{
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, Watch: true}, map[string]string{
 		"app.json":            `{"name": "reload"}`,
 		"tasks/Beat/e.json":   fmt.Sprintf(def, true),
 		"tasks/Beat/index.js": `exports.beat = function () { return 1; };`,

@@ -1,4 +1,4 @@
-package host
+package host_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/webhook"
 	"github.com/trellis-run/trellis/logstore"
@@ -49,7 +50,7 @@ func TestWebhookSubscribers(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, webhookApp(srv.URL, true))
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, webhookApp(srv.URL, true))
 	res, err := h.SendEvent(context.Background(), engine.SendRequest{Sender: "shop", Kwargs: map[string]any{"order": int64(1)}})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -79,7 +80,7 @@ func TestWebhookToPrivateAddressNeedsTheApp(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer srv.Close()
-	h := setup(t, Config{Sandbox: SandboxInProcess, ServeEvents: true}, webhookApp(srv.URL, false))
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true}, webhookApp(srv.URL, false))
 	res, err := h.SendEvent(context.Background(), engine.SendRequest{Sender: "shop", Kwargs: map[string]any{}})
 	require.NoError(t, err)
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/isolate"
 )
 
@@ -57,11 +58,11 @@ func setup(t *testing.T, sandbox string) http.Handler {
 // setupApp is setup for another app; serve makes the host run events and tasks too.
 func setupApp(t *testing.T, sandbox string, files map[string]string, serve bool) http.Handler {
 	t.Helper()
-	h, err := host.New(host.Config{AppDir: writeApp(t, files), Sandbox: sandbox, Workers: 1, MaxBodyBytes: 1 << 16, ServeEvents: serve})
+	h, err := host.New(host.Config{AppDir: writeApp(t, files), Sandbox: sandbox, Workers: 1, MaxBodyBytes: 1 << 16, ServeEvents: serve}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(func() { _ = h.Stop(context.Background()) })
-	srv, err := New(h, Options{Token: testToken, MaxBodyBytes: 1 << 16})
+	srv, err := New(depsOf(h), Options{Token: testToken, MaxBodyBytes: 1 << 16})
 	require.NoError(t, err)
 	return srv.Handler()
 }
@@ -149,15 +150,15 @@ func TestAPIScenarios(t *testing.T) {
 
 func TestAPIIsolatedTimeout(t *testing.T) {
 	t.Parallel()
-	h, err := host.New(host.Config{AppDir: writeApp(t, testApp), Workers: 1})
+	h, err := host.New(host.Config{AppDir: writeApp(t, testApp), Workers: 1}, backends.Open)
 	require.NoError(t, err)
 	cfg := h.Config()
 	require.Equal(t, host.SandboxIsolated, cfg.Sandbox, "isolated is the default")
-	h2, err := host.New(host.Config{AppDir: cfg.AppDir, Workers: 1, Limits: limitsTimeout()})
+	h2, err := host.New(host.Config{AppDir: cfg.AppDir, Workers: 1, Limits: limitsTimeout()}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, h2.Start(context.Background()))
 	t.Cleanup(func() { _ = h2.Stop(context.Background()) })
-	srv, err := New(h2, Options{Token: testToken})
+	srv, err := New(depsOf(h2), Options{Token: testToken})
 	require.NoError(t, err)
 	run(t, srv.Handler(), scenario{method: "POST", path: "/api/services/services.MathSvc/spin", wantStatus: 422, wantIn: []string{`"code":"timeout"`}})
 	run(t, srv.Handler(), scenario{method: "POST", path: "/api/services/services.MathSvc/add", body: `[1, 1]`, wantStatus: 200, wantIn: []string{`"result":2`}})

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -18,7 +19,7 @@ import (
 // writer (as executions do) and returns the handler.
 func setupWithLogs(t *testing.T) http.Handler {
 	t.Helper()
-	h, err := host.New(host.Config{AppDir: writeApp(t, testApp), Sandbox: host.SandboxInProcess})
+	h, err := host.New(host.Config{AppDir: writeApp(t, testApp), Sandbox: host.SandboxInProcess}, backends.Open)
 	require.NoError(t, err)
 	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(func() { _ = h.Stop(context.Background()) })
@@ -41,7 +42,7 @@ func setupWithLogs(t *testing.T) http.Handler {
 		row("s4", "n4", "", logstore.StatusRunning, 3*time.Minute),
 	))
 	require.NoError(t, w.Flush(context.Background()))
-	srv, err := New(h, Options{Token: testToken})
+	srv, err := New(depsOf(h), Options{Token: testToken})
 	require.NoError(t, err)
 	return srv.Handler()
 }

@@ -36,7 +36,7 @@ func (s *Server) timeParam(c echo.Context, name string, def time.Time) (time.Tim
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		arg = n
 	}
-	t, err := vocab.ParseDatetime(arg, s.api.Location())
+	t, err := vocab.ParseDatetime(arg, s.deps.App.Location())
 	if err != nil {
 		return t, errBadRequest("%s: %v", name, err)
 	}
@@ -61,7 +61,7 @@ func (s *Server) analyticsSummary(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	loc := s.api.Location()
+	loc := s.deps.App.Location()
 	return c.JSON(http.StatusOK, map[string]any{
 		"start": vocab.FormatDatetime(start, loc), "end": vocab.FormatDatetime(end, loc), "elements": rows,
 	})
@@ -94,7 +94,7 @@ func (s *Server) analyticsTimeSeries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	loc := s.api.Location()
+	loc := s.deps.App.Location()
 	out := make([]map[string]any, len(points))
 	for i, p := range points {
 		out[i] = map[string]any{"start": vocab.FormatDatetime(p.Start, loc), "total": p.Total,

@@ -2,16 +2,11 @@ package web
 
 import (
 	"net/http"
-	"regexp"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/trellis-run/trellis/host/registry"
 )
-
-// fullNamePattern is what a fullName may look like: dot-separated path segments, so a name can
-// never smuggle a path ("../", "/", "%2e%2e") into anything downstream.
-var fullNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$`)
 
 func (s *Server) routeElements(e *echo.Echo) {
 	e.GET("/api/elements", s.listElements)
@@ -29,7 +24,7 @@ type elementSummary struct {
 }
 
 func (s *Server) listElements(c echo.Context) error {
-	snap := s.api.Snapshot()
+	snap := s.deps.App.Snapshot()
 	out := []elementSummary{}
 	for _, el := range snap.Sorted() {
 		out = append(out, elementSummary{
@@ -45,13 +40,13 @@ func (s *Server) getElement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	snap := s.api.Snapshot()
+	snap := s.deps.App.Snapshot()
 	el := snap.Elements[name]
 	if el == nil {
 		return errNotFound("no element %q in app %q", name, snap.App.Name)
 	}
 	problems := []registry.Problem{}
-	for _, p := range s.api.Problems() {
+	for _, p := range s.deps.App.Problems() {
 		if p.Element == name {
 			problems = append(problems, p)
 		}
@@ -66,13 +61,4 @@ func (s *Server) getElement(c echo.Context) error {
 		"files":      el.Files,
 		"errors":     problems,
 	})
-}
-
-// fullNameParam reads a path parameter that must be a fullName.
-func fullNameParam(c echo.Context, param string) (string, error) {
-	name := c.Param(param)
-	if !fullNamePattern.MatchString(name) || len(name) > 512 {
-		return "", errBadRequest("%q is not an element fullName: use dot-separated names such as services.BackupSvc", name)
-	}
-	return name, nil
 }

@@ -3,18 +3,15 @@ package web
 import (
 	"context"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/logstore"
 )
 
 // idPattern is what request and node ids may look like in a path.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 
 func (s *Server) routeEvents(e *echo.Echo) {
 	e.GET("/api/events/logs", s.eventLogs)
@@ -31,7 +28,7 @@ func (s *Server) bulkResend(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.api.BulkResend(c.Request().Context(), q)
+	res, err := s.deps.Events.BulkResend(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -53,7 +50,7 @@ func (s *Server) eventLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"totalCount": page.TotalCount, "rowDatas": services.RowsToJS(page.RowDatas, s.api.Location())})
+	return c.JSON(http.StatusOK, map[string]any{"totalCount": page.TotalCount, "rowDatas": logstore.PublicRows(page.RowDatas, s.deps.App.Location())})
 }
 
 // logQuery reads getEventLog's arguments and the free filters from the query string.
@@ -74,7 +71,7 @@ func (s *Server) logQuery(c echo.Context) (logstore.Query, error) {
 			args[k] = n
 		}
 	}
-	q, err := services.EventLogQuery(args, s.api.Location())
+	q, err := logstore.QueryFromArgs(args, s.deps.App.Location())
 	if err != nil {
 		return q, err
 	}
@@ -151,19 +148,11 @@ func (s *Server) answerRows(c echo.Context, fetch func(context.Context, logstore
 	if len(rows) == 0 {
 		return errNotFound(notFound, args...)
 	}
-	return c.JSON(http.StatusOK, services.RowsToJS(rows, s.api.Location()))
-}
-
-func idParam(c echo.Context, name string) (string, error) {
-	v := c.Param(name)
-	if !idPattern.MatchString(v) {
-		return "", errBadRequest("%s %q is not an id: letters, digits and _ . : - only, at most 128", name, v)
-	}
-	return v, nil
+	return c.JSON(http.StatusOK, logstore.PublicRows(rows, s.deps.App.Location()))
 }
 
 func (s *Server) logStore() (logstore.Store, error) {
-	if st := s.api.LogStore(); st != nil {
+	if st := s.deps.Logs.LogStore(); st != nil {
 		return st, nil
 	}
 	return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the execution log is not running on this host"}

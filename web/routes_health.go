@@ -13,22 +13,22 @@ func (s *Server) routeHealth(e *echo.Echo) {
 // health needs no token: load balancers and `trellis` itself probe it.
 func (s *Server) health(c echo.Context) error {
 	status := "ok"
-	problems := s.api.Problems()
+	problems := s.deps.App.Problems()
 	if len(problems) > 0 {
 		status = "degraded"
 	}
-	lag, err := s.api.EventLag(c.Request().Context())
+	lag, err := s.deps.Events.EventLag(c.Request().Context())
 	if err != nil {
 		status = "degraded"
 		lag = nil
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"lag":      lag,
-		"log":      s.api.LogStats(),
+		"log":      s.deps.Logs.LogStats(),
 		"status":   status,
-		"version":  s.api.Version(),
-		"backends": s.api.Backends(),
-		"app":      s.api.Snapshot().App.Name,
+		"version":  s.deps.App.Version(),
+		"backends": s.deps.App.Backends(),
+		"app":      s.deps.App.Snapshot().App.Name,
 		"problems": len(problems),
 	})
 }

@@ -20,20 +20,20 @@ func (s *Server) routeModels(e *echo.Echo) {
 	e.DELETE("/api/models/:fullName/rows/:id", s.deleteRow)
 }
 
-func (s *Server) modelRuntime(c echo.Context) (*modelrt.Runtime, string, error) {
+func (s *Server) modelRuntime(c echo.Context) (Models, string, error) {
 	name := c.Param("fullName")
 	if !fullNamePattern.MatchString(name) {
 		return nil, "", errBadRequest("%q is not a fullName such as models.OrderModel", name)
 	}
-	rt := s.api.Models()
+	rt := s.deps.Models
 	if rt == nil {
-		return nil, "", &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "model storage is not running on this host"}
+		return nil, "", errUnavailable("model storage is not running on this host")
 	}
 	return rt, name, nil
 }
 
 // oneRow reads the model and row id of a /rows/{id} route.
-func (s *Server) oneRow(c echo.Context) (*modelrt.Runtime, string, int64, error) {
+func (s *Server) oneRow(c echo.Context) (Models, string, int64, error) {
 	rt, model, err := s.modelRuntime(c)
 	if err != nil {
 		return nil, "", 0, err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
@@ -26,7 +27,7 @@ func (s *Server) nodeOp(c echo.Context) error {
 		return errNotFound("no node operation %q: use pause, resume, retry, skip, forcedFail, callback or resend", op)
 	}
 	if op == "resend" {
-		res, err := s.api.Resend(c.Request().Context(), node)
+		res, err := s.deps.Events.Resend(c.Request().Context(), node)
 		if err != nil {
 			return err
 		}
@@ -45,7 +46,7 @@ func (s *Server) nodeOp(c echo.Context) error {
 			return errBadRequest("callback data is not valid JSON: %v", err)
 		}
 	}
-	res, err := s.api.Callback(c.Request().Context(), node, data)
+	res, err := s.deps.Events.Callback(c.Request().Context(), node, data)
 	if err != nil {
 		return err
 	}

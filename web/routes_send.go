@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/services"
 )
 
 func (s *Server) routeSend(e *echo.Echo) {
@@ -27,9 +26,9 @@ func (s *Server) sendEvent(c echo.Context) error {
 	if _, present := m["eventType"]; present && !ok {
 		return errBadRequest("eventType must be a string")
 	}
-	res, err := s.api.SendEvent(c.Request().Context(), engine.SendRequest{Sender: sender, Kwargs: m["kwargs"], EventType: eventType})
+	res, err := s.deps.Events.SendEvent(c.Request().Context(), engine.SendRequest{Sender: sender, Kwargs: m["kwargs"], EventType: eventType})
 	if err != nil {
-		return services.EngineError("sendEvent", err)
+		return err
 	}
-	return c.JSON(http.StatusOK, services.SendResultToJS(res))
+	return c.JSON(http.StatusOK, res.Map())
 }

@@ -1,17 +1,12 @@
 package web
 
 import (
-	"io"
 	"net/http"
-	"regexp"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/jsvm"
 )
-
-var functionNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
 
 func (s *Server) routeServices(e *echo.Echo) {
 	e.POST("/api/services/:fullName/:function", s.callService)
@@ -32,7 +27,7 @@ func (s *Server) callService(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.api.CallService(c.Request().Context(), name, fn, args)
+	res, err := s.deps.Calls.CallService(c.Request().Context(), name, fn, args)
 	if err != nil {
 		ae := toAPIError(err)
 		if je, ok := ae.Details.(*jsvm.Error); ok {
@@ -42,14 +37,6 @@ func (s *Server) callService(c echo.Context) error {
 		return ae
 	}
 	return c.JSON(http.StatusOK, map[string]any{"result": res.Value, "logs": logsOrEmpty(res.Logs)})
-}
-
-func readArgs(c echo.Context) ([]any, error) {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return nil, err
-	}
-	return host.ArgsFromJSON(body)
 }
 
 func logsOrEmpty(l []jsvm.LogEntry) []jsvm.LogEntry {

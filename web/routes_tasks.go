@@ -1,17 +1,12 @@
 package web
 
 import (
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/timers"
-	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func (s *Server) routeTasks(e *echo.Echo) {
@@ -22,16 +17,16 @@ func (s *Server) routeTasks(e *echo.Echo) {
 	e.POST("/api/tasks/:taskId/:op", s.taskOp)
 }
 
-func (s *Server) taskCenter() (*tasks.Center, error) {
-	if tc := s.api.Tasks(); tc != nil {
-		return tc, nil
+func (s *Server) taskCenter() (Tasks, error) {
+	if s.deps.Tasks != nil {
+		return s.deps.Tasks, nil
 	}
-	return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the task center is not running on this host"}
+	return nil, errUnavailable("the task center is not running on this host")
 }
 
 // taskTemplates is getTaskTmplList: ?q= matches title or fullName ("" = all).
 func (s *Server) taskTemplates(c echo.Context) error {
-	return c.JSON(http.StatusOK, services.TaskTemplates(s.api.Snapshot(), c.QueryParam("q")))
+	return c.JSON(http.StatusOK, tasks.TemplateList(s.deps.App.Snapshot(), c.QueryParam("q")))
 }
 
 // createTask is createTimerTask: {fullName, startTime, funcName, taskType, argDict}.
@@ -110,45 +105,4 @@ func (s *Server) taskOp(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
-}
-
-// readObject reads a JSON object body whose keys are all among allowed.
-func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return nil, err
-	}
-	v, err := vocab.DecodeJSON(body)
-	if err != nil {
-		return nil, errBadRequest("request body is not valid JSON: %v", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, errBadRequest("send a JSON object {%s}", strings.Join(allowed, ", "))
-	}
-	if allowed != nil {
-	next:
-		for k := range m {
-			for _, a := range allowed {
-				if k == a {
-					continue next
-				}
-			}
-			return nil, errBadRequest("unknown field %q: send {%s}", k, strings.Join(allowed, ", "))
-		}
-	}
-	return m, nil
-}
-
-// intParam reads an optional whole-number query parameter (0 when absent).
-func intParam(c echo.Context, name string) (int, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, errBadRequest("%s must be a whole number, got %q", name, v)
-	}
-	return n, nil
 }

@@ -12,45 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-
-	"github.com/trellis-run/trellis/host"
-	"github.com/trellis-run/trellis/host/bus"
-	"github.com/trellis-run/trellis/host/engine"
-	"github.com/trellis-run/trellis/host/jsvm"
-	"github.com/trellis-run/trellis/host/modelrt"
-	"github.com/trellis-run/trellis/host/registry"
-	"github.com/trellis-run/trellis/host/tasks"
-	"github.com/trellis-run/trellis/logstore"
 )
-
-// API is what the HTTP layer needs of a host. *host.Host implements it.
-type API interface {
-	Snapshot() *registry.Snapshot
-	// Problems lists what the last hot reload could not apply.
-	Problems() []registry.Problem
-	CallService(ctx context.Context, fullName, fn string, args []any) (jsvm.Result, error)
-	// Version and Backends are reported by /api/health.
-	Version() string
-	Backends() map[string]string
-	// LogStore is the execution log (nil when it is not running); Location the app timezone
-	// in which datetimes are read and written.
-	LogStore() logstore.Store
-	Location() *time.Location
-	// SendEvent delivers an event (POST /api/events/send).
-	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
-	// LogStats are the execution log writer's counters (spool, inserts, retries, last error).
-	LogStats() any
-	// EventLag is each listener's backlog on the bus (pending and undelivered).
-	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
-	// Resend runs a finished event node again; BulkResend every node a log query matches.
-	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
-	BulkResend(ctx context.Context, q logstore.Query) (host.BulkResendResult, error)
-	// Callback completes a node waiting for its callback.
-	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
-	// Tasks is the task center and Models the model runtime (nil when they are not running).
-	Tasks() *tasks.Center
-	Models() *modelrt.Runtime
-}
 
 // Options configure a Server.
 type Options struct {
@@ -62,7 +24,7 @@ type Options struct {
 
 // Server serves the API and the editor. Start and Stop are safe to call twice.
 type Server struct {
-	api  API
+	deps Deps
 	opts Options
 	echo *echo.Echo
 
@@ -72,14 +34,17 @@ type Server struct {
 }
 
 // New builds the routes; it listens only on Start.
-func New(api API, opts Options) (*Server, error) {
+func New(deps Deps, opts Options) (*Server, error) {
+	if deps.App == nil || deps.Calls == nil || deps.Events == nil || deps.Logs == nil {
+		return nil, errors.New("web: Deps.App, Calls, Events and Logs are required")
+	}
 	if opts.Token == "" {
 		return nil, errors.New("web: Options.Token is required: every API route needs a bearer token")
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
-	s := &Server{api: api, opts: opts, echo: echo.New()}
+	s := &Server{deps: deps, opts: opts, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = writeError

@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func newCallCmd() *cobra.Command {
@@ -36,7 +38,7 @@ func newCallCmd() *cobra.Command {
 			fullName, fn := args[0][:dot], args[0][dot+1:]
 			var callArgs []any
 			if len(args) == 2 {
-				if callArgs, err = host.ArgsFromJSON([]byte(args[1])); err != nil {
+				if callArgs, err = vocab.DecodeArgs([]byte(args[1])); err != nil {
 					return err
 				}
 			}
@@ -79,7 +81,7 @@ func newCallCmd() *cobra.Command {
 
 // newHost loads the app into a host; an app with problems prints every one and exits 1.
 func newHost(cmd *cobra.Command, cfg host.Config) (*host.Host, error) {
-	h, err := host.New(cfg)
+	h, err := host.New(cfg, backends.Open)
 	if err != nil {
 		return nil, reportLoadError(cmd, cfg.AppDir, err)
 	}

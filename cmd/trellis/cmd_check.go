@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trellis-run/trellis/elements"
+	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/registry"
 )
 
@@ -23,7 +23,7 @@ func newCheckCmd() *cobra.Command {
 			if vals["app"] == "" {
 				return fmt.Errorf("--app is required: the directory that holds app.json")
 			}
-			problems := registry.Check(registry.Options{AppDir: vals["app"], Builtins: elements.FS})
+			problems := registry.Check(host.RegistryOptions(vals["app"]))
 			if len(problems) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", vals["app"])
 				return nil

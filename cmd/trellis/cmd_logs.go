@@ -7,12 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/vocab"
 
 	"github.com/spf13/cobra"
 
-	"github.com/trellis-run/trellis/host"
-	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -51,7 +50,7 @@ func newLogsCmd() *cobra.Command {
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			store, err := host.OpenLogStore(ctx, h.Config())
+			store, err := backends.OpenLogStore(ctx, h.Config())
 			if err != nil {
 				return err
 			}
@@ -99,15 +98,15 @@ func runLogsQuery(ctx context.Context, store logstore.Store, f logsFlags, loc *t
 	switch {
 	case f.request != "" && f.node != "":
 		rows, err := store.ByNode(ctx, f.request, f.node)
-		return services.RowsToJS(rows, loc), err
+		return logstore.PublicRows(rows, loc), err
 	case f.request != "":
 		rows, err := store.ByRequest(ctx, f.request)
-		return services.RowsToJS(rows, loc), err
+		return logstore.PublicRows(rows, loc), err
 	case f.node != "":
 		return nil, fmt.Errorf("--node needs --request: a node is looked up within its request")
 	case f.attempts != "":
 		rows, err := store.Attempts(ctx, f.attempts)
-		return services.RowsToJS(rows, loc), err
+		return logstore.PublicRows(rows, loc), err
 	case f.summary || f.timeseries:
 		if end.IsZero() {
 			end = time.Now()
@@ -144,7 +143,7 @@ func runLogsQuery(ctx context.Context, store logstore.Store, f logsFlags, loc *t
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"totalCount": page.TotalCount, "rowDatas": services.RowsToJS(page.RowDatas, loc)}, nil
+	return map[string]any{"totalCount": page.TotalCount, "rowDatas": logstore.PublicRows(page.RowDatas, loc)}, nil
 }
 
 func logsRange(f logsFlags, loc *time.Location) (start, end time.Time, err error) {

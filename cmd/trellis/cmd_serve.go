@@ -42,7 +42,8 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv, err := web.New(h, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes})
+			deps := web.Deps{App: h, Calls: h, Events: h, Logs: h, Tasks: h.Tasks(), Models: h.Models()}
+			srv, err := web.New(deps, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes})
 			if err != nil {
 				return err
 			}

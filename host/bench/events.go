@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -108,7 +109,7 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(tmp, "data")
 	}
-	h, err := host.New(cfg)
+	h, err := host.New(cfg, backends.Open)
 	if err != nil {
 		return EventsReport{}, err
 	}

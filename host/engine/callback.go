@@ -12,8 +12,6 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
-const stageAwaitingCallback = "awaitingCallback"
-
 // ErrConflict: an operation the node's current state does not allow (a callback for a node
 // that is not waiting for one).
 var ErrConflict = vocab.Sentinel(vocab.CodeConflict, "engine: not allowed in the node's current state")
@@ -37,9 +35,9 @@ func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if err == nil && last.Stage == stageAwaitingCallback && last.Attempt == env.Attempt {
-			r := e.row(env, logstore.StatusFail, "callbackTimeout", time.Now())
-			r.Error = &logstore.RowError{Code: "timeout", Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
+		if err == nil && last.Stage == logstore.StageAwaitingCallback && last.Attempt == env.Attempt {
+			r := e.row(env, logstore.StatusFail, logstore.StageCallbackTimeout, time.Now())
+			r.Error = &logstore.RowError{Code: vocab.CodeTimeout, Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
 			e.writeRows(e.ctx, r)
 		}
 		return nil
@@ -73,26 +71,25 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 	if err != nil {
 		return CallbackResult{}, err
 	}
-	if last.Status != logstore.StatusRunning || last.Stage != stageAwaitingCallback {
+	if last.Status != logstore.StatusRunning || last.Stage != logstore.StageAwaitingCallback {
 		return CallbackResult{}, fmt.Errorf("%w: node %s is %s/%s, not waiting for a callback", ErrConflict, nodeID, last.Status, last.Stage)
 	}
 	now := time.Now()
-	r := last
-	r.ID, r.RecordedAt, r.Seq, r.EndTime = NewID("st_"), now, seq.Add(1), now
+	r := e.opts.Log.Next(last, logstore.StatusSuccess, logstore.StageCallback, now)
+	r.EndTime, r.Logs = now, last.Logs
 	if !last.StartTime.IsZero() {
 		r.Duration = now.Sub(last.StartTime).Milliseconds()
 	}
-	r.Status, r.Stage, r.Host = logstore.StatusSuccess, "callback", e.opts.HostName+"/"+e.opts.InstanceID
 	if m, ok := data.(map[string]any); ok {
 		if msg, ok := m["error"]; ok && msg != nil {
-			r.Status, r.Stage = logstore.StatusFail, "callbackFailed"
+			r.Status, r.Stage = logstore.StatusFail, logstore.StageCallbackFailed
 			r.Error = &logstore.RowError{Code: "callback", Message: fmt.Sprint(msg)}
 		}
 	}
 	if r.Status == logstore.StatusSuccess {
 		r.Result, _ = json.Marshal(data)
 	}
-	if err := e.opts.Log.Write(ctx, r); err != nil {
+	if err := e.opts.Log.WriteErr(ctx, r); err != nil {
 		return CallbackResult{}, fmt.Errorf("engine: record the callback of %s: %w", nodeID, err)
 	}
 	return CallbackResult{NodeID: nodeID, Status: r.Status}, nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -205,7 +206,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	start := time.Now()
 	// The running row is written with the final one when the run is short, halving the log
 	// writes of the common case; a run that lasts shows as running after runningRowDelay.
-	running := e.row(env, logstore.StatusRunning, "running", start)
+	running := e.row(env, logstore.StatusRunning, logstore.StageRunning, start)
 	runningWritten := make(chan struct{})
 	timer := time.AfterFunc(runningRowDelay, func() {
 		e.writeRows(ctx, running)
@@ -237,16 +238,16 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		return 0, outcomeStopping
 	}
 	if err == nil && res.Failed == nil {
-		status, stage := logstore.StatusSuccess, "done"
+		status, stage := logstore.StatusSuccess, logstore.StageDone
 		if res.WaitCallback {
-			status, stage = logstore.StatusRunning, stageAwaitingCallback
+			status, stage = logstore.StatusRunning, logstore.StageAwaitingCallback
 			if werr := e.awaitCallback(ctx, l, env, end); werr != nil {
 				err = werr // the deadline could not be recorded: fail the try rather than wait for ever
 			}
 		}
 		if err == nil {
 			r := e.row(env, status, stage, end)
-			finished(&r, start, end, res, nil)
+			execlog.Finish(&r, start, end, res, nil)
 			if res.WaitCallback {
 				r.EndTime, r.Duration = time.Time{}, 0
 			}
@@ -261,14 +262,14 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	} else {
 		retryIn, again = l.Retry.Next(env.Attempt, env.FirstTry, end)
 	}
-	r := e.row(env, logstore.StatusFail, "deadLettered", end)
+	r := e.row(env, logstore.StatusFail, logstore.StageDeadLettered, end)
 	if again {
-		r.Status, r.Stage = logstore.StatusWaiting, "retryScheduled"
+		r.Status, r.Stage = logstore.StatusWaiting, logstore.StageRetryScheduled
 		if l.RequeueOnError {
-			r.Stage = "requeued"
+			r.Stage = logstore.StageRequeued
 		}
 	}
-	finished(&r, start, end, res, err)
+	execlog.Finish(&r, start, end, res, err)
 	e.writeRows(ctx, append(pending, r)...)
 	if again {
 		return retryIn, outcomeRetry

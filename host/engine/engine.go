@@ -9,25 +9,20 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/host/webhook"
 	"github.com/trellis-run/trellis/logstore"
 )
-
-// LogSink receives the log rows of every change of state; the host's log writer is one. Flush
-// returns once every row written so far is in the store, so the engine can read a node's latest
-// state (callbacks, resend) including what this host wrote a moment ago.
-type LogSink interface {
-	Write(ctx context.Context, rows ...logstore.Row) error
-	Flush(ctx context.Context) error
-}
 
 // Options configure an Engine. Bus, Executor, Log and Snapshot are required.
 type Options struct {
 	Bus      bus.Bus
 	Executor jsvm.Executor
-	Log      LogSink
+	// Log makes and writes the log rows (its label must be HostName/InstanceID: execlog.HostLabel).
+	Log *execlog.Recorder
 	// Snapshot returns the app version to deliver for.
 	Snapshot func() *registry.Snapshot
 	// HostName names this machine (broadcastIdentifier "host"); InstanceID this process
@@ -81,7 +76,7 @@ func New(opts Options) (*Engine, error) {
 		opts.HostName = defaultHostName()
 	}
 	if opts.InstanceID == "" {
-		opts.InstanceID = NewID("inst_")
+		opts.InstanceID = vocab.NewID("inst_")
 	}
 	if opts.MaxKwargsBytes <= 0 {
 		opts.MaxKwargsBytes = 1 << 20

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/execlog"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -51,11 +53,11 @@ func (e *Engine) sampleLag(ctx context.Context) {
 			}
 			backlogged[listener] = busy
 			result, _ := json.Marshal(s)
-			rows = append(rows, logstore.Row{
-				ID: NewID("st_"), Kind: logstore.KindLag, FullName: logstore.LagPrefix + listener,
-				Status: logstore.StatusSuccess, Stage: "lag", RequestID: logstore.LagPrefix + listener, NodeID: NewID("lag_"),
-				Attempt: 1, CreatedAt: now, RecordedAt: now, Result: result, Host: e.Label(),
-			})
+			r := e.opts.Log.Row(execlog.Node{Kind: logstore.KindLag, FullName: logstore.LagPrefix + listener,
+				RequestID: logstore.LagPrefix + listener, NodeID: vocab.NewID("lag_"), CreatedAt: now},
+				logstore.StatusSuccess, logstore.StageLag, now)
+			r.Result = result
+			rows = append(rows, r)
 		}
 		e.writeRows(ctx, rows...)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -45,12 +46,12 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 		CreatedAt: last.CreatedAt, SentAt: now,
 	}
 	if env.EventID == "" {
-		env.EventID = NewID("evt_") // a node logged before event ids were recorded
+		env.EventID = vocab.NewID("evt_") // a node logged before event ids were recorded
 	}
 	if listener.HandlerType == HandlerBroadcast {
 		return e.resendBroadcast(ctx, listener, last, env)
 	}
-	queued := e.row(env, logstore.StatusWaiting, stageResent, now)
+	queued := e.row(env, logstore.StatusWaiting, logstore.StageResent, now)
 	if err := e.publish(ctx, []delivery{{listener, env}}); err != nil {
 		return ResendResult{}, err
 	}
@@ -85,9 +86,9 @@ func (e *Engine) receiveBroadcast(ctx context.Context, l *Listener, env *envelop
 // resendBroadcast resends a broadcast node: the node recorded at send reaches every receiver
 // again; a receiver's node reaches that receiver only, and only while it still has a queue.
 func (e *Engine) resendBroadcast(ctx context.Context, l *Listener, last logstore.Row, env *envelope) (ResendResult, error) {
-	if last.Stage == stageBroadcast {
+	if last.Stage == logstore.StageBroadcast {
 		env.ResendAll = true
-		row := e.row(env, logstore.StatusSuccess, stageBroadcast, env.SentAt)
+		row := e.row(env, logstore.StatusSuccess, logstore.StageBroadcast, env.SentAt)
 		if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
 			return ResendResult{}, err
 		}
@@ -111,7 +112,7 @@ func (e *Engine) resendBroadcast(ctx context.Context, l *Listener, last logstore
 		return ResendResult{}, fmt.Errorf("%w: node %s ran on a receiver of broadcast listener %s that no longer has a queue (host %s); resend the broadcast's own node %s to run it on every current receiver",
 			ErrConflict, last.NodeID, l.FullName, last.Host, last.ParentNodeID)
 	}
-	queued := e.row(env, logstore.StatusWaiting, stageResent, env.SentAt)
+	queued := e.row(env, logstore.StatusWaiting, logstore.StageResent, env.SentAt)
 	if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
 		return ResendResult{}, err
 	}

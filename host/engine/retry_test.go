@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func TestParseRetry(t *testing.T) {
@@ -82,8 +83,8 @@ func TestBroadcastGroupIsStableAcrossRestarts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, name, defaultHostName(), "the host identity is the machine's name, not one process's")
 	l := &Listener{HandlerType: HandlerBroadcast, BroadcastIdentifier: "host"}
-	require.Equal(t, "broadcast:"+name, l.Group(defaultHostName(), NewID("inst_")))
-	require.Equal(t, l.Group(defaultHostName(), NewID("inst_")), l.Group(defaultHostName(), NewID("inst_")))
+	require.Equal(t, "broadcast:"+name, l.Group(defaultHostName(), vocab.NewID("inst_")))
+	require.Equal(t, l.Group(defaultHostName(), vocab.NewID("inst_")), l.Group(defaultHostName(), vocab.NewID("inst_")))
 	l.BroadcastIdentifier = "instance"
 	require.NotEqual(t, l.Group("h", "a"), l.Group("h", "b"))
 	require.Equal(t, "pool", (&Listener{HandlerType: HandlerPool}).Group("h", "a"))

@@ -44,6 +44,23 @@ type SendResult struct {
 	Note string `json:"note,omitempty"`
 }
 
+// Map is sendEvent's answer as plain values, the form JavaScript receives.
+func (res SendResult) Map() map[string]any {
+	nodes := make([]any, len(res.NodeIDs))
+	for i, n := range res.NodeIDs {
+		nodes[i] = n
+	}
+	subs := make([]any, len(res.Subscribers))
+	for i, s := range res.Subscribers {
+		subs[i] = s
+	}
+	out := map[string]any{"requestId": res.RequestID, "eventId": res.EventID, "nodeIds": nodes, "subscribers": subs}
+	if res.Note != "" {
+		out["note"] = res.Note
+	}
+	return out
+}
+
 // delivery is one node to publish: a listener and the envelope for it.
 type delivery struct {
 	listener *Listener
@@ -72,9 +89,9 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 		req.EventType = DefaultEventType
 	}
 	now := time.Now()
-	res := SendResult{RequestID: req.RequestID, EventID: NewID("evt_"), NodeIDs: []string{}, Subscribers: []string{}}
+	res := SendResult{RequestID: req.RequestID, EventID: vocab.NewID("evt_"), NodeIDs: []string{}, Subscribers: []string{}}
 	if res.RequestID == "" {
-		res.RequestID = NewID("req_")
+		res.RequestID = vocab.NewID("req_")
 	}
 	snap := e.opts.Snapshot()
 	if snap.Elements[req.EventType] == nil {
@@ -88,7 +105,7 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	for _, l := range targets {
 		env := &envelope{
 			EventID: res.EventID, Sender: req.Sender, EventType: req.EventType, Kwargs: raw, Listener: l.FullName,
-			RequestID: res.RequestID, NodeID: NewID("node_"), ParentNodeID: req.ParentNodeID, Attempt: 1,
+			RequestID: res.RequestID, NodeID: vocab.NewID("node_"), ParentNodeID: req.ParentNodeID, Attempt: 1,
 			CreatedAt: now, SentAt: now,
 		}
 		dels = append(dels, delivery{l, env})
@@ -98,10 +115,10 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	// The queued rows are made (and numbered) before the deliveries can run, so they order first.
 	rows := make([]logstore.Row, 0, len(dels))
 	for _, d := range dels {
-		status, stage := logstore.StatusWaiting, stageQueued
+		status, stage := logstore.StatusWaiting, logstore.StageQueued
 		if d.listener.HandlerType == HandlerBroadcast {
 			// Each receiving host runs a child node of its own; this one only records the send.
-			status, stage = logstore.StatusSuccess, stageBroadcast
+			status, stage = logstore.StatusSuccess, logstore.StageBroadcast
 		}
 		rows = append(rows, e.row(d.env, status, stage, now))
 	}

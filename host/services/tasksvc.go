@@ -2,9 +2,7 @@ package services
 
 import (
 	"context"
-	"strings"
 
-	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/vocab"
 )
@@ -51,35 +49,9 @@ func callerOf(inv Invocation) tasks.Caller {
 	return tasks.Caller{Element: inv.Caller, RequestID: inv.RequestID, NodeID: inv.NodeID}
 }
 
-// TaskTemplate is one row of getTaskTmplList, named as the seed names its fields.
-type TaskTemplate struct {
-	Title      string `json:"title"`
-	TaskType   string `json:"taskType"`
-	RepeatType string `json:"repeatType"`
-	FullName   string `json:"fullName"`
-}
-
-// TaskTemplates lists the task templates (instances on the tasks.Meta chain) whose title or
-// fullName contains query, case-insensitively; "" lists all. Shared by TaskSvc and the HTTP API.
-func TaskTemplates(s *registry.Snapshot, query string) []TaskTemplate {
-	q := strings.ToLower(query)
-	out := []TaskTemplate{}
-	for _, el := range s.Sorted() {
-		if el.Layer != registry.LayerInstance || !s.IsA(el.FullName, "tasks.Meta") {
-			continue
-		}
-		if q != "" && !strings.Contains(strings.ToLower(el.Title), q) && !strings.Contains(strings.ToLower(el.FullName), q) {
-			continue
-		}
-		repeat, _ := el.Definition["repeatType"].(string)
-		out = append(out, TaskTemplate{Title: el.Title, TaskType: el.Type, RepeatType: repeat, FullName: el.FullName})
-	}
-	return out
-}
-
 func getTaskTmplList(_ context.Context, env Env, inv Invocation) (any, error) {
 	q, _ := inv.Args["queryStr"].(string)
-	rows := TaskTemplates(env.Snapshot(), q)
+	rows := tasks.TemplateList(env.Snapshot(), q)
 	out := make([]any, len(rows))
 	for i, r := range rows {
 		out[i] = map[string]any{"title": r.Title, "taskType": r.TaskType, "repeatType": r.RepeatType, "fullName": r.FullName}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/trellis-run/trellis/host/vocab"
 
-	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
@@ -69,13 +68,13 @@ func (c *Center) CreateTimerTask(ctx context.Context, req CreateRequest) (map[st
 	t := timers.Task{ID: id, FullName: fullName, FuncName: funcName, TaskType: taskType, ArgDict: args, StartTime: start,
 		RequestID: req.Caller.RequestID, NodeID: id}
 	if t.RequestID == "" {
-		t.RequestID = engine.NewID("req_")
+		t.RequestID = vocab.NewID("req_")
 	}
 	created, _, err := c.opts.Store.Create(ctx, t)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: create timer task: %w", err)
 	}
-	row := c.row(created, logstore.StatusWaiting, "scheduled", created.CreatedAt)
+	row := c.row(created, logstore.StatusWaiting, logstore.StageScheduled, created.CreatedAt)
 	row.ParentNodeID = req.Caller.NodeID
 	c.writeRows(row)
 	c.notify()
@@ -148,9 +147,9 @@ func (c *Center) ForcedEnd(ctx context.Context, id string) (map[string]any, erro
 		return nil, fmt.Errorf("tasks: forcedEnd %s: %w", id, err)
 	}
 	now := time.Now()
-	r := c.row(t, logstore.StatusFail, "forcedEnd", now)
+	r := c.row(t, logstore.StatusFail, logstore.StageForcedEnd, now)
 	r.EndTime = now
-	r.Error = &logstore.RowError{Code: "forcedEnd", Message: "the task was force-ended"}
+	r.Error = &logstore.RowError{Code: logstore.StageForcedEnd, Message: "the task was force-ended"}
 	c.writeRows(r)
 	return map[string]any{"taskId": t.ID, "status": t.Status}, nil
 }

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/timers"
@@ -22,13 +21,13 @@ import (
 type Options struct {
 	Store    timers.Store
 	Executor jsvm.Executor
-	Log      engine.LogSink
+	Log      *execlog.Recorder
 	Snapshot func() *registry.Snapshot
 	Location func() *time.Location
 	// Coordinator makes cron and interval ticks run on one host of the cluster; required with
 	// Serve.
 	Coordinator recurring.Coordinator
-	// Owner names this host in task records and log rows ("machine/instance").
+	// Owner names this host in task records (default: Log's host label, as in log rows).
 	Owner string
 	// Serve makes this host run due tasks and template ticks (trellis serve); without it the
 	// center only creates and reads tasks (trellis call).
@@ -67,7 +66,7 @@ func New(o Options) (*Center, error) {
 		return nil, errors.New("tasks: Options.Coordinator is required to serve cron and interval templates")
 	}
 	if o.Owner == "" {
-		o.Owner = engine.NewID("host_")
+		o.Owner = o.Log.Host()
 	}
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second
@@ -182,7 +181,7 @@ func (c *Center) fireTick(ctx context.Context, tick recurring.Tick) error {
 // records the running and final states in the log; the runner records them in the task store.
 func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	start := time.Now()
-	c.writeRows(c.row(t, logstore.StatusRunning, "running", start))
+	c.writeRows(c.row(t, logstore.StatusRunning, logstore.StageRunning, start))
 	tg := target(t.FullName, t.FuncName)
 	var timeout time.Duration
 	if tmpl := c.Templates()[t.FullName]; tmpl != nil {
@@ -203,29 +202,13 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 		// task over): either way this run's outcome is not the task's.
 		return nil, ctx.Err()
 	}
-	r := c.row(t, logstore.StatusSuccess, "done", end)
-	r.StartTime, r.EndTime, r.Duration = start, end, end.Sub(start).Milliseconds()
-	if len(res.Logs) > 0 {
-		r.Logs, _ = json.Marshal(res.Logs)
-	}
-	var out error
-	switch {
-	case err != nil:
-		je := jsvm.AsError(err)
-		r.Status, r.Stage = logstore.StatusFail, "failed"
-		r.Error = &logstore.RowError{Code: je.Code, Message: je.Message, Stack: je.Stack}
-		out = &runError{timers.TaskError{Code: je.Code, Message: je.Message, Stack: je.Stack}}
-	case res.Failed != nil:
-		r.Status, r.Stage = logstore.StatusFail, "failed"
-		r.Error = &logstore.RowError{Code: "failed", Message: *res.Failed}
-		out = &runError{timers.TaskError{Code: "failed", Message: *res.Failed}}
-	default:
-		r.Result, _ = json.Marshal(res.Value)
+	r := c.row(t, logstore.StatusSuccess, logstore.StageDone, end)
+	if re := execlog.Finish(&r, start, end, res, err); re != nil {
+		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
+		c.writeRows(r)
+		return nil, &runError{timers.TaskError{Code: re.Code, Message: re.Message, Stack: re.Stack}}
 	}
 	c.writeRows(r)
-	if out != nil {
-		return nil, out
-	}
 	return res.Value, nil
 }
 
@@ -246,21 +229,8 @@ func (c *Center) row(t timers.Task, status, stage string, at time.Time) logstore
 		at = created
 	}
 	kwargs, _ := json.Marshal(t.ArgDict)
-	attempt := t.Attempt
-	if attempt < 1 {
-		attempt = 1
-	}
-	return logstore.Row{
-		ID: engine.NewID("st_"), Kind: logstore.KindTask, FullName: t.FullName, Status: status, Stage: stage,
-		RequestID: t.RequestID, NodeID: t.NodeID, Attempt: attempt, CreatedAt: created, RecordedAt: at,
-		Seq: seq.Add(1), Kwargs: kwargs, Host: c.opts.Owner,
-	}
+	return c.opts.Log.Row(execlog.Node{Kind: logstore.KindTask, FullName: t.FullName, RequestID: t.RequestID,
+		NodeID: t.NodeID, Attempt: t.Attempt, CreatedAt: created, Kwargs: kwargs}, status, stage, at)
 }
 
-var seq atomic.Uint32
-
-func (c *Center) writeRows(rows ...logstore.Row) {
-	if err := c.opts.Log.Write(context.Background(), rows...); err != nil {
-		fmt.Fprintf(os.Stderr, "trellis: tasks: write %d log rows: %v\n", len(rows), err)
-	}
-}
+func (c *Center) writeRows(rows ...logstore.Row) { c.opts.Log.Write(context.Background(), rows...) }

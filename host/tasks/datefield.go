@@ -10,7 +10,6 @@ import (
 
 	"github.com/trellis-run/trellis/host/vocab"
 
-	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/timers"
 )
 
@@ -180,5 +179,5 @@ func strs(ids []string) []any {
 // taskFor is a task of template t with its own request; its node is the task itself.
 func taskFor(t *Template, id string, at time.Time, args map[string]any) timers.Task {
 	return timers.Task{ID: id, FullName: t.FullName, FuncName: t.FuncName, TaskType: t.TaskType, ArgDict: args,
-		StartTime: at, RequestID: engine.NewID("req_"), NodeID: id}
+		StartTime: at, RequestID: vocab.NewID("req_"), NodeID: id}
 }

@@ -119,3 +119,30 @@ func duration(d map[string]any, k string) time.Duration {
 	}
 	return v
 }
+
+// TemplateInfo is one row of getTaskTmplList, named as the seed names its fields.
+type TemplateInfo struct {
+	Title      string `json:"title"`
+	TaskType   string `json:"taskType"`
+	RepeatType string `json:"repeatType"`
+	FullName   string `json:"fullName"`
+}
+
+// TemplateList lists the task templates (instances on the tasks.Meta chain) whose title or
+// fullName contains query, case-insensitively; "" lists all. Shared by
+// TaskSvc.getTaskTmplList and GET /api/tasks/templates.
+func TemplateList(s *registry.Snapshot, query string) []TemplateInfo {
+	q := strings.ToLower(query)
+	out := []TemplateInfo{}
+	for _, el := range s.Sorted() {
+		if el.Layer != registry.LayerInstance || !s.IsA(el.FullName, "tasks.Meta") {
+			continue
+		}
+		if q != "" && !strings.Contains(strings.ToLower(el.Title), q) && !strings.Contains(strings.ToLower(el.FullName), q) {
+			continue
+		}
+		repeat, _ := el.Definition["repeatType"].(string)
+		out = append(out, TemplateInfo{Title: el.Title, TaskType: el.Type, RepeatType: repeat, FullName: el.FullName})
+	}
+	return out
+}

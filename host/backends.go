@@ -1,0 +1,42 @@
+package host
+
+import (
+	"context"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/timers/recurring"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// Backends are the storage a host runs on. The host names no concrete backend: cmd/trellis
+// chooses them from the configuration (package host/backends), and a test may pass any value,
+// a fault-injecting wrapper included.
+type Backends struct {
+	// Bus carries events. Nil when this process may not use it (a `trellis call` beside a
+	// running serve on the embedded bus): BusUnavailable then says why, and sendEvent answers
+	// with it.
+	Bus            bus.Bus
+	BusUnavailable error
+	// Timers keeps task records and one-shot timers.
+	Timers timers.Store
+	// Coordinator makes each cron or interval tick run on one host of the cluster; nil only on a
+	// host that does not serve (Config.ServeEvents false).
+	Coordinator recurring.Coordinator
+	// Logs is the execution log's store; the host writes to it through its own spooled writer.
+	Logs logstore.Store
+	// Models keeps model rows.
+	Models models.Store
+	// Names say what each runs on, for /api/health: "bus", "logs" and "db" → "embedded",
+	// "redis", "clickhouse", "postgres".
+	Names map[string]string
+	// Close releases every backend and what they share (one Redis client, one data directory);
+	// the host calls it once, after every part that used them has stopped.
+	Close func() error
+}
+
+// OpenBackends opens the backends of cfg for the app named app (stream keys and lock names of
+// apps sharing one Redis stay apart). Host.Start calls it, so a host that is stopped and started
+// again opens them afresh.
+type OpenBackends func(ctx context.Context, cfg Config, app string) (*Backends, error)

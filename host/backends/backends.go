@@ -1,0 +1,148 @@
+// Package backends is the one place that chooses concrete backends: from a host.Config it opens
+// the event bus, the task store, the tick coordinator, the execution log's store and the model
+// store — Redis, ClickHouse and PostgreSQL where the configuration names them, embedded storage
+// in the data directory otherwise — and hands them to the host as a host.Backends.
+//
+// It must not run anything: it opens and closes storage. cmd/trellis calls it; the host, the
+// engine and the task center only ever see the interfaces.
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/bus/localbus"
+	"github.com/trellis-run/trellis/host/bus/redisbus"
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/models/pgmodels"
+	"github.com/trellis-run/trellis/host/models/sqlitemodels"
+	"github.com/trellis-run/trellis/host/timers/localtimers"
+	"github.com/trellis-run/trellis/host/timers/recurring/locallock"
+	"github.com/trellis-run/trellis/host/timers/recurring/redislock"
+	"github.com/trellis-run/trellis/host/timers/redistimers"
+	"github.com/trellis-run/trellis/logstore"
+	"github.com/trellis-run/trellis/logstore/chstore"
+	"github.com/trellis-run/trellis/logstore/localstore"
+)
+
+var _ host.OpenBackends = Open
+
+// Open opens every backend cfg names for the app named app. What it opened before a failure is
+// closed again; on success Backends.Close closes everything.
+func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, err error) {
+	cfg = cfg.WithDefaults()
+	b := &host.Backends{Names: map[string]string{"bus": "embedded", "logs": "embedded", "db": "embedded"}}
+	var closers []func() error
+	closeAll := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			_ = closeAll()
+		}
+	}()
+
+	// Hosts of one cluster share the app's keys; apps on one Redis stay apart.
+	prefix := "trellis:" + app + ":"
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("backends: --redis %q: %w", cfg.RedisURL, err)
+		}
+		// The bus builds its own clients from the same options: its blocking stream reads hold a
+		// connection each and it counts its commands (trellis bench), so sharing its pool would
+		// starve the task store. The task store and the tick coordinator share one client.
+		rb, err := redisbus.New(redisbus.Options{Redis: opts, Prefix: prefix})
+		if err != nil {
+			return nil, fmt.Errorf("backends: open the event bus on Redis: %w", err)
+		}
+		closers = append(closers, rb.Close)
+		client := redis.NewClient(opts)
+		closers = append(closers, client.Close)
+		b.Bus, b.Names["bus"] = rb, "redis"
+		b.Timers = redistimers.New(client, prefix+"timers:")
+		b.Coordinator = redislock.New(client, prefix+"ticks:")
+	} else {
+		lb, err := localbus.Open(filepath.Join(cfg.DataDir, "bus"), localbus.Options{})
+		switch {
+		case errors.Is(err, localbus.ErrLocked) && !cfg.ServeEvents:
+			b.BusUnavailable = fmt.Errorf("%w: another trellis process (a running serve) owns the embedded event bus of %s; "+
+				"send events through its HTTP API, or run every host on --redis", engine.ErrUnavailable, cfg.DataDir)
+		case err != nil:
+			return nil, fmt.Errorf("backends: open the embedded event bus: %w", err)
+		default:
+			b.Bus = lb
+			closers = append(closers, lb.Close)
+		}
+		st, err := localtimers.Open(filepath.Join(cfg.DataDir, "timers.db"))
+		if err != nil {
+			return nil, fmt.Errorf("backends: open the embedded task store: %w", err)
+		}
+		b.Timers = st
+		closers = append(closers, st.Close)
+		// Only a serving host runs ticks; a `trellis call` beside it must not take the lock file.
+		if cfg.ServeEvents {
+			lock, err := locallock.Open(filepath.Join(cfg.DataDir, "ticks.db"))
+			if err != nil {
+				return nil, fmt.Errorf("backends: open the embedded tick store: %w", err)
+			}
+			b.Coordinator = lock
+			closers = append(closers, lock.Close)
+		}
+	}
+	logs, err := OpenLogStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, logs.Close)
+	b.Logs = logs
+	if cfg.ClickHouseDSN != "" {
+		b.Names["logs"] = "clickhouse"
+	}
+
+	if cfg.DBDSN != "" {
+		ms, err := pgmodels.Open(ctx, cfg.DBDSN)
+		if err != nil {
+			return nil, fmt.Errorf("backends: open model storage on PostgreSQL (--db): %w", err)
+		}
+		b.Models, b.Names["db"] = ms, "postgres"
+		closers = append(closers, ms.Close)
+	} else {
+		ms, err := sqlitemodels.Open(filepath.Join(cfg.DataDir, "models.db"))
+		if err != nil {
+			return nil, fmt.Errorf("backends: open model storage in the data directory: %w", err)
+		}
+		b.Models = ms
+		closers = append(closers, ms.Close)
+	}
+	b.Close = closeAll
+	return b, nil
+}
+
+// OpenLogStore opens the execution log cfg names — ClickHouse with ClickHouseDSN, else the
+// embedded store in DataDir/logs — for the host and for `trellis logs`.
+func OpenLogStore(ctx context.Context, cfg host.Config) (logstore.Store, error) {
+	cfg = cfg.WithDefaults()
+	var (
+		store logstore.Store
+		err   error
+	)
+	if cfg.ClickHouseDSN != "" {
+		store, err = chstore.Open(ctx, cfg.ClickHouseDSN, chstore.Options{Cluster: cfg.ClickHouseCluster, Distributed: cfg.ClickHouseCluster != ""})
+	} else {
+		store, err = localstore.Open(filepath.Join(cfg.DataDir, "logs"), localstore.Options{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backends: open the execution log: %w", err)
+	}
+	return store, nil
+}

@@ -1,0 +1,79 @@
+package web
+
+import (
+	"context"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/modelrt"
+	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/tasks"
+	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// Deps is what the HTTP layer needs, as small interfaces this package owns — the way logstore
+// names no driver. A *host.Host is App, Calls, Events and Logs; its task center and model
+// runtime are Tasks and Models. Tests may pass anything that fits.
+type Deps struct {
+	App    App
+	Calls  Calls
+	Events Events
+	Logs   Logs
+	// Tasks and Models may be nil: their routes then answer 503.
+	Tasks  Tasks
+	Models Models
+}
+
+// App is the loaded app and what /api/health reports of the host.
+type App interface {
+	Snapshot() *registry.Snapshot
+	// Problems lists what the last hot reload could not apply.
+	Problems() []registry.Problem
+	// Location is the app timezone in which datetimes are read and written.
+	Location() *time.Location
+	Version() string
+	Backends() map[string]string
+}
+
+// Calls runs service functions.
+type Calls interface {
+	CallService(ctx context.Context, fullName, fn string, args []any) (jsvm.Result, error)
+}
+
+// Events is the event center's operations.
+type Events interface {
+	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
+	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
+	BulkResend(ctx context.Context, q logstore.Query) (engine.BulkResendResult, error)
+	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
+	// EventLag is each listener's backlog on the bus (pending and undelivered).
+	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
+}
+
+// Logs is the execution log: its store (nil when not running) and its writer's counters.
+type Logs interface {
+	LogStore() logstore.Store
+	LogStats() any
+}
+
+// Tasks is the task center's operations.
+type Tasks interface {
+	CreateTimerTask(ctx context.Context, req tasks.CreateRequest) (map[string]any, error)
+	ListTasks(ctx context.Context, q timers.ListQuery) (map[string]any, error)
+	GetTask(ctx context.Context, id string) (map[string]any, error)
+	ForcedEnd(ctx context.Context, id string) (map[string]any, error)
+}
+
+// Models is model CRUD.
+type Models interface {
+	Create(ctx context.Context, model string, row map[string]any, c modelrt.Caller) (map[string]any, error)
+	Get(ctx context.Context, model string, id int64) (map[string]any, error)
+	Update(ctx context.Context, model string, id int64, patch map[string]any, c modelrt.Caller) (map[string]any, error)
+	Delete(ctx context.Context, model string, id int64, c modelrt.Caller) (map[string]any, error)
+	Query(ctx context.Context, model string, q models.Query) (map[string]any, error)
+	Import(ctx context.Context, model string, rows []map[string]any, c modelrt.Caller) (int, error)
+}

@@ -1,0 +1,91 @@
+package web
+
+// Request helpers: how every route reads path parameters, query parameters and bodies, so a
+// wrong one gets the same clear 400 whichever route it was sent to.
+
+import (
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host/vocab"
+)
+
+// fullNamePattern is what a fullName may look like: dot-separated path segments, so a name can
+// never smuggle a path ("../", "/", "%2e%2e") into anything downstream.
+var fullNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$`)
+
+// fullNameParam reads a path parameter that must be a fullName.
+func fullNameParam(c echo.Context, param string) (string, error) {
+	name := c.Param(param)
+	if !fullNamePattern.MatchString(name) || len(name) > 512 {
+		return "", errBadRequest("%q is not an element fullName: use dot-separated names such as services.BackupSvc", name)
+	}
+	return name, nil
+}
+
+// idPattern is what a node, request or task id may look like.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// functionNamePattern is a JS identifier.
+var functionNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
+
+func idParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if !idPattern.MatchString(v) {
+		return "", errBadRequest("%s %q is not an id: letters, digits and _ . : - only, at most 128", name, v)
+	}
+	return v, nil
+}
+
+func readArgs(c echo.Context) ([]any, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, err
+	}
+	return vocab.DecodeArgs(body)
+}
+
+// readObject reads a JSON object body whose keys are all among allowed.
+func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, err
+	}
+	v, err := vocab.DecodeJSON(body)
+	if err != nil {
+		return nil, errBadRequest("request body is not valid JSON: %v", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errBadRequest("send a JSON object {%s}", strings.Join(allowed, ", "))
+	}
+	if allowed != nil {
+	next:
+		for k := range m {
+			for _, a := range allowed {
+				if k == a {
+					continue next
+				}
+			}
+			return nil, errBadRequest("unknown field %q: send {%s}", k, strings.Join(allowed, ", "))
+		}
+	}
+	return m, nil
+}
+
+// intParam reads an optional whole-number query parameter (0 when absent).
+func intParam(c echo.Context, name string) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errBadRequest("%s must be a whole number, got %q", name, v)
+	}
+	return n, nil
+}
