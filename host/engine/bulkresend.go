@@ -12,8 +12,8 @@ const MaxBulkResend = 10000
 
 // BulkResendResult says what a bulk resend did with each node its query matched.
 type BulkResendResult struct {
-	Resent  []ResendResult `json:"resent"`
-	Skipped []BulkResendSkip      `json:"skipped"`
+	Resent  []ResendResult   `json:"resent"`
+	Skipped []BulkResendSkip `json:"skipped"`
 	// Truncated is true when the query matched more than MaxBulkResend nodes.
 	Truncated bool `json:"truncated"`
 }
