@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
 
+	"github.com/trellis-run/trellis/host/embedded/appendlog"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -23,17 +23,10 @@ const codecVersion = 2
 // validVersion reports whether a payload's format can be read.
 func validVersion(v byte) bool { return v == 1 || v == codecVersion }
 
-// A record is one checksummed frame of the spool:
+// A record is one appendlog frame (its header holds the length and checksum) whose payload is
 //
-//	u32 LE payload length | u32 LE CRC-32C of the payload | u32 LE segment id | payload
-//	payload: u8 codecVersion | u32 LE row count | rows
-//
-// A zero length is never written, so the zero-filled end of a preallocated segment is never
-// read as records. The segment id (its low 32 bits), stamped when the record is written to a
-// segment, tells this segment's records from the stale ones of an earlier life of a recycled
-// file, which would otherwise pass their checksum.
+//	u8 codecVersion | u32 LE row count | rows
 const (
-	recHeaderLen   = 12
 	payloadHeadLen = 5
 	// recordRows and recordBytes cut a large Write into several records, so no record is
 	// huge and back-pressure can admit a large Write piece by piece.
@@ -42,29 +35,20 @@ const (
 	// minRowBytes is the smallest encoded row: 11 empty strings, 3 small numbers, 4 times of
 	// 2 bytes, 3 nil JSON values and the error flag.
 	minRowBytes = 26
-	// maxRecordBytes is far above any record written; a header claiming more is torn.
-	maxRecordBytes = 1 << 30
 )
 
-var (
-	errCorrupt = errors.New("corrupt record")
-	castagnoli = crc32.MakeTable(crc32.Castagnoli)
-)
+var errCorrupt = errors.New("corrupt record")
 
-// beginRecord reserves a record's header in dst and returns where the record starts.
+// beginRecord starts a record's frame in dst and returns where the frame starts.
 func beginRecord(dst []byte) ([]byte, int) {
-	start := len(dst)
-	dst = append(dst, make([]byte, recHeaderLen+payloadHeadLen)...)
-	dst[start+recHeaderLen] = codecVersion
-	return dst, start
+	dst, start := appendlog.BeginFrame(dst)
+	return append(dst, codecVersion, 0, 0, 0, 0), start
 }
 
-// finishRecord fills the header of the record begun at start once its n rows are appended.
-func finishRecord(rec []byte, start, n int) {
-	payload := rec[start+recHeaderLen:]
-	binary.LittleEndian.PutUint32(payload[1:], uint32(n))
-	binary.LittleEndian.PutUint32(rec[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(rec[start+4:], crc32.Checksum(payload, castagnoli))
+// finishRecord completes the record begun at start once its n rows are appended.
+func finishRecord(rec []byte, start, n int) []byte {
+	binary.LittleEndian.PutUint32(rec[start+appendlog.HeaderBytes+1:], uint32(n))
+	return appendlog.FinishFrame(rec, start)
 }
 
 // encodeRecords frames rows as one or more records of at most maxRows rows, appended to dst.
@@ -79,33 +63,15 @@ func encodeRecords(dst []byte, rows []logstore.Row, maxRows int) []byte {
 			dst = appendRow(dst, &rows[n])
 			n++
 		}
-		finishRecord(dst, start, n)
+		dst = finishRecord(dst, start, n)
 		rows = rows[n:]
 	}
 	return dst
 }
 
-// parseHeader reads a record header: the payload length and checksum.
-func parseHeader(h []byte) (length, sum uint32) {
-	return binary.LittleEndian.Uint32(h), binary.LittleEndian.Uint32(h[4:])
-}
-
-// recordSeg is the segment id a record header was stamped with.
-func recordSeg(h []byte) uint32 { return binary.LittleEndian.Uint32(h[8:]) }
-
-// stampSeg writes the segment id into every record header of recs, whole records back to back.
-func stampSeg(recs []byte, seg uint64) {
-	for off := 0; off+recHeaderLen <= len(recs); {
-		binary.LittleEndian.PutUint32(recs[off+8:], uint32(seg))
-		off += recHeaderLen + int(binary.LittleEndian.Uint32(recs[off:]))
-	}
-}
-
-// checkPayload verifies a payload against its header and returns its row count.
-func checkPayload(payload []byte, sum uint32) (int, error) {
-	if crc32.Checksum(payload, castagnoli) != sum {
-		return 0, fmt.Errorf("%w: checksum mismatch", errCorrupt)
-	}
+// checkPayload checks what a record's checksum cannot: its format and row count, which it
+// returns.
+func checkPayload(payload []byte) (int, error) {
 	if len(payload) < payloadHeadLen || !validVersion(payload[0]) {
 		return 0, fmt.Errorf("%w: unknown format version", errCorrupt)
 	}

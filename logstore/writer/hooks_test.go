@@ -14,12 +14,14 @@ func (w *Writer) crash() {
 	w.mu.Unlock()
 	w.cancel()
 	<-w.runDone
-	w.sp.closeAppends()
-	<-w.sp.prepDone
-	if w.sp.rf != nil {
-		_ = w.sp.rf.Close()
-	}
-	_ = w.sp.f.Close()
-	_ = unlockDir(w.sp.lock)
+	crashSpool(w.sp)
 	close(w.done)
+}
+
+// crashSpool leaves sp the way SIGKILL would: what appends were acknowledged is on disk, no
+// tidy or cleanup runs, the lock is dropped.
+func crashSpool(sp *spool) {
+	sp.closeAppends()
+	_ = sp.rd.Close()
+	sp.l.Kill()
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/trellis-run/trellis/host/embedded/appendlog"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -162,16 +163,15 @@ func (w *Writer) Write(ctx context.Context, rows ...logstore.Row) error {
 	}
 	buf := encodeRecords(getBuf(), rows, w.opts.BatchRows)
 	defer putBuf(buf)
-	groups := make([]*commitGroup, 0, 1)
+	groups := make([]*appendlog.Commit, 0, 1)
 	// Large writes are admitted a record at a time, so back-pressure can let them through as
 	// space frees up instead of waiting for room for all of it at once.
 	for off := 0; off < len(buf); {
 		end := off
 		nrows := 0
 		for end < len(buf) && (end == off || end-off < recordBytes) {
-			length, _ := parseHeader(buf[end:])
-			nrows += int(uint32le(buf[end+recHeaderLen+1:]))
-			end += recHeaderLen + int(length)
+			nrows += int(uint32le(buf[end+appendlog.HeaderBytes+1:]))
+			end += appendlog.FrameLen(buf[end:])
 		}
 		g, err := w.sp.append(ctx.Done(), buf[off:end], nrows)
 		if errors.Is(err, ErrStopped) {
@@ -191,9 +191,9 @@ func (w *Writer) Write(ctx context.Context, rows ...logstore.Row) error {
 	}
 	for _, g := range groups {
 		select {
-		case <-g.done:
-			if g.err != nil {
-				return fmt.Errorf("writer: write: %w", g.err)
+		case <-g.Done():
+			if err := g.Err(); err != nil {
+				return fmt.Errorf("writer: write: %w: %w", ErrSpool, err)
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("writer: write: waiting for fsync: %w", context.Cause(ctx))

@@ -1,8 +1,7 @@
 //go:build !linux
 
-package writer
+package appendlog
 
 import "os"
 
-// datasync is fsync where fdatasync is not available.
 func datasync(f *os.File) error { return f.Sync() }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package writer
+package appendlog
 
 import (
 	"errors"
@@ -10,18 +10,18 @@ import (
 )
 
 // lockDir takes an exclusive, non-blocking flock on path. The kernel drops it when the process
-// dies, so a writer killed with SIGKILL never leaves its spool locked.
+// dies, so an owner killed with SIGKILL never leaves its directory locked.
 func lockDir(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("%w: open lock file: %v", ErrSpool, err)
+		return nil, fmt.Errorf("%w: open the lock file: %w", ErrIO, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is locked by another writer; give every process its own SpoolDir", ErrSpoolLocked, path)
+			return nil, fmt.Errorf("%w: %s is locked by another process, or another Log of this one", ErrLocked, path)
 		}
-		return nil, fmt.Errorf("%w: lock %s: %v", ErrSpool, path, err)
+		return nil, fmt.Errorf("%w: lock %s: %w", ErrIO, path, err)
 	}
 	return f, nil
 }
