@@ -334,3 +334,42 @@ func TestClickHouseClusterNeedsClickHouse(t *testing.T) {
 	require.ErrorIs(t, err, host.ErrInvalidConfig)
 	require.ErrorContains(t, err, "--clickhouse-cluster")
 }
+
+// loaderApp has a user Type whose loader.js builds its instances' runtime objects: the
+// instance's own index.js exports nothing callable, the loader adds greet.
+var loaderApp = map[string]string{
+	"app.json":                    `{"name": "loaders"}`,
+	"services/GreeterType/e.json": `{"title": "Greeter type", "type": "services.Meta", "loader": "loader.js"}`,
+	"services/GreeterType/loader.js": `exports.load = function (definition, app, own) {
+  return {greet: function (who) { return (definition.greeting || "hello") + ", " + who; }, own: own};
+};`,
+	"services/Greeter/e.json":   `{"title": "Greeter", "type": "services.GreeterType"}`,
+	"services/Greeter/index.js": `exports.helper = 1;`,
+	"services/Caller/e.json":    `{"title": "Caller", "type": "services.NormalType"}`,
+	"services/Caller/index.js":  `exports.viaApp = function () { return app.getElement("services.Greeter").greet("app"); };`,
+}
+
+// A function a Type's loader provides is callable from JS, the CLI and HTTP alike; a function
+// the loaded object lacks is not_found, said by the sandbox.
+func TestLoaderFunctionsAreCallableFromOutside(t *testing.T) {
+	t.Parallel()
+	for _, sandbox := range []string{host.SandboxInProcess, host.SandboxIsolated} {
+		t.Run(sandbox, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, host.Config{Sandbox: sandbox}, loaderApp)
+			ctx := context.Background()
+			res, err := h.CallService(ctx, "services.Caller", "viaApp", nil)
+			require.NoError(t, err)
+			require.Equal(t, "hello, app", res.Value)
+
+			res, err = h.CallService(ctx, "services.Greeter", "greet", []any{"cli"})
+			require.NoError(t, err, "trellis call and POST /api/services reach the loader's function")
+			require.Equal(t, "hello, cli", res.Value)
+
+			_, err = h.CallService(ctx, "services.Greeter", "nope", nil)
+			require.Error(t, err)
+			require.Equal(t, vocab.CodeNotFound, vocab.CodeOf(err))
+			require.Contains(t, err.Error(), "nope")
+		})
+	}
+}

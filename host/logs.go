@@ -169,15 +169,15 @@ func (h *Host) LogStats() any {
 
 // logServiceCall records one service call made from the CLI or HTTP as a finished node of its
 // own request, so every execution is in the log.
-func (h *Host) logServiceCall(ctx context.Context, fullName, fn string, args []any, start time.Time, res jsvm.Result, callErr error) {
+func (h *Host) logServiceCall(ctx context.Context, call jsvm.Call, start time.Time, res jsvm.Result, callErr error) {
 	rec := h.rec.Load()
 	if rec == nil {
 		return
 	}
-	kwargs, _ := json.Marshal(args)
+	kwargs, _ := json.Marshal(call.Args)
 	end := time.Now()
-	row := rec.Row(execlog.Node{Kind: logstore.KindService, FullName: fullName, Sender: fullName + "." + fn,
-		RequestID: vocab.NewID("req_"), NodeID: vocab.NewID("node_"), CreatedAt: start, Kwargs: kwargs},
+	row := rec.Row(execlog.Node{Kind: logstore.KindService, FullName: call.Element, Sender: call.Element + "." + call.Function,
+		RequestID: call.RequestID, NodeID: call.NodeID, CreatedAt: start, Kwargs: kwargs},
 		logstore.StatusSuccess, logstore.StageDone, end)
 	if execlog.Finish(&row, start, end, res, callErr) != nil {
 		row.Status, row.Stage = logstore.StatusFail, logstore.StageFailed

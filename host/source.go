@@ -68,15 +68,22 @@ func sandboxElement(s *registry.Snapshot, el *registry.Element) *jsvm.Element {
 		out.Kind = jsvm.KindData
 		out.Files = jsFiles(el.Files)
 	}
-	if el.Layer == registry.LayerInstance {
-		for _, t := range s.Chain(el.FullName)[1:] {
-			if loader, _ := t.Definition["loader"].(string); loader != "" && t.Files[loader] != "" {
-				out.Loader = t.FullName
-				break
-			}
+	out.Loader = loaderOf(s, el)
+	return out
+}
+
+// loaderOf names the nearest Type on el's chain whose loader.js builds el's runtime object
+// (JitAi's loader chain), or "" when el's own index.js is its runtime object.
+func loaderOf(s *registry.Snapshot, el *registry.Element) string {
+	if el.Layer != registry.LayerInstance {
+		return ""
+	}
+	for _, t := range s.Chain(el.FullName)[1:] {
+		if loader, _ := t.Definition["loader"].(string); loader != "" && t.Files[loader] != "" {
+			return t.FullName
 		}
 	}
-	return out
+	return ""
 }
 
 // jsFiles keeps only the files code can require: sources, not e.json or docs.

@@ -71,6 +71,11 @@ func newRuntime(ev *elementVersion) (*jsRuntime, error) {
 			return nil, fmt.Errorf("jsvm: hide %s: %w", name, err)
 		}
 	}
+	// Integers past 2^53 reach JS as BigInts (intValue); JSON has no BigInt, so JSON.stringify
+	// writes them as strings instead of throwing at the first large id.
+	if _, err := r.RunString(`Object.defineProperty(BigInt.prototype, "toJSON", {value: function () { return this.toString(); }, writable: true, configurable: true})`); err != nil {
+		return nil, fmt.Errorf("jsvm: BigInt.prototype.toJSON: %w", err)
+	}
 	for _, b := range binders() {
 		if err := b.bind(rt); err != nil {
 			return nil, fmt.Errorf("jsvm: bind %s: %w", b.name, err)

@@ -55,7 +55,7 @@ func (rt *jsRuntime) toJSDepth(v any, depth int) goja.Value {
 	case int32:
 		return r.ToValue(int64(t))
 	case int64:
-		return r.ToValue(t)
+		return intValue(r, t)
 	case uint:
 		return r.ToValue(float64(t))
 	case uint8:
@@ -71,7 +71,7 @@ func (rt *jsRuntime) toJSDepth(v any, depth int) goja.Value {
 		return r.ToValue(float64(t))
 	case json.Number:
 		if n, err := t.Int64(); err == nil {
-			return r.ToValue(n)
+			return intValue(r, n)
 		}
 		f, _ := t.Float64()
 		return r.ToValue(f)
@@ -80,9 +80,9 @@ func (rt *jsRuntime) toJSDepth(v any, depth int) goja.Value {
 			return goja.Null()
 		}
 		if t.IsInt64() {
-			return r.ToValue(t.Int64())
+			return intValue(r, t.Int64())
 		}
-		return r.ToValue(t.String())
+		return r.ToValue(t)
 	case time.Time:
 		return rt.newDate(t)
 	case *time.Time:
@@ -180,6 +180,20 @@ func (rt *jsRuntime) toJSReflect(v any, depth int) goja.Value {
 		panic(rt.newCodedError(CodeInvalidArg, fmt.Sprintf("value of type %T cannot cross into JavaScript: %v", v, err), nil))
 	}
 	return rt.toJSDepth(plain, depth+1)
+}
+
+// maxSafeInteger is Number.MAX_SAFE_INTEGER: past it a JS Number cannot hold every integer.
+const maxSafeInteger = 1<<53 - 1
+
+// intValue gives JS an integer exactly: a Number within ±2^53-1, a BigInt past it. An order id
+// such as 9007199254740993 would otherwise become the Number 9007199254740992 on its way in, and
+// come back out changed; as a BigInt it prints, compares and returns unchanged (the exporter
+// turns a BigInt that fits back into an int64), and JSON.stringify writes it as a string.
+func intValue(r *goja.Runtime, n int64) goja.Value {
+	if n > maxSafeInteger || n < -maxSafeInteger {
+		return r.ToValue(big.NewInt(n))
+	}
+	return r.ToValue(n)
 }
 
 func (rt *jsRuntime) newDate(t time.Time) goja.Value {
