@@ -75,7 +75,7 @@ func newCallCmd() *cobra.Command {
 			return nil
 		},
 	}
-	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
+	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
 	return cmd
 }
 
