@@ -81,16 +81,6 @@ func (f *fakeExecutor) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result
 		// Blocks until ctx ends or the host call "release" answers: reports the app it started on.
 		_, err := f.opts.Host.CallHost(ctx, jsvm.HostCall{FullName: "test", Method: "block"})
 		return jsvm.Result{Value: app}, err
-	case "host":
-		v, err := f.opts.Host.CallHost(ctx, jsvm.HostCall{FullName: "svc", Method: "echo", Args: call.Args, RequestID: call.RequestID})
-		return jsvm.Result{Value: v}, err
-	case "sleep":
-		<-ctx.Done()
-		code := jsvm.CodeTimeout
-		if errors.Is(ctx.Err(), context.Canceled) {
-			code = jsvm.CodeCanceled
-		}
-		return jsvm.Result{}, &jsvm.Error{Code: code, Message: "fake: stopped: " + ctx.Err().Error()}
 	case "spin":
 		for {
 		}
@@ -114,8 +104,6 @@ func (f *fakeExecutor) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result
 			b[i] = 1
 		}
 		sink = append(sink, b)
-		return jsvm.Result{Value: int64(os.Getpid())}, nil
-	case "pid":
 		return jsvm.Result{Value: int64(os.Getpid())}, nil
 	case "recurse":
 		return jsvm.Result{Value: recurse(1)}, nil

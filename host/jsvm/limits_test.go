@@ -9,30 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestTimeoutStopsBusyLoop(t *testing.T) {
-	t.Parallel()
-	vm := setup(t, Options{}, source(index("services.Loop", `exports.f = function () { for (;;) {} }`)))
-	timeout := 100 * time.Millisecond
-	start := time.Now()
-	res, err := vm.Execute(context.Background(), Call{Element: "services.Loop", Function: "f", Limits: Limits{Timeout: timeout}})
-	elapsed := time.Since(start)
-	require.Error(t, err)
-	e := err.(*Error)
-	require.Equal(t, CodeTimeout, e.Code)
-	require.Equal(t, "services/Loop/index.js", e.File)
-	require.GreaterOrEqual(t, elapsed, timeout)
-	// CI-safe bound: the loop must stop long before a second timeout would have passed.
-	require.Less(t, elapsed, timeout+time.Second, "loop ran %s past its deadline", elapsed-timeout)
-	require.Nil(t, res.Value)
-}
-
-func TestStackOverflow(t *testing.T) {
-	t.Parallel()
-	vm := setup(t, Options{}, source(index("services.Rec", `exports.f = function f() { try { return f() } catch (e) { return "caught" } }`)))
-	e := runErr(t, vm, "services.Rec", "f")
-	require.Equal(t, CodeStackOverflow, e.Code)
-}
-
 func TestMemoryGuards(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
@@ -109,50 +85,6 @@ func TestJSONStringifyStillWorks(t *testing.T) {
 		`{"a":[1,{}],"c":"x"}`, true, `"s"`, nil}, got)
 }
 
-func TestTimeoutLandsNearTheDeadline(t *testing.T) {
-	t.Parallel()
-	vm := setup(t, Options{}, source(index("services.Loop", `exports.f = function () { let i = 0; for (;;) { i++ } }`)))
-	const timeout = 200 * time.Millisecond
-	var worst time.Duration
-	for range 3 {
-		start := time.Now()
-		_, err := vm.Execute(context.Background(), Call{Element: "services.Loop", Function: "f", Limits: Limits{Timeout: timeout}})
-		over := time.Since(start) - timeout
-		require.Equal(t, CodeTimeout, AsError(err).Code)
-		worst = max(worst, over)
-	}
-	t.Logf("worst overrun past the deadline: %s (target 50ms)", worst)
-	// Generous so a loaded CI machine does not flake; the target is 50 ms and is typically < 1 ms.
-	require.Less(t, worst, 500*time.Millisecond)
-}
-
-func TestContextCancelAndDeadline(t *testing.T) {
-	t.Parallel()
-	entered := make(chan struct{}, 1)
-	host := HostCallerFunc(func(ctx context.Context, c HostCall) (any, error) {
-		entered <- struct{}{}
-		return nil, nil
-	})
-	vm := setup(t, Options{Host: host}, source(
-		&Element{FullName: "services.Sig", Kind: KindHost, Methods: []string{"started"}},
-		index("services.Loop", `exports.f = function () { app.getElement("services.Sig").started(); for (;;) {} }`),
-	))
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() {
-		_, err := vm.Execute(ctx, Call{Element: "services.Loop", Function: "f"})
-		errc <- err
-	}()
-	<-entered
-	cancel()
-	require.Equal(t, CodeCanceled, AsError(<-errc).Code)
-
-	dctx, dcancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer dcancel()
-	_, err := vm.Execute(dctx, Call{Element: "services.Loop", Function: "f"})
-	require.Equal(t, CodeTimeout, AsError(err).Code)
-}
-
 func TestRuntimeIsDroppedAfterALimit(t *testing.T) {
 	t.Parallel()
 	vm := setup(t, Options{MaxIdlePerElement: 1}, source(index("services.C", `let n = 0;
@@ -165,35 +97,6 @@ func TestRuntimeIsDroppedAfterALimit(t *testing.T) {
 	require.EqualValues(t, 1, mustRun(t, vm, "services.C", "next"), "a fresh runtime after the timeout")
 	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.C", "deep").Code)
 	require.EqualValues(t, 1, mustRun(t, vm, "services.C", "next"), "a fresh runtime after the overflow")
-}
-
-func TestLimitsAcrossElements(t *testing.T) {
-	t.Parallel()
-	vm := setup(t, Options{}, source(
-		index("services.A", `exports.ping = n => app.getElement("services.B").pong(n + 1);
-			exports.catchLoop = () => { try { return app.getElement("services.B").loop() } catch (e) { return "caught " + e.code } finally { for (;;) {} } };
-			exports.deepInB = () => { try { return app.getElement("services.B").deep() } catch (e) { return "caught" } };
-			exports.selfRec = n => app.getElement("services.A").selfRec(n + 1);`),
-		index("services.B", `exports.pong = n => app.getElement("services.A").ping(n + 1);
-			exports.loop = () => { for (;;) {} };
-			exports.deep = function d() { return d() };`),
-	))
-	e := runErr(t, vm, "services.A", "ping", 0)
-	require.Equal(t, CodeStackOverflow, e.Code, e.Error())
-	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.A", "selfRec", 0).Code)
-	require.Equal(t, CodeStackOverflow, runErr(t, vm, "services.A", "deepInB").Code)
-
-	start := time.Now()
-	_, err := vm.Execute(context.Background(), Call{Element: "services.A", Function: "catchLoop", Limits: Limits{Timeout: 50 * time.Millisecond}})
-	require.Equal(t, CodeTimeout, AsError(err).Code, "a limit in the callee cannot be caught by the caller")
-	require.Less(t, time.Since(start), 5*time.Second)
-
-	// The call depth is shared: each element's frames count toward one budget.
-	vm2 := setup(t, Options{Limits: Limits{MaxCallDepth: 60}}, source(
-		index("services.A", `function r(n) { return n ? r(n - 1) : app.getElement("services.B").r(40) } exports.f = () => r(40);`),
-		index("services.B", `function r(n) { return n ? r(n - 1) : "bottom" } exports.r = r;`),
-	))
-	require.Equal(t, CodeStackOverflow, runErr(t, vm2, "services.A", "f").Code)
 }
 
 func TestMemoryProbe(t *testing.T) {
@@ -212,30 +115,6 @@ func TestMemoryProbe(t *testing.T) {
 	require.Equal(t, CodeMemoryLimit, e.Code)
 	require.Equal(t, "services/M/index.js", e.File)
 	require.EqualValues(t, 1, mustRun(t, vm, "services.M", "small"))
-}
-
-func TestHostPanicNeverEscapes(t *testing.T) {
-	t.Parallel()
-	host := HostCallerFunc(func(ctx context.Context, c HostCall) (any, error) { panic(c.Method) })
-	vm := setup(t, Options{Host: host}, source(
-		&Element{FullName: "services.H", Kind: KindHost, Methods: []string{"boom"}},
-		index("services.A", `exports.f = () => app.getElement("services.B").g()`),
-		index("services.B", `exports.g = () => app.getElement("services.H").boom()`),
-	))
-	e := runErr(t, vm, "services.A", "f")
-	require.Equal(t, CodeJSError, e.Code)
-	require.Contains(t, e.Message, "boom")
-}
-
-func TestEndlessMicrotasksTimeOut(t *testing.T) {
-	t.Parallel()
-	vm := setup(t, Options{}, source(index("services.P", `
-		exports.jobs = () => { (function loop() { Promise.resolve().then(loop) })(); return "scheduled" };
-		exports.await = async () => { for (;;) { await null } };`)))
-	for _, fn := range []string{"jobs", "await"} {
-		_, err := vm.Execute(context.Background(), Call{Element: "services.P", Function: fn, Limits: Limits{Timeout: 50 * time.Millisecond}})
-		require.Equal(t, CodeTimeout, AsError(err).Code, fn)
-	}
 }
 
 func TestHugeSparseResultIsRefused(t *testing.T) {

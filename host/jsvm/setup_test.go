@@ -7,14 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// jsElement is a KindJS element with the given files (index.js first).
-func jsElement(fullName string, files map[string]string) *Element {
-	return &Element{FullName: fullName, Kind: KindJS, Files: files}
-}
-
 // index is a KindJS element with one index.js.
 func index(fullName, src string) *Element {
-	return jsElement(fullName, map[string]string{"index.js": src})
+	return &Element{FullName: fullName, Kind: KindJS, Files: map[string]string{"index.js": src}}
 }
 
 func source(elements ...*Element) *Source {

@@ -2,6 +2,7 @@ package jsvmtest
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -72,11 +73,13 @@ func testContextCancelAndDeadline(e *env) {
 		errc <- err
 	}()
 	e.waitEntered(g)
+	time.Sleep(50 * time.Millisecond) // let it reach the loop: CancelDuringHostCall is the other case
 	start := time.Now()
 	cancel()
 	select {
 	case err := <-errc:
-		require.Equal(e.t, jsvm.CodeCanceled, e.asError(err, "canceled execution").Code)
+		je := e.asError(err, "canceled execution")
+		require.Equal(e.t, jsvm.CodeCanceled, je.Code, "%+v", je)
 		require.Less(e.t, time.Since(start), e.f.Slack, "the execution ends soon after the cancel")
 	case <-time.After(e.f.Timeout):
 		e.t.Fatalf("a canceled execution did not end within %s", e.f.Timeout)
@@ -98,6 +101,43 @@ func testContextCancelAndDeadline(e *env) {
 	e.ping()
 }
 
+// An execution whose ctx is canceled, or whose deadline passes, while it waits for a host call
+// ends with canceled or timeout, as it would in JS code: the host call's own error (the ctx's)
+// must not turn it into a js_error.
+func testCancelDuringHostCall(e *env) {
+	g := newGate()
+	e.open(g, app(pingElement,
+		hostElement("services.Gate", "wait"),
+		js("services.W", `exports.f = function () { app.getElement("services.Gate").wait(); return "released" };
+			exports.caught = function () { try { app.getElement("services.Gate").wait() } catch (e) { return "caught " + e.code } };`),
+	))
+	for _, fn := range []string{"f", "caught"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			res, err := e.ex.Execute(ctx, jsvm.Call{Element: "services.W", Function: fn, Args: []any{}})
+			if err == nil {
+				err = fmt.Errorf("no error; value %v", res.Value)
+			}
+			errc <- err
+		}()
+		e.waitEntered(g)
+		cancel()
+		select {
+		case err := <-errc:
+			je := e.asError(err, fn+" canceled during a host call")
+			require.Equal(e.t, jsvm.CodeCanceled, je.Code, "%s: %v", fn, je)
+		case <-time.After(e.f.Timeout):
+			e.t.Fatalf("%s: a canceled execution did not end within %s", fn, e.f.Timeout)
+		}
+		e.ping()
+
+		je, _ := e.limited(jsvm.Call{Element: "services.W", Function: fn, Limits: jsvm.Limits{Timeout: 100 * time.Millisecond}})
+		require.Equal(e.t, jsvm.CodeTimeout, je.Code, "%s: deadline during a host call: %v", fn, je)
+		<-g.entered
+	}
+}
+
 // Code stuck inside a built-in that never looks at the interrupt (a backtracking regular
 // expression) ends at its deadline with timeout, where the executor can stop it.
 func testStuckBuiltin(e *env) {
@@ -113,8 +153,9 @@ func testStuckBuiltin(e *env) {
 }
 
 // Recursion past the call-depth cap ends the execution with stack_overflow, whether it is in
-// one function, between two elements, or inside a built-in converting a deeply nested value;
-// catch cannot stop it. Limits.MaxCallDepth sets the cap.
+// one function, between two elements, through app.getElement of the element itself, or inside a
+// built-in converting a deeply nested value; catch cannot stop it. Limits.MaxCallDepth sets the
+// cap, one budget for all the elements an execution goes through.
 func testStackOverflow(e *env) {
 	e.open(nil, app(pingElement,
 		js("services.A", `
@@ -122,14 +163,20 @@ func testStackOverflow(e *env) {
 			exports.ping = n => app.getElement("services.B").pong(n + 1);
 			exports.deepInB = () => { try { return app.getElement("services.B").deep() } catch (e) { return "caught" } };
 			exports.nestedToString = n => { let a = []; for (let i = 0; i < n; i++) a = [a]; return String(a).length };
-			exports.depth = n => { function r(k) { return k ? r(k - 1) : "bottom" } return r(n) };`),
+			exports.depth = n => { function r(k) { return k ? r(k - 1) : "bottom" } return r(n) };
+			exports.selfRec = n => app.getElement("services.A").selfRec(n + 1);
+			exports.split = (a, b) => { function r(k) { return k ? r(k - 1) : app.getElement("services.B").r(b) } return r(a) };`),
 		js("services.B", `exports.pong = n => app.getElement("services.A").ping(n + 1);
-			exports.deep = function d() { return d() };`),
+			exports.deep = function d() { return d() };
+			exports.r = function r(k) { return k ? r(k - 1) : "bottom" };`),
 	))
 	for _, c := range []jsvm.Call{
 		{Element: "services.A", Function: "recursion"},
 		{Element: "services.A", Function: "ping", Args: []any{0}},
 		{Element: "services.A", Function: "deepInB"},
+		{Element: "services.A", Function: "selfRec", Args: []any{0}},
+		// The depth is one budget for the execution: each element's frames count toward it.
+		{Element: "services.A", Function: "split", Args: []any{40, 40}, Limits: jsvm.Limits{MaxCallDepth: 60}},
 		// 1e5 nested arrays take ~56 MB in goja; converting them recurses past the cap.
 		{Element: "services.A", Function: "nestedToString", Args: []any{100_000}, Limits: jsvm.Limits{MemoryBytes: 2 * DefaultMemoryBytes}},
 		{Element: "services.A", Function: "depth", Args: []any{200}, Limits: jsvm.Limits{MaxCallDepth: 50}},
@@ -138,7 +185,10 @@ func testStackOverflow(e *env) {
 		require.Equal(e.t, jsvm.CodeStackOverflow, je.Code, "%s: %v", c.Function, je)
 	}
 	require.Equal(e.t, "bottom", e.value("services.A", "depth", 20))
-	res, err := e.exec(jsvm.Call{Element: "services.A", Function: "depth", Args: []any{500}})
+	res, err := e.exec(jsvm.Call{Element: "services.A", Function: "split", Args: []any{10, 10}, Limits: jsvm.Limits{MaxCallDepth: 60}})
+	require.NoError(e.t, err, "20 frames in two elements are within a depth of 60")
+	require.Equal(e.t, "bottom", res.Value)
+	res, err = e.exec(jsvm.Call{Element: "services.A", Function: "depth", Args: []any{500}})
 	require.NoError(e.t, err, "500 frames are within the default depth")
 	require.Equal(e.t, "bottom", res.Value)
 }
