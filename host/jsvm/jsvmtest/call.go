@@ -18,7 +18,7 @@ func testCall(e *env) {
 	))
 	require.Equal(e.t, map[string]any{"a": int64(1), "b": int64(2), "sum": int64(3), "n": int64(2)}, e.value("services.Echo", "f", 1, 2))
 	require.Equal(e.t, int64(0), e.value("services.Echo", "none"), "empty Args: no arguments")
-	res, err := e.exec(jsvm.Call{Element: "services.Echo", Function: "none", Args: nil})
+	res, err := e.ex.Execute(e.ctx(), jsvm.Call{Element: "services.Echo", Function: "none", Args: nil})
 	require.NoError(e.t, err)
 	require.Equal(e.t, int64(0), res.Value, "nil Args: no arguments")
 	require.Nil(e.t, e.value("services.Echo", "nothing"), "undefined comes back as nil")

@@ -42,9 +42,9 @@ type Options struct {
 	Limits jsvm.Limits
 }
 
-// DefaultMemoryBytes is the memory cap the suite gives every executor: the smallest that lets a
-// worker process of the isolated executor run a compiled app comfortably, and small enough that
-// the guards of the in-process VM refuse the suite's huge allocations before they happen.
+// DefaultMemoryBytes is the memory cap the suite gives every executor: room enough for the
+// suite's ordinary code (a worker of the isolated executor needs at least 16 MiB), small enough
+// that the VM's guards refuse the suite's huge allocations and that hogs trip a hard cap fast.
 const DefaultMemoryBytes = 64 << 20
 
 // Features says what an executor guarantees where executors may differ (docs/sandbox.md, "What
