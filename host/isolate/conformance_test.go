@@ -30,7 +30,6 @@ func TestConformance(t *testing.T) {
 		// Close stops every worker; what they were running ends with jsvm.ErrClosed.
 		CloseEndsRunning: true,
 		KnownBugs: map[string]string{
-			"LargeIntegers": "the workers' jsvm.VM turns an int64 beyond ±2^53 into a float64 JS number (see jsvm's TestConformance)",
 			"CancelDuringHostCall": "as in jsvm's TestConformance (the workers' VM throws the host call's ctx error as a JS Error), " +
 				"and worse here: the host's ctx error crosses the pipe uncoded (toWireError), so JS gets code internal " +
 				"(\"services.Gate.wait: context canceled\"), and when that reply reaches the worker before the cancel frame, " +

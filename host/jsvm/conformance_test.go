@@ -9,11 +9,6 @@ import (
 	"github.com/trellis-run/trellis/host/jsvm/jsvmtest"
 )
 
-// largeIntegersBug is why LargeIntegers is skipped, for both executors (isolate's workers run a VM).
-const largeIntegersBug = "an int64 beyond ±2^53 enters JS as a float64 number (toJS hands it to goja's ToValue, " +
-	"whose intToValue makes a float past 2^53): 9007199254740993 comes back as 9007199254740992 (float64 when " +
-	"returned directly), in arguments, between elements and from and to the host"
-
 // cancelDuringHostCallBug is why CancelDuringHostCall is skipped, for both executors.
 const cancelDuringHostCallBug = "when the execution's ctx is canceled, or its deadline passes, while a host call is in " +
 	"flight and the host returns the ctx's error, the host-call binding (hostMethod, elements.go) checks x.limitCode() before the " +
@@ -31,7 +26,6 @@ func TestConformance(t *testing.T) {
 		require.NoError(t, err)
 		return vm
 	}, jsvmtest.Features{KnownBugs: map[string]string{
-		"LargeIntegers":        largeIntegersBug,
 		"CancelDuringHostCall": cancelDuringHostCallBug,
 	}})
 }
