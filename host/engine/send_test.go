@@ -101,9 +101,9 @@ func TestSendEventJoinsTheCallersRequest(t *testing.T) {
 func TestEventTypeAndModelFilters(t *testing.T) {
 	t.Parallel()
 	app := map[string]string{
-		"events/OrderType/e.json": `{"title": "Order events", "type": "events.Meta", "schema": {"sender": {"type": "string", "required": true}}}`,
-		"models/Order/e.json":     `{"title": "Order", "type": "models.NormalType", "fields": [{"name": "status", "type": "Stext"}, {"name": "note", "type": "Stext"}]}`,
-		"events/OnStatus/e.json":  `{"title": "On status", "type": "events.ModelType", "model": "models.Order", "operate": ["afterUpdate"], "fields": ["status"]}`,
+		"events/OrderType/e.json":  `{"title": "Order events", "type": "events.Meta", "schema": {"sender": {"type": "string", "required": true}}}`,
+		"models/Order/e.json":      `{"title": "Order", "type": "models.NormalType", "fields": [{"name": "status", "type": "Stext"}, {"name": "note", "type": "Stext"}]}`,
+		"events/OnStatus/e.json":   `{"title": "On status", "type": "events.ModelType", "model": "models.Order", "operate": ["afterUpdate"], "fields": ["status"]}`,
 		"events/OnStatus/index.js": `exports.handle = function (event) { return event.kwargs; };`,
 		"events/OnWrite/e.json":    `{"title": "On any write", "type": "events.ModelType", "model": "models.Order"}`,
 		"events/OnWrite/index.js":  `exports.handle = function (event) { return event.kwargs; };`,

@@ -173,7 +173,9 @@ type probe struct {
 	hits  chan string
 }
 
-func newProbe() *probe { return &probe{gates: map[string]chan struct{}{}, hits: make(chan string, 1024)} }
+func newProbe() *probe {
+	return &probe{gates: map[string]chan struct{}{}, hits: make(chan string, 1024)}
+}
 
 func (p *probe) gate(name string) chan struct{} {
 	p.mu.Lock()
