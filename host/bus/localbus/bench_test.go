@@ -22,9 +22,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 			defer bs.Close()
 			var syncs int64
 			bustest.RunLoad(b, bs, "events", bustest.Load{Publishers: c.pubs, Subscribers: c.subs}, func() {
-				syncs = bs.syncs.Load()
+				syncs = bs.alog.Stats().Syncs
 			})
-			b.ReportMetric(float64(bs.syncs.Load()-syncs)/float64(b.N), "fsyncs/msg")
+			b.ReportMetric(float64(bs.alog.Stats().Syncs-syncs)/float64(b.N), "fsyncs/msg")
 		})
 	}
 }

@@ -4,20 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/embedded/appendlog"
 )
 
 // Bus is the embedded bus. Safe for concurrent use.
 type Bus struct {
 	dir  string
 	opts Options
-	lock *os.File
+	alog *appendlog.Log
 
 	mu        sync.Mutex
 	topics    map[string]*topic
@@ -28,24 +27,18 @@ type Bus struct {
 	closed    bool
 	ioErr     error // sticky: the log failed
 
-	// The log: the current batch's records (buf) and the committer's file.
-	buf      []byte
-	spare    []byte
-	cur      *batch
-	file     *os.File
-	fileSize int64
+	logDone   bool  // the log is closed: nothing more is written
 
-	kick        chan struct{} // a record someone waits for
-	lazyKick    chan struct{} // a record nobody waits for: written within lazyDelay
-	stopWriter  chan struct{}
-	crashWriter chan struct{}
-	writerDone  chan struct{}
-	stopTrim    chan struct{}
-	trimDone    chan struct{}
-	closeOnce   sync.Once
+	// The log's side, under mu.
+	scratch    []byte                       // the record being framed
+	cur        *batch                       // the batch of the group commit being filled
+	batches    map[*appendlog.Commit]*batch // batches not yet committed
+	last       *appendlog.Commit            // the latest commit appended to
+	compacting *appendlog.Commit            // a Rewrite not yet committed
 
-	compactions atomic.Int64
-	syncs       atomic.Int64 // fdatasync calls, for the benchmarks
+	stopTrim  chan struct{}
+	trimDone  chan struct{}
+	closeOnce sync.Once
 }
 
 var (
@@ -62,22 +55,13 @@ func Open(dir string, opts Options) (*Bus, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("open: %w: the directory is empty; pass the data directory's bus folder", ErrInvalidOptions)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("open: %w: create the bus directory: %w", ErrIO, err)
-	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", dir, err)
-	}
 	b := &Bus{
-		dir: dir, opts: opts, lock: lock,
+		dir: dir, opts: opts,
 		topics: map[string]*topic{}, topicByID: map[uint64]*topic{}, groupByID: map[uint64]*group{},
-		nextID: 1, cur: newBatch(),
-		kick: make(chan struct{}, 1), lazyKick: make(chan struct{}, 1), stopWriter: make(chan struct{}), crashWriter: make(chan struct{}),
-		writerDone: make(chan struct{}), stopTrim: make(chan struct{}), trimDone: make(chan struct{}),
+		nextID: 1, batches: map[*appendlog.Commit]*batch{},
+		stopTrim: make(chan struct{}), trimDone: make(chan struct{}),
 	}
 	if err := b.openLog(); err != nil {
-		_ = unlockDir(lock)
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	// Every pending delivery of the previous run belongs to a consumer that is gone: a consumer
@@ -92,7 +76,6 @@ func Open(dir string, opts Options) (*Bus, error) {
 			}
 		}
 	}
-	go b.writeLoop()
 	go b.trimLoop()
 	return b, nil
 }
@@ -149,23 +132,10 @@ func (b *Bus) Publish(ctx context.Context, topicName string, msgs ...*bus.Messag
 	}
 	bt.published[t] = t.next
 	b.mu.Unlock()
-	if err := b.wait(ctx, bt); err != nil {
+	if err := b.wait(ctx, bt.c); err != nil {
 		return nil, fmt.Errorf("publish to %q: %w", topicName, err)
 	}
 	return ids, nil
-}
-
-// wait waits until bt is on disk.
-func (b *Bus) wait(ctx context.Context, bt *batch) error {
-	select {
-	case <-bt.done:
-		if bt.err != nil {
-			return fmt.Errorf("%w: %w", bus.ErrUnavailable, bt.err)
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // usable says why the bus cannot take a write, if it cannot. Under mu.
@@ -236,17 +206,14 @@ func (b *Bus) Subscribe(ctx context.Context, topicName, groupName string, o bus.
 	s := newSub(b, g, o.Consumer, prefetch, claimAfter)
 	g.subs[o.Consumer] = s
 	g.adopt(s)
-	var bt *batch
-	if len(b.buf) > 0 {
-		// The group (or the topic, or its new cursor) must survive a crash once Subscribe
-		// returned: messages published from now on are kept for it.
-		bt = b.cur
-		b.kickNow()
-	}
+	// The group (or the topic, or its new cursor) must survive a crash once Subscribe
+	// returned: messages published from now on are kept for it.
+	pending := b.pending()
 	b.mu.Unlock()
 	go s.run()
-	if bt != nil {
-		if err := b.wait(ctx, bt); err != nil {
+	if pending != nil {
+		b.alog.Kick()
+		if err := b.wait(ctx, pending); err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("subscribe to %q/%q: %w", topicName, groupName, err)
 		}
@@ -329,7 +296,7 @@ func (b *Bus) DeleteGroup(ctx context.Context, topicName, groupName string) erro
 	for _, s := range subs {
 		_ = s.Close()
 	}
-	if err := b.wait(ctx, bt); err != nil {
+	if err := b.wait(ctx, bt.c); err != nil {
 		return fmt.Errorf("delete group %q/%q: %w", topicName, groupName, err)
 	}
 	return nil
@@ -431,30 +398,16 @@ func (b *Bus) shutdown(crash bool) error {
 	}
 	close(b.stopTrim)
 	<-b.trimDone
-	if crash {
-		close(b.crashWriter)
-	} else {
-		close(b.stopWriter)
-	}
-	<-b.writerDone
-	b.mu.Lock()
-	failed := b.ioErr
-	// Wake whoever still waits on a batch that will never be written.
-	if b.cur != nil {
-		b.cur.err = bus.ErrClosed
-		close(b.cur.done)
-		b.cur = nil
-	}
-	b.mu.Unlock()
 	var errs []error
-	if b.file != nil {
-		if err := b.file.Close(); err != nil && !crash {
-			errs = append(errs, fmt.Errorf("close: %w: close the log: %w", ErrIO, err))
-		}
+	if crash {
+		b.alog.Kill()
+	} else if err := b.alog.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close: %w: %w", ErrIO, err))
 	}
-	if err := unlockDir(b.lock); err != nil && !crash {
-		errs = append(errs, fmt.Errorf("close: %w: unlock %s: %w", ErrIO, b.dir, err))
-	}
+	b.mu.Lock()
+	b.logDone = true
+	failed := b.ioErr
+	b.mu.Unlock()
 	if failed != nil && !crash {
 		errs = append(errs, fmt.Errorf("close: the log had failed earlier: %w", failed))
 	}

@@ -4,17 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
+
+	"github.com/trellis-run/trellis/host/embedded/appendlog"
 )
 
-// The log is a header followed by frames: uint32 length of the record, uint32 CRC-32C of the
-// record, the record (a type byte and its fields: uvarints and length-prefixed bytes).
-const (
-	logHeader  = "TRELLIS-BUS-LOG v1\n"
-	frameBytes = 8
-	// maxRecord bounds a record so a corrupt length cannot make replay allocate gigabytes.
-	maxRecord = 1 << 30
-)
+// A record is a type byte and its fields: uvarints and length-prefixed bytes. Each is one
+// appendlog frame.
 
 // Record types.
 const (
@@ -28,17 +23,10 @@ const (
 	recTrim     = 'R' // topic id, first seq kept
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // frame appends one framed record built by body to buf.
 func frame(buf []byte, body func([]byte) []byte) []byte {
-	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
-	buf = body(buf)
-	rec := buf[start+frameBytes:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(rec, castagnoli))
-	return buf
+	buf, start := appendlog.BeginFrame(buf)
+	return appendlog.FinishFrame(body(buf), start)
 }
 
 func putUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
@@ -91,6 +79,6 @@ func (r *reader) bytes() []byte {
 
 func (r *reader) string() string { return string(r.bytes()) }
 
-func corrupt(off int64, typ byte, err error) error {
-	return fmt.Errorf("%w: record %q at byte %d: %v", ErrCorrupt, typ, off, err)
+func corrupt(typ byte, err error) error {
+	return fmt.Errorf("%w: record %q: %v", ErrCorrupt, typ, err)
 }

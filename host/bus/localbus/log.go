@@ -1,189 +1,91 @@
 package localbus
 
 import (
-	"bufio"
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/embedded/appendlog"
 )
 
-// File names in the directory.
+// The log is an appendlog in the directory (its layout is described there) whose records are
+// the ones of codec.go. Segments are bus-<id>.log; a compaction is an appendlog Rewrite, a
+// bus-<id>.base.log holding the live state that voids every older segment.
 const (
-	logName  = "bus.log"
-	tmpName  = "bus.log.compact"
-	lockName = "LOCK"
+	logMagic  = "TRELLIS-BUS-LOG v2\n"
+	logPrefix = "bus-"
+	logSuffix = ".log"
+	// lazyDelay bounds how long deliveries and acks wait for a commit when no Publish comes to
+	// carry them: losing them in a crash costs a redelivery, not a message.
+	lazyDelay = 5 * time.Millisecond
 )
 
-// batch is one group commit: the records appended since the previous one. done is closed once
-// they are on disk (or failed: err).
+// batch is what one group commit makes visible once durable: per topic, the sequence after the
+// last message of the commit. Consumers may see messages below it from then on.
 type batch struct {
-	done chan struct{}
-	err  error
-	// published holds, per topic, the sequence after the last message of this batch: consumers
-	// may see messages below it once the batch is durable.
+	c         *appendlog.Commit
 	published map[*topic]uint64
 }
 
-func newBatch() *batch { return &batch{done: make(chan struct{}), published: map[*topic]uint64{}} }
-
-// openLog opens (creating when missing) the log file and returns it positioned for appending,
-// after replaying every intact record through apply. A torn or corrupt tail is cut off.
+// openLog opens the log in the directory, replaying every intact record through apply (a torn
+// or corrupt tail is cut off), and migrates a log written before the bus used appendlog.
 func (b *Bus) openLog() error {
-	path := filepath.Join(b.dir, logName)
-	// A compaction that crashed before its rename left a partial snapshot: the log is intact.
-	if err := os.Remove(filepath.Join(b.dir, tmpName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: remove the unfinished compaction: %w", ErrIO, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
-	if err != nil {
-		return fmt.Errorf("%w: open %s: %w", ErrIO, path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		return fmt.Errorf("%w: stat %s: %w", ErrIO, path, err)
-	}
-	if st.Size() == 0 {
-		if _, err := f.Write([]byte(logHeader)); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("%w: write the log header: %w", ErrIO, err)
+	records := 0
+	l, err := appendlog.Open(b.dir, appendlog.Options{
+		Magic: logMagic, Prefix: logPrefix, Suffix: logSuffix,
+		NoSync: b.opts.NoSync, LazyDelay: lazyDelay, OnCommit: b.committed, Logger: b.opts.Logger,
+		// Records build on each other (a delivery on its message, a message on its topic): after
+		// a lost commit nothing more may be written, and no segment may be skipped.
+		FailStop: true,
+	}, func(_ appendlog.Position, rec []byte) error {
+		records++
+		if err := b.apply(rec); err != nil {
+			return corrupt(rec[0], err)
 		}
-		if err := b.syncFile(f); err != nil {
-			_ = f.Close()
-			return err
-		}
-		if err := syncDir(b.dir); err != nil {
-			_ = f.Close()
-			return err
-		}
-		b.file, b.fileSize = f, int64(len(logHeader))
 		return nil
-	}
-	end, err := b.replay(f, path)
-	if err != nil {
-		_ = f.Close()
+	})
+	switch {
+	case errors.Is(err, appendlog.ErrLocked):
+		return fmt.Errorf("%w: %w; give every host its own data directory, or share a bus through Redis", ErrLocked, err)
+	case errors.Is(err, appendlog.ErrCorrupt) && !errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case err != nil && !errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrIO, err)
+	case err != nil:
 		return err
 	}
-	if end < st.Size() {
-		b.opts.Logger.Warn("localbus: cut off a torn log tail", "file", path, "kept", end, "dropped", st.Size()-end)
-		if err := f.Truncate(end); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("%w: cut the torn tail of %s: %w", ErrIO, path, err)
-		}
-		if err := b.syncFile(f); err != nil {
-			_ = f.Close()
-			return err
-		}
+	b.alog = l
+	if err := b.migrate(records > 0); err != nil {
+		l.Kill()
+		return err
 	}
-	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("%w: seek %s: %w", ErrIO, path, err)
-	}
-	b.file, b.fileSize = f, end
 	return nil
 }
 
-// replay applies every intact record of the log and returns the offset after the last one.
-func (b *Bus) replay(f *os.File, path string) (int64, error) {
-	rd := bufio.NewReaderSize(f, 1<<20)
-	head := make([]byte, len(logHeader))
-	if _, err := io.ReadFull(rd, head); err != nil || string(head) != logHeader {
-		return 0, fmt.Errorf("%w: %s does not start with the bus log header; move it aside to start afresh", ErrCorrupt, path)
-	}
-	off := int64(len(logHeader))
-	var fh [frameBytes]byte
-	var rec []byte
-	for {
-		if _, err := io.ReadFull(rd, fh[:]); err != nil {
-			return off, nil // end of log, or a torn frame header
-		}
-		n := binary.LittleEndian.Uint32(fh[:])
-		if n == 0 || n > maxRecord {
-			return off, nil
-		}
-		if cap(rec) < int(n) {
-			rec = make([]byte, n)
-		}
-		rec = rec[:n]
-		if _, err := io.ReadFull(rd, rec); err != nil {
-			return off, nil
-		}
-		if crc32.Checksum(rec, castagnoli) != binary.LittleEndian.Uint32(fh[4:]) {
-			return off, nil // checksum mismatch: the tail was torn mid-record
-		}
-		if err := b.apply(rec); err != nil {
-			return 0, corrupt(off, rec[0], err)
-		}
-		off += frameBytes + int64(n)
-	}
-}
-
-// writeLoop is the group committer: it takes every record appended since the last round,
-// writes them with one write and one fsync, then makes the batch's messages visible and wakes
-// its publishers. It compacts the log when it has grown enough.
-func (b *Bus) writeLoop() {
-	defer close(b.writerDone)
-	var lazy <-chan time.Time
-	for {
-		select {
-		case <-b.kick:
-		case <-b.lazyKick:
-			if lazy == nil {
-				lazy = time.After(lazyDelay)
-			}
-			continue
-		case <-lazy:
-		case <-b.stopWriter:
-			b.commitRound() // what was appended before Close
-			return
-		case <-b.crashWriter:
-			return
-		}
-		lazy = nil
-		b.commitRound()
-	}
-}
-
-// lazyDelay bounds how long deliveries and acks wait for a commit when no Publish comes to
-// carry them: losing them in a crash costs a redelivery, not a message.
-const lazyDelay = 5 * time.Millisecond
-
-// commitRound writes and syncs the current batch (or a snapshot that includes it).
-func (b *Bus) commitRound() {
+// committed runs on the log's committer once a group commit is durable, or failed: its
+// messages become visible to consumers, or the bus stops taking writes. It also decides when
+// the log has grown enough to be compacted.
+func (b *Bus) committed(c *appendlog.Commit) {
 	b.mu.Lock()
-	if len(b.buf) == 0 && len(b.cur.published) == 0 {
-		b.mu.Unlock()
+	defer b.mu.Unlock()
+	bt := b.batches[c]
+	delete(b.batches, c)
+	if b.cur == bt {
+		b.cur = nil
+	}
+	if c == b.compacting {
+		b.compacting = nil
+	}
+	if err := c.Err(); err != nil {
+		if b.ioErr == nil {
+			b.ioErr = fmt.Errorf("%w: %w", ErrIO, err)
+			b.opts.Logger.Error("localbus: the log cannot be written; the bus refuses writes until reopened", "dir", b.dir, "err", err)
+		}
 		return
 	}
-	buf, bt := b.buf, b.cur
-	b.buf, b.cur = b.spare[:0], newBatch()
-	var snap []byte
-	if b.ioErr == nil && b.fileSize+int64(len(buf)) > b.opts.CompactBytes && b.fileSize+int64(len(buf)) > 3*b.liveBytes() {
-		snap = b.snapshot()
-	}
-	failed := b.ioErr
-	b.mu.Unlock()
-
-	err := failed
-	if err == nil {
-		if snap != nil {
-			err = b.compact(snap, int64(len(buf)))
-		} else {
-			err = b.appendSync(buf)
-		}
-	}
-	b.mu.Lock()
-	if err != nil && b.ioErr == nil {
-		b.ioErr = err
-		b.opts.Logger.Error("localbus: the log cannot be written; the bus refuses writes until reopened", "dir", b.dir, "err", err)
-	}
-	bt.err = b.ioErr
-	if bt.err == nil {
+	if bt != nil {
 		for t, next := range bt.published {
 			if next > t.durable {
 				t.durable = next
@@ -191,74 +93,61 @@ func (b *Bus) commitRound() {
 			}
 		}
 	}
-	b.spare = buf[:0]
-	b.mu.Unlock()
-	close(bt.done)
+	if st := b.alog.Stats(); b.compacting == nil && !b.closed &&
+		st.Bytes > b.opts.CompactBytes && st.Bytes > 3*b.liveBytes() {
+		// The snapshot holds everything logged so far, under mu, so it stands for the records
+		// appended and not yet committed too.
+		b.compacting = b.alog.Rewrite(b.snapshot())
+		b.opts.Logger.Debug("localbus: compacting the log", "dir", b.dir, "from", st.Bytes)
+	}
 }
 
-func (b *Bus) appendSync(buf []byte) error {
-	if len(buf) == 0 {
+// log appends one record and wakes the committer, for a caller that waits for its batch.
+// Under Bus.mu.
+func (b *Bus) log(body func([]byte) []byte) *batch {
+	b.scratch = frame(b.scratch[:0], body)
+	c := b.alog.Append(b.scratch)
+	b.last = c
+	if b.cur == nil || b.cur.c != c {
+		b.cur = &batch{c: c, published: map[*topic]uint64{}}
+		b.batches[c] = b.cur
+	}
+	return b.cur
+}
+
+// logLazy appends a record nobody waits for (a delivery, an ack, a trim): it is written with
+// the next commit, at most lazyDelay later. Under Bus.mu.
+func (b *Bus) logLazy(body func([]byte) []byte) {
+	b.scratch = frame(b.scratch[:0], body)
+	b.last = b.alog.AppendLazy(b.scratch)
+}
+
+// wait waits until c is on disk.
+func (b *Bus) wait(ctx context.Context, c *appendlog.Commit) error {
+	select {
+	case <-c.Done():
+		switch err := c.Err(); {
+		case err == nil:
+			return nil
+		case errors.Is(err, appendlog.ErrClosed):
+			return bus.ErrClosed
+		default:
+			return fmt.Errorf("%w: %w: %w", bus.ErrUnavailable, ErrIO, err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pending is the latest commit appended to when it is not durable yet, else nil. Under mu.
+func (b *Bus) pending() *appendlog.Commit {
+	if b.last == nil {
 		return nil
 	}
-	if _, err := b.file.Write(buf); err != nil {
-		return fmt.Errorf("%w: append to the log: %w", ErrIO, err)
-	}
-	b.fileSize += int64(len(buf))
-	return b.syncFile(b.file)
-}
-
-// compact writes snap (the whole live state) as a new log and swaps it in. The batch being
-// committed is part of snap, so its own bytes are not written.
-func (b *Bus) compact(snap []byte, skipped int64) error {
-	start := time.Now()
-	tmp := filepath.Join(b.dir, tmpName)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o640)
-	if err != nil {
-		return fmt.Errorf("%w: create %s: %w", ErrIO, tmp, err)
-	}
-	if _, err := f.Write(snap); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("%w: write %s: %w", ErrIO, tmp, err)
-	}
-	if err := b.syncFile(f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(b.dir, logName)); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("%w: replace the log with its compaction: %w", ErrIO, err)
-	}
-	if err := syncDir(b.dir); err != nil {
-		_ = f.Close()
-		return err
-	}
-	old := b.fileSize + skipped
-	_ = b.file.Close()
-	b.file, b.fileSize = f, int64(len(snap))
-	b.compactions.Add(1)
-	b.opts.Logger.Debug("localbus: compacted the log", "dir", b.dir, "from", old, "to", len(snap), "took", time.Since(start))
-	return nil
-}
-
-func (b *Bus) syncFile(f *os.File) error {
-	if b.opts.NoSync {
+	select {
+	case <-b.last.Done():
 		return nil
+	default:
+		return b.last
 	}
-	b.syncs.Add(1)
-	if err := fdatasync(f); err != nil {
-		return fmt.Errorf("%w: sync %s: %w", ErrIO, f.Name(), err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%w: open %s to sync it: %w", ErrIO, dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%w: sync %s: %w", ErrIO, dir, err)
-	}
-	return nil
 }

@@ -310,8 +310,7 @@ func (b *Bus) liveBytes() int64 {
 // snapshot encodes the whole state as a log: topics with their trim point and messages, groups
 // with their cursor and pending deliveries.
 func (b *Bus) snapshot() []byte {
-	buf := make([]byte, 0, b.liveBytes()+int64(len(logHeader)))
-	buf = append(buf, logHeader...)
+	buf := make([]byte, 0, b.liveBytes())
 	names := make([]string, 0, len(b.topics))
 	for name := range b.topics {
 		names = append(names, name)
@@ -379,27 +378,3 @@ func encDeliver(buf []byte, g *group, p *pend) []byte {
 	return putString(buf, p.consumer)
 }
 
-// log appends one record to the current batch and wakes the committer, for a caller that
-// waits for the batch. Under Bus.mu.
-func (b *Bus) log(body func([]byte) []byte) *batch {
-	b.buf = frame(b.buf, body)
-	b.kickNow()
-	return b.cur
-}
-
-func (b *Bus) kickNow() {
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-}
-
-// logLazy appends a record nobody waits for (a delivery, an ack, a trim): it is written with
-// the next commit, at most lazyDelay later. Under Bus.mu.
-func (b *Bus) logLazy(body func([]byte) []byte) {
-	b.buf = frame(b.buf, body)
-	select {
-	case b.lazyKick <- struct{}{}:
-	default:
-	}
-}

@@ -3,10 +3,12 @@ package localbus
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,6 +40,23 @@ func publish(t *testing.T, b *Bus, topic string, from, to int) []string {
 		ids = append(ids, got...)
 	}
 	return ids
+}
+
+// logSegments lists the log's segment files, oldest first.
+func logSegments(t *testing.T, dir string) []string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, logPrefix+"*"+logSuffix))
+	require.NoError(t, err)
+	slices.Sort(segs)
+	return segs
+}
+
+// lastSegment is the newest segment file: the one the last records went to.
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	segs := logSegments(t, dir)
+	require.NotEmpty(t, segs)
+	return segs[len(segs)-1]
 }
 
 // Close and Open keep messages, groups, cursors, pending deliveries with their counts, and acks.
@@ -87,14 +106,14 @@ func TestReopenKeepsState(t *testing.T) {
 // A torn tail (a crash in the middle of a write) is cut off; everything before it stays.
 func TestTornTail(t *testing.T) {
 	t.Parallel()
-	for _, cut := range []int{1, 3, 7, 9, 18} { // the last record is 19 bytes long
+	for _, cut := range []int{1, 3, 7, 9, 18} { // the last record is 23 bytes long
 		t.Run(strconv.Itoa(cut), func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			b := open(t, dir, Options{})
 			ids := publish(t, b, "t", 0, 5)
 			require.NoError(t, b.Close())
-			path := filepath.Join(dir, logName)
+			path := lastSegment(t, dir)
 			st, err := os.Stat(path)
 			require.NoError(t, err)
 			// The last record is message 4 (its Publish was the last write); cut into it.
@@ -130,7 +149,7 @@ func TestGarbageTail(t *testing.T) {
 	b := open(t, dir, Options{})
 	publish(t, b, "t", 0, 3)
 	require.NoError(t, b.Close())
-	f, err := os.OpenFile(filepath.Join(dir, logName), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(lastSegment(t, dir), os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, err = f.Write(append(make([]byte, 100), 0xde, 0xad, 0xbe, 0xef, 1, 2, 3))
 	require.NoError(t, err)
@@ -145,7 +164,7 @@ func TestGarbageTail(t *testing.T) {
 func TestNotALog(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	path := filepath.Join(dir, logName)
+	path := filepath.Join(dir, legacyName)
 	require.NoError(t, os.WriteFile(path, []byte("something else entirely\n"), 0o600))
 	_, err := Open(dir, Options{})
 	require.ErrorIs(t, err, ErrCorrupt)
@@ -198,11 +217,15 @@ func TestCompaction(t *testing.T) {
 	keep := publish(t, b, "t", 0, 3) // left undelivered
 	held := recv(t, sub)             // left pending
 	require.Equal(t, keep[0], held.Message().ID)
-	require.Eventually(t, func() bool { return b.compactions.Load() > 0 }, 10*time.Second, 5*time.Millisecond, "no compaction")
+	require.Eventually(t, func() bool { return b.alog.Stats().Rewrites > 0 }, 10*time.Second, 5*time.Millisecond, "no compaction")
 	require.NoError(t, b.Close())
-	st, err := os.Stat(filepath.Join(dir, logName))
-	require.NoError(t, err)
-	require.Less(t, st.Size(), int64(3*(64<<10)), "the log was compacted (1000 acked messages of 500 bytes were written)")
+	var size int64
+	for _, seg := range logSegments(t, dir) {
+		st, err := os.Stat(seg)
+		require.NoError(t, err)
+		size += st.Size()
+	}
+	require.Less(t, size, int64(3*(64<<10)), "the log was compacted (1000 acked messages of 500 bytes were written)")
 
 	b = open(t, dir, opts)
 	lags, err := b.Lag(t.Context(), "t")
@@ -251,9 +274,7 @@ func TestWriteFailure(t *testing.T) {
 	t.Parallel()
 	b := open(t, t.TempDir(), Options{})
 	publish(t, b, "t", 0, 1)
-	b.mu.Lock()
-	require.NoError(t, b.file.Close()) // every later write fails
-	b.mu.Unlock()
+	b.alog.FailCommits(errors.New("disk failed")) // every later write fails
 	_, err := b.Publish(t.Context(), "t", &bus.Message{Payload: []byte("x")})
 	require.ErrorIs(t, err, bus.ErrUnavailable)
 	require.ErrorIs(t, err, ErrIO)

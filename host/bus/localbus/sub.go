@@ -233,7 +233,7 @@ func (s *sub) putBack(d *delivery) {
 	b, g, p := s.b, s.g, d.p
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if g.pending[p.seq] != p || p.sub != s || b.cur == nil {
+	if g.pending[p.seq] != p || p.sub != s || b.logDone {
 		return
 	}
 	delete(s.held, p.seq)
