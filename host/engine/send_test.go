@@ -231,6 +231,33 @@ func TestPoolAndBroadcastAcrossHosts(t *testing.T) {
 		require.True(t, strings.HasPrefix(node, perMachine+"."))
 	}
 	require.Equal(t, []string{"waiting/queued@1", "running/running@1", "success/done@1"}, stages(b.attempts(pool)), "a pool node runs once in the cluster")
+
+	// Resending one receiver's node runs it again on that receiver only; resending the
+	// broadcast's own node runs every receiver's node again, each as its own next attempt.
+	var mine, theirs string
+	for node, r := range children(rows, every) {
+		if r.Host == machine+"/"+other {
+			theirs = node
+		} else {
+			mine = node
+		}
+	}
+	again, err := b.eng.Resend(b.ctx, theirs)
+	require.NoError(t, err)
+	require.Equal(t, engine.ResendResult{NodeID: theirs, Attempt: 2}, again)
+	ran := b.awaitStage(theirs, logstore.StageDone, 2)
+	require.Equal(t, machine+"/"+other, ran[len(ran)-1].Host, "the receiver it names ran it")
+	all, err := b.eng.Resend(b.ctx, every)
+	require.NoError(t, err)
+	require.Equal(t, engine.ResendResult{NodeID: every, Attempt: 2}, all)
+	for _, r := range b.awaitStage(theirs, logstore.StageDone, 3) {
+		if r.Stage != logstore.StageResent {
+			require.Equal(t, machine+"/"+other, r.Host, "only its own receiver runs a receiver's node")
+		}
+	}
+	mineRows := b.awaitStage(mine, logstore.StageDone, 2)
+	require.Equal(t, []string{"running/running@1", "success/done@1", "running/running@2", "success/done@2"}, stages(mineRows),
+		"the receiver-only resend did not run here")
 }
 
 func (b *bundle) doneRows(rows []logstore.Row, node string) []logstore.Row {
