@@ -377,4 +377,3 @@ func encDeliver(buf []byte, g *group, p *pend) []byte {
 	buf = putUvarint(buf, uint64(p.count))
 	return putString(buf, p.consumer)
 }
-
