@@ -2,13 +2,9 @@ package pgmodels
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,17 +12,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/models/internal/sqlgen"
 	"github.com/trellis-run/trellis/host/models/internal/sqlstore"
 )
 
-// dialect is PostgreSQL as the model store uses it, through pgx's database/sql driver.
+// dialect is PostgreSQL as the model store uses it.
 type dialect struct{}
 
-var _ sqlstore.Dialect = dialect{}
+var _ sqlstore.Dialect[*pgTx] = dialect{}
 
 func (dialect) Param(n int) string { return "$" + strconv.Itoa(n) }
 
@@ -68,21 +63,14 @@ func (dialect) CreateCatalog() string {
 // ForUpdate locks the row Update reads, so concurrent updates of one row see each other's.
 func (dialect) ForUpdate() string { return " FOR UPDATE" }
 
-// Snapshot: under READ COMMITTED each statement sees its own snapshot, so the count and the page
-// could disagree.
-func (dialect) Snapshot() *sql.TxOptions {
-	return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
-}
-
 // LockCatalog serializes catalog changes of this schema across hosts until the transaction ends.
-func (dialect) LockCatalog(ctx context.Context, tx *sqlstore.Tx) error {
-	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('trellis_models'), hashtext(current_schema()))`)
-	return err
+func (dialect) LockCatalog(ctx context.Context, tx *pgTx) error {
+	return tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('trellis_models'), hashtext(current_schema()))`)
 }
 
 // WithExplicitID keeps other inserts out of the table while the row goes in, then moves the id
 // sequence past it: the sequence does not see ids given explicitly.
-func (dialect) WithExplicitID(ctx context.Context, tx *sqlstore.Tx, sc models.Schema, insert func() error) error {
+func (dialect) WithExplicitID(ctx context.Context, tx *pgTx, sc models.Schema, insert func() error) error {
 	if err := lockForIDs(ctx, tx, sc); err != nil {
 		return err
 	}
@@ -94,18 +82,16 @@ func (dialect) WithExplicitID(ctx context.Context, tx *sqlstore.Tx, sc models.Sc
 
 // lockForIDs keeps other inserts out of the table until the transaction ends, so moving the
 // id sequence past ids given explicitly cannot race with ids being handed out.
-func lockForIDs(ctx context.Context, tx *sqlstore.Tx, sc models.Schema) error {
-	_, err := tx.ExecContext(ctx, "LOCK TABLE "+sqlgen.Quote(sqlgen.TableName(sc.Model))+" IN SHARE ROW EXCLUSIVE MODE")
-	return err
+func lockForIDs(ctx context.Context, tx *pgTx, sc models.Schema) error {
+	return tx.Exec(ctx, "LOCK TABLE "+sqlgen.Quote(sqlgen.TableName(sc.Model))+" IN SHARE ROW EXCLUSIVE MODE")
 }
 
 // bumpSequence moves the id sequence past the largest id, after rows were given their ids.
-func bumpSequence(ctx context.Context, tx *sqlstore.Tx, sc models.Schema) error {
+func bumpSequence(ctx context.Context, tx *pgTx, sc models.Schema) error {
 	table := sqlgen.Quote(sqlgen.TableName(sc.Model))
-	_, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), m)
+	return tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), m)
 		FROM (SELECT MAX("id") AS m FROM `+table+`) x
 		WHERE m > COALESCE(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)`, table)
-	return err
 }
 
 // copyLine finds the input line COPY stopped at ("COPY t, line 8").
@@ -116,8 +102,8 @@ var copyLine = regexp.MustCompile(`line (\d+)`)
 const lockAbove = 500
 
 // InsertRows reserves ids for the rows without one from the table's sequence, then writes every
-// row with COPY, which database/sql cannot send: it goes through the pgx connection under tx.
-func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, sc models.Schema, norm []models.Row) ([]models.Row, error) {
+// row with COPY.
+func (d dialect) InsertRows(ctx context.Context, tx *pgTx, sc models.Schema, norm []models.Row) ([]models.Row, error) {
 	fields := sc.AllFields()
 	cols := make([]string, len(fields))
 	for i, f := range fields {
@@ -168,11 +154,7 @@ func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, sc models.Sche
 		}
 		return vals, nil
 	})
-	err = tx.Raw(func(driverConn any) error {
-		_, err := driverConn.(*stdlib.Conn).Conn().CopyFrom(ctx, pgx.Identifier{table}, cols, src)
-		return err
-	})
-	if err != nil {
+	if _, err := tx.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, src); err != nil {
 		if rowErr != nil {
 			return nil, rowErr
 		}
@@ -201,19 +183,19 @@ func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, sc models.Sche
 // reserveIDs takes n ids from the table's sequence, in ascending order. With the table locked
 // (lockForIDs), no one else draws from the sequence, so one nextval and one setval reserve a
 // whole range.
-func reserveIDs(ctx context.Context, tx *sqlstore.Tx, table string, n int, locked bool) ([]int64, error) {
+func reserveIDs(ctx context.Context, tx *pgTx, table string, n int, locked bool) ([]int64, error) {
 	if n == 0 {
 		return nil, nil
 	}
 	ids := make([]int64, 0, n)
 	if locked {
 		var first int64
-		err := tx.QueryRowContext(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id'))`, sqlgen.Quote(table)).Scan(&first)
+		err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id'))`, sqlgen.Quote(table)).Scan(&first)
 		if err != nil {
 			return nil, err
 		}
 		if n > 1 {
-			if _, err := tx.ExecContext(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), $2)`, sqlgen.Quote(table), first+int64(n)-1); err != nil {
+			if err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), $2)`, sqlgen.Quote(table), first+int64(n)-1); err != nil {
 				return nil, err
 			}
 		}
@@ -222,19 +204,12 @@ func reserveIDs(ctx context.Context, tx *sqlstore.Tx, table string, n int, locke
 		}
 		return ids, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`, sqlgen.Quote(table), n)
+	rows, err := tx.tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)`, sqlgen.Quote(table), n)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
+	ids, err = pgx.AppendRows(ids, rows, pgx.RowTo[int64])
+	if err != nil {
 		return nil, err
 	}
 	if len(ids) != n {
@@ -253,7 +228,7 @@ func hasCode(err error, codes ...string) bool {
 // DuplicateKey: the primary key is the tables' only unique constraint.
 func (dialect) DuplicateKey(err error) bool { return hasCode(err, "23505") }
 
-// Classify maps PostgreSQL's SQLSTATE classes, and failures to reach the server.
+// Classify maps PostgreSQL's SQLSTATE classes; the pool maps failures to reach the server.
 func (dialect) Classify(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -265,25 +240,8 @@ func (dialect) Classify(err error) error {
 		case class == "08" || class == "53" || class == "57" || class == "58" || class == "28" || pgErr.Code == "3D000":
 			return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
 		}
-		return err
-	}
-	var connectErr *pgconn.ConnectError
-	if errors.As(err, &connectErr) {
-		return fmt.Errorf("%w: cannot connect to PostgreSQL: %w (is the server running and the DSN right?)", models.ErrUnavailable, err)
-	}
-	if brokenConn(err) {
-		return fmt.Errorf("%w: the connection to PostgreSQL broke: %w", models.ErrUnavailable, err)
 	}
 	return err
-}
-
-// brokenConn reports whether err is the connection failing rather than a statement: pgx gives
-// no SQLSTATE for those, and database/sql hides the connection, so the error is all there is.
-func brokenConn(err error) bool {
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, context.DeadlineExceeded) ||
-		pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 
 // Arg turns a stored value into a pgx argument.
@@ -314,19 +272,25 @@ func (dialect) Arg(f models.Field, v any) (any, error) {
 	return nil, fmt.Errorf("%w: field %q is %s; got %T (coerce values first)", models.ErrInvalidValue, f.Name, f.Type, v)
 }
 
-// FromDriver turns what pgx's database/sql driver returns into the stored value model.
+// FromDriver turns what pgx decodes into the stored value model.
 func (dialect) FromDriver(f models.Field, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
 	switch f.Type {
 	case models.TypeAutoInt, models.TypeInteger:
-		if n, ok := v.(int64); ok {
+		switch n := v.(type) {
+		case int64:
 			return n, nil
+		case int32:
+			return int64(n), nil
 		}
 	case models.TypeNumeric:
-		if n, ok := v.(float64); ok {
+		switch n := v.(type) {
+		case float64:
 			return n, nil
+		case float32:
+			return float64(n), nil
 		}
 	case models.TypeStext, models.TypeLtext:
 		if str, ok := v.(string); ok {
@@ -345,10 +309,7 @@ func (dialect) FromDriver(f models.Field, v any) (any, error) {
 			return t.UTC(), nil
 		}
 	case models.TypeJSON:
-		// The driver hands jsonb over undecoded.
-		if raw, ok := v.([]byte); ok {
-			return sqlstore.DecodeJSON(f, raw)
-		}
+		return v, nil // pgx decodes jsonb with encoding/json
 	}
 	return nil, sqlstore.Unexpected(f, v)
 }

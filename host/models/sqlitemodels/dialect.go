@@ -20,7 +20,7 @@ import (
 // dialect is SQLite as the model store uses it.
 type dialect struct{}
 
-var _ sqlstore.Dialect = dialect{}
+var _ sqlstore.Dialect[*sqlstore.SQLTx] = dialect{}
 
 func (dialect) Param(int) string { return "?" }
 
@@ -63,15 +63,12 @@ func (dialect) CreateCatalog() string {
 // ForUpdate is empty: the one writer connection serializes writes.
 func (dialect) ForUpdate() string { return "" }
 
-// Snapshot: a read transaction in WAL mode sees one snapshot; SQLite knows no isolation levels.
-func (dialect) Snapshot() *sql.TxOptions { return &sql.TxOptions{ReadOnly: true} }
-
 // LockCatalog does nothing: writes begin IMMEDIATE on the one writer connection, so catalog
 // changes are serialized already, across processes too.
-func (dialect) LockCatalog(context.Context, *sqlstore.Tx) error { return nil }
+func (dialect) LockCatalog(context.Context, *sqlstore.SQLTx) error { return nil }
 
 // WithExplicitID needs nothing around the insert: AUTOINCREMENT counts on from the largest id.
-func (dialect) WithExplicitID(_ context.Context, _ *sqlstore.Tx, _ models.Schema, insert func() error) error {
+func (dialect) WithExplicitID(_ context.Context, _ *sqlstore.SQLTx, _ models.Schema, insert func() error) error {
 	return insert()
 }
 
@@ -83,6 +80,11 @@ func (dialect) DuplicateKey(err error) bool {
 // Classify maps SQLite's result codes.
 func (dialect) Classify(err error) error {
 	msg := err.Error()
+	// database/sql's own: the pool was closed under a call, or the connection broke
+	// mid-transaction.
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || strings.Contains(msg, "database is closed") {
+		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
+	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
@@ -177,7 +179,7 @@ const (
 // InsertRows writes consecutive rows that give the same fields and no id with one multi-row
 // INSERT; their ids are consecutive because this connection is the only writer and
 // AUTOINCREMENT counts up from the largest id.
-func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, sc models.Schema, norm []models.Row) ([]models.Row, error) {
+func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.SQLTx, sc models.Schema, norm []models.Row) ([]models.Row, error) {
 	fields := sc.AllFields()
 	out := make([]models.Row, len(norm))
 	stmts := map[string]*sql.Stmt{} // by field set and row count
@@ -218,7 +220,7 @@ func (d dialect) InsertRows(ctx context.Context, tx *sqlstore.Tx, sc models.Sche
 		st, ok := stmts[stKey]
 		if !ok {
 			var err error
-			if st, err = tx.PrepareContext(ctx, sqlgen.InsertRows(d, sc, present, k)); err != nil {
+			if st, err = tx.Tx.PrepareContext(ctx, sqlgen.InsertRows(d, sc, present, k)); err != nil {
 				return nil, err
 			}
 			stmts[stKey] = st

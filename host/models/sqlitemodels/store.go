@@ -17,7 +17,7 @@ import (
 
 // Store is the embedded model store. Safe for concurrent use.
 type Store struct {
-	*sqlstore.Store
+	*sqlstore.Store[*sqlstore.SQLTx]
 }
 
 var _ models.Store = (*Store)(nil)
@@ -40,17 +40,17 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w: %w", path, models.ErrUnavailable, err)
 	}
-	st := sqlstore.New(dialect{}, write, read)
-	ctx := context.Background()
-	if err := st.CreateCatalog(ctx); err != nil {
-		st.Discard()
+	// A read transaction in WAL mode sees one snapshot; SQLite knows no isolation levels.
+	st, err := sqlstore.Open(context.Background(), dialect{}, sqlstore.NewSQLDB(write, sql.TxOptions{}), sqlstore.NewSQLDB(read, sql.TxOptions{ReadOnly: true}))
+	if err != nil {
 		if !errors.Is(err, models.ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", models.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("open %s: %w (is it a writable SQLite database?)", path, err)
 	}
-	if err := read.PingContext(ctx); err != nil {
-		st.Discard()
+	// After the writer made the file and put it in WAL mode.
+	if err := read.PingContext(context.Background()); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("open %s: %w: %w", path, models.ErrUnavailable, err)
 	}
 	return &Store{st}, nil

@@ -13,8 +13,9 @@ import (
 	"github.com/trellis-run/trellis/host/models/internal/sqlgen"
 )
 
-// Dialect is what differs between the databases the store runs on, beyond statement text.
-type Dialect interface {
+// Dialect is what differs between the databases the store runs on, beyond statement text. T is
+// the type of the DB's write transactions.
+type Dialect[T Querier] interface {
 	sqlgen.Dialect
 
 	// CreateCatalog is the statement creating the catalog table (sqlgen.CatalogTable) when
@@ -24,82 +25,58 @@ type Dialect interface {
 	// stored value model; a value the field cannot hold is models.ErrSchema.
 	FromDriver(f models.Field, v any) (any, error)
 	// Classify wraps a driver error in the models sentinel the caller can act on, or returns it
-	// as it is. It sees only errors that wrap no sentinel and no context error of the caller.
+	// as it is. It sees only errors that wrap no sentinel and no context error.
 	Classify(err error) error
 	// DuplicateKey reports whether err is an insert refused because the id is taken.
 	DuplicateKey(err error) bool
 	// ForUpdate follows the SELECT that Update reads the row with: a row lock where writers can
 	// run at once, "" where writes are serialized anyway.
 	ForUpdate() string
-	// Snapshot is the transaction Query reads its count and its page in, so both see the same
-	// rows.
-	Snapshot() *sql.TxOptions
 	// LockCatalog runs first in every transaction changing the catalog, so hosts sharing the
-	// database change it one at a time; nil where the database already serializes writes.
-	LockCatalog(ctx context.Context, tx *Tx) error
+	// database change it one at a time; it does nothing where the database serializes writes.
+	LockCatalog(ctx context.Context, tx T) error
 	// WithExplicitID runs insert, which stores a row with an id given by the caller, so that
 	// ids handed out later are larger (models.Store's promise for imported ids).
-	WithExplicitID(ctx context.Context, tx *Tx, s models.Schema, insert func() error) error
+	WithExplicitID(ctx context.Context, tx T, s models.Schema, insert func() error) error
 	// InsertRows stores rows (normalized, at least one) in s's table within tx and returns them
 	// as stored, in order, each with every field (FullRow). A row refused by the database is
 	// named in the error ("row 7: ...", DuplicateID for an id taken).
-	InsertRows(ctx context.Context, tx *Tx, s models.Schema, rows []models.Row) ([]models.Row, error)
+	InsertRows(ctx context.Context, tx T, s models.Schema, rows []models.Row) ([]models.Row, error)
 }
 
 // Store keeps the rows of every model in one database. Safe for concurrent use.
-type Store struct {
-	d      Dialect
-	write  *sql.DB // every write, in a transaction
-	read   *sql.DB // Get and Query; may be write
+type Store[T Querier] struct {
+	d      Dialect[T]
+	write  DB[T] // every write
+	read   DB[T] // Get and Query; may be write
 	closed atomic.Bool
 }
 
-var _ models.Store = (*Store)(nil)
+var _ models.Store = (*Store[*SQLTx])(nil)
 
-// New makes a store over write and read (which may be the same pool); it owns them from now on
-// and closes them on Close. It touches neither: call CreateCatalog before the first Ensure.
-func New(d Dialect, write, read *sql.DB) *Store {
-	return &Store{d: d, write: write, read: read}
-}
-
-// Tx is a write transaction on a connection of its own.
-type Tx struct {
-	*sql.Tx
-	conn *sql.Conn
-}
-
-// Raw runs fn with the driver connection tx runs on, for what database/sql cannot send
-// (PostgreSQL's COPY). Statements fn sends run inside tx: database/sql gives the connection to
-// this transaction alone and locks it for every statement and for Raw, so they never interleave.
-func (tx *Tx) Raw(fn func(driverConn any) error) error { return tx.conn.Raw(fn) }
-
-// CreateCatalog creates the catalog table when missing. Backends call it once when opening, and
-// add what their users should check to its error.
-func (s *Store) CreateCatalog(ctx context.Context) error {
-	return s.inTx(ctx, "create the catalog", func(tx *Tx) error {
-		if err := s.d.LockCatalog(ctx, tx); err != nil {
+// Open makes a store over write and read (which may be the same DB) and creates the catalog
+// table when missing. The store owns the DBs from then on, and closes them on Close or when
+// Open fails.
+func Open[T Querier](ctx context.Context, d Dialect[T], write, read DB[T]) (*Store[T], error) {
+	s := &Store[T]{d: d, write: write, read: read}
+	err := s.inTx(ctx, "create the catalog", func(tx T) error {
+		if err := d.LockCatalog(ctx, tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.d.CreateCatalog())
-		return err
+		return tx.Exec(ctx, d.CreateCatalog())
 	})
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the databases; calls in flight finish first. Safe to call twice.
-func (s *Store) Close() error {
+func (s *Store[T]) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	return s.closeDBs()
-}
-
-// Discard closes the databases of a store whose backend failed to open it.
-func (s *Store) Discard() {
-	s.closed.Store(true)
-	_ = s.closeDBs()
-}
-
-func (s *Store) closeDBs() error {
 	var errs []error
 	if s.read != s.write {
 		errs = append(errs, s.read.Close())
@@ -111,7 +88,7 @@ func (s *Store) closeDBs() error {
 	return nil
 }
 
-func (s *Store) check(op string, sc models.Schema) error {
+func (s *Store[T]) check(op string, sc models.Schema) error {
 	if s.closed.Load() {
 		return fmt.Errorf("%s: %w: the model store is closed", op, models.ErrUnavailable)
 	}
@@ -122,42 +99,26 @@ func (s *Store) check(op string, sc models.Schema) error {
 }
 
 // inTx runs fn in a write transaction, committing when it returns nil.
-func (s *Store) inTx(ctx context.Context, op string, fn func(tx *Tx) error) error {
-	err := func() error {
-		conn, err := s.write.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		sqlTx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(&Tx{Tx: sqlTx, conn: conn}); err != nil {
-			_ = sqlTx.Rollback()
-			return err
-		}
-		return sqlTx.Commit()
-	}()
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+func (s *Store[T]) inTx(ctx context.Context, op string, fn func(tx T) error) error {
+	if err := s.write.Write(ctx, fn); err != nil {
+		return fmt.Errorf("%s: %w", op, s.mapError(err))
 	}
 	return nil
 }
 
 // Ensure creates or extends the model's table (see models.Store).
-func (s *Store) Ensure(ctx context.Context, sc models.Schema) error {
+func (s *Store[T]) Ensure(ctx context.Context, sc models.Schema) error {
 	op := "ensure " + sc.Model
 	if err := s.check(op, sc); err != nil {
 		return err
 	}
-	return s.inTx(ctx, op, func(tx *Tx) error {
+	return s.inTx(ctx, op, func(tx T) error {
 		if err := s.d.LockCatalog(ctx, tx); err != nil {
 			return err
 		}
 		var raw []byte
 		var stored []models.Field
-		err := tx.QueryRowContext(ctx, sqlgen.ReadCatalog(s.d), sc.Model).Scan(&raw)
+		err := tx.QueryRow(ctx, sqlgen.ReadCatalog(s.d), sc.Model).Scan(&raw)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
@@ -175,12 +136,12 @@ func (s *Store) Ensure(ctx context.Context, sc models.Schema) error {
 			return nil
 		}
 		if stored == nil {
-			if _, err := tx.ExecContext(ctx, sqlgen.CreateTable(s.d, sc)); err != nil {
+			if err := tx.Exec(ctx, sqlgen.CreateTable(s.d, sc)); err != nil {
 				return err
 			}
 		} else {
 			for _, f := range add {
-				if _, err := tx.ExecContext(ctx, sqlgen.AddColumn(s.d, sc, f)); err != nil {
+				if err := tx.Exec(ctx, sqlgen.AddColumn(s.d, sc, f)); err != nil {
 					return err
 				}
 			}
@@ -194,8 +155,7 @@ func (s *Store) Ensure(ctx context.Context, sc models.Schema) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, sqlgen.WriteCatalog(s.d), sc.Model, sqlgen.TableName(sc.Model), fields, now)
-		return err
+		return tx.Exec(ctx, sqlgen.WriteCatalog(s.d), sc.Model, sqlgen.TableName(sc.Model), fields, now)
 	})
 }
 
@@ -205,7 +165,7 @@ func DuplicateID(sc models.Schema, id any) error {
 }
 
 // Insert stores one row (see models.Store).
-func (s *Store) Insert(ctx context.Context, sc models.Schema, r models.Row) (models.Row, error) {
+func (s *Store[T]) Insert(ctx context.Context, sc models.Schema, r models.Row) (models.Row, error) {
 	op := "insert into " + sc.Model
 	if err := s.check(op, sc); err != nil {
 		return nil, err
@@ -219,10 +179,10 @@ func (s *Store) Insert(ctx context.Context, sc models.Schema, r models.Row) (mod
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	var out models.Row
-	err = s.inTx(ctx, op, func(tx *Tx) error {
+	err = s.inTx(ctx, op, func(tx T) error {
 		insert := func() error {
 			var err error
-			out, err = s.scanRow(sc, tx.QueryRowContext(ctx, query, args...))
+			out, err = s.scanRow(sc, tx.QueryRow(ctx, query, args...))
 			if err != nil && s.d.DuplicateKey(err) {
 				return DuplicateID(sc, r[models.IDField])
 			}
@@ -241,7 +201,7 @@ func (s *Store) Insert(ctx context.Context, sc models.Schema, r models.Row) (mod
 
 // InsertMany stores rows in one transaction (see models.Store), the way the dialect writes
 // many rows quickly.
-func (s *Store) InsertMany(ctx context.Context, sc models.Schema, in []models.Row) ([]models.Row, error) {
+func (s *Store[T]) InsertMany(ctx context.Context, sc models.Schema, in []models.Row) ([]models.Row, error) {
 	op := "insert many into " + sc.Model
 	if err := s.check(op, sc); err != nil {
 		return nil, err
@@ -254,7 +214,7 @@ func (s *Store) InsertMany(ctx context.Context, sc models.Schema, in []models.Ro
 		return []models.Row{}, nil
 	}
 	var out []models.Row
-	err = s.inTx(ctx, op, func(tx *Tx) error {
+	err = s.inTx(ctx, op, func(tx T) error {
 		out, err = s.d.InsertRows(ctx, tx, sc, norm)
 		return err
 	})
@@ -269,23 +229,28 @@ func notFound(sc models.Schema, id int64) error {
 }
 
 // Get returns row id (see models.Store).
-func (s *Store) Get(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+func (s *Store[T]) Get(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
 	op := fmt.Sprintf("get %s %d", sc.Model, id)
 	if err := s.check(op, sc); err != nil {
 		return nil, err
 	}
-	row, err := s.scanRow(sc, s.read.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "SELECT"), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		err = notFound(sc, id)
-	}
+	var row models.Row
+	err := s.read.Read(ctx, func(q Querier) error {
+		var err error
+		row, err = s.scanRow(sc, q.QueryRow(ctx, sqlgen.ByID(s.d, sc, "SELECT"), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(sc, id)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+		return nil, fmt.Errorf("%s: %w", op, s.mapError(err))
 	}
 	return row, nil
 }
 
 // Update patches row id (see models.Store).
-func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch models.Row) (prev, post models.Row, err error) {
+func (s *Store[T]) Update(ctx context.Context, sc models.Schema, id int64, patch models.Row) (prev, post models.Row, err error) {
 	op := fmt.Sprintf("update %s %d", sc.Model, id)
 	if err := s.check(op, sc); err != nil {
 		return nil, nil, err
@@ -300,9 +265,9 @@ func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch mo
 		}
 		delete(patch, models.IDField)
 	}
-	err = s.inTx(ctx, op, func(tx *Tx) error {
+	err = s.inTx(ctx, op, func(tx T) error {
 		var err error
-		prev, err = s.scanRow(sc, tx.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "SELECT")+s.d.ForUpdate(), id))
+		prev, err = s.scanRow(sc, tx.QueryRow(ctx, sqlgen.ByID(s.d, sc, "SELECT")+s.d.ForUpdate(), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(sc, id)
 		}
@@ -313,7 +278,7 @@ func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch mo
 		if err != nil {
 			return err
 		}
-		post, err = s.scanRow(sc, tx.QueryRowContext(ctx, query, args...))
+		post, err = s.scanRow(sc, tx.QueryRow(ctx, query, args...))
 		return err
 	})
 	if err != nil {
@@ -329,15 +294,15 @@ func (s *Store) Update(ctx context.Context, sc models.Schema, id int64, patch mo
 }
 
 // Delete removes row id (see models.Store).
-func (s *Store) Delete(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
+func (s *Store[T]) Delete(ctx context.Context, sc models.Schema, id int64) (models.Row, error) {
 	op := fmt.Sprintf("delete %s %d", sc.Model, id)
 	if err := s.check(op, sc); err != nil {
 		return nil, err
 	}
 	var prev models.Row
-	err := s.inTx(ctx, op, func(tx *Tx) error {
+	err := s.inTx(ctx, op, func(tx T) error {
 		var err error
-		prev, err = s.scanRow(sc, tx.QueryRowContext(ctx, sqlgen.ByID(s.d, sc, "DELETE"), id))
+		prev, err = s.scanRow(sc, tx.QueryRow(ctx, sqlgen.ByID(s.d, sc, "DELETE"), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(sc, id)
 		}
@@ -350,7 +315,7 @@ func (s *Store) Delete(ctx context.Context, sc models.Schema, id int64) (models.
 }
 
 // Query returns one page of matching rows (see models.Store).
-func (s *Store) Query(ctx context.Context, sc models.Schema, q models.Query) (models.Page, error) {
+func (s *Store[T]) Query(ctx context.Context, sc models.Schema, q models.Query) (models.Page, error) {
 	op := "query " + sc.Model
 	if err := s.check(op, sc); err != nil {
 		return models.Page{}, err
@@ -364,19 +329,14 @@ func (s *Store) Query(ctx context.Context, sc models.Schema, q models.Query) (mo
 		return models.Page{}, fmt.Errorf("%s: %w", op, err)
 	}
 	page := models.Page{Rows: []models.Row{}}
-	err = func() error {
-		tx, err := s.read.BeginTx(ctx, s.d.Snapshot())
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if err := tx.QueryRowContext(ctx, count, args...).Scan(&page.TotalCount); err != nil {
+	err = s.read.Snapshot(ctx, func(q Querier) error {
+		if err := q.QueryRow(ctx, count, args...).Scan(&page.TotalCount); err != nil {
 			return err
 		}
 		if page.TotalCount <= int64(plan.Offset) {
 			return nil
 		}
-		rows, err := tx.QueryContext(ctx, pageSQL, args...)
+		rows, err := q.Query(ctx, pageSQL, args...)
 		if err != nil {
 			return err
 		}
@@ -389,20 +349,15 @@ func (s *Store) Query(ctx context.Context, sc models.Schema, q models.Query) (mo
 			page.Rows = append(page.Rows, r)
 		}
 		return rows.Err()
-	}()
+	})
 	if err != nil {
-		return models.Page{}, fmt.Errorf("%s: %w", op, s.mapError(ctx, err))
+		return models.Page{}, fmt.Errorf("%s: %w", op, s.mapError(err))
 	}
 	return page, nil
 }
 
-// scanner is *sql.Row or *sql.Rows.
-type scanner interface {
-	Scan(dest ...any) error
-}
-
 // scanRow reads one row of every field of sc into the stored value model.
-func (s *Store) scanRow(sc models.Schema, row scanner) (models.Row, error) {
+func (s *Store[T]) scanRow(sc models.Schema, row Row) (models.Row, error) {
 	fields := sc.AllFields()
 	vals := make([]any, len(fields))
 	ptrs := make([]any, len(fields))
@@ -426,21 +381,16 @@ func (s *Store) scanRow(sc models.Schema, row scanner) (models.Row, error) {
 // sentinels are the errors callers act on; one already wrapped needs no classifying.
 var sentinels = []error{models.ErrNotFound, models.ErrInvalidValue, models.ErrSchema, models.ErrUnknownField, models.ErrUnavailable}
 
-// mapError wraps err in the models sentinel the caller can act on.
-func (s *Store) mapError(ctx context.Context, err error) error {
+// mapError wraps err in the models sentinel the caller can act on; a context's end stays as
+// it is, for the caller to see.
+func (s *Store[T]) mapError(err error) error {
 	for _, sentinel := range sentinels {
 		if errors.Is(err, sentinel) {
 			return err
 		}
 	}
-	// The caller's own deadline or cancel is theirs to see as it is; a driver's inner timeout
-	// (connecting, say) is the database's problem.
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
-	}
-	// database/sql's own: the pool was closed under a call, or the connection broke mid-transaction.
-	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, sql.ErrTxDone) || err.Error() == "sql: database is closed" {
-		return fmt.Errorf("%w: %w", models.ErrUnavailable, err)
 	}
 	return s.d.Classify(err)
 }
