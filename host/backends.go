@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/models"
@@ -31,9 +33,25 @@ type Backends struct {
 	// Names say what each runs on, for /api/health: "bus", "logs" and "db" → "embedded",
 	// "redis", "clickhouse", "postgres".
 	Names map[string]string
-	// Close releases every backend and what they share (one Redis client, one data directory);
-	// the host calls it once, after every part that used them has stopped.
-	Close func() error
+	// Release frees what the backends share (one Redis client) once each of them is closed; nil
+	// when they share nothing.
+	Release func() error
+}
+
+// Close closes every backend — the values in the fields, so a wrapper a test put there is closed
+// too — then releases what they share. The host calls it once, after every part that used
+// them has stopped.
+func (b *Backends) Close() error {
+	var errs []error
+	for _, c := range []any{b.Bus, b.Timers, b.Coordinator, b.Logs, b.Models} {
+		if c, ok := c.(io.Closer); ok && c != nil {
+			errs = append(errs, c.Close())
+		}
+	}
+	if b.Release != nil {
+		errs = append(errs, b.Release())
+	}
+	return errors.Join(errs...)
 }
 
 // OpenBackends opens the backends of cfg for the app named app (stream keys and lock names of

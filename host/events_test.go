@@ -85,8 +85,11 @@ func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
 		replaceSingleton(sent["subscribers"].([]any)), "every enabled matching listener, one of the singleton set")
 	require.Len(t, sent["nodeIds"], 5)
 
-	// 5 nodes of the event plus the child node OnOrder's handler sent to Audit.
-	nodes := latest(t, h, sent["requestId"].(string), 6)
+	// The service call's own node, the 5 nodes of the event it sent, and the child node
+	// OnOrder's handler sent to Audit: one request.
+	nodes := latest(t, h, sent["requestId"].(string), 7)
+	require.Equal(t, logstore.KindService, nodes["services.Orders"].Kind)
+	require.Equal(t, nodes["services.Orders"].NodeID, nodes["events.OnOrder"].ParentNodeID, "the call's events are its children")
 	require.Equal(t, logstore.StatusSuccess, nodes["events.OnOrder"].Status)
 	require.JSONEq(t, `{"seen": 7}`, string(nodes["events.OnOrder"].Result))
 	require.Contains(t, string(nodes["events.OnOrder"].Logs), "order 7")

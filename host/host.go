@@ -140,11 +140,10 @@ func (h *Host) backendsPart() part {
 			return nil
 		},
 		stop: func(context.Context) error {
-			b := h.backends.Swap(nil)
-			if b == nil || b.Close == nil {
-				return nil
+			if b := h.backends.Swap(nil); b != nil {
+				return b.Close()
 			}
-			return b.Close()
+			return nil
 		}}
 }
 

@@ -37,17 +37,9 @@ var _ host.OpenBackends = Open
 func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, err error) {
 	cfg = cfg.WithDefaults()
 	b := &host.Backends{Names: map[string]string{"bus": "embedded", "logs": "embedded", "db": "embedded"}}
-	var closers []func() error
-	closeAll := func() error {
-		var errs []error
-		for i := len(closers) - 1; i >= 0; i-- {
-			errs = append(errs, closers[i]())
-		}
-		return errors.Join(errs...)
-	}
 	defer func() {
 		if err != nil {
-			_ = closeAll()
+			_ = b.Close()
 		}
 	}()
 
@@ -65,10 +57,9 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 		if err != nil {
 			return nil, fmt.Errorf("backends: open the event bus on Redis: %w", err)
 		}
-		closers = append(closers, rb.Close)
-		client := redis.NewClient(opts)
-		closers = append(closers, client.Close)
 		b.Bus, b.Names["bus"] = rb, "redis"
+		client := redis.NewClient(opts)
+		b.Release = client.Close
 		b.Timers = redistimers.New(client, prefix+"timers:")
 		b.Coordinator = redislock.New(client, prefix+"ticks:")
 	} else {
@@ -81,14 +72,12 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 			return nil, fmt.Errorf("backends: open the embedded event bus: %w", err)
 		default:
 			b.Bus = lb
-			closers = append(closers, lb.Close)
 		}
 		st, err := localtimers.Open(filepath.Join(cfg.DataDir, "timers.db"))
 		if err != nil {
 			return nil, fmt.Errorf("backends: open the embedded task store: %w", err)
 		}
 		b.Timers = st
-		closers = append(closers, st.Close)
 		// Only a serving host runs ticks; a `trellis call` beside it must not take the lock file.
 		if cfg.ServeEvents {
 			lock, err := locallock.Open(filepath.Join(cfg.DataDir, "ticks.db"))
@@ -96,14 +85,12 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 				return nil, fmt.Errorf("backends: open the embedded tick store: %w", err)
 			}
 			b.Coordinator = lock
-			closers = append(closers, lock.Close)
 		}
 	}
 	logs, err := OpenLogStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	closers = append(closers, logs.Close)
 	b.Logs = logs
 	if cfg.ClickHouseDSN != "" {
 		b.Names["logs"] = "clickhouse"
@@ -115,16 +102,13 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 			return nil, fmt.Errorf("backends: open model storage on PostgreSQL (--db): %w", err)
 		}
 		b.Models, b.Names["db"] = ms, "postgres"
-		closers = append(closers, ms.Close)
 	} else {
 		ms, err := sqlitemodels.Open(filepath.Join(cfg.DataDir, "models.db"))
 		if err != nil {
 			return nil, fmt.Errorf("backends: open model storage in the data directory: %w", err)
 		}
 		b.Models = ms
-		closers = append(closers, ms.Close)
 	}
-	b.Close = closeAll
 	return b, nil
 }
 
