@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -18,6 +19,7 @@ func (s *Server) routeEvents(e *echo.Echo) {
 	e.GET("/api/events/requests/:requestId", s.requestLogs)
 	e.GET("/api/events/requests/:requestId/nodes/:nodeId", s.nodeLogs)
 	e.GET("/api/events/nodes/:nodeId/attempts", s.nodeAttempts)
+	e.POST("/api/events/send", s.sendEvent)
 	e.POST("/api/events/resend", s.bulkResend)
 }
 
@@ -156,4 +158,25 @@ func (s *Server) logStore() (logstore.Store, error) {
 		return st, nil
 	}
 	return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the execution log is not running on this host"}
+}
+
+// sendEvent is sendEvent over HTTP: {sender, kwargs, eventType}.
+func (s *Server) sendEvent(c echo.Context) error {
+	m, err := readObject(c, "sender", "kwargs", "eventType")
+	if err != nil {
+		return err
+	}
+	sender, ok := m["sender"].(string)
+	if !ok || sender == "" {
+		return errBadRequest("sender must be a non-empty string")
+	}
+	eventType, ok := m["eventType"].(string)
+	if _, present := m["eventType"]; present && !ok {
+		return errBadRequest("eventType must be a string")
+	}
+	res, err := s.deps.Events.SendEvent(c.Request().Context(), engine.SendRequest{Sender: sender, Kwargs: m["kwargs"], EventType: eventType})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res.Map())
 }

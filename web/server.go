@@ -55,7 +55,6 @@ func New(deps Deps, opts Options) (*Server, error) {
 	s.routeElements(e)
 	s.routeServices(e)
 	s.routeEvents(e)
-	s.routeSend(e)
 	s.routeNodes(e)
 	s.routeTasks(e)
 	s.routeModels(e)
