@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Statuses of a node (CONTRACT §2). Stage refines them (queued, retryScheduled, deadLettered…).
+// Statuses of a node (docs/reference.md §2). Stage refines them (queued, retryScheduled, deadLettered…).
 const (
 	StatusWaiting = "waiting"
 	StatusRunning = "running"

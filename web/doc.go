@@ -1,4 +1,4 @@
-// Package web is Trellis's HTTP face: the JSON API of CONTRACT §6 on echo, bearer-token auth,
+// Package web is Trellis's HTTP face: the JSON API of docs/reference.md §6 on echo, bearer-token auth,
 // the one place where errors become HTTP statuses, and the embedded editor and console.
 //
 // It reaches the host only through the API interface, so its tests drive a real host on

@@ -13,7 +13,7 @@ func (s *Server) routeElements(e *echo.Echo) {
 	e.GET("/api/elements/:fullName", s.getElement)
 }
 
-// elementSummary is one row of GET /api/elements (CONTRACT §6).
+// elementSummary is one row of GET /api/elements (docs/reference.md §6).
 type elementSummary struct {
 	FullName  string `json:"fullName"`
 	Title     string `json:"title"`

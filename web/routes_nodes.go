@@ -14,7 +14,7 @@ func (s *Server) routeNodes(e *echo.Echo) {
 	e.POST("/api/requests/:requestId/:op", s.requestOp)
 }
 
-// nodeOps are the node operations of CONTRACT §6; those not served yet say so.
+// nodeOps are the node operations of docs/reference.md §6; those not served yet say so.
 var nodeOps = map[string]bool{"pause": true, "resume": true, "retry": true, "skip": true, "forcedFail": true, "callback": true, "resend": true}
 
 func (s *Server) nodeOp(c echo.Context) error {

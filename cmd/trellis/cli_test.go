@@ -294,7 +294,7 @@ func TestLogsCommand(t *testing.T) {
 	}
 }
 
-// Settings come from flags, then the environment, then trellis.yaml (CONTRACT §7).
+// Settings come from flags, then the environment, then trellis.yaml (docs/reference.md §7).
 func TestSettingsFromTrellisYAML(t *testing.T) {
 	t.Parallel()
 	dir := initApp(t)

@@ -33,7 +33,7 @@ type envelope struct {
 	ResendAll bool   `json:"resendAll,omitempty"`
 }
 
-// event is the value a handler receives as its first argument (CONTRACT §2).
+// event is the value a handler receives as its first argument (docs/reference.md §2).
 func (e *envelope) event() map[string]any {
 	// vocab's decoder keeps integers exact: {"orderId": 9007199254740993} reaches the handler as sent.
 	kwargs, _ := vocab.DecodeJSON(e.Kwargs)

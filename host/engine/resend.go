@@ -10,7 +10,7 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
-// ResendResult is resend's answer (CONTRACT §2).
+// ResendResult is resend's answer (docs/reference.md §2).
 type ResendResult struct {
 	NodeID  string `json:"nodeId"`
 	Attempt int    `json:"attempt"`

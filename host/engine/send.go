@@ -34,7 +34,7 @@ type SendRequest struct {
 	Changed []string
 }
 
-// SendResult is sendEvent's answer (CONTRACT §2).
+// SendResult is sendEvent's answer (docs/reference.md §2).
 type SendResult struct {
 	RequestID   string   `json:"requestId"`
 	EventID     string   `json:"eventId"`

@@ -18,7 +18,7 @@ var standardGlobals = strings.Fields(`Object Function Array String Number BigInt
 	isNaN parseInt parseFloat isFinite decodeURI decodeURIComponent encodeURI encodeURIComponent escape unescape
 	Symbol(Symbol.toStringTag)`)
 
-// sandboxGlobals are the globals the sandbox adds (CONTRACT §2).
+// sandboxGlobals are the globals the sandbox adds (docs/reference.md §2).
 var sandboxGlobals = []string{"app", "console", "exports", "module", "require"}
 
 func globalsOf(t *testing.T, vm *VM, element, fn string) []string {

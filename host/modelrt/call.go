@@ -16,7 +16,7 @@ import (
 )
 
 // Call serves JavaScript: method is one of Methods, args as the JS call gave them. Every method
-// takes positional arguments or one object of named arguments (CONTRACT §2):
+// takes positional arguments or one object of named arguments (docs/reference.md §2):
 //
 //	create(row)                                  the one object is the row
 //	get(id)                  get({id})           id: a whole number or a string of digits

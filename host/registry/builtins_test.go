@@ -38,7 +38,7 @@ func TestBuiltinsLoadCleanly(t *testing.T) {
 }
 
 // The host binds named-object arguments from functionList, so names, order and defaults must
-// match CONTRACT §2 exactly.
+// match docs/reference.md §2 exactly.
 func TestBuiltinFunctionLists(t *testing.T) {
 	t.Parallel()
 	s := mustLoad(t, opts(newApp(t, nil)))
@@ -136,7 +136,7 @@ func TestDefinitionDefaults(t *testing.T) {
 	require.Nil(t, s.Chain("nope"))
 }
 
-// A service may set its own timeout (CONTRACT §2: an element field overriding --timeout), with
+// A service may set its own timeout (docs/reference.md §2: an element field overriding --timeout), with
 // the same duration checks as listeners and tasks; without one it gets no default, so the
 // host's --timeout applies.
 func TestServiceTimeout(t *testing.T) {

@@ -38,7 +38,7 @@ type App struct {
 	// Env holds the variables app.json declares, over those of the apps it extends, so an
 	// element inherited from a parent still finds its own variables.
 	Env map[string]string `json:"env,omitempty"`
-	// Signals says whether the engine emits signals (CONTRACT §5).
+	// Signals says whether the engine emits signals (docs/reference.md §5).
 	Signals Signals `json:"signals"`
 	// Dir is the app directory: absolute, symlinks resolved.
 	Dir string `json:"dir"`

@@ -179,7 +179,7 @@ func (c *Center) ListTasks(ctx context.Context, q timers.ListQuery) (map[string]
 	return map[string]any{"totalCount": total, "rowDatas": out}, nil
 }
 
-// Present is a task record as JS and HTTP see it (CONTRACT §4): datetimes in the app timezone.
+// Present is a task record as JS and HTTP see it (docs/reference.md §4): datetimes in the app timezone.
 func (c *Center) Present(t timers.Task) map[string]any {
 	loc := c.opts.Location()
 	at := func(v time.Time) any {

@@ -10,7 +10,7 @@ import (
 	"github.com/trellis-run/trellis/host/registry"
 )
 
-// Repeat types of a template (CONTRACT §4).
+// Repeat types of a template (docs/reference.md §4).
 const (
 	RepeatOnce      = "once"
 	RepeatCron      = "cron"

@@ -1,4 +1,4 @@
-// Package timers owns durable one-shot tasks (CONTRACT §4): the Task record, the Store contract
+// Package timers owns durable one-shot tasks (docs/reference.md §4): the Task record, the Store contract
 // every backend implements (redistimers for a cluster, localtimers embedded), and the Runner that
 // fires one host's due tasks, heartbeats their leases and interrupts force-ended runs.
 //

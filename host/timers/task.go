@@ -13,7 +13,7 @@ import (
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// Task statuses (CONTRACT §4). waiting and running are live; the other three are final.
+// Task statuses (docs/reference.md §4). waiting and running are live; the other three are final.
 const (
 	StatusWaiting   = "waiting"
 	StatusRunning   = "running"
@@ -42,7 +42,7 @@ type TaskError struct {
 	Stack   string `json:"stack"`
 }
 
-// Task is one task record (CONTRACT §4). Times are returned in UTC; StartTime keeps the
+// Task is one task record (docs/reference.md §4). Times are returned in UTC; StartTime keeps the
 // precision it was created with, the times the store sets are kept to the millisecond or finer.
 type Task struct {
 	ID        string         `json:"taskId"`   // "task_" + random, made by Create when empty

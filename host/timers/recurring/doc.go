@@ -1,4 +1,4 @@
-// Package recurring runs the cron and interval task templates of CONTRACT §4 (tasks.NormalType
+// Package recurring runs the cron and interval task templates of docs/reference.md §4 (tasks.NormalType
 // with repeatType "cron" or "interval") on their own, on exactly one host of the cluster per tick.
 //
 // It owns:

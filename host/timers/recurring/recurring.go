@@ -9,7 +9,7 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// Misfire policies (CONTRACT §4 "misfire").
+// Misfire policies (docs/reference.md §4 "misfire").
 const (
 	// MisfireFireOnce runs one catch-up tick, at the latest missed time, for the ticks a template
 	// missed while no host ran it. It is the default.
@@ -18,7 +18,7 @@ const (
 	MisfireSkip = "skip"
 )
 
-// Concurrency policies (CONTRACT §4 "concurrency"): what a tick does while the previous run of
+// Concurrency policies (docs/reference.md §4 "concurrency"): what a tick does while the previous run of
 // the same template is still going, on any host.
 const (
 	// ConcurrencySerial makes the tick wait and run after the previous run. It is the default.
