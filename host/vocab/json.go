@@ -69,3 +69,24 @@ func exactNumbers(v any) any {
 	}
 	return v
 }
+
+// DecodeArgs turns the JSON given to a service call (`trellis call`, POST /api/services/…) into
+// call arguments: an object is the function's one argument, an array its positional arguments,
+// empty input no arguments. Anything else is an invalid_argument error saying what to send.
+func DecodeArgs(data []byte) ([]any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	v, err := DecodeJSON(data)
+	if err != nil {
+		return nil, Errorf(CodeInvalidArgument, "arguments are not valid JSON: %v", err)
+	}
+	switch t := v.(type) {
+	case []any:
+		return t, nil
+	case map[string]any:
+		return []any{t}, nil
+	default:
+		return nil, Errorf(CodeInvalidArgument, "send a JSON object (the one argument) or an array (positional arguments), got %s", Describe(v))
+	}
+}

@@ -1,0 +1,72 @@
+package vocab_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/vocab"
+)
+
+func TestDecodeJSONKeepsIntegersExact(t *testing.T) {
+	t.Parallel()
+	v, err := vocab.DecodeJSON([]byte(`{"id": 9007199254740993, "neg": -9007199254740993, "f": 1.5, "e": 1e3,
+		"huge": 123456789012345678901234567890, "list": [1, 2.5, null, true, "s"], "nested": {"n": 7}}`))
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{
+		"id": int64(9007199254740993), "neg": int64(-9007199254740993), "f": 1.5, "e": float64(1000),
+		"huge": 1.2345678901234568e29, "list": []any{int64(1), 2.5, nil, true, "s"}, "nested": map[string]any{"n": int64(7)},
+	}, v)
+
+	for _, bad := range []string{``, `{`, `{"a": 1} {"b": 2}`, `[1,]`, `nul`} {
+		_, err := vocab.DecodeJSON([]byte(bad))
+		require.Error(t, err, bad)
+	}
+	m, err := vocab.DecodeJSONObject([]byte(`null`))
+	require.NoError(t, err)
+	require.Nil(t, m)
+	_, err = vocab.DecodeJSONObject([]byte(`[1]`))
+	require.ErrorContains(t, err, "not a JSON object: an array")
+}
+
+func TestDecodeArgs(t *testing.T) {
+	t.Parallel()
+	args, err := vocab.DecodeArgs([]byte(`  `))
+	require.NoError(t, err)
+	require.Nil(t, args)
+	args, err = vocab.DecodeArgs([]byte(`{"orderId": 9007199254740993}`))
+	require.NoError(t, err)
+	require.Equal(t, []any{map[string]any{"orderId": int64(9007199254740993)}}, args, "an object is the one argument")
+	args, err = vocab.DecodeArgs([]byte(`[1, "a"]`))
+	require.NoError(t, err)
+	require.Equal(t, []any{int64(1), "a"}, args, "an array is the positional arguments")
+	for body, want := range map[string]string{`42`: "got a number", `"x"`: "got a string", `{`: "not valid JSON"} {
+		_, err := vocab.DecodeArgs([]byte(body))
+		require.ErrorContains(t, err, want)
+		require.Equal(t, vocab.CodeInvalidArgument, vocab.CodeOf(err))
+	}
+}
+
+func TestCodedErrors(t *testing.T) {
+	t.Parallel()
+	errGone := vocab.Sentinel(vocab.CodeNotFound, "pkg: gone")
+	wrapped := vocab.Errorf(vocab.CodeConflict, "outer: %w", errGone)
+	require.ErrorIs(t, wrapped, errGone)
+	require.Equal(t, vocab.CodeConflict, vocab.CodeOf(wrapped), "the outermost code wins")
+	require.Equal(t, vocab.CodeNotFound, vocab.CodeOf(fmtWrap(errGone)))
+	require.Equal(t, "", vocab.CodeOf(errPlain{}))
+	require.Equal(t, vocab.CodeUnavailable, vocab.CodeOf(vocab.WithCode(vocab.CodeUnavailable, errPlain{})))
+	require.Equal(t, vocab.CodeNotFound, vocab.CodeOf(vocab.WithCode(vocab.CodeUnavailable, errGone)), "a code already there stays")
+	require.Nil(t, vocab.WithCode(vocab.CodeInternal, nil))
+}
+
+type errPlain struct{}
+
+func (errPlain) Error() string { return "plain" }
+
+func fmtWrap(err error) error { return &wrapErr{err} }
+
+type wrapErr struct{ err error }
+
+func (w *wrapErr) Error() string { return "wrapped: " + w.err.Error() }
+func (w *wrapErr) Unwrap() error { return w.err }
