@@ -83,7 +83,7 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 	if m, ok := data.(map[string]any); ok {
 		if msg, ok := m["error"]; ok && msg != nil {
 			r.Status, r.Stage = logstore.StatusFail, logstore.StageCallbackFailed
-			r.Error = &logstore.RowError{Code: "callback", Message: fmt.Sprint(msg)}
+			r.Error = &logstore.RowError{Code: "callback", Message: callbackError(msg)}
 		}
 	}
 	if r.Status == logstore.StatusSuccess {
@@ -93,4 +93,17 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 		return CallbackResult{}, fmt.Errorf("engine: record the callback of %s: %w", nodeID, err)
 	}
 	return CallbackResult{NodeID: nodeID, Status: r.Status}, nil
+}
+
+// callbackError is the message of a callback's {"error": …}: a string as given, anything else
+// (an object such as {code, message}) as its JSON, never Go's formatting of a map.
+func callbackError(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
