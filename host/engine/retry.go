@@ -95,9 +95,11 @@ func (p RetryPolicy) Next(attempt int, firstTry, now time.Time) (time.Duration, 
 		if attempt >= p.MaxAttempts {
 			return 0, false
 		}
-		d := p.Interval << min(attempt-1, 30)
-		if d > p.MaxInterval || d <= 0 {
-			d = p.MaxInterval
+		// Interval doubles per try up to MaxInterval. Compared before shifting: shifted first, a
+		// long interval outgrows int64 after a few dozen tries and can wrap to a shorter wait.
+		d := p.MaxInterval
+		if shift := attempt - 1; shift < 63 && p.Interval <= p.MaxInterval>>shift {
+			d = p.Interval << shift
 		}
 		// Full jitter in the upper half keeps retries of many nodes from arriving together.
 		return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)), true

@@ -89,3 +89,66 @@ func TestBroadcastGroupIsStableAcrossRestarts(t *testing.T) {
 	require.NotEqual(t, l.Group("h", "a"), l.Group("h", "b"))
 	require.Equal(t, "pool", (&Listener{HandlerType: HandlerPool}).Group("h", "a"))
 }
+
+// TestExponentialNeverWrapsAround: interval << (attempt-1) outgrows int64 after enough tries of
+// a long interval; the wait must then be the cap, never a wrapped-around shorter one.
+func TestExponentialNeverWrapsAround(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		interval time.Duration
+		attempt  int
+	}{
+		{3*time.Hour + 7*time.Minute + 50*time.Second, 27}, // wraps to 108h, under the 200h cap
+		{6*time.Hour + 15*time.Minute + 40*time.Second, 26},
+		{7*time.Hour + 20*time.Minute + 57*time.Second, 31},
+		{time.Minute, 29}, // wraps negative
+		{time.Hour, 200},
+	}
+	for _, tc := range cases {
+		p := RetryPolicy{Policy: RetryExponential, Interval: tc.interval, MaxInterval: 64 * tc.interval, MaxAttempts: 1000}
+		for range 20 {
+			d, again := p.Next(tc.attempt, t0, t0)
+			require.True(t, again)
+			require.GreaterOrEqual(t, d, p.MaxInterval/2, "interval %s, attempt %d", tc.interval, tc.attempt)
+			require.LessOrEqual(t, d, p.MaxInterval, "interval %s, attempt %d", tc.interval, tc.attempt)
+		}
+	}
+	// The upper bound of the wait never falls from one try to the next.
+	p := RetryPolicy{Policy: RetryExponential, Interval: 5 * time.Hour, MaxInterval: 1 << 62, MaxAttempts: 1000}
+	var prev time.Duration
+	for attempt := 1; attempt < 100; attempt++ {
+		d, _ := p.Next(attempt, t0, t0)
+		require.GreaterOrEqual(t, 2*d, prev, "attempt %d", attempt)
+		prev = d
+	}
+}
+
+// TestParseRetryFillsIn: what ParseRetry derives from a partial retry field.
+func TestParseRetryFillsIn(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		in   map[string]any
+		want RetryPolicy
+	}{
+		{"none runs once whatever maxAttempts says", map[string]any{"policy": "none", "maxAttempts": float64(9)},
+			RetryPolicy{Policy: RetryNone, Interval: 5 * time.Minute, MaxAttempts: 1}},
+		{"exponential caps at 64 intervals by default", map[string]any{"policy": "exponential", "interval": "2s"},
+			RetryPolicy{Policy: RetryExponential, Interval: 2 * time.Second, MaxAttempts: 5, MaxInterval: 128 * time.Second}},
+		{"cyclic keeps its window", map[string]any{"policy": "cyclic", "interval": "1m", "window": "1h"},
+			RetryPolicy{Policy: RetryCyclic, Interval: time.Minute, MaxAttempts: 5, Window: time.Hour}},
+		{"maxAttempts from JS is an int64", map[string]any{"maxAttempts": int64(2)},
+			RetryPolicy{Policy: RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 2}},
+		{"an empty policy is the default", map[string]any{"policy": ""},
+			RetryPolicy{Policy: RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := ParseRetry(tc.in)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, p)
+		})
+	}
+}
