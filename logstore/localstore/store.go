@@ -5,15 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
-
+	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -48,54 +46,34 @@ func Open(dir string, opts Options) (*Store, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("open: %w: the directory is empty; pass the data directory's logs folder", ErrInvalidOptions)
 	}
-	if strings.ContainsRune(dir, '?') {
-		return nil, fmt.Errorf("open %s: %w: the directory name may not contain '?'", dir, ErrInvalidOptions)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open: %w: create the log directory: %w", logstore.ErrUnavailable, err)
-	}
 	s := &Store{path: filepath.Join(dir, FileName), opts: opts, dropChunk: defaultDropChunk}
 	if err := s.open(); err != nil {
 		s.closeAll()
+		if errors.Is(err, sqlitedb.ErrInvalidOptions) {
+			err = fmt.Errorf("%w: %w", ErrInvalidOptions, err)
+		}
 		return nil, fmt.Errorf("open %s: %w", s.path, err)
 	}
 	return s, nil
 }
 
-func (s *Store) dsn(extra ...string) string {
-	params := []string{
-		"_pragma=busy_timeout(10000)",
-		fmt.Sprintf("_pragma=cache_size(%d)", -s.opts.CacheMiB*1024),
-		"_pragma=temp_store(memory)",
-	}
-	return s.path + "?" + strings.Join(append(params, extra...), "&")
-}
-
 func (s *Store) open() error {
-	syncMode := "NORMAL"
-	if s.opts.SyncFull {
-		syncMode = "FULL"
-	}
 	var err error
-	// The writer: 8 KiB pages (a new database only) and a 64 MiB WAL between checkpoints measured
-	// best for ingest at a million rows; mmap saves a copy of every page read, as on the readers.
-	s.write, err = sql.Open("sqlite", s.dsn(
-		"_pragma=synchronous("+syncMode+")",
-		"_pragma=page_size(8192)",
-		"_pragma=wal_autocheckpoint(8192)",
-		"_pragma=mmap_size(1073741824)",
-	))
+	// The writer: 8 KiB pages (a new database only) and a 64 MiB WAL between checkpoints
+	// measured best for ingest at a million rows; mmap saves a copy of every page read, as on
+	// the readers. A new database gets incremental auto-vacuum, which DropBefore uses to give
+	// dropped days back to the file system.
+	s.write, err = sqlitedb.Open(s.path, sqlitedb.Options{
+		SyncFull: s.opts.SyncFull, CacheMiB: s.opts.CacheMiB, MmapMiB: 1024, TempStoreMemory: true,
+		PageSize: 8192, WALAutocheckpoint: 8192, IncrementalVacuum: true,
+	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 	}
-	s.write.SetMaxOpenConns(1)
 	ctx := context.Background()
 	s.wconn, err = s.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w (is the directory writable?)", logstore.ErrUnavailable, err)
-	}
-	if err := s.walMode(ctx); err != nil {
-		return err
 	}
 	var version int
 	if err := s.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
@@ -116,45 +94,13 @@ func (s *Store) open() error {
 		return fmt.Errorf("%w: set schema version: %w", logstore.ErrUnavailable, err)
 	}
 	s.stmts = map[string]*sql.Stmt{}
-	s.read, err = sql.Open("sqlite", s.dsn("_pragma=mmap_size(1073741824)", "_query_only=1"))
+	s.read, err = sqlitedb.Open(s.path, sqlitedb.Options{
+		ReadOnly: true, Conns: s.opts.ReadConns, CacheMiB: s.opts.CacheMiB, MmapMiB: 1024, TempStoreMemory: true,
+	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
 	}
-	s.read.SetMaxOpenConns(s.opts.ReadConns)
-	s.read.SetMaxIdleConns(s.opts.ReadConns)
-	if err := s.read.PingContext(ctx); err != nil {
-		return fmt.Errorf("%w: %w", logstore.ErrUnavailable, err)
-	}
 	return nil
-}
-
-// walMode switches a database to WAL (readers never wait for the writer). A new database first
-// gets auto_vacuum=INCREMENTAL, which only takes effect before the first table exists; DropBefore
-// uses it to give dropped days back to the file system. Switching needs a moment alone with the
-// file, which SQLite does not wait for, so another process opening it at the same time is
-// retried for a while.
-func (s *Store) walMode(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		var mode string
-		err := s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
-		if err == nil && strings.EqualFold(mode, "wal") {
-			return nil
-		}
-		if err == nil {
-			_, err = s.wconn.ExecContext(ctx, "PRAGMA auto_vacuum = INCREMENTAL")
-		}
-		if err == nil {
-			err = s.wconn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
-		}
-		if err == nil && strings.EqualFold(mode, "wal") {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: switch to WAL mode: %v (journal mode %q); is another program holding %s?", logstore.ErrUnavailable, err, mode, s.path)
-		}
-		time.Sleep(wait)
-	}
 }
 
 // Close closes the database; queries in flight finish first. Safe to call twice.

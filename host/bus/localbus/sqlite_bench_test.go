@@ -6,11 +6,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	_ "modernc.org/sqlite" // the alternative this package was measured against
+
+	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
 )
 
-// BenchmarkSQLiteAlternative measures what a bus on SQLite (modernc.org/sqlite, WAL,
-// synchronous=FULL) would pay for storage alone, without any of the dispatching: per message,
+// BenchmarkSQLiteAlternative measures what a bus on SQLite (modernc.org/sqlite opened as the
+// embedded stores open it, WAL, synchronous=FULL) would pay for storage alone, without any of the dispatching: per message,
 // insert it, read it back and insert its pending row on delivery (with the group's cursor),
 // delete that row on ack — in transactions of 16 messages, one commit each for publish,
 // delivery and ack, on one goroutine. Compare its msgs/s with BenchmarkEndToEnd, which does all
@@ -18,10 +19,9 @@ import (
 //
 //	go test -run '^$' -bench SQLiteAlternative -benchtime 50000x ./host/bus/localbus/
 func BenchmarkSQLiteAlternative(b *testing.B) {
-	db, err := sql.Open("sqlite", filepath.Join(b.TempDir(), "bus.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	db, err := sqlitedb.Open(filepath.Join(b.TempDir(), "bus.db"), sqlitedb.Options{SyncFull: true})
 	require.NoError(b, err)
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	for _, q := range []string{
 		`CREATE TABLE messages(topic INTEGER, seq INTEGER, payload BLOB, headers BLOB, PRIMARY KEY(topic, seq)) WITHOUT ROWID`,
 		`CREATE TABLE pending(grp INTEGER, seq INTEGER, consumer TEXT, count INTEGER, PRIMARY KEY(grp, seq)) WITHOUT ROWID`,

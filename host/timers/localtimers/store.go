@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,8 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
-
+	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/vocab"
 )
@@ -46,15 +44,9 @@ func Open(path string) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("localtimers: open: %w: the path is empty; pass DATA/%s", timers.ErrInvalid, FileName)
 	}
-	if strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("localtimers: open %s: %w: the path may not contain '?'", path, timers.ErrInvalid)
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("localtimers: open %s: %w: %w", path, timers.ErrInvalid, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return nil, fmt.Errorf("localtimers: open %s: %w: create the directory: %w", path, timers.ErrUnavailable, err)
 	}
 	s := &Store{path: abs, done: make(chan struct{}), now: time.Now}
 	if err := s.open(); err != nil {
@@ -65,24 +57,18 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) dsn(extra ...string) string {
-	params := append([]string{"_pragma=busy_timeout(10000)", "_pragma=foreign_keys(0)"}, extra...)
-	return "file:" + s.path + "?" + strings.Join(params, "&")
-}
-
 func (s *Store) open() error {
 	var err error
-	s.write, err = sql.Open("sqlite", s.dsn("_pragma=synchronous(NORMAL)", "_txlock=immediate"))
+	// The writer's transactions are BEGIN IMMEDIATE: claims are exclusive even between two
+	// handles on one file.
+	s.write, err = sqlitedb.Open(s.path, sqlitedb.Options{})
+	if errors.Is(err, sqlitedb.ErrInvalidOptions) {
+		return fmt.Errorf("%w: %w", timers.ErrInvalid, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", timers.ErrUnavailable, err)
 	}
-	s.write.SetMaxOpenConns(1)
-	s.write.SetMaxIdleConns(1)
-	s.write.SetConnMaxIdleTime(0)
 	ctx := context.Background()
-	if err := s.walMode(ctx); err != nil {
-		return err
-	}
 	var version int
 	if err := s.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("%w: read schema version: %w (is %s an SQLite database?)", timers.ErrUnavailable, err, s.path)
@@ -96,42 +82,11 @@ func (s *Store) open() error {
 	if _, err := s.write.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("%w: set schema version: %w", timers.ErrUnavailable, err)
 	}
-	s.read, err = sql.Open("sqlite", s.dsn("_query_only=1"))
+	s.read, err = sqlitedb.Open(s.path, sqlitedb.Options{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("%w: %w", timers.ErrUnavailable, err)
 	}
-	s.read.SetMaxOpenConns(4)
-	s.read.SetMaxIdleConns(4)
-	if err := s.read.PingContext(ctx); err != nil {
-		return fmt.Errorf("%w: %w", timers.ErrUnavailable, err)
-	}
 	return nil
-}
-
-// walMode switches the database to WAL so readers never wait for the writer. Switching needs a
-// moment alone with the file, so another handle opening it at the same time is retried.
-func (s *Store) walMode(ctx context.Context) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		var mode string
-		err := s.write.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
-		if err == nil && strings.EqualFold(mode, "wal") {
-			return nil
-		}
-		if err != nil && !busy(err) {
-			return fmt.Errorf("%w: switch to WAL mode: %w (is %s an SQLite database?)", timers.ErrUnavailable, err, s.path)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: switch to WAL mode: %v (journal mode %q); is another program holding %s?", timers.ErrUnavailable, err, mode, s.path)
-		}
-		time.Sleep(wait)
-	}
-}
-
-// busy says whether err is SQLite waiting for another connection, worth retrying.
-func busy(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_LOCKED")
 }
 
 // PollHint: a task created through another handle is found within a second; the host calls

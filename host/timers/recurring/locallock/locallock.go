@@ -7,14 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
-
+	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
 	"github.com/trellis-run/trellis/host/timers/recurring"
 )
 
@@ -55,19 +51,14 @@ func Open(path string) (*Coordinator, error) {
 	if path == "" {
 		return nil, fmt.Errorf("locallock: open: %w: path is empty; pass a file in the data directory such as .trellis/recurring.db", recurring.ErrInvalidArgument)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("locallock: open %s: create its directory: %w", path, err)
+	// One connection: writes are serialized in Go instead of failing with SQLITE_BUSY.
+	db, err := sqlitedb.Open(path, sqlitedb.Options{})
+	if errors.Is(err, sqlitedb.ErrInvalidOptions) {
+		return nil, fmt.Errorf("locallock: open %s: %w: %w", path, recurring.ErrInvalidArgument, err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("locallock: open %s: %w", path, err)
 	}
-	// One connection: writes are serialized in Go instead of failing with SQLITE_BUSY.
-	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(schema); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("locallock: open %s: create tables (is it a Trellis data file, and writable?): %w", path, err)
