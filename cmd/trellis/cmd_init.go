@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -43,8 +44,32 @@ func newInitCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("write sample app into %s: %w", dir, err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote a sample app to %s\nnext: trellis check --app %s && trellis call --app %s services.GreetingSvc.hello '{\"name\": \"Ada\"}'\n", dir, dir, dir)
+			bin, app := shellWord(invokedAs()), shellWord(dir)
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote a sample app to %s\n"+
+				"next: %s check --app %s && %s call --app %s services.GreetingSvc.hello '{\"name\": \"Ada\"}'\n"+
+				"then: %s serve --app %s   (the greeting's event runs its listener, events/GreetingSent)\n",
+				dir, bin, app, bin, app, bin, app)
 			return nil
 		},
 	}
+}
+
+// invokedAs is the command as the user typed it (./bin/trellis after `make build`, trellis from
+// PATH), so the hints init prints can be pasted back as they are. `go run` runs a binary in a
+// temporary build directory that is gone by then; it is named plainly.
+func invokedAs() string {
+	a := os.Args[0]
+	if a == "" || strings.Contains(a, "go-build") {
+		return "trellis"
+	}
+	return a
+}
+
+// shellWord quotes s for a POSIX shell when it holds anything but plain path characters, so a
+// hint stays pasteable for a directory with spaces.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=+@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
