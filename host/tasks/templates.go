@@ -19,7 +19,8 @@ const (
 )
 
 // Template is a task template (a tasks.Meta instance) as the task center needs it. The registry
-// has validated the definition (cron syntax, durations, timezone, funcName) before it gets here.
+// has validated the definition (durations, timezone, funcName; cron syntax and intervals through
+// ValidateTemplate, which the host passes it) before it gets here.
 type Template struct {
 	FullName, Title, TaskType, RepeatType string
 	Cron                                  string
