@@ -26,8 +26,7 @@ type Bus struct {
 	backlog   int64  // bytes of the messages kept
 	closed    bool
 	ioErr     error // sticky: the log failed
-
-	logDone bool // the log is closed: nothing more is written
+	logDone   bool  // the log is closed: nothing more is written
 
 	// The log's side, under mu.
 	scratch    []byte                       // the record being framed
