@@ -143,12 +143,17 @@ func (l *Log) commit(g *Commit) {
 	l.fsize += n
 	l.written += n
 	l.mu.Lock()
-	l.durableOff = l.fsize
 	l.size += n
 	if !l.opts.NoSync {
 		l.syncs++
 	}
+	l.mu.Unlock()
 	g.end = Position{Seg: l.active, Off: l.fsize}
+	// The owner hears of the commit before Readers may read it, so whatever a Reader returns
+	// the owner has accounted for (a spool counts the rows it holds).
+	l.notify(g)
+	l.mu.Lock()
+	l.durableOff = l.fsize
 	l.mu.Unlock()
 	if l.opts.Preallocate && l.written >= l.prepThreshold() {
 		select {
@@ -167,7 +172,7 @@ func (l *Log) commit(g *Commit) {
 		default:
 		}
 	}
-	l.finish(g)
+	l.release(g)
 }
 
 func (l *Log) fail(g *Commit, err error) {
@@ -183,9 +188,18 @@ func (l *Log) fail(g *Commit, err error) {
 
 // finish tells the owner and the waiters, and keeps the group's buffer for the next one.
 func (l *Log) finish(g *Commit) {
+	l.notify(g)
+	l.release(g)
+}
+
+func (l *Log) notify(g *Commit) {
 	if l.opts.OnCommit != nil {
 		l.opts.OnCommit(g)
 	}
+}
+
+// release closes the commit's Done and keeps its buffer for the next group.
+func (l *Log) release(g *Commit) {
 	buf := g.buf
 	g.buf = nil
 	close(g.done)

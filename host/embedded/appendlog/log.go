@@ -84,9 +84,10 @@ type Options struct {
 	SetAsideForeign bool
 	// LazyDelay bounds how long records appended with AppendLazy wait for a commit [5ms].
 	LazyDelay time.Duration
-	// OnCommit, when set, runs on the committer after each commit, failed or not, before the
-	// commit's Done closes: owners make what it committed visible there. It may call Append,
-	// AppendLazy and Rewrite; it must not wait for a commit.
+	// OnCommit, when set, runs on the committer after each commit, failed or not, before a
+	// Reader may read what it committed and before its Done closes: owners account for it and
+	// make it visible there. It may call Append, AppendLazy and Rewrite; it must not wait for a
+	// commit.
 	OnCommit func(*Commit)
 	// Logger hears of torn tails cut, foreign files and failed writes [slog.Default()].
 	Logger *slog.Logger

@@ -689,3 +689,37 @@ func TestOptions(t *testing.T) {
 	_, err := Open("", Options{Magic: "M"}, nil)
 	require.ErrorIs(t, err, ErrInvalidOptions)
 }
+
+// What a Reader returns, the owner has heard of in OnCommit: a spool counts the rows it holds
+// there, and must never read rows it has not counted.
+func TestOnCommitComesBeforeReaders(t *testing.T) {
+	t.Parallel()
+	var l *Log
+	var mu sync.Mutex
+	var seen []int // records a Reader found during each OnCommit
+	opts := options(&logBuffer{})
+	opts.OnCommit = func(c *Commit) {
+		r := l.NewReader(l.Start())
+		defer r.Close()
+		n := 0
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+			r.Advance()
+			n++
+		}
+		mu.Lock()
+		seen = append(seen, n)
+		mu.Unlock()
+	}
+	l, err := Open(t.TempDir(), opts, nil)
+	require.NoError(t, err)
+	defer l.Close()
+	for i := range 5 {
+		appendWait(t, l, rec(i))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []int{0, 1, 2, 3, 4}, seen)
+}
