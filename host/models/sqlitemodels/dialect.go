@@ -164,7 +164,11 @@ func (dialect) FromDriver(f models.Field, v any) (any, error) {
 		}
 	case models.TypeJSON:
 		if str, ok := v.(string); ok {
-			return sqlstore.DecodeJSON(f, []byte(str))
+			var out any
+			if err := json.Unmarshal([]byte(str), &out); err != nil {
+				return nil, fmt.Errorf("%w: column %q holds text that is not JSON: %v", models.ErrSchema, f.Name, err)
+			}
+			return out, nil
 		}
 	}
 	return nil, sqlstore.Unexpected(f, v)

@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -12,9 +11,9 @@ import (
 // what is wrong, not repeat it 100k times.
 const maxRowProblems = 10
 
-// NormalizeRows applies models.Normalize to every row of a bulk insert, naming the row of each
+// normalizeRows applies models.Normalize to every row of a bulk insert, naming the row of each
 // problem ("row 7: ..."), so both backends refuse a bad batch alike before touching the database.
-func NormalizeRows(s models.Schema, in []models.Row) ([]models.Row, error) {
+func normalizeRows(s models.Schema, in []models.Row) ([]models.Row, error) {
 	out := make([]models.Row, len(in))
 	var errs []error
 	for i, r := range in {
@@ -43,16 +42,12 @@ func FullRow(fields []models.Field, r models.Row, id int64) models.Row {
 	return out
 }
 
-// DecodeJSON reads a JSON field's stored text into the stored value model.
-func DecodeJSON(f models.Field, raw []byte) (any, error) {
-	var out any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("%w: column %q holds text that is not JSON: %v", models.ErrSchema, f.Name, err)
-	}
-	return out, nil
-}
-
 // Unexpected is the error for a value the driver returned that field f cannot hold.
 func Unexpected(f models.Field, v any) error {
 	return fmt.Errorf("%w: column %q (%s) holds %T; was the table changed by hand?", models.ErrSchema, f.Name, f.Type, v)
+}
+
+// DuplicateID is the error for an insert whose id another row has.
+func DuplicateID(sc models.Schema, id any) error {
+	return fmt.Errorf("%w: model %s already has a row with id %v; leave id out to get a new one", models.ErrInvalidValue, sc.Model, id)
 }

@@ -159,11 +159,6 @@ func (s *Store[T]) Ensure(ctx context.Context, sc models.Schema) error {
 	})
 }
 
-// DuplicateID is the error for an insert whose id another row has.
-func DuplicateID(sc models.Schema, id any) error {
-	return fmt.Errorf("%w: model %s already has a row with id %v; leave id out to get a new one", models.ErrInvalidValue, sc.Model, id)
-}
-
 // Insert stores one row (see models.Store).
 func (s *Store[T]) Insert(ctx context.Context, sc models.Schema, r models.Row) (models.Row, error) {
 	op := "insert into " + sc.Model
@@ -206,7 +201,7 @@ func (s *Store[T]) InsertMany(ctx context.Context, sc models.Schema, in []models
 	if err := s.check(op, sc); err != nil {
 		return nil, err
 	}
-	norm, err := NormalizeRows(sc, in)
+	norm, err := normalizeRows(sc, in)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
