@@ -1,6 +1,7 @@
 package appendlog
 
 import (
+	"cmp"
 	"bufio"
 	"bytes"
 	"encoding/binary"
@@ -37,7 +38,7 @@ func (l *Log) recover(replay func(Position, []byte) error) error {
 			segs = append(segs, segFile{id, base})
 		}
 	}
-	slices.SortFunc(segs, func(a, b segFile) int { return cmpID(a.id, b.id) })
+	slices.SortFunc(segs, func(a, b segFile) int { return cmp.Compare(a.id, b.id) })
 	// The newest base voids everything before it: a crash between its rename and the
 	// deletions left them behind.
 	for i := len(segs) - 1; i > 0; i-- {
@@ -115,16 +116,6 @@ func (l *Log) recover(replay func(Position, []byte) error) error {
 	l.active, l.durableOff = next, l.hdr
 	l.size += l.hdr
 	return nil
-}
-
-func cmpID(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // scanSegment checks the frames of one segment from offset from, passes each to replay,
