@@ -8,7 +8,8 @@
 // reused. One writer connection runs every write in a transaction; several read-only
 // connections answer Get and Query without waiting for it (WAL mode).
 //
-// It is Open and a dialect (dialect.go) of the shared store in internal/sqlstore.
+// It is Open (through host/embedded/sqlitedb, like every embedded SQLite user) and a dialect
+// (dialect.go) under the shared store in internal/sqlstore.
 //
 // It implements models.Store and must not know about JavaScript, events or tasks.
 package sqlitemodels
