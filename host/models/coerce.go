@@ -19,7 +19,8 @@ const DateLayout = "2006-01-02"
 
 // Row is one row in the *stored* value model: id int64; AutoInt/Integer int64; Numeric float64;
 // Stext/Ltext string; Boolean bool; Date string "YYYY-MM-DD"; Datetime time.Time (UTC, whole
-// milliseconds); JSON any (plain JSON values: map[string]any, []any, string, float64, bool, nil);
+// milliseconds); JSON any (plain JSON values: map[string]any, []any, string, int64 for whole
+// numbers given as integers, float64 for others, bool, nil — as vocab.DecodeJSON reads JSON);
 // nil = NULL. Rows a Store returns hold every field of the schema (nil when NULL).
 type Row map[string]any
 
@@ -33,7 +34,7 @@ type Row map[string]any
 //   - Datetime: "YYYY-MM-DD HH:mm:ss" in loc, ISO-8601, epoch milliseconds or a time.Time,
 //     stored in UTC and cut to whole milliseconds;
 //   - Date: "YYYY-MM-DD", or any datetime form, whose date in loc is taken;
-//   - JSON: any plain JSON value, numbers as float64 (a time.Time inside becomes a
+//   - JSON: any plain JSON value, integers as int64, other numbers float64 (a time.Time inside becomes a
 //     "YYYY-MM-DD HH:mm:ss" string in loc);
 //   - nil (null) stores NULL in any field.
 //
@@ -396,6 +397,18 @@ func plainJSON(v any, loc *time.Location, depth int) (any, error) {
 			out[i] = c
 		}
 		return out, nil
+	}
+	// Whole numbers of integer types stay int64, as vocab.DecodeJSON reads them back: an id
+	// such as 9007199254740993 inside a JSON field is stored and returned exactly.
+	switch n := v.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		if i, err := toInt64(n); err == nil {
+			return i, nil
+		}
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return i, nil
+		}
 	}
 	if x, ok := toFloat64(v); ok {
 		if math.IsNaN(x) || math.IsInf(x, 0) {

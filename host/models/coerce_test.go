@@ -98,12 +98,13 @@ func TestCoerceValue(t *testing.T) {
 		{models.TypeDatetime, false, nil, "got false"},
 		{models.TypeDatetime, map[string]any{}, nil, "got an object"},
 		// JSON
-		{models.TypeJSON, map[string]any{"a": 1, "b": []any{int64(2), "x", nil, true}}, map[string]any{"a": 1.0, "b": []any{2.0, "x", nil, true}}, ""},
+		{models.TypeJSON, map[string]any{"a": 1, "b": []any{int64(2), "x", nil, true, 2.5}}, map[string]any{"a": int64(1), "b": []any{int64(2), "x", nil, true, 2.5}}, ""},
+		{models.TypeJSON, map[string]any{"id": int64(9007199254740993), "n": json.Number("9007199254740993")}, map[string]any{"id": int64(9007199254740993), "n": int64(9007199254740993)}, ""},
 		{models.TypeJSON, []string{"a", "b"}, []any{"a", "b"}, ""},
-		{models.TypeJSON, map[string]int{"a": 1}, map[string]any{"a": 1.0}, ""},
+		{models.TypeJSON, map[string]int{"a": 1}, map[string]any{"a": int64(1)}, ""},
 		{models.TypeJSON, struct {
 			A int `json:"a"`
-		}{A: 2}, map[string]any{"a": 2.0}, ""},
+		}{A: 2}, map[string]any{"a": int64(2)}, ""},
 		{models.TypeJSON, json.Number("1.25"), 1.25, ""},
 		{models.TypeJSON, "text", "text", ""},
 		{models.TypeJSON, map[string]any{"at": time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)}, map[string]any{"at": "2024-05-01 08:00:00"}, ""},

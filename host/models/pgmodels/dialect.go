@@ -309,7 +309,7 @@ func (dialect) FromDriver(f models.Field, v any) (any, error) {
 			return t.UTC(), nil
 		}
 	case models.TypeJSON:
-		return v, nil // pgx decodes jsonb with encoding/json
+		return v, nil // pgx decodes jsonb with vocab.DecodeJSON (exactJSON)
 	}
 	return nil, sqlstore.Unexpected(f, v)
 }

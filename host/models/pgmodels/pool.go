@@ -2,16 +2,19 @@ package pgmodels
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 
 	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/models/internal/sqlstore"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // pool is the store's DB: a pgxpool.Pool handing out connections for one caller's sole use
@@ -37,11 +40,33 @@ func newPool(cfg *pgx.ConnConfig, max int) (*pool, error) {
 	}
 	pc.ConnConfig = cfg
 	pc.MaxConns = int32(max)
+	pc.AfterConnect = exactJSON
 	p, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, err
 	}
 	return &pool{p: p}, nil
+}
+
+// exactJSON makes the connection decode json and jsonb with vocab's decoder: pgx's default,
+// encoding/json into an any, turns a number such as 9007199254740993 inside a JSON field into a
+// float and loses it. Values of other Go types (the catalog's structs) decode as before.
+func exactJSON(_ context.Context, conn *pgx.Conn) error {
+	unmarshal := func(data []byte, v any) error {
+		if p, ok := v.(*any); ok {
+			decoded, err := vocab.DecodeJSON(data)
+			if err != nil {
+				return err
+			}
+			*p = decoded
+			return nil
+		}
+		return json.Unmarshal(data, v)
+	}
+	tm := conn.TypeMap()
+	tm.RegisterType(&pgtype.Type{Name: "json", OID: pgtype.JSONOID, Codec: &pgtype.JSONCodec{Marshal: json.Marshal, Unmarshal: unmarshal}})
+	tm.RegisterType(&pgtype.Type{Name: "jsonb", OID: pgtype.JSONBOID, Codec: &pgtype.JSONBCodec{Marshal: json.Marshal, Unmarshal: unmarshal}})
+	return nil
 }
 
 func (p *pool) Read(ctx context.Context, fn func(q sqlstore.Querier) error) error {

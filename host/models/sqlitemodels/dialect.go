@@ -15,6 +15,7 @@ import (
 	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/models/internal/sqlgen"
 	"github.com/trellis-run/trellis/host/models/internal/sqlstore"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // dialect is SQLite as the model store uses it.
@@ -164,8 +165,9 @@ func (dialect) FromDriver(f models.Field, v any) (any, error) {
 		}
 	case models.TypeJSON:
 		if str, ok := v.(string); ok {
-			var out any
-			if err := json.Unmarshal([]byte(str), &out); err != nil {
+			// vocab's decoder keeps integers exact: an id inside a JSON field comes back as stored.
+			out, err := vocab.DecodeJSON([]byte(str))
+			if err != nil {
 				return nil, fmt.Errorf("%w: column %q holds text that is not JSON: %v", models.ErrSchema, f.Name, err)
 			}
 			return out, nil
