@@ -84,7 +84,11 @@ func newBundle(t *testing.T, app map[string]string) *bundle {
 	b.writer, err = writer.New(b.store, writer.Options{SpoolDir: filepath.Join(data, "spool"), FlushInterval: 20 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, b.writer.Start(ctx))
-	t.Cleanup(func() { require.NoError(t, b.writer.Stop(context.Background())) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		require.NoError(t, b.writer.Stop(ctx))
+	})
 	b.sink = newSink(b.writer)
 	b.rec = execlog.NewRecorder(b.sink, execlog.HostLabel(machine, b.instance))
 	return b
