@@ -142,7 +142,9 @@ func TemplateList(s *registry.Snapshot, query string) []TemplateInfo {
 		if q != "" && !strings.Contains(strings.ToLower(el.Title), q) && !strings.Contains(strings.ToLower(el.FullName), q) {
 			continue
 		}
-		repeat, _ := el.Definition["repeatType"].(string)
+		// The same default the center runs the template by: a template whose Type has no
+		// repeatType (a user Type built on tasks.Meta) runs once, and says so.
+		repeat := strOr(el.Definition, "repeatType", RepeatOnce)
 		out = append(out, TemplateInfo{Title: el.Title, TaskType: el.Type, RepeatType: repeat, FullName: el.FullName})
 	}
 	return out
