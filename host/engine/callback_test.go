@@ -156,6 +156,10 @@ func newHookServer(t *testing.T, secret string) *hookServer {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
+		if r.URL.Path == "/hang" {
+			<-r.Context().Done() // answers only once the caller gives up
+			return
+		}
 		if r.URL.Path == "/fail" {
 			http.Error(w, "down for maintenance", http.StatusInternalServerError)
 			return
@@ -182,6 +186,8 @@ func hookApp(url string, allowPrivate bool) map[string]string {
 			"webhook": {"url": "` + url + `/ok", "secret": "s3cret"}}`,
 		"events/Broken/e.json": `{"title": "Broken", "type": "events.NormalType", "sender": "broken", "retry": {"policy": "none"},
 			"webhook": {"url": "` + url + `/fail", "secret": "s3cret"}}`,
+		"events/Hang/e.json": `{"title": "Hang", "type": "events.NormalType", "sender": "hang", "retry": {"policy": "none"},
+			"webhook": {"url": "` + url + `/hang", "secret": "s3cret", "timeout": "100ms"}}`,
 		"events/Async/e.json": `{"title": "Async", "type": "events.NormalType", "sender": "async", "retry": {"policy": "none"},
 			"webhook": {"url": "` + url + `/ok", "secret": "s3cret", "mode": "async"}}`,
 	}
@@ -212,6 +218,10 @@ func TestWebhookListeners(t *testing.T) {
 	res = b.send("broken", map[string]any{})
 	rows = b.awaitStage(res.NodeIDs[0], logstore.StageDeadLettered, 1)
 	require.Equal(t, "webhook_status", rows[len(rows)-1].Error.Code)
+
+	res = b.send("hang", map[string]any{})
+	rows = b.awaitStage(res.NodeIDs[0], logstore.StageDeadLettered, 1)
+	require.Equal(t, vocab.CodeTimeout, rows[len(rows)-1].Error.Code, "a webhook that does not answer within its timeout")
 
 	res = b.send("async", map[string]any{})
 	node := res.NodeIDs[0]

@@ -136,3 +136,22 @@ func TestSingletonPickIsTheSameOnEveryHost(t *testing.T) {
 	}
 	require.Len(t, picked, 3, "the picks spread over the set: %v", picked)
 }
+
+func TestBroadcastIdentity(t *testing.T) {
+	t.Setenv("TRELLIS_TEST_POD", "pod-7")
+	require.Equal(t, "machine", BroadcastIdentity("host", "machine", "inst_1"))
+	require.Equal(t, "inst_1", BroadcastIdentity("instance", "machine", "inst_1"))
+	require.Equal(t, "pod-7", BroadcastIdentity("env:TRELLIS_TEST_POD", "machine", "inst_1"))
+	require.Equal(t, "broadcast:pod-7", (&Listener{HandlerType: HandlerBroadcast, BroadcastIdentifier: "env:TRELLIS_TEST_POD"}).Group("machine", "inst_1"))
+	require.Equal(t, "singleton", (&Listener{HandlerType: HandlerSingleton}).Group("machine", "inst_1"), "a singleton set shares one group")
+}
+
+func TestSendResultMap(t *testing.T) {
+	t.Parallel()
+	res := SendResult{RequestID: "req_1", EventID: "evt_1", NodeIDs: []string{"node_1"}, Subscribers: []string{"events.A"}}
+	require.Equal(t, map[string]any{"requestId": "req_1", "eventId": "evt_1", "nodeIds": []any{"node_1"}, "subscribers": []any{"events.A"}}, res.Map(),
+		"plain values, as JavaScript receives them; no note when there is none")
+	empty := SendResult{RequestID: "req_2", EventID: "evt_2", Note: "no enabled listener"}
+	require.Equal(t, map[string]any{"requestId": "req_2", "eventId": "evt_2", "nodeIds": []any{}, "subscribers": []any{}, "note": "no enabled listener"}, empty.Map(),
+		"empty lists, never null")
+}

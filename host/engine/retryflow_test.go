@@ -118,3 +118,34 @@ func TestRetryPolicies(t *testing.T) {
 			"no try starts long after the window (%v)", stages(rows))
 	})
 }
+
+// TestBroadcastRetriesStayOnTheReceiver: a broadcast receiver's failed try is retried by the
+// same host, holding its delivery, as its node's next attempt.
+func TestBroadcastRetriesStayOnTheReceiver(t *testing.T) {
+	t.Parallel()
+	b := setup(t, map[string]string{
+		"events/Every/e.json": `{"title": "Every host", "type": "events.NormalType", "sender": "s", "handlerType": "broadcast",
+			"broadcastIdentifier": "host", "retry": {"interval": "20ms", "maxAttempts": 3}}`,
+		"events/Every/index.js": `exports.handle = function (event) { if (event.attempt < 3) throw new Error("not yet"); return event.attempt; };`,
+	})
+	res := b.send("s", map[string]any{})
+	rows := b.sink.await(t, "the receiver's node done", func(rows []logstore.Row) bool {
+		for _, r := range rows {
+			if r.ParentNodeID == res.NodeIDs[0] && r.Stage == logstore.StageDone {
+				return true
+			}
+		}
+		return false
+	})
+	var receiver string
+	for _, r := range rows {
+		if r.ParentNodeID == res.NodeIDs[0] {
+			receiver = r.NodeID
+		}
+	}
+	require.Equal(t, []string{"running/running@1", "waiting/retryScheduled@1", "running/running@2", "waiting/retryScheduled@2",
+		"running/running@3", "success/done@3"}, stages(b.attempts(receiver)))
+	lag, err := b.bus.Lag(b.ctx, "retry:listener:events.Every")
+	require.NoError(t, err)
+	require.Empty(t, lag, "a broadcast retry does not go through the shared retry queue")
+}
