@@ -61,6 +61,7 @@ func parseJSON(src string) (*jsonDoc, []jsonIssue) {
 		return d, []jsonIssue{{offset: 0, code: CodeBadJSON, msg: "invalid JSON: " + err.Error()}}
 	}
 	w := &jsonWalker{doc: d, dec: json.NewDecoder(strings.NewReader(src))}
+	w.dec.UseNumber()
 	d.vals = map[string]int{}
 	d.keys = map[string]int{}
 	v, err := w.value("")
@@ -98,6 +99,9 @@ func (w *jsonWalker) value(path string) (any, error) {
 	tok, err := w.dec.Token()
 	if err != nil {
 		return nil, err
+	}
+	if n, ok := tok.(json.Number); ok {
+		return number(n), nil
 	}
 	delim, ok := tok.(json.Delim)
 	if !ok {
@@ -206,4 +210,15 @@ func clamp(v, lo, hi int) int {
 		return hi
 	}
 	return v
+}
+
+// number is a definition's number as float64, what every reader of definitions (schema checks,
+// retry policies, limits) takes — except an integer a float64 cannot hold (past 2^53), which is
+// an int64, so an id in a template's argDict reaches the task function exactly.
+func number(n json.Number) any {
+	f, err := n.Float64()
+	if i, ierr := n.Int64(); ierr == nil && (err != nil || float64(i) != f || int64(f) != i) {
+		return i
+	}
+	return f
 }

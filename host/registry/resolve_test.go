@@ -268,3 +268,17 @@ func TestAppDirIsResolved(t *testing.T) {
 	require.Equal(t, real, s.App.Dir)
 	require.Equal(t, "testapp", s.App.Name)
 }
+
+// Numbers in e.json are float64 for every reader of definitions, but an integer a float64 cannot
+// hold stays an exact int64 (an id in a template's argDict).
+func TestDefinitionNumbersPastTwoTo53StayExact(t *testing.T) {
+	t.Parallel()
+	s := mustLoad(t, opts(newApp(t, map[string]string{
+		"services/S/e.json":   `{"type": "services.NormalType", "functionList": [{"name": "f", "args": [{"name": "x", "default": 9007199254740993}, {"name": "y", "default": 2.5}, {"name": "z", "default": 7}]}]}`,
+		"services/S/index.js": "exports.f = function () {}\n",
+	})))
+	args := s.Elements["services.S"].Definition["functionList"].([]any)[0].(map[string]any)["args"].([]any)
+	require.Equal(t, int64(9007199254740993), args[0].(map[string]any)["default"])
+	require.Equal(t, 2.5, args[1].(map[string]any)["default"])
+	require.Equal(t, float64(7), args[2].(map[string]any)["default"])
+}
