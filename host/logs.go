@@ -3,17 +3,13 @@ package host
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
-	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 	"github.com/trellis-run/trellis/logstore/writer"
 )
@@ -23,9 +19,6 @@ import (
 type execLog struct {
 	store  logstore.Store
 	writer *writer.Writer
-	// ownSpool is the private spool this process uses when another holds the main one; it is
-	// removed once drained.
-	ownSpool string
 
 	stopRetention context.CancelFunc
 	retentionDone sync.WaitGroup
@@ -53,26 +46,18 @@ func (h *Host) logPart() part {
 		}}
 }
 
-// openExecLog starts a writer in front of store (which the backends own and close).
+// openExecLog starts a writer in front of store (which the backends own and close), on the
+// data directory's spool or, beside a process that holds it, a private one (writer.StartShared).
 func openExecLog(ctx context.Context, cfg Config, store logstore.Store) (*execLog, error) {
-	l := &execLog{store: store}
 	flush := 100 * time.Millisecond // embedded: rows show up quickly; inserts are cheap
 	if cfg.ClickHouseDSN != "" {
 		flush = time.Second // ClickHouse wants about one insert per second per table
 	}
-	var err error
-	l.writer, err = startWriter(ctx, l.store, cfg.LogSpoolDir, flush)
-	if errors.Is(err, writer.ErrSpoolLocked) {
-		// Another process (a running `serve`, beside this `trellis call`) owns the spool: use a
-		// spool of our own, which a later owner of the main spool adopts if we die with rows in it.
-		l.ownSpool = filepath.Join(cfg.LogSpoolDir+".d", vocab.NewID("spool_"))
-		l.writer, err = startWriter(ctx, l.store, l.ownSpool, flush)
-	} else if err == nil {
-		adoptOrphanSpools(ctx, l.store, cfg.LogSpoolDir+".d")
-	}
+	w, err := writer.StartShared(ctx, store, cfg.LogSpoolDir, writer.Options{FlushInterval: flush})
 	if err != nil {
 		return nil, fmt.Errorf("start the writer: %w", err)
 	}
+	l := &execLog{store: store, writer: w}
 	if cfg.LogRetention > 0 {
 		rctx, cancel := context.WithCancel(context.Background())
 		l.stopRetention = cancel
@@ -106,41 +91,7 @@ func (l *execLog) close(ctx context.Context) error {
 		l.stopRetention()
 		l.retentionDone.Wait()
 	}
-	err := l.writer.Stop(ctx)
-	if err == nil && l.ownSpool != "" {
-		_ = os.RemoveAll(l.ownSpool)
-	}
-	return err
-}
-
-func startWriter(ctx context.Context, store logstore.Store, dir string, flush time.Duration) (*writer.Writer, error) {
-	w, err := writer.New(store, writer.Options{SpoolDir: dir, FlushInterval: flush})
-	if err != nil {
-		return nil, err
-	}
-	if err := w.Start(ctx); err != nil {
-		return nil, err
-	}
-	return w, nil
-}
-
-// adoptOrphanSpools delivers the rows of private spools whose processes died (their lock is
-// free) and removes them; spools still locked belong to live processes and are left alone.
-func adoptOrphanSpools(ctx context.Context, store logstore.Store, parent string) {
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		dir := filepath.Join(parent, e.Name())
-		w, err := startWriter(ctx, store, dir, time.Second)
-		if err != nil {
-			continue
-		}
-		if err := w.Stop(ctx); err == nil {
-			_ = os.RemoveAll(dir)
-		}
-	}
+	return l.writer.Stop(ctx)
 }
 
 // LogStore is the execution log queries read; nil before Start.

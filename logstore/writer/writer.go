@@ -44,6 +44,8 @@ type Writer struct {
 	lastErr  error
 	lastAt   time.Time
 	rejectMu sync.Mutex
+	// private marks a spool of this process alone (StartShared): Stop removes it once drained.
+	private bool
 }
 
 const (
@@ -137,6 +139,8 @@ func (w *Writer) Stop(ctx context.Context) error {
 		}
 		w.stopErr = fmt.Errorf("writer: stop: %w: %d rows stay in %s and are inserted by the next Start (last store error: %s): %w",
 			ErrNotDrained, left, w.opts.SpoolDir, w.lastErrorText(), cause)
+	} else if w.private {
+		_ = os.RemoveAll(w.opts.SpoolDir)
 	}
 	close(w.done)
 	return w.stopErr
