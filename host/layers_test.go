@@ -40,8 +40,8 @@ var floors = []struct {
 	{false, []string{"host/services"}},
 	// 7: the host's wiring, and the one place that chooses backends.
 	{false, []string{"host", "host/backends"}},
-	// 8: the HTTP layer and the benchmarks.
-	{true, []string{"web", "host/bench"}},
+	// 8: the HTTP layer, the benchmarks, and the test plumbing of the runtime parts.
+	{true, []string{"web", "host/bench", "host/internal/parttest"}},
 	// 9: the command.
 	{false, []string{"cmd/trellis"}},
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/host/webhook"
 	"github.com/trellis-run/trellis/logstore"
@@ -122,7 +123,7 @@ func TestCallbackDeadline(t *testing.T) {
 		lag, err := b.bus.Lag(b.ctx, "callback:listener:events.Short")
 		require.NoError(t, err)
 		return sumLag(lag) == 0
-	}, waitLimit, 5*time.Millisecond)
+	}, parttest.WaitLimit, 5*time.Millisecond)
 	rows = b.attempts(answered)
 	require.Equal(t, logstore.StageCallback, rows[len(rows)-1].Stage, "%v", stages(rows))
 	_, err = b.eng.Callback(b.ctx, forgotten, "too late")

@@ -48,7 +48,7 @@ func TestLagSamples(t *testing.T) {
 
 	// With a prefetch of 1, one delivery is taken and held, the others wait on the bus.
 	want := engine.LagSample{Pending: 1, Undelivered: 2, Groups: []bus.GroupLag{{Group: "pool", Pending: 1, Undelivered: 2, Consumers: 1}}}
-	rows := b.sink.await(t, "a sample of Slow's backlog", func(rows []logstore.Row) bool {
+	rows := b.log.Sink.Await(t, "a sample of Slow's backlog", func(rows []logstore.Row) bool {
 		for _, s := range lagSamples(t, rows, "events.Slow") {
 			if s.Pending == 1 && s.Undelivered == 2 {
 				return true
@@ -72,21 +72,21 @@ func TestLagSamples(t *testing.T) {
 	require.ElementsMatch(t, []string{"events.Busy", "events.Idle", "events.Slow"}, keys(lag))
 
 	// Drained: one more sample says so, then none while Busy's backlog keeps being sampled.
-	b.probe.open("slow")
-	rows = b.sink.await(t, "a sample of Slow drained", func(rows []logstore.Row) bool {
+	b.probe.Open("slow")
+	rows = b.log.Sink.Await(t, "a sample of Slow drained", func(rows []logstore.Row) bool {
 		s := lagSamples(t, rows, "events.Slow")
 		return len(s) > 0 && s[len(s)-1].Pending+s[len(s)-1].Undelivered == 0
 	})
 	slow, busy := len(lagSamples(t, rows, "events.Slow")), len(lagSamples(t, rows, "events.Busy"))
-	rows = b.sink.await(t, "three more samples of Busy", func(rows []logstore.Row) bool {
+	rows = b.log.Sink.Await(t, "three more samples of Busy", func(rows []logstore.Row) bool {
 		return len(lagSamples(t, rows, "events.Busy")) >= busy+3
 	})
 	require.Len(t, lagSamples(t, rows, "events.Slow"), slow, "a drained listener writes no more samples")
-	b.probe.open("busy")
+	b.probe.Open("busy")
 
 	// Lag rows stay out of queries over every element.
-	require.NoError(t, b.writer.Flush(b.ctx))
-	page, err := b.store.Query(b.ctx, logstore.Query{PageSize: logstore.MaxPageSize})
+	require.NoError(t, b.log.Writer.Flush(b.ctx))
+	page, err := b.log.Store.Query(b.ctx, logstore.Query{PageSize: logstore.MaxPageSize})
 	require.NoError(t, err)
 	for _, r := range page.RowDatas {
 		require.Equal(t, logstore.KindEvent, r.Kind)

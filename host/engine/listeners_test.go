@@ -1,31 +1,22 @@
-package engine
+package engine_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/trellis-run/trellis/elements"
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// load loads an app of files with the engine's own listener check, as the host wires it.
+// load loads an app of files (app.json is added) with the listener check, as the host wires it.
 func load(t *testing.T, files map[string]string) (*registry.Snapshot, error) {
 	t.Helper()
-	dir := t.TempDir()
-	files["app.json"] = `{"name": "listeners"}`
-	for name, text := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
-	}
-	return registry.Load(registry.Options{AppDir: dir, Builtins: elements.FS, Validators: map[string]func(*registry.Snapshot, *registry.Element) []registry.Problem{
-		"events.Meta": ValidateListener,
-	}})
+	return registry.Load(host.RegistryOptions(parttest.WriteApp(t, "listeners", files)))
 }
 
 // handlers is the code of every listener these tests load.
@@ -49,8 +40,8 @@ func TestListenersOf(t *testing.T) {
 		"services/Svc/index.js": `exports.f = function () {};`,
 	})
 	require.NoError(t, err)
-	ls := ListenersOf(s)
-	byName := map[string]*Listener{}
+	ls := engine.ListenersOf(s)
+	byName := map[string]*engine.Listener{}
 	var names []string
 	for _, l := range ls {
 		byName[l.FullName] = l
@@ -58,21 +49,21 @@ func TestListenersOf(t *testing.T) {
 	}
 	require.Equal(t, []string{"events.Model", "events.Plain", "events.Tuned"}, names, "instances on the events.Meta chain, sorted; Types are not listeners")
 
-	require.Equal(t, &Listener{FullName: "events.Plain", EventType: "events.NormalType", Sender: "services.X", Handler: "handle",
-		HandlerType: HandlerPool, BroadcastIdentifier: "instance", Reliable: true, Enabled: true, Timeout: 30 * time.Second,
-		Retry: RetryPolicy{Policy: RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}}, byName["events.Plain"], "the defaults")
+	require.Equal(t, &engine.Listener{FullName: "events.Plain", EventType: "events.NormalType", Sender: "services.X", Handler: "handle",
+		HandlerType: engine.HandlerPool, BroadcastIdentifier: "instance", Reliable: true, Enabled: true, Timeout: 30 * time.Second,
+		Retry: engine.RetryPolicy{Policy: engine.RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}}, byName["events.Plain"], "the defaults")
 
-	require.Equal(t, &Listener{FullName: "events.Tuned", EventType: "events.NormalType", Sender: "services.*", Handler: "onEvent",
-		HandlerType: HandlerBroadcast, BroadcastIdentifier: "env:POD", RequeueOnError: true, Timeout: 5 * time.Second,
-		Retry:   RetryPolicy{Policy: RetryExponential, Interval: time.Second, MaxAttempts: 7, MaxInterval: 64 * time.Second},
-		Webhook: &WebhookSpec{URL: "https://example.com/hook", Secret: "k", Async: true, Timeout: 3 * time.Second}}, byName["events.Tuned"])
+	require.Equal(t, &engine.Listener{FullName: "events.Tuned", EventType: "events.NormalType", Sender: "services.*", Handler: "onEvent",
+		HandlerType: engine.HandlerBroadcast, BroadcastIdentifier: "env:POD", RequeueOnError: true, Timeout: 5 * time.Second,
+		Retry:   engine.RetryPolicy{Policy: engine.RetryExponential, Interval: time.Second, MaxAttempts: 7, MaxInterval: 64 * time.Second},
+		Webhook: &engine.WebhookSpec{URL: "https://example.com/hook", Secret: "k", Async: true, Timeout: 3 * time.Second}}, byName["events.Tuned"])
 
 	m := byName["events.Model"]
 	require.Equal(t, "models.Order", m.Model)
 	require.Equal(t, "models.Order", m.Sender, "a model listener hears its model")
 	require.Equal(t, []string{"afterCreate", "afterUpdate", "afterDelete"}, m.Operate)
 	require.Equal(t, []string{"status"}, m.Fields)
-	require.Equal(t, ModelEventType, m.EventType)
+	require.Equal(t, engine.ModelEventType, m.EventType)
 }
 
 func TestValidateListener(t *testing.T) {
@@ -114,9 +105,9 @@ func TestSingletonPickIsTheSameOnEveryHost(t *testing.T) {
 	s, err := load(t, files)
 	require.NoError(t, err)
 	snap := func() *registry.Snapshot { return s }
-	hosts := []*Engine{
-		{opts: Options{Snapshot: snap, HostName: "a", InstanceID: "inst_a"}},
-		{opts: Options{Snapshot: snap, HostName: "b", InstanceID: "inst_b"}},
+	hosts := []engine.Options{
+		{Snapshot: snap, HostName: "a", InstanceID: "inst_a"},
+		{Snapshot: snap, HostName: "b", InstanceID: "inst_b"},
 	}
 	picked := map[string]int{}
 	for range 60 {
@@ -124,7 +115,7 @@ func TestSingletonPickIsTheSameOnEveryHost(t *testing.T) {
 		var first string
 		for i, h := range hosts {
 			for range 2 {
-				ts := h.targets(SendRequest{Sender: "s", EventType: DefaultEventType}, id)
+				ts := engine.TargetsOf(h, engine.SendRequest{Sender: "s", EventType: engine.DefaultEventType}, id)
 				require.Len(t, ts, 1)
 				if i == 0 && first == "" {
 					first = ts[0].FullName
@@ -139,19 +130,19 @@ func TestSingletonPickIsTheSameOnEveryHost(t *testing.T) {
 
 func TestBroadcastIdentity(t *testing.T) {
 	t.Setenv("TRELLIS_TEST_POD", "pod-7")
-	require.Equal(t, "machine", BroadcastIdentity("host", "machine", "inst_1"))
-	require.Equal(t, "inst_1", BroadcastIdentity("instance", "machine", "inst_1"))
-	require.Equal(t, "pod-7", BroadcastIdentity("env:TRELLIS_TEST_POD", "machine", "inst_1"))
-	require.Equal(t, "broadcast:pod-7", (&Listener{HandlerType: HandlerBroadcast, BroadcastIdentifier: "env:TRELLIS_TEST_POD"}).Group("machine", "inst_1"))
-	require.Equal(t, "singleton", (&Listener{HandlerType: HandlerSingleton}).Group("machine", "inst_1"), "a singleton set shares one group")
+	require.Equal(t, "machine", engine.BroadcastIdentity("host", "machine", "inst_1"))
+	require.Equal(t, "inst_1", engine.BroadcastIdentity("instance", "machine", "inst_1"))
+	require.Equal(t, "pod-7", engine.BroadcastIdentity("env:TRELLIS_TEST_POD", "machine", "inst_1"))
+	require.Equal(t, "broadcast:pod-7", (&engine.Listener{HandlerType: engine.HandlerBroadcast, BroadcastIdentifier: "env:TRELLIS_TEST_POD"}).Group("machine", "inst_1"))
+	require.Equal(t, "singleton", (&engine.Listener{HandlerType: engine.HandlerSingleton}).Group("machine", "inst_1"), "a singleton set shares one group")
 }
 
 func TestSendResultMap(t *testing.T) {
 	t.Parallel()
-	res := SendResult{RequestID: "req_1", EventID: "evt_1", NodeIDs: []string{"node_1"}, Subscribers: []string{"events.A"}}
+	res := engine.SendResult{RequestID: "req_1", EventID: "evt_1", NodeIDs: []string{"node_1"}, Subscribers: []string{"events.A"}}
 	require.Equal(t, map[string]any{"requestId": "req_1", "eventId": "evt_1", "nodeIds": []any{"node_1"}, "subscribers": []any{"events.A"}}, res.Map(),
 		"plain values, as JavaScript receives them; no note when there is none")
-	empty := SendResult{RequestID: "req_2", EventID: "evt_2", Note: "no enabled listener"}
+	empty := engine.SendResult{RequestID: "req_2", EventID: "evt_2", Note: "no enabled listener"}
 	require.Equal(t, map[string]any{"requestId": "req_2", "eventId": "evt_2", "nodeIds": []any{}, "subscribers": []any{}, "note": "no enabled listener"}, empty.Map(),
 		"empty lists, never null")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -114,7 +115,7 @@ func TestRetryPolicies(t *testing.T) {
 		require.Equal(t, failedTries(last.Attempt, logstore.StageRetryScheduled, "fail/deadLettered"), stages(rows))
 		firstRun := rows[1]
 		lastRun := rows[len(rows)-2]
-		require.LessOrEqual(t, lastRun.RecordedAt.Sub(firstRun.RecordedAt), 400*time.Millisecond+waitLimit/20,
+		require.LessOrEqual(t, lastRun.RecordedAt.Sub(firstRun.RecordedAt), 400*time.Millisecond+parttest.WaitLimit/20,
 			"no try starts long after the window (%v)", stages(rows))
 	})
 }
@@ -129,7 +130,7 @@ func TestBroadcastRetriesStayOnTheReceiver(t *testing.T) {
 		"events/Every/index.js": `exports.handle = function (event) { if (event.attempt < 3) throw new Error("not yet"); return event.attempt; };`,
 	})
 	res := b.send("s", map[string]any{})
-	rows := b.sink.await(t, "the receiver's node done", func(rows []logstore.Row) bool {
+	rows := b.log.Sink.Await(t, "the receiver's node done", func(rows []logstore.Row) bool {
 		for _, r := range rows {
 			if r.ParentNodeID == res.NodeIDs[0] && r.Stage == logstore.StageDone {
 				return true

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -88,8 +89,8 @@ func TestSendEventJoinsTheCallersRequest(t *testing.T) {
 		require.Equal(t, "req_caller", r.RequestID)
 		require.Equal(t, "node_caller", r.ParentNodeID)
 	}
-	require.NoError(t, b.writer.Flush(b.ctx))
-	nodes, err := b.store.ByRequest(b.ctx, "req_caller")
+	require.NoError(t, b.log.Writer.Flush(b.ctx))
+	nodes, err := b.log.Store.ByRequest(b.ctx, "req_caller")
 	require.NoError(t, err)
 	require.Len(t, nodes, 1)
 	require.Equal(t, res.NodeIDs[0], nodes[0].NodeID)
@@ -214,7 +215,7 @@ func TestPoolAndBroadcastAcrossHosts(t *testing.T) {
 		return out
 	}
 	every, perMachine, pool := nodeOf(t, res, "events.Every"), nodeOf(t, res, "events.PerMachine"), nodeOf(t, res, "events.Pool")
-	rows := b.sink.await(t, "two runs of Every, one of PerMachine and of Pool", func(rows []logstore.Row) bool {
+	rows := b.log.Sink.Await(t, "two runs of Every, one of PerMachine and of Pool", func(rows []logstore.Row) bool {
 		return len(children(rows, every)) == 2 && len(children(rows, perMachine)) == 1 && len(b.doneRows(rows, pool)) == 1
 	})
 
@@ -296,7 +297,7 @@ func TestSendEventRefusesBadInput(t *testing.T) {
 		})
 	}
 	require.Zero(t, b.eng.Stats().Sent)
-	require.Empty(t, b.sink.all(), "nothing was logged")
+	require.Empty(t, b.log.Sink.All(), "nothing was logged")
 
 	// Exactly at the limit is fine: {"k":"…"} is 8 bytes and 56 characters.
 	res := b.send("s", map[string]any{"k": strings.Repeat("x", 56)})
@@ -314,7 +315,7 @@ func TestSendEventWithTheBusDown(t *testing.T) {
 	require.ErrorIs(t, err, engine.ErrUnavailable)
 	require.Equal(t, vocab.CodeUnavailable, vocab.CodeOf(err))
 	require.ErrorContains(t, err, "events.Any")
-	require.Empty(t, b.sink.all(), "no queued row for an event that was not sent")
+	require.Empty(t, b.log.Sink.All(), "no queued row for an event that was not sent")
 	require.Zero(t, b.eng.Stats().Sent)
 }
 
@@ -370,10 +371,10 @@ func TestLogRowsOfADelivery(t *testing.T) {
 	node := res.NodeIDs[0]
 
 	// Held at the gate, the run shows as running on its own once it has lasted a moment.
-	b.probe.awaitHit(t, node)
+	b.probe.AwaitHit(t, node)
 	rows := b.awaitStage(node, logstore.StageRunning, 1)
 	require.Equal(t, []string{"waiting/queued@1", "running/running@1"}, stages(rows))
-	b.probe.open(node)
+	b.probe.Open(node)
 	rows = b.awaitStage(node, logstore.StageDone, 1)
 	require.Equal(t, []string{"waiting/queued@1", "running/running@1", "success/done@1"}, stages(rows))
 
@@ -413,7 +414,7 @@ func TestLogRowsOfADelivery(t *testing.T) {
 	require.Len(t, logs, 1)
 	require.Equal(t, "working on 7", logs[0]["message"])
 	require.Nil(t, done.Error)
-	for _, r := range b.sink.all() {
+	for _, r := range b.log.Sink.All() {
 		require.NotEqual(t, logstore.KindLag, r.Kind, "LagEvery < 0 samples nothing")
 	}
 	require.Equal(t, engine.Stats{Sent: 1, Handled: 1}, b.eng.Stats())
@@ -429,13 +430,13 @@ func TestStopHandsInFlightDeliveriesBack(t *testing.T) {
 	})
 	res := b.send("s", map[string]any{})
 	node := res.NodeIDs[0]
-	b.probe.awaitHit(t, "held")
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	b.probe.AwaitHit(t, "held")
+	ctx, cancel := context.WithTimeout(context.Background(), parttest.WaitLimit)
 	defer cancel()
 	require.NoError(t, b.eng.Stop(ctx))
 	require.NoError(t, b.eng.Stop(ctx), "Stop is safe to call twice")
 
-	b.probe.open("held")
+	b.probe.Open("held")
 	other := vocab.NewID("inst_")
 	b.newEngine(other)
 	rows := b.awaitStage(node, logstore.StageDone, 1)
@@ -459,8 +460,8 @@ func TestReloadFollowsTheApp(t *testing.T) {
 
 	reload := func(files map[string]string) {
 		t.Helper()
-		snap := loadApp(t, writeApp(t, files))
-		require.NoError(t, b.vm(t).Load(sourceOf(snap)))
+		snap := loadApp(t, files)
+		require.NoError(t, b.vm(t).Load(parttest.SourceOf(snap)))
 		b.snap.Store(snap)
 		require.NoError(t, b.eng.Reload(b.ctx, snap))
 	}
@@ -475,7 +476,7 @@ func TestReloadFollowsTheApp(t *testing.T) {
 	res = b.send("s", map[string]any{})
 	b.awaitStage(res.NodeIDs[0], logstore.StageDone, 1)
 
-	stopped, err := engine.New(engine.Options{Bus: b.bus, Executor: b.vm(t), Log: b.rec, Store: b.store, Snapshot: b.snap.Load})
+	stopped, err := engine.New(engine.Options{Bus: b.bus, Executor: b.vm(t), Log: b.rec, Store: b.log.Store, Snapshot: b.snap.Load})
 	require.NoError(t, err)
 	require.NoError(t, stopped.Reload(b.ctx, b.snap.Load()), "an engine not started ignores reloads")
 	require.NoError(t, stopped.Stop(b.ctx))

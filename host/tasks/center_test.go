@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/vocab"
@@ -116,7 +117,7 @@ func TestCreateTimerTaskChecksArguments(t *testing.T) {
 	t.Cleanup(func() { // after the parallel cases have finished
 		total, _ := b.listTasks(timers.ListQuery{})
 		require.Zero(t, total, "nothing stored")
-		require.Empty(t, b.sink.all(), "nothing logged either")
+		require.Empty(t, b.log.Sink.All(), "nothing logged either")
 	})
 }
 
@@ -259,13 +260,13 @@ func TestForcedEnd(t *testing.T) {
 	require.ErrorContains(t, err, "forcedEnd")
 
 	running := b.create("tasks.Once", "hold", time.Now(), map[string]any{"gate": "held"})["taskId"].(string)
-	b.probe.awaitHit(t, "held")
+	b.probe.AwaitHit(t, "held")
 	res, err = b.center.ForcedEnd(b.ctx, running)
 	require.NoError(t, err)
 	require.Equal(t, timers.StatusForcedEnd, res["status"])
-	b.probe.awaitHit(t, "ended:held") // the function was interrupted, not let go
+	b.probe.AwaitHit(t, "ended:held") // the function was interrupted, not let go
 	// Once the center has stopped, every run has returned: the forced one recorded no end of its own.
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	ctx, cancel := context.WithTimeout(context.Background(), parttest.WaitLimit)
 	defer cancel()
 	require.NoError(t, b.center.Stop(ctx))
 	require.Equal(t, []string{"waiting/scheduled", "running/running", "fail/forcedEnd"}, stages(b.rows(running)))

@@ -214,7 +214,7 @@ func TestDateFieldTaskFires(t *testing.T) {
 	scheduled, _, err := b.center.SyncDateFields(b.ctx, "models.Order", nil, map[string]any{"id": big, "dueAt": due}, false)
 	require.NoError(t, err)
 	require.Len(t, scheduled, 1)
-	b.probe.awaitHit(t, "remind:9007199254740993")
+	b.probe.AwaitHit(t, "remind:9007199254740993")
 	rows := b.awaitStage(scheduled[0], logstore.StageDone)
 	require.GreaterOrEqual(t, len(rows), 2)
 	rows = rows[len(rows)-2:] // a scheduled row first once TestDateFieldTasksAreLogged passes

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/tasks"
 )
 
@@ -95,7 +96,7 @@ func TestTemplatesOf(t *testing.T) {
 	}
 	base := version(templateApp, shanghai, "tasks.Beat")
 	require.Equal(t, base, version(templateApp, shanghai, "tasks.Beat"))
-	require.NotEqual(t, base, version(with(templateApp, "tasks/Beat/e.json",
+	require.NotEqual(t, base, version(parttest.With(templateApp, "tasks/Beat/e.json",
 		`{"title": "Heartbeat", "type": "tasks.NormalType", "repeatType": "interval", "interval": "2m", "funcName": "services.Echo.echo"}`), shanghai, "tasks.Beat"))
 	require.NotEqual(t, base, version(templateApp, time.UTC, "tasks.Beat"), "the app's timezone is part of the version")
 	require.Equal(t, version(templateApp, shanghai, "tasks.Nightly"), version(templateApp, time.UTC, "tasks.Nightly"),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -43,7 +44,7 @@ func doneTicks(rows []logstore.Row) map[string]int {
 func TestRecurringTicks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, tickApp)
-	rows := b.sink.await(t, "two ticks of Beat and of Every", func(rows []logstore.Row) bool {
+	rows := b.log.Sink.Await(t, "two ticks of Beat and of Every", func(rows []logstore.Row) bool {
 		n := doneTicks(rows)
 		return n["tasks.Beat"] >= 2 && n["tasks.Every"] >= 2
 	})
@@ -54,7 +55,7 @@ func TestRecurringTicks(t *testing.T) {
 		var total int64
 		total, page = b.listTasks(timers.ListQuery{FullName: "tasks.Beat", Status: timers.StatusSuccess})
 		return total >= 2
-	}, waitLimit, 5*time.Millisecond)
+	}, parttest.WaitLimit, 5*time.Millisecond)
 	seen := map[string]bool{}
 	var newest time.Time
 	for _, rec := range page {
@@ -81,10 +82,10 @@ func TestRecurringTicks(t *testing.T) {
 	require.Zero(t, last.Nanosecond(), "interval ticks fall on whole multiples of the interval")
 
 	// Reload: Later enabled, Beat disabled.
-	beatBefore := doneTicks(b.sink.all())["tasks.Beat"]
-	b.reload(with(with(tickApp, "tasks/Later/e.json", strings.Replace(tickApp["tasks/Later/e.json"], `"enabled": false`, `"enabled": true`, 1)),
+	beatBefore := doneTicks(b.log.Sink.All())["tasks.Beat"]
+	b.reload(parttest.With(parttest.With(tickApp, "tasks/Later/e.json", strings.Replace(tickApp["tasks/Later/e.json"], `"enabled": false`, `"enabled": true`, 1)),
 		"tasks/Beat/e.json", strings.Replace(tickApp["tasks/Beat/e.json"], `"interval": "1s",`, `"interval": "1s", "enabled": false,`, 1)))
-	rows = b.sink.await(t, "two ticks of Later after the reload", func(rows []logstore.Row) bool {
+	rows = b.log.Sink.Await(t, "two ticks of Later after the reload", func(rows []logstore.Row) bool {
 		return doneTicks(rows)["tasks.Later"] >= 2
 	})
 	require.LessOrEqual(t, doneTicks(rows)["tasks.Beat"], beatBefore+1, "Beat stopped (but for a tick in flight at the reload)")
