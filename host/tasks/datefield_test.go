@@ -226,4 +226,3 @@ func TestDateFieldTaskFires(t *testing.T) {
 	rec := b.awaitStatus(scheduled[0], timers.StatusSuccess)
 	require.Equal(t, big, rec["result"])
 }
-
