@@ -142,6 +142,13 @@ func TestAPIScenarios(t *testing.T) {
 		{name: "send event eventType wrong type", method: "POST", path: "/api/events/send", body: `{"sender": "a", "kwargs": {}, "eventType": 5}`, wantStatus: 400, wantIn: []string{"eventType must be a string"}},
 		{name: "send event not an object", method: "POST", path: "/api/events/send", body: `[1]`, wantStatus: 400},
 		{name: "send event oversized", method: "POST", path: "/api/events/send", body: big, wantStatus: 413},
+		{name: "node operation not built yet", method: "POST", path: "/api/nodes/node_1/pause", wantStatus: 501, wantIn: []string{"not_implemented", "pause"}},
+		{name: "unknown node operation", method: "POST", path: "/api/nodes/node_1/explode", wantStatus: 404, wantIn: []string{"no node operation"}},
+		{name: "request operation not built yet", method: "POST", path: "/api/requests/req_1/revoke", wantStatus: 501, wantIn: []string{"not_implemented", "revoke"}},
+		{name: "unknown request operation", method: "POST", path: "/api/requests/req_1/explode", wantStatus: 404},
+		{name: "hostile node id", method: "POST", path: "/api/nodes/..%2F..%2Fx/callback", wantStatus: 400, wantIn: []string{"not an id"}},
+		{name: "callback of an unknown node", method: "POST", path: "/api/nodes/node_nope/callback", body: `{"ok": 1}`, wantStatus: 404},
+		{name: "callback data not JSON", method: "POST", path: "/api/nodes/node_1/callback", body: `{`, wantStatus: 400, wantIn: []string{"not valid JSON"}},
 		{name: "editor page", method: "GET", path: "/", noAuth: true, wantStatus: 200, wantIn: []string{"<title>Trellis</title>"}},
 	} {
 		t.Run(sc.name, func(t *testing.T) { run(t, handler, sc) })

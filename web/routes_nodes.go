@@ -66,7 +66,5 @@ func (s *Server) requestOp(c echo.Context) error {
 }
 
 func errNotImplemented(format string, a ...any) error {
-	e := errBadRequest(format, a...).(*apiError)
-	e.Status, e.Code = http.StatusNotImplemented, "not_implemented"
-	return e
+	return vocab.Errorf(vocab.CodeNotImplemented, format, a...)
 }
