@@ -157,7 +157,7 @@ func (s *Server) logStore() (logstore.Store, error) {
 	if st := s.deps.Logs.LogStore(); st != nil {
 		return st, nil
 	}
-	return nil, &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the execution log is not running on this host"}
+	return nil, errUnavailable("the execution log is not running on this host")
 }
 
 // sendEvent is sendEvent over HTTP: {sender, kwargs, eventType}.
