@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 )
 
 // DecodeJSON decodes one JSON value into the value model every layer passes around (nil, bool,
@@ -15,14 +16,25 @@ import (
 // It is the one JSON-to-value decoder: a second one that forgets UseNumber is how ids above
 // 2^53 used to change on their way through the bus.
 func DecodeJSON(data []byte) (any, error) {
+	if onlySmallIntegers(data) {
+		// The common case — ids, counts and text — decodes twice as fast through Unmarshal: every
+		// number is then a whole number a float64 holds exactly, so turning each back into an
+		// int64 gives what the exact path below would.
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		return integers(v), nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("more than one JSON value")
+	// Anything after the value but white space is refused, a second value or garbage alike.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
 	}
 	return exactNumbers(v), nil
 }
@@ -48,6 +60,59 @@ func ViaJSON(v any) (any, error) {
 		return nil, err
 	}
 	return DecodeJSON(b)
+}
+
+// onlySmallIntegers reports whether every number literal in data (outside strings) is a whole
+// number of at most 15 digits, without fraction or exponent: a float64 holds each exactly. It only
+// looks; malformed data is left for the decoder to refuse.
+func onlySmallIntegers(data []byte) bool {
+	inString, escaped, inNumber, digits := false, false, false, 0
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString, inNumber = true, false
+		case c >= '0' && c <= '9':
+			if !inNumber {
+				inNumber, digits = true, 0
+			}
+			if digits++; digits > 15 {
+				return false
+			}
+		case c == '-' && !inNumber:
+			inNumber, digits = true, 0
+		case inNumber && (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'):
+			return false
+		default:
+			inNumber = false
+		}
+	}
+	return true
+}
+
+// integers turns the float64s json.Unmarshal made of whole-number literals back into int64s.
+func integers(v any) any {
+	switch t := v.(type) {
+	case float64:
+		return int64(t)
+	case []any:
+		for i := range t {
+			t[i] = integers(t[i])
+		}
+	case map[string]any:
+		for k := range t {
+			t[k] = integers(t[k])
+		}
+	}
+	return v
 }
 
 func exactNumbers(v any) any {
