@@ -46,6 +46,10 @@ type Host struct {
 	models   atomic.Pointer[modelrt.Runtime]
 	// reloadErr is the last error a part gave when a reload was handed to it.
 	reloadErr atomic.Pointer[error]
+	// watcher is hot reload while it runs: a save from the editor asks it to reload at once
+	// (edit.go). editMu makes one edit at a time read, check and write an element directory.
+	watcher atomic.Pointer[registry.Watcher]
+	editMu  sync.Mutex
 }
 
 // New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
@@ -195,9 +199,13 @@ func (h *Host) watchPart() part {
 			if cur := w.Current(); cur != h.Snapshot() {
 				h.applyReload(cur)
 			}
+			h.watcher.Store(w)
 			return nil
 		},
-		stop: func(ctx context.Context) error { return w.Stop(ctx) }}
+		stop: func(ctx context.Context) error {
+			h.watcher.Store(nil)
+			return w.Stop(ctx)
+		}}
 }
 
 // applyReload makes a new app version current: the registry has already kept the last good

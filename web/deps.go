@@ -26,6 +26,9 @@ type Deps struct {
 	// Tasks and Models may be nil: their routes then answer 503.
 	Tasks  Tasks
 	Models Models
+	// Editor writes elements and runs drafts; nil takes App when it is one too (a *host.Host
+	// is), else the editing routes answer 503.
+	Editor Editor
 }
 
 // App is the loaded app and what /api/health reports of the host.
@@ -76,4 +79,14 @@ type Models interface {
 	Delete(ctx context.Context, model string, id int64, c modelrt.Caller) (map[string]any, error)
 	Query(ctx context.Context, model string, q models.Query) (map[string]any, error)
 	Import(ctx context.Context, model string, rows []map[string]any, c modelrt.Caller) (int, error)
+}
+
+// Editor is what the element editor needs of the host: saving and deleting an app element's
+// directory under optimistic versions, and running a draft without saving it (host/edit.go,
+// host/draft.go). definition is the text of the element's e.json, files its other files.
+type Editor interface {
+	// ElementVersion is the version of the app element on disk (false: no such element there).
+	ElementVersion(fullName string) (string, bool)
+	SaveElement(ctx context.Context, fullName, definition string, files map[string]string, version string, force bool) (map[string]any, error)
+	DeleteElement(ctx context.Context, fullName, version string, force bool) (map[string]any, error)
 }

@@ -51,7 +51,7 @@ func (s *Server) getElement(c echo.Context) error {
 			problems = append(problems, p)
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{
+	out := map[string]any{
 		"fullName":   el.FullName,
 		"layer":      el.Layer,
 		"origin":     el.Origin,
@@ -60,5 +60,13 @@ func (s *Server) getElement(c echo.Context) error {
 		"resolved":   el.Definition,
 		"files":      el.Files,
 		"errors":     problems,
-	})
+	}
+	// version is what a save or delete must send back: a hash of the app element's files as
+	// they are on disk now (absent for built-in and inherited elements, which are not edited).
+	if s.deps.Editor != nil && el.Origin == registry.OriginApp {
+		if v, ok := s.deps.Editor.ElementVersion(name); ok {
+			out["version"] = v
+		}
+	}
+	return c.JSON(http.StatusOK, out)
 }

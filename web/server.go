@@ -44,6 +44,11 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
+	if deps.Editor == nil {
+		if ed, ok := deps.App.(Editor); ok {
+			deps.Editor = ed
+		}
+	}
 	s := &Server{deps: deps, opts: opts, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -53,6 +58,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e.Use(s.requireToken)
 	s.routeHealth(e)
 	s.routeElements(e)
+	s.routeEdit(e)
 	s.routeServices(e)
 	s.routeEvents(e)
 	s.routeNodes(e)

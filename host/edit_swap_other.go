@@ -1,0 +1,5 @@
+//go:build !linux
+
+package host
+
+func exchange(stage, dir string) error { return swapByTwoRenames(stage, dir) }
