@@ -15,6 +15,7 @@ func (h *Host) eventsPart() part {
 	var e *engine.Engine
 	return part{name: "the event center",
 		start: func(ctx context.Context) error {
+			e = nil // a Start after a Stop begins afresh
 			b := h.backends.Load()
 			if b.Bus == nil {
 				return nil
