@@ -24,8 +24,14 @@ func DecodeJSON(data []byte) (any, error) {
 		if err := json.Unmarshal(data, &v); err != nil {
 			return nil, err
 		}
-		return integers(v), nil
+		return numbers(v), nil
 	}
+	return decodeExact(data)
+}
+
+// decodeExact is DecodeJSON for any input: every number literal as a json.Number first, then an
+// int64 where it is a whole number that fits, else a float64.
+func decodeExact(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -36,7 +42,7 @@ func DecodeJSON(data []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("data after the JSON value")
 	}
-	return exactNumbers(v), nil
+	return numbers(v), nil
 }
 
 // DecodeJSONObject is DecodeJSON for where only an object (or null) is valid.
@@ -98,24 +104,10 @@ func onlySmallIntegers(data []byte) bool {
 	return true
 }
 
-// integers turns the float64s json.Unmarshal made of whole-number literals back into int64s.
-func integers(v any) any {
-	switch t := v.(type) {
-	case float64:
-		return int64(t)
-	case []any:
-		for i := range t {
-			t[i] = integers(t[i])
-		}
-	case map[string]any:
-		for k := range t {
-			t[k] = integers(t[k])
-		}
-	}
-	return v
-}
-
-func exactNumbers(v any) any {
+// numbers puts a decoded value's numbers in the value model, in place. The exact path gives it
+// json.Numbers; the fast path float64s, each a whole number a float64 holds exactly (that is
+// when the fast path is taken), so every float64 here is an int64.
+func numbers(v any) any {
 	switch t := v.(type) {
 	case json.Number:
 		if i, err := t.Int64(); err == nil {
@@ -123,13 +115,15 @@ func exactNumbers(v any) any {
 		}
 		f, _ := t.Float64()
 		return f
+	case float64:
+		return int64(t)
 	case []any:
 		for i := range t {
-			t[i] = exactNumbers(t[i])
+			t[i] = numbers(t[i])
 		}
 	case map[string]any:
 		for k := range t {
-			t[k] = exactNumbers(t[k])
+			t[k] = numbers(t[k])
 		}
 	}
 	return v
