@@ -29,6 +29,8 @@ type Deps struct {
 	// Editor writes elements and runs drafts; nil takes App when it is one too (a *host.Host
 	// is), else the editing routes answer 503.
 	Editor Editor
+	// Drafts runs drafts and replays; nil takes App when it is one too, else 503.
+	Drafts Drafts
 }
 
 // App is the loaded app and what /api/health reports of the host.
@@ -89,4 +91,12 @@ type Editor interface {
 	ElementVersion(fullName string) (string, bool)
 	SaveElement(ctx context.Context, fullName, definition string, files map[string]string, version string, force bool) (map[string]any, error)
 	DeleteElement(ctx context.Context, fullName, version string, force bool) (map[string]any, error)
+}
+
+// Drafts runs an element's draft without saving it: on arguments given (RunDraft), or on the
+// input of a logged node (ReplayNode). A draft with problems is an invalid_element error; a run
+// that fails is not an error: the answer's "error" says why.
+type Drafts interface {
+	RunDraft(ctx context.Context, fullName, definition string, files map[string]string, fn string, args any) (map[string]any, error)
+	ReplayNode(ctx context.Context, nodeID, definition string, files map[string]string) (map[string]any, error)
 }

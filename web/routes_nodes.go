@@ -15,7 +15,7 @@ func (s *Server) routeNodes(e *echo.Echo) {
 }
 
 // nodeOps are the node operations of docs/reference.md §6; those not served yet say so.
-var nodeOps = map[string]bool{"pause": true, "resume": true, "retry": true, "skip": true, "forcedFail": true, "callback": true, "resend": true}
+var nodeOps = map[string]bool{"pause": true, "resume": true, "retry": true, "skip": true, "forcedFail": true, "callback": true, "resend": true, "replay": true}
 
 func (s *Server) nodeOp(c echo.Context) error {
 	node, err := idParam(c, "nodeId")
@@ -24,7 +24,10 @@ func (s *Server) nodeOp(c echo.Context) error {
 	}
 	op := c.Param("op")
 	if !nodeOps[op] {
-		return errNotFound("no node operation %q: use pause, resume, retry, skip, forcedFail, callback or resend", op)
+		return errNotFound("no node operation %q: use pause, resume, retry, skip, forcedFail, callback, resend or replay", op)
+	}
+	if op == "replay" {
+		return s.replayNode(c, node)
 	}
 	if op == "resend" {
 		res, err := s.deps.Events.Resend(c.Request().Context(), node)

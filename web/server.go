@@ -49,6 +49,11 @@ func New(deps Deps, opts Options) (*Server, error) {
 			deps.Editor = ed
 		}
 	}
+	if deps.Drafts == nil {
+		if dr, ok := deps.App.(Drafts); ok {
+			deps.Drafts = dr
+		}
+	}
 	s := &Server{deps: deps, opts: opts, echo: echo.New()}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -59,6 +64,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	s.routeHealth(e)
 	s.routeElements(e)
 	s.routeEdit(e)
+	s.routeDraft(e)
 	s.routeServices(e)
 	s.routeEvents(e)
 	s.routeNodes(e)

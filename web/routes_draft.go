@@ -1,0 +1,76 @@
+package web
+
+// Test runs of drafts and replays (docs/reference.md §6.7): the editor runs what it holds
+// without saving it. The host validates the draft and runs it on a sandbox of its own.
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) routeDraft(e *echo.Echo) {
+	e.POST("/api/elements/:fullName/run", s.runDraft)
+}
+
+func (s *Server) drafts() (Drafts, error) {
+	if s.deps.Drafts == nil {
+		return nil, errUnavailable("draft runs are not available on this server")
+	}
+	return s.deps.Drafts, nil
+}
+
+func (s *Server) runDraft(c echo.Context) error {
+	name, err := fullNameParam(c, "fullName")
+	if err != nil {
+		return err
+	}
+	dr, err := s.drafts()
+	if err != nil {
+		return err
+	}
+	m, err := readObject(c, "definition", "files", "function", "args")
+	if err != nil {
+		return err
+	}
+	d, err := readDraft(m)
+	if err != nil {
+		return err
+	}
+	fn, _ := m["function"].(string)
+	if !functionNamePattern.MatchString(fn) {
+		return errBadRequest("function must be the name of a function the draft exports, got %v", m["function"])
+	}
+	switch m["args"].(type) {
+	case nil, []any, map[string]any:
+	default:
+		return errBadRequest("args must be an array of arguments, or an object (the kwargs of a sample event, a task's argDict, a service's one argument)")
+	}
+	res, err := dr.RunDraft(c.Request().Context(), name, d.Definition, d.Files, fn, m["args"])
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// replayNode runs a draft of a logged node's element on the node's input (POST
+// /api/nodes/{nodeId}/replay).
+func (s *Server) replayNode(c echo.Context, node string) error {
+	dr, err := s.drafts()
+	if err != nil {
+		return err
+	}
+	m, err := readObject(c, "definition", "files")
+	if err != nil {
+		return err
+	}
+	d, err := readDraft(m)
+	if err != nil {
+		return err
+	}
+	res, err := dr.ReplayNode(c.Request().Context(), node, d.Definition, d.Files)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
