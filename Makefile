@@ -5,12 +5,12 @@ PKGS    ?= ./...
 # -race where it fits CI's time; the isolate package spawns worker processes from the test binary.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: run build test test-short bench vet fmt clean
+.PHONY: run build ui test test-ui test-short bench vet fmt clean
 
 ## run: write the sample app to $(DEMO) if missing, then serve it on embedded storage (editor at http://127.0.0.1:8080)
 run: build
 	@test -f $(DEMO)/app.json || ./bin/trellis init $(DEMO)
-	@echo "make run: serving the app in $(DEMO)/ on embedded storage (data in $(DEMO)/.trellis/): API and editor on"
+	@echo "make run: serving the app in $(DEMO)/ on embedded storage (data in $(DEMO)/.trellis/): API, editor and console on"
 	@echo "  the address printed next (http://127.0.0.1:8080 unless TRELLIS_ADDR or a trellis.yaml sets another);"
 	@echo "  the admin token is printed on first start and kept in $(DEMO)/.trellis/admin-token. Ctrl-C stops."
 	./bin/trellis serve --app $(DEMO)
@@ -22,6 +22,15 @@ build:
 	else echo "make: building ./bin/trellis; the first build downloads modules and compiles everything, which takes a few minutes..."; fi
 	$(GO) build -o bin/trellis ./cmd/trellis
 	@echo "make: built ./bin/trellis ($$(./bin/trellis --version))"
+
+## ui: rebuild the editor and console (web/ui/src → web/ui/dist, which is committed and embedded;
+## `go build` needs no Node.js). Needs Node.js 20.19+ and npm; CI fails when dist is stale.
+ui:
+	cd web/ui && npm ci --no-audit --no-fund && npm run build
+
+## test-ui: only the browser tests (headless Chromium; see web/uitest), verbose, with screenshot paths
+test-ui:
+	$(GO) test -count=1 -v ./web/uitest
 
 ## test: the whole suite; real-backend suites run when TRELLIS_TEST_REDIS/CLICKHOUSE/POSTGRES are set (.ci/run sets them)
 test:

@@ -1,0 +1,374 @@
+// The element editor: a tree of the app's elements by kind, and one element's e.json and code in
+// CodeMirror with its problems at their line and column. Saving and test runs use
+// PUT /api/elements/{fullName} and POST /api/elements/{fullName}/run when the host has them.
+
+import { ApiError, api, get } from "./api";
+import { CodeEditor, type Marker } from "./code";
+import { badge, clear, errorBox, h, json, pre } from "./dom";
+import { features } from "./features";
+import type { ElementDetail, ElementSummary, Problem } from "./types";
+
+const KINDS = ["services", "events", "tasks", "models", "signals", "commons"] as const;
+const KIND_TITLES: Record<string, string> = {
+  services: "Services",
+  events: "Events",
+  tasks: "Tasks",
+  models: "Models",
+  signals: "Signals",
+  commons: "Commons",
+  other: "Other",
+};
+
+const ORIGIN: Record<string, [string, string]> = {
+  app: ["own", "origin-own"],
+  parent: ["inherited", "origin-inherited"],
+  builtin: ["built-in", "origin-builtin"],
+};
+
+export function originBadges(el: ElementSummary): HTMLElement[] {
+  const [label, cls] = ORIGIN[el.origin] ?? [el.origin, ""];
+  const out = [badge(el.layer, `layer layer-${el.layer}`), badge(label, cls)];
+  if (el.overrides) {
+    const what = ORIGIN[el.overrides]?.[0] ?? el.overrides;
+    out.push(h("span", { class: "badge origin-overridden", title: `replaces the ${what} element of the same name` }, `overrides ${what}`));
+  }
+  return out;
+}
+
+function kindOf(fullName: string): string {
+  const k = fullName.split(".")[0];
+  return (KINDS as readonly string[]).includes(k) ? k : "other";
+}
+
+// The open editors of the element on screen.
+let openEditors: CodeEditor[] = [];
+
+export async function elementsPage(root: HTMLElement, fullName: string | undefined): Promise<void> {
+  const tree = h("nav", { class: "tree", "aria-label": "Elements" });
+  const detail = h("section", { class: "detail" });
+  clear(root, h("div", { class: "split" }, tree, detail));
+  await renderTree(tree, fullName);
+  if (fullName) await renderElement(detail, fullName);
+  else
+    clear(
+      detail,
+      h("div", { class: "empty" }, h("h2", null, "Elements"), h("p", null, "Pick an element on the left to read its definition and code.")),
+    );
+}
+
+let showBuiltins = false;
+let filterText = "";
+
+async function renderTree(tree: HTMLElement, current?: string): Promise<void> {
+  let list: ElementSummary[];
+  try {
+    list = await get<ElementSummary[]>("/api/elements");
+  } catch (e) {
+    clear(tree, errorBox(e));
+    return;
+  }
+  const body = h("div", { class: "tree-body" });
+  const filter = h("input", {
+    type: "search",
+    placeholder: "Filter elements",
+    value: filterText,
+    "aria-label": "Filter elements",
+    onInput: (ev: Event) => {
+      filterText = (ev.target as HTMLInputElement).value;
+      draw();
+    },
+  });
+  const builtins = h("input", {
+    type: "checkbox",
+    checked: showBuiltins,
+    onChange: (ev: Event) => {
+      showBuiltins = (ev.target as HTMLInputElement).checked;
+      draw();
+    },
+  });
+  const draw = () => {
+    const f = filterText.toLowerCase();
+    const groups = new Map<string, ElementSummary[]>();
+    for (const k of [...KINDS, "other"]) groups.set(k, []);
+    for (const el of list) {
+      if (!showBuiltins && el.origin === "builtin" && el.fullName !== current) continue;
+      if (f && !el.fullName.toLowerCase().includes(f) && !(el.title ?? "").toLowerCase().includes(f)) continue;
+      groups.get(kindOf(el.fullName))!.push(el);
+    }
+    clear(
+      body,
+      [...groups].map(([kind, els]) => {
+        if (kind === "other" && els.length === 0) return null;
+        els.sort((a, b) => a.fullName.localeCompare(b.fullName));
+        return h(
+          "details",
+          { class: "group", open: true, "data-kind": kind },
+          h("summary", null, KIND_TITLES[kind], h("span", { class: "count" }, String(els.length))),
+          els.length === 0
+            ? h("div", { class: "muted small pad" }, kind === "commons" ? "plain modules are not elements" : "none")
+            : h(
+                "ul",
+                null,
+                els.map((el) =>
+                  h(
+                    "li",
+                    { class: el.fullName === current ? "current" : "" },
+                    h(
+                      "a",
+                      { href: `#/elements/${encodeURIComponent(el.fullName)}`, title: el.title, "data-element": el.fullName },
+                      h("span", { class: "name" }, el.fullName.slice(kind === "other" ? 0 : kind.length + 1)),
+                      h("span", { class: "badges" }, originBadges(el)),
+                    ),
+                  ),
+                ),
+              ),
+        );
+      }),
+    );
+  };
+  draw();
+  clear(
+    tree,
+    h("div", { class: "tree-head" }, filter, h("label", { class: "small" }, builtins, " built-ins")),
+    body,
+  );
+}
+
+function problemsFor(file: string, errors: Problem[]): Marker[] {
+  return errors
+    .filter((p) => p.file && (p.file === file || p.file.endsWith("/" + file)))
+    .map((p) => ({ line: p.line, column: p.column, message: p.message, code: p.code }));
+}
+
+function problemList(errors: Problem[], reveal: (p: Problem) => void): HTMLElement | null {
+  if (!errors.length) return null;
+  return h(
+    "div",
+    { class: "problems", role: "alert" },
+    h("h3", null, `${errors.length} problem${errors.length > 1 ? "s" : ""}`),
+    h(
+      "ul",
+      null,
+      errors.map((p) =>
+        h(
+          "li",
+          null,
+          h(
+            "button",
+            { class: "link", onClick: () => reveal(p), "data-problem": p.code },
+            `${p.file ?? "(app)"}${p.line ? `:${p.line}:${p.column ?? 1}` : ""}`,
+          ),
+          " ",
+          h("code", null, p.code),
+          " ",
+          p.message,
+        ),
+      ),
+    ),
+  );
+}
+
+// problemsOf finds the problems in a 422's details, whatever key the host puts them under.
+function problemsOf(details: unknown): Problem[] {
+  if (Array.isArray(details)) return details as Problem[];
+  if (details && typeof details === "object") {
+    for (const k of ["problems", "errors"]) {
+      const v = (details as Record<string, unknown>)[k];
+      if (Array.isArray(v)) return v as Problem[];
+    }
+  }
+  return [];
+}
+
+async function renderElement(detail: HTMLElement, fullName: string): Promise<void> {
+  for (const e of openEditors) e.destroy();
+  openEditors = [];
+  clear(detail, h("p", { class: "muted" }, "Loading ", fullName, "…"));
+  let el: ElementDetail;
+  try {
+    el = await get<ElementDetail>(`/api/elements/${encodeURIComponent(fullName)}`);
+  } catch (e) {
+    clear(detail, h("h2", null, fullName), errorBox(e));
+    return;
+  }
+  const feats = await features().catch(() => ({ writeElements: false, testRun: false, replay: false, openapi: false }));
+  const writable = feats.writeElements && el.origin === "app";
+  let version = el.version;
+
+  const names = Object.keys(el.files ?? {}).sort((a, b) => (a === "e.json" ? -1 : b === "e.json" ? 1 : a.localeCompare(b)));
+  if (!names.includes("e.json")) names.unshift("e.json");
+  const texts: Record<string, string> = { ...el.files };
+  if (texts["e.json"] === undefined) texts["e.json"] = json(el.definition) + "\n";
+
+  const status = h("span", { class: "save-status", role: "status" });
+  const saveBtn = h("button", { class: "primary", disabled: true, "data-action": "save" }, "Save") as HTMLButtonElement;
+  const tabs = h("div", { class: "tabs", role: "tablist" });
+  const panes = h("div", { class: "editor-panes" });
+  const problemsBox = h("div");
+  const editors = new Map<string, CodeEditor>();
+  let dirty = false;
+
+  const showTab = (name: string) => {
+    for (const b of tabs.querySelectorAll("button")) b.classList.toggle("active", b.dataset.file === name);
+    for (const p of panes.children) (p as HTMLElement).hidden = (p as HTMLElement).dataset.file !== name;
+  };
+
+  const applyProblems = (errors: Problem[]) => {
+    for (const [name, ed] of editors) ed.setMarkers(problemsFor(name, errors));
+    for (const b of tabs.querySelectorAll<HTMLButtonElement>("button")) {
+      const n = problemsFor(b.dataset.file!, errors).length;
+      b.querySelector(".count")?.remove();
+      if (n) b.append(h("span", { class: "count bad" }, String(n)));
+    }
+    clear(
+      problemsBox,
+      problemList(errors, (p) => {
+        const name = names.find((n) => p.file && (p.file === n || p.file.endsWith("/" + n)));
+        if (!name) return;
+        showTab(name);
+        editors.get(name)?.reveal(p.line, p.column);
+      }),
+    );
+  };
+
+  for (const name of names) {
+    tabs.append(h("button", { role: "tab", "data-file": name, onClick: () => showTab(name) }, name));
+    const pane = h("div", { class: "editor-pane", "data-file": name });
+    panes.append(pane);
+    const ed = new CodeEditor(pane, name, texts[name] ?? "", {
+      readOnly: !writable,
+      onChange: () => {
+        dirty = true;
+        saveBtn.disabled = false;
+        status.textContent = "unsaved changes";
+        status.className = "save-status";
+      },
+    });
+    editors.set(name, ed);
+    openEditors.push(ed);
+  }
+  const resolvedPane = h("div", { class: "editor-pane", "data-file": "(resolved)" }, pre(el.resolved));
+  tabs.append(h("button", { role: "tab", "data-file": "(resolved)", title: "with defaults and inherited values", onClick: () => showTab("(resolved)") }, "resolved"));
+  panes.append(resolvedPane);
+
+  saveBtn.onclick = async () => {
+    const files: Record<string, string> = {};
+    for (const [name, ed] of editors) if (name !== "e.json") files[name] = ed.text;
+    const definition = editors.get("e.json")!.text;
+    saveBtn.disabled = true;
+    status.textContent = "saving…";
+    try {
+      const res = await api<ElementDetail | null>("PUT", `/api/elements/${encodeURIComponent(fullName)}`, { definition, files, version });
+      dirty = false;
+      version = res?.version ?? version;
+      status.textContent = "saved";
+      status.className = "save-status ok";
+      applyProblems(res?.errors ?? []);
+    } catch (e) {
+      saveBtn.disabled = false;
+      status.className = "save-status bad";
+      if (e instanceof ApiError && e.status === 422) {
+        const ps = problemsOf(e.details);
+        status.textContent = `not saved: ${ps.length || "some"} problem${ps.length === 1 ? "" : "s"}`;
+        applyProblems(ps.length ? ps : [{ code: e.code, message: e.message }]);
+      } else if (e instanceof ApiError && e.status === 409) {
+        status.textContent = "";
+        clear(
+          problemsBox,
+          h(
+            "div",
+            { class: "conflict", role: "alert" },
+            h("strong", null, "Conflict: "),
+            "this element changed on the host since you opened it (",
+            e.message,
+            "). Your edits are still in the editor; copy what you need, then ",
+            h("button", { class: "link", onClick: () => void renderElement(detail, fullName) }, "reload the current version"),
+            ".",
+          ),
+        );
+      } else {
+        status.textContent = e instanceof Error ? e.message : String(e);
+      }
+    }
+  };
+
+  const reload = h("button", { onClick: () => { if (!dirty || confirm("Drop your unsaved changes?")) void renderElement(detail, fullName); } }, "Reload");
+  const writeNote = !feats.writeElements
+    ? h("span", { class: "muted small", title: "PUT /api/elements/{fullName} answers 404 on this host" }, "Read-only: this host cannot save elements yet. Edit the app directory; hot reload picks the change up.")
+    : el.origin !== "app"
+      ? h("span", { class: "muted small" }, "Read-only: not an element of this app (override it in the app directory to change it).")
+      : null;
+  saveBtn.disabled = true;
+  if (!writable) saveBtn.title = feats.writeElements ? "not an element of this app" : "PUT /api/elements is not on this host yet";
+
+  clear(
+    detail,
+    h(
+      "header",
+      { class: "detail-head" },
+      h("div", null, h("h2", { "data-testid": "element-name" }, el.fullName), h("div", { class: "muted" }, el.title ?? "", el.type ? [" · type ", h("a", { href: `#/elements/${encodeURIComponent(el.type)}` }, el.type)] : "")),
+      h("div", { class: "badges" }, originBadges(el)),
+    ),
+    h("div", { class: "toolbar" }, saveBtn, reload, status, writeNote),
+    (el.errors ?? []).length
+      ? h(
+          "p",
+          { class: "stale-note small", "data-testid": "last-good-note" },
+          "The files on disk have problems, so the host keeps running the last good version of this element, which is the text shown here. ",
+          "The problems are at their line and column in the files on disk; fix them there (or save a fixed version) and reload.",
+        )
+      : null,
+    problemsBox,
+    tabs,
+    panes,
+    testRunPanel(el, feats.testRun, () => {
+      const files: Record<string, string> = {};
+      for (const [name, ed] of editors) files[name] = ed.text;
+      return files;
+    }),
+  );
+  applyProblems(el.errors ?? []);
+  const firstBad = names.find((n) => problemsFor(n, el.errors ?? []).length);
+  showTab(firstBad ?? (names.find((n) => n.endsWith(".js")) ? names.find((n) => n.endsWith(".js"))! : "e.json"));
+}
+
+function testRunPanel(el: ElementDetail, available: boolean, draft: () => Record<string, string>): HTMLElement {
+  const fns = Array.isArray(el.resolved?.functionList)
+    ? (el.resolved.functionList as Array<{ name: string }>).map((f) => f.name)
+    : typeof el.resolved?.funcName === "string"
+      ? [el.resolved.funcName as string]
+      : typeof el.resolved?.handler === "string"
+        ? [el.resolved.handler as string]
+        : [];
+  const fn = h("select", { "aria-label": "function" }, fns.map((f) => h("option", { value: f }, f)));
+  const args = h("textarea", { rows: 3, spellcheck: "false", "aria-label": "arguments (JSON)" }, "{}");
+  const out = h("div", { class: "run-output" });
+  const run = h("button", { disabled: !available || el.layer !== "instance" }, "Run draft") as HTMLButtonElement;
+  run.onclick = async () => {
+    let a: unknown;
+    try {
+      a = JSON.parse(args.value || "null");
+    } catch (e) {
+      clear(out, errorBox("arguments: " + (e as Error).message));
+      return;
+    }
+    run.disabled = true;
+    clear(out, h("p", { class: "muted" }, "running…"));
+    try {
+      const res = await api("POST", `/api/elements/${encodeURIComponent(el.fullName)}/run`, { function: fn.value, args: a, files: draft() });
+      clear(out, pre(res));
+    } catch (e) {
+      clear(out, errorBox(e), e instanceof ApiError && e.details ? pre(e.details) : null);
+    } finally {
+      run.disabled = false;
+    }
+  };
+  return h(
+    "details",
+    { class: `panel test-run${available ? "" : " disabled"}`, open: available && el.layer === "instance" },
+    h("summary", null, "Test run", available ? "" : h("span", { class: "muted small" }, " — not on this host yet (POST /api/elements/{fullName}/run answers 404)")),
+    available
+      ? h("div", { class: "run-form" }, h("label", null, "function ", fn), h("label", null, "arguments (JSON) ", args), run, out)
+      : h("p", { class: "muted small" }, "A test run executes the draft in the editor without saving it. This host does not offer it yet."),
+  );
+}

@@ -1,0 +1,357 @@
+// The event console: the execution log with filters and paging, a request's call tree, resend,
+// and sending an event.
+
+import { get, post, type Query } from "./api";
+import { clear, epochMs, errorBox, h, pre, statusBadge } from "./dom";
+import { features } from "./features";
+import type { LogRow, Page } from "./types";
+
+const PAGE_SIZE = 50;
+
+interface LogFilters {
+  fullName: string;
+  status: string;
+  start: string;
+  end: string;
+  page: number;
+}
+
+const filters: LogFilters = { fullName: "", status: "", start: "", end: "", page: 1 };
+
+export function fmtDuration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return "—";
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+function reqLink(id: string): HTMLElement {
+  return id ? h("a", { href: `#/events/requests/${encodeURIComponent(id)}`, class: "mono", "data-request": id }, id) : h("span", null, "—");
+}
+
+export async function eventsPage(root: HTMLElement): Promise<void> {
+  const results = h("div", { class: "results" });
+  const elNames = h("datalist", { id: "element-names" });
+  get<Array<{ fullName: string; layer: string }>>("/api/elements")
+    .then((els) => elNames.append(...els.filter((e) => e.layer === "instance").map((e) => h("option", { value: e.fullName }))))
+    .catch(() => {});
+
+  const fullName = h("input", { name: "fullName", list: "element-names", placeholder: "any element", value: filters.fullName });
+  const status = h(
+    "select",
+    { name: "status" },
+    ["", "waiting", "running", "success", "fail"].map((s) => h("option", { value: s }, s || "any status")),
+  );
+  status.value = filters.status;
+  const start = h("input", { type: "datetime-local", name: "start", step: "1", value: filters.start });
+  const end = h("input", { type: "datetime-local", name: "end", step: "1", value: filters.end });
+
+  const load = async () => {
+    filters.fullName = fullName.value.trim();
+    filters.status = status.value;
+    filters.start = start.value;
+    filters.end = end.value;
+    const q: Query = {
+      fullName: filters.fullName,
+      status: filters.status,
+      startTime: epochMs(filters.start),
+      endTime: epochMs(filters.end),
+      page: filters.page,
+      pageSize: PAGE_SIZE,
+    };
+    clear(results, h("p", { class: "muted" }, "Loading…"));
+    try {
+      const page = await get<Page<LogRow>>("/api/events/logs", q);
+      renderLog(results, page, (p) => {
+        filters.page = p;
+        void load();
+      });
+    } catch (e) {
+      clear(results, errorBox(e));
+    }
+  };
+
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      onSubmit: (ev: Event) => {
+        ev.preventDefault();
+        filters.page = 1;
+        void load();
+      },
+    },
+    h("label", null, "Element ", fullName, elNames),
+    h("label", null, "Status ", status),
+    h("label", null, "From ", start),
+    h("label", null, "To ", end),
+    h("button", { type: "submit", class: "primary" }, "Search"),
+  );
+
+  clear(root, h("div", { class: "page" }, h("h2", null, "Event log"), sendEventForm(() => void load()), form, results));
+  await load();
+}
+
+function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void): void {
+  const pages = Math.max(1, Math.ceil(page.totalCount / PAGE_SIZE));
+  const pager = h(
+    "div",
+    { class: "pager" },
+    h("button", { disabled: filters.page <= 1, onClick: () => go(filters.page - 1) }, "‹ Newer"),
+    h("span", null, `page ${filters.page} of ${pages} · ${page.totalCount} node${page.totalCount === 1 ? "" : "s"}`),
+    h("button", { disabled: filters.page >= pages, onClick: () => go(filters.page + 1) }, "Older ›"),
+  );
+  if (!page.rowDatas.length) {
+    clear(box, h("p", { class: "empty" }, "No log rows match."), pager);
+    return;
+  }
+  clear(
+    box,
+    h(
+      "table",
+      { class: "grid log" },
+      h("thead", null, h("tr", null, ["created", "kind", "element", "sender", "status", "attempt", "duration", "host", "request"].map((c) => h("th", null, c)))),
+      h(
+        "tbody",
+        null,
+        page.rowDatas.map((r) =>
+          h(
+            "tr",
+            { "data-node": r.nodeId },
+            h("td", { class: "nowrap" }, r.createdAt),
+            h("td", null, r.kind),
+            h("td", null, h("a", { href: `#/elements/${encodeURIComponent(r.fullName)}` }, r.fullName)),
+            h("td", { class: "small" }, r.sender || "—"),
+            h("td", null, statusBadge(r.status, r.stage)),
+            h("td", { class: "num" }, r.attempt),
+            h("td", { class: "num nowrap" }, fmtDuration(r.duration)),
+            h("td", { class: "small mono" }, r.host),
+            h("td", null, reqLink(r.requestId)),
+          ),
+        ),
+      ),
+    ),
+    pager,
+  );
+}
+
+function sendEventForm(sent: () => void): HTMLElement {
+  const sender = h("input", { name: "sender", placeholder: "services.GreetingSvc", required: true });
+  const eventType = h("input", { name: "eventType", placeholder: "events.NormalType" });
+  const kwargs = h("textarea", { name: "kwargs", rows: 2, spellcheck: "false" }, '{\n  "name": "Ada"\n}');
+  const out = h("div", { class: "send-result", role: "status" });
+  const form = h(
+    "form",
+    {
+      class: "send-event",
+      onSubmit: async (ev: Event) => {
+        ev.preventDefault();
+        let kw: unknown;
+        try {
+          kw = JSON.parse(kwargs.value || "{}");
+        } catch (e) {
+          clear(out, errorBox("kwargs: " + (e as Error).message));
+          return;
+        }
+        try {
+          const res = await post<{ requestId: string; eventId: string; nodeIds: string[]; subscribers: string[]; note?: string }>(
+            "/api/events/send",
+            { sender: sender.value.trim(), kwargs: kw, ...(eventType.value.trim() ? { eventType: eventType.value.trim() } : {}) },
+          );
+          clear(
+            out,
+            h(
+              "p",
+              null,
+              "Sent ",
+              h("span", { class: "mono" }, res.eventId),
+              ` to ${res.subscribers.length} listener${res.subscribers.length === 1 ? "" : "s"} `,
+              res.subscribers.length ? `(${res.subscribers.join(", ")}) ` : "",
+              "· request ",
+              reqLink(res.requestId),
+            ),
+            res.note ? h("p", { class: "muted small" }, res.note) : null,
+          );
+          sent();
+        } catch (e) {
+          clear(out, errorBox(e));
+        }
+      },
+    },
+    h("label", null, "Sender ", sender),
+    h("label", null, "Event type ", eventType),
+    h("label", { class: "wide" }, "kwargs (JSON object) ", kwargs),
+    h("button", { type: "submit", class: "primary" }, "Send event"),
+    out,
+  );
+  return h("details", { class: "panel send-panel" }, h("summary", null, "Send an event"), form);
+}
+
+// ---- the call tree of one request ----
+
+interface TreeNode {
+  row: LogRow;
+  children: TreeNode[];
+}
+
+export function buildTree(rows: LogRow[]): TreeNode[] {
+  const byId = new Map<string, TreeNode>();
+  for (const r of rows) byId.set(r.nodeId, { row: r, children: [] });
+  const roots: TreeNode[] = [];
+  for (const n of byId.values()) {
+    const parent = n.row.parentNodeId ? byId.get(n.row.parentNodeId) : undefined;
+    if (parent && parent !== n) parent.children.push(n);
+    else roots.push(n);
+  }
+  const order = (a: TreeNode, b: TreeNode) => (a.row.createdAt + a.row.nodeId).localeCompare(b.row.createdAt + b.row.nodeId);
+  const sort = (ns: TreeNode[]) => {
+    ns.sort(order);
+    for (const n of ns) sort(n.children);
+  };
+  sort(roots);
+  return roots;
+}
+
+export async function requestPage(root: HTMLElement, requestId: string): Promise<void> {
+  const body = h("div", { class: "call-tree" });
+  const refresh = h("button", { onClick: () => void load() }, "Refresh");
+  clear(
+    root,
+    h(
+      "div",
+      { class: "page" },
+      h("p", null, h("a", { href: "#/events" }, "‹ Event log")),
+      h("div", { class: "page-head" }, h("h2", null, "Request ", h("span", { class: "mono", "data-testid": "request-id" }, requestId)), refresh),
+      body,
+    ),
+  );
+  const feats = await features().catch(() => ({ replay: false }) as { replay: boolean });
+  const load = async () => {
+    try {
+      const rows = await get<LogRow[] | Page<LogRow>>(`/api/events/requests/${encodeURIComponent(requestId)}`);
+      const list = Array.isArray(rows) ? rows : rows.rowDatas;
+      clear(body, h("p", { class: "muted small" }, `${list.length} node${list.length === 1 ? "" : "s"}`), h("ul", { class: "tree-nodes" }, buildTree(list).map((n) => nodeView(n, load, feats.replay))));
+    } catch (e) {
+      clear(body, errorBox(e));
+    }
+  };
+  await load();
+}
+
+function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HTMLElement {
+  const r = n.row;
+  const extra = h("div", { class: "node-extra" });
+  const msg = h("span", { class: "node-msg small", role: "status" });
+  const finished = r.status === "success" || r.status === "fail";
+  const resend = h(
+    "button",
+    {
+      disabled: r.kind !== "event" || !finished,
+      title: r.kind !== "event" ? "only event nodes can be resent" : finished ? "run it again as the next attempt" : "waiting or running",
+      "data-action": "resend",
+      onClick: async () => {
+        try {
+          const res = await post<{ nodeId: string; attempt: number }>(`/api/nodes/${encodeURIComponent(r.nodeId)}/resend`);
+          msg.textContent = `resent as attempt ${res.attempt}`;
+          window.setTimeout(() => void reload(), 600);
+        } catch (e) {
+          msg.textContent = e instanceof Error ? e.message : String(e);
+          msg.classList.add("bad");
+        }
+      },
+    },
+    "Resend",
+  );
+  const replayBtn = h("button", { disabled: true, title: replay ? "" : "POST /api/nodes/{id}/replay is not on this host yet" }, "Replay");
+  if (replay) {
+    replayBtn.disabled = false;
+    replayBtn.onclick = async () => {
+      try {
+        const res = await post(`/api/nodes/${encodeURIComponent(r.nodeId)}/replay`);
+        msg.textContent = "replayed: " + JSON.stringify(res);
+        window.setTimeout(() => void reload(), 600);
+      } catch (e) {
+        msg.textContent = e instanceof Error ? e.message : String(e);
+      }
+    };
+  }
+  const attempts = h(
+    "button",
+    {
+      onClick: async () => {
+        try {
+          const states = await get<LogRow[]>(`/api/events/nodes/${encodeURIComponent(r.nodeId)}/attempts`);
+          clear(
+            extra,
+            h(
+              "table",
+              { class: "grid small" },
+              h("thead", null, h("tr", null, ["recorded", "attempt", "status", "duration", "host", "error"].map((c) => h("th", null, c)))),
+              h(
+                "tbody",
+                null,
+                states.map((s) =>
+                  h(
+                    "tr",
+                    null,
+                    h("td", null, s.recordedAt),
+                    h("td", { class: "num" }, s.attempt),
+                    h("td", null, statusBadge(s.status, s.stage)),
+                    h("td", null, fmtDuration(s.duration)),
+                    h("td", { class: "mono" }, s.host),
+                    h("td", null, s.error ? `${s.error.code}: ${s.error.message}` : ""),
+                  ),
+                ),
+              ),
+            ),
+          );
+        } catch (e) {
+          clear(extra, errorBox(e));
+        }
+      },
+    },
+    "Attempts",
+  );
+  const logs = (r.logs ?? []).map((l) => h("div", { class: `log-line level-${l.level}` }, h("span", { class: "muted" }, l.time.replace(/^.*T/, "").replace(/Z$/, "")), " ", h("b", null, l.level), " ", l.message));
+  return h(
+    "li",
+    { class: "node", "data-node": r.nodeId },
+    h(
+      "details",
+      { open: r.status === "fail" },
+      h(
+        "summary",
+        null,
+        statusBadge(r.status, r.stage),
+        h("span", { class: "kind" }, r.kind),
+        h("b", null, r.fullName),
+        h("span", { class: "muted small" }, r.kind === "event" ? ` from ${r.sender}` : r.sender ? ` ${r.sender}` : ""),
+        h("span", { class: "meta" }, `attempt ${r.attempt} · ${fmtDuration(r.duration)} · ${r.host || "no host"}`),
+      ),
+      h(
+        "div",
+        { class: "node-body" },
+        h(
+          "dl",
+          { class: "kv" },
+          h("dt", null, "node"),
+          h("dd", { class: "mono" }, r.nodeId),
+          h("dt", null, "event"),
+          h("dd", { class: "mono" }, r.eventId || "—"),
+          h("dt", null, "created"),
+          h("dd", null, r.createdAt),
+          h("dt", null, "ran"),
+          h("dd", null, r.startTime ? `${r.startTime} → ${r.endTime ?? "…"}` : "not yet"),
+        ),
+        h("div", { class: "cols" }, h("div", null, h("h4", null, "kwargs"), pre(r.kwargs)), h("div", null, h("h4", null, "result"), pre(r.result))),
+        r.error ? h("div", { class: "error-box" }, h("b", null, r.error.code), ": ", r.error.message, r.error.stack ? pre(r.error.stack, "stack") : null) : null,
+        h("h4", null, "console"),
+        logs.length ? h("div", { class: "console" }, logs) : h("p", { class: "muted small" }, "no output"),
+        h("div", { class: "toolbar" }, resend, replayBtn, attempts, msg),
+        extra,
+      ),
+    ),
+    n.children.length ? h("ul", { class: "tree-nodes" }, n.children.map((c) => nodeView(c, reload, replay))) : null,
+  );
+}
+

@@ -1,0 +1,97 @@
+// Shapes of the API's answers (docs/reference.md §2.11, §4.6, §6.3).
+
+export interface ElementSummary {
+  fullName: string;
+  title: string;
+  type: string;
+  layer: "meta" | "type" | "instance";
+  origin: "app" | "parent" | "builtin";
+  overrides?: string;
+}
+
+export interface Problem {
+  element?: string;
+  file?: string;
+  line?: number;
+  column?: number;
+  code: string;
+  message: string;
+}
+
+export interface ElementDetail extends ElementSummary {
+  definition: Record<string, unknown>;
+  resolved: Record<string, unknown>;
+  files: Record<string, string>;
+  errors: Problem[];
+  version?: string | number;
+}
+
+export interface LogEntry {
+  time: string;
+  level: string;
+  message: string;
+}
+
+export interface LogRow {
+  id: string;
+  kind: string;
+  fullName: string;
+  sender: string;
+  eventType: string;
+  eventId: string;
+  status: string;
+  stage: string;
+  requestId: string;
+  nodeId: string;
+  parentNodeId: string;
+  attempt: number;
+  createdAt: string;
+  recordedAt: string;
+  startTime: string | null;
+  endTime: string | null;
+  duration: number;
+  kwargs: unknown;
+  result: unknown;
+  error: { code: string; message: string; stack?: string } | null;
+  logs: LogEntry[] | null;
+  host: string;
+}
+
+export interface Page<T> {
+  totalCount: number;
+  rowDatas: T[];
+}
+
+export interface TaskTemplate {
+  title: string;
+  taskType: string;
+  repeatType: string;
+  fullName: string;
+}
+
+export interface TaskRecord {
+  taskId: string;
+  fullName: string;
+  funcName: string;
+  taskType: string;
+  argDict: unknown;
+  startTime: string;
+  status: string;
+  result: unknown;
+  error: { code: string; message: string; stack?: string } | null;
+  requestId: string;
+  nodeId: string;
+  attempt: number;
+  host: string;
+  createdAt: string;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export interface Health {
+  status: string;
+  version: string;
+  app: string;
+  problems: number;
+  backends: Record<string, string>;
+}

@@ -1,0 +1,38 @@
+// The element tree by kind with layer and origin badges; opening an element shows its e.json
+// and JavaScript in CodeMirror.
+import { check, login, run } from "./lib.mjs";
+
+await run("elements", async ({ page, shot }) => {
+  await login(page);
+  for (const kind of ["services", "events", "tasks", "models", "signals", "commons"]) {
+    await page.locator(`details.group[data-kind=${kind}]`).waitFor();
+  }
+  const link = page.locator('a[data-element="services.GreetingSvc"]');
+  await link.waitFor();
+  check((await link.locator(".badge").allInnerTexts()).join(",") === "instance,own", "badges of an own instance");
+
+  // Built-ins show when asked, marked built-in.
+  await page.getByLabel("built-ins").check();
+  const builtin = page.locator('a[data-element="events.Meta"]');
+  await builtin.waitFor();
+  check((await builtin.innerText()).includes("built-in"), "built-in badge");
+  check((await builtin.innerText()).includes("meta"), "meta layer badge");
+
+  await link.click();
+  await page.locator("[data-testid=element-name]", { hasText: "services.GreetingSvc" }).waitFor();
+  // index.js is shown first, in CodeMirror with JavaScript highlighting.
+  const js = page.locator('.editor-pane[data-file="index.js"] .cm-content');
+  await js.waitFor();
+  check((await js.innerText()).includes("exports.hello"), "index.js in CodeMirror");
+  check((await page.locator('.editor-pane[data-file="index.js"] .cm-lint-marker, .editor-pane[data-file="index.js"] .cm-gutter-lint').count()) > 0, "lint gutter");
+  // Save is off while the host cannot write elements, and says why.
+  const save = page.locator("button[data-action=save]");
+  check(await save.isDisabled(), "save disabled");
+  await shot("index-js");
+
+  await page.getByRole("tab", { name: "e.json" }).click();
+  const ej = page.locator('.editor-pane[data-file="e.json"] .cm-content');
+  await ej.waitFor();
+  check((await ej.innerText()).includes('"functionList"'), "e.json in CodeMirror");
+  await shot("e-json");
+});

@@ -1,0 +1,68 @@
+// Send an event from the console, find it in the log and open its call tree; a service call's
+// request shows its event as a child node with its console output; resend a node.
+import { api, check, eventually, login, run } from "./lib.mjs";
+
+await run("events", async ({ page, shot }) => {
+  // A request with a tree: the service call (root) and the event it sends (child).
+  const called = await api("POST", "/api/services/services.GreetingSvc/hello", { name: "Grace" });
+  const reqId = called.result.requestId;
+  await eventually(async () => {
+    const rows = await api("GET", `/api/events/requests/${reqId}`);
+    return rows.length === 2 && rows.every((r) => r.status === "success");
+  }, "the greeting event to run");
+
+  await login(page);
+  await page.locator("[data-nav=events]").click();
+
+  // Send an event through the form.
+  await page.getByText("Send an event").click();
+  await page.locator("input[name=sender]").fill("services.GreetingSvc");
+  await page.locator("textarea[name=kwargs]").fill('{"name": "Console", "message": "from the browser"}');
+  await page.getByRole("button", { name: "Send event" }).click();
+  const sentLink = page.locator(".send-result a[data-request]");
+  await sentLink.waitFor();
+  check((await page.locator(".send-result").innerText()).includes("events.GreetingSent"), "the listener is named");
+  const sentReq = await sentLink.getAttribute("data-request");
+  await shot("sent");
+
+  // Find it in the log: filter by the listener, then open its request.
+  await eventually(async () => {
+    const page1 = await api("GET", `/api/events/logs?fullName=events.GreetingSent&status=success`);
+    return page1.rowDatas.some((r) => r.requestId === sentReq);
+  }, "the sent event to finish");
+  await page.locator("input[name=fullName]").fill("events.GreetingSent");
+  await page.locator("select[name=status]").selectOption("success");
+  await page.getByRole("button", { name: "Search" }).click();
+  const row = page.locator(`table.log a[data-request="${sentReq}"]`);
+  await row.waitFor();
+  await shot("log");
+  await row.click();
+  await page.locator("[data-testid=request-id]", { hasText: sentReq }).waitFor();
+  await page.locator("li.node").first().waitFor();
+
+  // The service call's request: two nodes, the event nested under the service call.
+  await page.goto(`${page.url().split("#")[0]}#/events/requests/${reqId}`);
+  const root = page.locator(".call-tree > ul > li.node");
+  await root.waitFor();
+  check((await root.count()) === 1, "one root");
+  const child = root.locator("ul.tree-nodes > li.node");
+  await child.waitFor();
+  check((await child.locator("summary").innerText()).includes("events.GreetingSent"), "the event is the service call's child");
+  await child.locator("summary").click();
+  await child.locator(".console").waitFor();
+  check((await child.locator(".console").innerText()).includes("greeting event"), "console output of the handler");
+  await child.getByRole("button", { name: "Resend" }).click();
+  await child.getByText(/resent as attempt 2/).waitFor();
+  await eventually(async () => {
+    const rows = await api("GET", `/api/events/requests/${reqId}`);
+    return rows.some((r) => r.attempt === 2 && r.status === "success");
+  }, "the resent attempt to run");
+  await page.getByRole("button", { name: "Refresh" }).click();
+  await page.locator(".call-tree li.node li.node .meta", { hasText: "attempt 2" }).waitFor();
+  await page.locator(".call-tree li.node li.node > details > summary").click();
+  await page.locator(".call-tree li.node li.node .console").waitFor();
+  await page.locator(".call-tree li.node li.node").getByRole("button", { name: "Attempts" }).click();
+  await page.locator(".call-tree li.node li.node .node-extra table").waitFor();
+  check(await page.locator(".call-tree li.node li.node").getByRole("button", { name: "Replay" }).isDisabled(), "replay off until the host has it");
+  await shot("call-tree");
+});
