@@ -34,7 +34,5 @@ func TestConformance(t *testing.T) {
 				"and worse here: the host's ctx error crosses the pipe uncoded (toWireError), so JS gets code internal " +
 				"(\"services.Gate.wait: context canceled\"), and when that reply reaches the worker before the cancel frame, " +
 				"code that catches it returns normally and Execute succeeds after its caller canceled",
-			"HostErrorDetails": "toWireError (proc.go) keeps only the code and message of a coded host error that is not a " +
-				"*jsvm.Error, so details it gives with ErrorDetails() map[string]any never reach JS (the in-process VM passes them)",
 		}})
 }

@@ -239,19 +239,30 @@ func callHost(ctx context.Context, host jsvm.HostCaller, call jsvm.HostCall) (v 
 }
 
 // toWireError keeps what the VM needs to throw err as the host gave it: a *jsvm.Error whole,
-// another coded error's code and text, or a plain error as a plain message.
+// another coded error's code, text and details, or a plain error's text and details.
 func toWireError(err error) *wireError {
+	var we *wireError
 	var je *jsvm.Error
-	if errors.As(err, &je) {
-		e := *je
-		e.Details = normalizeMap(e.Details)
-		return &wireError{Coded: true, Error: e}
-	}
 	var ce jsvm.CodedError
-	if errors.As(err, &ce) {
-		return &wireError{Coded: true, Error: jsvm.Error{Code: ce.ErrorCode(), Message: err.Error()}}
+	switch {
+	case errors.As(err, &je):
+		e := *je
+		we = &wireError{Coded: true, Error: e}
+	case errors.As(err, &ce):
+		we = &wireError{Coded: true, Error: jsvm.Error{Code: ce.ErrorCode(), Message: err.Error()}}
+	default:
+		we = &wireError{Error: jsvm.Error{Message: err.Error()}}
 	}
-	return &wireError{Error: jsvm.Error{Message: err.Error()}}
+	// As the VM does in-process (throwHostError): details an error gives with ErrorDetails() any
+	// win when they are a map (a *jsvm.Error's own ErrorDetails is the error, not a map).
+	var d interface{ ErrorDetails() any }
+	if errors.As(err, &d) {
+		if m, ok := d.ErrorDetails().(map[string]any); ok {
+			we.Details = m
+		}
+	}
+	we.Details = normalizeMap(we.Details)
+	return we
 }
 
 // loadError rebuilds what the worker's VM.Load returned: one *jsvm.Error, or several joined

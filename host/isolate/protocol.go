@@ -58,7 +58,7 @@ type frame struct {
 
 // wireError is an error as it crosses the pipe. Coded is false for a plain Go error from the
 // host, which the worker turns back into a plain error (so the VM treats it as it would
-// in-process).
+// in-process); its Details, if any, are what the error gave with ErrorDetails.
 type wireError struct {
 	Coded bool
 	jsvm.Error

@@ -276,11 +276,11 @@ func (w *workerProc) CallHost(ctx context.Context, call jsvm.HostCall) (any, err
 		if r.Err == nil {
 			return restoreEmpty(r.Value), nil
 		}
-		if !r.Err.Coded {
-			return nil, errors.New(r.Err.Message)
-		}
 		e := r.Err.Error
 		restoreEmpty(e.Details)
+		if !r.Err.Coded {
+			return nil, &plainError{msg: e.Message, details: e.Details}
+		}
 		return nil, &e
 	case <-ctx.Done():
 		w.hmu.Lock()
@@ -288,4 +288,21 @@ func (w *workerProc) CallHost(ctx context.Context, call jsvm.HostCall) (any, err
 		w.hmu.Unlock()
 		return nil, ctx.Err()
 	}
+}
+
+// plainError is a host error without a code, as it was on the supervisor's side: its text and
+// the details it gave.
+type plainError struct {
+	msg     string
+	details map[string]any
+}
+
+func (p *plainError) Error() string { return p.msg }
+
+// ErrorDetails gives the VM the details the host's error gave (nil when it gave none).
+func (p *plainError) ErrorDetails() any {
+	if p.details == nil {
+		return nil
+	}
+	return p.details
 }

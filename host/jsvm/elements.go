@@ -218,7 +218,9 @@ func (rt *jsRuntime) hostMethod(fullName, method string, builtin bool) func(goja
 	}
 }
 
-// throwHostError throws a host failure as a JS Error with .code, .message and .details.
+// throwHostError throws a host failure as a JS Error with .code, .message and .details. Details
+// are a *jsvm.Error's, or what the error (or one it wraps) gives with ErrorDetails() any when
+// that is a map[string]any (a *jsvm.Error's own ErrorDetails is the error itself, not a map).
 func (rt *jsRuntime) throwHostError(fullName, method string, err error) {
 	code := CodeInternal
 	var details map[string]any
@@ -234,8 +236,11 @@ func (rt *jsRuntime) throwHostError(fullName, method string, err error) {
 	case errors.Is(err, context.Canceled):
 		code = CodeCanceled
 	}
-	if d, ok := err.(interface{ ErrorDetails() map[string]any }); ok {
-		details = d.ErrorDetails()
+	var d interface{ ErrorDetails() any }
+	if errors.As(err, &d) {
+		if m, ok := d.ErrorDetails().(map[string]any); ok {
+			details = m
+		}
 	}
 	msg := err.Error()
 	if e != nil {

@@ -3,6 +3,7 @@ package jsvmtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -110,7 +111,8 @@ func testExecuteHostElement(e *env) {
 	require.Contains(e.t, je.Message, "no task t9")
 }
 
-// codedErr is a host error with a code of its own; withDetails also gives details.
+// codedErr is a host error with a code of its own; withDetails also gives details, in the form
+// the rest of Trellis uses (web's error bodies, registry.ValidationError).
 type codedErr struct{ code, msg string }
 
 func (c codedErr) Error() string     { return c.msg }
@@ -118,9 +120,20 @@ func (c codedErr) ErrorCode() string { return c.code }
 
 type withDetails struct{ codedErr }
 
-func (w withDetails) ErrorDetails() map[string]any {
+func (w withDetails) ErrorDetails() any {
 	return map[string]any{"field": "userId", "n": int64(3)}
 }
+
+// plainWithDetails is a host error without a code that gives details.
+type plainWithDetails struct{ msg string }
+
+func (p plainWithDetails) Error() string     { return p.msg }
+func (p plainWithDetails) ErrorDetails() any { return map[string]any{"disk": "sda", "full": true} }
+
+// notMapDetails gives details that are not a map[string]any, which JS does not get.
+type notMapDetails struct{ codedErr }
+
+func (n notMapDetails) ErrorDetails() any { return []string{"not", "a", "map"} }
 
 // A host error is thrown into JS as an Error with .code (its own, or "internal" for an error
 // without one), .message and, for a *jsvm.Error, .details; uncaught, it ends the execution as js_error at the JS
@@ -168,23 +181,41 @@ func testHostErrors(e *env) {
 	require.Equal(e.t, 5, je.Line)
 }
 
-// A host error that gives details with ErrorDetails() map[string]any (the form the VM's
-// throwHostError looks for) has them as the JS Error's .details, as a *jsvm.Error's Details are.
+// A host error that gives details with ErrorDetails() any, when they are a map[string]any, has
+// them as the JS Error's .details, as a *jsvm.Error's Details are: with a code of its own or
+// without one (code internal), and through wrapping. Details of another kind are not given.
 func testHostErrorDetails(e *env) {
 	host := jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
+		switch c.Method {
+		case "wrapped":
+			return nil, fmt.Errorf("checking: %w", withDetails{codedErr{"invalid_argument", "userId must be a number"}})
+		case "plain":
+			return nil, plainWithDetails{"disk on fire"}
+		case "notMap":
+			return nil, notMapDetails{codedErr{"conflict", "already running"}}
+		}
 		return nil, withDetails{codedErr{"invalid_argument", "userId must be a number"}}
 	})
 	e.open(host, app(
-		hostElement("services.H", "check"),
-		js("services.C", `exports.f = function () {
-			try { app.getElement("services.H").check(); return "no error" } catch (e) { return {code: e.code, message: e.message, details: e.details} } };
+		hostElement("services.H", "check", "wrapped", "plain", "notMap"),
+		js("services.C", `exports.f = function (m) {
+			try { app.getElement("services.H")[m || "check"](); return "no error" } catch (e) { return {code: e.code, message: e.message, details: e.details} } };
 			exports.uncaught = () => app.getElement("services.H").check();`),
 	))
-	require.Equal(e.t, map[string]any{"code": "invalid_argument", "message": "userId must be a number", "details": map[string]any{"field": "userId", "n": int64(3)}},
-		e.value("services.C", "f"))
+	want := map[string]any{"code": "invalid_argument", "message": "userId must be a number", "details": map[string]any{"field": "userId", "n": int64(3)}}
+	require.Equal(e.t, want, e.value("services.C", "f"))
+	got := e.value("services.C", "f", "wrapped").(map[string]any)
+	require.Equal(e.t, want["code"], got["code"])
+	require.Contains(e.t, got["message"], "userId must be a number")
+	require.Equal(e.t, want["details"], got["details"], "details of a wrapped error")
+	require.Equal(e.t, map[string]any{"code": jsvm.CodeInternal, "message": "services.H.plain: disk on fire", "details": map[string]any{"disk": "sda", "full": true}},
+		e.value("services.C", "f", "plain"))
+	require.Equal(e.t, map[string]any{"code": "conflict", "message": "already running", "details": nil},
+		e.value("services.C", "f", "notMap"))
 	je := e.fail("services.C", "uncaught")
 	require.Equal(e.t, jsvm.CodeJSError, je.Code)
 	require.Equal(e.t, "invalid_argument", je.Details["code"])
+	require.Equal(e.t, map[string]any{"field": "userId", "n": int64(3)}, je.Details["details"])
 }
 
 // A Go panic in the host, reached from JS or by Execute on a host element, ends that execution
