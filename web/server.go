@@ -62,6 +62,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e.Use(s.limitBody)
 	e.Use(s.requireToken)
 	s.routeHealth(e)
+	s.routeOpenAPI(e)
 	s.routeElements(e)
 	s.routeEdit(e)
 	s.routeDraft(e)
@@ -129,7 +130,7 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireToken guards every /api route except GET /api/health. The editor's static files are
+// requireToken guards every /api route except GET /api/health and GET /api/openapi.json. The editor's static files are
 // public; the editor asks for the token and sends it with each API call.
 func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -137,7 +138,8 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		if !strings.HasPrefix(p, "/api/") && p != "/api" {
 			return next(c)
 		}
-		if p == "/api/health" && c.Request().Method == http.MethodGet {
+		if (p == "/api/health" || p == "/api/openapi.json") && c.Request().Method == http.MethodGet {
+			// Probes and API tooling: neither says anything an attacker could use.
 			return next(c)
 		}
 		auth := c.Request().Header.Get("Authorization")
