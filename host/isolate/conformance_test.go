@@ -29,10 +29,5 @@ func TestConformance(t *testing.T) {
 		StopsStuckBuiltins: true,
 		// Close stops every worker; what they were running ends with jsvm.ErrClosed.
 		CloseEndsRunning: true,
-		KnownBugs: map[string]string{
-			"CancelDuringHostCall": "as in jsvm's TestConformance (the workers' VM throws the host call's ctx error as a JS Error), " +
-				"and worse here: the host's ctx error crosses the pipe uncoded (toWireError), so JS gets code internal " +
-				"(\"services.Gate.wait: context canceled\"), and when that reply reaches the worker before the cancel frame, " +
-				"code that catches it returns normally and Execute succeeds after its caller canceled",
-		}})
+	})
 }

@@ -1,14 +1,103 @@
 package isolate
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/jsvm"
 )
+
+// serveOne runs serveHostCall for one call of an execution with ctx and returns the reply the
+// worker would get.
+func serveOne(t *testing.T, host jsvm.HostCaller, ctx context.Context, deadline time.Time) *frame {
+	t.Helper()
+	r, wr := io.Pipe()
+	w := &proc{pool: &Pool{opts: Options{Host: host}}, c: newConn(strings.NewReader(""), wr)}
+	ex := &execution{id: 7, ctx: ctx, deadline: deadline}
+	go w.serveHostCall(ex, &frame{Kind: kindHostCall, ID: 3, Version: 7, HostCall: &jsvm.HostCall{FullName: "services.H", Method: "m"}})
+	f, err := newConn(r, io.Discard).recv()
+	require.NoError(t, err)
+	require.Equal(t, kindHostReply, f.Kind)
+	require.Equal(t, uint64(3), f.ID)
+	return f
+}
+
+// A host call answered after its execution's ctx ended says so (Ended) and carries the ctx's
+// code, coded, whatever the host answered; a call made after it ended does not reach the host.
+func TestHostReplyOfAnEndedExecution(t *testing.T) {
+	t.Parallel()
+	far := time.Now().Add(time.Hour)
+	returnsCtxErr := jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	f := serveOne(t, returnsCtxErr, ctx, far)
+	require.Equal(t, jsvm.CodeCanceled, f.Ended)
+	require.NotNil(t, f.Err)
+	require.True(t, f.Err.Coded)
+	require.Equal(t, jsvm.CodeCanceled, f.Err.Code)
+
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	f = serveOne(t, returnsCtxErr, ctx, dl)
+	require.Equal(t, jsvm.CodeTimeout, f.Ended)
+	require.True(t, f.Err.Coded)
+	require.Equal(t, jsvm.CodeTimeout, f.Err.Code)
+
+	// A host that ignores its ctx and answers a value: the reply still says the execution ended.
+	ignores := jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
+		<-ctx.Done()
+		return "late", nil
+	})
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	f = serveOne(t, ignores, ctx, far)
+	require.Equal(t, jsvm.CodeCanceled, f.Ended)
+	require.Nil(t, f.Err)
+	require.Equal(t, "late", f.Value)
+
+	// Past its deadline, even before the ctx's timer has fired, an execution calls no host.
+	called := false
+	counts := jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
+		called = true
+		return nil, nil
+	})
+	f = serveOne(t, counts, context.Background(), time.Now().Add(-time.Millisecond))
+	require.False(t, called, "the host was called for an execution past its deadline")
+	require.Equal(t, jsvm.CodeTimeout, f.Ended)
+	require.Equal(t, jsvm.CodeTimeout, f.Err.Code)
+
+	// A live execution's reply says nothing of the kind.
+	f = serveOne(t, counts, context.Background(), far)
+	require.True(t, called)
+	require.Empty(t, f.Ended)
+	require.Nil(t, f.Err)
+}
+
+// A host panic is answered as a panic, with its value and where it happened, for the worker to
+// re-raise in its VM.
+func TestHostPanicReply(t *testing.T) {
+	t.Parallel()
+	f := serveOne(t, jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
+		panic("host bug")
+	}), context.Background(), time.Now().Add(time.Hour))
+	require.NotNil(t, f.Err)
+	require.True(t, f.Err.Panic)
+	require.Equal(t, "host bug", f.Err.Message)
+	require.Contains(t, f.Err.Details["goStack"], "hostcall_test.go")
+	require.Empty(t, f.Ended)
+}
 
 type detailed struct {
 	code    string

@@ -3,6 +3,7 @@ package isolate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -196,6 +197,41 @@ func TestCancelKillsAStuckExecution(t *testing.T) {
 	}()
 	cancel()
 	requireCode(t, <-done, jsvm.CodeCanceled)
+	echo(t, p)
+}
+
+// An execution whose ctx has ended by the time its worker answers (its caller canceled, or its
+// deadline passed, during a host call) ends canceled or timeout, even when the worker answers a
+// success: the supervisor knows its own ctx. The conformance suite covers the worker's VM
+// ending such an execution itself.
+func TestEndedExecutionEndsWhateverTheWorkerAnswers(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	host := jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	p := newFakePool(t, Options{Workers: 1, Host: host})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		res, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "swallow"})
+		if err == nil {
+			err = fmt.Errorf("no error; value %v", res.Value)
+		}
+		done <- err
+	}()
+	<-entered
+	cancel()
+	requireCode(t, <-done, jsvm.CodeCanceled)
+	echo(t, p)
+
+	res, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "swallow", Limits: jsvm.Limits{Timeout: 100 * time.Millisecond}})
+	<-entered
+	require.Nil(t, res.Value)
+	requireCode(t, err, jsvm.CodeTimeout)
 	echo(t, p)
 }
 

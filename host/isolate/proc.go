@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,9 +57,23 @@ type proc struct {
 
 // execution is one Execute on a worker.
 type execution struct {
-	id   uint64
-	ctx  context.Context // for the host calls it makes; ends at its deadline
-	done chan *frame
+	id       uint64
+	ctx      context.Context // for the host calls it makes; ends at its deadline
+	deadline time.Time
+	done     chan *frame
+}
+
+// endCode is the code the execution must end with because its ctx has ended (the caller's
+// cancel or deadline, or its own deadline), or "" while it may run. It reads the clock too, so
+// it is right even before the ctx's timer has fired, as the VM's check is.
+func (ex *execution) endCode() string {
+	if code := endCode(ex.ctx); code != "" {
+		return code
+	}
+	if !time.Now().Before(ex.deadline) {
+		return jsvm.CodeTimeout
+	}
+	return ""
 }
 
 // start launches a worker, waits for its handshake and loads the pool's current source in it.
@@ -204,7 +219,10 @@ func (w *proc) dispatch(f *frame) {
 }
 
 // serveHostCall answers one host call with the pool's HostCaller, in the context of the
-// execution that made it.
+// execution that made it. A call made, or answered, after that context ended (the caller
+// canceled, or the deadline passed) is answered with the context's code in Ended, and with
+// that code on the error the host gave (its ctx's error, typically), so the worker ends the
+// execution as the in-process VM does: uncatchably, with canceled or timeout.
 func (w *proc) serveHostCall(ex *execution, f *frame) {
 	reply := &frame{Kind: kindHostReply, ID: f.ID}
 	host := w.pool.opts.Host
@@ -215,6 +233,11 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: "isolate: host call from an execution that has ended"}}
 	case host == nil:
 		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: no host to call %s.%s: the pool was made without Options.Host", f.HostCall.FullName, f.HostCall.Method)}}
+	case ex.endCode() != "":
+		// An execution that has ended makes no more host calls.
+		code := ex.endCode()
+		reply.Ended = code
+		reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: code, Message: fmt.Sprintf("isolate: %s.%s was not called: the execution has ended (%s)", f.HostCall.FullName, f.HostCall.Method, code)}}
 	default:
 		restoreEmptyArgs(f.HostCall.Args)
 		v, err := callHost(ex.ctx, host, *f.HostCall)
@@ -223,24 +246,57 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		} else {
 			reply.Value = normalize(v)
 		}
+		if code := ex.endCode(); code != "" && (reply.Err == nil || !reply.Err.Panic) {
+			reply.Ended = code
+			if reply.Err != nil {
+				reply.Err.Coded, reply.Err.Code = true, code
+			}
+		}
 	}
 	_ = w.c.send(reply) // a worker that is gone has no one waiting
 }
 
-// callHost calls the host, turning a panic into an error: a bug in one host service must fail
-// the JS call that reached it, not the whole host.
+// endCode is the code of an execution whose context ctx has ended: timeout for a deadline
+// (context.DeadlineExceeded as its error or its cause), canceled otherwise; "" while ctx is live.
+// It is what the in-process VM decides for the same context.
+func endCode(ctx context.Context) string {
+	err := ctx.Err()
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return jsvm.CodeTimeout
+	}
+	return jsvm.CodeCanceled
+}
+
+// hostPanic is a panic of the host's CallHost, recovered so that a bug in one host service
+// cannot take the whole host down; the worker re-raises it in its VM (see wireError.Panic).
+type hostPanic struct {
+	value string
+	stack string
+}
+
+func (h *hostPanic) Error() string { return h.value }
+
+// callHost calls the host, turning a panic into a *hostPanic error.
 func callHost(ctx context.Context, host jsvm.HostCaller, call jsvm.HostCall) (v any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("isolate: host call %s.%s panicked: %v", call.FullName, call.Method, r)
+			v, err = nil, &hostPanic{value: fmt.Sprint(r), stack: string(debug.Stack())}
 		}
 	}()
 	return host.CallHost(ctx, call)
 }
 
 // toWireError keeps what the VM needs to throw err as the host gave it: a *jsvm.Error whole,
-// another coded error's code, text and details, or a plain error's text and details.
+// another coded error's code, text and details, a plain error's text and details, or a panic.
 func toWireError(err error) *wireError {
+	var hp *hostPanic
+	if errors.As(err, &hp) {
+		return &wireError{Coded: true, Panic: true, Error: jsvm.Error{Code: jsvm.CodeInternal, Message: hp.value,
+			Details: map[string]any{"goStack": hp.stack}}}
+	}
 	var we *wireError
 	var je *jsvm.Error
 	var ce jsvm.CodedError
@@ -426,7 +482,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	}
 	hostCtx, cancelHost := context.WithDeadline(ctx, deadline)
 	defer cancelHost()
-	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, done: make(chan *frame, 1)}
+	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, deadline: deadline, done: make(chan *frame, 1)}
 
 	w.mu.Lock()
 	w.ex = ex
@@ -466,10 +522,22 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 				res = *f.Result
 				res.Value = restoreEmpty(res.Value)
 			}
+			var e *jsvm.Error
 			if f.Err != nil {
-				e := f.Err.Error
+				e = &f.Err.Error
 				restoreEmpty(e.Details)
-				return res, &e, true
+			}
+			if code := ex.endCode(); code != "" && (e == nil || e.Code != code) {
+				// The worker learns that the execution's ctx ended (a cancel, the caller's deadline,
+				// a host call answered after either) later than this side does, so what it answered
+				// may have been made after its caller gave up: a success, or an error JS caught and
+				// rethrew. The host knows its own ctx: an execution whose ctx has ended by the time
+				// its answer is read ends canceled or timeout, whatever the worker says.
+				res.Value, res.Failed, res.WaitCallback = nil, nil, false
+				e = endedError(code, ctx, call)
+			}
+			if e != nil {
+				return res, e, true
 			}
 			return res, nil, true
 		case <-w.dead:
@@ -505,6 +573,17 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	}
 }
 
+// endedError is the error of an execution whose ctx (the caller's, bounded by the execution's
+// deadline) has ended with code.
+func endedError(code string, caller context.Context, call jsvm.Call) *jsvm.Error {
+	e := cancelled(caller)
+	if caller.Err() == nil || e.Code != code {
+		e = &jsvm.Error{Code: code, Message: fmt.Sprintf("execution ran past its timeout of %s", call.Limits.Timeout)}
+	}
+	e.Element = call.Element
+	return e
+}
+
 // unreachedError is an execution that never reached its worker (the pipe was broken): nothing
 // ran, so Execute may try another worker.
 type unreachedError struct{ err *jsvm.Error }
@@ -513,7 +592,7 @@ func (u *unreachedError) Error() string { return u.err.Error() }
 
 // cancelled is the error of an execution whose caller's ctx ended before it did.
 func cancelled(ctx context.Context) *jsvm.Error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if endCode(ctx) == jsvm.CodeTimeout {
 		return &jsvm.Error{Code: jsvm.CodeTimeout, Message: "isolate: the caller's deadline passed before the execution ended"}
 	}
 	return &jsvm.Error{Code: jsvm.CodeCanceled, Message: fmt.Sprintf("isolate: the caller cancelled the execution (%v)", ctx.Err())}

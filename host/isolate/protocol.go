@@ -50,6 +50,11 @@ type frame struct {
 	Errs     []wireError // a load's problems, when the VM reported several (errors.Join)
 	HostCall *jsvm.HostCall
 	Value    any
+	// Ended, on a host reply, is the code (canceled or timeout) the execution that made the call
+	// must end with: its ctx ended on the host before the call was answered. The worker ends the
+	// execution with it before the reply reaches JS, whatever the reply carries, so that JS cannot
+	// catch the ctx's error or carry on with a value.
+	Ended string
 	// Deadline is when an execution must end: the worker's VM and the supervisor's kill timer
 	// count from the same instant, so time spent applying a pending load counts on both sides.
 	Deadline time.Time
@@ -58,9 +63,12 @@ type frame struct {
 
 // wireError is an error as it crosses the pipe. Coded is false for a plain Go error from the
 // host, which the worker turns back into a plain error (so the VM treats it as it would
-// in-process); its Details, if any, are what the error gave with ErrorDetails.
+// in-process); its Details, if any, are what the error gave with ErrorDetails. Panic marks a
+// host call that panicked: Message is the panic's value, Details["goStack"] where it happened,
+// and the worker re-raises it in its VM, which handles it as it handles a host panic in-process.
 type wireError struct {
 	Coded bool
+	Panic bool
 	jsvm.Error
 }
 

@@ -39,8 +39,8 @@ type workerProc struct {
 	mu      sync.Mutex // guards the fields below; held while a load is applied
 	busy    bool
 	execID  uint64
-	cancel  context.CancelFunc
-	pending []*frame // loads that arrived during an execution, applied after it
+	cancel  context.CancelCauseFunc // ends the running execution's ctx; the cause says why
+	pending []*frame                // loads that arrived during an execution, applied after it
 	src     *jsvm.Source
 	version uint64
 
@@ -150,20 +150,24 @@ func (w *workerProc) handle(f *frame) (run func()) {
 				Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: msg}}}))
 			return nil
 		}
-		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
+		// The execution's ctx ends at its deadline, on a cancel frame, or when a host reply says
+		// the execution has ended on the supervisor's side (see CallHost); its cause tells the VM
+		// whether that is a timeout (context.DeadlineExceeded) or a cancel.
+		base, stopDeadline := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
 		if !f.Deadline.IsZero() {
-			cancel()
-			ctx, cancel = context.WithDeadline(context.WithValue(context.Background(), execKey{}, f.ID), f.Deadline)
+			stopDeadline()
+			base, stopDeadline = context.WithDeadline(context.WithValue(context.Background(), execKey{}, f.ID), f.Deadline)
 		}
-		w.busy, w.execID, w.cancel = true, f.ID, cancel
+		ctx, cancel := context.WithCancelCause(base)
+		w.busy, w.execID = true, f.ID
+		w.cancel = func(cause error) {
+			cancel(cause)
+			stopDeadline()
+		}
 		w.mu.Unlock()
 		return func() { w.run(ctx, f.ID, f.Call) }
 	case kindCancel:
-		w.mu.Lock()
-		if w.busy && w.execID == f.ID {
-			w.cancel()
-		}
-		w.mu.Unlock()
+		w.endExecution(f.ID, context.Canceled)
 	case kindHostReply:
 		w.hmu.Lock()
 		ch := w.hostWait[f.ID]
@@ -236,7 +240,7 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	}
 	w.mu.Lock()
 	w.busy = false
-	w.cancel()
+	w.cancel(nil)
 	w.mu.Unlock()
 	w.fatal(w.c.send(out))
 
@@ -258,8 +262,23 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 // rebaseStep is how much a worker's memory must move before its caps are re-based on it.
 const rebaseStep = 4 << 20
 
+// endExecution ends the ctx of execution id, if it is still running, with cause.
+func (w *workerProc) endExecution(id uint64, cause error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy && w.execID == id {
+		w.cancel(cause)
+	}
+}
+
 // CallHost forwards a host call of the running execution to the supervisor and waits for its
 // answer, or for the execution's ctx to end.
+//
+// A reply that says the execution has ended (frame.Ended: its ctx ended on the supervisor's
+// side, which may have sent no cancel frame yet, or which this reply overtook) first ends the
+// execution's ctx here, with that cause, so the VM ends the execution with canceled or timeout
+// as it does in-process when the host returns after the ctx ended. A reply that says the host
+// panicked re-raises the panic in the VM, which handles it as a host panic in-process.
 func (w *workerProc) CallHost(ctx context.Context, call jsvm.HostCall) (any, error) {
 	id := w.hostSeq.Add(1)
 	ch := make(chan *frame, 1)
@@ -273,11 +292,21 @@ func (w *workerProc) CallHost(ctx context.Context, call jsvm.HostCall) (any, err
 	}
 	select {
 	case r := <-ch:
+		switch r.Ended {
+		case jsvm.CodeTimeout:
+			w.endExecution(exec, context.DeadlineExceeded)
+		case jsvm.CodeCanceled:
+			w.endExecution(exec, context.Canceled)
+		}
 		if r.Err == nil {
 			return restoreEmpty(r.Value), nil
 		}
 		e := r.Err.Error
 		restoreEmpty(e.Details)
+		if r.Err.Panic {
+			stack, _ := e.Details["goStack"].(string)
+			panic(&relayedPanic{value: e.Message, stack: stack})
+		}
 		if !r.Err.Coded {
 			return nil, &plainError{msg: e.Message, details: e.Details}
 		}
@@ -306,3 +335,11 @@ func (p *plainError) ErrorDetails() any {
 	}
 	return p.details
 }
+
+// relayedPanic is a panic of the supervisor's host, raised again in the worker's VM.
+type relayedPanic struct{ value, stack string }
+
+func (r *relayedPanic) Error() string { return r.value }
+
+// GoStack is where the host panicked, on the supervisor's side; the VM reports it.
+func (r *relayedPanic) GoStack() string { return r.stack }

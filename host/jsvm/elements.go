@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -190,6 +191,13 @@ func (d *dynamicHost) Keys() []string              { return nil }
 
 // hostMethod is the native function behind a host proxy's method: it exports the arguments and
 // hands them to Options.Host with the execution's deadline.
+//
+// An execution whose context ends (its caller canceled, or a deadline passed) while it waits in
+// the host ends with canceled or timeout, uncatchable like any other limit. The host typically
+// answers such a call with the context's error, and the trip that context.AfterFunc or the
+// timer make runs on another goroutine, maybe after this one has thrown; so the limit is tripped
+// here, from the context itself, before anything is thrown into JS, and JS never sees the
+// host's context error as an Error it could catch.
 func (rt *jsRuntime) hostMethod(fullName, method string, builtin bool) func(goja.FunctionCall) goja.Value {
 	return func(call goja.FunctionCall) goja.Value {
 		x := rt.x
@@ -204,18 +212,63 @@ func (rt *jsRuntime) hostMethod(fullName, method string, builtin bool) func(goja
 		for i, a := range call.Arguments {
 			args[i] = rt.fromJS(a)
 		}
-		res, err := host.CallHost(x.hostContext(), HostCall{
+		// An execution that has already ended makes no more host calls.
+		rt.throwIfEnded()
+		res, err := rt.callHost(host, HostCall{
 			FullName: fullName, Builtin: builtin, Method: method, Args: args,
 			Caller: rt.ev.el.FullName, RequestID: x.call.RequestID, NodeID: x.call.NodeID,
 		})
-		if code := x.limitCode(); code != "" {
-			panic(rt.newCodedError(code, limitMessages[code], nil))
-		}
+		rt.throwIfEnded()
 		if err != nil {
 			rt.throwHostError(fullName, method, err)
 		}
 		return rt.toJS(res)
 	}
+}
+
+// throwIfEnded ends the execution, uncatchably, when its context has ended or a limit or an
+// abort has already ended it.
+func (rt *jsRuntime) throwIfEnded() {
+	x := rt.x
+	if code := x.ctxEndCode(); code != "" {
+		x.trip(code)
+	}
+	if code := x.limitCode(); code != "" {
+		// The trip has interrupted this runtime: no catch runs, and mapError reports the limit.
+		panic(rt.newCodedError(code, x.endError(code).Message, nil))
+	}
+}
+
+// callHost calls the host with the execution's context. A panic in the host aborts the
+// execution (see hostPanicError).
+func (rt *jsRuntime) callHost(host HostCaller, call HostCall) (res any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rt.x.abort(hostPanicError(rt.ev.el.FullName, call, p))
+			res, err = nil, nil
+		}
+	}()
+	return host.CallHost(rt.x.hostContext(), call)
+}
+
+// hostPanicError is the error of an execution whose host call panicked.
+//
+// Why a host panic ends the whole execution, with nothing in JS able to catch it (in the VM and
+// in the isolated executor alike): a panic is a fault of Trellis, not a failure the host meant
+// to report to the app, and the host's state after it is unknown. Code that could catch it would
+// carry on as if the call had merely failed, possibly retrying into the same bug or swallowing
+// it, and the fault would never reach whoever runs Trellis. So the execution ends as js_error
+// naming the panic, with the host's Go stack in Details, like a panic anywhere in the sandbox.
+// A panic value with a GoStack() string method (the isolated executor re-raises its host's
+// panics in the worker that way) gives the stack where the panic really happened.
+func hostPanicError(caller string, call HostCall, p any) *Error {
+	stack := string(debug.Stack())
+	if s, ok := p.(interface{ GoStack() string }); ok {
+		stack = s.GoStack()
+	}
+	return &Error{Code: CodeJSError, Element: caller,
+		Message: fmt.Sprintf("internal error in the host serving %s.%s: %v", call.FullName, call.Method, p),
+		Details: map[string]any{"goStack": stack}}
 }
 
 // throwHostError throws a host failure as a JS Error with .code, .message and .details. Details

@@ -39,15 +39,7 @@ func (x *execution) mapError(rt *jsRuntime, err error) *Error {
 		x.trip(CodeStackOverflow)
 	}
 	if code := x.limitCode(); code != "" {
-		e := &Error{Code: code, Message: limitMessages[code]}
-		switch code {
-		case CodeTimeout:
-			e.Message = fmt.Sprintf("execution ran past its timeout of %s", x.limits.Timeout)
-		case CodeMemoryLimit:
-			e.Message = fmt.Sprintf("execution allocated past its memory limit of %d bytes", x.limits.MemoryBytes)
-		case CodeStackOverflow:
-			e.Message = fmt.Sprintf("maximum call depth %d exceeded; look for unbounded recursion", x.limits.MaxCallDepth)
-		}
+		e := x.endError(code)
 		if inner := x.thrownError(err); inner != nil && inner.Code == code && inner.Stack != "" {
 			e.Stack, e.Element, e.File, e.Line, e.Column = inner.Stack, inner.Element, inner.File, inner.Line, inner.Column
 		} else {
@@ -80,6 +72,27 @@ func (x *execution) mapError(rt *jsRuntime, err error) *Error {
 		return e
 	}
 	return &Error{Code: CodeJSError, Message: err.Error()}
+}
+
+// endError is the error of an execution a limit (code) or an abort ended, without its position.
+func (x *execution) endError(code string) *Error {
+	x.mu.Lock()
+	aborted := x.abortErr
+	x.mu.Unlock()
+	if aborted != nil {
+		e := *aborted
+		return &e
+	}
+	e := &Error{Code: code, Message: limitMessages[code]}
+	switch code {
+	case CodeTimeout:
+		e.Message = fmt.Sprintf("execution ran past its timeout of %s", x.limits.Timeout)
+	case CodeMemoryLimit:
+		e.Message = fmt.Sprintf("execution allocated past its memory limit of %d bytes", x.limits.MemoryBytes)
+	case CodeStackOverflow:
+		e.Message = fmt.Sprintf("maximum call depth %d exceeded; look for unbounded recursion", x.limits.MaxCallDepth)
+	}
+	return e
 }
 
 // thrownError finds the callee's *Error behind an exception a proxy rethrew into a caller.

@@ -2,6 +2,7 @@ package jsvm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"runtime/debug"
@@ -45,10 +46,11 @@ type execution struct {
 	depthUsed int
 	thrown    map[*goja.Object]*Error // errors rethrown into a caller's runtime from a callee
 
-	mu     sync.Mutex
-	code   string // the limit that ended the execution, "" while none has
-	done   bool
-	active []*jsRuntime
+	mu       sync.Mutex
+	code     string // the limit that ended the execution, "" while none has
+	abortErr *Error // what ended it when that was a fault of the host, not a limit (see abort)
+	done     bool
+	active   []*jsRuntime
 }
 
 // trip ends the execution because of a limit: every runtime it is running in is interrupted, so
@@ -63,6 +65,48 @@ func (x *execution) trip(code string) {
 	for _, rt := range x.active {
 		rt.r.Interrupt(code)
 	}
+}
+
+// abort ends the execution with e, as trip ends it with a limit: every runtime it is running in
+// is interrupted, so nothing can catch it. It is for faults of Trellis itself (a host panic),
+// which app code must not be able to swallow. Only the first limit or abort counts.
+func (x *execution) abort(e *Error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done || x.code != "" {
+		return
+	}
+	x.code, x.abortErr = e.Code, e
+	for _, rt := range x.active {
+		rt.r.Interrupt(e.Code)
+	}
+}
+
+// ctxEndCode is the limit an execution whose context has ended must end with: timeout when a
+// deadline passed (the execution's own, or its caller's), canceled when its caller canceled;
+// "" while it may run. It reads the context and the clock, so it is right even before the
+// timer or context.AfterFunc that trip the limit asynchronously has run.
+func (x *execution) ctxEndCode() string {
+	if code := ctxEndCode(x.ctx); code != "" {
+		return code
+	}
+	if !time.Now().Before(x.deadline) {
+		return CodeTimeout
+	}
+	return ""
+}
+
+// ctxEndCode is the code of an execution whose context ctx has ended: timeout for a deadline
+// (context.DeadlineExceeded as its error or its cause), canceled otherwise; "" while ctx is live.
+func ctxEndCode(ctx context.Context) string {
+	err := ctx.Err()
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return CodeTimeout
+	}
+	return CodeCanceled
 }
 
 // limitCode is the limit that ended the execution, or "".

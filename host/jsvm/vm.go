@@ -2,7 +2,6 @@ package jsvm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -101,13 +100,7 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 	timer := time.AfterFunc(time.Until(x.deadline), func() { x.trip(CodeTimeout) })
 	defer timer.Stop()
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				x.trip(CodeTimeout)
-			} else {
-				x.trip(CodeCanceled)
-			}
-		})
+		stop := context.AfterFunc(ctx, func() { x.trip(ctxEndCode(ctx)) })
 		defer stop()
 	}
 	if vm.opts.MemoryProbe != nil {

@@ -219,7 +219,9 @@ func testHostErrorDetails(e *env) {
 }
 
 // A Go panic in the host, reached from JS or by Execute on a host element, ends that execution
-// as js_error naming the panic; the executor goes on serving.
+// as js_error naming the panic; the executor goes on serving. A panic is a fault of Trellis, not
+// an error the app may handle: JS that catches around the call, directly or through another
+// element, cannot catch it.
 func testHostPanic(e *env) {
 	host := jsvm.HostCallerFunc(func(ctx context.Context, c jsvm.HostCall) (any, error) {
 		if c.Method == "boom" {
@@ -229,16 +231,20 @@ func testHostPanic(e *env) {
 	})
 	e.open(host, app(pingElement,
 		hostElement("services.H", "boom", "ok"),
-		js("services.A", `exports.f = () => app.getElement("services.B").g(); exports.ok = () => app.getElement("services.H").ok()`),
+		js("services.A", `exports.f = () => app.getElement("services.B").g(); exports.ok = () => app.getElement("services.H").ok();
+			exports.caught = () => { try { app.getElement("services.H").boom() } catch (e) { return "caught " + e.code } };
+			exports.caughtInB = () => { try { return app.getElement("services.B").g() } catch (e) { return "caught " + e.code } };`),
 		js("services.B", `exports.g = () => app.getElement("services.H").boom()`),
 	))
-	je := e.fail("services.A", "f")
-	require.Equal(e.t, jsvm.CodeJSError, je.Code)
-	require.Contains(e.t, je.Message, "host bug")
-	e.ping()
-	require.Equal(e.t, "ok", e.value("services.A", "ok"))
+	for _, fn := range []string{"f", "caught", "caughtInB"} {
+		je := e.fail("services.A", fn)
+		require.Equal(e.t, jsvm.CodeJSError, je.Code, "%s: %v", fn, je)
+		require.Contains(e.t, je.Message, "host bug", fn)
+		e.ping()
+		require.Equal(e.t, "ok", e.value("services.A", "ok"))
+	}
 
-	je = e.fail("services.H", "boom")
+	je := e.fail("services.H", "boom")
 	require.Equal(e.t, jsvm.CodeJSError, je.Code)
 	require.Contains(e.t, je.Message, "host bug")
 	e.ping()

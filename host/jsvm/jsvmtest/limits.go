@@ -102,39 +102,75 @@ func testContextCancelAndDeadline(e *env) {
 }
 
 // An execution whose ctx is canceled, or whose deadline passes, while it waits for a host call
-// ends with canceled or timeout, as it would in JS code: the host call's own error (the ctx's)
-// must not turn it into a js_error.
+// ends with canceled or timeout, as it would in JS code, and as uncatchably: the host call's own
+// error (the ctx's) must not turn it into a js_error, nor reach a catch around the call (in the
+// calling element or one that called it), and a host that ignores its ctx and answers a value
+// does not let the execution go on.
 func testCancelDuringHostCall(e *env) {
 	g := newGate()
 	e.open(g, app(pingElement,
-		hostElement("services.Gate", "wait"),
+		hostElement("services.Gate", "wait", "hold"),
 		js("services.W", `exports.f = function () { app.getElement("services.Gate").wait(); return "released" };
-			exports.caught = function () { try { app.getElement("services.Gate").wait() } catch (e) { return "caught " + e.code } };`),
+			exports.caught = function () { try { app.getElement("services.Gate").wait() } catch (e) { console.log("caught " + e.code); return "caught " + e.code } };
+			exports.held = function () { const v = app.getElement("services.Gate").hold(); console.log("went on with " + v); return v };
+			exports.nested = function () { try { return app.getElement("services.V").g() } catch (e) { console.log("caught " + e.code); return "caught " + e.code } };`),
+		js("services.V", `exports.g = function () { try { app.getElement("services.Gate").wait() } catch (e) { console.log("caught in V " + e.code); return "caught " + e.code } };`),
 	))
-	for _, fn := range []string{"f", "caught"} {
+	// drain forgets the gate's record of calls made so far, so that waitEntered sees the next.
+	drain := func() {
+		for {
+			select {
+			case <-g.entered:
+			default:
+				return
+			}
+		}
+	}
+	// run executes fn, ends it during its host call (cancel, or its deadline) and returns its
+	// error, requiring that no JS ran after the host call. A short deadline may pass before the
+	// call is made on a loaded machine (the execution then makes none), so only a cancel waits
+	// for the host.
+	run := func(fn string, limits jsvm.Limits, cancelIt bool) *jsvm.Error {
+		defer drain()
 		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
+		defer cancel()
+		type out struct {
+			res jsvm.Result
+			err error
+		}
+		done := make(chan out, 1)
 		go func() {
-			res, err := e.ex.Execute(ctx, jsvm.Call{Element: "services.W", Function: fn, Args: []any{}})
+			res, err := e.ex.Execute(ctx, jsvm.Call{Element: "services.W", Function: fn, Args: []any{}, Limits: limits})
 			if err == nil {
 				err = fmt.Errorf("no error; value %v", res.Value)
 			}
-			errc <- err
+			done <- out{res, err}
 		}()
-		e.waitEntered(g)
-		cancel()
-		select {
-		case err := <-errc:
-			je := e.asError(err, fn+" canceled during a host call")
-			require.Equal(e.t, jsvm.CodeCanceled, je.Code, "%s: %v", fn, je)
-		case <-time.After(e.f.Timeout):
-			e.t.Fatalf("%s: a canceled execution did not end within %s", fn, e.f.Timeout)
+		if cancelIt {
+			e.waitEntered(g)
+			cancel()
 		}
+		select {
+		case o := <-done:
+			require.Empty(e.t, o.res.Logs, "%s: JS ran after the host call its execution ended in", fn)
+			return e.asError(o.err, fn+" ended during a host call")
+		case <-time.After(e.f.Timeout):
+			e.t.Fatalf("%s: an execution ended during a host call did not end within %s", fn, e.f.Timeout)
+			return nil
+		}
+	}
+	for _, fn := range []string{"f", "caught", "held", "nested"} {
+		je := run(fn, jsvm.Limits{}, true)
+		require.Equal(e.t, jsvm.CodeCanceled, je.Code, "%s: %v", fn, je)
 		e.ping()
 
-		je, _ := e.limited(jsvm.Call{Element: "services.W", Function: fn, Limits: jsvm.Limits{Timeout: 100 * time.Millisecond}})
+		je = run(fn, jsvm.Limits{Timeout: 100 * time.Millisecond}, false)
 		require.Equal(e.t, jsvm.CodeTimeout, je.Code, "%s: deadline during a host call: %v", fn, je)
-		<-g.entered
+		e.ping()
+
+		je, _ = e.limited(jsvm.Call{Element: "services.W", Function: fn, Limits: jsvm.Limits{Timeout: 100 * time.Millisecond}})
+		require.Equal(e.t, jsvm.CodeTimeout, je.Code, "%s: deadline during a host call: %v", fn, je)
+		drain()
 	}
 }
 

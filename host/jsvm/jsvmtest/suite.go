@@ -316,9 +316,11 @@ func (h *recordingHost) recorded() []jsvm.HostCall {
 	return append([]jsvm.HostCall(nil), h.calls...)
 }
 
-// gate is a host that tells entered of every call to its "enter" and "wait" methods; "wait"
-// then blocks until the gate opens (or the execution ends). It lets a test know that an
-// execution has started, or hold one in the middle.
+// gate is a host that tells entered of every call to its "enter", "wait" and "hold" methods;
+// "wait" then blocks until the gate opens (or the execution ends, when it returns the ctx's
+// error), "hold" too but answers a value even when the execution has ended, as a host that
+// ignores its ctx's error would. It lets a test know that an execution has started, or hold one
+// in the middle.
 type gate struct {
 	entered chan string
 	release chan struct{}
@@ -328,7 +330,7 @@ type gate struct {
 func newGate() *gate { return &gate{entered: make(chan string, 64), release: make(chan struct{})} }
 
 func (g *gate) CallHost(ctx context.Context, c jsvm.HostCall) (any, error) {
-	if c.Method != "wait" && c.Method != "enter" {
+	if c.Method != "wait" && c.Method != "enter" && c.Method != "hold" {
 		return c.Method, nil
 	}
 	g.entered <- c.Caller
@@ -339,6 +341,9 @@ func (g *gate) CallHost(ctx context.Context, c jsvm.HostCall) (any, error) {
 	case <-g.release:
 		return nil, nil
 	case <-ctx.Done():
+		if c.Method == "hold" {
+			return "held", nil
+		}
 		return nil, ctx.Err()
 	}
 }
