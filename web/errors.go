@@ -46,6 +46,7 @@ func errUnavailable(format string, a ...any) error {
 var statusOfCode = map[string]int{
 	vocab.CodeInvalidArgument: http.StatusBadRequest,
 	vocab.CodeUnauthorized:    http.StatusUnauthorized,
+	codeForbidden:             http.StatusForbidden, // a cookie-authenticated change from another origin
 	vocab.CodeNotFound:        http.StatusNotFound,
 	"method_not_allowed":      http.StatusMethodNotAllowed,
 	vocab.CodeConflict:        http.StatusConflict,

@@ -92,6 +92,11 @@ var apiOps = []apiOp{
 		result: object(nil, map[string]any{"status": map[string]any{"type": "string", "enum": []string{"ok", "degraded"}}, "version": str(), "app": str(),
 			"problems": integer(), "backends": strMap("storage per part"), "lag": freeObject("each listener's backlog per group"), "log": freeObject("the log writer's counters")})},
 	{method: "GET", path: "/api/openapi.json", summary: "This document", public: true, result: freeObject("an OpenAPI 3 document")},
+	{method: "POST", path: "/api/session", summary: "Log in the browser: trade the admin token for an HttpOnly session cookie", public: true,
+		body: object([]string{"token"}, map[string]any{"token": str()}), bodyRequired: true,
+		result: object(nil, map[string]any{"expiresAt": str()}), errors: []int{400, 401}},
+	{method: "DELETE", path: "/api/session", summary: "Log out: forget the session and clear its cookie", public: true,
+		result: object(nil, map[string]any{"loggedOut": boolean()})},
 	{method: "GET", path: "/api/elements", summary: "Every element of the resolved app", result: arrayOf(ref("ElementSummary"))},
 	{method: "GET", path: "/api/elements/:fullName", summary: "One element: definition, resolved definition, files, problems, version", result: ref("Element"), errors: []int{400, 404}},
 	{method: "PUT", path: "/api/elements/:fullName", summary: "Create or replace an app element (validated first; written in one rename)",
@@ -249,7 +254,7 @@ func buildOpenAPI(version string) map[string]any {
 		"components": map[string]any{
 			"securitySchemes": map[string]any{
 				"bearer":  map[string]any{"type": "http", "scheme": "bearer"},
-				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": "trellis_session"},
+				"session": map[string]any{"type": "apiKey", "in": "cookie", "name": sessionCookie},
 			},
 			"responses": responses,
 			"schemas": map[string]any{

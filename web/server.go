@@ -20,13 +20,16 @@ type Options struct {
 	Token string
 	// MaxBodyBytes caps request bodies (413 past it); default 4 MiB.
 	MaxBodyBytes int64
+	// SessionTTL is how long a browser session (POST /api/session) lasts; default 12 hours.
+	SessionTTL time.Duration
 }
 
 // Server serves the API and the editor. Start and Stop are safe to call twice.
 type Server struct {
-	deps Deps
-	opts Options
-	echo *echo.Echo
+	deps     Deps
+	opts     Options
+	echo     *echo.Echo
+	sessions *sessions
 
 	mu  sync.Mutex
 	srv *http.Server
@@ -54,7 +57,10 @@ func New(deps Deps, opts Options) (*Server, error) {
 			deps.Drafts = dr
 		}
 	}
-	s := &Server{deps: deps, opts: opts, echo: echo.New()}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = 12 * time.Hour
+	}
+	s := &Server{deps: deps, opts: opts, echo: echo.New(), sessions: newSessions(opts.SessionTTL)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = writeError
@@ -63,6 +69,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e.Use(s.requireToken)
 	s.routeHealth(e)
 	s.routeOpenAPI(e)
+	s.routeSession(e)
 	s.routeElements(e)
 	s.routeEdit(e)
 	s.routeDraft(e)
@@ -130,22 +137,37 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireToken guards every /api route except GET /api/health and GET /api/openapi.json. The editor's static files are
-// public; the editor asks for the token and sends it with each API call.
+// requireToken guards every /api route except GET /api/health, GET /api/openapi.json and the
+// session routes. A request is authenticated by the bearer token (curl, the CLI) or by the
+// session cookie of a browser that logged in with POST /api/session; one authenticated by the
+// cookie that changes something must come from this server's own pages (sameOrigin). The
+// editor's static files are public.
 func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p := c.Request().URL.Path
+		req := c.Request()
+		p := req.URL.Path
 		if !strings.HasPrefix(p, "/api/") && p != "/api" {
 			return next(c)
 		}
-		if (p == "/api/health" || p == "/api/openapi.json") && c.Request().Method == http.MethodGet {
+		if (p == "/api/health" || p == "/api/openapi.json") && req.Method == http.MethodGet {
 			// Probes and API tooling: neither says anything an attacker could use.
 			return next(c)
 		}
-		auth := c.Request().Header.Get("Authorization")
+		if p == "/api/session" && (req.Method == http.MethodPost || req.Method == http.MethodDelete) {
+			return next(c) // logging in and out check what they need themselves
+		}
+		auth := req.Header.Get("Authorization")
+		if auth == "" && s.cookieSession(c) {
+			if unsafeMethod(req.Method) {
+				if err := sameOrigin(c, true); err != nil {
+					return err
+				}
+			}
+			return next(c)
+		}
 		const prefix = "Bearer "
 		if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
-			return errUnauthorized("missing bearer token: send Authorization: Bearer <token> (TRELLIS_ADMIN_TOKEN, or the token `trellis serve` printed on first start)")
+			return errUnauthorized("missing bearer token: send Authorization: Bearer <token> (TRELLIS_ADMIN_TOKEN, or the token `trellis serve` printed on first start), or log in with POST /api/session")
 		}
 		if subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.opts.Token)) != 1 {
 			return errUnauthorized("wrong bearer token")
