@@ -458,7 +458,11 @@ func (h *Host) overlay(fullName string, d *Draft) (*registry.Snapshot, error) {
 // .json and .md files outside hidden directories and node_modules. extends paths are made
 // relative to the copy, so they still reach the same apps.
 func (h *Host) copyApp(root, dst string) error {
+	// The data directory is skipped wherever it is: inside the app under a plain name too.
 	data, _ := filepath.Abs(h.cfg.DataDir)
+	if real, err := filepath.EvalSymlinks(data); err == nil {
+		data = real
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

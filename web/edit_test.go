@@ -178,12 +178,26 @@ func TestSaveElementInvalid(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, testApp["services/MathSvc/e.json"], string(b))
 
-	// A draft that breaks another element (a listener handler names a function it removes) is
-	// refused too: the whole app is validated with the draft applied.
-	run(t, handler, scenario{method: "PUT", path: "/api/elements/services.Broken", wantStatus: 422, body: jsonBody(t, map[string]any{
-		"definition": `{"title": "B", "type": "services.NormalType", "functionList": [{"name": "gone"}]}`, "files": map[string]string{"index.js": "exports.x = 1;"}}),
-		wantIn: []string{"invalid_element"}})
-	require.NoDirExists(t, filepath.Join(dir, "services/Broken"))
+}
+
+// TestSaveElementBreakingAnother: the whole app is validated with the draft applied, so a save
+// or delete that breaks another element is refused, with the problem where it shows.
+func TestSaveElementBreakingAnother(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{}
+	for k, v := range testApp {
+		files[k] = v
+	}
+	files["tasks/UsesAdd/e.json"] = `{"title": "Uses add", "type": "tasks.NormalType", "funcName": "services.MathSvc.add"}`
+	handler, dir := setupEditing(t, files, nil)
+	v := versionOf(t, handler, "services.MathSvc")
+	run(t, handler, scenario{method: "PUT", path: "/api/elements/services.MathSvc", wantStatus: 422, body: jsonBody(t, map[string]any{
+		"version": v, "definition": testApp["services/MathSvc/e.json"], "files": map[string]string{"index.js": "exports.sub = function (a, b) { return a - b; };"}}),
+		wantIn: []string{"invalid_element", `"file":"tasks/UsesAdd/e.json"`, `"code":"missing_function"`}})
+	run(t, handler, scenario{method: "DELETE", path: "/api/elements/services.MathSvc?version=" + v, wantStatus: 422,
+		wantIn: []string{"invalid_element", `"file":"tasks/UsesAdd/e.json"`}})
+	require.Equal(t, v, versionOf(t, handler, "services.MathSvc"), "nothing was written")
+	require.FileExists(t, filepath.Join(dir, "services/MathSvc/index.js"))
 }
 
 func TestSaveElementPaths(t *testing.T) {

@@ -1,0 +1,81 @@
+package host_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/backends"
+	"github.com/trellis-run/trellis/host/registry"
+)
+
+// TestSaveElementInExtendingApp: the draft is validated on a copy of the app whose extends still
+// reach the same apps, and problems in an extended app are named as trellis check names them.
+func TestSaveElementInExtendingApp(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"base/app.json":                  `{"name": "base"}`,
+		"base/services/BaseSvc/e.json":   `{"title": "Base", "type": "services.NormalType"}`,
+		"base/services/BaseSvc/index.js": `exports.twice = function (x) { return 2 * x; };`,
+		"app/app.json":                   `{"name": "app", "extends": ["../base"]}`,
+	} {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	}
+	h, err := host.New(host.Config{AppDir: filepath.Join(root, "app"), Sandbox: host.SandboxInProcess, Watch: true}, backends.Open)
+	require.NoError(t, err)
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	ctx := context.Background()
+
+	// A task template of the app whose funcName is a function of the extended app.
+	def := `{"title": "T", "type": "tasks.NormalType", "funcName": "services.BaseSvc.twice"}`
+	res, err := h.SaveElement(ctx, "tasks.T", def, nil, "", false)
+	require.NoError(t, err)
+	require.Equal(t, true, res["current"])
+	require.NotNil(t, h.Snapshot().Elements["tasks.T"])
+
+	// A function the extended app lacks is a problem of the draft.
+	_, err = h.SaveElement(ctx, "tasks.U", `{"title": "U", "type": "tasks.NormalType", "funcName": "services.BaseSvc.thrice"}`, nil, "", false)
+	var ve *registry.ValidationError
+	require.True(t, errors.As(err, &ve), "%v", err)
+	require.NotEmpty(t, ve.Problems)
+	for _, p := range ve.Problems {
+		require.Equal(t, "tasks/U/e.json", p.File, "%+v", p)
+	}
+	require.NoDirExists(t, filepath.Join(root, "app/tasks/U"))
+
+	// The app's element overriding the extended one's is deleted: the parent's comes back.
+	_, err = h.SaveElement(ctx, "services.BaseSvc", `{"title": "Mine", "type": "services.NormalType"}`,
+		map[string]string{"index.js": `exports.twice = function (x) { return 20 * x; };`}, "", false)
+	require.NoError(t, err)
+	require.Equal(t, registry.OriginApp, h.Snapshot().Elements["services.BaseSvc"].Origin)
+	v, ok := h.ElementVersion("services.BaseSvc")
+	require.True(t, ok)
+	out, err := h.DeleteElement(ctx, "services.BaseSvc", v, false)
+	require.NoError(t, err)
+	require.Equal(t, registry.OriginParent, out["restored"])
+	_, ok = h.ElementVersion("services.BaseSvc")
+	require.False(t, ok, "the extended app's element is not the app's to edit")
+
+	// Problems inside the extended app are named relative to the app, as trellis check does.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "base/services/BaseSvc/index.js"), []byte("exports.twice = function (x) {"), 0o644))
+	_, err = h.SaveElement(ctx, "tasks.V", `{"title": "V", "type": "tasks.NormalType"}`, nil, "", false)
+	require.True(t, errors.As(err, &ve), "%v", err)
+	want := registry.Check(host.RegistryOptions(filepath.Join(root, "app")))
+	require.NotEmpty(t, want)
+	files := map[string]bool{}
+	for _, p := range ve.Problems {
+		files[p.File] = true
+	}
+	for _, p := range want {
+		require.True(t, files[p.File], "problem file %q as trellis check names it; got %v", p.File, files)
+	}
+}
