@@ -34,7 +34,12 @@ func (h *Host) RunDraft(ctx context.Context, fullName, definition string, files 
 	if fn == "" {
 		return nil, fmt.Errorf("%w: function is required: the name of a function %s exports (%s)", ErrBadDraft, fullName, listOrNone(el.Exports))
 	}
-	call := jsvm.Call{Element: fullName, Function: fn}
+	call := jsvm.Call{Element: fullName, Function: fn, RequestID: vocab.NewID("req_"), NodeID: vocab.NewID("node_")}
+	if isModel(snap, el) {
+		// A model's runtime object is the host's CRUD proxy; its own code (lifecycle functions)
+		// runs under a name of its own (source.go).
+		call.Element = fullName + lifecycleSuffix
+	}
 	listener, task := snap.IsA(fullName, "events.Meta"), snap.IsA(fullName, "tasks.Meta")
 	if listener || task {
 		// Handlers and task functions get their ctx object after their arguments, as when the
@@ -49,7 +54,7 @@ func (h *Host) RunDraft(ctx context.Context, fullName, definition string, files 
 		if listener {
 			now := time.Now()
 			call.Args = []any{map[string]any{"id": vocab.NewID("evt_"), "sender": defString(el.Definition, "sender", "draft"),
-				"eventType": el.Type, "kwargs": a, "requestId": "", "nodeId": "", "attempt": int64(1), "sentAt": now}}
+				"eventType": el.Type, "kwargs": a, "requestId": call.RequestID, "nodeId": call.NodeID, "attempt": int64(1), "sentAt": now}}
 		}
 	case nil:
 		if task {
@@ -168,7 +173,9 @@ func (h *Host) runOnDraft(ctx context.Context, snap *registry.Snapshot, call jsv
 	if err := exec.Load(SourceOf(snap)); err != nil {
 		return nil, fmt.Errorf("host: load the draft: %w", err)
 	}
-	call.RequestID, call.NodeID = vocab.NewID("req_"), vocab.NewID("node_")
+	if call.RequestID == "" {
+		call.RequestID, call.NodeID = vocab.NewID("req_"), vocab.NewID("node_")
+	}
 	start := time.Now()
 	res, runErr := exec.Execute(ctx, call)
 	out := map[string]any{"result": res.Value, "logs": res.Logs, "error": nil, "durationMs": time.Since(start).Milliseconds()}
