@@ -6,7 +6,7 @@ import { ApiError, api, get } from "./api";
 import { CodeEditor, type Marker } from "./code";
 import { badge, clear, errorBox, h, json, pre } from "./dom";
 import { features } from "./features";
-import type { ElementDetail, ElementSummary, Problem } from "./types";
+import type { ElementDetail, ElementSummary, LogEntry, Problem } from "./types";
 
 const KINDS = ["services", "events", "tasks", "models", "signals", "commons"] as const;
 const KIND_TITLES: Record<string, string> = {
@@ -201,6 +201,15 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
   if (texts["e.json"] === undefined) texts["e.json"] = json(el.definition) + "\n";
 
   const status = h("span", { class: "save-status", role: "status" });
+  const staleNote = (el.errors ?? []).length
+    ? h(
+        "p",
+        { class: "stale-note small", "data-testid": "last-good-note" },
+        "The files on disk have problems, so the host keeps running the last good version of this element, which is the text shown here. ",
+        "The problems are at their line and column in the files on disk: fix them there and reload",
+        writable ? ", or save a fixed version from here (saving replaces the files on disk with this text)." : ".",
+      )
+    : null;
   const saveBtn = h("button", { class: "primary", disabled: true, "data-action": "save" }, "Save") as HTMLButtonElement;
   const tabs = h("div", { class: "tabs", role: "tablist" });
   const panes = h("div", { class: "editor-panes" });
@@ -251,19 +260,28 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
   tabs.append(h("button", { role: "tab", "data-file": "(resolved)", title: "with defaults and inherited values", onClick: () => showTab("(resolved)") }, "resolved"));
   panes.append(resolvedPane);
 
-  saveBtn.onclick = async () => {
+  const draft = () => {
     const files: Record<string, string> = {};
     for (const [name, ed] of editors) if (name !== "e.json") files[name] = ed.text;
-    const definition = editors.get("e.json")!.text;
+    return { definition: editors.get("e.json")!.text, files };
+  };
+
+  const save = async (force = false) => {
     saveBtn.disabled = true;
     status.textContent = "saving…";
+    status.className = "save-status";
     try {
-      const res = await api<ElementDetail | null>("PUT", `/api/elements/${encodeURIComponent(fullName)}`, { definition, files, version });
+      const res = await api<{ version?: string; created?: boolean; current?: boolean } | null>(
+        "PUT",
+        `/api/elements/${encodeURIComponent(fullName)}${force ? "?force=true" : ""}`,
+        { ...draft(), version },
+      );
       dirty = false;
       version = res?.version ?? version;
-      status.textContent = "saved";
+      status.textContent = res?.current === false ? "saved (runs after a restart: no hot reload)" : "saved · running now";
       status.className = "save-status ok";
-      applyProblems(res?.errors ?? []);
+      staleNote?.remove();
+      applyProblems([]);
     } catch (e) {
       saveBtn.disabled = false;
       status.className = "save-status bad";
@@ -272,23 +290,44 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
         status.textContent = `not saved: ${ps.length || "some"} problem${ps.length === 1 ? "" : "s"}`;
         applyProblems(ps.length ? ps : [{ code: e.code, message: e.message }]);
       } else if (e instanceof ApiError && e.status === 409) {
-        status.textContent = "";
+        status.textContent = "not saved: conflict";
+        applyProblems([]);
+        const onDisk = (e.details as { version?: string } | undefined)?.version;
         clear(
           problemsBox,
           h(
             "div",
-            { class: "conflict", role: "alert" },
+            { class: "conflict", role: "alert", "data-testid": "conflict" },
             h("strong", null, "Conflict: "),
             "this element changed on the host since you opened it (",
             e.message,
-            "). Your edits are still in the editor; copy what you need, then ",
-            h("button", { class: "link", onClick: () => void renderElement(detail, fullName) }, "reload the current version"),
-            ".",
+            "). Your edits are still in the editor. ",
+            h("button", { onClick: () => void renderElement(detail, fullName) }, "Drop mine, load the version on disk"),
+            " ",
+            onDisk
+              ? h(
+                  "button",
+                  {
+                    onClick: () => {
+                      version = onDisk;
+                      void save();
+                    },
+                  },
+                  "Overwrite it with mine",
+                )
+              : null,
           ),
         );
       } else {
         status.textContent = e instanceof Error ? e.message : String(e);
       }
+    }
+  };
+  saveBtn.onclick = () => void save();
+  detail.onkeydown = (ev: KeyboardEvent) => {
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "s") {
+      ev.preventDefault();
+      if (!saveBtn.disabled) void save();
     }
   };
 
@@ -310,40 +349,37 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
       h("div", { class: "badges" }, originBadges(el)),
     ),
     h("div", { class: "toolbar" }, saveBtn, reload, status, writeNote),
-    (el.errors ?? []).length
-      ? h(
-          "p",
-          { class: "stale-note small", "data-testid": "last-good-note" },
-          "The files on disk have problems, so the host keeps running the last good version of this element, which is the text shown here. ",
-          "The problems are at their line and column in the files on disk; fix them there (or save a fixed version) and reload.",
-        )
-      : null,
+    staleNote,
     problemsBox,
     tabs,
     panes,
-    testRunPanel(el, feats.testRun, () => {
-      const files: Record<string, string> = {};
-      for (const [name, ed] of editors) files[name] = ed.text;
-      return files;
-    }),
+    testRunPanel(el, feats.testRun, draft, applyProblems),
   );
   applyProblems(el.errors ?? []);
   const firstBad = names.find((n) => problemsFor(n, el.errors ?? []).length);
   showTab(firstBad ?? (names.find((n) => n.endsWith(".js")) ? names.find((n) => n.endsWith(".js"))! : "e.json"));
 }
 
-function testRunPanel(el: ElementDetail, available: boolean, draft: () => Record<string, string>): HTMLElement {
-  const fns = Array.isArray(el.resolved?.functionList)
-    ? (el.resolved.functionList as Array<{ name: string }>).map((f) => f.name)
-    : typeof el.resolved?.funcName === "string"
-      ? [el.resolved.funcName as string]
-      : typeof el.resolved?.handler === "string"
-        ? [el.resolved.handler as string]
+function testRunPanel(
+  el: ElementDetail,
+  available: boolean,
+  draft: () => { definition: string; files: Record<string, string> },
+  showProblems: (ps: Problem[]) => void,
+): HTMLElement {
+  const r = el.resolved ?? {};
+  const fns = Array.isArray(r.functionList)
+    ? (r.functionList as Array<{ name: string }>).map((f) => f.name)
+    : typeof r.funcName === "string"
+      ? [r.funcName]
+      : typeof r.handler === "string"
+        ? [r.handler]
         : [];
-  const fn = h("select", { "aria-label": "function" }, fns.map((f) => h("option", { value: f }, f)));
-  const args = h("textarea", { rows: 3, spellcheck: "false", "aria-label": "arguments (JSON)" }, "{}");
-  const out = h("div", { class: "run-output" });
-  const run = h("button", { disabled: !available || el.layer !== "instance" }, "Run draft") as HTMLButtonElement;
+  const fn = h("select", { name: "function", "aria-label": "function" }, fns.map((f) => h("option", { value: f }, f)));
+  const what = el.fullName.startsWith("events.") ? "sample event kwargs" : el.fullName.startsWith("tasks.") ? "argDict" : "argument: an object, or an array of positional arguments";
+  const args = h("textarea", { name: "args", rows: 3, spellcheck: "false", "aria-label": "arguments (JSON)" }, "{}");
+  const out = h("div", { class: "run-output", "data-testid": "run-output" });
+  const canRun = available && el.layer === "instance";
+  const run = h("button", { class: "primary", disabled: !canRun, "data-action": "run" }, "Run draft") as HTMLButtonElement;
   run.onclick = async () => {
     let a: unknown;
     try {
@@ -355,20 +391,41 @@ function testRunPanel(el: ElementDetail, available: boolean, draft: () => Record
     run.disabled = true;
     clear(out, h("p", { class: "muted" }, "running…"));
     try {
-      const res = await api("POST", `/api/elements/${encodeURIComponent(el.fullName)}/run`, { function: fn.value, args: a, files: draft() });
-      clear(out, pre(res));
+      const res = await api<{ result: unknown; logs: LogEntry[] | null; error: { code: string; message: string; details?: unknown } | null; durationMs: number }>(
+        "POST",
+        `/api/elements/${encodeURIComponent(el.fullName)}/run`,
+        { ...draft(), ...(fn.value ? { function: fn.value } : {}), ...(a === null ? {} : { args: a }) },
+      );
+      clear(out, runResult(res));
     } catch (e) {
-      clear(out, errorBox(e), e instanceof ApiError && e.details ? pre(e.details) : null);
+      if (e instanceof ApiError && e.status === 422) {
+        const ps = problemsOf(e.details);
+        showProblems(ps);
+        clear(out, errorBox(`The draft has ${ps.length} problem${ps.length === 1 ? "" : "s"} (shown in the editor); nothing ran.`));
+      } else clear(out, errorBox(e), e instanceof ApiError && e.details ? pre(e.details) : null);
     } finally {
       run.disabled = false;
     }
   };
   return h(
     "details",
-    { class: `panel test-run${available ? "" : " disabled"}`, open: available && el.layer === "instance" },
-    h("summary", null, "Test run", available ? "" : h("span", { class: "muted small" }, " — not on this host yet (POST /api/elements/{fullName}/run answers 404)")),
-    available
-      ? h("div", { class: "run-form" }, h("label", null, "function ", fn), h("label", null, "arguments (JSON) ", args), run, out)
-      : h("p", { class: "muted small" }, "A test run executes the draft in the editor without saving it. This host does not offer it yet."),
+    { class: `panel test-run${available ? "" : " disabled"}`, open: canRun },
+    h("summary", null, "Test run", available ? h("span", { class: "muted small" }, " — runs the draft in the editor without saving it; writes no log rows (calls it makes are real)") : h("span", { class: "muted small" }, " — not on this host yet (POST /api/elements/{fullName}/run answers 404)")),
+    canRun
+      ? h("div", { class: "run-form" }, h("div", { class: "toolbar" }, h("label", null, "function ", fn), run), h("label", null, `${what} (JSON) `, args), out)
+      : h("p", { class: "muted small" }, available ? "Only instances (services, listeners, task templates) run." : "A test run executes the draft in the editor without saving it. This host does not offer it yet."),
+  );
+}
+
+export function runResult(res: { result: unknown; logs: LogEntry[] | null; error: { code: string; message: string; details?: unknown } | null; durationMs: number }): HTMLElement {
+  const logs = res.logs ?? [];
+  return h(
+    "div",
+    { class: "run-result" },
+    h("p", { class: "small" }, res.error ? h("span", { class: "badge status-fail" }, "failed") : h("span", { class: "badge status-success" }, "returned"), ` in ${res.durationMs} ms`),
+    res.error
+      ? h("div", { class: "error-box" }, h("b", null, res.error.code), ": ", res.error.message, res.error.details ? pre((res.error.details as { stack?: string }).stack ?? res.error.details, "stack") : null)
+      : pre(res.result),
+    logs.length ? h("div", { class: "console" }, logs.map((l) => h("div", { class: `log-line level-${l.level}` }, h("b", null, l.level), " ", l.message))) : null,
   );
 }

@@ -4,7 +4,8 @@
 import { get, post, type Query } from "./api";
 import { clear, epochMs, errorBox, h, pre, statusBadge } from "./dom";
 import { features } from "./features";
-import type { LogRow, Page } from "./types";
+import { runResult } from "./elements";
+import type { ElementDetail, LogRow, Page } from "./types";
 
 const PAGE_SIZE = 50;
 
@@ -238,6 +239,10 @@ export async function requestPage(root: HTMLElement, requestId: string): Promise
   await load();
 }
 
+// Which nodes the user opened or closed, kept across refreshes of the tree.
+const openNodes = new Set<string>();
+const closedNodes = new Set<string>();
+
 function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HTMLElement {
   const r = n.row;
   const extra = h("div", { class: "node-extra" });
@@ -262,16 +267,39 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
     },
     "Resend",
   );
-  const replayBtn = h("button", { disabled: true, title: replay ? "" : "POST /api/nodes/{id}/replay is not on this host yet" }, "Replay");
+  const replayBtn = h(
+    "button",
+    {
+      disabled: !replay,
+      "data-action": "replay",
+      title: replay ? "run the element's current version on this node's logged input, beside the logged outcome (writes no log rows)" : "POST /api/nodes/{id}/replay is not on this host yet",
+    },
+    "Replay",
+  );
   if (replay) {
-    replayBtn.disabled = false;
     replayBtn.onclick = async () => {
+      clear(extra, h("p", { class: "muted small" }, "replaying…"));
       try {
-        const res = await post(`/api/nodes/${encodeURIComponent(r.nodeId)}/replay`);
-        msg.textContent = "replayed: " + JSON.stringify(res);
-        window.setTimeout(() => void reload(), 600);
+        // The draft is the element as it is now; the editor's Test run covers unsaved drafts.
+        const el = await get<ElementDetail>(`/api/elements/${encodeURIComponent(r.fullName)}`);
+        const files: Record<string, string> = {};
+        for (const [name, text] of Object.entries(el.files ?? {})) if (name !== "e.json") files[name] = text;
+        const definition = el.files?.["e.json"] ?? el.definition;
+        const res = await post<{ function: string; logged: { status: string; result: unknown; error: unknown }; draft: Parameters<typeof runResult>[0] }>(
+          `/api/nodes/${encodeURIComponent(r.nodeId)}/replay`,
+          { definition, files },
+        );
+        clear(
+          extra,
+          h(
+            "div",
+            { class: "cols replay", "data-testid": "replay" },
+            h("div", null, h("h4", null, "logged"), h("p", { class: "small" }, statusBadge(res.logged.status)), pre(res.logged.error ?? res.logged.result)),
+            h("div", null, h("h4", null, `current version: ${res.function}()`), runResult(res.draft)),
+          ),
+        );
       } catch (e) {
-        msg.textContent = e instanceof Error ? e.message : String(e);
+        clear(extra, errorBox(e));
       }
     };
   }
@@ -318,7 +346,14 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
     { class: "node", "data-node": r.nodeId },
     h(
       "details",
-      { open: r.status === "fail" },
+      {
+        open: openNodes.has(r.nodeId) || (r.status === "fail" && !closedNodes.has(r.nodeId)),
+        onToggle: (ev: Event) => {
+          const open = (ev.target as HTMLDetailsElement).open;
+          (open ? openNodes : closedNodes).add(r.nodeId);
+          (open ? closedNodes : openNodes).delete(r.nodeId);
+        },
+      },
       h(
         "summary",
         null,
