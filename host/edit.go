@@ -289,7 +289,11 @@ func (h *Host) SaveElement(ctx context.Context, fullName, definition string, fil
 	if err := writeElementDir(dir, all); err != nil {
 		return nil, fmt.Errorf("host: write %s: %w", req.FullName, err)
 	}
-	return map[string]any{"fullName": req.FullName, "version": VersionOf(all), "created": !exists, "current": h.reloadNow(ctx)}, nil
+	current := h.reloadNow(ctx)
+	if el := h.Snapshot().Elements[req.FullName]; current && (el == nil || el.Origin != registry.OriginApp || !sameFiles(el.Files, all)) {
+		current = false // a reload raced with another change: say so rather than claim it runs
+	}
+	return map[string]any{"fullName": req.FullName, "version": VersionOf(all), "created": !exists, "current": current}, nil
 }
 
 // DeleteElement removes an app element's directory. Deleting an app element that overrides a
@@ -332,11 +336,30 @@ func (h *Host) DeleteElement(ctx context.Context, fullName, version string, forc
 	}
 	_ = syncDir(filepath.Dir(dir))
 	_ = os.RemoveAll(trash)
-	out := map[string]any{"fullName": fullName, "deleted": true, "current": h.reloadNow(ctx)}
-	if el := h.Snapshot().Elements[fullName]; el != nil && el.Origin != registry.OriginApp {
-		out["restored"] = el.Origin
+	current := h.reloadNow(ctx)
+	out := map[string]any{"fullName": fullName, "deleted": true}
+	if el := h.Snapshot().Elements[fullName]; el != nil {
+		if el.Origin == registry.OriginApp {
+			current = false
+		} else {
+			out["restored"] = el.Origin
+		}
 	}
+	out["current"] = current
 	return out, nil
+}
+
+// sameFiles reports whether an element's files in a snapshot are the ones written.
+func sameFiles(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // checkVersion holds the editor to the version it read: two editors never silently overwrite

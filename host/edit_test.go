@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -77,5 +78,26 @@ func TestSaveElementInExtendingApp(t *testing.T) {
 	}
 	for _, p := range want {
 		require.True(t, files[p.File], "problem file %q as trellis check names it; got %v", p.File, files)
+	}
+}
+
+// TestSavesAreCurrent: back-to-back saves whose files keep their size are each current when
+// the save answers: the next call runs them, without waiting for the watcher's debounce.
+func TestSavesAreCurrent(t *testing.T) {
+	t.Parallel()
+	h, err := host.New(host.Config{AppDir: writeApp(t, map[string]string{"app.json": `{"name": "quick"}`}), Sandbox: host.SandboxInProcess, Watch: true}, backends.Open)
+	require.NoError(t, err)
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	ctx := context.Background()
+	def := `{"title": "Q", "type": "services.NormalType"}`
+	for i := 0; i < 30; i++ {
+		js := fmt.Sprintf("exports.n = function () { return %d; };", i%10)
+		res, err := h.SaveElement(ctx, "services.Q", def, map[string]string{"index.js": js}, "", true)
+		require.NoError(t, err)
+		require.Equal(t, true, res["current"], "save %d", i)
+		out, err := h.CallService(ctx, "services.Q", "n", nil)
+		require.NoError(t, err)
+		require.EqualValues(t, i%10, out.Value, "save %d", i)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // writeElementDir makes dir hold exactly files as the element's editable files, in one step: the
@@ -123,7 +124,14 @@ func writeFileSync(p, text string) error {
 		_ = f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// A fresh nanosecond mtime: the registry reuses a file it has read when size and mtime are
+	// unchanged, and the file system's own clock is coarse (milliseconds), so two quick saves of
+	// the same size could otherwise look like one.
+	now := time.Now()
+	return os.Chtimes(p, now, now)
 }
 
 // syncDir makes a directory's entries durable (a rename is not, until its directory is synced).
