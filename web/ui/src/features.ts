@@ -1,10 +1,10 @@
 // Which of the newer routes this host answers. Nothing is faked: a route the host does not have
 // yet is shown disabled with the reason.
 //
-// The host's OpenAPI document (GET /api/openapi.json) says it when there is one. Without it, each
-// route is probed with an invalid fullName or id ("probe..x"), which a route that exists rejects
-// (400/404 about the name) before doing anything, and which a route that does not exist answers
-// with the "no API route" 404.
+// The host's OpenAPI document (GET /api/openapi.json) says it when it names the route. Otherwise
+// the route is probed with an invalid fullName or id ("probe..x") and a body that is not an
+// object, which a route that exists rejects (400) before doing anything, and which a route that
+// does not exist answers with the "no API route" (or "no node operation") 404.
 
 import { ApiError, api, get } from "./api";
 
@@ -24,22 +24,25 @@ function normalise(p: string): string {
 
 async function detect(): Promise<Record<Feature, boolean>> {
   const out: Record<Feature, boolean> = { writeElements: false, testRun: false, replay: false, openapi: false };
+  let paths = new Map<string, Record<string, unknown>>();
   try {
     const doc = await get<{ paths?: Record<string, Record<string, unknown>> }>("/api/openapi.json");
     if (doc && doc.paths) {
       out.openapi = true;
-      const paths = new Map(Object.entries(doc.paths).map(([p, ops]) => [normalise(p), ops]));
-      for (const [f, r] of Object.entries(featureRoutes)) {
-        const ops = paths.get(r.path);
-        out[f as Feature] = !!ops && Object.keys(ops).some((m) => m.toLowerCase() === r.method);
-      }
-      return out;
+      paths = new Map(Object.entries(doc.paths).map(([p, ops]) => [normalise(p), ops]));
     }
   } catch (e) {
     if (!(e instanceof ApiError) || e.status !== 404) throw e;
   }
   await Promise.all(
     Object.entries(featureRoutes).map(async ([f, r]) => {
+      // The document settles it when it names the route; a route it describes generically
+      // (such as /api/nodes/{nodeId}/{op}) is probed.
+      const ops = paths.get(r.path);
+      if (ops && Object.keys(ops).some((m) => m.toLowerCase() === r.method)) {
+        out[f as Feature] = true;
+        return;
+      }
       try {
         await api(r.method.toUpperCase(), r.probe, "probe");
         out[f as Feature] = true;
