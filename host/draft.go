@@ -134,10 +134,7 @@ func (h *Host) ReplayNode(ctx context.Context, nodeID, definition string, files 
 // draftSnapshot validates the app with the draft applied and returns it with the draft element,
 // which must be an instance (only instances run).
 func (h *Host) draftSnapshot(fullName string, d Draft) (*registry.Snapshot, *registry.Element, error) {
-	if err := checkDraft(d); err != nil {
-		return nil, nil, err
-	}
-	if _, err := h.elementDir(fullName); err != nil {
+	if _, err := h.draftTarget(fullName, d); err != nil {
 		return nil, nil, err
 	}
 	snap, err := h.overlay(fullName, &d)

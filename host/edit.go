@@ -263,14 +263,8 @@ func (h *Host) SaveElement(ctx context.Context, fullName, definition string, fil
 		Draft             Draft
 		Force             bool
 	}{fullName, version, Draft{Definition: definition, Files: files}, force}
-	if err := checkDraft(req.Draft); err != nil {
-		return nil, err
-	}
-	dir, err := h.elementDir(req.FullName)
+	dir, err := h.draftTarget(req.FullName, req.Draft)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkNested(dir, req.Draft.Files); err != nil {
 		return nil, err
 	}
 	h.editMu.Lock()
@@ -390,16 +384,40 @@ func checkVersion(fullName string, cur map[string]string, exists bool, version s
 	return nil
 }
 
-// checkNested refuses files that would land inside a nested element's directory.
-func checkNested(dir string, files map[string]string) error {
+// checkInside refuses files that would land inside a nested element's directory, or be written
+// through a symlink or over a directory already in the element's directory.
+func checkInside(dir string, files map[string]string) error {
 	for name := range files {
+		if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name))); err == nil && fi.IsDir() {
+			return fmt.Errorf("%w: file %q is a directory in the element", ErrBadDraft, name)
+		}
 		for d := path.Dir(name); d != "."; d = path.Dir(d) {
-			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(d), "e.json")); err == nil {
+			p := filepath.Join(dir, filepath.FromSlash(d))
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue // not there yet: the save creates it
+			}
+			if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+				return fmt.Errorf("%w: file %q: %s in the element is a symlink or a file, not a directory; files are written only into real directories", ErrBadDraft, name, d)
+			}
+			if _, err := os.Lstat(filepath.Join(p, "e.json")); err == nil {
 				return fmt.Errorf("%w: file %q is inside the nested element directory %s: edit that element instead", ErrBadDraft, name, d)
 			}
 		}
 	}
 	return nil
+}
+
+// draftTarget checks a draft and the directory it is for, and returns that directory.
+func (h *Host) draftTarget(fullName string, d Draft) (string, error) {
+	if err := checkDraft(d); err != nil {
+		return "", err
+	}
+	dir, err := h.elementDir(fullName)
+	if err != nil {
+		return "", err
+	}
+	return dir, checkInside(dir, d.Files)
 }
 
 // hasNested names a directory below dir that is an element of its own ("" when none).
@@ -452,12 +470,12 @@ func (h *Host) overlay(fullName string, d *Draft) (*registry.Snapshot, error) {
 		return nil, err
 	}
 	if d != nil {
+		// elementDir checked the app's directories down to the element: the copy's are the same.
+		if err := os.MkdirAll(edir, 0o755); err != nil {
+			return nil, err
+		}
 		for name, text := range draftFiles(*d) {
-			p := filepath.Join(edir, filepath.FromSlash(name))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return nil, err
-			}
-			if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			if err := writeInside(edir, name, text, false); err != nil {
 				return nil, err
 			}
 		}

@@ -2,10 +2,12 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -41,7 +43,7 @@ func writeElementDir(dir string, files map[string]string) (err error) {
 		}
 	}
 	for name, text := range files {
-		if err := writeFileSync(filepath.Join(stage, filepath.FromSlash(name)), text); err != nil {
+		if err := writeInside(stage, name, text, true); err != nil {
 			return err
 		}
 	}
@@ -108,9 +110,34 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-func writeFileSync(p, text string) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+// writeInside writes the file rel (a slash path already checked by checkFileName) below root,
+// creating its directories, and never through a symlink: every directory on the way is checked
+// with Lstat, and the file is created new (O_EXCL fails on anything already there, a symlink
+// included). sync makes it durable.
+func writeInside(root, rel, text string, sync bool) error {
+	parts := strings.Split(rel, "/")
+	cur := root
+	for _, d := range parts[:len(parts)-1] {
+		cur = filepath.Join(cur, d)
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir():
+			return fmt.Errorf("%w: %s is a symlink or a file, not a directory", ErrBadDraft, relTo(root, cur))
+		}
+	}
+	p := filepath.Join(cur, parts[len(parts)-1])
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && !sync {
+		// In the overlay copy a regular file of that name is replaced (a staged directory never
+		// holds one: the old version's editable files are not carried over).
+		if err := os.Remove(p); err != nil {
+			return err
+		}
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -120,9 +147,11 @@ func writeFileSync(p, text string) error {
 		_ = f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err

@@ -207,6 +207,8 @@ func TestSaveElementPaths(t *testing.T) {
 	require.NoError(t, os.Symlink(outside, filepath.Join(dir, "linked")))
 	require.NoError(t, os.MkdirAll(filepath.Join(outside, "X"), 0o755))
 	require.NoError(t, os.Symlink(filepath.Join(outside, "X"), filepath.Join(dir, "services", "Linked")))
+	// A symlinked directory inside an element, pointing out of the app.
+	require.NoError(t, os.Symlink(filepath.Join(outside, "X"), filepath.Join(dir, "services", "MathSvc", "lib")))
 	put := func(files map[string]string) string {
 		return jsonBody(t, map[string]any{"definition": svcDef, "files": files})
 	}
@@ -228,6 +230,10 @@ func TestSaveElementPaths(t *testing.T) {
 		{name: "node_modules", path: "/api/elements/services.P15", body: put(map[string]string{"node_modules/x.js": "1"})},
 		{name: "symlinked directory on the path", path: "/api/elements/linked.Evil", body: put(map[string]string{"index.js": "1"}), wantIn: []string{"symlink"}},
 		{name: "symlinked element directory", path: "/api/elements/services.Linked", body: put(map[string]string{"index.js": "1"}), wantIn: []string{"symlink"}},
+		{name: "symlinked directory inside the element", path: "/api/elements/services.MathSvc?force=true", body: put(map[string]string{"lib/x.js": "1"}), wantIn: []string{"lib in the element is a symlink"}},
+		{name: "symlinked directory inside the element, draft run", path: "/api/elements/services.MathSvc/run", method: "POST",
+			body: jsonBody(t, map[string]any{"definition": svcDef, "files": map[string]string{"lib/x.js": "1"}, "function": "f"}), wantIn: []string{"lib in the element is a symlink"}},
+		{name: "a file over a directory", path: "/api/elements/services.MathSvc?force=true", body: put(map[string]string{"lib": "1"}), wantIn: []string{".js, .json and .md"}},
 		{name: "the data directory", path: "/api/elements/data.X", body: put(map[string]string{"index.js": "1"}), wantIn: []string{"data directory"}},
 		{name: "encoded path in the fullName", path: "/api/elements/services.%2e%2e", body: put(nil), wantIn: []string{"not an element fullName"}},
 		{name: "definition missing", path: "/api/elements/services.P16", body: `{"files": {}}`, wantIn: []string{"definition is required"}},
@@ -235,7 +241,10 @@ func TestSaveElementPaths(t *testing.T) {
 		{name: "unknown body field", path: "/api/elements/services.P18", body: `{"definition": "{}", "mode": 1}`, wantIn: []string{`unknown field \"mode\"`}},
 		{name: "bad force", path: "/api/elements/services.P19?force=yes", body: put(nil), wantIn: []string{"force"}},
 	} {
-		sc.method, sc.wantStatus = "PUT", 400
+		if sc.method == "" {
+			sc.method = "PUT"
+		}
+		sc.wantStatus = 400
 		t.Run(sc.name, func(t *testing.T) { run(t, handler, sc) })
 	}
 	t.Run("oversized body", func(t *testing.T) {
