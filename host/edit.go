@@ -535,6 +535,19 @@ func (h *Host) copyApp(root, dst string) error {
 		case !d.Type().IsRegular() || !editableExts[filepath.Ext(p)]:
 			return nil
 		}
+		if info, err := d.Info(); err == nil && info.Size() > registry.MaxFileSize {
+			// The registry refuses it by its size without reading it (file_too_large): a sparse
+			// file of that size says the same without copying it.
+			f, err := os.Create(out)
+			if err != nil {
+				return err
+			}
+			if err := f.Truncate(info.Size()); err != nil {
+				_ = f.Close()
+				return err
+			}
+			return f.Close()
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
