@@ -2,7 +2,7 @@
 // CodeMirror with its problems at their line and column. Saving and test runs use
 // PUT /api/elements/{fullName} and POST /api/elements/{fullName}/run when the host has them.
 
-import { ApiError, api, get } from "./api";
+import { ApiError, api, get, withQuery } from "./api";
 import { CodeEditor, type Marker } from "./code";
 import { badge, clear, errorBox, h, json, pre } from "./dom";
 import { features } from "./features";
@@ -43,12 +43,13 @@ function kindOf(fullName: string): string {
 // The open editors of the element on screen.
 let openEditors: CodeEditor[] = [];
 
-export async function elementsPage(root: HTMLElement, fullName: string | undefined): Promise<void> {
+export async function elementsPage(root: HTMLElement, fullName: string | undefined, newElement = false): Promise<void> {
   const tree = h("nav", { class: "tree", "aria-label": "Elements" });
   const detail = h("section", { class: "detail" });
   clear(root, h("div", { class: "split" }, tree, detail));
-  await renderTree(tree, fullName);
-  if (fullName) await renderElement(detail, fullName);
+  const list = await renderTree(tree, fullName);
+  if (newElement) await renderNew(detail, list ?? []);
+  else if (fullName) await renderElement(detail, fullName);
   else
     clear(
       detail,
@@ -59,13 +60,13 @@ export async function elementsPage(root: HTMLElement, fullName: string | undefin
 let showBuiltins = false;
 let filterText = "";
 
-async function renderTree(tree: HTMLElement, current?: string): Promise<void> {
+async function renderTree(tree: HTMLElement, current?: string): Promise<ElementSummary[] | null> {
   let list: ElementSummary[];
   try {
     list = await get<ElementSummary[]>("/api/elements");
   } catch (e) {
     clear(tree, errorBox(e));
-    return;
+    return null;
   }
   const body = h("div", { class: "tree-body" });
   const filter = h("input", {
@@ -127,11 +128,110 @@ async function renderTree(tree: HTMLElement, current?: string): Promise<void> {
     );
   };
   draw();
+  const feats = await features().catch(() => null);
   clear(
     tree,
-    h("div", { class: "tree-head" }, filter, h("label", { class: "small" }, builtins, " built-ins")),
+    h(
+      "div",
+      { class: "tree-head" },
+      filter,
+      h("label", { class: "small" }, builtins, " built-ins"),
+      h(
+        "a",
+        {
+          class: `button small${feats?.writeElements ? "" : " disabled"}`,
+          href: feats?.writeElements ? "#/new-element" : undefined,
+          title: feats?.writeElements ? "a new element of this app" : "PUT /api/elements is not on this host yet",
+          "aria-disabled": feats?.writeElements ? undefined : "true",
+          "data-action": "new",
+        },
+        "+ New",
+      ),
+    ),
     body,
   );
+  return list;
+}
+
+// skeletons of a new element's files by the kind its Type is of.
+function skeleton(fullName: string, type: string, title: string): Record<string, string> {
+  const kind = type.split(".")[0];
+  const def: Record<string, unknown> = { title: title || fullName.split(".").pop(), type };
+  let js = "";
+  if (kind === "services") {
+    def.functionList = [{ name: "hello", title: "Say hello", args: [{ name: "name", type: "Stext" }] }];
+    js = 'exports.hello = function (args) {\n  return {message: "Hello, " + ((args && args.name) || "world") + "!"};\n};\n';
+  } else if (kind === "events") {
+    def.sender = "services.GreetingSvc";
+    js = "// handle(event, ctx): event has sender, eventType, kwargs, requestId, nodeId, attempt.\nexports.handle = function (event, ctx) {\n  console.log(\"got\", JSON.stringify(event.kwargs));\n};\n";
+  } else if (kind === "tasks") {
+    Object.assign(def, { repeatType: "cron", cron: "0 8 * * *", timezone: "UTC", funcName: "run" });
+    js = "exports.run = function (argDict, ctx) {\n  console.log(\"run\", JSON.stringify(argDict));\n};\n";
+  } else if (kind === "models") {
+    def.fields = [
+      { name: "id", title: "ID", type: "AutoInt" },
+      { name: "title", title: "Title", type: "Stext" },
+    ];
+  } else if (kind === "signals") {
+    js = "exports.receive = function (eventType, data) {\n};\n";
+  }
+  const files: Record<string, string> = { "e.json": JSON.stringify(def, null, 2) + "\n" };
+  if (js) files["index.js"] = js;
+  return files;
+}
+
+async function renderNew(detail: HTMLElement, list: ElementSummary[]): Promise<void> {
+  const types = list.filter((e) => e.layer === "type").map((e) => e.fullName).sort();
+  const type = h("select", { name: "type" }, types.map((t) => h("option", { value: t }, t)));
+  const name = h("input", { name: "fullName", placeholder: "services.BillingSvc", required: true, pattern: "[A-Za-z0-9_$]+(\\.[A-Za-z0-9_$]+)+" });
+  const title = h("input", { name: "title", placeholder: "optional" });
+  const out = h("div");
+  type.addEventListener("change", () => {
+    if (!name.value || name.dataset.auto === "1") {
+      name.value = type.value.split(".")[0] + ".";
+      name.dataset.auto = "1";
+    }
+  });
+  name.addEventListener("input", () => delete name.dataset.auto);
+  type.value = types.includes("services.NormalType") ? "services.NormalType" : types[0] ?? "";
+  clear(
+    detail,
+    h("h2", null, "New element"),
+    h(
+      "form",
+      {
+        class: "stack new-element",
+        onSubmit: (ev: Event) => {
+          ev.preventDefault();
+          const fullName = name.value.trim();
+          if (list.some((e) => e.fullName === fullName && e.origin === "app")) {
+            clear(out, errorBox(`${fullName} already exists in this app.`));
+            return;
+          }
+          const files = skeleton(fullName, type.value, title.value.trim());
+          void renderElement(detail, fullName, {
+            fullName,
+            title: title.value.trim(),
+            type: type.value,
+            layer: "instance",
+            origin: "app",
+            definition: JSON.parse(files["e.json"]),
+            resolved: JSON.parse(files["e.json"]),
+            files,
+            errors: [],
+          });
+        },
+      },
+      h("label", null, "Type ", type),
+      h("label", null, "fullName (its directory: dots become slashes) ", name),
+      h("label", null, "Title ", title),
+      h("button", { type: "submit", class: "primary" }, "Open a draft"),
+      h("p", { class: "muted small" }, "The draft is written to the app directory when you save it, after the host validated the whole app with it."),
+      out,
+    ),
+  );
+  name.value = type.value.split(".")[0] + ".";
+  name.dataset.auto = "1";
 }
 
 function problemsFor(file: string, errors: Problem[]): Marker[] {
@@ -180,17 +280,20 @@ function problemsOf(details: unknown): Problem[] {
   return [];
 }
 
-async function renderElement(detail: HTMLElement, fullName: string): Promise<void> {
+async function renderElement(detail: HTMLElement, fullName: string, draftOf?: ElementDetail): Promise<void> {
   for (const e of openEditors) e.destroy();
   openEditors = [];
   clear(detail, h("p", { class: "muted" }, "Loading ", fullName, "…"));
   let el: ElementDetail;
-  try {
-    el = await get<ElementDetail>(`/api/elements/${encodeURIComponent(fullName)}`);
-  } catch (e) {
-    clear(detail, h("h2", null, fullName), errorBox(e));
-    return;
-  }
+  const isNew = !!draftOf;
+  if (draftOf) el = draftOf;
+  else
+    try {
+      el = await get<ElementDetail>(`/api/elements/${encodeURIComponent(fullName)}`);
+    } catch (e) {
+      clear(detail, h("h2", null, fullName), errorBox(e));
+      return;
+    }
   const feats = await features().catch(() => ({ writeElements: false, testRun: false, replay: false, openapi: false }));
   const writable = feats.writeElements && el.origin === "app";
   let version = el.version;
@@ -218,7 +321,10 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
   let dirty = false;
 
   const showTab = (name: string) => {
-    for (const b of tabs.querySelectorAll("button")) b.classList.toggle("active", b.dataset.file === name);
+    for (const b of tabs.querySelectorAll("button")) {
+      b.classList.toggle("active", b.dataset.file === name);
+      b.setAttribute("aria-selected", String(b.dataset.file === name));
+    }
     for (const p of panes.children) (p as HTMLElement).hidden = (p as HTMLElement).dataset.file !== name;
   };
 
@@ -278,6 +384,10 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
       );
       dirty = false;
       version = res?.version ?? version;
+      if (isNew) {
+        location.hash = `#/elements/${encodeURIComponent(fullName)}`;
+        return;
+      }
       status.textContent = res?.current === false ? "saved (runs after a restart: no hot reload)" : "saved · running now";
       status.className = "save-status ok";
       staleNote?.remove();
@@ -331,13 +441,33 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
     }
   };
 
+  const deleteBtn = h(
+    "button",
+    {
+      class: "danger",
+      "data-action": "delete",
+      title: "remove this element's directory from the app",
+      onClick: async () => {
+        if (!confirm(`Delete ${fullName} from the app directory?${el.overrides ? " The element it overrides comes back." : ""}`)) return;
+        status.textContent = "deleting…";
+        try {
+          await api("DELETE", withQuery(`/api/elements/${encodeURIComponent(fullName)}`, { version: version ?? "" }));
+          location.hash = "#/elements";
+        } catch (e) {
+          status.className = "save-status bad";
+          status.textContent = e instanceof ApiError && e.status === 409 ? `not deleted: ${e.message}` : e instanceof Error ? e.message : String(e);
+        }
+      },
+    },
+    "Delete",
+  );
   const reload = h("button", { onClick: () => { if (!dirty || confirm("Drop your unsaved changes?")) void renderElement(detail, fullName); } }, "Reload");
   const writeNote = !feats.writeElements
     ? h("span", { class: "muted small", title: "PUT /api/elements/{fullName} answers 404 on this host" }, "Read-only: this host cannot save elements yet. Edit the app directory; hot reload picks the change up.")
     : el.origin !== "app"
       ? h("span", { class: "muted small" }, "Read-only: not an element of this app (override it in the app directory to change it).")
       : null;
-  saveBtn.disabled = true;
+  saveBtn.disabled = !(isNew && writable);
   if (!writable) saveBtn.title = feats.writeElements ? "not an element of this app" : "PUT /api/elements is not on this host yet";
 
   clear(
@@ -348,7 +478,7 @@ async function renderElement(detail: HTMLElement, fullName: string): Promise<voi
       h("div", null, h("h2", { "data-testid": "element-name" }, el.fullName), h("div", { class: "muted" }, el.title ?? "", el.type ? [" · type ", h("a", { href: `#/elements/${encodeURIComponent(el.type)}` }, el.type)] : "")),
       h("div", { class: "badges" }, originBadges(el)),
     ),
-    h("div", { class: "toolbar" }, saveBtn, reload, status, writeNote),
+    h("div", { class: "toolbar" }, saveBtn, isNew ? h("span", { class: "badge origin-inherited" }, "new, not saved yet") : reload, writable && !isNew ? deleteBtn : null, status, writeNote),
     staleNote,
     problemsBox,
     tabs,

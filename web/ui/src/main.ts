@@ -123,13 +123,17 @@ async function route(): Promise<void> {
   const hash = location.hash.replace(/^#\/?/, "");
   const [page, ...rest] = hash.split("/");
   const arg = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
-  for (const [k, a] of navLinks) a.classList.toggle("active", k === (page || "elements"));
+  for (const [k, a] of navLinks) a.classList.toggle("active", k === (page === "new-element" ? "elements" : page || "elements"));
   try {
     switch (page) {
       case "":
       case "elements":
         document.title = arg ? `${arg} · Trellis` : "Elements · Trellis";
         await elementsPage(main, arg);
+        break;
+      case "new-element":
+        document.title = "New element · Trellis";
+        await elementsPage(main, undefined, true);
         break;
       case "events":
         if (rest[0] === "requests" && rest[1]) {
