@@ -66,7 +66,7 @@ func TestBrowser(t *testing.T) {
 	for _, name := range scenarios {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, "node", filepath.Join(uiDir, "tests", name+".mjs"), base, token, shots)
 			cmd.Dir = uiDir

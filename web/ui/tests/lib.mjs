@@ -35,7 +35,7 @@ export async function api(method, p, body) {
   return data;
 }
 
-export async function eventually(fn, what, timeoutMs = 15000) {
+export async function eventually(fn, what, timeoutMs = 30000) {
   const end = Date.now() + timeoutMs;
   let last;
   while (Date.now() < end) {
@@ -71,7 +71,8 @@ export async function run(name, scenario) {
     ],
   });
   const page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.setDefaultTimeout(15000);
+  // Generous: CI runs this beside the whole suite under -race on two cores.
+  page.setDefaultTimeout(30000);
   const problems = [];
   const allowed = [];
   page.on("pageerror", (e) => problems.push("page error: " + e.message));
