@@ -504,7 +504,10 @@ function testRunPanel(
       : typeof r.handler === "string"
         ? [r.handler]
         : [];
-  const fn = h("select", { name: "function", "aria-label": "function" }, fns.map((f) => h("option", { value: f }, f)));
+  // A list to pick from when the definition names the functions; any exported name may be typed.
+  const listId = `fns-${el.fullName.replace(/\W/g, "-")}`;
+  const fn = h("input", { name: "function", "aria-label": "function", list: listId, value: fns[0] ?? "", placeholder: "exported function", size: 18 });
+  const fnList = h("datalist", { id: listId }, fns.map((f) => h("option", { value: f })));
   const what = el.fullName.startsWith("events.") ? "sample event kwargs" : el.fullName.startsWith("tasks.") ? "argDict" : "argument: an object, or an array of positional arguments";
   const args = h("textarea", { name: "args", rows: 3, spellcheck: "false", "aria-label": "arguments (JSON)" }, "{}");
   const out = h("div", { class: "run-output", "data-testid": "run-output" });
@@ -542,7 +545,7 @@ function testRunPanel(
     { class: `panel test-run${available ? "" : " disabled"}`, open: canRun },
     h("summary", null, "Test run", available ? h("span", { class: "muted small" }, " — runs the draft in the editor without saving it; writes no log rows (calls it makes are real)") : h("span", { class: "muted small" }, " — not on this host yet (POST /api/elements/{fullName}/run answers 404)")),
     canRun
-      ? h("div", { class: "run-form" }, h("div", { class: "toolbar" }, h("label", null, "function ", fn), run), h("label", null, `${what} (JSON) `, args), out)
+      ? h("div", { class: "run-form" }, h("div", { class: "toolbar" }, h("label", null, "function ", fn, fnList), run), h("label", null, `${what} (JSON) `, args), out)
       : h("p", { class: "muted small" }, available ? "Only instances (services, listeners, task templates) run." : "A test run executes the draft in the editor without saving it. This host does not offer it yet."),
   );
 }

@@ -1,6 +1,8 @@
 // The element tree by kind with layer and origin badges; opening an element shows its e.json
 // and JavaScript in CodeMirror.
-import { check, login, run } from "./lib.mjs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { api, appDir, check, eventually, login, run } from "./lib.mjs";
 
 await run("elements", async ({ page, shot }) => {
   await login(page);
@@ -35,4 +37,25 @@ await run("elements", async ({ page, shot }) => {
   await ej.waitFor();
   check((await ej.innerText()).includes('"functionList"'), "e.json in CodeMirror");
   await shot("e-json");
+
+  // An app element that replaces a built-in is marked as overriding it (reference.md §1.7).
+  check(appDir, "TRELLIS_UI_APP_DIR");
+  const dir = path.join(appDir, "services/TaskSvc");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "e.json"), '{"title": "Task service, wrapped", "type": "services.NormalType"}\n');
+  writeFileSync(path.join(dir, "index.js"), 'const builtin = app.getBuiltin("services.TaskSvc");\nexports.getTaskTmplList = function (q) { return builtin.getTaskTmplList(q || ""); };\n');
+  try {
+    await eventually(async () => (await api("GET", "/api/elements")).some((e) => e.fullName === "services.TaskSvc" && e.origin === "app"), "the override to load");
+    // Opening it re-reads the element list (a reload would ask for the token on a host
+    // without sessions).
+    await page.evaluate(() => (location.hash = "#/elements/services.TaskSvc"));
+    const over = page.locator('a[data-element="services.TaskSvc"]');
+    await over.waitFor();
+    const badges = await over.locator(".badge").allInnerTexts();
+    check(badges.join(",") === "instance,own,overrides built-in", `override badges: ${badges}`);
+    await shot("override");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await eventually(async () => (await api("GET", "/api/elements")).some((e) => e.fullName === "services.TaskSvc" && e.origin === "builtin"), "the built-in back");
 });

@@ -55,7 +55,7 @@ await run("save", async ({ page, shot }) => {
 
   // A test run of the draft.
   if (canRun) {
-    await page.locator(".test-run select[name=function]").selectOption("hello");
+    await page.locator(".test-run input[name=function]").fill("hello");
     await page.locator(".test-run textarea[name=args]").fill('{"name": "Ada"}');
     await page.locator("button[data-action=run]").click();
     await page.locator("[data-testid=run-output]", { hasText: "Hello, Ada!" }).waitFor();
