@@ -44,8 +44,9 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
     ["", "waiting", "running", "success", "fail"].map((s) => h("option", { value: s }, s || "any status")),
   );
   status.value = filters.status;
-  const start = h("input", { type: "datetime-local", name: "start", step: "1", value: filters.start });
-  const end = h("input", { type: "datetime-local", name: "end", step: "1", value: filters.end });
+  const tzNote = `in your browser's time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}); the log shows times in the app's`;
+  const start = h("input", { type: "datetime-local", name: "start", step: "1", value: filters.start, title: tzNote });
+  const end = h("input", { type: "datetime-local", name: "end", step: "1", value: filters.end, title: tzNote });
 
   const load = async () => {
     filters.fullName = fullName.value.trim();
@@ -111,7 +112,7 @@ function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void
     h(
       "table",
       { class: "grid log" },
-      h("thead", null, h("tr", null, ["created", "kind", "element", "sender", "status", "attempt", "duration", "host", "request"].map((c) => h("th", null, c)))),
+      h("thead", null, h("tr", null, ["created (app time)", "kind", "element", "sender", "status", "attempt", "duration", "host", "request"].map((c) => h("th", null, c)))),
       h(
         "tbody",
         null,
@@ -227,11 +228,32 @@ export async function requestPage(root: HTMLElement, requestId: string): Promise
     ),
   );
   const feats = await features().catch(() => ({ replay: false }) as { replay: boolean });
+  let timer: number | undefined;
   const load = async () => {
+    window.clearTimeout(timer);
     try {
       const rows = await get<LogRow[] | Page<LogRow>>(`/api/events/requests/${encodeURIComponent(requestId)}`);
       const list = Array.isArray(rows) ? rows : rows.rowDatas;
-      clear(body, h("p", { class: "muted small" }, `${list.length} node${list.length === 1 ? "" : "s"}`), h("ul", { class: "tree-nodes" }, buildTree(list).map((n) => nodeView(n, load, feats.replay))));
+      const busy = list.filter((r) => r.status === "waiting" || r.status === "running").length;
+      clear(
+        body,
+        h(
+          "p",
+          { class: "muted small" },
+          `${list.length} node${list.length === 1 ? "" : "s"}`,
+          busy ? ` · ${busy} waiting or running: refreshing every 2 s` : "",
+        ),
+        h("ul", { class: "tree-nodes" }, buildTree(list).map((n) => nodeView(n, load, feats.replay))),
+      );
+      // Follow the request while some of it is in flight, as long as this page is shown.
+      // A refresh redraws the tree, so it waits while the user types in it (a callback body).
+      const poll = () => {
+        if (!body.isConnected) return;
+        const typing = document.activeElement instanceof HTMLTextAreaElement && body.contains(document.activeElement);
+        if (typing) timer = window.setTimeout(poll, 2000);
+        else void load();
+      };
+      if (busy) timer = window.setTimeout(poll, 2000);
     } catch (e) {
       clear(body, errorBox(e));
     }
@@ -340,6 +362,38 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
     },
     "Attempts",
   );
+  // A node waiting for its callback can be completed from here (POST /api/nodes/{id}/callback).
+  const callback =
+    r.stage === "awaitingCallback"
+      ? (() => {
+          const body = h("textarea", { name: "callback", rows: 2, spellcheck: "false", "aria-label": "callback body (JSON)" }, "{}");
+          const send = h("button", { class: "primary", "data-action": "callback" }, "Send callback");
+          send.onclick = async () => {
+            let v: unknown;
+            try {
+              v = JSON.parse(body.value || "null");
+            } catch (e) {
+              msg.textContent = "callback body: " + (e as Error).message;
+              return;
+            }
+            try {
+              const res = await post<{ status: string }>(`/api/nodes/${encodeURIComponent(r.nodeId)}/callback`, v);
+              msg.textContent = `callback sent: ${res.status}`;
+              window.setTimeout(() => void reload(), 300);
+            } catch (e) {
+              msg.textContent = e instanceof Error ? e.message : String(e);
+            }
+          };
+          return h(
+            "div",
+            { class: "callback-form" },
+            h("h4", null, "callback"),
+            h("p", { class: "muted small" }, 'The body is the node\'s result; {"error": "…"} fails it.'),
+            body,
+            send,
+          );
+        })()
+      : null;
   const logs = (r.logs ?? []).map((l) => h("div", { class: `log-line level-${l.level}` }, h("span", { class: "muted" }, l.time.replace(/^.*T/, "").replace(/Z$/, "")), " ", h("b", null, l.level), " ", l.message));
   return h(
     "li",
@@ -382,6 +436,7 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
         r.error ? h("div", { class: "error-box" }, h("b", null, r.error.code), ": ", r.error.message, r.error.stack ? pre(r.error.stack, "stack") : null) : null,
         h("h4", null, "console"),
         logs.length ? h("div", { class: "console" }, logs) : h("p", { class: "muted small" }, "no output"),
+        callback,
         h("div", { class: "toolbar" }, resend, replayBtn, attempts, msg),
         extra,
       ),
