@@ -43,12 +43,26 @@ function kindOf(fullName: string): string {
 // The open editors of the element on screen.
 let openEditors: CodeEditor[] = [];
 
+// The page's layout is kept while moving between elements, and the tree (read again each time:
+// hot reload may have changed the app) keeps its scroll position and filter.
+let layout: { split: HTMLElement; tree: HTMLElement; detail: HTMLElement; list: ElementSummary[] | null } | null = null;
+let currentName: string | undefined;
+
 export async function elementsPage(root: HTMLElement, fullName: string | undefined, newElement = false): Promise<void> {
-  const tree = h("nav", { class: "tree", "aria-label": "Elements" });
-  const detail = h("section", { class: "detail" });
-  clear(root, h("div", { class: "split" }, tree, detail));
-  const list = await renderTree(tree, fullName);
-  if (newElement) await renderNew(detail, list ?? []);
+  currentName = fullName;
+  let l = layout;
+  if (!l || !root.contains(l.split)) {
+    const tree = h("nav", { class: "tree", "aria-label": "Elements" });
+    const detail = h("section", { class: "detail" });
+    const split = h("div", { class: "split" }, tree, detail);
+    clear(root, split);
+    l = layout = { split, tree, detail, list: null };
+  }
+  const scroll = l.tree.scrollTop;
+  l.list = await renderTree(l.tree);
+  l.tree.scrollTop = scroll;
+  const detail = l.detail;
+  if (newElement) await renderNew(detail, l.list ?? []);
   else if (fullName) await renderElement(detail, fullName);
   else
     clear(
@@ -60,7 +74,7 @@ export async function elementsPage(root: HTMLElement, fullName: string | undefin
 let showBuiltins = false;
 let filterText = "";
 
-async function renderTree(tree: HTMLElement, current?: string): Promise<ElementSummary[] | null> {
+async function renderTree(tree: HTMLElement): Promise<ElementSummary[] | null> {
   let list: ElementSummary[];
   try {
     list = await get<ElementSummary[]>("/api/elements");
@@ -92,7 +106,7 @@ async function renderTree(tree: HTMLElement, current?: string): Promise<ElementS
     const groups = new Map<string, ElementSummary[]>();
     for (const k of [...KINDS, "other"]) groups.set(k, []);
     for (const el of list) {
-      if (!showBuiltins && el.origin === "builtin" && el.fullName !== current) continue;
+      if (!showBuiltins && el.origin === "builtin" && el.fullName !== currentName) continue;
       if (f && !el.fullName.toLowerCase().includes(f) && !(el.title ?? "").toLowerCase().includes(f)) continue;
       groups.get(kindOf(el.fullName))!.push(el);
     }
@@ -113,7 +127,7 @@ async function renderTree(tree: HTMLElement, current?: string): Promise<ElementS
                 els.map((el) =>
                   h(
                     "li",
-                    { class: el.fullName === current ? "current" : "" },
+                    { class: el.fullName === currentName ? "current" : "" },
                     h(
                       "a",
                       { href: `#/elements/${encodeURIComponent(el.fullName)}`, title: el.title, "data-element": el.fullName },

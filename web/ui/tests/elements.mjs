@@ -38,6 +38,17 @@ await run("elements", async ({ page, shot }) => {
   check((await ej.innerText()).includes('"functionList"'), "e.json in CodeMirror");
   await shot("e-json");
 
+  // Moving between elements keeps the tree where it was scrolled to.
+  await page.setViewportSize({ width: 1360, height: 560 });
+  await page.locator("nav.tree").evaluate((t) => (t.scrollTop = t.scrollHeight));
+  const scrolled = await page.locator("nav.tree").evaluate((t) => t.scrollTop);
+  check(scrolled > 0, "the tree with built-ins scrolls");
+  await page.locator('a[data-element="signals.AuditTrail"]').click();
+  await page.locator("[data-testid=element-name]", { hasText: "signals.AuditTrail" }).waitFor();
+  const after = await page.locator("nav.tree").evaluate((t) => t.scrollTop);
+  check(Math.abs(after - scrolled) < 2, `tree scroll kept: ${scrolled} → ${after}`);
+  await page.setViewportSize({ width: 1360, height: 820 });
+
   // An app element that replaces a built-in is marked as overriding it (reference.md §1.7).
   check(appDir, "TRELLIS_UI_APP_DIR");
   const dir = path.join(appDir, "services/TaskSvc");
