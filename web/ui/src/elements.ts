@@ -3,7 +3,8 @@
 // PUT /api/elements/{fullName} and POST /api/elements/{fullName}/run when the host has them.
 
 import { ApiError, api, get, withQuery } from "./api";
-import { CodeEditor, type Marker } from "./code";
+// CodeMirror loads with the first element opened, not with the login page.
+import type { CodeEditor, Marker } from "./code";
 import { badge, clear, errorBox, h, json, pre } from "./dom";
 import { features } from "./features";
 import type { ElementDetail, ElementSummary, LogEntry, Problem } from "./types";
@@ -308,7 +309,10 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
       clear(detail, h("h2", null, fullName), errorBox(e));
       return;
     }
-  const feats = await features().catch(() => ({ writeElements: false, testRun: false, replay: false, openapi: false }));
+  const [feats, { CodeEditor }] = await Promise.all([
+    features().catch(() => ({ writeElements: false, testRun: false, replay: false, openapi: false })),
+    import("./code"),
+  ]);
   const writable = feats.writeElements && el.origin === "app";
   let version = el.version;
 

@@ -3,7 +3,6 @@
 
 import "./style.css";
 import { authMode, login, logout, onUnauthorized, resume } from "./api";
-import { analyticsPage } from "./analytics";
 import { clear, errorBox, h } from "./dom";
 import { elementsPage } from "./elements";
 import { eventsPage, requestPage } from "./events";
@@ -150,7 +149,8 @@ async function route(): Promise<void> {
         break;
       case "analytics":
         document.title = "Analytics · Trellis";
-        await analyticsPage(main);
+        // uPlot loads with the analytics page.
+        await (await import("./analytics")).analyticsPage(main);
         break;
       default:
         clear(main, h("div", { class: "page" }, h("h2", null, "Not found"), h("p", null, "No page ", hash, ". ", h("a", { href: "#/elements" }, "Elements"))));
