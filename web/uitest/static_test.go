@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,6 +61,25 @@ func TestStaticServing(t *testing.T) {
 		}
 		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || !strings.Contains(cc, "max-age=31536000") {
 			t.Errorf("GET %s Cache-Control = %q, want a long immutable cache", m[1], cc)
+		}
+	}
+
+	// Every file of the build (lazily loaded chunks too) is served with its type and cache.
+	webDir, _ := repoRoot()
+	built, err := filepath.Glob(filepath.Join(webDir, "ui", "dist", "assets", "*"))
+	if err != nil || len(built) < 2 {
+		t.Fatalf("web/ui/dist/assets: %v %v", built, err)
+	}
+	for _, f := range built {
+		p := "/assets/" + filepath.Base(f)
+		resp, _ := get("GET", p)
+		ext := filepath.Ext(f)
+		want := map[string]string{".js": "text/javascript", ".css": "text/css"}[ext]
+		if resp.StatusCode != 200 || (want != "" && !strings.HasPrefix(resp.Header.Get("Content-Type"), want)) {
+			t.Errorf("GET %s: %d %q", p, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("GET %s Cache-Control = %q", p, resp.Header.Get("Cache-Control"))
 		}
 	}
 
