@@ -258,12 +258,8 @@ func (h *Host) ElementVersion(fullName string) (string, bool) {
 // hot reload on, the new version is current when it returns. version is the version the editor
 // started from ("" = create only, unless force). It answers {fullName, version, created, current}.
 func (h *Host) SaveElement(ctx context.Context, fullName, definition string, files map[string]string, version string, force bool) (map[string]any, error) {
-	req := struct {
-		FullName, Version string
-		Draft             Draft
-		Force             bool
-	}{fullName, version, Draft{Definition: definition, Files: files}, force}
-	dir, err := h.draftTarget(req.FullName, req.Draft)
+	d := Draft{Definition: definition, Files: files}
+	dir, err := h.draftTarget(fullName, d)
 	if err != nil {
 		return nil, err
 	}
@@ -271,23 +267,23 @@ func (h *Host) SaveElement(ctx context.Context, fullName, definition string, fil
 	defer h.editMu.Unlock()
 	cur, exists, err := readElement(dir)
 	if err != nil {
-		return nil, fmt.Errorf("host: read %s: %w", req.FullName, err)
+		return nil, fmt.Errorf("host: read %s: %w", fullName, err)
 	}
-	if err := checkVersion(req.FullName, cur, exists, req.Version, req.Force, true); err != nil {
+	if err := checkVersion(fullName, cur, exists, version, force, true); err != nil {
 		return nil, err
 	}
-	if _, err := h.overlay(req.FullName, &req.Draft); err != nil {
+	if _, err := h.overlay(fullName, &d); err != nil {
 		return nil, err
 	}
-	all := draftFiles(req.Draft)
+	all := draftFiles(d)
 	if err := writeElementDir(dir, all); err != nil {
-		return nil, fmt.Errorf("host: write %s: %w", req.FullName, err)
+		return nil, fmt.Errorf("host: write %s: %w", fullName, err)
 	}
 	current := h.reloadNow(ctx)
-	if el := h.Snapshot().Elements[req.FullName]; current && (el == nil || el.Origin != registry.OriginApp || !sameFiles(el.Files, all)) {
+	if el := h.Snapshot().Elements[fullName]; current && (el == nil || el.Origin != registry.OriginApp || !sameFiles(el.Files, all)) {
 		current = false // a reload raced with another change: say so rather than claim it runs
 	}
-	return map[string]any{"fullName": req.FullName, "version": VersionOf(all), "created": !exists, "current": current}, nil
+	return map[string]any{"fullName": fullName, "version": VersionOf(all), "created": !exists, "current": current}, nil
 }
 
 // DeleteElement removes an app element's directory. Deleting an app element that overrides a
