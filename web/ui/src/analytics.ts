@@ -50,6 +50,9 @@ export async function analyticsPage(root: HTMLElement): Promise<void> {
     h("label", null, "Range ", rangeSel),
     h("label", null, "Element ", el),
     h("button", { type: "submit", class: "primary" }, "Show"),
+    element
+      ? h("button", { type: "button", onClick: () => { element = ""; void analyticsPage(root); } }, "All elements")
+      : null,
   );
   clear(root, h("div", { class: "page" }, h("h2", null, "Analytics"), form, body));
 
@@ -71,7 +74,10 @@ export async function analyticsPage(root: HTMLElement): Promise<void> {
     clear(
       body,
       h("div", { class: "cols" }, h("section", null, h("h3", null, "Nodes per ", r.bucket, " (total and failed)"), counts), h("section", null, h("h3", null, "p95 duration (ms)"), p95)),
-      summaryTable(sum),
+      summaryTable(sum, (name) => {
+        element = name;
+        void analyticsPage(root);
+      }),
     );
     const width = Math.max(320, Math.floor(counts.clientWidth || 480));
     charts.push(
@@ -107,7 +113,7 @@ export async function analyticsPage(root: HTMLElement): Promise<void> {
   }
 }
 
-function summaryTable(sum: Summary): HTMLElement {
+function summaryTable(sum: Summary, chart: (fullName: string) => void): HTMLElement {
   if (!sum.elements.length) return h("p", { class: "empty" }, `No nodes between ${sum.start} and ${sum.end}.`);
   return h(
     "section",
@@ -124,7 +130,15 @@ function summaryTable(sum: Summary): HTMLElement {
           h(
             "tr",
             null,
-            h("td", null, h("a", { href: `#/elements/${encodeURIComponent(e.fullName)}` }, e.fullName)),
+            h(
+              "td",
+              null,
+              h("a", { href: `#/elements/${encodeURIComponent(e.fullName)}` }, e.fullName),
+              " ",
+              e.fullName === element
+                ? h("span", { class: "badge" }, "charted")
+                : h("button", { class: "link", "data-chart-element": e.fullName, title: "chart only this element", onClick: () => chart(e.fullName) }, "chart"),
+            ),
             h("td", { class: "num" }, e.total),
             h("td", { class: "small" }, Object.entries(e.byStatus).map(([k, v]) => `${k} ${v}`).join(" · ")),
             h("td", { class: "num" }, `${(e.failureRate * 100).toFixed(1)} %`),

@@ -16,4 +16,11 @@ await run("analytics", async ({ page, shot }) => {
   const legend = await page.locator(".chart[data-chart=counts] .u-legend").innerText();
   check(/total/.test(legend) && /failed/.test(legend), "legend names the series");
   await shot("charts");
+
+  // One element's charts, from its row.
+  await page.locator('button[data-chart-element="services.GreetingSvc"]').click();
+  await page.waitForFunction(() => document.querySelector("input[aria-label=element]")?.value === "services.GreetingSvc");
+  await page.locator(".chart[data-chart=counts] canvas").waitFor();
+  await page.locator("table.summary .badge", { hasText: "charted" }).waitFor();
+  check((await page.locator("table.summary tbody tr").count()) === 1, "the summary of that element only");
 });
