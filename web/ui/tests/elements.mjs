@@ -1,6 +1,6 @@
 // The element tree by kind with layer and origin badges; opening an element shows its e.json
 // and JavaScript in CodeMirror.
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { api, appDir, check, eventually, login, run } from "./lib.mjs";
 
@@ -69,4 +69,32 @@ await run("elements", async ({ page, shot }) => {
     rmSync(dir, { recursive: true, force: true });
   }
   await eventually(async () => (await api("GET", "/api/elements")).some((e) => e.fullName === "services.TaskSvc" && e.origin === "builtin"), "the built-in back");
+
+  // An app this one extends: its elements are inherited, and the app's own GreetingSvc
+  // overrides the parent's (reference.md §1.7).
+  const parent = path.join(appDir, "..", "uitest-parent");
+  for (const name of ["ParentSvc", "GreetingSvc"]) {
+    mkdirSync(path.join(parent, "services", name), { recursive: true });
+    writeFileSync(path.join(parent, "services", name, "e.json"), `{"title": "${name} of the parent", "type": "services.NormalType", "functionList": [{"name": "hi"}]}\n`);
+    writeFileSync(path.join(parent, "services", name, "index.js"), 'exports.hi = function () { return "hi"; };\n');
+  }
+  writeFileSync(path.join(parent, "app.json"), '{"name": "parent"}\n');
+  const appJSON = path.join(appDir, "app.json");
+  const original = readFileSync(appJSON, "utf8");
+  writeFileSync(appJSON, JSON.stringify({ ...JSON.parse(original), extends: ["../uitest-parent"] }, null, 2) + "\n");
+  try {
+    await eventually(async () => (await api("GET", "/api/elements")).some((e) => e.fullName === "services.ParentSvc" && e.origin === "parent"), "the parent's elements");
+    await page.evaluate(() => (location.hash = "#/elements/services.ParentSvc"));
+    const inherited = page.locator('a[data-element="services.ParentSvc"]');
+    await inherited.waitFor();
+    check((await inherited.locator(".badge").allInnerTexts()).join(",") === "instance,inherited", "inherited badges");
+    const own = await page.locator('a[data-element="services.GreetingSvc"] .badge').allInnerTexts();
+    check(own.join(",") === "instance,own,overrides inherited", `the app's override of the parent's: ${own}`);
+    await page.getByText(/Read-only: not an element of this app/).waitFor();
+    await shot("inherited");
+  } finally {
+    writeFileSync(appJSON, original);
+  }
+  await eventually(async () => (await api("GET", "/api/elements")).every((e) => e.origin !== "parent"), "the app without its parent");
+  rmSync(parent, { recursive: true, force: true });
 });
