@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/appdir"
 	"github.com/trellis-run/trellis/host/isolate"
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/registry"
@@ -27,12 +28,12 @@ import (
 // listing every one; a run that fails is not an error: it answers {result, logs, error,
 // durationMs} with the error's code, message and JS stack (at the draft's file:line).
 func (h *Host) RunDraft(ctx context.Context, fullName, definition string, files map[string]string, fn string, args any) (map[string]any, error) {
-	snap, el, err := h.draftSnapshot(fullName, Draft{Definition: definition, Files: files})
+	snap, el, err := h.draftSnapshot(fullName, appdir.Draft{Definition: definition, Files: files})
 	if err != nil {
 		return nil, err
 	}
 	if fn == "" {
-		return nil, fmt.Errorf("%w: function is required: the name of a function %s exports (%s)", ErrBadDraft, fullName, listOrNone(el.Exports))
+		return nil, fmt.Errorf("%w: function is required: the name of a function %s exports (%s)", appdir.ErrBadDraft, fullName, listOrNone(el.Exports))
 	}
 	call := jsvm.Call{Element: fullName, Function: fn, RequestID: vocab.NewID("req_"), NodeID: vocab.NewID("node_")}
 	if isModel(snap, el) {
@@ -61,7 +62,7 @@ func (h *Host) RunDraft(ctx context.Context, fullName, definition string, files 
 			call.Args = []any{map[string]any{}}
 		}
 	default:
-		return nil, fmt.Errorf("%w: args must be an array of arguments or an object (kwargs of a sample event, a task's argDict), got %s", ErrBadDraft, vocab.Describe(args))
+		return nil, fmt.Errorf("%w: args must be an array of arguments or an object (kwargs of a sample event, a task's argDict), got %s", appdir.ErrBadDraft, vocab.Describe(args))
 	}
 	return h.runOnDraft(ctx, snap, call)
 }
@@ -83,7 +84,7 @@ func (h *Host) ReplayNode(ctx context.Context, nodeID, definition string, files 
 		return nil, fmt.Errorf("%w: no node %q in the execution log", ErrNotFound, nodeID)
 	}
 	last := rows[len(rows)-1]
-	snap, el, err := h.draftSnapshot(last.FullName, Draft{Definition: definition, Files: files})
+	snap, el, err := h.draftSnapshot(last.FullName, appdir.Draft{Definition: definition, Files: files})
 	if err != nil {
 		return nil, err
 	}
@@ -133,17 +134,14 @@ func (h *Host) ReplayNode(ctx context.Context, nodeID, definition string, files 
 
 // draftSnapshot validates the app with the draft applied and returns it with the draft element,
 // which must be an instance (only instances run).
-func (h *Host) draftSnapshot(fullName string, d Draft) (*registry.Snapshot, *registry.Element, error) {
-	if _, err := h.draftTarget(fullName, d); err != nil {
-		return nil, nil, err
-	}
-	snap, err := h.overlay(fullName, &d)
+func (h *Host) draftSnapshot(fullName string, d appdir.Draft) (*registry.Snapshot, *registry.Element, error) {
+	snap, err := h.appDir().Overlay(fullName, d)
 	if err != nil {
 		return nil, nil, err
 	}
 	el := snap.Elements[fullName]
 	if el == nil || el.Layer != registry.LayerInstance {
-		return nil, nil, fmt.Errorf("%w: %s is not an instance: only instances (services, listeners, task templates, models) run", ErrBadDraft, fullName)
+		return nil, nil, fmt.Errorf("%w: %s is not an instance: only instances (services, listeners, task templates, models) run", appdir.ErrBadDraft, fullName)
 	}
 	return snap, el, nil
 }

@@ -101,19 +101,3 @@ func TestSavesAreCurrent(t *testing.T) {
 		require.EqualValues(t, i%10, out.Value, "save %d", i)
 	}
 }
-
-// TestDraftOverABigFile: a file over the registry's limit elsewhere in the app is the same
-// problem on the validation copy (which does not copy its content).
-func TestDraftOverABigFile(t *testing.T) {
-	t.Parallel()
-	dir := writeApp(t, map[string]string{"app.json": `{"name": "big"}`})
-	h, err := host.New(host.Config{AppDir: dir, Sandbox: host.SandboxInProcess}, backends.Open)
-	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "commons"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "commons/huge.json"), make([]byte, registry.MaxFileSize+1), 0o644))
-	_, err = h.SaveElement(context.Background(), "services.S", `{"title": "S", "type": "services.NormalType"}`, nil, "", false)
-	var ve *registry.ValidationError
-	require.True(t, errors.As(err, &ve), "%v", err)
-	require.Equal(t, "file_too_large", ve.Problems[0].Code, "%+v", ve.Problems)
-	require.Equal(t, "commons/huge.json", ve.Problems[0].File)
-}

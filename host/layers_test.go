@@ -27,11 +27,11 @@ var floors = []struct {
 		"host/bus/bustest", "logstore/logstoretest", "host/timers/timerstest", "host/models/modelstest"}},
 	// 2: the sandbox and the scheduler.
 	{false, []string{"host/jsvm", "host/jsvm/jsvmtest", "host/timers/recurring", "host/timers/recurring/coordtest"}},
-	// 3: backends, the log writer and the isolated executor.
+	// 3: backends, the log writer, the isolated executor, and editing the app directory.
 	{false, []string{"host/bus/localbus", "host/bus/redisbus", "host/bus/redisbus/redistest", "host/timers/localtimers",
 		"host/timers/redistimers", "host/timers/recurring/locallock", "host/timers/recurring/redislock",
 		"logstore/chstore", "logstore/localstore", "host/models/pgmodels", "host/models/sqlitemodels",
-		"logstore/writer", "host/isolate"}},
+		"logstore/writer", "host/isolate", "host/appdir"}},
 	// 4: what every runtime part uses: the row builder and webhook delivery.
 	{true, []string{"host/execlog", "host/webhook"}},
 	// 5: the runtime parts, which know nothing of each other: the host connects them.

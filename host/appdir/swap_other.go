@@ -1,5 +1,5 @@
 //go:build !linux
 
-package host
+package appdir
 
 func exchange(stage, dir string) error { return swapByTwoRenames(stage, dir) }
