@@ -7,6 +7,8 @@ import type { ElementDetail, Page, TaskRecord, TaskTemplate } from "./types";
 const PAGE_SIZE = 25;
 let page = 1;
 let statusFilter = "";
+let templateFilter = "";
+let templateNames: string[] = [];
 
 export async function tasksPage(root: HTMLElement): Promise<void> {
   const templatesBox = h("div");
@@ -26,6 +28,7 @@ export async function tasksPage(root: HTMLElement): Promise<void> {
   let templates: TaskTemplate[] = [];
   try {
     templates = await get<TaskTemplate[]>("/api/tasks/templates");
+    templateNames = templates.map((t) => t.fullName);
     clear(
       templatesBox,
       templates.length
@@ -130,9 +133,15 @@ async function records(box: HTMLElement): Promise<void> {
     ["", "waiting", "running", "success", "fail", "forcedEnd"].map((s) => h("option", { value: s }, s || "any status")),
   );
   status.value = statusFilter;
+  const tmpl = h(
+    "select",
+    { "aria-label": "template", name: "templateFilter", onChange: (ev: Event) => { templateFilter = (ev.target as HTMLSelectElement).value; page = 1; void records(box); } },
+    ["", ...templateNames].map((t) => h("option", { value: t }, t || "any template")),
+  );
+  tmpl.value = templateFilter;
   let res: Page<TaskRecord>;
   try {
-    res = await get<Page<TaskRecord>>("/api/tasks", { status: statusFilter, page, pageSize: PAGE_SIZE });
+    res = await get<Page<TaskRecord>>("/api/tasks", { fullName: templateFilter, status: statusFilter, page, pageSize: PAGE_SIZE });
   } catch (e) {
     clear(box, status, errorBox(e));
     return;
@@ -141,7 +150,7 @@ async function records(box: HTMLElement): Promise<void> {
   const detail = h("div");
   clear(
     box,
-    h("div", { class: "filters" }, h("label", null, "Status ", status), h("button", { onClick: () => void records(box) }, "Refresh")),
+    h("div", { class: "filters" }, h("label", null, "Template ", tmpl), h("label", null, "Status ", status), h("button", { onClick: () => void records(box) }, "Refresh")),
     res.rowDatas.length
       ? h(
           "table",

@@ -24,4 +24,12 @@ await run("tasks", async ({ page, shot }) => {
   await page.locator(`table.tasks tr[data-task="${taskId}"] [data-status=forcedEnd]`).waitFor();
   check(await page.locator(`table.tasks tr[data-task="${taskId}"] button[data-action=forcedEnd]`).isDisabled(), "a finished task cannot be force-ended again");
   await shot("forced-end");
+
+  // Filters: by template and status.
+  await page.locator("select[name=templateFilter]").selectOption("tasks.OrderDueReminder");
+  // Another template's records only: the task goes from the list.
+  await page.locator(`table.tasks tr[data-task="${taskId}"]`).waitFor({ state: "detached" });
+  await page.locator("select[name=templateFilter]").selectOption("tasks.DailyReport");
+  await page.locator("select[aria-label=status]").selectOption("forcedEnd");
+  await page.locator(`table.tasks tr[data-task="${taskId}"]`).waitFor();
 });
