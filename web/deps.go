@@ -31,6 +31,8 @@ type Deps struct {
 	Editor Editor
 	// Drafts runs drafts and replays; nil takes App when it is one too, else 503.
 	Drafts Drafts
+	// Listeners lists the event listeners; nil takes App when it is one too, else 503.
+	Listeners Listeners
 }
 
 // App is the loaded app and what /api/health reports of the host.
@@ -99,4 +101,10 @@ type Editor interface {
 type Drafts interface {
 	RunDraft(ctx context.Context, fullName, definition string, files map[string]string, fn string, args any) (map[string]any, error)
 	ReplayNode(ctx context.Context, nodeID, definition string, files map[string]string) (map[string]any, error)
+}
+
+// Listeners is the event listeners of the app version the host runs (GET /api/events/listeners),
+// as the engine reads them from the elements; their live lag comes from Events.EventLag.
+type Listeners interface {
+	EventListeners() []*engine.Listener
 }

@@ -21,6 +21,7 @@ func (s *Server) routeEvents(e *echo.Echo) {
 	e.GET("/api/events/nodes/:nodeId/attempts", s.nodeAttempts)
 	e.POST("/api/events/send", s.sendEvent)
 	e.POST("/api/events/resend", s.bulkResend)
+	e.GET("/api/events/listeners", s.eventListeners) // routes_listeners.go
 }
 
 // bulkResend resends every node a log query matches (query string as GET /api/events/logs;
