@@ -24,6 +24,7 @@ func (sc *scanner) reload(opts Options, last *Snapshot) *Snapshot {
 		return &next
 	}
 	pinned := map[string]bool{}
+	disk := map[string]*source{} // fullName → the broken source on disk a fallback replaced
 	var reported []Problem
 	for round := 0; ; round++ {
 		snap, tagged := c.evaluate(opts, last)
@@ -37,49 +38,56 @@ func (sc *scanner) reload(opts Options, last *Snapshot) *Snapshot {
 			all := append(reported, problemsOf(tagged)...)
 			sortProblems(all)
 			snap.Problems = dedupeProblems(all)
+			if len(disk) > 0 {
+				snap.disk = disk
+			}
 			return snap
 		}
 		for unit, ps := range broken {
 			pinned[unit] = true
 			reported = append(reported, ps...)
-			c.fallBack(unit, last)
+			if s := c.fallBack(unit, last); s != nil && !s.skip && s.origin == OriginApp {
+				disk[s.fullName] = s
+			}
 		}
 	}
 }
 
-// fallBack replaces a unit of the candidate by its version in last, or removes it.
-func (c *candidate) fallBack(unit string, last *Snapshot) {
+// fallBack replaces a unit of the candidate by its version in last, or removes it. It returns
+// the element source it took out (nil for commons, or when there was none).
+func (c *candidate) fallBack(unit string, last *Snapshot) *source {
 	if old, ok := last.units[unit]; ok && !old.skip {
 		for i, s := range c.sources {
 			if s.key == unit {
 				c.sources[i] = old
-				return
+				return s
 			}
 		}
 		// Deleted from disk but broken? Cannot happen: a deleted unit has no problems.
-		return
+		return nil
 	}
 	if old, ok := last.cunits[unit]; ok {
 		for i, f := range c.commons {
 			if f.key == unit {
 				c.commons[i] = old
-				return
+				return nil
 			}
 		}
-		return
+		return nil
 	}
 	for i, s := range c.sources {
 		if s.key == unit {
 			c.sources = append(c.sources[:i:i], c.sources[i+1:]...)
-			return
+			return s
 		}
 	}
 	for i, f := range c.commons {
 		if f.key == unit {
 			c.commons = append(c.commons[:i:i], c.commons[i+1:]...)
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // sameSnapshot reports whether next would tell a listener nothing new.

@@ -144,6 +144,7 @@ type Snapshot struct {
 	cunits  map[string]*commonsFile // commons key → file
 	apps    []*appInfo              // the app and the apps it extends, in resolution order
 	sorted  []*Element
+	disk    map[string]*source // fullName → its broken version on disk, where a reload fell back
 }
 
 // Sorted returns the elements ordered by fullName.
