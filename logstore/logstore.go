@@ -94,6 +94,8 @@ type Query struct {
 	Start, End time.Time
 	// Status of the latest state; "" = any.
 	Status string
+	// Stage of the latest state (StageDeadLettered…); "" = any.
+	Stage string
 	// Free filters: exact matches; Kwargs matches top-level kwargs fields by their JSON text
 	// value (strings unquoted: {"userId": "1"} matches kwargs {"userId": 1} and {"userId": "1"}).
 	Sender    string

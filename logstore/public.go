@@ -29,6 +29,9 @@ func QueryFromArgs(args map[string]any, loc *time.Location) (Query, error) {
 	if s, ok := args["status"].(string); ok {
 		q.Status = s
 	}
+	if s, ok := args["stage"].(string); ok {
+		q.Stage = s
+	}
 	if q.Page, err = wholeNumber(method, "page", args["page"], 1); err != nil {
 		return q, err
 	}

@@ -2,8 +2,18 @@ package logstore
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
+
+// stages are the stages a query may filter by (stages.go).
+var stages = []string{StageQueued, StageResent, StageBroadcast, StageRunning, StageDone, StageFailed,
+	StageRetryScheduled, StageRequeued, StageDeadLettered, StageAwaitingCallback, StageCallback,
+	StageCallbackFailed, StageCallbackTimeout, StageScheduled, StageForcedEnd, StageLag}
+
+// ValidStage reports whether s is one of the stages rows record.
+func ValidStage(s string) bool { return slices.Contains(stages, s) }
 
 // ValidStatus reports whether s is one of the four statuses.
 func ValidStatus(s string) bool {
@@ -58,6 +68,8 @@ func (q Query) Validate() error {
 		return fmt.Errorf("%w: pageSize must be 1 to %d, got %d", ErrInvalidQuery, MaxPageSize, q.PageSize)
 	case q.Status != "" && !ValidStatus(q.Status):
 		return fmt.Errorf("%w: status %q is not one of success, fail, running, waiting", ErrInvalidQuery, q.Status)
+	case q.Stage != "" && !ValidStage(q.Stage):
+		return fmt.Errorf("%w: stage %q is not one of %s", ErrInvalidQuery, q.Stage, strings.Join(stages, ", "))
 	case !q.Start.IsZero() && !q.End.IsZero() && !q.Start.Before(q.End):
 		return fmt.Errorf("%w: startTime %s is not before endTime %s", ErrInvalidQuery, q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339))
 	}

@@ -80,7 +80,10 @@ var logQueryParams = []apiParam{
 	{name: "fullName", description: "the handling element", schema: str()},
 	timeQuery("startTime", "nodes created at or after"),
 	timeQuery("endTime", "nodes created before"),
-	{name: "status", description: "latest status of the node", schema: map[string]any{"type": "string", "enum": []string{"queued", "running", "success", "fail", "deadLettered", "canceled"}}},
+	{name: "status", description: "latest status of the node", schema: map[string]any{"type": "string", "enum": []string{"waiting", "running", "success", "fail"}}},
+	{name: "stage", description: "stage of the latest state: deadLettered (the dead letters), retryScheduled, resent, awaitingCallback…", schema: map[string]any{"type": "string", "enum": []string{
+		"queued", "resent", "broadcast", "running", "done", "failed", "retryScheduled", "requeued", "deadLettered",
+		"awaitingCallback", "callback", "callbackFailed", "callbackTimeout", "scheduled", "forcedEnd"}}},
 	{name: "page", schema: integer()}, {name: "pageSize", description: "at most 1000", schema: integer()},
 	{name: "sender", schema: str()}, {name: "host", schema: str()}, {name: "errorCode", schema: str()},
 	{name: "kwargs.<field>", description: "a top-level kwargs field compared as JSON text (strings unquoted); any number of them", schema: str()},

@@ -38,8 +38,8 @@ func (s *Server) bulkResend(c echo.Context) error {
 	return c.JSON(http.StatusOK, res)
 }
 
-// eventLogs is getEventLog over HTTP, plus the console's free filters: sender, host, errorCode
-// and kwargs.<field>=<value>.
+// eventLogs is getEventLog over HTTP, plus the console's free filters: stage (of the latest
+// state: deadLettered finds the dead letters), sender, host, errorCode and kwargs.<field>=<value>.
 func (s *Server) eventLogs(c echo.Context) error {
 	q, err := s.logQuery(c)
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *Server) eventLogs(c echo.Context) error {
 func (s *Server) logQuery(c echo.Context) (logstore.Query, error) {
 	params := c.QueryParams()
 	args := map[string]any{}
-	for _, k := range []string{"fullName", "startTime", "endTime", "status"} {
+	for _, k := range []string{"fullName", "startTime", "endTime", "status", "stage"} {
 		if v := params.Get(k); v != "" {
 			args[k] = datetimeOrString(k, v)
 		}

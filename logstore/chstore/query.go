@@ -73,6 +73,9 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	if q.Status != "" {
 		filter("status", equals(q.Status))
 	}
+	if q.Stage != "" {
+		filter("stage", equals(q.Stage))
+	}
 	if q.Sender != "" {
 		filter("sender", equals(q.Sender))
 	}
@@ -87,13 +90,13 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	}
 	where := rangeConds(q.FullName, q.Start, q.End)
 	// Over every element the range holds many nodes; when the filters are selective (failures,
-	// an error code, free filters — not a status most nodes reach, such as success, nor waiting,
-	// which every node starts in), aggregating only nodes having a matching row is about twice
-	// as fast. Within one element the range is small and a second scan would only add cost.
+	// a stage but done, an error code, free filters — not a status most nodes reach, such as
+	// success, nor waiting, which every node starts in), aggregating only nodes having a
+	// matching row is about twice as fast. Within one element the range is small and a second scan would only add cost.
 	// The subquery names the shard-local table: in Distributed mode all states of a node live
 	// on one shard, so each shard narrows its own nodes (and a Distributed table inside IN on a
 	// Distributed table is refused by default).
-	if q.FullName == "" && (q.Status == logstore.StatusFail || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0) {
+	if q.FullName == "" && (q.Status == logstore.StatusFail || (q.Stage != "" && q.Stage != logstore.StageDone) || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0) {
 		where = append(where, fmt.Sprintf("%[1]s IN (SELECT %[1]s FROM %[2]s WHERE %[3]s)",
 			nodeKey, s.schema.qualified(s.schema.localLogName()), strings.Join(append(slices.Clone(where), rowConds...), " AND ")))
 	}

@@ -38,6 +38,11 @@ func where(q logstore.Query) (clause string, args []any, needsState bool) {
 	if q.Status != "" {
 		add("n.status = ?", statusCodes[q.Status])
 	}
+	if q.Stage != "" {
+		// nodes keeps no stage: it is the latest state's.
+		add("s.stage = ?", q.Stage)
+		needsState = true
+	}
 	if q.Sender != "" {
 		add("n.sender = ?", q.Sender)
 	}

@@ -85,6 +85,7 @@ func testBadQueries(t *testing.T, s *suite) {
 		{"negative pageSize", "pageSize", logstore.Query{FullName: fn, PageSize: -5}},
 		{"kwargs key", "kwargs", logstore.Query{FullName: fn, Kwargs: map[string]string{"a'b": "1"}}},
 		{"empty kwargs key", "kwargs", logstore.Query{FullName: fn, Kwargs: map[string]string{"": "1"}}},
+		{"unknown stage", "stage", logstore.Query{FullName: fn, Stage: "dead"}},
 	} {
 		p, err := e.st.Query(e.ctx, tc.q)
 		require.ErrorIs(t, err, logstore.ErrInvalidQuery, tc.name)

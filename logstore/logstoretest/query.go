@@ -230,3 +230,66 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		require.ElementsMatch(t, want, got, tc.name)
 	}
 }
+
+// testQueryStage: the stage filter applies to the latest state only (a dead-lettered node that
+// was resent is not dead-lettered any more), alone, with the status, and over every element.
+func testQueryStage(t *testing.T, s *suite) {
+	e := s.setup(t)
+	day := e.days(1)
+	fn, other := e.name("events.Stage"), e.name("events.StageOther")
+	req := e.name("req")
+	dead := func(fullName, id string, at time.Duration) []logstore.Row {
+		rows := finished(e.node(fullName, req, e.name(id), "", day.Add(at)), logstore.StatusFail, 10)
+		rows[2].Stage = logstore.StageDeadLettered
+		return rows
+	}
+	e.insert(dead(fn, "dead1", time.Minute)...)
+	e.insert(dead(fn, "dead2", 2*time.Minute)...)
+	e.insert(dead(other, "dead3", 3*time.Minute)...)
+	// Dead-lettered, then resent: its latest state is waiting · resent.
+	resent := dead(fn, "resent", 4*time.Minute)
+	again := state(resent[0], 3, logstore.StatusWaiting, time.Second)
+	again.Stage, again.Attempt = logstore.StageResent, 2
+	e.insert(append(resent, again)...)
+	// Failed and retried later: fail · retryScheduled is no dead letter.
+	retry := finished(e.node(fn, req, e.name("retry"), "", day.Add(5*time.Minute)), logstore.StatusFail, 10)
+	retry[2].Stage = logstore.StageRetryScheduled
+	e.insert(retry...)
+	// An earlier state was dead-lettered in name only: the filter reads the latest.
+	ok := finished(e.node(fn, req, e.name("ok"), "", day.Add(6*time.Minute)), logstore.StatusSuccess, 10)
+	ok[1].Stage = logstore.StageDeadLettered
+	ok[2].Stage = logstore.StageDone
+	e.insert(ok...)
+
+	ids := func(p logstore.Page) []string {
+		out := nodeIDs(p.RowDatas)
+		for i := range out {
+			out[i] = out[i][len(e.name("")):]
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    logstore.Query
+		want []string
+	}{
+		{"dead letters of one element", logstore.Query{FullName: fn, Stage: logstore.StageDeadLettered}, []string{"dead2", "dead1"}},
+		{"with the status", logstore.Query{FullName: fn, Status: logstore.StatusFail, Stage: logstore.StageDeadLettered}, []string{"dead2", "dead1"}},
+		{"status and stage disagree", logstore.Query{FullName: fn, Status: logstore.StatusSuccess, Stage: logstore.StageDeadLettered}, nil},
+		{"resent", logstore.Query{FullName: fn, Stage: logstore.StageResent}, []string{"resent"}},
+		{"retry scheduled", logstore.Query{FullName: fn, Stage: logstore.StageRetryScheduled}, []string{"retry"}},
+		{"done", logstore.Query{FullName: fn, Stage: logstore.StageDone}, []string{"ok"}},
+		{"every element", logstore.Query{Start: day, End: day.Add(24 * time.Hour), Stage: logstore.StageDeadLettered}, []string{"dead3", "dead2", "dead1"}},
+	} {
+		p := e.query(tc.q)
+		require.EqualValues(t, len(tc.want), p.TotalCount, tc.name)
+		if tc.want == nil {
+			require.Empty(t, p.RowDatas, tc.name)
+			continue
+		}
+		require.Equal(t, tc.want, ids(p), tc.name)
+		for _, r := range p.RowDatas {
+			require.Equal(t, tc.q.Stage, r.Stage, tc.name)
+		}
+	}
+}

@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) logstore.Store, f Features) {
 		{"QueryStatus", testQueryStatus},
 		{"QueryPaging", testQueryPaging},
 		{"QueryFreeFilters", testQueryFreeFilters},
+		{"QueryStage", testQueryStage},
 		{"ByRequest", testByRequest},
 		{"ByNode", testByNode},
 		{"Attempts", testAttempts},
