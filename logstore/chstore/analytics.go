@@ -18,11 +18,16 @@ import (
 // (duration << 3 | status code): one aggregate state per node instead of two, which makes the
 // per-node GROUP BY, the bulk of every analytics query, about a quarter cheaper.
 func (s *Store) latestNodes(fullName string, start, end time.Time) string {
+	return s.latestNodesWhere(strings.Join(rangeConds(fullName, start, end), " AND "))
+}
+
+// latestNodesWhere is latestNodes over the log rows matching where.
+func (s *Store) latestNodesWhere(where string) string {
 	return fmt.Sprintf("SELECT nk, fn, created, bitAnd(p, 7) AS st, bitShiftRight(p, 3) AS dur FROM ("+
 		"SELECT %[1]s AS nk, any(full_name) AS fn, any(%[5]s) AS created, "+
 		"argMax(bitOr(bitShiftLeft(toUInt64(greatest(duration_ms, 0)), 3), toUInt64(toInt8(status))), %[2]s) AS p "+
 		"FROM %[3]s WHERE %[4]s GROUP BY nk)",
-		nodeKey, versionExpr, s.schema.logTable(), strings.Join(rangeConds(fullName, start, end), " AND "), createdMSExpr)
+		nodeKey, versionExpr, s.schema.logTable(), where, createdMSExpr)
 }
 
 // finishedCond selects success and fail in latestNodes.
@@ -63,6 +68,23 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	}
 	sql := fmt.Sprintf("SELECT fn, %s, quantilesExactIf(0.5, 0.95, 0.99)(toFloat64(dur), %s) FROM (%s) GROUP BY fn ORDER BY fn",
 		statusCounts, finishedCond, s.latestNodes(q.FullName, q.Start, q.End))
+	if from, to := hourCeil(q.Start), hourFloor(q.End); s.useRollup(q.FullName, q.Start, q.End) && to > from {
+		plan, err := s.planHours(ctx, from, to)
+		if err != nil {
+			return nil, s.fail(ctx, "summary: rollup", err)
+		}
+		if len(plan.builds) > 0 {
+			// Whole hours from the rollup, the rest (partial hours at the edges, hours still
+			// being written) from the log as the same states, merged per element.
+			parts := []string{s.rollupSource("full_name AS fn, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", plan, q.FullName, from, to)}
+			if raw := rawRanges(plan, [2]time.Time{q.Start, time.Unix(from, 0)}, [2]time.Time{time.Unix(to, 0), q.End}); len(raw) > 0 {
+				parts = append(parts, fmt.Sprintf("SELECT fn, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY fn",
+					durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
+			}
+			sql = fmt.Sprintf("SELECT fn, sum(t), sum(w), sum(r), sum(sc), sum(f), arrayMap(x -> toFloat64(x), quantilesExactMerge(0.5, 0.95, 0.99)(d)) FROM (%s) GROUP BY fn ORDER BY fn",
+				strings.Join(parts, " UNION ALL "))
+		}
+	}
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, s.fail(ctx, "summary", err)
@@ -109,6 +131,23 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 	startMS, bucketMS, n := first.UnixMilli(), q.Bucket.Milliseconds(), int64(buckets)
 	sql := fmt.Sprintf("SELECT intDiv(created - %[1]d, %[2]d) AS bucket, %[3]s, quantileExactIf(0.95)(toFloat64(dur), %[4]s) FROM (%[5]s) GROUP BY bucket ORDER BY bucket",
 		startMS, bucketMS, statusCounts, finishedCond, s.latestNodes(q.FullName, first, end))
+	// Buckets of whole hours (aligned to the clock, so to hours) can be summed from the rollup.
+	if from, to := first.Unix(), end.Unix(); bucketMS%(hourSec*1000) == 0 && s.useRollup(q.FullName, first, end) {
+		plan, err := s.planHours(ctx, from, to)
+		if err != nil {
+			return nil, s.fail(ctx, "timeSeries: rollup", err)
+		}
+		if len(plan.builds) > 0 {
+			parts := []string{s.rollupSource(fmt.Sprintf("intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) AS bucket, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", startMS, bucketMS),
+				plan, q.FullName, from, to)}
+			if raw := rawRanges(plan); len(raw) > 0 {
+				parts = append(parts, fmt.Sprintf("SELECT intDiv(created - %d, %d) AS bucket, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY bucket",
+					startMS, bucketMS, durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
+			}
+			sql = fmt.Sprintf("SELECT bucket, sum(t), sum(w), sum(r), sum(sc), sum(f), toFloat64(quantilesExactMerge(0.5, 0.95, 0.99)(d)[2]) FROM (%s) GROUP BY bucket ORDER BY bucket",
+				strings.Join(parts, " UNION ALL "))
+		}
+	}
 	rows, err := s.conn.Query(ctx, sql)
 	if err != nil {
 		return nil, s.fail(ctx, "timeSeries", err)

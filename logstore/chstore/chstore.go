@@ -30,6 +30,10 @@ type Store struct {
 	schema schema
 	addr   string
 
+	// rollupMu serializes planning and building rollups, so concurrent charts do not build
+	// the same hours twice.
+	rollupMu sync.Mutex
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 	closeErr  error

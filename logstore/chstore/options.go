@@ -37,6 +37,14 @@ type Options struct {
 	ReadTimeout time.Duration
 	// MaxOpenConns caps connections to the server [8].
 	MaxOpenConns int
+	// RollupDelay is how long an hour of the log (by created_at) must have had no insert before
+	// Summary and TimeSeries read it from the hourly rollup instead of the log table [2m]:
+	// hours still being written are read from the log, so the rollup is not rebuilt on every
+	// query. Negative = at once (tests).
+	RollupDelay time.Duration
+	// NoRollup makes Summary and TimeSeries always read the log table, as before the rollup
+	// existed (the reference the rollup is tested against).
+	NoRollup bool
 }
 
 // WithDefaults fills the unset fields; dsnDatabase is the database named by the DSN.
@@ -64,6 +72,9 @@ func (o Options) WithDefaults(dsnDatabase string) Options {
 	}
 	if o.MaxOpenConns == 0 {
 		o.MaxOpenConns = 8
+	}
+	if o.RollupDelay == 0 {
+		o.RollupDelay = 2 * time.Minute
 	}
 	return o
 }

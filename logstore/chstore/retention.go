@@ -10,7 +10,8 @@ import (
 )
 
 // DropBefore drops the daily partitions (UTC days of CreatedAt) before day's date from the log
-// table, and the monthly partitions of the keys table wholly before it: retention without TTL
+// table and from the analytics tables (the hours counter and the rollup, partitioned alike), and
+// the monthly partitions of the keys table wholly before it: retention without TTL
 // (18.16 has none for this) and without rewriting data. Rows created on day itself stay.
 //
 // On a single server the partitions come from system.parts. With a Cluster they come from the
@@ -31,6 +32,8 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 	}{
 		{s.schema.localLogName(), s.schema.logTable(), "toYYYYMMDD(created_at)", month*100 + uint32(d.Day())},
 		{s.schema.localKeysName(), s.schema.keysTable(), "toYYYYMM(created_at)", month},
+		{s.schema.localHoursName(), s.schema.hoursTable(), "toYYYYMMDD(hour)", month*100 + uint32(d.Day())},
+		{s.schema.localRollupName(), s.schema.rollupTable(), "toYYYYMMDD(hour)", month*100 + uint32(d.Day())},
 	} {
 		var sql string
 		if s.schema.opts.Cluster == "" {

@@ -140,6 +140,22 @@ func (s schema) localKeysName() string {
 
 func (s schema) viewName() string { return s.opts.Table + "_keys_mv" }
 
+// The analytics rollup (rollup.go): Table+"_hours", filled by the view Table+"_hours_mv", counts
+// the rows inserted per hour of created_at; Table+"_rollup" holds per-element figures of whole
+// hours, built from the log by the queries themselves.
+func (s schema) localHoursName() string  { return s.localName(s.opts.Table + "_hours") }
+func (s schema) localRollupName() string { return s.localName(s.opts.Table + "_rollup") }
+func (s schema) hoursViewName() string   { return s.opts.Table + "_hours_mv" }
+func (s schema) hoursTable() string      { return s.qualified(s.opts.Table + "_hours") }
+func (s schema) rollupTable() string     { return s.qualified(s.opts.Table + "_rollup") }
+
+func (s schema) localName(table string) string {
+	if s.opts.Distributed {
+		return table + "_local"
+	}
+	return table
+}
+
 // logTable and keysTable are what inserts and queries use (Distributed tables in that mode).
 func (s schema) logTable() string  { return s.qualified(s.opts.Table) }
 func (s schema) keysTable() string { return s.qualified(s.opts.Table + "_keys") }
@@ -151,12 +167,16 @@ func (s schema) onCluster() string {
 	return " ON CLUSTER " + quoteIdent(s.opts.Cluster)
 }
 
-func (s schema) engine(table string) string {
+func (s schema) engine(table string) string { return s.engineOf("ReplacingMergeTree", table) }
+
+// engineOf is a MergeTree family engine (MergeTree, AggregatingMergeTree…), replicated if the
+// options say so.
+func (s schema) engineOf(kind, table string) string {
 	if s.opts.Replicated {
 		path := strings.TrimRight(s.opts.ZooKeeperPath, "/") + "/" + table
-		return fmt.Sprintf("ReplicatedReplacingMergeTree(%s, '{replica}')", quoteString(path))
+		return fmt.Sprintf("Replicated%s(%s, '{replica}')", kind, quoteString(path))
 	}
-	return "ReplacingMergeTree"
+	return kind
 }
 
 func (s schema) columnsDDL(cols []column) string {
@@ -223,6 +243,40 @@ func (s schema) viewsDDL() []string {
 				s.logTable(), on, s.qualified(localLog), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(localLog), s.opts.ShardingKey),
 			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, key_hash)",
 				s.keysTable(), on, s.qualified(localKeys), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(localKeys)),
+		)
+	}
+	return append(stmts, s.rollupDDL()...)
+}
+
+// rollupColumns are the rollup table's, in insert order: per (hour, element) of one build, the
+// counts of nodes by latest status and the exact-quantile state of finished nodes' durations
+// (milliseconds, capped at 2³²−1). A build's marker row (full_name ”) says the build is
+// complete; rows is the hour's insert count (from the hours table) the build was made at.
+const rollupColumns = "hour, rows, build, full_name, total, waiting, running, success, fail, durations"
+
+// durationsType is the rollup's duration state: quantilesExact keeps every value, so merged
+// states give exactly what quantileExact over the raw durations gives.
+const durationsType = "AggregateFunction(quantilesExact(0.5, 0.95, 0.99), UInt32)"
+
+// rollupDDL creates the hours counter, its view and the rollup table (and their Distributed
+// tables). Both are partitioned by UTC day like the log, so DropBefore drops them alike.
+func (s schema) rollupDDL() []string {
+	on := s.onCluster()
+	hours, rollup := s.localHoursName(), s.localRollupName()
+	stmts := []string{
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows AggregateFunction(count),\n    inserted AggregateFunction(max, DateTime)\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY hour",
+			s.qualified(hours), on, s.engineOf("AggregatingMergeTree", hours)),
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows UInt64,\n    build UInt64,\n    full_name String,\n    total UInt64,\n    waiting UInt64,\n    running UInt64,\n    success UInt64,\n    fail UInt64,\n    durations %s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY (hour, build, full_name)",
+			s.qualified(rollup), on, durationsType, s.engineOf("MergeTree", rollup)),
+		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM %s GROUP BY hour",
+			s.qualified(s.hoursViewName()), on, s.qualified(hours), s.qualified(s.localLogName())),
+	}
+	if s.opts.Distributed {
+		stmts = append(stmts,
+			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, rand())",
+				s.hoursTable(), on, s.qualified(hours), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(hours)),
+			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, rand())",
+				s.rollupTable(), on, s.qualified(rollup), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(rollup)),
 		)
 	}
 	return stmts

@@ -24,7 +24,7 @@ func TestDDLSingleServer1816(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Database: "logs"}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 4)
+	require.Len(t, ddl, 7)
 	all := strings.Join(ddl, "\n")
 	for _, banned := range []string{"ON CLUSTER", "LowCardinality", "CODEC", "DateTime64", "Map(", "TTL", "Distributed", "Replicated"} {
 		require.NotContains(t, all, banned)
@@ -42,6 +42,13 @@ func TestDDLSingleServer1816(t *testing.T) {
 	}
 	require.Equal(t, "`logs`.`exec_log`", s.logTable())
 	require.Equal(t, "`logs`.`exec_log_keys`", s.keysTable())
+	// The analytics rollup: the hours counter, the rollup table and the view filling the counter.
+	require.Contains(t, ddl[4], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log_hours` (")
+	require.Contains(t, ddl[4], "ENGINE = AggregatingMergeTree\nPARTITION BY toYYYYMMDD(hour)")
+	require.Contains(t, ddl[5], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log_rollup` (")
+	require.Contains(t, ddl[5], "durations "+durationsType)
+	require.Contains(t, ddl[5], "ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(hour)")
+	require.Equal(t, "CREATE MATERIALIZED VIEW IF NOT EXISTS `logs`.`exec_log_hours_mv` TO `logs`.`exec_log_hours` AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM `logs`.`exec_log` GROUP BY hour", ddl[6])
 }
 
 // Current servers get LowCardinality and codecs; the column check accepts either generation.
@@ -72,7 +79,7 @@ func TestDDLCluster(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Database: "logs", Table: "execs", Cluster: "prod", Distributed: true, Replicated: true}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 6)
+	require.Len(t, ddl, 11)
 	for _, stmt := range ddl {
 		require.Contains(t, stmt, " ON CLUSTER `prod`", stmt)
 	}
@@ -83,6 +90,13 @@ func TestDDLCluster(t *testing.T) {
 	require.Contains(t, ddl[3], "TO `logs`.`execs_keys_local` AS\nSELECT cityHash64(key) AS key_hash, full_name, created_at FROM `logs`.`execs_local`")
 	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs` ON CLUSTER `prod` AS `logs`.`execs_local`\nENGINE = Distributed(`prod`, `logs`, `execs_local`, cityHash64(request_id))", ddl[4])
 	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_keys` ON CLUSTER `prod` AS `logs`.`execs_keys_local`\nENGINE = Distributed(`prod`, `logs`, `execs_keys_local`, key_hash)", ddl[5])
+	require.Contains(t, ddl[6], "CREATE TABLE IF NOT EXISTS `logs`.`execs_hours_local` ON CLUSTER `prod` (")
+	require.Contains(t, ddl[6], "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/logs/execs_hours_local', '{replica}')")
+	require.Contains(t, ddl[7], "ReplicatedMergeTree('/clickhouse/tables/{shard}/logs/execs_rollup_local', '{replica}')")
+	require.Contains(t, ddl[8], "TO `logs`.`execs_hours_local` AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM `logs`.`execs_local`")
+	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_hours` ON CLUSTER `prod` AS `logs`.`execs_hours_local`\nENGINE = Distributed(`prod`, `logs`, `execs_hours_local`, rand())", ddl[9])
+	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_rollup` ON CLUSTER `prod` AS `logs`.`execs_rollup_local`\nENGINE = Distributed(`prod`, `logs`, `execs_rollup_local`, rand())", ddl[10])
+	require.Equal(t, "`logs`.`execs_rollup`", s.rollupTable())
 	require.Equal(t, "`logs`.`execs`", s.logTable())
 	require.Equal(t, "`logs`.`execs_keys`", s.keysTable())
 	require.Equal(t, "ALTER TABLE `logs`.`execs_local` ON CLUSTER `prod` DROP PARTITION 20300101", s.dropPartition(s.localLogName(), "20300101"))
@@ -95,7 +109,7 @@ func TestDDLClusterReplicasOnly(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Cluster: "replicas", Replicated: true, ZooKeeperPath: "/ch/{shard}/"}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 4)
+	require.Len(t, ddl, 7)
 	require.Contains(t, ddl[1], "`default`.`exec_log` ON CLUSTER `replicas`")
 	require.Contains(t, ddl[1], "ReplicatedReplacingMergeTree('/ch/{shard}/exec_log', '{replica}')")
 	require.Equal(t, "`default`.`exec_log`", s.logTable())
