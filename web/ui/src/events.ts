@@ -19,6 +19,13 @@ interface LogFilters {
 
 const filters: LogFilters = { fullName: "", status: "", start: "", end: "", page: 1 };
 
+// Live log: while the first page is shown, the tab is visible and the filters are not being
+// edited, the page asks for the same query again every LIVE_MS and redraws it; a node new to
+// the page, or whose status, stage or attempt changed, is marked for FRESH_MS.
+const LIVE_MS = 2000;
+const FRESH_MS = 10_000;
+let liveTimer: number | undefined;
+
 export function fmtDuration(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
   if (ms < 1000) return `${ms} ms`;
@@ -48,11 +55,18 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
   const start = h("input", { type: "datetime-local", name: "start", step: "1", value: filters.start, title: tzNote });
   const end = h("input", { type: "datetime-local", name: "end", step: "1", value: filters.end, title: tzNote });
 
-  const load = async () => {
-    filters.fullName = fullName.value.trim();
-    filters.status = status.value;
-    filters.start = start.value;
-    filters.end = end.value;
+  // What each node on the page looked like, and until when a changed one stays marked.
+  const seen = new Map<string, string>();
+  const freshUntil = new Map<string, number>();
+  const liveNote = h("span", { class: "live-note muted small", "data-testid": "live-note", role: "status" });
+
+  const load = async (live = false) => {
+    if (!live) {
+      filters.fullName = fullName.value.trim();
+      filters.status = status.value;
+      filters.start = start.value;
+      filters.end = end.value;
+    }
     const q: Query = {
       fullName: filters.fullName,
       status: filters.status,
@@ -61,16 +75,48 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
       page: filters.page,
       pageSize: PAGE_SIZE,
     };
-    clear(results, h("p", { class: "muted" }, "Loading…"));
+    if (!live) {
+      clear(results, h("p", { class: "muted" }, "Loading…"));
+      seen.clear();
+      freshUntil.clear();
+    }
     try {
       const page = await get<Page<LogRow>>("/api/events/logs", q);
-      renderLog(results, page, (p) => {
-        filters.page = p;
-        void load();
-      });
+      const now = Date.now();
+      for (const r of page.rowDatas) {
+        const key = `${r.status}|${r.stage}|${r.attempt}`;
+        if (live && seen.get(r.nodeId) !== key) freshUntil.set(r.nodeId, now + FRESH_MS);
+        seen.set(r.nodeId, key);
+      }
+      renderLog(
+        results,
+        page,
+        (p) => {
+          filters.page = p;
+          void load();
+        },
+        (id) => (freshUntil.get(id) ?? 0) > now,
+      );
     } catch (e) {
-      clear(results, errorBox(e));
+      if (!live) clear(results, errorBox(e));
+      else liveNote.textContent = `live: ${e instanceof Error ? e.message : String(e)}`;
+      return false;
     }
+    return true;
+  };
+
+  // One tick of the live log; it says why it waits when it does.
+  const poll = async () => {
+    window.clearTimeout(liveTimer);
+    if (!results.isConnected) return;
+    const editing =
+      (document.activeElement instanceof HTMLElement && form.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") ||
+      fullName.value.trim() !== filters.fullName || status.value !== filters.status || start.value !== filters.start || end.value !== filters.end;
+    if (document.hidden) liveNote.textContent = "live: paused while the tab is hidden";
+    else if (filters.page !== 1) liveNote.textContent = `live: paused on page ${filters.page} (page 1 follows new events)`;
+    else if (editing) liveNote.textContent = "live: paused while you edit the filters (Search applies them)";
+    else if (await load(true)) liveNote.textContent = `live · updated ${new Date().toLocaleTimeString()} · every ${LIVE_MS / 1000} s`;
+    if (results.isConnected) liveTimer = window.setTimeout(() => void poll(), LIVE_MS);
   };
 
   const form = h(
@@ -90,11 +136,13 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
     h("button", { type: "submit", class: "primary" }, "Search"),
   );
 
-  clear(root, h("div", { class: "page" }, h("h2", null, "Event log"), sendEventForm(() => void load()), form, results));
+  clear(root, h("div", { class: "page" }, h("div", { class: "page-head" }, h("h2", null, "Event log"), liveNote), sendEventForm(() => void load()), form, results));
+  window.clearTimeout(liveTimer);
   await load();
+  liveTimer = window.setTimeout(() => void poll(), LIVE_MS);
 }
 
-function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void): void {
+function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void, fresh: (nodeId: string) => boolean = () => false): void {
   const pages = Math.max(1, Math.ceil(page.totalCount / PAGE_SIZE));
   const pager = h(
     "div",
@@ -119,7 +167,7 @@ function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void
         page.rowDatas.map((r) =>
           h(
             "tr",
-            { "data-node": r.nodeId },
+            { "data-node": r.nodeId, class: fresh(r.nodeId) ? "fresh" : undefined, "data-fresh": fresh(r.nodeId) ? "" : undefined },
             h("td", { class: "nowrap" }, r.createdAt),
             h("td", null, r.kind),
             h("td", null, h("a", { href: `#/elements/${encodeURIComponent(r.fullName)}` }, r.fullName)),

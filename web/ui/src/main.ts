@@ -5,7 +5,9 @@ import "./style.css";
 import { authMode, login, logout, onUnauthorized, resume } from "./api";
 import { clear, errorBox, h } from "./dom";
 import { elementsPage } from "./elements";
+import { deadLettersPage } from "./deadletters";
 import { eventsPage, requestPage } from "./events";
+import { listenersPage } from "./listeners";
 import { resetFeatures } from "./features";
 import { tasksPage } from "./tasks";
 import type { Health } from "./types";
@@ -15,6 +17,8 @@ const root = document.getElementById("root")!;
 const NAV: Array<[string, string]> = [
   ["elements", "Elements"],
   ["events", "Events"],
+  ["listeners", "Listeners"],
+  ["dead-letters", "Dead letters"],
   ["tasks", "Tasks"],
   ["analytics", "Analytics"],
 ];
@@ -142,6 +146,14 @@ async function route(): Promise<void> {
           document.title = "Events · Trellis";
           await eventsPage(main);
         }
+        break;
+      case "listeners":
+        document.title = "Listeners · Trellis";
+        await listenersPage(main);
+        break;
+      case "dead-letters":
+        document.title = "Dead letters · Trellis";
+        await deadLettersPage(main);
         break;
       case "tasks":
         document.title = "Tasks · Trellis";

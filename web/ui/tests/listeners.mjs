@@ -1,0 +1,36 @@
+// The listeners page: every listener of the sample app grouped by sender, with its handling and
+// retry policy and its lag, refreshed while the page is open.
+import { api, check, eventually, login, run } from "./lib.mjs";
+
+await run("listeners", async ({ page, shot }) => {
+  const ans = await api("GET", "/api/events/listeners");
+  const greeting = ans.listeners.find((l) => l.fullName === "events.GreetingSent");
+  check(greeting, "the API lists events.GreetingSent");
+  check(greeting.retry.policy === "default" && greeting.retry.maxAttempts === 5, "its retry policy from e.json");
+
+  await login(page);
+  await page.locator("[data-nav=listeners]").click();
+  const group = page.locator('section.sender-group[data-sender="services.GreetingSvc"]');
+  await group.waitFor();
+  const row = group.locator('tr[data-listener="events.GreetingSent"]');
+  await row.waitFor();
+  const retry = await row.locator("[data-field=retry]").innerText();
+  check(retry.includes("default") && retry.includes("5 tries") && retry.includes("1m0s"), `retry policy shown: ${retry}`);
+  check((await row.locator("[data-field=handling]").innerText()).includes("pool"), "handler type");
+  check((await row.locator("[data-field=delivery]").innerText()).includes("reliable"), "reliable delivery");
+  // This host consumes its listeners: the lag is a number (0 once the queue is drained).
+  const lag = await eventually(async () => {
+    const v = await row.locator("[data-field=lag]").getAttribute("data-lag");
+    return v !== null && v !== "" ? v : null;
+  }, "a lag figure");
+  check(/^\d+$/.test(lag), `lag is a count: ${lag}`);
+  await eventually(async () => (await row.locator("[data-field=lag]").getAttribute("data-lag")) === "0", "a lag of 0 once drained");
+  // The model listener is under its model.
+  await page.locator('section.sender-group[data-sender="models.OrderModel"] tr[data-listener="events.OrderCreated"]').waitFor();
+
+  // It refreshes by itself: the note's time changes without a reload.
+  const note = page.locator("[data-testid=lag-note]");
+  const before = await note.innerText();
+  await eventually(async () => (await note.innerText()) !== before, "the lag to refresh", 10000);
+  await shot("page");
+});
