@@ -55,6 +55,12 @@ export class CodeEditor {
     return this.view.state.doc.toString();
   }
 
+  // setText replaces the whole document (the e.json form writes the raw JSON through it).
+  setText(text: string): void {
+    if (text === this.text) return;
+    this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: text } });
+  }
+
   setReadOnly(ro: boolean): void {
     this.view.dispatch({ effects: this.readOnly.reconfigure([EditorState.readOnly.of(ro), EditorView.editable.of(!ro)]) });
   }

@@ -7,6 +7,7 @@ import { ApiError, api, get, withQuery } from "./api";
 import type { CodeEditor, Marker } from "./code";
 import { badge, clear, errorBox, h, json, pre } from "./dom";
 import { features } from "./features";
+import { jsonForm, type JsonForm } from "./form";
 import type { ElementDetail, ElementSummary, LogEntry, Problem } from "./types";
 
 const KINDS = ["services", "events", "tasks", "models", "signals", "commons"] as const;
@@ -134,6 +135,7 @@ async function renderTree(tree: HTMLElement): Promise<ElementSummary[] | null> {
                       { href: `#/elements/${encodeURIComponent(el.fullName)}`, title: el.title, "data-element": el.fullName },
                       h("span", { class: "name" }, el.fullName.slice(kind === "other" ? 0 : kind.length + 1)),
                       h("span", { class: "badges" }, originBadges(el)),
+                      el.problems ? h("span", { class: "count bad", title: el.brokenOnDisk ? "broken on disk" : "problems", "data-problems": String(el.problems) }, String(el.problems)) : null,
                     ),
                   ),
                 ),
@@ -326,9 +328,13 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
     ? h(
         "p",
         { class: "stale-note small", "data-testid": "last-good-note" },
-        "The files on disk have problems, so the host keeps running the last good version of this element, which is the text shown here. ",
-        "The problems are at their line and column in the files on disk: fix them there and reload",
-        writable ? ", or save a fixed version from here (saving replaces the files on disk with this text)." : ".",
+        el.brokenOnDisk && !el.running
+          ? "This new element is broken on disk, so the host does not run it yet. The text shown here is the files on disk, with their problems at their line and column"
+          : "The files on disk have problems, so the host keeps running the last good version of this element. The text shown here is the files on disk, with their problems at their line and column",
+        writable ? ": fix them here and save, or fix the files and reload." : ": fix the files and reload.",
+        el.running
+          ? h("details", { class: "running" }, h("summary", null, "the running version"), Object.entries(el.running.files ?? {}).map(([n, t]) => h("div", null, h("strong", null, n), h("pre", { class: "json" }, t))))
+          : null,
       )
     : null;
   const saveBtn = h("button", { class: "primary", disabled: true, "data-action": "save" }, "Save") as HTMLButtonElement;
@@ -336,6 +342,7 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
   const panes = h("div", { class: "editor-panes" });
   const problemsBox = h("div");
   const editors = new Map<string, CodeEditor>();
+  let form: JsonForm | null = null;
   let dirty = false;
 
   const showTab = (name: string) => {
@@ -348,6 +355,7 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
 
   const applyProblems = (errors: Problem[]) => {
     for (const [name, ed] of editors) ed.setMarkers(problemsFor(name, errors));
+    form?.setProblems(problemsFor("e.json", errors).length ? errors.filter((p) => problemsFor("e.json", [p]).length) : []);
     for (const b of tabs.querySelectorAll<HTMLButtonElement>("button")) {
       const n = problemsFor(b.dataset.file!, errors).length;
       b.querySelector(".count")?.remove();
@@ -368,9 +376,17 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
     tabs.append(h("button", { role: "tab", "data-file": name, onClick: () => showTab(name) }, name));
     const pane = h("div", { class: "editor-pane", "data-file": name });
     panes.append(pane);
-    const ed = new CodeEditor(pane, name, texts[name] ?? "", {
+    // e.json is a form built from its type's schema beside the raw JSON, kept in sync.
+    let host: HTMLElement = pane;
+    if (name === "e.json" && el.schema) {
+      host = h("div", { class: "raw-json" });
+      pane.classList.add("form-split");
+      pane.append(host);
+    }
+    const ed = new CodeEditor(host, name, texts[name] ?? "", {
       readOnly: !writable,
       onChange: () => {
+        if (name === "e.json") form?.refresh();
         dirty = true;
         saveBtn.disabled = false;
         status.textContent = "unsaved changes";
@@ -379,6 +395,10 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
     });
     editors.set(name, ed);
     openEditors.push(ed);
+    if (name === "e.json" && el.schema) {
+      form = jsonForm(el.schema, () => ed.text, (t) => ed.setText(t), !writable);
+      pane.prepend(form.el);
+    }
   }
   const resolvedPane = h("div", { class: "editor-pane", "data-file": "(resolved)" }, pre(el.resolved));
   tabs.append(h("button", { role: "tab", "data-file": "(resolved)", title: "with defaults and inherited values", onClick: () => showTab("(resolved)") }, "resolved"));

@@ -7,6 +7,35 @@ export interface ElementSummary {
   layer: "meta" | "type" | "instance";
   origin: "app" | "parent" | "builtin";
   overrides?: string;
+  problems?: number;
+  brokenOnDisk?: boolean;
+}
+
+// FieldSchema and ElementSchema are the registry's schema of an element's e.json
+// (GET /api/elements/{fullName}/schema): the form is built from them.
+export interface FieldSchema {
+  type: string;
+  required?: boolean;
+  default?: unknown;
+  hasDefault?: boolean;
+  enum?: unknown[];
+  items?: FieldSchema;
+  properties?: Record<string, FieldSchema>;
+  signed?: boolean;
+  meta?: string;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  title?: string;
+  description?: string;
+}
+
+export interface ElementSchema {
+  fullName: string;
+  layer: string;
+  fields: Record<string, FieldSchema>;
+  universal: Record<string, FieldSchema>;
+  inherited?: Record<string, unknown>;
 }
 
 export interface Problem {
@@ -24,6 +53,9 @@ export interface ElementDetail extends ElementSummary {
   files: Record<string, string>;
   errors: Problem[];
   version?: string | number;
+  schema?: ElementSchema | null;
+  brokenOnDisk?: boolean;
+  running?: { definition: Record<string, unknown>; resolved: Record<string, unknown>; files: Record<string, string> };
 }
 
 export interface LogEntry {

@@ -1,0 +1,55 @@
+// The e.json form: built from the type's schema (GET /api/elements/{fullName}/schema), beside
+// the raw JSON and in sync with it both ways; a save's problems show at their field; a value
+// edited in the form and saved is in e.json.
+import { api, check, login, run } from "./lib.mjs";
+
+await run("form", async ({ page, shot }) => {
+  const name = "events.GreetingSent";
+  const schema = await api("GET", `/api/elements/${name}/schema`);
+  check(schema.fields.timeout?.type === "duration" && schema.fields.handlerType?.enum?.includes("pool"), "the schema has the Meta's fields");
+  await login(page);
+  await page.locator(`a[data-element="${name}"]`).click();
+  await page.locator('.tabs button[data-file="e.json"]').click();
+  const form = page.locator("[data-testid=json-form]");
+  await form.waitFor();
+  // One input per field of the schema, the Type's required sender first.
+  for (const k of Object.keys(schema.fields)) check((await form.locator(`[data-row="${k}"]`).count()) === 1, `a row for ${k}`);
+  check((await form.locator("[data-row]").first().getAttribute("data-row")) === "sender", "required fields first");
+  check((await form.locator('select[data-field="handlerType"]').inputValue()) === '"pool"', "the enum shows its value");
+  check((await form.locator('textarea[data-field="retry"]').inputValue()).includes('"maxAttempts": 5'), "a sub-object as JSON");
+  const raw = page.locator('.editor-pane[data-file="e.json"] .raw-json .cm-content');
+
+  // Form → raw JSON.
+  await form.locator('input[data-field="timeout"]').fill("soon");
+  await form.locator('input[data-field="timeout"]').press("Tab");
+  check((await raw.innerText()).includes('"timeout": "soon"'), "the form wrote the raw JSON");
+
+  // A save the host refuses: the problem is at its field.
+  const save = page.locator("button[data-action=save]");
+  await save.click();
+  await page.locator(".save-status.bad", { hasText: "not saved" }).waitFor();
+  await form.locator('[data-row="timeout"].bad [data-problem=bad_duration]').waitFor();
+  await form.locator('[data-row="timeout"]').scrollIntoViewIfNeeded();
+  await shot("problem-at-field");
+
+  // Raw JSON → form: the title typed in the raw editor shows in the form.
+  const text = (await api("GET", `/api/elements/${name}`)).files["e.json"];
+  const edited = JSON.stringify({ ...JSON.parse(text), title: "Greeting listener", timeout: "soon" }, null, 2) + "\n";
+  await raw.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.insertText(edited);
+  await form.locator('input[data-field="title"]').waitFor();
+  check((await form.locator('input[data-field="title"]').inputValue()) === "Greeting listener", "the raw edit shows in the form");
+
+  // Fix it in the form and save: e.json on the host has the form's values.
+  await form.locator('input[data-field="timeout"]').fill("45s");
+  await form.locator('input[data-field="timeout"]').press("Tab");
+  await form.locator('select[data-field="reliableDelivery"]').selectOption('false');
+  await save.click();
+  await page.locator(".save-status.ok").waitFor();
+  const def = JSON.parse((await api("GET", `/api/elements/${name}`)).files["e.json"]);
+  check(def.timeout === "45s" && def.reliableDelivery === false && def.title === "Greeting listener", `saved e.json: ${JSON.stringify(def)}`);
+  check(def.sender === "services.GreetingSvc" && def.retry.maxAttempts === 5, "other fields kept");
+  check((await form.locator(".field-problem [data-problem]").count()) === 0, "no problem left at a field");
+  await shot("form");
+});
