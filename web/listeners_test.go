@@ -27,7 +27,7 @@ var listenersApp = map[string]string{
 	"events/Off/e.json":    `{"title": "Off", "type": "events.NormalType", "sender": "shop.Orders", "enabled": false}`,
 	"events/Off/index.js":  `exports.handle = function (event) {};`,
 	"events/Slow/e.json":   `{"title": "Slow", "type": "events.NormalType", "sender": "slow"}`,
-	"events/Slow/index.js": `exports.handle = function () { var end = Date.now() + 300; while (Date.now() < end) {} };`,
+	"events/Slow/index.js": `exports.handle = function () { var end = Date.now() + 1500; while (Date.now() < end) {} };`,
 }
 
 func TestListenersRoute(t *testing.T) {
@@ -47,7 +47,7 @@ func TestListenersRoute(t *testing.T) {
 		}
 		return by
 	}
-	// Slow takes 300 ms an event: five sent at once make a backlog the route shows.
+	// Slow takes 1.5 s an event: five sent at once make a backlog the route shows.
 	for range 5 {
 		run(t, handler, scenario{method: "POST", path: "/api/events/send", body: `{"sender": "slow", "kwargs": {}}`, wantStatus: 200})
 	}

@@ -109,9 +109,8 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
   const poll = async () => {
     window.clearTimeout(liveTimer);
     if (!results.isConnected) return;
-    const editing =
-      (document.activeElement instanceof HTMLElement && form.contains(document.activeElement) && document.activeElement.tagName !== "BUTTON") ||
-      fullName.value.trim() !== filters.fullName || status.value !== filters.status || start.value !== filters.start || end.value !== filters.end;
+    // Filters changed and not yet applied: a redraw would show the old ones' results as current.
+    const editing = fullName.value.trim() !== filters.fullName || status.value !== filters.status || start.value !== filters.start || end.value !== filters.end;
     if (document.hidden) liveNote.textContent = "live: paused while the tab is hidden";
     else if (filters.page !== 1) liveNote.textContent = `live: paused on page ${filters.page} (page 1 follows new events)`;
     else if (editing) liveNote.textContent = "live: paused while you edit the filters (Search applies them)";
