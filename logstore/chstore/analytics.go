@@ -76,13 +76,13 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 		if len(plan.builds) > 0 {
 			// Whole hours from the rollup, the rest (partial hours at the edges, hours still
 			// being written) from the log as the same states, merged per element.
-			parts := []string{s.rollupSource("full_name AS fn, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", plan, q.FullName, from, to)}
+			parts := []string{s.rollupSource("full_name AS fn, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", plan, q.FullName, false, from, to)}
 			if raw := rawRanges(plan, [2]time.Time{q.Start, time.Unix(from, 0)}, [2]time.Time{time.Unix(to, 0), q.End}); len(raw) > 0 {
 				parts = append(parts, fmt.Sprintf("SELECT fn, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY fn",
 					durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
 			}
-			sql = fmt.Sprintf("SELECT fn, sum(t), sum(w), sum(r), sum(sc), sum(f), arrayMap(x -> toFloat64(x), quantilesExactMerge(0.5, 0.95, 0.99)(d)) FROM (%s) GROUP BY fn ORDER BY fn",
-				strings.Join(parts, " UNION ALL "))
+			sql = fmt.Sprintf("SELECT fn, sum(t), sum(w), sum(r), sum(sc), sum(f), %s FROM (%s) GROUP BY fn ORDER BY fn",
+				durationMerge, strings.Join(parts, " UNION ALL "))
 		}
 	}
 	rows, err := s.conn.Query(ctx, sql)
@@ -139,13 +139,13 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 		}
 		if len(plan.builds) > 0 {
 			parts := []string{s.rollupSource(fmt.Sprintf("intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) AS bucket, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", startMS, bucketMS),
-				plan, q.FullName, from, to)}
+				plan, q.FullName, true, from, to)}
 			if raw := rawRanges(plan); len(raw) > 0 {
 				parts = append(parts, fmt.Sprintf("SELECT intDiv(created - %d, %d) AS bucket, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY bucket",
 					startMS, bucketMS, durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
 			}
-			sql = fmt.Sprintf("SELECT bucket, sum(t), sum(w), sum(r), sum(sc), sum(f), toFloat64(quantilesExactMerge(0.5, 0.95, 0.99)(d)[2]) FROM (%s) GROUP BY bucket ORDER BY bucket",
-				strings.Join(parts, " UNION ALL "))
+			sql = fmt.Sprintf("SELECT bucket, sum(t), sum(w), sum(r), sum(sc), sum(f), %s[2] FROM (%s) GROUP BY bucket ORDER BY bucket",
+				durationMerge, strings.Join(parts, " UNION ALL "))
 		}
 	}
 	rows, err := s.conn.Query(ctx, sql)

@@ -242,6 +242,48 @@ func BenchmarkQuery10M(b *testing.B) {
 			return err
 		})
 	})
+	// The ten-day charts: every element's summary, and one element's series by hour. The first
+	// call over hours without a current rollup builds it (once; see rollup.go); b.Loop's first
+	// iteration is not timed apart, so run with -benchtime of 30x or more.
+	b.Run("SummaryTenDays", func(b *testing.B) {
+		timed(b, func(i int) error {
+			s, err := st.Summary(ctx, logstore.SummaryQuery{Start: benchStart, End: benchStart.AddDate(0, 0, benchDays)})
+			if err == nil && len(s) != benchElements {
+				b.Fatalf("%d elements, want %d", len(s), benchElements)
+			}
+			return err
+		})
+	})
+	b.Run("TimeSeriesTenDaysByHourElement", func(b *testing.B) {
+		timed(b, func(i int) error {
+			_, err := st.TimeSeries(ctx, logstore.TimeSeriesQuery{Start: benchStart, End: benchStart.AddDate(0, 0, benchDays), Bucket: time.Hour, FullName: benchNames[rng.IntN(benchElements)]})
+			return err
+		})
+	})
+	// The same charts from the log table alone (Options.NoRollup): what they cost before the
+	// rollup, measured in the same sitting.
+	raw, err := chstore.Open(ctx, serverDSN(b), chstore.Options{Database: benchDB, NoRollup: true})
+	require.NoError(b, err)
+	defer raw.Close()
+	b.Run("RawSummaryTenDays", func(b *testing.B) {
+		timed(b, func(i int) error {
+			_, err := raw.Summary(ctx, logstore.SummaryQuery{Start: benchStart, End: benchStart.AddDate(0, 0, benchDays)})
+			return err
+		})
+	})
+	b.Run("RawTimeSeriesTenDaysByHour", func(b *testing.B) {
+		timed(b, func(i int) error {
+			_, err := raw.TimeSeries(ctx, logstore.TimeSeriesQuery{Start: benchStart, End: benchStart.AddDate(0, 0, benchDays), Bucket: time.Hour})
+			return err
+		})
+	})
+	b.Run("RawSummaryDay", func(b *testing.B) {
+		timed(b, func(i int) error {
+			d := day()
+			_, err := raw.Summary(ctx, logstore.SummaryQuery{Start: d, End: d.AddDate(0, 0, 1)})
+			return err
+		})
+	})
 }
 
 // BenchmarkStorage10M reports bytes per row on disk after compression, from system.parts, for

@@ -161,13 +161,21 @@ func (s *Store) build(ctx context.Context, run []int64, counts map[int64]hourCou
 	rowsOf := fmt.Sprintf("toUInt64([%s][toUInt32(intDiv(h - %d, %d)) + 1])", strings.Join(ns, ", "), from, hourSec)
 	start, end := time.Unix(from, 0), time.Unix(run[len(run)-1]+hourSec, 0)
 	data := fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT toDateTime(h), %[3]s, %[4]d, fn, count(), countIf(st = 1), countIf(st = 2), countIf(st = 3), countIf(st = 4), "+
-		"quantilesExactStateIf(0.5, 0.95, 0.99)(toUInt32(least(dur, 4294967295)), st >= 3) FROM (SELECT toUInt32(intDiv(created, 3600000) * 3600) AS h, fn, st, dur FROM (%[5]s)) GROUP BY h, fn",
-		s.schema.rollupTable(), rollupColumns, rowsOf, id, s.latestNodes("", start, end))
+		"%[6]s FROM (SELECT toUInt32(intDiv(created, 3600000) * 3600) AS h, fn, st, dur FROM (%[5]s)) GROUP BY h, fn",
+		s.schema.rollupTable(), rollupColumns, rowsOf, id, s.latestNodes("", start, end), durationState)
 	if err := s.conn.Exec(ctx, data); err != nil {
 		return 0, err
 	}
+	// Every element's figures in one row per hour (full_name allElements), for charts over every
+	// element: merging a few hundred distinct durations per hour instead of every element's.
+	all := fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT hour, rows, build, %[3]s, sum(total), sum(waiting), sum(running), sum(success), sum(fail), "+
+		"quantilesExactWeightedMergeState(%[4]s)(durations) FROM %[1]s WHERE hour >= %[5]s AND hour < %[6]s AND build = %[7]d AND full_name != '' GROUP BY hour, rows, build",
+		s.schema.rollupTable(), rollupColumns, quoteString(allElements), durationLevels, dateTime(from), dateTime(run[len(run)-1]+hourSec), id)
+	if err := s.conn.Exec(ctx, all); err != nil {
+		return 0, err
+	}
 	marker := fmt.Sprintf("INSERT INTO %[1]s (%[2]s) SELECT toDateTime(h), %[3]s, %[4]d, '', 0, 0, 0, 0, 0, "+
-		"quantilesExactStateIf(0.5, 0.95, 0.99)(toUInt32(0), 0) FROM (SELECT toUInt32(%[5]d + number * %[6]d) AS h FROM system.numbers LIMIT %[7]d) GROUP BY h",
+		"quantilesExactWeightedState("+durationLevels+")(toUInt32(0), toUInt64(0)) FROM (SELECT toUInt32(%[5]d + number * %[6]d) AS h FROM system.numbers LIMIT %[7]d) GROUP BY h",
 		s.schema.rollupTable(), rollupColumns, rowsOf, id, from, hourSec, len(run))
 	if err := s.conn.Exec(ctx, marker); err != nil {
 		return 0, err
@@ -178,20 +186,27 @@ func (s *Store) build(ctx context.Context, run []int64, counts map[int64]hourCou
 // useRollup says whether analytics over [start, end) of fullName may read the rollup: it holds
 // no lag samples, and a range shorter than two hours gains nothing from it.
 func (s *Store) useRollup(fullName string, start, end time.Time) bool {
-	return !s.schema.opts.NoRollup && !strings.HasPrefix(fullName, logstore.LagPrefix) && end.Sub(start) >= 2*time.Hour
+	return !s.schema.opts.NoRollup && fullName != allElements && !strings.HasPrefix(fullName, logstore.LagPrefix) && end.Sub(start) >= 2*time.Hour
 }
 
-// rollupSource is the rollup rows of plan for fullName ("" = every element), with cols the
-// SELECT list over them.
-func (s *Store) rollupSource(cols string, plan rollupPlan, fullName string, from, to int64) string {
+// allElements is the full_name of the rollup rows that sum every element of an hour; element
+// names are dotted identifiers, never "*".
+const allElements = "*"
+
+// rollupSource is the rollup rows of plan for fullName, with cols the SELECT list over them;
+// fullName "" is each element's rows, or with total the rows summing every element.
+func (s *Store) rollupSource(cols string, plan rollupPlan, fullName string, total bool, from, to int64) string {
 	pairs := make([]string, 0, len(plan.builds))
 	for h := from; h < to; h += hourSec {
 		if b, ok := plan.builds[h]; ok {
 			pairs = append(pairs, fmt.Sprintf("(%d, %d)", h, b))
 		}
 	}
-	cond := "full_name != ''"
-	if fullName != "" {
+	cond := "full_name NOT IN ('', " + quoteString(allElements) + ")"
+	switch {
+	case total && fullName == "":
+		cond = "full_name = " + quoteString(allElements)
+	case fullName != "":
 		cond = "full_name = " + quoteString(fullName)
 	}
 	return fmt.Sprintf("SELECT %s FROM %s WHERE hour >= %s AND hour < %s AND (toUInt32(hour), build) IN (%s) AND %s",
@@ -227,8 +242,14 @@ func rangesCond(fullName string, ranges [][2]time.Time) string {
 	return "(" + strings.Join(parts, " OR ") + ")"
 }
 
-// durationState is the rollup's duration state over latestNodes rows.
-const durationState = "quantilesExactStateIf(0.5, 0.95, 0.99)(toUInt32(least(dur, 4294967295)), " + finishedCond + ")"
+// durationState is the rollup's duration state over latestNodes rows: finished nodes' durations
+// with weight 1, others as a 0 of weight 0, which changes no percentile but keeps the state of
+// a group without finished nodes from being empty (18.16's quantilesExactWeighted fails on an
+// empty state; such a group's percentiles are not used).
+const durationState = "quantilesExactWeightedState(" + durationLevels + ")(if(" + finishedCond + ", toUInt32(least(dur, 4294967295)), toUInt32(0)), toUInt64(" + finishedCond + "))"
+
+// durationMerge is the percentiles [p50, p95, p99] of merged duration states d.
+const durationMerge = "arrayMap(x -> toFloat64(x), quantilesExactWeightedMerge(" + durationLevels + ")(d))"
 
 // hourFloor and hourCeil round t to whole hours (epoch seconds), from t.UnixMilli() as
 // rangeConds reads a bound.

@@ -254,9 +254,16 @@ func (s schema) viewsDDL() []string {
 // complete; rows is the hour's insert count (from the hours table) the build was made at.
 const rollupColumns = "hour, rows, build, full_name, total, waiting, running, success, fail, durations"
 
-// durationsType is the rollup's duration state: quantilesExact keeps every value, so merged
-// states give exactly what quantileExact over the raw durations gives.
-const durationsType = "AggregateFunction(quantilesExact(0.5, 0.95, 0.99), UInt32)"
+// durationsType is the rollup's duration state: quantilesExactWeighted keeps each distinct
+// duration with its count, so merged states give exactly what quantileExact over the raw
+// durations gives (the value at index floor(q·n) of the sorted durations) while holding a few
+// hundred entries per hour instead of every value. Each level is a hair (10⁻¹²) above the
+// percentile: then both definitions the function has had (the first value whose cumulative
+// count is > q·n, or ≥ ceil(q·n)) pick index floor(q·n) for any count below 10¹⁰.
+const durationsType = "AggregateFunction(quantilesExactWeighted(" + durationLevels + "), UInt32, UInt64)"
+
+// durationLevels are p50, p95 and p99 as the rollup's state asks for them.
+const durationLevels = "0.500000000001, 0.950000000001, 0.990000000001"
 
 // rollupDDL creates the hours counter, its view and the rollup table (and their Distributed
 // tables). Both are partitioned by UTC day like the log, so DropBefore drops them alike.
@@ -266,7 +273,7 @@ func (s schema) rollupDDL() []string {
 	stmts := []string{
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows AggregateFunction(count),\n    inserted AggregateFunction(max, DateTime)\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY hour",
 			s.qualified(hours), on, s.engineOf("AggregatingMergeTree", hours)),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows UInt64,\n    build UInt64,\n    full_name String,\n    total UInt64,\n    waiting UInt64,\n    running UInt64,\n    success UInt64,\n    fail UInt64,\n    durations %s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY (hour, build, full_name)",
+		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows UInt64,\n    build UInt64,\n    full_name String,\n    total UInt64,\n    waiting UInt64,\n    running UInt64,\n    success UInt64,\n    fail UInt64,\n    durations %s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY (full_name, hour, build)\nSETTINGS index_granularity = 1024",
 			s.qualified(rollup), on, durationsType, s.engineOf("MergeTree", rollup)),
 		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM %s GROUP BY hour",
 			s.qualified(s.hoursViewName()), on, s.qualified(hours), s.qualified(s.localLogName())),
