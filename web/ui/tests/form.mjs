@@ -6,6 +6,7 @@ import { api, check, login, run } from "./lib.mjs";
 await run("form", async ({ page, shot }) => {
   const name = "events.GreetingSent";
   const schema = await api("GET", `/api/elements/${name}/schema`);
+  const original = (await api("GET", `/api/elements/${name}`)).files["e.json"];
   check(schema.fields.timeout?.type === "duration" && schema.fields.handlerType?.enum?.includes("pool"), "the schema has the Meta's fields");
   await login(page);
   await page.locator(`a[data-element="${name}"]`).click();
@@ -52,4 +53,10 @@ await run("form", async ({ page, shot }) => {
   check(def.sender === "services.GreetingSvc" && def.retry.maxAttempts === 5, "other fields kept");
   check((await form.locator(".field-problem [data-problem]").count()) === 0, "no problem left at a field");
   await shot("form");
+
+  // Put the listener back as it was: later scenarios rely on its settings.
+  const now = await api("GET", `/api/elements/${name}`);
+  const files = { ...now.files };
+  delete files["e.json"];
+  await api("PUT", `/api/elements/${name}`, { definition: original, files, version: now.version });
 });
