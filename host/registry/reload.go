@@ -105,5 +105,15 @@ func sameSnapshot(a, b *Snapshot) bool {
 			return false
 		}
 	}
+	// The broken files on disk are news too: the editor shows them, and a second broken edit
+	// may well report the same problems.
+	if len(a.disk) != len(b.disk) {
+		return false
+	}
+	for n, s := range a.disk {
+		if b.disk[n] != s {
+			return false
+		}
+	}
 	return reflect.DeepEqual(a.App, b.App) && reflect.DeepEqual(a.Problems, b.Problems)
 }

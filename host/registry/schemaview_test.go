@@ -120,6 +120,13 @@ func TestBrokenOnDisk(t *testing.T) {
 	require.NotNil(t, sc, "a new broken element has the schema its type gives it")
 	require.Equal(t, LayerInstance, sc.Layer)
 
+	// Broken differently, with the same problems: the snapshot has the new text.
+	writeFiles(t, dir, map[string]string{"services/New/index.js": serviceJS + "// still broken\n"})
+	snap, err = w.Reload(context.Background())
+	require.NoError(t, err)
+	files, _ = snap.OnDisk("services.New")
+	require.Contains(t, files["index.js"], "still broken")
+
 	writeFiles(t, dir, map[string]string{"services/Backup/e.json": serviceJSON, "services/New/e.json": serviceJSON})
 	snap, err = w.Reload(context.Background())
 	require.NoError(t, err)
