@@ -430,6 +430,8 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
       status.className = "save-status ok";
       staleNote?.remove();
       applyProblems([]);
+      // The saved version is valid: the tree's count of its problems on disk is gone too.
+      document.querySelector(`a[data-element="${CSS.escape(fullName)}"] [data-problems]`)?.remove();
     } catch (e) {
       saveBtn.disabled = false;
       status.className = "save-status bad";
