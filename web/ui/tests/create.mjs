@@ -50,5 +50,6 @@ await run("create", async ({ page, shot }) => {
   await page.locator("button[data-action=delete]").click();
   await page.waitForURL(/#\/elements$/);
   await eventually(async () => (await api("GET", "/api/elements")).every((e) => e.fullName !== "services.HelloSvc"), "the element to be gone");
-  check((await page.locator('a[data-element="services.HelloSvc"]').count()) === 0, "gone from the tree");
+  // The tree redraws after the delete's answer; wait for it rather than read it once.
+  await eventually(async () => (await page.locator('a[data-element="services.HelloSvc"]').count()) === 0, "gone from the tree");
 });
