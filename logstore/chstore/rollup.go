@@ -184,10 +184,17 @@ func (s *Store) build(ctx context.Context, run []int64, counts map[int64]hourCou
 }
 
 // useRollup says whether analytics over [start, end) of fullName may read the rollup: it holds
-// no lag samples, and a range shorter than two hours gains nothing from it.
+// no lag samples, a range shorter than two hours gains nothing from it, and ranges longer
+// than maxRollupSpan read the log as before (planning one takes a statement or three per
+// missing day, and years of empty days would be thousands).
 func (s *Store) useRollup(fullName string, start, end time.Time) bool {
-	return !s.schema.opts.NoRollup && fullName != allElements && !strings.HasPrefix(fullName, logstore.LagPrefix) && end.Sub(start) >= 2*time.Hour
+	span := end.Sub(start)
+	return !s.schema.opts.NoRollup && fullName != allElements && !strings.HasPrefix(fullName, logstore.LagPrefix) &&
+		span >= 2*time.Hour && span <= maxRollupSpan
 }
+
+// maxRollupSpan is the longest range analytics read from the rollup.
+const maxRollupSpan = 400 * 24 * time.Hour
 
 // allElements is the full_name of the rollup rows that sum every element of an hour; element
 // names are dotted identifiers, never "*".
