@@ -76,16 +76,20 @@ func boolQuery(c echo.Context, name string) (bool, error) {
 	return b, nil
 }
 
+// editRequest is what a save and a delete both read first: the element, the editor, ?force.
+func (s *Server) editRequest(c echo.Context) (name string, ed Editor, force bool, err error) {
+	if name, err = fullNameParam(c, "fullName"); err != nil {
+		return "", nil, false, err
+	}
+	if ed, err = s.editor(); err != nil {
+		return "", nil, false, err
+	}
+	force, err = boolQuery(c, "force")
+	return name, ed, force, err
+}
+
 func (s *Server) saveElement(c echo.Context) error {
-	name, err := fullNameParam(c, "fullName")
-	if err != nil {
-		return err
-	}
-	ed, err := s.editor()
-	if err != nil {
-		return err
-	}
-	force, err := boolQuery(c, "force")
+	name, ed, force, err := s.editRequest(c)
 	if err != nil {
 		return err
 	}
@@ -113,15 +117,7 @@ func (s *Server) saveElement(c echo.Context) error {
 }
 
 func (s *Server) deleteElement(c echo.Context) error {
-	name, err := fullNameParam(c, "fullName")
-	if err != nil {
-		return err
-	}
-	ed, err := s.editor()
-	if err != nil {
-		return err
-	}
-	force, err := boolQuery(c, "force")
+	name, ed, force, err := s.editRequest(c)
 	if err != nil {
 		return err
 	}
