@@ -196,7 +196,8 @@ func (h *Host) watchPart() part {
 			if err := w.Start(ctx); err != nil {
 				return fmt.Errorf("watch %s for changes: %w", h.cfg.AppDir, err)
 			}
-			if cur := w.Current(); cur != h.Snapshot() {
+			// The watcher loaded the app again; only a change since New is worth recompiling.
+			if cur := w.Current(); !cur.SameFiles(h.Snapshot()) {
 				h.applyReload(cur)
 			}
 			h.watcher.Store(w)

@@ -282,3 +282,19 @@ func TestDefinitionNumbersPastTwoTo53StayExact(t *testing.T) {
 	require.Equal(t, 2.5, args[1].(map[string]any)["default"])
 	require.Equal(t, float64(7), args[2].(map[string]any)["default"])
 }
+
+func TestSameFiles(t *testing.T) {
+	t.Parallel()
+	dir := newApp(t, map[string]string{
+		"services/S/e.json":   `{"type": "services.NormalType"}`,
+		"services/S/index.js": "exports.f = function () { return 1 }\n",
+		"commons/x.js":        "exports.x = 1\n",
+	})
+	a, b := mustLoad(t, opts(dir)), mustLoad(t, opts(dir))
+	require.True(t, a.SameFiles(b), "two loads of unchanged files")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "services/S/index.js"), []byte("exports.f = function () { return 2 }\n"), 0o644))
+	require.False(t, a.SameFiles(mustLoad(t, opts(dir))), "an element's file changed")
+	c := mustLoad(t, opts(dir))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "commons/x.js"), []byte("exports.x = 2\n"), 0o644))
+	require.False(t, c.SameFiles(mustLoad(t, opts(dir))), "a commons file changed")
+}

@@ -1,6 +1,9 @@
 package registry
 
-import "sort"
+import (
+	"reflect"
+	"sort"
+)
 
 // Layer is an element's place in JitAi's Meta → Type → instance model, found from its `type`:
 // no type makes a Meta, a Meta as type makes a Type, a Type as type makes an instance.
@@ -186,4 +189,27 @@ func sortElements(m map[string]*Element) []*Element {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].FullName < out[j].FullName })
 	return out
+}
+
+// SameFiles reports whether o was built from exactly the files s was (every element's
+// fingerprint, every commons file, app.json): a load that found nothing new, which a caller can
+// skip instead of recompiling the app.
+func (s *Snapshot) SameFiles(o *Snapshot) bool {
+	if s == o {
+		return true
+	}
+	if len(s.units) != len(o.units) || len(s.cunits) != len(o.cunits) || !reflect.DeepEqual(s.App, o.App) {
+		return false
+	}
+	for k, u := range s.units {
+		if v := o.units[k]; v == nil || v.fp != u.fp {
+			return false
+		}
+	}
+	for k, c := range s.cunits {
+		if d := o.cunits[k]; d == nil || d.fp != c.fp {
+			return false
+		}
+	}
+	return true
 }
