@@ -43,6 +43,11 @@ type sub struct {
 	ready       []*delivery          // read or claimed, not handed out; redeliveries first
 	outstanding int                  // handed out, not settled
 	held        map[string]*delivery // every entry of the consumer's pending list this subscription holds
+	// ackedDuringRead collects the entries whose XACK lands while the reader reads the
+	// consumer's pending list back (nil otherwise): such a read may still return an entry acked
+	// a moment later, after acked forgot it, and handing it out again would be a needless
+	// duplicate.
+	ackedDuringRead map[string]bool
 }
 
 var (
@@ -122,7 +127,7 @@ func (s *sub) push(ds []*delivery, front bool) {
 	s.mu.Lock()
 	fresh := ds[:0]
 	for _, d := range ds {
-		if s.held[d.id] != nil {
+		if s.held[d.id] != nil || s.ackedDuringRead[d.id] {
 			continue
 		}
 		s.held[d.id] = d
@@ -174,6 +179,11 @@ func (s *sub) readLoop() {
 			}
 		}
 		var res []redis.XStream
+		if history {
+			s.mu.Lock()
+			s.ackedDuringRead = map[string]bool{}
+			s.mu.Unlock()
+		}
 		if err == nil {
 			args := &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Count: int64(n), Block: -1}
 			if history {
@@ -233,10 +243,16 @@ func (s *sub) readLoop() {
 			if len(msgs) == 0 {
 				history = false
 				s.historyDone.Store(true)
+				s.mu.Lock()
+				s.ackedDuringRead = nil
+				s.mu.Unlock()
 				continue
 			}
 			cursor = msgs[len(msgs)-1].ID
 			s.pushPending(msgs, true)
+			s.mu.Lock()
+			s.ackedDuringRead = nil
+			s.mu.Unlock()
 			continue
 		}
 		if len(msgs) > 0 {
@@ -447,6 +463,9 @@ func (s *sub) shutdown() {
 func (s *sub) acked(id string) {
 	s.mu.Lock()
 	delete(s.held, id)
+	if s.ackedDuringRead != nil {
+		s.ackedDuringRead[id] = true
+	}
 	s.mu.Unlock()
 }
 
