@@ -132,6 +132,27 @@ func (h *Host) ReplayNode(ctx context.Context, nodeID, definition string, files 
 		"logged": logged, "draft": draft}, nil
 }
 
+// CheckDraft validates the app with the draft of fullName applied, as a save does (the same
+// checks as `trellis check`, on a temporary copy), without writing or running anything. It
+// answers every problem found, an empty list when there is none; a draft refused before
+// validation (a hostile file name, e.json among the files, a fullName that cannot be a
+// directory) is an appdir.ErrBadDraft error. The element need not exist, nor be an instance.
+func (h *Host) CheckDraft(ctx context.Context, fullName, definition string, files map[string]string) ([]registry.Problem, error) {
+	if err := ctx.Err(); err != nil {
+		// The editor moved on (a newer check replaces this one): no copy of the app is made.
+		return nil, vocab.Errorf(vocab.CodeCanceled, "the check was canceled: %v", err)
+	}
+	_, err := h.appDir().Overlay(fullName, appdir.Draft{Definition: definition, Files: files})
+	var ve *registry.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		return ve.Problems, nil
+	case err != nil:
+		return nil, err
+	}
+	return []registry.Problem{}, nil
+}
+
 // draftSnapshot validates the app with the draft applied and returns it with the draft element,
 // which must be an instance (only instances run).
 func (h *Host) draftSnapshot(fullName string, d appdir.Draft) (*registry.Snapshot, *registry.Element, error) {

@@ -97,8 +97,10 @@ type Editor interface {
 
 // Drafts runs an element's draft without saving it: on arguments given (RunDraft), or on the
 // input of a logged node (ReplayNode). A draft with problems is an invalid_element error; a run
-// that fails is not an error: the answer's "error" says why.
+// that fails is not an error: the answer's "error" says why. CheckDraft only validates it, as a
+// save would, and answers its problems (none: an empty list) without writing or running it.
 type Drafts interface {
+	CheckDraft(ctx context.Context, fullName, definition string, files map[string]string) ([]registry.Problem, error)
 	RunDraft(ctx context.Context, fullName, definition string, files map[string]string, fn string, args any) (map[string]any, error)
 	ReplayNode(ctx context.Context, nodeID, definition string, files map[string]string) (map[string]any, error)
 }

@@ -1,15 +1,19 @@
 package web
 
-// Test runs of drafts and replays (docs/reference.md §6.7): the editor runs what it holds
-// without saving it. The host validates the draft and runs it on a sandbox of its own.
+// Checks, test runs and replays of drafts (docs/reference.md §6.7): the editor validates and
+// runs what it holds without saving it. The host validates the draft (as a save does) and runs
+// it on a sandbox of its own.
 
 import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host/registry"
 )
 
 func (s *Server) routeDraft(e *echo.Echo) {
+	e.POST("/api/elements/:fullName/check", s.checkDraft)
 	e.POST("/api/elements/:fullName/run", s.runDraft)
 }
 
@@ -18,6 +22,36 @@ func (s *Server) drafts() (Drafts, error) {
 		return nil, errUnavailable("draft runs are not available on this server")
 	}
 	return s.deps.Drafts, nil
+}
+
+// checkDraft validates a draft as a save would, writing and running nothing: the editor's
+// problems as you type. A draft with problems is a 200 listing them (the 422 of a save is for
+// a draft that was refused); none is {"problems": []}.
+func (s *Server) checkDraft(c echo.Context) error {
+	name, err := fullNameParam(c, "fullName")
+	if err != nil {
+		return err
+	}
+	dr, err := s.drafts()
+	if err != nil {
+		return err
+	}
+	m, err := readObject(c, "definition", "files")
+	if err != nil {
+		return err
+	}
+	d, err := readDraft(m)
+	if err != nil {
+		return err
+	}
+	problems, err := dr.CheckDraft(c.Request().Context(), name, d.Definition, d.Files)
+	if err != nil {
+		return err
+	}
+	if problems == nil {
+		problems = []registry.Problem{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"problems": problems})
 }
 
 func (s *Server) runDraft(c echo.Context) error {
