@@ -43,6 +43,29 @@ func (h *Host) SaveElement(ctx context.Context, fullName, definition string, fil
 	return map[string]any{"fullName": fullName, "version": saved.Version, "created": saved.Created, "current": current}, nil
 }
 
+// SetElementField sets one top-level field of an app element's e.json, keeping the rest of its
+// text (the console's enable and disable of task templates and listeners), and saves it as
+// SaveElement does. A built-in or inherited element must be overridden in the app first.
+func (h *Host) SetElementField(ctx context.Context, fullName, key string, value any) (map[string]any, error) {
+	h.editMu.Lock()
+	defer h.editMu.Unlock()
+	saved, err := h.appDir().SetField(fullName, key, value)
+	if errors.Is(err, appdir.ErrNoElement) {
+		if el := h.Snapshot().Elements[fullName]; el != nil && el.Origin != registry.OriginApp {
+			return nil, vocab.Errorf(vocab.CodeConflict, "%s is a %s element, not one of this app's: override it in the app to change %s", fullName, el.Origin, key)
+		}
+		return nil, fmt.Errorf("%w: no element %q in the app directory", ErrNotFound, fullName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	current := h.reloadNow(ctx)
+	if el := h.Snapshot().Elements[fullName]; current && (el == nil || !sameFiles(el.Files, saved.Files)) {
+		current = false
+	}
+	return map[string]any{"fullName": fullName, "version": saved.Version, "current": current}, nil
+}
+
 // DeleteElement removes an app element's directory. Deleting an app element that overrides a
 // built-in or an inherited element brings that one back.
 func (h *Host) DeleteElement(ctx context.Context, fullName, version string, force bool) (map[string]any, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // TestSaveElementInExtendingApp: the draft is validated on a copy of the app whose extends still
@@ -100,4 +102,61 @@ func TestSavesAreCurrent(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, i%10, out.Value, "save %d", i)
 	}
+}
+
+// TestSetElementField: the console's switch changes one field of an app element's e.json and
+// nothing else; the task center follows at once; built-in, unknown and invalid values are
+// refused and write nothing.
+func TestSetElementField(t *testing.T) {
+	t.Parallel()
+	def := "{\n  \"title\": \"Tick\",\n  \"type\": \"tasks.NormalType\",\n  \"repeatType\": \"interval\",\n  \"interval\": \"1h\",\n  \"funcName\": \"run\",\n  \"argDict\": {\"big\": 9007199254740993}\n}\n"
+	app := writeApp(t, map[string]string{
+		"app.json":            `{"name": "switch"}`,
+		"tasks/Tick/e.json":   def,
+		"tasks/Tick/index.js": `exports.run = function () { return 1; };`,
+	})
+	h, err := host.New(host.Config{AppDir: app, Sandbox: host.SandboxInProcess, Watch: true, ServeEvents: true}, backends.Open)
+	require.NoError(t, err)
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(func() { _ = h.Stop(context.Background()) })
+	ctx := context.Background()
+	state := func() (enabled bool, next string) {
+		for _, s := range h.Tasks().TemplateStates("tasks.Tick") {
+			return s.Enabled, s.NextFireTime
+		}
+		t.Fatal("tasks.Tick is not listed")
+		return
+	}
+	on, next := state()
+	require.True(t, on)
+	require.NotEmpty(t, next)
+
+	res, err := h.SetElementField(ctx, "tasks.Tick", "enabled", false)
+	require.NoError(t, err)
+	require.Equal(t, true, res["current"])
+	b, err := os.ReadFile(filepath.Join(app, "tasks/Tick/e.json"))
+	require.NoError(t, err)
+	require.Equal(t, strings.Replace(def, "}\n}\n", "},\n  \"enabled\": false\n}\n", 1), string(b), "only the field is added")
+	on, next = state()
+	require.False(t, on)
+	require.Empty(t, next, "a disabled template has no next tick")
+	js, err := os.ReadFile(filepath.Join(app, "tasks/Tick/index.js"))
+	require.NoError(t, err)
+	require.Equal(t, `exports.run = function () { return 1; };`, string(js))
+
+	_, err = h.SetElementField(ctx, "tasks.Tick", "enabled", true)
+	require.NoError(t, err)
+	on, _ = state()
+	require.True(t, on)
+
+	_, err = h.SetElementField(ctx, "tasks.Nope", "enabled", true)
+	require.ErrorIs(t, err, host.ErrNotFound)
+	_, err = h.SetElementField(ctx, "services.TaskSvc", "enabled", true)
+	require.Equal(t, "conflict", vocab.CodeOf(err), "%v", err)
+	before, _ := h.ElementVersion("tasks.Tick")
+	_, err = h.SetElementField(ctx, "tasks.Tick", "enabled", "yes")
+	var ve *registry.ValidationError
+	require.True(t, errors.As(err, &ve), "a wrong type is a validation problem: %v", err)
+	after, _ := h.ElementVersion("tasks.Tick")
+	require.Equal(t, before, after, "a refused change writes nothing")
 }

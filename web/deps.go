@@ -73,6 +73,10 @@ type Tasks interface {
 	ListTasks(ctx context.Context, q timers.ListQuery) (map[string]any, error)
 	GetTask(ctx context.Context, id string) (map[string]any, error)
 	ForcedEnd(ctx context.Context, id string) (map[string]any, error)
+	// TemplateStates lists the templates with their schedules and next ticks (?q= as
+	// getTaskTmplList); RunTemplateNow makes a template's task due now (the console's "run now").
+	TemplateStates(query string) []tasks.TemplateState
+	RunTemplateNow(ctx context.Context, fullName string, argDict any) (map[string]any, error)
 }
 
 // Models is model CRUD.
@@ -93,6 +97,9 @@ type Editor interface {
 	ElementVersion(fullName string) (string, bool)
 	SaveElement(ctx context.Context, fullName, definition string, files map[string]string, version string, force bool) (map[string]any, error)
 	DeleteElement(ctx context.Context, fullName, version string, force bool) (map[string]any, error)
+	// SetElementField sets one top-level field of an app element's e.json, the rest of its text
+	// kept (the console's enable and disable switches).
+	SetElementField(ctx context.Context, fullName, key string, value any) (map[string]any, error)
 }
 
 // Drafts runs an element's draft without saving it: on arguments given (RunDraft), or on the

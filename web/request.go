@@ -51,9 +51,21 @@ func readArgs(c echo.Context) ([]any, error) {
 
 // readObject reads a JSON object body whose keys are all among allowed.
 func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
+	return readObjectOr(c, false, allowed...)
+}
+
+// readOptionalObject is readObject for a route whose body may be left out: no body is {}.
+func readOptionalObject(c echo.Context, allowed ...string) (map[string]any, error) {
+	return readObjectOr(c, true, allowed...)
+}
+
+func readObjectOr(c echo.Context, optional bool, allowed ...string) (map[string]any, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return nil, err
+	}
+	if optional && len(strings.TrimSpace(string(body))) == 0 {
+		return map[string]any{}, nil
 	}
 	v, err := vocab.DecodeJSON(body)
 	if err != nil {

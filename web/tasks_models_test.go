@@ -3,6 +3,9 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +92,58 @@ func TestModelRoutes(t *testing.T) {
 		{name: "count after", method: "GET", path: "/api/models/models.Item/rows", wantStatus: 200, wantIn: []string{`"totalCount":2`}},
 	} {
 		run(t, h, sc)
+	}
+}
+
+var templatesApp = map[string]string{
+	"app.json": `{"name": "webtemplates"}`,
+	"tasks/Hourly/e.json": "{\n  \"title\": \"Hourly\",\n  \"type\": \"tasks.NormalType\",\n  \"repeatType\": \"interval\",\n  \"interval\": \"1h\",\n" +
+		"  \"funcName\": \"run\",\n  \"argDict\": {\"n\": 9007199254740993}\n}\n",
+	"tasks/Hourly/index.js": `exports.run = function (argDict) { return String(argDict.n); };`,
+	"services/Svc/e.json":   `{"title": "Svc", "type": "services.NormalType"}`,
+	"services/Svc/index.js": `exports.f = function () { return 1; };`,
+}
+
+// TestTemplateRoutes: the task console's templates: their states, enable and disable (an edit of
+// e.json, validated and hot-reloaded), and run now (a task due at once with the template's
+// argDict, exact past 2^53, or the one given).
+func TestTemplateRoutes(t *testing.T) {
+	t.Parallel()
+	h, dir := setupEditing(t, templatesApp, func(c *host.Config) { c.ServeEvents = true })
+	run(t, h, scenario{method: "GET", path: "/api/tasks/templates", wantStatus: 200,
+		wantIn: []string{`"fullName":"tasks.Hourly"`, `"enabled":true`, `"schedule":"every 1h"`, `"nextFireTime":"`, `"funcName":"run"`}})
+
+	for _, sc := range []scenario{
+		{name: "unknown op", method: "POST", path: "/api/tasks/templates/tasks.Hourly/explode", wantStatus: 404, wantIn: []string{"enable, disable or run"}},
+		{name: "unknown template", method: "POST", path: "/api/tasks/templates/tasks.Nope/run", wantStatus: 404, wantIn: []string{"tasks.Nope"}},
+		{name: "not a template", method: "POST", path: "/api/tasks/templates/services.Svc/disable", wantStatus: 404},
+		{name: "hostile name", method: "POST", path: "/api/tasks/templates/..%2F..%2Fetc/enable", wantStatus: 400},
+		{name: "run bad body", method: "POST", path: "/api/tasks/templates/tasks.Hourly/run", body: `{"argDict": 1, "x": 2}`, wantStatus: 400, wantIn: []string{`unknown field \"x\"`}},
+		{name: "run argDict not object", method: "POST", path: "/api/tasks/templates/tasks.Hourly/run", body: `{"argDict": 1}`, wantStatus: 400, wantIn: []string{"argDict"}},
+		{name: "no auth", method: "POST", path: "/api/tasks/templates/tasks.Hourly/disable", noAuth: true, wantStatus: 401},
+	} {
+		t.Run(sc.name, func(t *testing.T) { run(t, h, sc) })
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "tasks/Hourly/e.json"))
+	require.NoError(t, err)
+	require.Equal(t, templatesApp["tasks/Hourly/e.json"], string(before), "refused operations write nothing")
+
+	rec := run(t, h, scenario{method: "POST", path: "/api/tasks/templates/tasks.Hourly/disable", wantStatus: 200, wantIn: []string{`"enabled":false`}})
+	require.NotContains(t, rec.Body.String(), "nextFireTime")
+	after, err := os.ReadFile(filepath.Join(dir, "tasks/Hourly/e.json"))
+	require.NoError(t, err)
+	require.Equal(t, strings.Replace(templatesApp["tasks/Hourly/e.json"], "}\n}\n", "},\n  \"enabled\": false\n}\n", 1), string(after))
+	run(t, h, scenario{method: "POST", path: "/api/tasks/templates/tasks.Hourly/enable", wantStatus: 200, wantIn: []string{`"enabled":true`, `"nextFireTime":"`}})
+
+	// Run now, with the template's argDict, then with one given.
+	for _, c := range []struct{ body, want string }{{"", "9007199254740993"}, {`{"argDict": {"n": 7}}`, "7"}} {
+		rec = run(t, h, scenario{method: "POST", path: "/api/tasks/templates/tasks.Hourly/run", body: c.body, wantStatus: 200, wantIn: []string{`"fullName":"tasks.Hourly"`}})
+		var task map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &task))
+		require.Eventually(t, func() bool {
+			rec := run(t, h, scenario{method: "GET", path: "/api/tasks/" + task["taskId"].(string), wantStatus: 200})
+			return json.Unmarshal(rec.Body.Bytes(), &task) == nil && task["status"] == "success"
+		}, 10*time.Second, 20*time.Millisecond)
+		require.Equal(t, c.want, task["result"])
 	}
 }

@@ -295,6 +295,26 @@ func (s *Scheduler) Sync(ctx context.Context, templates []Template) error {
 	return errors.Join(errs...)
 }
 
+// Next is when the scheduled template name ticks next (its first tick after now and after the
+// latest tick this host handled); false when it is not scheduled or its schedule has no more
+// ticks. Every host computes the same time; which one runs the tick is decided then.
+func (s *Scheduler) Next(name string) (time.Time, bool) {
+	s.syncMu.Lock()
+	e := s.entries[name]
+	s.syncMu.Unlock()
+	if e == nil {
+		return time.Time{}, false
+	}
+	from := s.clock.Now()
+	e.mu.Lock()
+	if e.lastAt.After(from) {
+		from = e.lastAt
+	}
+	e.mu.Unlock()
+	n := e.sched.next(from)
+	return n, !n.IsZero()
+}
+
 // add schedules one template, in its schedule's group (a new gocron job for a new schedule);
 // the caller holds syncMu.
 func (s *Scheduler) add(t Template, sched schedule) (*entry, error) {

@@ -788,3 +788,34 @@ func TestFireErrorsDoNotStopTicks(t *testing.T) {
 		require.Equal(t, map[int]string{0: recurring.OutcomeFired}, b.waitTick(tpl.FullName, minute(m), 1))
 	}
 }
+
+// Next is the template's next tick: after the clock and after the tick being handled; nothing
+// for a template not scheduled (removed, or never added).
+func TestNext(t *testing.T) {
+	t.Parallel()
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	require.NoError(t, err)
+	b := setup(t, localBackend(), 1)
+	s := b.scheds[0]
+	cronTpl := recurring.Template{FullName: "tasks.NineInShanghai", Cron: "0 9 * * *", Location: shanghai}
+	every := recurring.Template{FullName: "tasks.Every10m", Interval: 10 * time.Minute}
+	b.startAll(cronTpl, every)
+
+	n, ok := s.Next(cronTpl.FullName)
+	require.True(t, ok)
+	require.Equal(t, utc("2030-05-07 01:00:00"), n, "09:00 in Shanghai, the next day")
+	n, ok = s.Next(every.FullName)
+	require.True(t, ok)
+	require.Equal(t, minute(10), n, "the next multiple of ten minutes since the epoch")
+
+	b.advanceTo(minute(10), 2)
+	b.waitTick(every.FullName, minute(10), 1)
+	n, _ = s.Next(every.FullName)
+	require.Equal(t, minute(20), n)
+
+	_, ok = s.Next("tasks.Unknown")
+	require.False(t, ok)
+	require.NoError(t, s.Sync(b.ctx, []recurring.Template{cronTpl}))
+	_, ok = s.Next(every.FullName)
+	require.False(t, ok, "removed by a sync")
+}

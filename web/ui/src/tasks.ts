@@ -20,44 +20,100 @@ export async function tasksPage(root: HTMLElement): Promise<void> {
       "div",
       { class: "page" },
       h("h2", null, "Tasks"),
-      h("div", { class: "cols" }, h("section", null, h("h3", null, "Templates"), templatesBox), h("section", null, h("h3", null, "Create a timer task"), createBox)),
+      h("section", null, h("h3", null, "Templates"), templatesBox),
+      h("section", null, h("h3", null, "Create a timer task"), createBox),
       h("section", null, h("h3", null, "Task records"), recordsBox),
     ),
   );
   const loadRecords = () => records(recordsBox);
   let templates: TaskTemplate[] = [];
-  try {
-    templates = await get<TaskTemplate[]>("/api/tasks/templates");
-    templateNames = templates.map((t) => t.fullName);
-    clear(
-      templatesBox,
-      templates.length
-        ? h(
-            "table",
-            { class: "grid templates" },
-            h("thead", null, h("tr", null, ["template", "title", "repeat", "type"].map((c) => h("th", null, c)))),
-            h(
-              "tbody",
-              null,
-              templates.map((t) =>
-                h(
-                  "tr",
-                  { "data-template": t.fullName },
-                  h("td", null, h("a", { href: `#/elements/${encodeURIComponent(t.fullName)}` }, t.fullName)),
-                  h("td", null, t.title),
-                  h("td", null, t.repeatType || "—"),
-                  h("td", { class: "small" }, t.taskType),
-                ),
-              ),
-            ),
-          )
-        : h("p", { class: "empty" }, "This app has no task templates."),
-    );
-  } catch (e) {
-    clear(templatesBox, errorBox(e));
-  }
+  const loadTemplates = async (): Promise<void> => {
+    try {
+      templates = await get<TaskTemplate[]>("/api/tasks/templates");
+      templateNames = templates.map((t) => t.fullName);
+      clear(templatesBox, templatesTable(templates, loadTemplates, loadRecords));
+    } catch (e) {
+      clear(templatesBox, errorBox(e));
+    }
+  };
+  await loadTemplates();
   clear(createBox, createForm(templates, loadRecords));
   await loadRecords();
+}
+
+// templatesTable lists the templates with their schedule and next tick, an enabled switch (an
+// edit of the template's e.json, hot-reloaded) and "Run now" (a task due at once).
+function templatesTable(templates: TaskTemplate[], reload: () => Promise<void>, reloadRecords: () => Promise<void>): HTMLElement {
+  if (!templates.length) return h("p", { class: "empty" }, "This app has no task templates.");
+  return h(
+    "table",
+    { class: "grid templates" },
+    h("thead", null, h("tr", null, ["template", "title", "schedule", "next run", "enabled", ""].map((c) => h("th", null, c)))),
+    h(
+      "tbody",
+      null,
+      templates.map((t) => {
+        const msg = h("span", { class: "small", role: "status" });
+        const act = async (ev: Event, op: "enable" | "disable" | "run", confirmText?: string) => {
+          if (confirmText && !confirm(confirmText)) return;
+          const btn = ev.target as HTMLButtonElement;
+          btn.disabled = true;
+          try {
+            const res = await post<TaskRecord & TaskTemplate>(`/api/tasks/templates/${encodeURIComponent(t.fullName)}/${op}`);
+            if (op === "run") {
+              msg.textContent = "";
+              msg.append("started ", h("span", { class: "mono", "data-task": res.taskId }, res.taskId));
+              page = 1;
+              await reloadRecords();
+            } else await reload();
+          } catch (e) {
+            msg.textContent = e instanceof Error ? e.message : String(e);
+          } finally {
+            btn.disabled = false;
+          }
+        };
+        const known = t.enabled !== undefined;
+        const toggle = known
+          ? h(
+              "button",
+              {
+                "data-action": t.enabled ? "disable" : "enable",
+                title: t.enabled ? "stop its ticks: sets \"enabled\": false in its e.json" : "let it tick: sets \"enabled\": true in its e.json",
+                onClick: (ev: Event) => void act(ev, t.enabled ? "disable" : "enable"),
+              },
+              t.enabled ? "Disable" : "Enable",
+            )
+          : null;
+        return h(
+          "tr",
+          { "data-template": t.fullName, class: t.enabled === false ? "disabled" : "" },
+          h("td", null, h("a", { href: `#/elements/${encodeURIComponent(t.fullName)}` }, t.fullName)),
+          h("td", null, t.title),
+          h("td", null, t.schedule || t.repeatType || "—", t.funcName ? h("div", { class: "muted small" }, `runs ${t.funcName}()`) : null),
+          h("td", { class: "nowrap", "data-field": "nextFireTime" }, t.nextFireTime || (t.enabled === false ? "off" : "—")),
+          h("td", null, known ? h("span", { class: `badge ${t.enabled ? "status-success" : "status-forcedEnd"}`, "data-enabled": String(t.enabled) }, t.enabled ? "on" : "off") : "—"),
+          h(
+            "td",
+            { class: "nowrap" },
+            h(
+              "button",
+              {
+                "data-action": "run-now",
+                disabled: !t.funcName,
+                title: t.funcName ? `make a task of it due now, calling ${t.funcName} with the template's argDict` : "the template names no funcName",
+                onClick: (ev: Event) => void act(ev, "run", `Run ${t.fullName} now?`),
+              },
+              "Run now",
+            ),
+            " ",
+            toggle,
+            " ",
+            msg,
+          ),
+        );
+      }),
+    ),
+  );
 }
 
 function createForm(templates: TaskTemplate[], done: () => Promise<void>): HTMLElement {
@@ -85,7 +141,7 @@ function createForm(templates: TaskTemplate[], done: () => Promise<void>): HTMLE
   return h(
     "form",
     {
-      class: "stack",
+      class: "stack task-form",
       onSubmit: async (ev: Event) => {
         ev.preventDefault();
         let args: unknown;

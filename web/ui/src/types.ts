@@ -99,6 +99,12 @@ export interface TaskTemplate {
   taskType: string;
   repeatType: string;
   fullName: string;
+  // With the task center running (GET /api/tasks/templates): what it runs, whether it is
+  // enabled, its schedule in words, its next tick.
+  funcName?: string;
+  enabled?: boolean;
+  schedule?: string;
+  nextFireTime?: string;
 }
 
 export interface TaskRecord {
