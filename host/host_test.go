@@ -292,6 +292,8 @@ exports.positional = function () { return svc.getEventLog("services.Work", null,
 exports.byRequest = function (id) { return svc.getEventLogByRequestId(id); };
 exports.badStatus = function () { return svc.getEventLog("services.Work", null, null, "done"); };
 exports.badTime = function () { return svc.getEventLog({fullName: "services.Work", startTime: "soon"}); };
+exports.byStage = function (stage) { return svc.getEventLog("services.Work", null, null, null, 1, 10, stage); };
+exports.badStage = function () { return svc.getEventLog({fullName: "services.Work", stage: "dead"}); };
 `,
 	}
 	h := setup(t, host.Config{Sandbox: host.SandboxInProcess}, files)
@@ -319,7 +321,15 @@ exports.badTime = function () { return svc.getEventLog({fullName: "services.Work
 	require.NoError(t, err)
 	require.Len(t, res.Value, 1)
 
-	for fn, want := range map[string]string{"badStatus": `status "done"`, "badTime": `"startTime"`} {
+	// stage, the seventh argument: the stage of the latest state.
+	res, err = h.CallService(ctx, "services.Reader", "byStage", []any{"failed"})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, res.Value.(map[string]any)["totalCount"])
+	res, err = h.CallService(ctx, "services.Reader", "byStage", []any{"deadLettered"})
+	require.NoError(t, err)
+	require.EqualValues(t, 0, res.Value.(map[string]any)["totalCount"])
+
+	for fn, want := range map[string]string{"badStatus": `status "done"`, "badTime": `"startTime"`, "badStage": `stage "dead"`} {
 		_, err = h.CallService(ctx, "services.Reader", fn, nil)
 		var je *jsvm.Error
 		require.ErrorAs(t, err, &je, fn)

@@ -102,6 +102,11 @@ type Query struct {
 	Host      string
 	ErrorCode string
 	Kwargs    map[string]string
+	// Text is a piece of text to find, case-insensitively, in the latest state's kwargs (their
+	// JSON text), error code or error message; "" = any. Case folding is ASCII on the embedded
+	// store and Unicode on ClickHouse. It reads every row of the range: give a time range or an
+	// element on a large log.
+	Text string
 	// Page is 1-based; PageSize 1…MaxPageSize (default DefaultPageSize).
 	Page, PageSize int
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // stages are the stages a query may filter by (stages.go).
@@ -59,6 +60,9 @@ func (q Query) WithDefaults() Query {
 	return q
 }
 
+// MaxTextFilter bounds Query.Text.
+const MaxTextFilter = 256
+
 // Validate checks a query after WithDefaults; errors wrap ErrInvalidQuery and name the field.
 func (q Query) Validate() error {
 	switch {
@@ -70,6 +74,10 @@ func (q Query) Validate() error {
 		return fmt.Errorf("%w: status %q is not one of success, fail, running, waiting", ErrInvalidQuery, q.Status)
 	case q.Stage != "" && !ValidStage(q.Stage):
 		return fmt.Errorf("%w: stage %q is not one of %s", ErrInvalidQuery, q.Stage, strings.Join(stages, ", "))
+	case len(q.Text) > MaxTextFilter:
+		return fmt.Errorf("%w: text must be at most %d bytes, got %d", ErrInvalidQuery, MaxTextFilter, len(q.Text))
+	case !utf8.ValidString(q.Text):
+		return fmt.Errorf("%w: text must be UTF-8", ErrInvalidQuery)
 	case !q.Start.IsZero() && !q.End.IsZero() && !q.Start.Before(q.End):
 		return fmt.Errorf("%w: startTime %s is not before endTime %s", ErrInvalidQuery, q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339))
 	}

@@ -39,7 +39,8 @@ func (s *Server) bulkResend(c echo.Context) error {
 }
 
 // eventLogs is getEventLog over HTTP, plus the console's free filters: stage (of the latest
-// state: deadLettered finds the dead letters), sender, host, errorCode and kwargs.<field>=<value>.
+// state: deadLettered finds the dead letters), sender, host, errorCode, text (found in kwargs or
+// the error, any case) and kwargs.<field>=<value>.
 func (s *Server) eventLogs(c echo.Context) error {
 	q, err := s.logQuery(c)
 	if err != nil {
@@ -78,7 +79,7 @@ func (s *Server) logQuery(c echo.Context) (logstore.Query, error) {
 	if err != nil {
 		return q, err
 	}
-	q.Sender, q.Host, q.ErrorCode = params.Get("sender"), params.Get("host"), params.Get("errorCode")
+	q.Sender, q.Host, q.ErrorCode, q.Text = params.Get("sender"), params.Get("host"), params.Get("errorCode"), params.Get("text")
 	for k, vs := range params {
 		if name, ok := strings.CutPrefix(k, "kwargs."); ok && len(vs) > 0 {
 			if q.Kwargs == nil {

@@ -88,6 +88,17 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	for _, k := range slices.Sorted(maps.Keys(q.Kwargs)) {
 		filter("kwargs", func(expr string) string { return s.kwargsCond(expr, k, q.Kwargs[k]) })
 	}
+	if q.Text != "" {
+		// Found in any of three columns of the latest state: one condition over their argMax.
+		t := quoteString(q.Text)
+		text := func(kwargs, code, message string) string {
+			return fmt.Sprintf("(positionCaseInsensitiveUTF8(%[1]s, %[4]s) > 0 OR positionCaseInsensitiveUTF8(%[2]s, %[4]s) > 0 OR positionCaseInsensitiveUTF8(%[3]s, %[4]s) > 0)",
+				kwargs, code, message, t)
+		}
+		latest := func(col string) string { return "argMax(" + col + ", " + versionExpr + ")" }
+		having = append(having, text(latest("kwargs"), latest("error_code"), latest("error_message")))
+		rowConds = append(rowConds, text("kwargs", "error_code", "error_message"))
+	}
 	where := rangeConds(q.FullName, q.Start, q.End)
 	// Over every element the range holds many nodes; when the filters are selective (failures,
 	// a stage but done, an error code, free filters — not a status most nodes reach, such as
@@ -96,7 +107,7 @@ func (s *Store) Query(ctx context.Context, q logstore.Query) (logstore.Page, err
 	// The subquery names the shard-local table: in Distributed mode all states of a node live
 	// on one shard, so each shard narrows its own nodes (and a Distributed table inside IN on a
 	// Distributed table is refused by default).
-	if q.FullName == "" && (q.Status == logstore.StatusFail || (q.Stage != "" && q.Stage != logstore.StageDone) || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0) {
+	if q.FullName == "" && (q.Status == logstore.StatusFail || (q.Stage != "" && q.Stage != logstore.StageDone) || q.ErrorCode != "" || q.Sender != "" || q.Host != "" || len(q.Kwargs) > 0 || q.Text != "") {
 		where = append(where, fmt.Sprintf("%[1]s IN (SELECT %[1]s FROM %[2]s WHERE %[3]s)",
 			nodeKey, s.schema.qualified(s.schema.localLogName()), strings.Join(append(slices.Clone(where), rowConds...), " AND ")))
 	}

@@ -52,6 +52,12 @@ func where(q logstore.Query) (clause string, args []any, needsState bool) {
 	if q.ErrorCode != "" {
 		add("n.error_code = ?", q.ErrorCode)
 	}
+	if q.Text != "" {
+		// instr, not LIKE: the text's % and _ are plain characters. lower folds ASCII only.
+		add(`(instr(lower(coalesce(s.kwargs, '')), lower(?)) > 0 OR instr(lower(n.error_code), lower(?)) > 0
+			OR (json_valid(s.error) AND instr(lower(coalesce(s.error ->> '$.message', '')), lower(?)) > 0))`, q.Text, q.Text, q.Text)
+		needsState = true
+	}
 	keys := make([]string, 0, len(q.Kwargs))
 	for k := range q.Kwargs {
 		keys = append(keys, k)

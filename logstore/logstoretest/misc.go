@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,8 @@ func testBadQueries(t *testing.T, s *suite) {
 		{"kwargs key", "kwargs", logstore.Query{FullName: fn, Kwargs: map[string]string{"a'b": "1"}}},
 		{"empty kwargs key", "kwargs", logstore.Query{FullName: fn, Kwargs: map[string]string{"": "1"}}},
 		{"unknown stage", "stage", logstore.Query{FullName: fn, Stage: "dead"}},
+		{"text too long", "text", logstore.Query{FullName: fn, Text: strings.Repeat("x", logstore.MaxTextFilter+1)}},
+		{"text not UTF-8", "text", logstore.Query{FullName: fn, Text: "\xff\xfe"}},
 	} {
 		p, err := e.st.Query(e.ctx, tc.q)
 		require.ErrorIs(t, err, logstore.ErrInvalidQuery, tc.name)

@@ -214,6 +214,15 @@ func testQueryFreeFilters(t *testing.T, s *suite) {
 		{"with status", logstore.Query{Status: logstore.StatusFail, Kwargs: map[string]string{"name": "Ann"}}, []string{"n3"}},
 		{"no match", logstore.Query{Sender: "models.UserModel", Host: "host-c"}, nil},
 		{"host of two", logstore.Query{Host: "host-c", Sender: "services.BackupSvc"}, []string{"n5", "n6"}},
+		{"text in kwargs, any case", logstore.Query{Text: "bOB"}, []string{"n2"}},
+		{"text in kwargs, nested too", logstore.Query{Text: "ann"}, []string{"n1", "n3", "n5", "n7"}},
+		{"text in the error code", logstore.Query{Text: "TIMEOUT"}, []string{"n2", "n4"}},
+		{"text in the error message", logstore.Query{Text: "fail"}, []string{"n2", "n3", "n4"}},
+		{"text of an earlier state", logstore.Query{Text: "old"}, nil},
+		{"text non-ASCII", logstore.Query{Text: "são"}, []string{"n6"}},
+		{"text with quotes and wildcards", logstore.Query{Text: `'%_\`}, nil},
+		{"text and sender", logstore.Query{Text: "ann", Sender: "models.UserModel"}, []string{"n1"}},
+		{"text and status", logstore.Query{Text: "ann", Status: logstore.StatusFail}, []string{"n3"}},
 	} {
 		q := tc.q
 		q.FullName = fn

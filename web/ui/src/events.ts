@@ -14,10 +14,16 @@ interface LogFilters {
   status: string;
   start: string;
   end: string;
+  sender: string;
+  host: string;
+  errorCode: string;
+  text: string;
   page: number;
 }
 
-const filters: LogFilters = { fullName: "", status: "", start: "", end: "", page: 1 };
+const filters: LogFilters = { fullName: "", status: "", start: "", end: "", sender: "", host: "", errorCode: "", text: "", page: 1 };
+// The free-text filters, by the query parameter each sets.
+const textFilters = ["sender", "host", "errorCode", "text"] as const;
 
 // Live log: while the first page is shown, the tab is visible and the filters are not being
 // edited, the page asks for the same query again every LIVE_MS and redraws it; a node new to
@@ -54,6 +60,13 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
   const tzNote = `in your browser's time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}); the log shows times in the app's`;
   const start = h("input", { type: "datetime-local", name: "start", step: "1", value: filters.start, title: tzNote });
   const end = h("input", { type: "datetime-local", name: "end", step: "1", value: filters.end, title: tzNote });
+  const more: Record<(typeof textFilters)[number], HTMLInputElement> = {
+    sender: h("input", { name: "senderFilter", placeholder: "any sender", value: filters.sender, size: 16 }),
+    host: h("input", { name: "host", placeholder: "any host", value: filters.host, size: 14 }),
+    errorCode: h("input", { name: "errorCode", placeholder: "timeout, js_error…", value: filters.errorCode, size: 12 }),
+    text: h("input", { name: "text", type: "search", placeholder: "in kwargs or error", value: filters.text, size: 18, title: "found in any case in the kwargs, the error code or the error message" }),
+  };
+  const requestId = h("input", { name: "requestId", placeholder: "req_…", size: 16, title: "open the call tree of a request" });
 
   // What each node on the page looked like, and until when a changed one stays marked.
   const seen = new Map<string, string>();
@@ -66,12 +79,17 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
       filters.status = status.value;
       filters.start = start.value;
       filters.end = end.value;
+      for (const k of textFilters) filters[k] = more[k].value.trim();
     }
     const q: Query = {
       fullName: filters.fullName,
       status: filters.status,
       startTime: epochMs(filters.start),
       endTime: epochMs(filters.end),
+      sender: filters.sender,
+      host: filters.host,
+      errorCode: filters.errorCode,
+      text: filters.text,
       page: filters.page,
       pageSize: PAGE_SIZE,
     };
@@ -110,7 +128,12 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
     window.clearTimeout(liveTimer);
     if (!results.isConnected) return;
     // Filters changed and not yet applied: a redraw would show the old ones' results as current.
-    const editing = fullName.value.trim() !== filters.fullName || status.value !== filters.status || start.value !== filters.start || end.value !== filters.end;
+    const editing =
+      fullName.value.trim() !== filters.fullName ||
+      status.value !== filters.status ||
+      start.value !== filters.start ||
+      end.value !== filters.end ||
+      textFilters.some((k) => more[k].value.trim() !== filters[k]);
     if (document.hidden) liveNote.textContent = "live: paused while the tab is hidden";
     else if (filters.page !== 1) liveNote.textContent = `live: paused on page ${filters.page} (page 1 follows new events)`;
     else if (editing) liveNote.textContent = "live: paused while you edit the filters (Search applies them)";
@@ -124,6 +147,11 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
       class: "filters",
       onSubmit: (ev: Event) => {
         ev.preventDefault();
+        const id = requestId.value.trim();
+        if (id) {
+          location.hash = `#/events/requests/${encodeURIComponent(id)}`;
+          return;
+        }
         filters.page = 1;
         void load();
       },
@@ -132,6 +160,11 @@ export async function eventsPage(root: HTMLElement): Promise<void> {
     h("label", null, "Status ", status),
     h("label", null, "From ", start),
     h("label", null, "To ", end),
+    h("label", null, "Sender ", more.sender),
+    h("label", null, "Host ", more.host),
+    h("label", null, "Error code ", more.errorCode),
+    h("label", null, "Text ", more.text),
+    h("label", null, "Request id ", requestId),
     h("button", { type: "submit", class: "primary" }, "Search"),
   );
 
@@ -159,7 +192,7 @@ function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void
     h(
       "table",
       { class: "grid log" },
-      h("thead", null, h("tr", null, ["created (app time)", "kind", "element", "sender", "status", "attempt", "duration", "host", "request"].map((c) => h("th", null, c)))),
+      h("thead", null, h("tr", null, ["created (app time)", "kind", "element", "sender", "status", "attempt", "duration", "host", "request", "error"].map((c) => h("th", null, c)))),
       h(
         "tbody",
         null,
@@ -176,6 +209,7 @@ function renderLog(box: HTMLElement, page: Page<LogRow>, go: (p: number) => void
             h("td", { class: "num nowrap" }, fmtDuration(r.duration)),
             h("td", { class: "small mono" }, r.host),
             h("td", null, reqLink(r.requestId)),
+            h("td", { class: "small error-cell", title: r.error ? `${r.error.code}: ${r.error.message}` : "" }, r.error ? `${r.error.code}: ${r.error.message}` : ""),
           ),
         ),
       ),
@@ -484,7 +518,27 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
         h("h4", null, "console"),
         logs.length ? h("div", { class: "console" }, logs) : h("p", { class: "muted small" }, "no output"),
         callback,
-        h("div", { class: "toolbar" }, resend, replayBtn, attempts, msg),
+        h(
+          "div",
+          { class: "toolbar" },
+          resend,
+          replayBtn,
+          // The element's editor, with this node ready to replay against an unsaved draft there.
+          replay && ["event", "task", "service"].includes(r.kind)
+            ? h(
+                "a",
+                {
+                  class: "button",
+                  href: `#/elements/${encodeURIComponent(r.fullName)}?replay=${encodeURIComponent(r.nodeId)}`,
+                  "data-action": "replay-in-editor",
+                  title: "open the element's editor with this node ready to replay against your draft, saved or not",
+                },
+                "Replay in editor",
+              )
+            : null,
+          attempts,
+          msg,
+        ),
         extra,
       ),
     ),

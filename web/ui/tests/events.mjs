@@ -36,7 +36,33 @@ await run("events", async ({ page, shot }) => {
   const row = page.locator(`table.log a[data-request="${sentReq}"]`);
   await row.waitFor();
   await shot("log");
+
+  // Free filters: text found in the kwargs in any case; with an error code besides, nothing.
+  await page.locator("input[name=fullName]").fill("");
+  await page.locator("select[name=status]").selectOption("");
+  await page.locator("input[name=text]").fill("FROM THE BROWSER");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.locator("table.log tbody tr").first().waitFor();
+  await eventually(async () => {
+    const reqs = await page.locator("table.log tbody tr a[data-request]").evaluateAll((as) => as.map((a) => a.getAttribute("data-request")));
+    return reqs.length > 0 && reqs.every((r) => r === sentReq);
+  }, "only the sent event's nodes carry that text");
+  await shot("log-text-filter");
+  await page.locator("input[name=errorCode]").fill("timeout");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByText("No log rows match.").waitFor();
+  await page.locator("input[name=errorCode]").fill("");
+  await page.locator("input[name=text]").fill("");
+  await page.locator("input[name=fullName]").fill("events.GreetingSent");
+  await page.getByRole("button", { name: "Search" }).click();
   await row.click();
+  await page.locator("[data-testid=request-id]", { hasText: sentReq }).waitFor();
+  await page.locator("li.node").first().waitFor();
+
+  // A request id typed in the filters opens its call tree.
+  await page.goBack();
+  await page.locator("input[name=requestId]").fill(sentReq);
+  await page.getByRole("button", { name: "Search" }).click();
   await page.locator("[data-testid=request-id]", { hasText: sentReq }).waitFor();
   await page.locator("li.node").first().waitFor();
 
