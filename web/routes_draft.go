@@ -5,11 +5,13 @@ package web
 // it on a sandbox of its own.
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 func (s *Server) routeDraft(e *echo.Echo) {
@@ -88,13 +90,14 @@ func (s *Server) runDraft(c echo.Context) error {
 }
 
 // replayNode runs a draft of a logged node's element on the node's input (POST
-// /api/nodes/{nodeId}/replay).
+// /api/nodes/{nodeId}/replay). fullName, when sent, is the element the draft is of: a node of
+// another element is a conflict, rather than a run of this draft as that element.
 func (s *Server) replayNode(c echo.Context, node string) error {
 	dr, err := s.drafts()
 	if err != nil {
 		return err
 	}
-	m, err := readObject(c, "definition", "files")
+	m, err := readObject(c, "definition", "files", "fullName")
 	if err != nil {
 		return err
 	}
@@ -102,9 +105,37 @@ func (s *Server) replayNode(c echo.Context, node string) error {
 	if err != nil {
 		return err
 	}
+	if m["fullName"] != nil {
+		if err := s.replayOf(c.Request().Context(), node, m["fullName"]); err != nil {
+			return err
+		}
+	}
 	res, err := dr.ReplayNode(c.Request().Context(), node, d.Definition, d.Files)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// replayOf checks that the logged node is one of the element fullName names.
+func (s *Server) replayOf(ctx context.Context, node string, fullName any) error {
+	want, _ := fullName.(string)
+	if !fullNamePattern.MatchString(want) || len(want) > 512 {
+		return errBadRequest("fullName must be the fullName of the element the draft is of, got %v", fullName)
+	}
+	store, err := s.logStore()
+	if err != nil {
+		return err
+	}
+	rows, err := store.Attempts(ctx, node)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return errNotFound("no node %q in the execution log", node)
+	}
+	if got := rows[len(rows)-1].FullName; got != want {
+		return vocab.Errorf(vocab.CodeConflict, "node %s is a node of %s, not of %s: replay it with a draft of %s", node, got, want, got)
+	}
+	return nil
 }

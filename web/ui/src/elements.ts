@@ -1,14 +1,19 @@
 // The element editor: a tree of the app's elements by kind, and one element's e.json and code in
-// CodeMirror with its problems at their line and column. Saving and test runs use
-// PUT /api/elements/{fullName} and POST /api/elements/{fullName}/run when the host has them.
+// CodeMirror with its problems at their line and column, checked by the host as you type
+// (POST /api/elements/{fullName}/check). Saving, test runs and replays of logged nodes use
+// PUT /api/elements/{fullName}, POST /api/elements/{fullName}/run and
+// POST /api/nodes/{nodeId}/replay when the host has them.
 
 import { ApiError, api, get, withQuery } from "./api";
 // CodeMirror loads with the first element opened, not with the login page.
 import type { CodeEditor, Marker } from "./code";
-import { badge, clear, errorBox, h, json, pre } from "./dom";
+import { badge, clear, errorBox, h, json, pre, statusBadge } from "./dom";
 import { features } from "./features";
 import { jsonForm, type JsonForm } from "./form";
-import type { ElementDetail, ElementSummary, LogEntry, Problem } from "./types";
+import type { ElementDetail, ElementSummary, LogEntry, LogRow, Page, Problem } from "./types";
+
+// How long after the last edit the draft is checked.
+const CHECK_MS = 400;
 
 const KINDS = ["services", "events", "tasks", "models", "signals", "commons"] as const;
 const KIND_TITLES: Record<string, string> = {
@@ -50,7 +55,12 @@ let openEditors: CodeEditor[] = [];
 let layout: { split: HTMLElement; tree: HTMLElement; detail: HTMLElement; list: ElementSummary[] | null } | null = null;
 let currentName: string | undefined;
 
-export async function elementsPage(root: HTMLElement, fullName: string | undefined, newElement = false): Promise<void> {
+// What the address may ask of the editor: replay is a logged node to replay the draft on.
+export interface EditorOptions {
+  replay?: string;
+}
+
+export async function elementsPage(root: HTMLElement, fullName: string | undefined, newElement = false, opts: EditorOptions = {}): Promise<void> {
   currentName = fullName;
   let l = layout;
   if (!l || !root.contains(l.split)) {
@@ -65,7 +75,7 @@ export async function elementsPage(root: HTMLElement, fullName: string | undefin
   l.tree.scrollTop = scroll;
   const detail = l.detail;
   if (newElement) await renderNew(detail, l.list ?? []);
-  else if (fullName) await renderElement(detail, fullName);
+  else if (fullName) await renderElement(detail, fullName, undefined, opts);
   else
     clear(
       detail,
@@ -251,13 +261,23 @@ async function renderNew(detail: HTMLElement, list: ElementSummary[]): Promise<v
   name.dataset.auto = "1";
 }
 
-function problemsFor(file: string, errors: Problem[]): Marker[] {
-  return errors
-    .filter((p) => p.file && (p.file === file || p.file.endsWith("/" + file)))
-    .map((p) => ({ line: p.line, column: p.column, message: p.message, code: p.code }));
+// isIn says whether a problem is about the element's file (file: relative to the element). A
+// problem names its file from the app root ("services/X/index.js"), from an extended app
+// ("../base/services/X/index.js") or as a built-in ("builtin:services/X/index.js"); a draft's
+// check also lists the problems it causes in other elements, which are not this one's.
+function isIn(fullName: string, file: string, p: Problem): boolean {
+  if (!p.file) return false;
+  if (p.element && p.element !== fullName) return false;
+  if (p.file === file) return true;
+  const rel = `${fullName.split(".").join("/")}/${file}`;
+  return p.file === rel || p.file.endsWith("/" + rel) || p.file.endsWith(":" + rel);
 }
 
-function problemList(errors: Problem[], reveal: (p: Problem) => void): HTMLElement | null {
+function problemsFor(fullName: string, file: string, errors: Problem[]): Marker[] {
+  return errors.filter((p) => isIn(fullName, file, p)).map((p) => ({ line: p.line, column: p.column, message: p.message, code: p.code }));
+}
+
+function problemList(fullName: string, errors: Problem[], reveal: (p: Problem) => void): HTMLElement | null {
   if (!errors.length) return null;
   return h(
     "div",
@@ -270,11 +290,18 @@ function problemList(errors: Problem[], reveal: (p: Problem) => void): HTMLEleme
         h(
           "li",
           null,
-          h(
-            "button",
-            { class: "link", onClick: () => reveal(p), "data-problem": p.code },
-            `${p.file ?? "(app)"}${p.line ? `:${p.line}:${p.column ?? 1}` : ""}`,
-          ),
+          // A problem of another element (one the draft breaks) links to that element.
+          p.element && p.element !== fullName
+            ? h(
+                "a",
+                { href: `#/elements/${encodeURIComponent(p.element)}`, "data-problem": p.code, title: `a problem of ${p.element}` },
+                `${p.file ?? p.element}${p.line ? `:${p.line}:${p.column ?? 1}` : ""}`,
+              )
+            : h(
+                "button",
+                { class: "link", onClick: () => reveal(p), "data-problem": p.code },
+                `${p.file ?? "(app)"}${p.line ? `:${p.line}:${p.column ?? 1}` : ""}`,
+              ),
           " ",
           h("code", null, p.code),
           " ",
@@ -297,7 +324,7 @@ function problemsOf(details: unknown): Problem[] {
   return [];
 }
 
-async function renderElement(detail: HTMLElement, fullName: string, draftOf?: ElementDetail): Promise<void> {
+async function renderElement(detail: HTMLElement, fullName: string, draftOf?: ElementDetail, opts: EditorOptions = {}): Promise<void> {
   for (const e of openEditors) e.destroy();
   openEditors = [];
   clear(detail, h("p", { class: "muted" }, "Loading ", fullName, "…"));
@@ -312,7 +339,7 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
       return;
     }
   const [feats, { CodeEditor }] = await Promise.all([
-    features().catch(() => ({ writeElements: false, testRun: false, replay: false, openapi: false })),
+    features().catch(() => ({ writeElements: false, testRun: false, replay: false, check: false, openapi: false })),
     import("./code"),
   ]);
   const writable = feats.writeElements && el.origin === "app";
@@ -341,9 +368,50 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
   const tabs = h("div", { class: "tabs", role: "tablist" });
   const panes = h("div", { class: "editor-panes" });
   const problemsBox = h("div");
+  const conflictBox = h("div");
+  // What the host's check of the draft in the editor says, as you type.
+  const checkStatus = h("span", { class: "check-status", role: "status", "data-testid": "check-status" });
   const editors = new Map<string, CodeEditor>();
   let form: JsonForm | null = null;
   let dirty = false;
+
+  // Validation as you type: CHECK_MS after the last edit the draft goes to the host's check
+  // (the same validation as a save, nothing written) and its problems replace those shown.
+  // Each edit or save starts a new generation: an answer about an older text is dropped.
+  const checking = writable && feats.check;
+  let checkGen = 0;
+  let checkTimer: number | undefined;
+  const setCheckStatus = (text: string, cls = "") => {
+    checkStatus.textContent = text;
+    checkStatus.className = `check-status${cls ? " " + cls : ""}`;
+  };
+  const cancelCheck = () => {
+    window.clearTimeout(checkTimer);
+    checkTimer = undefined;
+    checkGen++;
+  };
+  const runCheck = async (gen: number) => {
+    if (!detail.isConnected || !editors.has("e.json")) return;
+    setCheckStatus("checking…");
+    try {
+      const res = await api<{ problems: Problem[] }>("POST", `/api/elements/${encodeURIComponent(fullName)}/check`, draft());
+      if (gen !== checkGen || !detail.isConnected) return;
+      const ps = res?.problems ?? [];
+      conflictBox.replaceChildren();
+      applyProblems(ps);
+      setCheckStatus(ps.length ? `${ps.length} problem${ps.length === 1 ? "" : "s"}` : "no problems", ps.length ? "bad" : "ok");
+    } catch (e) {
+      if (gen !== checkGen) return;
+      setCheckStatus(`not checked: ${e instanceof Error ? e.message : String(e)}`, "bad");
+    }
+  };
+  function scheduleCheck(): void {
+    if (!checking) return;
+    cancelCheck();
+    const gen = checkGen;
+    setCheckStatus("checking…");
+    checkTimer = window.setTimeout(() => void runCheck(gen), CHECK_MS);
+  }
 
   const showTab = (name: string) => {
     for (const b of tabs.querySelectorAll("button")) {
@@ -354,17 +422,17 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
   };
 
   const applyProblems = (errors: Problem[]) => {
-    for (const [name, ed] of editors) ed.setMarkers(problemsFor(name, errors));
-    form?.setProblems(problemsFor("e.json", errors).length ? errors.filter((p) => problemsFor("e.json", [p]).length) : []);
+    for (const [name, ed] of editors) ed.setMarkers(problemsFor(fullName, name, errors));
+    form?.setProblems(errors.filter((p) => isIn(fullName, "e.json", p)));
     for (const b of tabs.querySelectorAll<HTMLButtonElement>("button")) {
-      const n = problemsFor(b.dataset.file!, errors).length;
+      const n = problemsFor(fullName, b.dataset.file!, errors).length;
       b.querySelector(".count")?.remove();
       if (n) b.append(h("span", { class: "count bad" }, String(n)));
     }
     clear(
       problemsBox,
-      problemList(errors, (p) => {
-        const name = names.find((n) => p.file && (p.file === n || p.file.endsWith("/" + n)));
+      problemList(fullName, errors, (p) => {
+        const name = names.find((n) => isIn(fullName, n, p));
         if (!name) return;
         showTab(name);
         editors.get(name)?.reveal(p.line, p.column);
@@ -391,6 +459,9 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
         saveBtn.disabled = false;
         status.textContent = "unsaved changes";
         status.className = "save-status";
+        // Every edit, in the code or through the e.json form (which writes the raw JSON), is
+        // checked by the host a moment after the typing stops.
+        scheduleCheck();
       },
     });
     editors.set(name, ed);
@@ -410,7 +481,12 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
     return { definition: editors.get("e.json")!.text, files };
   };
 
+
   const save = async (force = false) => {
+    // The save validates the same text: a check still to come or on its way is dropped.
+    cancelCheck();
+    setCheckStatus("");
+    conflictBox.replaceChildren();
     saveBtn.disabled = true;
     status.textContent = "saving…";
     status.className = "save-status";
@@ -439,12 +515,13 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
         const ps = problemsOf(e.details);
         status.textContent = `not saved: ${ps.length || "some"} problem${ps.length === 1 ? "" : "s"}`;
         applyProblems(ps.length ? ps : [{ code: e.code, message: e.message }]);
+        if (checking) setCheckStatus(`${ps.length || "some"} problem${ps.length === 1 ? "" : "s"}`, "bad");
       } else if (e instanceof ApiError && e.status === 409) {
         status.textContent = "not saved: conflict";
         applyProblems([]);
         const onDisk = (e.details as { version?: string } | undefined)?.version;
         clear(
-          problemsBox,
+          conflictBox,
           h(
             "div",
             { class: "conflict", role: "alert", "data-testid": "conflict" },
@@ -518,24 +595,30 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
       h("div", null, h("h2", { "data-testid": "element-name" }, el.fullName), h("div", { class: "muted" }, el.title ?? "", el.type ? [" · type ", h("a", { href: `#/elements/${encodeURIComponent(el.type)}` }, el.type)] : "")),
       h("div", { class: "badges" }, originBadges(el)),
     ),
-    h("div", { class: "toolbar" }, saveBtn, isNew ? h("span", { class: "badge origin-inherited" }, "new, not saved yet") : reload, writable && !isNew ? deleteBtn : null, status, writeNote),
+    h("div", { class: "toolbar" }, saveBtn, isNew ? h("span", { class: "badge origin-inherited" }, "new, not saved yet") : reload, writable && !isNew ? deleteBtn : null, status, checking ? checkStatus : null, writeNote),
     staleNote,
+    conflictBox,
     problemsBox,
     tabs,
     panes,
-    testRunPanel(el, feats.testRun, draft, applyProblems),
+    testRunPanel(el, { run: feats.testRun, replay: feats.replay }, draft, applyProblems, opts.replay),
   );
   applyProblems(el.errors ?? []);
-  const firstBad = names.find((n) => problemsFor(n, el.errors ?? []).length);
+  const firstBad = names.find((n) => problemsFor(fullName, n, el.errors ?? []).length);
   showTab(firstBad ?? (names.find((n) => n.endsWith(".js")) ? names.find((n) => n.endsWith(".js"))! : "e.json"));
 }
 
+type Draft = () => { definition: string; files: Record<string, string> };
+type RunResult = Parameters<typeof runResult>[0];
+
 function testRunPanel(
   el: ElementDetail,
-  available: boolean,
-  draft: () => { definition: string; files: Record<string, string> },
+  hostHas: { run: boolean; replay: boolean },
+  draft: Draft,
   showProblems: (ps: Problem[]) => void,
+  replayNode?: string,
 ): HTMLElement {
+  const available = hostHas.run;
   const r = el.resolved ?? {};
   const fns = Array.isArray(r.functionList)
     ? (r.functionList as Array<{ name: string }>).map((f) => f.name)
@@ -580,14 +663,104 @@ function testRunPanel(
       run.disabled = false;
     }
   };
+  const canReplay = hostHas.replay && el.layer === "instance";
   return h(
     "details",
-    { class: `panel test-run${available ? "" : " disabled"}`, open: canRun },
+    { class: `panel test-run${available ? "" : " disabled"}`, open: canRun || (canReplay && !!replayNode) },
     h("summary", null, "Test run", available ? h("span", { class: "muted small" }, " — runs the draft in the editor without saving it; writes no log rows (calls it makes are real)") : h("span", { class: "muted small" }, " — not on this host yet (POST /api/elements/{fullName}/run answers 404)")),
     canRun
       ? h("div", { class: "run-form" }, h("div", { class: "toolbar" }, h("label", null, "function ", fn, fnList), run), h("label", null, `${what} (JSON) `, args), out)
       : h("p", { class: "muted small" }, available ? "Only instances (services, listeners, task templates) run." : "A test run executes the draft in the editor without saving it. This host does not offer it yet."),
+    canReplay ? replayPart(el, draft, showProblems, replayNode) : null,
   );
+}
+
+// replayPart replays the draft in the editor, saved or not, on a logged node's exact input
+// (POST /api/nodes/{nodeId}/replay) and shows what was logged beside what the draft does. The
+// node comes from the address (the node view's "Replay in editor"), is typed, or is picked
+// among this element's recent failures.
+function replayPart(el: ElementDetail, draft: Draft, showProblems: (ps: Problem[]) => void, nodeId?: string): HTMLElement {
+  const node = h("input", { name: "replayNode", "aria-label": "node id", placeholder: "node id (node_…)", value: nodeId ?? "", size: 36, spellcheck: "false" });
+  const btn = h("button", { class: "primary", "data-action": "replay-draft" }, "Replay draft") as HTMLButtonElement;
+  const recent = h("div", { class: "recent-failures small", "data-testid": "recent-failures" });
+  const out = h("div", { class: "run-output", "data-testid": "replay-output" });
+  btn.onclick = async () => {
+    const id = node.value.trim();
+    if (!id) {
+      clear(out, errorBox(`Give the id of a logged node of ${el.fullName}, or pick a recent failure.`));
+      return;
+    }
+    btn.disabled = true;
+    clear(out, h("p", { class: "muted" }, "replaying…"));
+    try {
+      // fullName: the host refuses a node of another element rather than run this draft as it.
+      const res = await api<{ function: string; logged: { status: string; result: unknown; error: unknown }; draft: RunResult }>(
+        "POST",
+        `/api/nodes/${encodeURIComponent(id)}/replay`,
+        { ...draft(), fullName: el.fullName },
+      );
+      clear(
+        out,
+        h(
+          "div",
+          { class: "cols replay", "data-testid": "replay" },
+          h("div", { "data-side": "logged" }, h("h4", null, "logged"), h("p", { class: "small" }, statusBadge(res.logged.status), " ", h("span", { class: "mono" }, id)), pre(res.logged.error ?? res.logged.result)),
+          h("div", { "data-side": "draft" }, h("h4", null, `draft in the editor: ${res.function}()`), runResult(res.draft)),
+        ),
+      );
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 422 && e.code === "invalid_element") {
+        const ps = problemsOf(e.details);
+        showProblems(ps);
+        clear(out, errorBox(`The draft has ${ps.length} problem${ps.length === 1 ? "" : "s"} (shown in the editor); nothing ran.`));
+      } else clear(out, errorBox(e));
+    } finally {
+      btn.disabled = false;
+    }
+  };
+  node.addEventListener("keydown", (ev: KeyboardEvent) => {
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      btn.click();
+    }
+  });
+  get<Page<LogRow>>("/api/events/logs", { fullName: el.fullName, status: "fail", pageSize: 5 })
+    .then((page) => {
+      const rows = page?.rowDatas ?? [];
+      clear(
+        recent,
+        rows.length
+          ? [
+              h("span", { class: "muted" }, "Recent failures: "),
+              h(
+                "ul",
+                null,
+                rows.map((r) =>
+                  h(
+                    "li",
+                    null,
+                    h("button", { class: "link mono", "data-node": r.nodeId, title: "replay this node", onClick: () => { node.value = r.nodeId; btn.click(); } }, r.nodeId),
+                    h("span", { class: "muted" }, ` ${r.createdAt}`),
+                    r.error ? h("span", null, ` · ${r.error.code}: ${r.error.message.length > 90 ? r.error.message.slice(0, 90) + "…" : r.error.message}`) : null,
+                  ),
+                ),
+              ),
+            ]
+          : h("span", { class: "muted" }, "No failed node of this element in the log."),
+      );
+    })
+    .catch(() => clear(recent));
+  const part = h(
+    "div",
+    { class: "replay-draft", "data-testid": "replay-draft" },
+    h("h4", null, "Replay a logged node"),
+    h("p", { class: "muted small" }, "Runs the draft in the editor, saved or not, on the exact input a node of this element was logged with, beside what was logged. Writes no log rows."),
+    h("div", { class: "toolbar" }, h("label", null, "node ", node), btn),
+    recent,
+    out,
+  );
+  if (nodeId) window.setTimeout(() => part.scrollIntoView({ block: "center" }), 0);
+  return part;
 }
 
 export function runResult(res: { result: unknown; logs: LogEntry[] | null; error: { code: string; message: string; details?: unknown } | null; durationMs: number }): HTMLElement {

@@ -8,12 +8,13 @@
 
 import { ApiError, api, get } from "./api";
 
-export type Feature = "writeElements" | "testRun" | "replay" | "openapi";
+export type Feature = "writeElements" | "testRun" | "replay" | "check" | "openapi";
 
 export const featureRoutes: Record<Exclude<Feature, "openapi">, { method: string; path: string; probe: string }> = {
   writeElements: { method: "put", path: "/api/elements/{}", probe: "/api/elements/probe..x" },
   testRun: { method: "post", path: "/api/elements/{}/run", probe: "/api/elements/probe..x/run" },
   replay: { method: "post", path: "/api/nodes/{}/replay", probe: "/api/nodes/probe..x/replay" },
+  check: { method: "post", path: "/api/elements/{}/check", probe: "/api/elements/probe..x/check" },
 };
 
 let detected: Promise<Record<Feature, boolean>> | null = null;
@@ -23,7 +24,7 @@ function normalise(p: string): string {
 }
 
 async function detect(): Promise<Record<Feature, boolean>> {
-  const out: Record<Feature, boolean> = { writeElements: false, testRun: false, replay: false, openapi: false };
+  const out: Record<Feature, boolean> = { writeElements: false, testRun: false, replay: false, check: false, openapi: false };
   let paths = new Map<string, Record<string, unknown>>();
   try {
     const doc = await get<{ paths?: Record<string, Record<string, unknown>> }>("/api/openapi.json");

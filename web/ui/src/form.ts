@@ -1,9 +1,12 @@
 // The e.json form: one input per field of the element's schema, as the registry serves it
 // (GET /api/elements/{fullName}/schema). The form holds no rules of its own: it edits the raw
 // JSON text, which stays the one source (the server validates it), and it is rebuilt from that
-// text whenever the text changes, so the two stay in sync both ways.
+// text whenever the text changes, so the two stay in sync both ways. Numbers go through
+// jsonexact.ts, so a value the user did not touch is written back as it was: an integer beyond
+// 2^53 stays exact, as the host keeps it.
 
 import { h, clear } from "./dom";
+import { isNumber, numberFromInput, parseExact, stringifyExact } from "./jsonexact";
 import type { ElementSchema, FieldSchema, Problem } from "./types";
 
 export interface JsonForm {
@@ -16,7 +19,8 @@ export interface JsonForm {
 
 type Obj = Record<string, unknown>;
 
-const show = (v: unknown) => (v === undefined ? "" : JSON.stringify(v));
+const show = (v: unknown) => (v === undefined ? "" : (stringifyExact(v, 0) ?? ""));
+const pretty = (v: unknown) => stringifyExact(v, 2) ?? "";
 
 // topLevelLines finds the line on which each top-level key of a JSON object text starts.
 function topLevelLines(text: string): { key: string; line: number }[] {
@@ -60,7 +64,7 @@ export function jsonForm(schema: ElementSchema, getText: () => string, setText: 
 
   const parse = (): Obj | null => {
     try {
-      const v = JSON.parse(getText());
+      const v = parseExact(getText());
       return v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : null;
     } catch {
       return null;
@@ -72,7 +76,7 @@ export function jsonForm(schema: ElementSchema, getText: () => string, setText: 
     if (!obj) return;
     if (v === undefined) delete obj[key];
     else obj[key] = v;
-    setText(JSON.stringify(obj, null, 2) + "\n");
+    setText(pretty(obj) + "\n");
   };
 
   const input = (key: string, f: FieldSchema, cur: unknown, inherited: unknown): HTMLElement => {
@@ -100,11 +104,11 @@ export function jsonForm(schema: ElementSchema, getText: () => string, setText: 
         step: f.type === "integer" ? "1" : "any",
         min: f.minimum,
         max: f.maximum,
-        value: typeof cur === "number" ? String(cur) : "",
+        value: isNumber(cur) ? String(cur) : "",
         placeholder,
         onChange: (e: Event) => {
           const s = (e.target as HTMLInputElement).value.trim();
-          write(key, s === "" ? undefined : Number(s));
+          write(key, s === "" ? undefined : numberFromInput(s));
         },
       });
     }
@@ -115,7 +119,7 @@ export function jsonForm(schema: ElementSchema, getText: () => string, setText: 
       const list = h("div", { class: "form-list", "data-field": key });
       const commit = () => {
         const vals = [...list.querySelectorAll<HTMLInputElement>("input")].map((i) => i.value.trim()).filter((s) => s !== "");
-        write(key, vals.length || cur !== undefined ? vals.map((s) => (num ? Number(s) : s)) : undefined);
+        write(key, vals.length || cur !== undefined ? vals.map((s) => (num ? numberFromInput(s) : s)) : undefined);
       };
       items.forEach((it, i) =>
         list.append(
@@ -134,16 +138,16 @@ export function jsonForm(schema: ElementSchema, getText: () => string, setText: 
       // A small JSON editor for sub-objects: written back when it parses.
       const ta = h("textarea", {
         ...common,
-        rows: cur === undefined ? 2 : Math.min(10, JSON.stringify(cur, null, 2).split("\n").length),
+        rows: cur === undefined ? 2 : Math.min(10, pretty(cur).split("\n").length),
         spellcheck: "false",
         placeholder,
-        value: cur === undefined ? "" : JSON.stringify(cur, null, 2),
+        value: cur === undefined ? "" : pretty(cur),
         onChange: (e: Event) => {
           const t = e.target as HTMLTextAreaElement;
           const s = t.value.trim();
           if (s === "") return write(key, undefined);
           try {
-            write(key, JSON.parse(s));
+            write(key, parseExact(s));
             t.classList.remove("bad");
           } catch (err) {
             t.classList.add("bad");

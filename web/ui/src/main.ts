@@ -1,5 +1,6 @@
 // The Trellis editor and console: log in, then Elements, Events, Tasks and Analytics pages
-// addressed by the URL's hash (#/elements/<fullName>, #/events/requests/<id>, …).
+// addressed by the URL's hash (#/elements/<fullName>, #/events/requests/<id>, …; an element's
+// editor with a logged node ready to replay: #/elements/<fullName>?replay=<nodeId>).
 
 import "./style.css";
 import { authMode, login, logout, onUnauthorized, resume } from "./api";
@@ -123,7 +124,9 @@ async function shell(): Promise<void> {
 
 async function route(): Promise<void> {
   if (!authMode()) return;
-  const hash = location.hash.replace(/^#\/?/, "");
+  // A page's options follow a "?" (#/elements/<fullName>?replay=<nodeId>).
+  const [hash, query = ""] = location.hash.replace(/^#\/?/, "").split("?", 2);
+  const params = new URLSearchParams(query);
   const [page, ...rest] = hash.split("/");
   const arg = rest.length ? decodeURIComponent(rest.join("/")) : undefined;
   for (const [k, a] of navLinks) a.classList.toggle("active", k === (page === "new-element" ? "elements" : page || "elements"));
@@ -132,7 +135,7 @@ async function route(): Promise<void> {
       case "":
       case "elements":
         document.title = arg ? `${arg} · Trellis` : "Elements · Trellis";
-        await elementsPage(main, arg);
+        await elementsPage(main, arg, false, { replay: params.get("replay") ?? undefined });
         break;
       case "new-element":
         document.title = "New element · Trellis";

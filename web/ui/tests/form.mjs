@@ -1,6 +1,7 @@
 // The e.json form: built from the type's schema (GET /api/elements/{fullName}/schema), beside
 // the raw JSON and in sync with it both ways; a save's problems show at their field; a value
-// edited in the form and saved is in e.json.
+// edited in the form and saved is in e.json; an integer beyond 2^53 (an id in a task's argDict)
+// goes through the form and is written back exactly.
 import { api, check, login, run } from "./lib.mjs";
 
 await run("form", async ({ page, shot }) => {
@@ -59,4 +60,33 @@ await run("form", async ({ page, shot }) => {
   const files = { ...now.files };
   delete files["e.json"];
   await api("PUT", `/api/elements/${name}`, { definition: original, files, version: now.version });
+
+  // An integer no JS Number holds (2^53 + 1, as an id may be) in a task's argDict: typed into
+  // the form's JSON field, kept when another field of the form rewrites e.json, saved exactly.
+  const task = "tasks.DailyReport";
+  const big = "9007199254740993";
+  const taskBefore = await api("GET", `/api/elements/${task}`);
+  await page.locator(`a[data-element="${task}"]`).click();
+  await page.locator("[data-testid=element-name]", { hasText: task }).waitFor();
+  await page.locator('.tabs button[data-file="e.json"]').click();
+  const argDict = form.locator('textarea[data-field="argDict"]');
+  await argDict.fill(`{"accountId": ${big}, "small": 7}`);
+  await argDict.press("Tab");
+  await raw.getByText(big).waitFor();
+  check((await raw.innerText()).includes(`"accountId": ${big}`), `the form wrote the integer exactly: ${await raw.innerText()}`);
+  await form.locator('input[data-field="timeout"]').fill("2m");
+  await form.locator('input[data-field="timeout"]').press("Tab");
+  check((await raw.innerText()).includes('"timeout": "2m"'), "the form wrote the timeout");
+  check((await raw.innerText()).includes(`"accountId": ${big}`), "and kept the integer it did not touch");
+  check((await argDict.inputValue()).includes(`"accountId": ${big}`), "the form shows it exactly");
+  await save.click();
+  await page.locator(".save-status.ok").waitFor();
+  const taskText = (await api("GET", `/api/elements/${task}`)).files["e.json"];
+  check(taskText.includes(`"accountId": ${big}`) && taskText.includes('"timeout": "2m"'), `saved exactly: ${taskText}`);
+  await argDict.scrollIntoViewIfNeeded();
+  await shot("big-integer");
+  const taskNow = await api("GET", `/api/elements/${task}`);
+  const taskFiles = { ...taskNow.files };
+  delete taskFiles["e.json"];
+  await api("PUT", `/api/elements/${task}`, { definition: taskBefore.files["e.json"], files: taskFiles, version: taskNow.version });
 });

@@ -1,7 +1,9 @@
 // The editor and the host together: test-run a draft (result or error with its stack at the
-// draft's line, console output, duration); a listener that throws fails an event; its handler
-// is fixed and saved in the browser; the failed node is replayed against the fixed version,
-// old and new side by side; the failure is resent and the log shows the new handler's result.
+// draft's line, console output, duration); a listener that throws fails an event; from the
+// failed node, "Replay in editor" opens the handler's editor with the node ready; the handler
+// is fixed there and the node replayed against the fixed, unsaved draft, old and new side by
+// side; the fix is saved; the node view replays the saved version too; the failure is resent
+// and the log shows the new handler's result.
 import { api, check, eventually, login, run } from "./lib.mjs";
 
 const name = "events.FlakyListener";
@@ -42,24 +44,52 @@ await run("handlers", async ({ page, shot }) => {
     return !!node;
   }, "the listener to fail");
 
-  // Edit the handler in the browser and save it: the draft runs first, then the host runs it.
-  await cm.click();
-  await page.keyboard.press("Control+A");
-  await page.keyboard.insertText(v2);
-  await page.locator("button[data-action=run]").click();
-  await out.getByText('"doubled": 8').waitFor();
-  check((await out.innerText()).includes("returned"), "the fixed draft returns");
-  await page.locator("button[data-action=save]").click();
-  await page.locator(".save-status.ok").waitFor();
-  check((await api("GET", `/api/elements/${name}`)).files["index.js"] === v2, "the host has the fix");
-
-  // Replay the failed node against the fixed version: the logged failure beside the new result.
+  // From the failed node to its handler's editor, the node ready to replay.
   await page.goto(`${page.url().split("#")[0]}#/events/requests/${sent.requestId}`);
   const li = page.locator(`li.node[data-node="${node.nodeId}"]`);
   await li.waitFor();
   if ((await li.locator("details").first().getAttribute("open")) === null) await li.locator("summary").first().click();
   await li.locator(".error-box", { hasText: "v1 broke on 21" }).waitFor();
-  await li.getByRole("button", { name: "Replay" }).click();
+  await li.locator("a[data-action=replay-in-editor]").click();
+  await page.locator("[data-testid=element-name]", { hasText: name }).waitFor();
+  check(page.url().includes(`?replay=${node.nodeId}`), `the address names the node: ${page.url()}`);
+  const part = page.locator("[data-testid=replay-draft]");
+  check((await part.locator("input[name=replayNode]").inputValue()) === node.nodeId, "the node is filled in");
+  await part.locator(`[data-testid=recent-failures] button[data-node="${node.nodeId}"]`).waitFor();
+
+  // Fix the handler in the editor, unsaved: the host's check finds no problem; a test run
+  // returns; the failed node replayed on the draft shows the logged failure beside the fix.
+  await cm.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.insertText(v2);
+  await page.locator("[data-testid=check-status]", { hasText: "no problems" }).waitFor();
+  await page.locator(".test-run textarea[name=args]").fill('{"n": 4}');
+  await page.locator("button[data-action=run]").click();
+  await out.getByText('"doubled": 8').waitFor();
+  check((await out.innerText()).includes("returned"), "the fixed draft returns");
+  await part.locator("button[data-action=replay-draft]").click();
+  const draftReplay = part.locator("[data-testid=replay]");
+  await draftReplay.waitFor();
+  const logged = await draftReplay.locator("[data-side=logged]").innerText();
+  const fixed = await draftReplay.locator("[data-side=draft]").innerText();
+  check(logged.includes("v1 broke on 21") && logged.includes("fail"), `the logged failure: ${logged}`);
+  check(fixed.includes('"doubled": 42') && fixed.includes("v2 got 21") && fixed.includes("returned"), `the unsaved draft's result and console: ${fixed}`);
+  check((await api("GET", `/api/elements/${name}`)).files["index.js"] === v1, "the replay saved nothing");
+  check(!(await page.locator("button[data-action=save]").isDisabled()), "the draft is still unsaved");
+  await draftReplay.scrollIntoViewIfNeeded();
+  await shot("replay-draft");
+
+  // Save the fix: the host runs it.
+  await page.locator("button[data-action=save]").click();
+  await page.locator(".save-status.ok").waitFor();
+  check((await api("GET", `/api/elements/${name}`)).files["index.js"] === v2, "the host has the fix");
+
+  // The node view's one-click replay runs the saved version: the logged failure beside it.
+  await page.goto(`${page.url().split("#")[0]}#/events/requests/${sent.requestId}`);
+  await li.waitFor();
+  if ((await li.locator("details").first().getAttribute("open")) === null) await li.locator("summary").first().click();
+  await li.locator(".error-box", { hasText: "v1 broke on 21" }).waitFor();
+  await li.getByRole("button", { name: "Replay", exact: true }).click();
   const replay = li.locator("[data-testid=replay]");
   await replay.waitFor();
   const side = await replay.innerText();

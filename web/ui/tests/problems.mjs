@@ -1,5 +1,7 @@
 // A broken edit in the app directory: the editor shows the element's problem at its line and
-// column in the lint gutter; fixing the file clears it.
+// column in the lint gutter; fixing the file clears it. Then, as you type: an error typed into
+// the handler shows at its line and column without saving (the host checks the draft), a
+// value the e.json form sets is checked too, and fixing them clears them; nothing is written.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { api, appDir, check, eventually, login, run } from "./lib.mjs";
@@ -44,4 +46,47 @@ await run("problems", async ({ page, shot }) => {
   await page.getByRole("button", { name: "Reload" }).click();
   await page.locator('.editor-pane[data-file="index.js"] .cm-content').waitFor();
   check((await page.locator(".problems").count()) === 0, "no problems after the fix");
+
+  // As you type: an error typed into the handler is found by the host's check, at its line and
+  // column, without a save.
+  const before = await api("GET", "/api/elements/services.GreetingSvc");
+  const lines = before.files["index.js"].split("\n");
+  const typedLine = lines.findIndex((l) => l.includes('console.log("greeting", name);')) + 1;
+  check(typedLine > 0, "the sample has the line to type into");
+  const cm = page.locator('.editor-pane[data-file="index.js"] .cm-content');
+  const checkStatus = page.locator("[data-testid=check-status]");
+  await cm.locator(".cm-line", { hasText: 'console.log("greeting", name);' }).click();
+  await page.keyboard.press("End");
+  await page.keyboard.type(" let = ;");
+  await checkStatus.getByText("1 problem").waitFor();
+  const typed = await page.locator(".problems").innerText();
+  check(typed.includes(`index.js:${typedLine}:`) && typed.includes("js_syntax"), `the typed error at index.js line ${typedLine}: ${typed}`);
+  await page.locator('.editor-pane[data-file="index.js"] .cm-lint-marker-error').waitFor();
+  check((await page.locator('.tabs button[data-file="index.js"] .count').innerText()) === "1", "the tab counts it");
+  check(!(await page.locator("button[data-action=save]").isDisabled()), "not saved: Save is still there to press");
+  await page.locator('.editor-pane[data-file="index.js"] .cm-lint-marker-error').hover();
+  await page.locator(".cm-tooltip-lint").waitFor();
+  await shot("as-you-type");
+  // Only the last edit's check counts: typing on quickly, then fixing, leaves no problem.
+  for (let i = 0; i < " let = ;".length; i++) await page.keyboard.press("Backspace");
+  await checkStatus.getByText("no problems").waitFor();
+  check((await page.locator(".problems").count()) === 0, "no problem listed once the typing is fixed");
+  check((await page.locator('.editor-pane[data-file="index.js"] .cm-lint-marker-error').count()) === 0, "no marker left");
+
+  // A value the e.json form sets is checked as well, and shows at its field.
+  await page.locator('.tabs button[data-file="e.json"]').click();
+  const form = page.locator("[data-testid=json-form]");
+  await form.locator('input[data-field="timeout"]').fill("soon");
+  await form.locator('input[data-field="timeout"]').press("Tab");
+  await checkStatus.getByText("1 problem").waitFor();
+  await form.locator('[data-row="timeout"].bad [data-problem=bad_duration]').waitFor();
+  check((await page.locator(".problems").innerText()).includes("e.json:"), "listed at its place in e.json");
+  await form.locator('input[data-field="timeout"]').fill("");
+  await form.locator('input[data-field="timeout"]').press("Tab");
+  await checkStatus.getByText("no problems").waitFor();
+  check((await form.locator(".field-problem [data-problem]").count()) === 0, "the field's problem is gone");
+
+  // Checks write nothing.
+  const after = await api("GET", "/api/elements/services.GreetingSvc");
+  check(after.version === before.version && after.errors.length === 0, "the element on disk is as it was");
 });
