@@ -115,5 +115,11 @@ func writeError(err error, c echo.Context) {
 	if ae.Details != nil {
 		body["details"] = ae.Details
 	}
-	_ = c.JSON(ae.Status, map[string]any{"error": body})
+	if err := c.JSON(ae.Status, map[string]any{"error": body}); err != nil && !c.Response().Committed {
+		// Details that cannot be written as JSON must not cost the answer its status and
+		// body (echo would leave an empty 200): answer without them, and say so.
+		delete(body, "details")
+		body["message"] = ae.Message + " (details left out: " + err.Error() + ")"
+		_ = c.JSON(ae.Status, map[string]any{"error": body})
+	}
 }

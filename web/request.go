@@ -27,8 +27,12 @@ func fullNameParam(c echo.Context, param string) (string, error) {
 	return name, nil
 }
 
-// idPattern is what a node, request or task id may look like.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+// idPattern is what a node, request or task id may look like: it starts with a letter, a digit
+// or _, so "." and ".." are no ids.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$`)
+
+// maxFunctionName caps a function name in a path, as 512 caps a fullName.
+const maxFunctionName = 256
 
 // functionNamePattern is a JS identifier.
 var functionNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
@@ -36,7 +40,7 @@ var functionNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*$`)
 func idParam(c echo.Context, name string) (string, error) {
 	v := c.Param(name)
 	if !idPattern.MatchString(v) {
-		return "", errBadRequest("%s %q is not an id: letters, digits and _ . : - only, at most 128", name, v)
+		return "", errBadRequest("%s %q is not an id: letters, digits and _ . : - only (a letter, digit or _ first), at most 128", name, v)
 	}
 	return v, nil
 }
@@ -49,17 +53,32 @@ func readArgs(c echo.Context) ([]any, error) {
 	return vocab.DecodeArgs(body)
 }
 
-// readObject reads a JSON object body whose keys are all among allowed.
+// readObject reads a JSON object body whose keys are all among allowed (none: {} only).
 func readObject(c echo.Context, allowed ...string) (map[string]any, error) {
-	return readObjectOr(c, false, allowed...)
+	return readObjectOr(c, false, fieldsOrNone(allowed))
 }
 
 // readOptionalObject is readObject for a route whose body may be left out: no body is {}.
 func readOptionalObject(c echo.Context, allowed ...string) (map[string]any, error) {
-	return readObjectOr(c, true, allowed...)
+	return readObjectOr(c, true, fieldsOrNone(allowed))
 }
 
-func readObjectOr(c echo.Context, optional bool, allowed ...string) (map[string]any, error) {
+// readAnyObject reads a JSON object body with any keys (a model row's patch: the model checks
+// its fields).
+func readAnyObject(c echo.Context) (map[string]any, error) {
+	return readObjectOr(c, false, nil)
+}
+
+// fieldsOrNone makes "no field allowed" a list, told apart from nil (any field).
+func fieldsOrNone(allowed []string) []string {
+	if allowed == nil {
+		return []string{}
+	}
+	return allowed
+}
+
+// readObjectOr reads a JSON object body; allowed nil lets any key through.
+func readObjectOr(c echo.Context, optional bool, allowed []string) (map[string]any, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return nil, err
@@ -82,6 +101,9 @@ func readObjectOr(c echo.Context, optional bool, allowed ...string) (map[string]
 				if k == a {
 					continue next
 				}
+			}
+			if len(allowed) == 0 {
+				return nil, errBadRequest("unknown field %q: this route takes no fields (send {} or nothing)", k)
 			}
 			return nil, errBadRequest("unknown field %q: send {%s}", k, strings.Join(allowed, ", "))
 		}

@@ -21,9 +21,9 @@ func (s *Server) routeModels(e *echo.Echo) {
 }
 
 func (s *Server) modelRuntime(c echo.Context) (Models, string, error) {
-	name := c.Param("fullName")
-	if !fullNamePattern.MatchString(name) {
-		return nil, "", errBadRequest("%q is not a fullName such as models.OrderModel", name)
+	name, err := fullNameParam(c, "fullName")
+	if err != nil {
+		return nil, "", err
 	}
 	rt := s.deps.Models
 	if rt == nil {
@@ -133,7 +133,7 @@ func (s *Server) updateRow(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	patch, err := readObject(c)
+	patch, err := readAnyObject(c)
 	if err != nil {
 		return err
 	}

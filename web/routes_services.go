@@ -20,7 +20,7 @@ func (s *Server) callService(c echo.Context) error {
 		return err
 	}
 	fn := c.Param("function")
-	if !functionNamePattern.MatchString(fn) {
+	if !functionNamePattern.MatchString(fn) || len(fn) > maxFunctionName {
 		return errBadRequest("%q is not a function name", fn)
 	}
 	args, err := readArgs(c)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -64,9 +65,11 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = writeError
+	e.JSONSerializer = finiteJSON{}
 	e.Use(middleware.Recover())
 	e.Use(s.limitBody)
 	e.Use(s.requireToken)
+	e.Use(decodeParams)
 	s.routeHealth(e)
 	s.routeOpenAPI(e)
 	s.routeSession(e)
@@ -133,6 +136,31 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return errBodyTooLarge(s.opts.MaxBodyBytes)
 		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.opts.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// decodeParams decodes the percent-escapes of path parameters. When a path holds escapes echo
+// routes on the raw path and hands its parameters on as sent, so the editor's
+// encodeURIComponent("services.$Svc") would arrive as "services.%24Svc" and be refused. Decoded
+// once, a parameter is what the client meant; "%2F" becomes "/", which no name or id accepts.
+func decodeParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().URL.RawPath == "" {
+			return next(c)
+		}
+		vals := c.ParamValues()
+		for i, v := range vals {
+			if !strings.Contains(v, "%") {
+				continue
+			}
+			d, err := url.PathUnescape(v)
+			if err != nil {
+				return errBadRequest("path parameter %q is not valid percent-encoding", v)
+			}
+			vals[i] = d
+		}
+		c.SetParamValues(vals...)
 		return next(c)
 	}
 }
