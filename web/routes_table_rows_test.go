@@ -618,6 +618,10 @@ func (f *sweep) nodeOpSpec() routeSpec {
 	replay := func(js string) string {
 		return jsonBody(t, map[string]any{"definition": sweepApp["events/OnShop/e.json"], "files": map[string]string{"index.js": js}})
 	}
+	replayOf := func(fullName any) string {
+		return jsonBody(t, map[string]any{"definition": sweepApp["events/OnShop/e.json"], "fullName": fullName,
+			"files": map[string]string{"index.js": `exports.handle = function (event) { return 0; };`}})
+	}
 	attempts := func(t *testing.T, node string) int {
 		rec := f.do(t, routeCase{method: "GET", path: "/api/events/nodes/" + node + "/attempts"})
 		require.Equal(t, 200, rec.Code, rec.Body.String())
@@ -649,8 +653,14 @@ func (f *sweep) nodeOpSpec() routeSpec {
 				}},
 			e404("resend an unknown node", "/api/nodes/node_nope/resend", "", "node_nope"),
 			e404("replay an unknown node", "/api/nodes/node_nope/replay", replay(`exports.handle = function () {};`), "node_nope"),
+			okRow("replay naming its element", "/api/nodes/"+f.nodeID+"/replay", replayOf("events.OnShop"), `"draft":{`),
+			{name: "replay naming another element", path: "/api/nodes/" + f.nodeID + "/replay", body: replayOf("services.MathSvc"), want: 409, code: "conflict",
+				in: []string{"events.OnShop", "services.MathSvc"}},
+			e400("replay with fullName a number", "/api/nodes/"+f.nodeID+"/replay", replayOf(5), "fullName"),
+			e400("replay with fullName hostile", "/api/nodes/"+f.nodeID+"/replay", replayOf("../../etc"), "fullName"),
+			e404("replay naming an element, unknown node", "/api/nodes/node_nope/replay", replayOf("events.OnShop"), "node_nope"),
 			e400("replay without a definition", "/api/nodes/"+f.nodeID+"/replay", `{}`, "definition"),
-			e400("replay with an unknown field", "/api/nodes/"+f.nodeID+"/replay", `{"definition": "{}", "function": "f"}`, `\"function\"`),
+			e400("replay with an unknown field", "/api/nodes/"+f.nodeID+"/replay", `{"definition": "{}", "function": "f"}`, `\"function\"`, "fullName"),
 			e400("replay: malformed JSON", "/api/nodes/"+f.nodeID+"/replay", `{`, "not valid JSON"),
 			{name: "replay a draft with problems", path: "/api/nodes/" + f.nodeID + "/replay", body: replay(`exports.handle = function (`), want: 422, code: "invalid_element"},
 			e404("callback of an unknown node", "/api/nodes/node_nope/callback", `{"ok": 1}`, "node_nope"),
