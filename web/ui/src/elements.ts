@@ -391,13 +391,14 @@ async function renderElement(detail: HTMLElement, fullName: string, draftOf?: El
     checkGen++;
   };
   const runCheck = async (gen: number) => {
-    if (!detail.isConnected || !editors.has("e.json")) return;
+    // The page keeps its layout between elements: this element's boxes leave it when another
+    // element opens (and its editors are destroyed), and its checks stop counting.
+    if (!problemsBox.isConnected || !editors.has("e.json")) return;
     setCheckStatus("checking…");
     try {
       const res = await api<{ problems: Problem[] }>("POST", `/api/elements/${encodeURIComponent(fullName)}/check`, draft());
-      if (gen !== checkGen || !detail.isConnected) return;
+      if (gen !== checkGen || !problemsBox.isConnected) return;
       const ps = res?.problems ?? [];
-      conflictBox.replaceChildren();
       applyProblems(ps);
       setCheckStatus(ps.length ? `${ps.length} problem${ps.length === 1 ? "" : "s"}` : "no problems", ps.length ? "bad" : "ok");
     } catch (e) {
