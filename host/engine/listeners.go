@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/retry"
 )
 
 // Handler types (nameko's SERVICE_POOL, SINGLETON, BROADCAST).
@@ -17,6 +18,10 @@ const (
 	HandlerSingleton = "singleton"
 	HandlerBroadcast = "broadcast"
 )
+
+// DefaultRetry is the retry policy of a listener whose retry field says nothing: 5 tries, 5
+// minutes apart.
+var DefaultRetry = retry.Policy{Policy: retry.Default, Interval: 5 * time.Minute, MaxAttempts: 5}
 
 // Listener is an event element as the engine needs it: what it listens to and how it is handled.
 type Listener struct {
@@ -30,7 +35,7 @@ type Listener struct {
 	BroadcastIdentifier string
 	Reliable            bool
 	RequeueOnError      bool
-	Retry               RetryPolicy
+	Retry               retry.Policy
 	Timeout             time.Duration
 	Enabled             bool
 	// Webhook, when set, delivers by HTTP POST instead of running JavaScript.
@@ -75,7 +80,7 @@ func ListenersOf(s *registry.Snapshot) []*Listener {
 			l.Operate = strings_(d["operate"], []string{"afterCreate", "afterUpdate", "afterDelete"})
 			l.Fields = strings_(d["fields"], nil)
 		}
-		l.Retry, _ = ParseRetry(d["retry"])
+		l.Retry, _ = retry.Parse(d["retry"], DefaultRetry)
 		if wh, ok := d["webhook"].(map[string]any); ok && str(wh, "url") != "" {
 			l.Webhook = &WebhookSpec{URL: str(wh, "url"), Secret: str(wh, "secret"), Async: str(wh, "mode") == "async",
 				Timeout: durationOr(wh, "timeout", 30*time.Second)}
@@ -179,7 +184,7 @@ func ValidateListener(s *registry.Snapshot, el *registry.Element) []registry.Pro
 			"that outlives the process (\"host\" or \"env:NAME\"): with the default \"instance\" each restart is a new receiver, " +
 			"so events kept for the old one would pile up for ever (nameko refuses this too). Set broadcastIdentifier or reliableDelivery: false"})
 	}
-	if _, err := ParseRetry(d["retry"]); err != nil {
+	if _, err := retry.Parse(d["retry"], DefaultRetry); err != nil {
 		probs = append(probs, registry.Problem{Message: err.Error()})
 	}
 	return probs

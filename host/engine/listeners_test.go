@@ -10,6 +10,7 @@ import (
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/internal/parttest"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/retry"
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
@@ -51,11 +52,11 @@ func TestListenersOf(t *testing.T) {
 
 	require.Equal(t, &engine.Listener{FullName: "events.Plain", EventType: "events.NormalType", Sender: "services.X", Handler: "handle",
 		HandlerType: engine.HandlerPool, BroadcastIdentifier: "instance", Reliable: true, Enabled: true, Timeout: 30 * time.Second,
-		Retry: engine.RetryPolicy{Policy: engine.RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}}, byName["events.Plain"], "the defaults")
+		Retry: retry.Policy{Policy: retry.Default, Interval: 5 * time.Minute, MaxAttempts: 5}}, byName["events.Plain"], "the defaults")
 
 	require.Equal(t, &engine.Listener{FullName: "events.Tuned", EventType: "events.NormalType", Sender: "services.*", Handler: "onEvent",
 		HandlerType: engine.HandlerBroadcast, BroadcastIdentifier: "env:POD", RequeueOnError: true, Timeout: 5 * time.Second,
-		Retry:   engine.RetryPolicy{Policy: engine.RetryExponential, Interval: time.Second, MaxAttempts: 7, MaxInterval: 64 * time.Second},
+		Retry:   retry.Policy{Policy: retry.Exponential, Interval: time.Second, MaxAttempts: 7, MaxInterval: 64 * time.Second},
 		Webhook: &engine.WebhookSpec{URL: "https://example.com/hook", Secret: "k", Async: true, Timeout: 3 * time.Second}}, byName["events.Tuned"])
 
 	m := byName["events.Model"]

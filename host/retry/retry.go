@@ -1,4 +1,11 @@
-package engine
+// Package retry is the arithmetic of retry policies, shared by the event center (a listener's
+// retry field) and the task center (a task template's): how an element's retry field reads, and
+// when a node or task that failed its n-th try runs again, if at all.
+//
+// It owns no state and runs nothing: each part keeps its own pending retries durably (the event
+// center on a retry queue of the bus, the task center in the task store) and asks Next when a
+// try fails. It imports nothing of ours, so both can use it.
+package retry
 
 import (
 	"fmt"
@@ -6,16 +13,16 @@ import (
 	"time"
 )
 
-// Retry policies (the event center's: none, default, cyclic; plus exponential).
+// Policy names (docs/reference.md §3.5).
 const (
-	RetryNone        = "none"
-	RetryDefault     = "default"
-	RetryCyclic      = "cyclic"
-	RetryExponential = "exponential"
+	None        = "none"
+	Default     = "default"
+	Cyclic      = "cyclic"
+	Exponential = "exponential"
 )
 
-// RetryPolicy says when a failed node runs again.
-type RetryPolicy struct {
+// Policy says when a failed node or task runs again.
+type Policy struct {
 	Policy      string
 	Interval    time.Duration
 	MaxAttempts int
@@ -23,10 +30,12 @@ type RetryPolicy struct {
 	MaxInterval time.Duration
 }
 
-// ParseRetry reads an element's retry field; a missing field is the default policy (5 tries,
-// 5 minutes apart).
-func ParseRetry(v any) (RetryPolicy, error) {
-	p := RetryPolicy{Policy: RetryDefault, Interval: 5 * time.Minute, MaxAttempts: 5}
+// Parse reads an element's retry field (a JSON object: policy, interval, maxAttempts, window,
+// maxInterval). What the field leaves out is def's; a field that is not an object is def. It
+// refuses what Next could not run: an unknown policy, a duration that is not positive, cyclic
+// without a window, maxInterval below interval, maxAttempts below 1. Policy none allows one try.
+func Parse(v any, def Policy) (Policy, error) {
+	p := def
 	m, _ := v.(map[string]any)
 	if s, ok := m["policy"].(string); ok && s != "" {
 		p.Policy = s
@@ -57,14 +66,14 @@ func ParseRetry(v any) (RetryPolicy, error) {
 		p.MaxAttempts = n
 	}
 	switch p.Policy {
-	case RetryNone:
+	case None:
 		p.MaxAttempts = 1
-	case RetryDefault:
-	case RetryCyclic:
+	case Default:
+	case Cyclic:
 		if p.Window <= 0 {
 			return p, fmt.Errorf("retry policy cyclic needs a window (how long to keep retrying), such as \"1h\"")
 		}
-	case RetryExponential:
+	case Exponential:
 		if p.MaxInterval == 0 {
 			p.MaxInterval = 64 * p.Interval
 		}
@@ -74,24 +83,28 @@ func ParseRetry(v any) (RetryPolicy, error) {
 	default:
 		return p, fmt.Errorf("retry.policy %q is not none, default, cyclic or exponential", p.Policy)
 	}
+	if p.Policy != None && p.Interval <= 0 {
+		return p, fmt.Errorf("retry policy %s needs an interval above zero, such as \"1m\"", p.Policy)
+	}
 	if p.MaxAttempts < 1 {
 		return p, fmt.Errorf("retry.maxAttempts must be 1 or more, got %d", p.MaxAttempts)
 	}
 	return p, nil
 }
 
-// Next says whether a node that failed its attempt-th try (1-based) runs again, and after how
-// long. firstTry is when the node first ran (cyclic retries stop when the window has passed).
-func (p RetryPolicy) Next(attempt int, firstTry, now time.Time) (time.Duration, bool) {
+// Next says whether what failed its attempt-th try (1-based) runs again, and after how long.
+// firstTry is when the first try started (cyclic retries stop when the window has passed); now
+// is when this try ended.
+func (p Policy) Next(attempt int, firstTry, now time.Time) (time.Duration, bool) {
 	switch p.Policy {
-	case RetryNone:
+	case None:
 		return 0, false
-	case RetryCyclic:
+	case Cyclic:
 		if now.Add(p.Interval).Sub(firstTry) > p.Window {
 			return 0, false
 		}
 		return p.Interval, true
-	case RetryExponential:
+	case Exponential:
 		if attempt >= p.MaxAttempts {
 			return 0, false
 		}
