@@ -14,14 +14,11 @@ import (
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// fullNamePattern is what a fullName may look like: dot-separated path segments, so a name can
-// never smuggle a path ("../", "/", "%2e%2e") into anything downstream.
-var fullNamePattern = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$-]*(\.[A-Za-z_$][A-Za-z0-9_$-]*)*$`)
-
-// fullNameParam reads a path parameter that must be a fullName.
+// fullNameParam reads a path parameter that must be a fullName (vocab.IsFullName: dot-separated
+// names, so it can never smuggle a path — "../", "/", "%2e%2e" — into anything downstream).
 func fullNameParam(c echo.Context, param string) (string, error) {
 	name := c.Param(param)
-	if !fullNamePattern.MatchString(name) || len(name) > 512 {
+	if !vocab.IsFullName(name) {
 		return "", errBadRequest("%q is not an element fullName: use dot-separated names such as services.BackupSvc", name)
 	}
 	return name, nil

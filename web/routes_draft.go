@@ -120,7 +120,7 @@ func (s *Server) replayNode(c echo.Context, node string) error {
 // replayOf checks that the logged node is one of the element fullName names.
 func (s *Server) replayOf(ctx context.Context, node string, fullName any) error {
 	want, _ := fullName.(string)
-	if !fullNamePattern.MatchString(want) || len(want) > 512 {
+	if !vocab.IsFullName(want) {
 		return errBadRequest("fullName must be the fullName of the element the draft is of, got %v", fullName)
 	}
 	store, err := s.logStore()

@@ -74,6 +74,12 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	if req.Sender == "" {
 		return SendResult{}, fmt.Errorf("%w: sender is empty: name the element the event comes from, such as models.UserModel", ErrInvalidEvent)
 	}
+	if !vocab.IsFullName(req.Sender) {
+		return SendResult{}, fmt.Errorf("%w: sender %.80q is not an element fullName: dot-separated names such as models.UserModel, at most %d bytes", ErrInvalidEvent, req.Sender, vocab.MaxFullName)
+	}
+	if req.EventType != "" && !vocab.IsFullName(req.EventType) {
+		return SendResult{}, fmt.Errorf("%w: eventType %.80q is not an element fullName, such as events.NormalType", ErrInvalidEvent, req.EventType)
+	}
 	kwargs, ok := req.Kwargs.(map[string]any)
 	if !ok {
 		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, vocab.Describe(req.Kwargs))

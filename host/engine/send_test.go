@@ -282,6 +282,10 @@ func TestSendEventRefusesBadInput(t *testing.T) {
 		msg  string
 	}{
 		{"empty sender", engine.SendRequest{Kwargs: map[string]any{}}, "sender is empty"},
+		{"sender with a NUL", engine.SendRequest{Sender: "models.A\x00B", Kwargs: map[string]any{}}, "is not an element fullName"},
+		{"sender a path", engine.SendRequest{Sender: "../etc/passwd", Kwargs: map[string]any{}}, "is not an element fullName"},
+		{"sender too long", engine.SendRequest{Sender: strings.Repeat("a", vocab.MaxFullName+1), Kwargs: map[string]any{}}, "at most 512 bytes"},
+		{"eventType not a name", engine.SendRequest{Sender: "s", EventType: "events/Normal", Kwargs: map[string]any{}}, "eventType"},
 		{"kwargs missing", engine.SendRequest{Sender: "s"}, "kwargs must be an object"},
 		{"kwargs an array", engine.SendRequest{Sender: "s", Kwargs: []any{int64(1), int64(2)}}, "kwargs must be an object"},
 		{"kwargs a string", engine.SendRequest{Sender: "s", Kwargs: "orderId=1"}, "kwargs must be an object"},

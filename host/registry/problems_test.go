@@ -39,6 +39,8 @@ func TestProblems(t *testing.T) {
 			[]string{"events/E/e.json:1:72: wrong_type"}, `must be true or false, not the string "yes"`},
 		{"integer expected", map[string]string{"events/E/e.json": ev(`, "retry": {"maxAttempts": 2.5}`), "events/E/index.js": eventJS},
 			[]string{"events/E/e.json:1:86: wrong_type"}, "whole number"},
+		{"integer past 2^53", map[string]string{"events/E/e.json": ev(`, "retry": {"maxAttempts": 9007199254740993}`), "events/E/index.js": eventJS},
+			[]string{"events/E/e.json:1:86: wrong_type"}, "9007199254740993 is too large: whole numbers here are at most 2^53"},
 		{"below minimum", map[string]string{"events/E/e.json": ev(`, "retry": {"maxAttempts": 0}`), "events/E/index.js": eventJS},
 			[]string{"events/E/e.json:1:86: bad_value"}, "below the minimum 1"},
 		{"bad enum", map[string]string{"events/E/e.json": ev(`, "handlerType": "fanout"`), "events/E/index.js": eventJS},

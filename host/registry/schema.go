@@ -252,6 +252,12 @@ func (f *field) check(v any, path string, els elementLookup) []issue {
 		}
 	case TypeInteger, TypeNumber:
 		n, ok := v.(float64)
+		if _, big := v.(int64); big {
+			// e.json keeps integers past 2^53 exact, as int64; a setting field (a count, a limit,
+			// a size) never needs one.
+			add(CodeWrongType, "%v is too large: whole numbers here are at most 2^53 (9007199254740992)", v)
+			return out
+		}
 		if !ok {
 			want(map[string]string{TypeInteger: "a whole number", TypeNumber: "a number"}[f.Type])
 			return out
