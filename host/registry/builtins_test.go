@@ -56,7 +56,7 @@ func TestBuiltinFunctionLists(t *testing.T) {
 	}{
 		"events.services.EventSvc": {
 			{"getEventLog", []arg{req("fullName", "Stext"), def("startTime", "Datetime", nil), def("endTime", "Datetime", nil),
-				def("status", "Stext", nil), def("page", "Numeric", float64(1)), def("pageSize", "Numeric", float64(20))}},
+				def("status", "Stext", nil), def("page", "Numeric", float64(1)), def("pageSize", "Numeric", float64(20)), def("stage", "Stext", nil)}},
 			{"sendEvent", []arg{req("sender", "Stext"), req("kwargs", "JitDict"), def("eventType", "Stext", "events.NormalType")}},
 			{"getEventLogByRequestId", []arg{req("requestId", "Stext")}},
 			{"getEventLogByNodeId", []arg{req("requestId", "Stext"), req("nodeId", "Stext")}},
