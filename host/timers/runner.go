@@ -20,7 +20,8 @@ type RunnerOptions struct {
 	// Fire runs one task; ctx is cancelled when the task is force-ended or the runner stops.
 	// It returns the result or an error; an error implementing
 	// interface{ TaskError() *TaskError } gives the record's error fields, otherwise code "error"
-	// and err.Error(). A panic is recorded as code "panic" with its stack.
+	// and err.Error(). A panic is recorded as code "panic" with its stack. A *RetryError (also
+	// wrapped) sends the task back to waiting until its At (Store.Retry) instead of ending it.
 	Fire func(ctx context.Context, t Task) (any, error)
 	// Lease is how long a claim lasts without a heartbeat (default 30s); the runner renews it
 	// every Lease/3, and another host takes a task over once it lapses.
@@ -331,19 +332,36 @@ func (st *runState) fire(ctx context.Context, t Task, h *heldTask) {
 		return // interrupted by Stop: leave it running for a takeover
 	}
 	status, terr := StatusSuccess, (*TaskError)(nil)
+	var retryAt time.Time
 	if err != nil {
 		status, result, terr = StatusFail, nil, toTaskError(err)
+		var re *RetryError
+		if errors.As(err, &re) {
+			retryAt = re.At
+		}
 	}
 	for failures := 0; ; {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(st.bgCtx), 10*time.Second)
-		_, ferr := o.Store.Finish(fctx, t.ID, o.Owner, status, result, terr)
+		var ferr error
+		if retryAt.IsZero() {
+			_, ferr = o.Store.Finish(fctx, t.ID, o.Owner, status, result, terr)
+		} else {
+			_, ferr = o.Store.Retry(fctx, t.ID, o.Owner, retryAt, terr)
+		}
 		cancel()
 		switch {
 		case ferr == nil:
+			if !retryAt.IsZero() {
+				st.r.Notify() // the loop's sleep may be longer than the wait for the retry
+			}
 			return
 		case errors.Is(ferr, ErrConflict), errors.Is(ferr, ErrNotFound):
 			o.Logger.Info("timers: task ended elsewhere", "taskId", t.ID, "err", ferr)
 			return
+		case errors.Is(ferr, ErrInvalid) && !retryAt.IsZero():
+			o.Logger.Warn("timers: retry refused, the task ends as fail", "taskId", t.ID, "err", ferr)
+			retryAt = time.Time{}
+			continue
 		case errors.Is(ferr, ErrInvalid) && status == StatusSuccess:
 			status, result, terr = StatusFail, nil, &TaskError{Code: "invalid_result", Message: ferr.Error()}
 			continue
@@ -366,6 +384,24 @@ func callFire(ctx context.Context, fire func(context.Context, Task) (any, error)
 	}()
 	return fire(ctx, t)
 }
+
+// RetryError is what Fire returns for a failed run the task's retry policy tries again: the
+// runner records Err as the task's error and sends the task back to waiting until At
+// (Store.Retry), where any runner claims it as the next attempt. At already past runs it at once.
+type RetryError struct {
+	At  time.Time
+	Err error
+}
+
+// Error is Err's message: the record's error is the failure's, whenever it is retried.
+func (e *RetryError) Error() string {
+	if e.Err == nil {
+		return "failed"
+	}
+	return e.Err.Error()
+}
+
+func (e *RetryError) Unwrap() error { return e.Err }
 
 type panicError struct{ msg, stack string }
 

@@ -59,14 +59,18 @@ type Task struct {
 	// Key is unique among waiting tasks ("" = none): a date-field template keeps one pending task
 	// per model row under a key naming the template and the row, and moves it by creating anew.
 	Key string `json:"key,omitempty"`
-	// Attempt is 1 on the first run and grows by one each time a dead host's run is taken over.
+	// Attempt is 0 until the first run, 1 on the first run, and grows by one on each later run:
+	// a retry (Store.Retry) or a dead host's run taken over.
 	Attempt int `json:"attempt"`
 	// Owner is the host running (or that ran) the task.
 	Owner     string    `json:"host,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
-	StartedAt time.Time `json:"startedAt"` // zero until claimed
+	StartedAt time.Time `json:"startedAt"` // of the latest run; zero until claimed
 	EndedAt   time.Time `json:"endedAt"`   // zero until finished or force-ended
+	// FirstStartedAt is when the first run started (zero until claimed); retries and takeovers
+	// keep it, so a retry policy can measure its window from it.
+	FirstStartedAt time.Time `json:"firstStartedAt"`
 }
 
 // Finished says whether status is final: the task will not run (again).
@@ -147,6 +151,12 @@ type Store interface {
 	// A task force-ended meanwhile stays forcedEnd (returns it, ErrConflict); so does a task
 	// another host took over or that is not running.
 	Finish(ctx context.Context, id, owner, status string, result any, terr *TaskError) (Task, error)
+	// Retry records that the run owner holds failed with terr and that the task runs again at
+	// at: status waiting, StartTime at, Error terr (the record's error until the next end),
+	// lease and Key dropped (a retry is not the pending task of a key: a new task may take it).
+	// Attempt stays the failed run's; the next Claim makes it Attempt+1. The same conflicts as
+	// Finish; a zero at or a nil terr is ErrInvalid.
+	Retry(ctx context.Context, id, owner string, at time.Time, terr *TaskError) (Task, error)
 	// ForcedEnd: waiting -> forcedEnd (never runs); running -> forcedEnd, and the owner's runner
 	// learns it through ForcedEnds; already finished -> ErrConflict (message says the status);
 	// unknown -> ErrNotFound. It returns the record.
@@ -240,7 +250,7 @@ func validateNew(t Task) (Task, error) {
 	t.Result, t.Error = nil, nil
 	t.Attempt = 0
 	t.Owner = ""
-	t.CreatedAt, t.UpdatedAt, t.StartedAt, t.EndedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	t.CreatedAt, t.UpdatedAt, t.StartedAt, t.EndedAt, t.FirstStartedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	return t, nil
 }
 
@@ -271,6 +281,20 @@ func ValidateFinish(status string, result any, terr *TaskError) ([]byte, error) 
 		return nil, fmt.Errorf("%w: result cannot be stored as JSON: %v", ErrInvalid, err)
 	}
 	return b, nil
+}
+
+// ValidateRetry checks Retry's time and error.
+func ValidateRetry(at time.Time, terr *TaskError) error {
+	if at.IsZero() {
+		return fmt.Errorf("%w: retry time is zero; give the time the task should run again", ErrInvalid)
+	}
+	if y := at.UTC().Year(); y < 1900 || y > 2200 {
+		return fmt.Errorf("%w: retry time %s is out of range (years 1900 to 2200)", ErrInvalid, at)
+	}
+	if terr == nil {
+		return fmt.Errorf("%w: a retry needs the error of the failed run", ErrInvalid)
+	}
+	return nil
 }
 
 // ValidateID checks an id argument (Get, ForcedEnd, Finish) so a typo reads as such.

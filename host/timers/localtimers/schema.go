@@ -1,7 +1,8 @@
 package localtimers
 
 // schemaVersion is stored in PRAGMA user_version; Open refuses a database with a newer one.
-const schemaVersion = 1
+// Version 2 added first_started_at (task retries); Open adds it to an older file.
+const schemaVersion = 2
 
 // schema is idempotent DDL. Times are Unix nanoseconds (0 = zero time); JSON columns hold
 // argDict, result and error as the API shows them.
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS tasks (
 	created_at  INTEGER NOT NULL,
 	updated_at  INTEGER NOT NULL,
 	started_at  INTEGER NOT NULL,
-	ended_at    INTEGER NOT NULL
+	ended_at    INTEGER NOT NULL,
+	first_started_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, start_time);
 CREATE INDEX IF NOT EXISTS tasks_lease ON tasks (lease_until) WHERE status = 'running';
@@ -42,5 +44,11 @@ CREATE INDEX IF NOT EXISTS tasks_status_seq ON tasks (status, seq);
 CREATE INDEX IF NOT EXISTS tasks_name_seq ON tasks (full_name, seq);
 `
 
+// addedColumns are the columns of later versions, each with its ADD COLUMN: Open adds those a
+// file of an older version lacks (version 1 lacks first_started_at).
+var addedColumns = []struct{ name, ddl string }{
+	{"first_started_at", `ALTER TABLE tasks ADD COLUMN first_started_at INTEGER NOT NULL DEFAULT 0`},
+}
+
 const columns = `id, full_name, func_name, task_type, arg_dict, start_time, status, result, error,
-	request_id, node_id, key, attempt, owner, created_at, updated_at, started_at, ended_at`
+	request_id, node_id, key, attempt, owner, created_at, updated_at, started_at, ended_at, first_started_at`

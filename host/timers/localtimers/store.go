@@ -79,6 +79,9 @@ func (s *Store) open() error {
 	if _, err := s.write.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("%w: create schema: %w", timers.ErrUnavailable, err)
 	}
+	if err := s.addColumns(ctx); err != nil {
+		return fmt.Errorf("%w: upgrade schema: %w", timers.ErrUnavailable, err)
+	}
 	if _, err := s.write.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("%w: set schema version: %w", timers.ErrUnavailable, err)
 	}
@@ -87,6 +90,28 @@ func (s *Store) open() error {
 		return fmt.Errorf("%w: %w", timers.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// addColumns adds the columns a file of an older version lacks, in one transaction, so two
+// handles opening the file at once add each column once.
+func (s *Store) addColumns(ctx context.Context) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, c := range addedColumns {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name = ?`, c.name).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := tx.ExecContext(ctx, c.ddl); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
 }
 
 // PollHint: a task created through another handle is found within a second; the host calls
@@ -180,9 +205,9 @@ func scanTask(sc scanner) (timers.Task, error) {
 	var t timers.Task
 	var args, result string
 	var terr sql.NullString
-	var start, created, updated, started, ended int64
+	var start, created, updated, started, ended, first int64
 	if err := sc.Scan(&t.ID, &t.FullName, &t.FuncName, &t.TaskType, &args, &start, &t.Status, &result, &terr,
-		&t.RequestID, &t.NodeID, &t.Key, &t.Attempt, &t.Owner, &created, &updated, &started, &ended); err != nil {
+		&t.RequestID, &t.NodeID, &t.Key, &t.Attempt, &t.Owner, &created, &updated, &started, &ended, &first); err != nil {
 		return t, err
 	}
 	var err error
@@ -200,7 +225,7 @@ func scanTask(sc scanner) (timers.Task, error) {
 		}
 	}
 	t.StartTime, t.CreatedAt, t.UpdatedAt = fromNS(start), fromNS(created), fromNS(updated)
-	t.StartedAt, t.EndedAt = fromNS(started), fromNS(ended)
+	t.StartedAt, t.EndedAt, t.FirstStartedAt = fromNS(started), fromNS(ended), fromNS(first)
 	return t, nil
 }
 
@@ -219,7 +244,7 @@ func scanTasks(rows *sql.Rows) ([]timers.Task, error) {
 
 const insertSQL = `INSERT INTO tasks (id, full_name, func_name, task_type, arg_dict, start_time, status,
 	result, error, request_id, node_id, key, attempt, owner, lease_until, created_at, updated_at,
-	started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+	started_at, ended_at, first_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
 	ON CONFLICT (id) DO NOTHING`
 
 func (s *Store) insert(ctx context.Context, tx *sql.Tx, t timers.Task, lease int64) error {
@@ -229,7 +254,7 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, t timers.Task, lease int
 	}
 	res, err := tx.ExecContext(ctx, insertSQL, t.ID, t.FullName, t.FuncName, t.TaskType, string(args),
 		ns(t.StartTime), t.Status, t.RequestID, t.NodeID, t.Key, t.Attempt, t.Owner, lease,
-		ns(t.CreatedAt), ns(t.UpdatedAt), ns(t.StartedAt))
+		ns(t.CreatedAt), ns(t.UpdatedAt), ns(t.StartedAt), ns(t.FirstStartedAt))
 	if err != nil {
 		return err
 	}
@@ -293,7 +318,7 @@ func (s *Store) CreateRunning(ctx context.Context, t timers.Task, owner string, 
 	}
 	t.StartTime = t.StartTime.UTC()
 	t.Status, t.Attempt, t.Owner = timers.StatusRunning, 1, owner
-	t.CreatedAt, t.UpdatedAt, t.StartedAt = now, now, now
+	t.CreatedAt, t.UpdatedAt, t.StartedAt, t.FirstStartedAt = now, now, now, now
 	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	if err := s.tx(ctx, func(tx *sql.Tx) error { return s.insert(ctx, tx, t, now.Add(lease).UnixNano()) }); err != nil {
 		return t, s.fail(ctx, "create running", err)
@@ -395,7 +420,9 @@ func (s *Store) Claim(ctx context.Context, now time.Time, owner string, lease ti
 				break
 			}
 			rows, err := tx.QueryContext(ctx, `UPDATE tasks SET status = 'running', owner = ?3, attempt = attempt + 1,
-				lease_until = ?4, started_at = ?1, updated_at = ?5 WHERE seq IN (`+pick+`) RETURNING `+columns,
+				lease_until = ?4, started_at = ?1, updated_at = ?5,
+				first_started_at = CASE first_started_at WHEN 0 THEN ?1 ELSE first_started_at END
+				WHERE seq IN (`+pick+`) RETURNING `+columns,
 				n, limit-len(out), owner, until, s.now().UnixNano())
 			if err != nil {
 				return err
@@ -516,6 +543,36 @@ func (s *Store) Finish(ctx context.Context, id, owner, status string, result any
 	})
 	if err != nil {
 		return t, s.fail(ctx, "finish "+id, err)
+	}
+	return t, nil
+}
+
+// Retry sends owner's failed run of id back to waiting until at.
+func (s *Store) Retry(ctx context.Context, id, owner string, at time.Time, terr *timers.TaskError) (timers.Task, error) {
+	if err := timers.ValidateID(id); err != nil {
+		return timers.Task{}, fmt.Errorf("localtimers: retry: %w", err)
+	}
+	if err := timers.ValidateRetry(at, terr); err != nil {
+		return timers.Task{}, fmt.Errorf("localtimers: retry %s: %w", id, err)
+	}
+	errJSON, _ := json.Marshal(terr)
+	var t timers.Task
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := getTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if cur.Status != timers.StatusRunning || cur.Owner != owner {
+			t = cur
+			return conflict(cur, owner)
+		}
+		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET status = 'waiting', start_time = ?, error = ?,
+			key = '', lease_until = 0, updated_at = ? WHERE id = ? RETURNING `+columns,
+			ns(at.UTC()), string(errJSON), s.now().UnixNano(), id))
+		return err
+	})
+	if err != nil {
+		return t, s.fail(ctx, "retry "+id, err)
 	}
 	return t, nil
 }

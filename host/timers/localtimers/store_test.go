@@ -65,6 +65,41 @@ func TestSchemaVersion(t *testing.T) {
 	require.ErrorIs(t, err, timers.ErrUnavailable)
 }
 
+// A file of version 1 (before task retries) opens: first_started_at is added, and its tasks read
+// and run as before.
+func TestUpgradeFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), FileName)
+	s, err := Open(p)
+	require.NoError(t, err)
+	c, _, err := s.Create(ctx, timers.Task{FullName: "tasks.Old", StartTime: time.Now().Add(-time.Second)})
+	require.NoError(t, err)
+	_, err = s.write.Exec("ALTER TABLE tasks DROP COLUMN first_started_at")
+	require.NoError(t, err)
+	_, err = s.write.Exec("PRAGMA user_version = 1")
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s2, err := Open(p)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s2.Close() })
+	s3, err := Open(p) // a second handle finds the column there
+	require.NoError(t, err)
+	require.NoError(t, s3.Close())
+	var version int
+	require.NoError(t, s2.write.QueryRow("PRAGMA user_version").Scan(&version))
+	require.Equal(t, schemaVersion, version)
+	got, err := s2.Get(ctx, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, "tasks.Old", got.FullName)
+	require.True(t, got.FirstStartedAt.IsZero())
+	ts, err := s2.Claim(ctx, time.Now(), "h", time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
+	require.False(t, ts[0].FirstStartedAt.IsZero())
+}
+
 // The indexes the package doc promises are the ones the queries use.
 func TestQueryPlans(t *testing.T) {
 	t.Parallel()

@@ -20,7 +20,8 @@ import "github.com/redis/go-redis/v9"
 //
 // Task hash fields: fn fullName, f funcName, ty taskType, a argDict JSON, st StartTime (Unix ns),
 // s status, r result JSON, e error JSON, rq requestId, n nodeId, k key, at attempt, o owner,
-// l lease expiry ms, c createdAt ms, u updatedAt ms (absent: createdAt), sa startedAt ms, ea endedAt ms, q sequence.
+// l lease expiry ms, c createdAt ms, u updatedAt ms (absent: createdAt), sa startedAt ms, ea endedAt ms,
+// fs firstStartedAt ms (set by the first claim), q sequence.
 const prelude = `
 local P = ARGV[1]
 local function tkey(id) return P .. 't:' .. id end
@@ -99,6 +100,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'run', '-inf', now, 'LIMIT'
 	if redis.call('HGET', k, 's') == 'running' then
 		redis.call('HINCRBY', k, 'at', 1)
 		redis.call('HSET', k, 'o', owner, 'l', lease, 'sa', now, 'u', upd)
+		redis.call('HSETNX', k, 'fs', now)
 		redis.call('ZADD', P .. 'run', lease, id)
 		out[#out + 1] = {id, redis.call('HGETALL', k)}
 	else
@@ -114,6 +116,7 @@ if #out < limit then
 			unkey(k, id)
 			redis.call('HINCRBY', k, 'at', 1)
 			redis.call('HSET', k, 'o', owner, 'l', lease, 'sa', now, 'u', upd)
+			redis.call('HSETNX', k, 'fs', now)
 			redis.call('ZADD', P .. 'run', lease, id)
 			out[#out + 1] = {id, redis.call('HGETALL', k)}
 		end
@@ -148,8 +151,25 @@ if v[1] ~= 'running' or v[2] ~= owner then return {'conflict', redis.call('HGETA
 setstatus(k, 'running', status)
 redis.call('HSET', k, 'r', result, 'u', now, 'ea', now)
 redis.call('HDEL', k, 'l')
-if err ~= '' then redis.call('HSET', k, 'e', err) end
+if err ~= '' then redis.call('HSET', k, 'e', err) else redis.call('HDEL', k, 'e') end
 redis.call('ZREM', P .. 'run', id)
+return {'ok', redis.call('HGETALL', k)}
+`)
+
+// retryScript: ARGV id, owner, due ms (rounded up), StartTime ns, error JSON, now ms.
+// Returns {'notfound'}, {'conflict', task} or {'ok', task}. The task goes back to the due index
+// as a waiting task without a key; its attempt stays (the next claim adds one).
+var retryScript = script(`
+local id, owner, due, start, err, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 0 then return {'notfound'} end
+local v = redis.call('HMGET', k, 's', 'o')
+if v[1] ~= 'running' or v[2] ~= owner then return {'conflict', redis.call('HGETALL', k)} end
+setstatus(k, 'running', 'waiting')
+redis.call('HSET', k, 'st', start, 'e', err, 'u', now)
+redis.call('HDEL', k, 'l', 'k')
+redis.call('ZREM', P .. 'run', id)
+redis.call('ZADD', P .. 'due', due, id)
 return {'ok', redis.call('HGETALL', k)}
 `)
 

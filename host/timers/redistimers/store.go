@@ -157,6 +157,9 @@ func fields(t timers.Task) ([]any, error) {
 	if !t.StartedAt.IsZero() {
 		f = append(f, "sa", ms(t.StartedAt))
 	}
+	if !t.FirstStartedAt.IsZero() {
+		f = append(f, "fs", ms(t.FirstStartedAt))
+	}
 	return f, nil
 }
 
@@ -164,7 +167,8 @@ func fields(t timers.Task) ([]any, error) {
 func decode(id string, h map[string]string) (timers.Task, error) {
 	t := timers.Task{ID: id, FullName: h["fn"], FuncName: h["f"], TaskType: h["ty"], Status: h["s"],
 		RequestID: h["rq"], NodeID: h["n"], Key: h["k"], Owner: h["o"],
-		CreatedAt: fromMS(h["c"]), UpdatedAt: fromMS(h["u"]), StartedAt: fromMS(h["sa"]), EndedAt: fromMS(h["ea"])}
+		CreatedAt: fromMS(h["c"]), UpdatedAt: fromMS(h["u"]), StartedAt: fromMS(h["sa"]), EndedAt: fromMS(h["ea"]),
+		FirstStartedAt: fromMS(h["fs"])}
 	if t.UpdatedAt.IsZero() {
 		t.UpdatedAt = t.CreatedAt // not stored until the first change
 	}
@@ -283,7 +287,7 @@ func (s *Store) CreateRunning(ctx context.Context, t timers.Task, owner string, 
 	}
 	t.StartTime = t.StartTime.UTC()
 	t.Status, t.Attempt, t.Owner = timers.StatusRunning, 1, owner
-	t.CreatedAt, t.UpdatedAt, t.StartedAt = now, now, now
+	t.CreatedAt, t.UpdatedAt, t.StartedAt, t.FirstStartedAt = now, now, now, now
 	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	if _, err := s.create(ctx, "create running", t, ms(now.Add(lease))); err != nil {
 		return t, err
@@ -542,6 +546,31 @@ func (s *Store) Finish(ctx context.Context, id, owner, status string, result any
 		return timers.Task{}, s.fail(ctx, "finish "+id, err)
 	}
 	return s.outcome("finish", id, reply, func(t timers.Task) error {
+		if t.Status == timers.StatusRunning {
+			return fmt.Errorf("%w: task %s is now run by %s (attempt %d), not %s", timers.ErrConflict, id, t.Owner, t.Attempt, owner)
+		}
+		return fmt.Errorf("%w: task %s is %s, not running", timers.ErrConflict, id, t.Status)
+	})
+}
+
+// Retry sends owner's failed run of id back to waiting until at.
+func (s *Store) Retry(ctx context.Context, id, owner string, at time.Time, terr *timers.TaskError) (timers.Task, error) {
+	if err := timers.ValidateID(id); err != nil {
+		return timers.Task{}, fmt.Errorf("redistimers: retry: %w", err)
+	}
+	if err := timers.ValidateRetry(at, terr); err != nil {
+		return timers.Task{}, fmt.Errorf("redistimers: retry %s: %w", id, err)
+	}
+	if err := s.check("retry"); err != nil {
+		return timers.Task{}, err
+	}
+	errJSON, _ := json.Marshal(terr)
+	reply, err := retryScript.Run(ctx, s.c, []string{s.key("due")}, s.p, id, owner, ceilMS(at),
+		strconv.FormatInt(at.UnixNano(), 10), string(errJSON), ms(s.now())).Slice()
+	if err != nil {
+		return timers.Task{}, s.fail(ctx, "retry "+id, err)
+	}
+	return s.outcome("retry", id, reply, func(t timers.Task) error {
 		if t.Status == timers.StatusRunning {
 			return fmt.Errorf("%w: task %s is now run by %s (attempt %d), not %s", timers.ErrConflict, id, t.Owner, t.Attempt, owner)
 		}

@@ -300,6 +300,92 @@ func testRunnerForcedEnd(t *testing.T, open Open) {
 	}
 }
 
+// testRunnerRetry: a Fire that returns a RetryError sends its task back to waiting; whichever
+// runner finds it due runs it again as the next attempt, never before the retry time; a retry
+// that is force-ended while it waits never runs; a retry time the store refuses ends the task.
+func testRunnerRetry(t *testing.T, open Open) {
+	s1, s2 := open(t), open(t)
+	rec := newRecorder()
+	var mu sync.Mutex
+	retryAt := map[string][]time.Time{} // by task id, the retry time each failed try asked for
+	later := func(task timers.Task, d time.Duration, msg string) error {
+		at := time.Now().Add(d)
+		mu.Lock()
+		retryAt[task.ID] = append(retryAt[task.ID], at)
+		mu.Unlock()
+		return &timers.RetryError{At: at, Err: &codedError{timers.TaskError{Code: "js_error", Message: msg}}}
+	}
+	body := func(ctx context.Context, task timers.Task) (any, error) {
+		switch task.FuncName {
+		case "flaky": // fails its first two tries
+			if task.Attempt < 3 {
+				return nil, later(task, 300*time.Millisecond, fmt.Sprintf("try %d", task.Attempt))
+			}
+			return task.Attempt, nil
+		case "hopeless":
+			return nil, later(task, 300*time.Millisecond, "never")
+		case "absurd": // a retry time the store refuses
+			return nil, &timers.RetryError{At: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), Err: errors.New("too late")}
+		}
+		return nil, errors.New("unknown function")
+	}
+	for owner, s := range map[string]timers.Store{"A": s1, "B": s2} {
+		startRunner(t, timers.RunnerOptions{Store: s, Owner: owner, Fire: rec.fire(owner, nil, body),
+			Poll: 20 * time.Millisecond, Lease: time.Minute})
+	}
+	mk := func(fn string) timers.Task {
+		task := newTask("tasks.Retry", time.Now().Add(-time.Second))
+		task.FuncName = fn
+		return create(t, s1, task)
+	}
+	flaky, hopeless, absurd := mk("flaky"), mk("hopeless"), mk("absurd")
+
+	// Between tries the record waits, with the failed try's attempt and error.
+	var w timers.Task
+	require.Eventually(t, func() bool {
+		got, err := s2.Get(bg(t), flaky.ID)
+		w = got
+		return err == nil && got.Status == timers.StatusWaiting && got.Attempt == 1
+	}, 3*time.Second, 5*time.Millisecond, "the first failed try sends the task back to waiting (last seen %+v)", w)
+	require.Equal(t, &timers.TaskError{Code: "js_error", Message: "try 1"}, w.Error)
+
+	got := waitStatus(t, s1, flaky.ID, timers.StatusSuccess, 5*time.Second)
+	require.Equal(t, int64(3), got.Result)
+	require.Equal(t, 3, got.Attempt)
+	require.Nil(t, got.Error)
+	require.Equal(t, 3, rec.count(flaky.ID), "three tries, each once")
+	mu.Lock()
+	asked := retryAt[flaky.ID]
+	mu.Unlock()
+	rec.mu.Lock()
+	fired := rec.fired[flaky.ID]
+	rec.mu.Unlock()
+	for i, f := range fired {
+		require.Equal(t, i+1, f.task.Attempt)
+		if i > 0 {
+			require.False(t, f.at.Before(asked[i-1]), "try %d ran at %s, before its retry time %s", i+1, f.at, asked[i-1])
+		}
+	}
+
+	got = waitStatus(t, s1, absurd.ID, timers.StatusFail, 3*time.Second)
+	require.Equal(t, "too late", got.Error.Message, "a refused retry time ends the task with its error")
+	require.Equal(t, 1, rec.count(absurd.ID))
+
+	require.Eventually(t, func() bool {
+		got, err := s1.Get(bg(t), hopeless.ID)
+		return err == nil && got.Status == timers.StatusWaiting && got.Attempt >= 1
+	}, 3*time.Second, 5*time.Millisecond)
+	ended, err := s2.ForcedEnd(bg(t), hopeless.ID)
+	require.NoError(t, err)
+	require.Equal(t, timers.StatusForcedEnd, ended.Status)
+	tries := rec.count(hopeless.ID)
+	time.Sleep(600 * time.Millisecond) // two retry intervals
+	require.Equal(t, tries, rec.count(hopeless.ID), "a force-ended retry never runs")
+	got, err = s1.Get(bg(t), hopeless.ID)
+	require.NoError(t, err)
+	require.Equal(t, timers.StatusForcedEnd, got.Status)
+}
+
 // waitUntil waits for the wall clock to pass at: the test needs tasks to come due meanwhile.
 func waitUntil(at time.Time) {
 	if d := time.Until(at); d > 0 {

@@ -43,12 +43,15 @@ func Run(t *testing.T, open func(t *testing.T) timers.Store) {
 		{"ForcedEndRunning", testForcedEndRunning},
 		{"ForcedEndFinishedAndUnknown", testForcedEndFinished},
 		{"Durable", testDurable},
+		{"Retry", testRetry},
+		{"RetryForcedEnd", testRetryForcedEnd},
 		{"Pending", testPending},
 		{"RunnerFiresAtTime", testRunnerFiresAtTime},
 		{"RunnerNeverEarly", testRunnerNeverEarly},
 		{"RunnerNotify", testRunnerNotify},
 		{"RunnerErrors", testRunnerErrors},
 		{"RunnerForcedEnd", testRunnerForcedEnd},
+		{"RunnerRetry", testRunnerRetry},
 		{"RunnerStopRestart", testRunnerStopRestart},
 		{"RunnerTakeover", testRunnerTakeover},
 		{"RunnerStopTimeout", testRunnerStopTimeout},
@@ -106,7 +109,7 @@ func requireSame(t *testing.T, want, got timers.Task) {
 		want, got time.Time
 	}{{"StartTime", want.StartTime, got.StartTime}, {"CreatedAt", want.CreatedAt, got.CreatedAt},
 		{"UpdatedAt", want.UpdatedAt, got.UpdatedAt}, {"StartedAt", want.StartedAt, got.StartedAt},
-		{"EndedAt", want.EndedAt, got.EndedAt}} {
+		{"EndedAt", want.EndedAt, got.EndedAt}, {"FirstStartedAt", want.FirstStartedAt, got.FirstStartedAt}} {
 		require.True(t, p.want.Equal(p.got), "%s: want %s, got %s", p.name, p.want, p.got)
 	}
 }
@@ -138,6 +141,7 @@ func testCreateGet(t *testing.T, open Open) {
 	require.False(t, c.CreatedAt.After(time.Now().Add(time.Millisecond)))
 	require.True(t, c.StartedAt.IsZero())
 	require.True(t, c.EndedAt.IsZero())
+	require.True(t, c.FirstStartedAt.IsZero())
 	// JSON shapes, like every record read later: whole numbers int64 and exact (an id above
 	// 2^53 too), others float64.
 	require.Equal(t, map[string]any{"rowId": int64(12), "name": "x", "big": int64(9007199254740993), "ratio": 0.5,
@@ -586,6 +590,8 @@ func testLeaseExpiry(t *testing.T, open Open) {
 	require.NoError(t, err)
 	require.Equal(t, []string{c.ID}, ids(ts))
 	require.Equal(t, 1, ts[0].Attempt)
+	require.True(t, ts[0].FirstStartedAt.Equal(ts[0].StartedAt), "the first claim is the first start")
+	first := ts[0].FirstStartedAt
 
 	ts, err = s2.Claim(ctx, base.Add(999*time.Millisecond), "b", time.Second, 10)
 	require.NoError(t, err)
@@ -596,6 +602,8 @@ func testLeaseExpiry(t *testing.T, open Open) {
 	require.Equal(t, 2, ts[0].Attempt)
 	require.Equal(t, "b", ts[0].Owner)
 	require.Equal(t, timers.StatusRunning, ts[0].Status)
+	require.True(t, ts[0].FirstStartedAt.Equal(first), "a takeover keeps the first start")
+	require.True(t, ts[0].StartedAt.After(first))
 
 	// The old owner's late finish is refused and changes nothing.
 	got, err := s1.Finish(ctx, c.ID, "a", timers.StatusSuccess, "late", nil)
@@ -693,6 +701,7 @@ func testCreateRunning(t *testing.T, open Open) {
 	require.Equal(t, "h1", c.Owner)
 	require.True(t, c.StartTime.Equal(tick))
 	require.False(t, c.StartedAt.Before(before))
+	require.True(t, c.FirstStartedAt.Equal(c.StartedAt), "created running: its first start is now")
 	got, err := s.Get(ctx, c.ID)
 	require.NoError(t, err)
 	requireSame(t, c, got)
@@ -877,4 +886,147 @@ func testPending(t *testing.T, open Open) {
 	n, err = s.Pending(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(3), n)
+}
+
+func testRetry(t *testing.T, open Open) {
+	s1, s2 := open(t), open(t)
+	ctx := bg(t)
+	task := newTask("tasks.Retry", base)
+	task.Key = "row:7"
+	c := create(t, s1, task)
+	ts, err := s1.Claim(ctx, base, "h1", time.Minute, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{c.ID}, ids(ts))
+	first := ts[0]
+	require.Equal(t, 1, first.Attempt)
+	require.False(t, first.FirstStartedAt.IsZero())
+
+	terr := &timers.TaskError{Code: "js_error", Message: "boom", Stack: "index.js:1:7"}
+	at := base.Add(time.Minute + 1234567*time.Nanosecond)
+	_, err = s2.Retry(ctx, c.ID, "h2", at, terr)
+	require.ErrorIs(t, err, timers.ErrConflict, "only the host running the task sends it back")
+	waiting, err := s2.Retry(ctx, c.ID, "h1", at, terr)
+	require.NoError(t, err)
+	require.Equal(t, timers.StatusWaiting, waiting.Status)
+	require.True(t, waiting.StartTime.Equal(at), "the next start time, to the nanosecond: %s", waiting.StartTime)
+	require.Equal(t, 1, waiting.Attempt, "the failed run's attempt; the next claim makes it 2")
+	require.Equal(t, terr, waiting.Error, "the failed run's error")
+	require.Empty(t, waiting.Key, "a retry holds no key")
+	require.Nil(t, waiting.Result)
+	require.True(t, waiting.EndedAt.IsZero())
+	require.True(t, waiting.FirstStartedAt.Equal(first.FirstStartedAt))
+	require.Equal(t, "h1", waiting.Owner, "the host that ran it last")
+
+	// Every handle sees it, also after every handle was closed (a restart of each host).
+	got, err := s1.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, waiting, got)
+	require.NoError(t, s1.Close())
+	require.NoError(t, s2.Close())
+	s := open(t)
+	got, err = s.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, waiting, got)
+	n, err := s.Pending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	due, ok, err := s.NextDue(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, due.Before(at), "NextDue %s is before the retry %s", due, at)
+	require.Less(t, due.Sub(at), time.Millisecond+time.Nanosecond)
+	for q, want := range map[timers.ListQuery]int64{{Status: timers.StatusWaiting}: 1, {Status: timers.StatusRunning}: 0,
+		{FullName: "tasks.Retry", Status: timers.StatusWaiting}: 1, {FullName: "tasks.Retry", Status: timers.StatusRunning}: 0} {
+		rows, total, err := s.List(ctx, q)
+		require.NoError(t, err)
+		require.Equal(t, want, total, "%+v", q)
+		require.Len(t, rows, int(want), "%+v", q)
+	}
+
+	// Its key is free: a new task takes it, and removing the key leaves the retry alone.
+	again := newTask("tasks.Retry", base.Add(time.Hour))
+	again.Key = "row:7"
+	next, replaced, err := s.Create(ctx, again)
+	require.NoError(t, err)
+	require.Empty(t, replaced)
+	removed, err := s.RemoveKey(ctx, "row:7")
+	require.NoError(t, err)
+	require.Equal(t, []string{next.ID}, removed)
+
+	// Never early; then any host claims it as the next attempt.
+	ts, err = s.Claim(ctx, at.Add(-time.Millisecond), "h2", time.Minute, 10)
+	require.NoError(t, err)
+	require.Empty(t, ts, "claimed before its retry time")
+	ts, err = s.Claim(ctx, at.Add(time.Millisecond), "h2", time.Minute, 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{c.ID}, ids(ts))
+	require.Equal(t, 2, ts[0].Attempt)
+	require.Equal(t, "h2", ts[0].Owner)
+	require.True(t, ts[0].FirstStartedAt.Equal(first.FirstStartedAt), "retries keep the first start")
+	require.True(t, ts[0].StartedAt.After(first.StartedAt))
+
+	// A success clears the error of the failed try.
+	fin, err := s.Finish(ctx, c.ID, "h2", timers.StatusSuccess, "ok", nil)
+	require.NoError(t, err)
+	require.Nil(t, fin.Error)
+	require.Equal(t, 2, fin.Attempt)
+	got, err = s.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, fin, got)
+
+	// Conflicts, unknown ids and bad arguments change nothing.
+	_, err = s.Retry(ctx, c.ID, "h2", at, terr)
+	require.ErrorIs(t, err, timers.ErrConflict, "a finished task")
+	_, err = s.Retry(ctx, "task_unknown", "h2", at, terr)
+	require.ErrorIs(t, err, timers.ErrNotFound)
+	w := create(t, s, newTask("tasks.Retry", base.Add(time.Hour)))
+	_, err = s.Retry(ctx, w.ID, "h2", at, terr)
+	require.ErrorIs(t, err, timers.ErrConflict, "a waiting task")
+	for name, call := range map[string]func() error{
+		"no id":     func() error { _, err := s.Retry(ctx, "", "h2", at, terr); return err },
+		"zero time": func() error { _, err := s.Retry(ctx, c.ID, "h2", time.Time{}, terr); return err },
+		"year 3000": func() error {
+			_, err := s.Retry(ctx, c.ID, "h2", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), terr)
+			return err
+		},
+		"no error": func() error { _, err := s.Retry(ctx, c.ID, "h2", at, nil); return err },
+	} {
+		require.ErrorIs(t, call(), timers.ErrInvalid, name)
+	}
+	got, err = s.Get(ctx, c.ID)
+	require.NoError(t, err)
+	requireSame(t, fin, got)
+}
+
+// testRetryForcedEnd: a task waiting for its retry is force-ended like any waiting task: it never
+// runs again, and nobody is told to interrupt a run.
+func testRetryForcedEnd(t *testing.T, open Open) {
+	s := open(t)
+	ctx := bg(t)
+	ch, err := s.ForcedEnds(ctx)
+	require.NoError(t, err)
+	c := create(t, s, newTask("tasks.RF", base))
+	_, err = s.Claim(ctx, base, "h1", time.Minute, 1)
+	require.NoError(t, err)
+	terr := &timers.TaskError{Code: "failed", Message: "not yet"}
+	_, err = s.Retry(ctx, c.ID, "h1", base.Add(time.Second), terr)
+	require.NoError(t, err)
+	ended, err := s.ForcedEnd(ctx, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, timers.StatusForcedEnd, ended.Status)
+	require.Equal(t, 1, ended.Attempt)
+	require.False(t, ended.EndedAt.IsZero())
+	ts, err := s.Claim(ctx, base.Add(time.Hour), "h2", time.Minute, 10)
+	require.NoError(t, err)
+	require.Empty(t, ts, "a force-ended retry never runs")
+	n, err := s.Pending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = s.Retry(ctx, c.ID, "h1", base.Add(time.Second), terr)
+	require.ErrorIs(t, err, timers.ErrConflict)
+	select {
+	case id := <-ch:
+		t.Fatalf("force-ending a waiting retry was reported as a running task: %s", id)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
