@@ -69,14 +69,21 @@ func (s *Store) Summary(ctx context.Context, q logstore.SummaryQuery) ([]logstor
 	sql := fmt.Sprintf("SELECT fn, %s, quantilesExactIf(0.5, 0.95, 0.99)(toFloat64(dur), %s) FROM (%s) GROUP BY fn ORDER BY fn",
 		statusCounts, finishedCond, s.latestNodes(q.FullName, q.Start, q.End))
 	if from, to := hourCeil(q.Start), hourFloor(q.End); s.useRollup(q.FullName, q.Start, q.End) && to > from {
-		plan, err := s.planHours(ctx, from, to)
+		plan, err := s.planRollup(ctx, from, to, s.hourLevel(), true)
 		if err != nil {
 			return nil, s.fail(ctx, "summary: rollup", err)
 		}
-		if len(plan.builds) > 0 {
-			// Whole hours from the rollup, the rest (partial hours at the edges, hours still
-			// being written) from the log as the same states, merged per element.
-			parts := []string{s.rollupSource("full_name AS fn, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", plan, q.FullName, false, from, to)}
+		if !plan.empty() {
+			// Whole days and hours from the rollup, the rest (partial hours at the edges, hours
+			// still being written) from the log as the same states, merged per element.
+			const cols = "full_name AS fn, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d"
+			var parts []string
+			if len(plan.days) > 0 {
+				parts = append(parts, s.rollupSource(s.dayLevel(), cols, plan.days, q.FullName, false))
+			}
+			if len(plan.hours) > 0 {
+				parts = append(parts, s.rollupSource(s.hourLevel(), cols, plan.hours, q.FullName, false))
+			}
 			if raw := rawRanges(plan, [2]time.Time{q.Start, time.Unix(from, 0)}, [2]time.Time{time.Unix(to, 0), q.End}); len(raw) > 0 {
 				parts = append(parts, fmt.Sprintf("SELECT fn, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY fn",
 					durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
@@ -131,16 +138,37 @@ func (s *Store) TimeSeries(ctx context.Context, q logstore.TimeSeriesQuery) ([]l
 	startMS, bucketMS, n := first.UnixMilli(), q.Bucket.Milliseconds(), int64(buckets)
 	sql := fmt.Sprintf("SELECT intDiv(created - %[1]d, %[2]d) AS bucket, %[3]s, quantileExactIf(0.95)(toFloat64(dur), %[4]s) FROM (%[5]s) GROUP BY bucket ORDER BY bucket",
 		startMS, bucketMS, statusCounts, finishedCond, s.latestNodes(q.FullName, first, end))
-	// Buckets of whole hours (aligned to the clock, so to hours) can be summed from the rollup.
-	if from, to := first.Unix(), end.Unix(); bucketMS%(hourSec*1000) == 0 && s.useRollup(q.FullName, first, end) {
-		plan, err := s.planHours(ctx, from, to)
+	// Buckets are aligned to the clock (multiples of the bucket since the epoch), so a bucket of
+	// whole days is made of whole UTC days, one of whole hours of hours, one of whole minutes of
+	// minutes: each can be summed from the rollup level of its unit (minutes for every element
+	// only), the partial hours at the edges and the hours still being written from the log.
+	fine, days, rollup := s.hourLevel(), false, true
+	switch {
+	case bucketMS%(daySec*1000) == 0:
+		days = true
+	case bucketMS%(hourSec*1000) == 0:
+	case bucketMS%(minuteSec*1000) == 0 && q.FullName == "":
+		fine = s.minuteLevel()
+	default:
+		rollup = false
+	}
+	if from, to := hourCeil(first), hourFloor(end); rollup && s.useRollup(q.FullName, first, end) && to > from {
+		plan, err := s.planRollup(ctx, from, to, fine, days)
 		if err != nil {
 			return nil, s.fail(ctx, "timeSeries: rollup", err)
 		}
-		if len(plan.builds) > 0 {
-			parts := []string{s.rollupSource(fmt.Sprintf("intDiv(toInt64(toUInt32(hour)) * 1000 - %d, %d) AS bucket, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", startMS, bucketMS),
-				plan, q.FullName, true, from, to)}
-			if raw := rawRanges(plan); len(raw) > 0 {
+		if !plan.empty() {
+			cols := func(l rollupLevel) string {
+				return fmt.Sprintf("intDiv(toInt64(toUInt32(%s)) * 1000 - %d, %d) AS bucket, total AS t, waiting AS w, running AS r, success AS sc, fail AS f, durations AS d", l.col, startMS, bucketMS)
+			}
+			var parts []string
+			if len(plan.days) > 0 {
+				parts = append(parts, s.rollupSource(s.dayLevel(), cols(s.dayLevel()), plan.days, q.FullName, true))
+			}
+			if len(plan.hours) > 0 {
+				parts = append(parts, s.rollupSource(fine, cols(fine), plan.hours, q.FullName, true))
+			}
+			if raw := rawRanges(plan, [2]time.Time{first, time.Unix(from, 0)}, [2]time.Time{time.Unix(to, 0), end}); len(raw) > 0 {
 				parts = append(parts, fmt.Sprintf("SELECT intDiv(created - %d, %d) AS bucket, count() AS t, countIf(st = 1) AS w, countIf(st = 2) AS r, countIf(st = 3) AS sc, countIf(st = 4) AS f, %s AS d FROM (%s) GROUP BY bucket",
 					startMS, bucketMS, durationState, s.latestNodesWhere(rangesCond(q.FullName, raw))))
 			}

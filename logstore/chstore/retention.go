@@ -10,7 +10,8 @@ import (
 )
 
 // DropBefore drops the daily partitions (UTC days of CreatedAt) before day's date from the log
-// table and from the analytics tables (the hours counter and the rollup, partitioned alike), and
+// table and from the analytics tables (the hours counter and the rollup of each granularity,
+// partitioned alike), and
 // the monthly partitions of the keys table wholly before it: retention without TTL
 // (18.16 has none for this) and without rewriting data. Rows created on day itself stay.
 //
@@ -34,6 +35,8 @@ func (s *Store) DropBefore(ctx context.Context, day time.Time) error {
 		{s.schema.localKeysName(), s.schema.keysTable(), "toYYYYMM(created_at)", month},
 		{s.schema.localHoursName(), s.schema.hoursTable(), "toYYYYMMDD(hour)", month*100 + uint32(d.Day())},
 		{s.schema.localRollupName(), s.schema.rollupTable(), "toYYYYMMDD(hour)", month*100 + uint32(d.Day())},
+		{s.schema.localDaysName(), s.schema.daysTable(), "toYYYYMMDD(day)", month*100 + uint32(d.Day())},
+		{s.schema.localMinutesName(), s.schema.minutesTable(), "toYYYYMMDD(minute)", month*100 + uint32(d.Day())},
 	} {
 		var sql string
 		if s.schema.opts.Cluster == "" {

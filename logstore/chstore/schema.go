@@ -149,6 +149,14 @@ func (s schema) hoursViewName() string   { return s.opts.Table + "_hours_mv" }
 func (s schema) hoursTable() string      { return s.qualified(s.opts.Table + "_hours") }
 func (s schema) rollupTable() string     { return s.qualified(s.opts.Table + "_rollup") }
 
+// The rollup's other granularities (rollup.go): Table+"_rollup_days", per-element figures of
+// whole days merged from the hourly rollup, and Table+"_rollup_minutes", every element's figures
+// per minute, built from the log an hour at a time.
+func (s schema) localDaysName() string    { return s.localName(s.opts.Table + "_rollup_days") }
+func (s schema) localMinutesName() string { return s.localName(s.opts.Table + "_rollup_minutes") }
+func (s schema) daysTable() string        { return s.qualified(s.opts.Table + "_rollup_days") }
+func (s schema) minutesTable() string     { return s.qualified(s.opts.Table + "_rollup_minutes") }
+
 func (s schema) localName(table string) string {
 	if s.opts.Distributed {
 		return table + "_local"
@@ -248,11 +256,12 @@ func (s schema) viewsDDL() []string {
 	return append(stmts, s.rollupDDL()...)
 }
 
-// rollupColumns are the rollup table's, in insert order: per (hour, element) of one build, the
-// counts of nodes by latest status and the exact-quantile state of finished nodes' durations
-// (milliseconds, capped at 2³²−1). A build's marker row (full_name ”) says the build is
-// complete; rows is the hour's insert count (from the hours table) the build was made at.
-const rollupColumns = "hour, rows, build, full_name, total, waiting, running, success, fail, durations"
+// rollupColumns are a rollup table's, after its time column (hour, day or minute), in insert
+// order: per (period, element) of one build, the counts of nodes by latest status and the
+// exact-quantile state of finished nodes' durations (milliseconds, capped at 2³²−1). A build's
+// marker row (empty full_name) per hour (per day in the days table) says the build is complete;
+// rows is the insert count of that hour or day (from the hours table) the build was made at.
+const rollupColumns = "rows, build, full_name, total, waiting, running, success, fail, durations"
 
 // durationsType is the rollup's duration state: quantilesExactWeighted keeps each distinct
 // duration with its count, so merged states give exactly what quantileExact over the raw
@@ -265,28 +274,40 @@ const durationsType = "AggregateFunction(quantilesExactWeighted(" + durationLeve
 // durationLevels are p50, p95 and p99 as the rollup's state asks for them.
 const durationLevels = "0.500000000001, 0.950000000001, 0.990000000001"
 
-// rollupDDL creates the hours counter, its view and the rollup table (and their Distributed
-// tables). Both are partitioned by UTC day like the log, so DropBefore drops them alike.
+// rollupDDL creates the hours counter, its view and the rollup tables of each granularity
+// (hours, then days and minutes, and their Distributed tables). All are partitioned by UTC day
+// like the log, so DropBefore drops them alike.
 func (s schema) rollupDDL() []string {
 	on := s.onCluster()
 	hours, rollup := s.localHoursName(), s.localRollupName()
 	stmts := []string{
 		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows AggregateFunction(count),\n    inserted AggregateFunction(max, DateTime)\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY hour",
 			s.qualified(hours), on, s.engineOf("AggregatingMergeTree", hours)),
-		fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s (\n    hour DateTime('UTC'),\n    rows UInt64,\n    build UInt64,\n    full_name String,\n    total UInt64,\n    waiting UInt64,\n    running UInt64,\n    success UInt64,\n    fail UInt64,\n    durations %s\n) ENGINE = %s\nPARTITION BY toYYYYMMDD(hour)\nORDER BY (full_name, hour, build)\nSETTINGS index_granularity = 1024",
-			s.qualified(rollup), on, durationsType, s.engineOf("MergeTree", rollup)),
+		s.rollupTableDDL(rollup, "hour"),
 		fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM %s GROUP BY hour",
 			s.qualified(s.hoursViewName()), on, s.qualified(hours), s.qualified(s.localLogName())),
 	}
 	if s.opts.Distributed {
-		stmts = append(stmts,
-			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, rand())",
-				s.hoursTable(), on, s.qualified(hours), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(hours)),
-			fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, rand())",
-				s.rollupTable(), on, s.qualified(rollup), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(rollup)),
-		)
+		stmts = append(stmts, s.distributedDDL(s.hoursTable(), hours), s.distributedDDL(s.rollupTable(), rollup))
+	}
+	stmts = append(stmts, s.rollupTableDDL(s.localDaysName(), "day"), s.rollupTableDDL(s.localMinutesName(), "minute"))
+	if s.opts.Distributed {
+		stmts = append(stmts, s.distributedDDL(s.daysTable(), s.localDaysName()), s.distributedDDL(s.minutesTable(), s.localMinutesName()))
 	}
 	return stmts
+}
+
+// rollupTableDDL creates one granularity's rollup table, whose time column col is the start of
+// each row's hour, day or minute.
+func (s schema) rollupTableDDL(table, col string) string {
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %[1]s%[2]s (\n    %[5]s DateTime('UTC'),\n    rows UInt64,\n    build UInt64,\n    full_name String,\n    total UInt64,\n    waiting UInt64,\n    running UInt64,\n    success UInt64,\n    fail UInt64,\n    durations %[3]s\n) ENGINE = %[4]s\nPARTITION BY toYYYYMMDD(%[5]s)\nORDER BY (full_name, %[5]s, build)\nSETTINGS index_granularity = 1024",
+		s.qualified(table), s.onCluster(), durationsType, s.engineOf("MergeTree", table), col)
+}
+
+// distributedDDL is a Distributed table over the shards' local analytics table, sharded at random.
+func (s schema) distributedDDL(table, local string) string {
+	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s%s AS %s\nENGINE = Distributed(%s, %s, %s, rand())",
+		table, s.onCluster(), s.qualified(local), quoteIdent(s.opts.Cluster), quoteIdent(s.opts.Database), quoteIdent(local))
 }
 
 // dropPartition is the retention statement for one partition of one local table.

@@ -24,7 +24,7 @@ func TestDDLSingleServer1816(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Database: "logs"}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 7)
+	require.Len(t, ddl, 9)
 	all := strings.Join(ddl, "\n")
 	for _, banned := range []string{"ON CLUSTER", "LowCardinality", "CODEC", "DateTime64", "Map(", "TTL", "Distributed", "Replicated"} {
 		require.NotContains(t, all, banned)
@@ -49,6 +49,11 @@ func TestDDLSingleServer1816(t *testing.T) {
 	require.Contains(t, ddl[5], "durations "+durationsType)
 	require.Contains(t, ddl[5], "ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(hour)")
 	require.Equal(t, "CREATE MATERIALIZED VIEW IF NOT EXISTS `logs`.`exec_log_hours_mv` TO `logs`.`exec_log_hours` AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM `logs`.`exec_log` GROUP BY hour", ddl[6])
+	require.Contains(t, ddl[7], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log_rollup_days` (\n    day DateTime('UTC'),")
+	require.Contains(t, ddl[7], "durations "+durationsType)
+	require.Contains(t, ddl[7], "ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(day)\nORDER BY (full_name, day, build)")
+	require.Contains(t, ddl[8], "CREATE TABLE IF NOT EXISTS `logs`.`exec_log_rollup_minutes` (\n    minute DateTime('UTC'),")
+	require.Contains(t, ddl[8], "ENGINE = MergeTree\nPARTITION BY toYYYYMMDD(minute)\nORDER BY (full_name, minute, build)")
 }
 
 // Current servers get LowCardinality and codecs; the column check accepts either generation.
@@ -79,7 +84,7 @@ func TestDDLCluster(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Database: "logs", Table: "execs", Cluster: "prod", Distributed: true, Replicated: true}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 11)
+	require.Len(t, ddl, 15)
 	for _, stmt := range ddl {
 		require.Contains(t, stmt, " ON CLUSTER `prod`", stmt)
 	}
@@ -96,6 +101,10 @@ func TestDDLCluster(t *testing.T) {
 	require.Contains(t, ddl[8], "TO `logs`.`execs_hours_local` AS\nSELECT toStartOfHour(created_at) AS hour, countState() AS rows, maxState(now()) AS inserted FROM `logs`.`execs_local`")
 	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_hours` ON CLUSTER `prod` AS `logs`.`execs_hours_local`\nENGINE = Distributed(`prod`, `logs`, `execs_hours_local`, rand())", ddl[9])
 	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_rollup` ON CLUSTER `prod` AS `logs`.`execs_rollup_local`\nENGINE = Distributed(`prod`, `logs`, `execs_rollup_local`, rand())", ddl[10])
+	require.Contains(t, ddl[11], "ReplicatedMergeTree('/clickhouse/tables/{shard}/logs/execs_rollup_days_local', '{replica}')")
+	require.Contains(t, ddl[12], "ReplicatedMergeTree('/clickhouse/tables/{shard}/logs/execs_rollup_minutes_local', '{replica}')")
+	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_rollup_days` ON CLUSTER `prod` AS `logs`.`execs_rollup_days_local`\nENGINE = Distributed(`prod`, `logs`, `execs_rollup_days_local`, rand())", ddl[13])
+	require.Equal(t, "CREATE TABLE IF NOT EXISTS `logs`.`execs_rollup_minutes` ON CLUSTER `prod` AS `logs`.`execs_rollup_minutes_local`\nENGINE = Distributed(`prod`, `logs`, `execs_rollup_minutes_local`, rand())", ddl[14])
 	require.Equal(t, "`logs`.`execs_rollup`", s.rollupTable())
 	require.Equal(t, "`logs`.`execs`", s.logTable())
 	require.Equal(t, "`logs`.`execs_keys`", s.keysTable())
@@ -109,7 +118,7 @@ func TestDDLClusterReplicasOnly(t *testing.T) {
 	t.Parallel()
 	s := newSchema(t, Options{Cluster: "replicas", Replicated: true, ZooKeeperPath: "/ch/{shard}/"}, "18.16.1")
 	ddl := s.DDL()
-	require.Len(t, ddl, 7)
+	require.Len(t, ddl, 9)
 	require.Contains(t, ddl[1], "`default`.`exec_log` ON CLUSTER `replicas`")
 	require.Contains(t, ddl[1], "ReplicatedReplacingMergeTree('/ch/{shard}/exec_log', '{replica}')")
 	require.Equal(t, "`default`.`exec_log`", s.logTable())
