@@ -201,5 +201,6 @@ func (c *Center) Present(t timers.Task) map[string]any {
 		"startTime": at(t.StartTime), "status": t.Status, "result": t.Result, "error": terr,
 		"requestId": t.RequestID, "nodeId": t.NodeID, "attempt": int64(t.Attempt), "host": t.Owner,
 		"createdAt": at(t.CreatedAt), "startedAt": at(t.StartedAt), "endedAt": at(t.EndedAt),
+		"firstStartedAt": at(t.FirstStartedAt),
 	}
 }

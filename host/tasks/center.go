@@ -204,12 +204,40 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	}
 	r := c.row(t, logstore.StatusSuccess, logstore.StageDone, end)
 	if re := execlog.Finish(&r, start, end, res, err); re != nil {
+		failed := &runError{timers.TaskError{Code: re.Code, Message: re.Message, Stack: re.Stack}}
+		if at, ok := c.retryAt(t, start, end); ok {
+			// The runner sends the task back to waiting until at (Store.Retry): any host runs
+			// it then, as the next attempt of the same node.
+			r.Status, r.Stage = logstore.StatusWaiting, logstore.StageRetryScheduled
+			c.writeRows(r)
+			return nil, &timers.RetryError{At: at, Err: failed}
+		}
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 		c.writeRows(r)
-		return nil, &runError{timers.TaskError{Code: re.Code, Message: re.Message, Stack: re.Stack}}
+		return nil, failed
 	}
 	c.writeRows(r)
 	return res.Value, nil
+}
+
+// retryAt says whether t's run that started at start and failed at end is tried again by its
+// template's retry policy (as the template is now), and when. Attempts count every run of the
+// task, a run taken over from a dead host included; a cyclic window counts from the first run.
+// A task whose template is gone is not retried.
+func (c *Center) retryAt(t timers.Task, start, end time.Time) (time.Time, bool) {
+	tmpl := c.Templates()[t.FullName]
+	if tmpl == nil {
+		return time.Time{}, false
+	}
+	first := t.FirstStartedAt
+	if first.IsZero() {
+		first = start
+	}
+	d, ok := tmpl.Retry.Next(t.Attempt, first, end)
+	if !ok {
+		return time.Time{}, false
+	}
+	return end.Add(d), true
 }
 
 // runError gives the task record the JS error's fields.

@@ -151,7 +151,7 @@ func TestCreateTimerTaskAccepts(t *testing.T) {
 				"taskId": id, "fullName": tc.req.FullName, "funcName": tc.req.FuncName, "taskType": tc.req.TaskType,
 				"argDict": map[string]any{"orderId": big}, "startTime": "2031-05-06 07:08:09", "status": timers.StatusWaiting,
 				"result": nil, "error": nil, "requestId": tc.req.Caller.RequestID, "nodeId": id, "attempt": int64(0), "host": "",
-				"createdAt": rec["createdAt"], "startedAt": nil, "endedAt": nil,
+				"createdAt": rec["createdAt"], "startedAt": nil, "endedAt": nil, "firstStartedAt": nil,
 			}, rec, "datetimes in the app timezone")
 			got, err := b.center.GetTask(b.ctx, id)
 			require.NoError(t, err)

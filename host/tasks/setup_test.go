@@ -40,6 +40,8 @@ type bundle struct {
 	vm     *jsvm.VM
 	snap   atomic.Pointer[registry.Snapshot]
 	loc    *time.Location
+	data   string        // the data directory: timers.db and ticks.db
+	opts   tasks.Options // as the center was made (restart makes another alike)
 }
 
 // setup starts a serving task center on app (app.json is added when missing); opts change its
@@ -55,6 +57,7 @@ func setup(t *testing.T, app map[string]string, opts ...func(*tasks.Options)) *b
 	require.NoError(t, err)
 
 	data := t.TempDir()
+	b.data = data
 	b.store, err = localtimers.Open(filepath.Join(data, "timers.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = b.store.Close() })
@@ -72,6 +75,7 @@ func setup(t *testing.T, app map[string]string, opts ...func(*tasks.Options)) *b
 	for _, f := range opts {
 		f(&o)
 	}
+	b.opts = o
 	b.center, err = tasks.New(o)
 	require.NoError(t, err)
 	require.NoError(t, b.center.Start(ctx))
@@ -82,6 +86,26 @@ func setup(t *testing.T, app map[string]string, opts ...func(*tasks.Options)) *b
 		require.NoError(t, b.center.Stop(ctx))
 	})
 	return b
+}
+
+// restart stops the center and starts another on a new handle of the same task file, as the
+// host hostName would after a restart (the log, sandbox and tick coordinator stay). The old
+// center's runs in flight are cut short (another host takes them over after the lease).
+func (b *bundle) restart(hostName string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), parttest.WaitLimit)
+	defer cancel()
+	require.NoError(b.t, b.center.Stop(ctx))
+	require.NoError(b.t, b.store.Close())
+	store, err := localtimers.Open(filepath.Join(b.data, "timers.db"))
+	require.NoError(b.t, err)
+	b.store = store // the cleanup of setup closes it
+	b.rec = b.log.Recorder(hostName, vocab.NewID("inst_"))
+	o := b.opts
+	o.Store, o.Log, o.Owner = store, b.rec, ""
+	b.center, err = tasks.New(o) // the cleanup of setup stops it
+	require.NoError(b.t, err)
+	require.NoError(b.t, b.center.Start(b.ctx))
 }
 
 // reload makes files the app's new version: the sandbox, the snapshot and the center follow.

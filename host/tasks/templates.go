@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/retry"
 )
 
 // Repeat types of a template (docs/reference.md §4).
@@ -17,6 +18,11 @@ const (
 	RepeatInterval  = "interval"
 	RepeatDateField = "dateField"
 )
+
+// DefaultRetry is the retry of a template whose retry field says nothing (tasks.Meta's schema
+// defaults: policy none, so a failed run is not tried again; interval 5m and maxAttempts 5 for a
+// template that only names a policy).
+var DefaultRetry = retry.Policy{Policy: retry.None, Interval: 5 * time.Minute, MaxAttempts: 5}
 
 // Template is a task template (a tasks.Meta instance) as the task center needs it. The registry
 // has validated the definition (durations, timezone, funcName; cron syntax and intervals through
@@ -32,8 +38,10 @@ type Template struct {
 	Timeout     time.Duration
 	Misfire     string
 	Concurrency string
-	Enabled     bool
-	DateField   *DateField
+	// Retry is the policy a failed run is tried again by (none unless the template says).
+	Retry     retry.Policy
+	Enabled   bool
+	DateField *DateField
 	// Version changes whenever the definition does, so a reload reschedules an edited template.
 	Version string
 }
@@ -73,6 +81,13 @@ func templateOf(el *registry.Element, appLoc *time.Location) *Template {
 	}
 	if e, ok := d["enabled"].(bool); ok {
 		t.Enabled = e
+	}
+	// The registry loads a template only with a retry Parse accepts; were one to slip through,
+	// its runs are not retried.
+	if p, err := retry.Parse(d["retry"], DefaultRetry); err == nil {
+		t.Retry = p
+	} else {
+		t.Retry = retry.Policy{Policy: retry.None, MaxAttempts: 1}
 	}
 	if a, ok := d["argDict"].(map[string]any); ok {
 		t.ArgDict = a

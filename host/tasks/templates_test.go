@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/internal/parttest"
+	"github.com/trellis-run/trellis/host/retry"
 	"github.com/trellis-run/trellis/host/tasks"
 )
 
@@ -80,10 +81,12 @@ func TestTemplatesOf(t *testing.T) {
 
 	require.Equal(t, &tasks.Template{FullName: "tasks.Once", Title: "Once", TaskType: "tasks.NormalType", RepeatType: tasks.RepeatOnce,
 		Location: shanghai, FuncName: "run", ArgDict: map[string]any{}, Timeout: 30 * time.Second, Misfire: "fireOnce", Concurrency: "serial",
-		Enabled: true}, ts["tasks.Once"], "the defaults; the app's timezone")
+		Retry: retry.Policy{Policy: retry.None, Interval: 5 * time.Minute, MaxAttempts: 1}, Enabled: true}, ts["tasks.Once"],
+		"the defaults (no retry); the app's timezone")
 	require.Equal(t, &tasks.Template{FullName: "tasks.Nightly", Title: "Nightly backup", TaskType: "tasks.NormalType", RepeatType: tasks.RepeatCron,
 		Cron: "0 3 * * *", Location: paris, FuncName: "services.Echo.echo", ArgDict: map[string]any{"k": "v"}, Timeout: 5 * time.Minute,
-		Misfire: "skip", Concurrency: "discard"}, ts["tasks.Nightly"], "its own timezone")
+		Misfire: "skip", Concurrency: "discard", Retry: retry.Policy{Policy: retry.None, Interval: 5 * time.Minute, MaxAttempts: 1}},
+		ts["tasks.Nightly"], "its own timezone")
 	require.Equal(t, 90*time.Second, ts["tasks.Beat"].Interval)
 	require.Equal(t, &tasks.DateField{Model: "models.Order", Field: "dueAt", Offset: -90 * time.Minute}, ts["tasks.Remind"].DateField, "a negative offset")
 	require.Equal(t, "tasks.Kind", ts["tasks.Custom"].TaskType)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
 	"github.com/trellis-run/trellis/elements"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/tasks"
@@ -59,6 +60,16 @@ func TestValidateTemplate(t *testing.T) {
 			[]string{"tasks/T/e.json:2:13: bad_config"}, `repeatType "cron" does not use "interval"`},
 		{"interval template with a leftover cron", "\"repeatType\": \"interval\", \"interval\": \"10m\",\n\"cron\": \"0 3 * * *\"}",
 			[]string{"tasks/T/e.json:2:9: bad_config"}, `set "repeatType": "cron"`},
+		// Each retry the policy arithmetic (host/retry) could not run is one problem of the registry's,
+		// at the field: a template loads only with a retry Parse accepts.
+		{"retry every 100ms", `"retry": {"policy": "default", "interval": "100ms", "maxAttempts": 3}}`, nil, ""},
+		{"retry by an unknown policy", "\n\"retry\": {\"policy\": \"sometimes\"}}", []string{"tasks/T/e.json:2:21: bad_enum"}, "sometimes"},
+		{"retry with no interval", "\n\"retry\": {\"policy\": \"default\", \"interval\": \"0s\"}}", []string{"tasks/T/e.json:2:44: bad_value"}, "interval above zero"},
+		{"retry with an unreadable interval", "\n\"retry\": {\"interval\": \"soon\"}}", []string{"tasks/T/e.json:2:23: bad_duration"}, "soon"},
+		{"retry with no tries", "\n\"retry\": {\"policy\": \"default\", \"maxAttempts\": 0}}", []string{"tasks/T/e.json:2:47: bad_value"}, "minimum 1"},
+		{"cyclic retry without a window", "\n\"retry\": {\"policy\": \"cyclic\"}}", []string{"tasks/T/e.json:2:10: missing_field"}, "window"},
+		{"exponential retry capped below its interval", "\n\"retry\": {\"policy\": \"exponential\", \"interval\": \"1m\", \"maxInterval\": \"10s\"}}",
+			[]string{"tasks/T/e.json:2:69: bad_value"}, "maxInterval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
