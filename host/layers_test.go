@@ -32,8 +32,9 @@ var floors = []struct {
 		"host/timers/redistimers", "host/timers/recurring/locallock", "host/timers/recurring/redislock",
 		"logstore/chstore", "logstore/localstore", "host/models/pgmodels", "host/models/sqlitemodels",
 		"logstore/writer", "host/isolate", "host/appdir"}},
-	// 4: what every runtime part uses: the row builder, webhook delivery and retry policies.
-	{true, []string{"host/execlog", "host/webhook", "host/retry"}},
+	// 4: what every runtime part uses: the row builder, webhook delivery, retry policies and the
+	// names of the lifecycle moments hooks and signals hear.
+	{true, []string{"host/execlog", "host/webhook", "host/retry", "host/lifecycle"}},
 	// 5: the runtime parts, which know nothing of each other: the host connects them.
 	{true, []string{"host/engine", "host/tasks", "host/modelrt"}},
 	// 6: the built-in Go services, bound to the parts.
