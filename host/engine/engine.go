@@ -11,6 +11,7 @@ import (
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/host/webhook"
@@ -41,6 +42,11 @@ type Options struct {
 	// LagEvery is how often each listener's backlog is sampled into the log (default 15 s;
 	// negative: never). See LagSample.
 	LagEvery time.Duration
+	// Signals hears the moments of each node (lifecycle.Signal: node_enter, node_finish,
+	// node_execute_fail, node_execute_exception, pre/post_callback) and of each request the
+	// engine starts (pre/post_prepare_run_pipeline); nil emits none. Signals are app-wide:
+	// they are emitted whether or not the listener has needRunHook (docs/hooks.md).
+	Signals lifecycle.Emitter
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current

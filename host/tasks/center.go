@@ -11,6 +11,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/timers/recurring"
@@ -37,6 +38,10 @@ type Options struct {
 	Poll time.Duration
 	// Lease is how long a running task stays with a host that stopped heartbeating (default 30 s).
 	Lease time.Duration
+	// Signals hears the moments of each task run (lifecycle.Signal: node_enter, node_finish,
+	// node_execute_fail, node_execute_exception); nil emits none. Signals are app-wide: they are
+	// emitted whether or not the template has needRunHook (docs/hooks.md).
+	Signals lifecycle.Emitter
 }
 
 // Center is the task center of one host. Start and Stop are safe to call twice.
