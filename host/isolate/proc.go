@@ -521,6 +521,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 			if f.Result != nil {
 				res = *f.Result
 				res.Value = restoreEmpty(res.Value)
+				restoreEmptyArgs(res.Args)
 			}
 			var e *jsvm.Error
 			if f.Err != nil {

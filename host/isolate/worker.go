@@ -229,8 +229,9 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	res, err := w.vm.Execute(ctx, *call)
 	out := &frame{Kind: kindResult, ID: id, Result: &res}
 	res.Value = normalize(res.Value)
-	if limit := call.Limits.MemoryBytes; limit > 0 && sizeAtLeast(res.Value, limit) > limit {
-		res.Value = nil
+	res.Args = normalizeArgs(res.Args)
+	if limit := call.Limits.MemoryBytes; limit > 0 && sizeAtLeast(res.Value, limit)+sizeAtLeast(res.Args, limit) > limit {
+		res.Value, res.Args = nil, nil
 		err = &jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf("the result is larger than the execution's memory cap of %d bytes", limit)}
 	}
 	if err != nil {

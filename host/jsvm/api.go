@@ -167,6 +167,10 @@ type Call struct {
 	// fail and waitCallback end nothing by themselves; they mark the Result (Failed,
 	// WaitCallback) and the handler returns normally.
 	Ctx *HandlerContext `json:"ctx,omitempty"`
+	// ReturnArgs makes a successful execution hand back its arguments as the function left them
+	// (Result.Args): the function may change the objects it was given, and the caller keeps the
+	// changes (a node's hooks change their data argument this way). Off, Result.Args is nil.
+	ReturnArgs bool `json:"returnArgs,omitempty"`
 }
 
 // HandlerContext is the data of the ctx object an event handler or task function receives.
@@ -193,6 +197,9 @@ type Result struct {
 	Failed *string `json:"failed,omitempty"`
 	// WaitCallback is true when the handler called ctx.waitCallback().
 	WaitCallback bool `json:"waitCallback,omitempty"`
+	// Args, with Call.ReturnArgs, holds each of Call.Args as it was when the function returned
+	// (the plain values of Call.Args; a Date stays a time.Time), in order; nil on failure.
+	Args []any `json:"args,omitempty"`
 }
 
 // Executor runs calls against the Source it was last given. Both the in-process VM and the

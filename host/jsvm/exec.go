@@ -41,6 +41,7 @@ type execution struct {
 
 	failed       *string
 	waitCallback bool
+	argsOut      []any // the top-level call's arguments after it returned (Call.ReturnArgs)
 
 	hops      int
 	depthUsed int
@@ -257,7 +258,10 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 	pool := ev.poolFor(own)
 	var res goja.Value
 	var out any
+	var jsArgs []goja.Value
 	missing := false
+	// The top-level call (no element entered yet) hands its arguments back with ReturnArgs.
+	returnArgs := x.call.ReturnArgs && x.hops == 0
 	err := x.enter(pool, callerDepth,
 		func(rt *jsRuntime) {
 			target := rt.targetFor(ev, own)
@@ -266,7 +270,7 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 				missing = true
 				return
 			}
-			jsArgs := make([]goja.Value, 0, len(args)+1)
+			jsArgs = make([]goja.Value, 0, len(args)+1)
 			for _, a := range args {
 				jsArgs = append(jsArgs, rt.toJS(a))
 			}
@@ -282,6 +286,12 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 		func(rt *jsRuntime) {
 			if !missing {
 				out = rt.fromJS(rt.settle(res))
+				if returnArgs {
+					x.argsOut = make([]any, len(args))
+					for i := range args {
+						x.argsOut[i] = rt.fromJS(jsArgs[i])
+					}
+				}
 			}
 		})
 	if err == nil && missing {

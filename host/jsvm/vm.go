@@ -111,9 +111,9 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 
 	out, err := x.callFunction(ev, call.Function, call.Args, call.Ctx, 0)
 	res := Result{Value: out, Logs: x.finalLogs(), Duration: time.Since(x.start),
-		Failed: x.failed, WaitCallback: x.waitCallback}
+		Failed: x.failed, WaitCallback: x.waitCallback, Args: x.argsOut}
 	if err != nil {
-		res.Value = nil
+		res.Value, res.Args = nil, nil
 		return res, err
 	}
 	return res, nil

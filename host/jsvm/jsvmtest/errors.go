@@ -172,6 +172,59 @@ func testHandlerContext(e *env) {
 	require.Equal(e.t, jsvm.CodeJSError, je.Code, "without Call.Ctx there is no ctx argument")
 }
 
+// With Call.ReturnArgs a successful execution hands back its arguments as the function left
+// them (changed, added and deleted fields; a Date stays a time; the handler ctx is not one of
+// them), even when another element was called on the way; without it, or when the execution
+// fails, Result.Args is nil.
+func testReturnArgs(e *env) {
+	e.open(nil, app(
+		js("events.H", `exports.node_enter = function (data, parent) {
+			data.kwargs.n = data.kwargs.n * 2; data.added = [1, "a"]; delete data.gone; parent.seen = true;
+			data.when = new Date(0); data.deep.list.push(3);
+			return app.getElement("services.Other").touch({k: 1}) };
+		exports.boom = function (data) { data.x = 1; throw new Error("no") };`),
+		js("services.Other", `exports.touch = function (o) { o.k = 2; return o.k }`)))
+	args := func() []any {
+		return []any{map[string]any{"kwargs": map[string]any{"n": int64(21)}, "gone": true, "deep": map[string]any{"list": []any{int64(1), int64(2)}}},
+			map[string]any{"requestId": "r1"}}
+	}
+	call := jsvm.Call{Element: "events.H", Function: "node_enter", Args: args(), ReturnArgs: true, Ctx: &jsvm.HandlerContext{Attempt: 1}}
+	res, err := e.exec(call)
+	require.NoError(e.t, err)
+	require.Equal(e.t, int64(2), res.Value, "the return value is the function's, as always")
+	require.Len(e.t, res.Args, 2, "only Call.Args come back, not the ctx")
+	require.Equal(e.t, map[string]any{"kwargs": map[string]any{"n": int64(42)}, "added": []any{int64(1), "a"},
+		"when": time.Unix(0, 0).UTC(), "deep": map[string]any{"list": []any{int64(1), int64(2), int64(3)}}}, normalizeTimes(res.Args[0]))
+	require.Equal(e.t, map[string]any{"requestId": "r1", "seen": true}, res.Args[1])
+
+	call.ReturnArgs = false
+	call.Args = args()
+	res, err = e.exec(call)
+	require.NoError(e.t, err)
+	require.Nil(e.t, res.Args, "without ReturnArgs nothing comes back")
+
+	res, err = e.exec(jsvm.Call{Element: "events.H", Function: "boom", Args: args(), ReturnArgs: true})
+	require.Error(e.t, err)
+	require.Nil(e.t, res.Args, "a failed execution hands back no arguments")
+}
+
+// normalizeTimes puts every time.Time of v in UTC, so values compare whatever zone they crossed in.
+func normalizeTimes(v any) any {
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC()
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeTimes(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeTimes(e)
+		}
+	}
+	return v
+}
+
 // console.log/info/warn/error/debug of an execution are in Result.Logs, in order, with their
 // level, a time within the execution and the arguments formatted as one message.
 func testConsoleLogs(e *env) {

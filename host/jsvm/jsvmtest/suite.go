@@ -113,6 +113,7 @@ func Run(t *testing.T, newExecutor NewExecutor, f Features) {
 		{"ModuleTopLevelError", testModuleTopLevelError},
 		{"SyntaxErrorAtLoad", testSyntaxErrorAtLoad},
 		{"HandlerContext", testHandlerContext},
+		{"ReturnArgs", testReturnArgs},
 		{"ConsoleLogs", testConsoleLogs},
 		{"Require", testRequire},
 		{"NoHostObjects", testNoHostObjects},
