@@ -16,6 +16,7 @@ import (
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/services"
+	"github.com/trellis-run/trellis/host/signals"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/vocab"
 )
@@ -44,6 +45,7 @@ type Host struct {
 	events   atomic.Pointer[engine.Engine]
 	tasks    atomic.Pointer[tasks.Center]
 	models   atomic.Pointer[modelrt.Runtime]
+	signals  atomic.Pointer[signals.Center]
 	// reloadErr is the last error a part gave when a reload was handed to it.
 	reloadErr atomic.Pointer[error]
 	// watcher is hot reload while it runs: a save from the editor asks it to reload at once
@@ -77,8 +79,9 @@ func New(cfg Config, open OpenBackends) (*Host, error) {
 // retry policy and handler, a task template's cron).
 func RegistryOptions(appDir string) registry.Options {
 	return registry.Options{AppDir: appDir, Builtins: elements.FS, Validators: map[string]func(*registry.Snapshot, *registry.Element) []registry.Problem{
-		"events.Meta": engine.ValidateListener,
-		"tasks.Meta":  tasks.ValidateTemplate,
+		"events.Meta":       engine.ValidateListener,
+		"tasks.Meta":        tasks.ValidateTemplate,
+		signals.MetaSignals: signals.ValidateReceiver,
 	}}
 }
 
@@ -96,8 +99,8 @@ func (h *Host) Config() Config { return h.cfg }
 // Snapshot returns the app version new executions use.
 func (h *Host) Snapshot() *registry.Snapshot { return h.snap.Load() }
 
-// Start opens the backends and starts every part in order: the execution log, the sandbox, the
-// event center, the task center, model storage, and (with cfg.Watch) hot reload. A part that
+// Start opens the backends and starts every part in order: the execution log, the sandbox,
+// signals, the event center, the task center, model storage, and (with cfg.Watch) hot reload. A part that
 // fails to start stops those before it.
 func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
@@ -108,7 +111,7 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := os.MkdirAll(h.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("host: create data directory %s: %w (set --data to a writable directory)", h.cfg.DataDir, err)
 	}
-	parts := []part{h.backendsPart(), h.logPart(), h.executorPart(), h.eventsPart(), h.tasksPart(), h.modelsPart()}
+	parts := []part{h.backendsPart(), h.logPart(), h.executorPart(), h.signalsPart(), h.eventsPart(), h.tasksPart(), h.modelsPart()}
 	if h.cfg.Watch {
 		parts = append(parts, h.watchPart())
 	}

@@ -36,7 +36,7 @@ var floors = []struct {
 	// names of the lifecycle moments hooks and signals hear.
 	{true, []string{"host/execlog", "host/webhook", "host/retry", "host/lifecycle"}},
 	// 5: the runtime parts, which know nothing of each other: the host connects them.
-	{true, []string{"host/engine", "host/tasks", "host/modelrt"}},
+	{true, []string{"host/engine", "host/tasks", "host/modelrt", "host/signals"}},
 	// 6: the built-in Go services, bound to the parts.
 	{false, []string{"host/services"}},
 	// 7: the host's wiring, and the one place that chooses backends.
