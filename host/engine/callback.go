@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -74,6 +75,11 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 	if last.Status != logstore.StatusRunning || last.Stage != logstore.StageAwaitingCallback {
 		return CallbackResult{}, fmt.Errorf("%w: node %s is %s/%s, not waiting for a callback", ErrConflict, nodeID, last.Status, last.Stage)
 	}
+	// pre_callback and post_callback (read-only) run around the callback; a successful one
+	// ends the node, so node_finish runs between them and may change the result it saves.
+	l := e.listenerNamed(e.opts.Snapshot(), last.FullName)
+	env := envelopeOf(last)
+	e.nodeMoment(ctx, l, env, lifecycle.PreCallback, map[string]any{"callbackData": data}, map[string]any{"data": data})
 	now := time.Now()
 	r := e.opts.Log.Next(last, logstore.StatusSuccess, logstore.StageCallback, now)
 	r.EndTime, r.Logs = now, last.Logs
@@ -86,12 +92,24 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 			r.Error = &logstore.RowError{Code: "callback", Message: callbackError(msg)}
 		}
 	}
+	rows := []logstore.Row{}
 	if r.Status == logstore.StatusSuccess {
-		r.Result, _ = json.Marshal(data)
+		result := data
+		if l != nil && l.Hooks.Has(lifecycle.NodeFinish) {
+			d := nodeData(env, decoded(env.Kwargs))
+			d["result"] = data
+			out, hr, _ := e.callHook(ctx, l, env, lifecycle.NodeFinish, d)
+			result, rows = out["result"], append(rows, hr)
+		}
+		r.Result, _ = json.Marshal(result)
 	}
-	if err := e.opts.Log.WriteErr(ctx, r); err != nil {
+	if err := e.opts.Log.WriteErr(ctx, append(rows, r)...); err != nil {
 		return CallbackResult{}, fmt.Errorf("engine: record the callback of %s: %w", nodeID, err)
 	}
+	if r.Status == logstore.StatusSuccess {
+		e.signal(ctx, lifecycle.NodeFinish, env, nil)
+	}
+	e.nodeMoment(ctx, l, env, lifecycle.PostCallback, map[string]any{"callbackData": data, "status": r.Status}, map[string]any{"data": data})
 	return CallbackResult{NodeID: nodeID, Status: r.Status}, nil
 }
 

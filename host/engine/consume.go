@@ -11,6 +11,8 @@ import (
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -201,7 +203,10 @@ const (
 	outcomeStopping
 )
 
-// run executes the handler once and records the result; it says whether to retry and when.
+// run executes the handler once and records the result; it says whether to retry and when. The
+// listener's hooks run around the handler and the node's signals are emitted (docs/hooks.md):
+// node_enter before it, then node_finish, node_execute_fail or node_execute_exception; the hooks'
+// rows are written with the node's own.
 func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Duration, outcome) {
 	start := time.Now()
 	// The running row is written with the final one when the run is short, halving the log
@@ -220,13 +225,29 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			<-runningWritten
 		}
 	}
+	var hookRows []logstore.Row
+	// hook runs hook t of the listener with data and keeps its row for the node's write.
+	hook := func(t lifecycle.Type, data map[string]any) map[string]any {
+		out, r, ok := e.callHook(ctx, l, env, t, data)
+		if ok {
+			hookRows = append(hookRows, r)
+		}
+		return out
+	}
 	var res jsvm.Result
 	var err error
 	if l.Webhook != nil {
+		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
 		res, err = e.deliverWebhook(ctx, l, env)
 	} else {
+		event := env.event()
+		if l.Hooks.Has(lifecycle.NodeEnter) {
+			// node_enter may change data.kwargs: the handler receives what it left.
+			event["kwargs"] = hook(lifecycle.NodeEnter, nodeData(env, event["kwargs"]))["kwargs"]
+		}
+		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
 		res, err = e.opts.Executor.Execute(ctx, jsvm.Call{
-			Element: l.FullName, Function: l.Handler, Args: []any{env.event()},
+			Element: l.FullName, Function: l.Handler, Args: []any{event},
 			Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
 			Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
 		})
@@ -234,12 +255,13 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	end := time.Now()
 	flushRunning()
 	if ctx.Err() != nil {
-		e.writeRows(context.Background(), pending...)
+		e.writeRows(context.Background(), append(pending, hookRows...)...)
 		return 0, outcomeStopping
 	}
-	if err == nil && res.Failed == nil {
+	ignored := err == nil && res.Failed != nil && l.IgnoreFailure
+	if err == nil && (res.Failed == nil || ignored) {
 		status, stage := logstore.StatusSuccess, logstore.StageDone
-		if res.WaitCallback {
+		if res.WaitCallback && !ignored {
 			status, stage = logstore.StatusRunning, logstore.StageAwaitingCallback
 			if werr := e.awaitCallback(ctx, l, env, end); werr != nil {
 				err = werr // the deadline could not be recorded: fail the try rather than wait for ever
@@ -248,10 +270,24 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		if err == nil {
 			r := e.row(env, status, stage, end)
 			execlog.Finish(&r, start, end, res, nil)
-			if res.WaitCallback {
+			if res.WaitCallback && !ignored {
 				r.EndTime, r.Duration = time.Time{}, 0
+			} else {
+				// The node ended well (with ignoreFailure, a ctx.fail counts as that: the row
+				// keeps the reason as its error). node_finish may change data.result: it is
+				// what the row saves.
+				if l.Hooks.Has(lifecycle.NodeFinish) {
+					data := nodeData(env, decoded(env.Kwargs))
+					data["result"], data["error"] = res.Value, errorData(r.Error)
+					if out := hook(lifecycle.NodeFinish, data); !ignored {
+						if b, merr := json.Marshal(out["result"]); merr == nil {
+							r.Result = b
+						}
+					}
+				}
+				e.signal(ctx, lifecycle.NodeFinish, env, nil)
 			}
-			e.writeRows(ctx, append(pending, r)...)
+			e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 			return 0, outcomeDone
 		}
 	}
@@ -269,12 +305,30 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			r.Stage = logstore.StageRequeued
 		}
 	}
-	execlog.Finish(&r, start, end, res, err)
-	e.writeRows(ctx, append(pending, r)...)
+	re := execlog.Finish(&r, start, end, res, err)
+	// ctx.fail is a failure (node_execute_fail); a throw, a timeout or a failed webhook an
+	// exception (node_execute_exception). Either hook may change data.error.message.
+	moment, sig := lifecycle.NodeExecuteException, exData(re.Message)
+	if err == nil && res.Failed != nil {
+		moment, sig = lifecycle.NodeExecuteFail, nil
+	}
+	if l.Hooks.Has(moment) {
+		data := nodeData(env, decoded(env.Kwargs))
+		data["error"] = errorData(re)
+		keepErrorMessage(re, hook(moment, data))
+	}
+	e.signal(ctx, moment, env, sig)
+	e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 	if again {
 		return retryIn, outcomeRetry
 	}
 	return 0, outcomeDone
+}
+
+// decoded is a node's kwargs as plain values (integers kept exact), for hook data.
+func decoded(kwargs json.RawMessage) any {
+	v, _ := vocab.DecodeJSON(kwargs)
+	return v
 }
 
 func shortHash(s string) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/retry"
 )
@@ -38,6 +39,12 @@ type Listener struct {
 	Retry               retry.Policy
 	Timeout             time.Duration
 	Enabled             bool
+	// IgnoreFailure: a ctx.fail ends the node as success/done at once, its reason kept as the
+	// row's error (no retry, no node_execute_fail; node_finish runs). Throws are not ignored.
+	IgnoreFailure bool
+	// Hooks are the hooks the listener runs: with needRunHook, those of lifecycle.Hooks its
+	// entry exports.
+	Hooks lifecycle.Set
 	// Webhook, when set, delivers by HTTP POST instead of running JavaScript.
 	Webhook *WebhookSpec
 	// Model, Operate and Fields are set on model listeners (events.ModelType): they hear the
@@ -74,6 +81,10 @@ func ListenersOf(s *registry.Snapshot) []*Listener {
 			RequeueOnError:      boolOr(d, "requeueOnError", false),
 			Enabled:             boolOr(d, "enabled", true),
 			Timeout:             durationOr(d, "timeout", 30*time.Second),
+			IgnoreFailure:       boolOr(d, "ignoreFailure", false),
+		}
+		if wh, ok := d["webhook"].(map[string]any); !ok || str(wh, "url") == "" {
+			l.Hooks = lifecycle.HooksOf(boolOr(d, "needRunHook", false), el.Exports)
 		}
 		if model := str(d, "model"); model != "" && s.IsA(el.FullName, ModelEventType) {
 			l.Model, l.Sender = model, model
@@ -187,7 +198,7 @@ func ValidateListener(s *registry.Snapshot, el *registry.Element) []registry.Pro
 	if _, err := retry.Parse(d["retry"], DefaultRetry); err != nil {
 		probs = append(probs, registry.Problem{Message: err.Error()})
 	}
-	return probs
+	return append(probs, lifecycle.CheckHooks(el)...)
 }
 
 func str(d map[string]any, k string) string { s, _ := d[k].(string); return s }

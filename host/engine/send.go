@@ -10,6 +10,7 @@ import (
 	"github.com/trellis-run/trellis/host/vocab"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -99,6 +100,12 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	if res.RequestID == "" {
 		res.RequestID = vocab.NewID("req_")
 	}
+	// A sendEvent from outside any execution starts a request: its prepare moments are announced
+	// around the making of its nodes, so they precede every moment of those nodes.
+	newRequest := req.RequestID == ""
+	if newRequest {
+		e.requestSignal(ctx, lifecycle.PrePrepareRunPipeline, res.RequestID, req.Sender, req.EventType, kwargs)
+	}
 	snap := e.opts.Snapshot()
 	if snap.Elements[req.EventType] == nil {
 		res.Note = fmt.Sprintf("no element %s: the event was accepted but no listener can hear it", req.EventType)
@@ -127,6 +134,9 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 			status, stage = logstore.StatusSuccess, logstore.StageBroadcast
 		}
 		rows = append(rows, e.row(d.env, status, stage, now))
+	}
+	if newRequest {
+		e.requestSignal(ctx, lifecycle.PostPrepareRunPipeline, res.RequestID, req.Sender, req.EventType, kwargs)
 	}
 	if err := e.publish(ctx, dels); err != nil {
 		return SendResult{}, err

@@ -39,6 +39,44 @@ func (e *Element) FieldProblem(path, code, message string) Problem {
 	return p
 }
 
+// ExportProblem is a problem about function name as e's entry file exports it, placed at the
+// first place that file names it (exports.name = …, name: …, function name…), else on the file
+// as a whole. Validators use it for what is wrong with an export rather than with e.json.
+func (e *Element) ExportProblem(name, code, message string) Problem {
+	p := Problem{Element: e.FullName, Code: code, Message: message}
+	s := e.src
+	if s == nil || e.Entry == "" {
+		return p
+	}
+	p.File = s.file(e.Entry)
+	if info := s.js[e.Entry]; info != nil {
+		if off := wordIndex(info.src, name); off >= 0 {
+			p.Line, p.Column = lineColOf(info.src, info.lines, off)
+		}
+	}
+	return p
+}
+
+// wordIndex is the offset of the first occurrence of name in src that is a whole identifier, or -1.
+func wordIndex(src, name string) int {
+	isWord := func(b byte) bool {
+		return b == '_' || b == '$' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	for from := 0; from < len(src); {
+		i := strings.Index(src[from:], name)
+		if i < 0 {
+			return -1
+		}
+		i += from
+		end := i + len(name)
+		if (i == 0 || !isWord(src[i-1])) && (end == len(src) || !isWord(src[end])) {
+			return i
+		}
+		from = i + 1
+	}
+	return -1
+}
+
 func (ev *evaluation) builtinChecks(snap *Snapshot, e *Element) {
 	switch {
 	case snap.IsA(e.FullName, MetaEvents):

@@ -104,6 +104,7 @@ type evaluation struct {
 	commons map[string]*commonsFile
 	els     map[string]*Element
 	out     []tagged
+	warns   []Problem // Validators' warnings (SeverityWarning): reported, never a failure
 }
 
 const (
@@ -240,6 +241,10 @@ func (c *candidate) evaluate(opts Options, prev *Snapshot) (*Snapshot, []tagged)
 				if p.Code == "" {
 					p.Code = CodeInvalid
 				}
+				if p.Severity == SeverityWarning {
+					ev.warns = append(ev.warns, p)
+					continue
+				}
 				unit := e.src.key
 				if w := ev.winners[p.Element]; w != nil {
 					unit = w.key
@@ -258,6 +263,8 @@ func (c *candidate) evaluate(opts Options, prev *Snapshot) (*Snapshot, []tagged)
 		}
 	}
 	snap.sorted = sortElements(ev.els)
+	sortProblems(ev.warns)
+	snap.Warnings = dedupeProblems(ev.warns)
 	return snap, ev.out
 }
 

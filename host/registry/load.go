@@ -30,8 +30,21 @@ func Load(opts Options) (*Snapshot, error) {
 // Check validates the app and returns every problem, sorted by file and position; empty means
 // valid. It is what `trellis check` prints.
 func Check(opts Options) []Problem {
-	_, problems := loadStrict(newScanner(), opts, nil)
+	problems, _ := CheckAll(opts)
 	return problems
+}
+
+// CheckAll validates the app and returns its problems and, apart, its warnings (Problems with
+// SeverityWarning), each sorted by file and position. Only problems make the app invalid.
+func CheckAll(opts Options) (problems, warnings []Problem) {
+	c, problems := newScanner().gather(opts)
+	if c != nil {
+		snap, tagged := c.evaluate(opts, nil)
+		problems = append(problems, problemsOf(tagged)...)
+		warnings = snap.Warnings
+	}
+	sortProblems(problems)
+	return dedupeProblems(problems), warnings
 }
 
 // loadStrict loads with no fallback: any problem fails the load.

@@ -55,7 +55,15 @@ type Problem struct {
 	// Code is one of the Code constants, for programs; Message is for people and says what to do.
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Severity is "" for a problem (the app does not load) or SeverityWarning for something
+	// probably wrong that does not stop it: `trellis check` prints warnings and still exits 0.
+	Severity string `json:"severity,omitempty"`
 }
+
+// SeverityWarning marks a Problem that is only a warning. Validators return warnings beside
+// problems; the registry keeps them apart (Snapshot.Warnings, CheckAll) and never fails a load,
+// a reload or a save for them.
+const SeverityWarning = "warning"
 
 // String renders the problem the way compilers do, so editors and terminals can jump to it:
 // "file:line:col: message", or "file: message" without a position.

@@ -138,6 +138,9 @@ type Snapshot struct {
 	// Problems is empty after Load. After a hot reload it lists what is wrong with the files
 	// on disk while the snapshot serves the last good version of those elements.
 	Problems []Problem
+	// Warnings are the Validators' warnings about this version (SeverityWarning), sorted by file
+	// and position: printed by `trellis check`, never a reason not to load.
+	Warnings []Problem
 	// Version increases with every snapshot a Watcher publishes.
 	Version uint64
 

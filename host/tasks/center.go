@@ -184,20 +184,39 @@ func (c *Center) fireTick(ctx context.Context, tick recurring.Tick) error {
 
 // fire runs one task to its end: the function named by funcName, called as fn(argDict, ctx). It
 // records the running and final states in the log; the runner records them in the task store.
+// The template's hooks run around the function and the run's signals are emitted
+// (docs/hooks.md): node_enter before it, then node_finish, node_execute_fail or
+// node_execute_exception; the hooks' rows are written with the run's final row.
 func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	start := time.Now()
 	c.writeRows(c.row(t, logstore.StatusRunning, logstore.StageRunning, start))
 	tg := target(t.FullName, t.FuncName)
 	var timeout time.Duration
-	if tmpl := c.Templates()[t.FullName]; tmpl != nil {
+	tmpl := c.Templates()[t.FullName]
+	if tmpl != nil {
 		timeout = tmpl.Timeout
 	}
 	args := t.ArgDict
 	if args == nil {
 		args = map[string]any{}
 	}
+	var hookRows []logstore.Row
+	hook := func(h lifecycle.Type, data map[string]any) map[string]any {
+		out, r, ok := c.callHook(ctx, tmpl, t, h, data)
+		if ok {
+			hookRows = append(hookRows, r)
+		}
+		return out
+	}
+	var callArgs any = args
+	if tmpl != nil && tmpl.Hooks.Has(lifecycle.NodeEnter) {
+		// node_enter may change data.argDict: the function receives what it left (the task
+		// record keeps the argDict it was created with).
+		callArgs = hook(lifecycle.NodeEnter, taskData(t))["argDict"]
+	}
+	c.signal(ctx, lifecycle.NodeEnter, t, map[string]any{"ex_data": ""})
 	res, err := c.opts.Executor.Execute(ctx, jsvm.Call{
-		Element: tg.Element, Function: tg.Function, Args: []any{args},
+		Element: tg.Element, Function: tg.Function, Args: []any{callArgs},
 		Limits: jsvm.Limits{Timeout: timeout}, RequestID: t.RequestID, NodeID: t.NodeID,
 		Ctx: &jsvm.HandlerContext{Attempt: t.Attempt, Extra: map[string]any{"taskId": t.ID}},
 	})
@@ -205,24 +224,60 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	if ctx.Err() != nil {
 		// Force-ended (ForcedEnd recorded that) or the host is stopping (another host takes the
 		// task over): either way this run's outcome is not the task's.
+		c.writeRows(hookRows...)
 		return nil, ctx.Err()
 	}
 	r := c.row(t, logstore.StatusSuccess, logstore.StageDone, end)
-	if re := execlog.Finish(&r, start, end, res, err); re != nil {
+	re := execlog.Finish(&r, start, end, res, err)
+	ignored := err == nil && res.Failed != nil && tmpl != nil && tmpl.IgnoreFailure
+	if re != nil && !ignored {
+		// ctx.fail is a failure (node_execute_fail), a throw or a timeout an exception
+		// (node_execute_exception); either hook may change data.error.message.
+		moment, sig := lifecycle.NodeExecuteException, map[string]any{"ex_data": re.Message}
+		if err == nil {
+			moment, sig = lifecycle.NodeExecuteFail, nil
+		}
+		if tmpl != nil && tmpl.Hooks.Has(moment) {
+			data := taskData(t)
+			data["error"] = errorData(re)
+			if m, ok := hook(moment, data)["error"].(map[string]any); ok {
+				if msg, ok := m["message"].(string); ok {
+					re.Message = msg
+				}
+			}
+		}
+		c.signal(ctx, moment, t, sig)
 		failed := &runError{timers.TaskError{Code: re.Code, Message: re.Message, Stack: re.Stack}}
 		if at, ok := c.retryAt(t, start, end); ok {
 			// The runner sends the task back to waiting until at (Store.Retry): any host runs
 			// it then, as the next attempt of the same node.
 			r.Status, r.Stage = logstore.StatusWaiting, logstore.StageRetryScheduled
-			c.writeRows(r)
+			c.writeRows(append(hookRows, r)...)
 			return nil, &timers.RetryError{At: at, Err: failed}
 		}
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
-		c.writeRows(r)
+		c.writeRows(append(hookRows, r)...)
 		return nil, failed
 	}
-	c.writeRows(r)
-	return res.Value, nil
+	// The run ended well (with ignoreFailure, a ctx.fail counts as that: the log row keeps the
+	// reason as its error). node_finish may change data.result: it is what is saved.
+	value := res.Value
+	if tmpl != nil && tmpl.Hooks.Has(lifecycle.NodeFinish) {
+		data := taskData(t)
+		data["result"], data["error"] = value, errorData(re)
+		if out := hook(lifecycle.NodeFinish, data); !ignored {
+			value = out["result"]
+			if b, merr := json.Marshal(value); merr == nil {
+				r.Result = b
+			}
+		}
+	}
+	c.signal(ctx, lifecycle.NodeFinish, t, nil)
+	c.writeRows(append(hookRows, r)...)
+	if ignored {
+		return nil, nil
+	}
+	return value, nil
 }
 
 // retryAt says whether t's run that started at start and failed at end is tried again by its

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/retry"
 )
@@ -42,6 +43,12 @@ type Template struct {
 	Retry     retry.Policy
 	Enabled   bool
 	DateField *DateField
+	// IgnoreFailure: a ctx.fail ends the run as success at once, its reason kept as the log
+	// row's error (no retry, no node_execute_fail; node_finish runs). Throws are not ignored.
+	IgnoreFailure bool
+	// Hooks are the hooks the template runs: with needRunHook, those of lifecycle.Hooks its
+	// entry exports.
+	Hooks lifecycle.Set
 	// Version changes whenever the definition does, so a reload reschedules an edited template.
 	Version string
 }
@@ -79,6 +86,9 @@ func templateOf(el *registry.Element, appLoc *time.Location) *Template {
 		Concurrency: strOr(d, "concurrency", "serial"),
 		Enabled:     true,
 	}
+	t.IgnoreFailure, _ = d["ignoreFailure"].(bool)
+	need, _ := d["needRunHook"].(bool)
+	t.Hooks = lifecycle.HooksOf(need, el.Exports)
 	if e, ok := d["enabled"].(bool); ok {
 		t.Enabled = e
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/timers/recurring"
 )
@@ -35,5 +36,5 @@ func ValidateTemplate(_ *registry.Snapshot, el *registry.Element) []registry.Pro
 				fmt.Sprintf("repeatType %q does not use %q: remove it, or set \"repeatType\": %q", rt, other, other)))
 		}
 	}
-	return out
+	return append(out, lifecycle.CheckHooks(el)...)
 }

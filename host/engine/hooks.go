@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/trellis-run/trellis/host/execlog"
+	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// A node's hooks and signals (docs/hooks.md). At each moment the listener's hook runs first (when
+// it has needRunHook and exports one), then the signal is emitted (always, to Options.Signals).
+//
+// Still to come, with the node and request operations of issue 11: pre/post_pause_node,
+// pre/post_resume_node, pre/post_retry_node, pre/post_skip_node and
+// pre/post_forced_fail_activity go through NodeHook from those operations; pipeline_finish is
+// emitted where a request is known to have no node left waiting or running.
+
+// nodeData is the data argument of a listener's hook: the node as the hook may see and, for the
+// hooks that are not read-only, change it.
+func nodeData(env *envelope, kwargs any) map[string]any {
+	return map[string]any{
+		"nodeId": env.NodeID, "requestId": env.RequestID, "fullName": env.Listener, "attempt": int64(env.Attempt),
+		"eventId": env.EventID, "kwargs": kwargs, "result": nil, "error": nil,
+	}
+}
+
+// parentData is the parentData argument of a listener's hook: where the node comes from.
+func parentData(env *envelope) map[string]any {
+	return map[string]any{"requestId": env.RequestID, "parentNodeId": env.ParentNodeID, "sender": env.Sender, "eventType": env.EventType}
+}
+
+// hookNodeID is the log node of one hook of a node: a child of the node, one attempt per try.
+func hookNodeID(nodeID string, t lifecycle.Type) string { return nodeID + "." + string(t) }
+
+// callHook runs hook t of l for the node of env, when l has it, and returns data as the hook
+// left it (see lifecycle.CallHook) and the hook's log row (ok false when l has no such hook).
+// A hook that throws or times out is a failed row of its own and changes nothing.
+func (e *Engine) callHook(ctx context.Context, l *Listener, env *envelope, t lifecycle.Type, data map[string]any) (map[string]any, logstore.Row, bool) {
+	if !l.Hooks.Has(t) {
+		return data, logstore.Row{}, false
+	}
+	return e.runHook(ctx, l.FullName, l.Timeout, env, t, data)
+}
+
+func (e *Engine) runHook(ctx context.Context, element string, timeout time.Duration, env *envelope, t lifecycle.Type, data map[string]any) (map[string]any, logstore.Row, bool) {
+	parent := parentData(env)
+	kwargs, _ := json.Marshal([]any{data, parent})
+	start := time.Now()
+	hookID := hookNodeID(env.NodeID, t)
+	out, res, err := lifecycle.CallHook(ctx, e.opts.Executor, lifecycle.HookCall{Element: element, Hook: t, Data: data, ParentData: parent,
+		Timeout: timeout, RequestID: env.RequestID, NodeID: hookID})
+	end := time.Now()
+	r := e.opts.Log.Row(execlog.Node{Kind: logstore.KindHook, FullName: element, Sender: element + "." + string(t), EventType: string(t),
+		EventID: env.EventID, RequestID: env.RequestID, NodeID: hookID, ParentNodeID: env.NodeID, Attempt: env.Attempt,
+		CreatedAt: env.CreatedAt, Kwargs: kwargs}, logstore.StatusSuccess, logstore.StageDone, end)
+	if execlog.Finish(&r, start, end, res, err) != nil {
+		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
+	}
+	return out, r, true
+}
+
+// signal emits moment t of the node of env to Options.Signals, with the seed's data for t.
+func (e *Engine) signal(ctx context.Context, t lifecycle.Type, env *envelope, data map[string]any) {
+	if e.opts.Signals == nil {
+		return
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["node_id"] = env.NodeID
+	switch t {
+	case lifecycle.PreCallback, lifecycle.PostCallback:
+		data["version"] = int64(env.Attempt)
+	default:
+		data["root_pipeline_id"] = env.RequestID
+		data["attempt"] = int64(env.Attempt)
+	}
+	e.opts.Signals.Emit(ctx, lifecycle.Signal{Type: t, Data: data, At: time.Now(), RequestID: env.RequestID, NodeID: env.NodeID, Element: env.Listener})
+}
+
+// requestSignal emits a moment of a request the engine starts (pre/post_prepare_run_pipeline)
+// with the seed's data: pipeline is the requestId, root_pipeline_data what started it.
+func (e *Engine) requestSignal(ctx context.Context, t lifecycle.Type, requestID, sender, eventType string, kwargs map[string]any) {
+	if e.opts.Signals == nil {
+		return
+	}
+	e.opts.Signals.Emit(ctx, lifecycle.Signal{Type: t, At: time.Now(), RequestID: requestID, Data: map[string]any{
+		"pipeline":              requestID,
+		"root_pipeline_data":    map[string]any{"sender": sender, "eventType": eventType, "kwargs": kwargs},
+		"root_pipeline_context": map[string]any{},
+		"subprocess_context":    map[string]any{},
+	}})
+}
+
+// exData is the seed's ex_data of a failed try: the error's message ("" for none).
+func exData(res string) map[string]any { return map[string]any{"ex_data": res} }
+
+// envelopeOf rebuilds the envelope of a node from its latest log row, for moments that happen
+// outside a delivery (callbacks, and the node operations to come).
+func envelopeOf(last logstore.Row) *envelope {
+	return &envelope{EventID: last.EventID, Sender: last.Sender, EventType: last.EventType, Kwargs: last.Kwargs, Listener: last.FullName,
+		RequestID: last.RequestID, NodeID: last.NodeID, ParentNodeID: last.ParentNodeID, Attempt: last.Attempt, CreatedAt: last.CreatedAt}
+}
+
+// listenerNamed is the listener of the current app version named fullName, or nil.
+func (e *Engine) listenerNamed(s *registry.Snapshot, fullName string) *Listener {
+	for _, l := range e.listeners(s) {
+		if l.FullName == fullName {
+			return l
+		}
+	}
+	return nil
+}
+
+// NodeHook is how a node operation announces moment t of an event node: it runs the listener's
+// hook t (when the listener has needRunHook and exports it) with the node's data plus the fields
+// of extra, writes the hook's row, and emits the signal with extra as its data (node_id and the
+// seed's other fields added). It answers data as the hook left it (for a read-only hook, as
+// given). The hook's failure is in its row, not in the error: err is only for an unknown node
+// (ErrNotFound) or one that is not an event node (ErrConflict).
+func (e *Engine) NodeHook(ctx context.Context, nodeID string, t lifecycle.Type, extra map[string]any) (map[string]any, error) {
+	last, err := e.latestState(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	if last.Kind != logstore.KindEvent {
+		return nil, fmt.Errorf("%w: node %s is a %s run, not an event delivery", ErrConflict, nodeID, last.Kind)
+	}
+	env := envelopeOf(last)
+	return e.nodeMoment(ctx, e.listenerNamed(e.opts.Snapshot(), last.FullName), env, t, extra, copyMap(extra)), nil
+}
+
+// nodeMoment runs hook t of l (nil: none) on the node of env with hookExtra added to its data,
+// writes the hook's row, and emits the signal with sigData.
+func (e *Engine) nodeMoment(ctx context.Context, l *Listener, env *envelope, t lifecycle.Type, hookExtra, sigData map[string]any) map[string]any {
+	var out map[string]any
+	if l != nil && l.Hooks.Has(t) {
+		data := nodeData(env, decoded(env.Kwargs))
+		for k, v := range hookExtra {
+			data[k] = v
+		}
+		var row logstore.Row
+		out, row, _ = e.callHook(ctx, l, env, t, data)
+		e.writeRows(ctx, row)
+	}
+	e.signal(ctx, t, env, sigData)
+	return out
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// errorData is a failed try's error as hook data: {code, message}.
+func errorData(re *logstore.RowError) map[string]any {
+	if re == nil {
+		return nil
+	}
+	return map[string]any{"code": re.Code, "message": re.Message}
+}
+
+// keepErrorMessage applies what a node_execute_fail or node_execute_exception hook did to
+// data.error: a new message (a string) replaces the saved one; the code and stack stay.
+func keepErrorMessage(re *logstore.RowError, data map[string]any) {
+	if re == nil {
+		return
+	}
+	if m, ok := data["error"].(map[string]any); ok {
+		if msg, ok := m["message"].(string); ok {
+			re.Message = msg
+		}
+	}
+}
