@@ -10,6 +10,7 @@ import (
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/models"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/signals"
 	"github.com/trellis-run/trellis/host/tasks"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
@@ -33,6 +34,8 @@ type Deps struct {
 	Drafts Drafts
 	// Listeners lists the event listeners; nil takes App when it is one too, else 503.
 	Listeners Listeners
+	// Signals is what GET /api/signals/stream follows; nil takes App when it is one too, else 503.
+	Signals Signals
 }
 
 // App is the loaded app and what /api/health reports of the host.
@@ -116,4 +119,11 @@ type Drafts interface {
 // as the engine reads them from the elements; their live lag comes from Events.EventLag.
 type Listeners interface {
 	EventListeners() []*engine.Listener
+}
+
+// Signals is the host's signals as GET /api/signals/stream reads them: a reader from just after
+// lastEventID ("" = from now on), and whether signals after it may be missing (older than what
+// the host keeps). A lastEventID that is no signal id is an invalid_argument error.
+type Signals interface {
+	SignalsFrom(lastEventID string) (r *signals.Reader, gap bool, err error)
 }

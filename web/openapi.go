@@ -31,7 +31,8 @@ type apiOp struct {
 	status       int // of success; default 200
 	result       any // a schema of the success body
 	errors       []int
-	public       bool // no token needed
+	public       bool   // no token needed
+	contentType  string // of the success body; default application/json
 }
 
 type apiParam struct {
@@ -168,6 +169,12 @@ var apiOps = []apiOp{
 	{method: "GET", path: "/api/analytics/timeseries", summary: "Counts per clock-aligned bucket",
 		query:  []apiParam{timeQuery("start", "range start"), timeQuery("end", "range end"), {name: "bucket", description: "1m to 1d, whole minutes (default 1h)", schema: str()}, {name: "fullName", schema: str()}},
 		result: freeObject("{bucket, points: [{start, total, byStatus, failed, p95}]}"), errors: []int{400, 503}},
+	{method: "GET", path: "/api/signals/stream", summary: "Signals as server-sent events (id: the bus id, event: the event_type, data: the signal as JSON); resumable with the Last-Event-ID header; an event gap when signals may be missing; a comment every 15 s",
+		query: []apiParam{{name: "eventTypes", description: "comma-separated signal names to keep (default: all)", schema: str()},
+			{name: "follow", description: "false: end after the signals held instead of waiting for more (default true)", schema: boolean()},
+			{name: "lastEventId", description: "as the Last-Event-ID header, for clients that cannot set it", schema: str()}},
+		contentType: "text/event-stream",
+		result:      map[string]any{"type": "string", "description": "a text/event-stream; each data line is {id, event_type, data, at, requestId, nodeId, element, host}"}, errors: []int{400, 503}},
 }
 
 func merge(a, b map[string]any) map[string]any {
@@ -231,7 +238,11 @@ func buildOpenAPI(version string) map[string]any {
 		}
 		ok := map[string]any{"description": "success"}
 		if op.result != nil {
-			ok["content"] = map[string]any{"application/json": map[string]any{"schema": op.result}}
+			ct := op.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			ok["content"] = map[string]any{ct: map[string]any{"schema": op.result}}
 		}
 		responses := map[string]any{itoa3(status): ok}
 		if op.method == "PUT" && strings.HasPrefix(op.path, "/api/elements/") {

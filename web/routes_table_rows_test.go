@@ -298,6 +298,30 @@ func sweepTable(f *sweep) map[string]routeSpec {
 			},
 		},
 
+		// ---- signals ----
+		"GET /api/signals/stream": {
+			ok: func() routeCase {
+				return routeCase{name: "held signals, not followed", path: "/api/signals/stream?follow=false", want: 200,
+					in: []string{": signals are off"}, check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+						require.Equal(t, "text/event-stream; charset=utf-8", rec.Header().Get("Content-Type"))
+						require.Equal(t, "no-cache", rec.Header().Get("Cache-Control"))
+					}}
+			},
+			rows: []routeCase{
+				{name: "a filter", path: "/api/signals/stream?follow=false&eventTypes=node_enter,%20node_finish", want: 200},
+				{name: "a Last-Event-ID", path: "/api/signals/stream?follow=0", headers: map[string]string{"Last-Event-ID": "1712345678901-0"}, want: 200},
+				{name: "lastEventId in the query", path: "/api/signals/stream?follow=false&lastEventId=42", want: 200},
+				e400("an unknown event type", "/api/signals/stream?follow=false&eventTypes=node_enter,node_finsh", "", `\"node_finsh\" is no signal`),
+				e400("a gateway signal", "/api/signals/stream?follow=false&eventTypes=pre_skip_exclusive_gateway", "", "pre_skip_exclusive_gateway"),
+				e400("an empty event type", "/api/signals/stream?follow=false&eventTypes=node_enter,", "", "eventTypes"),
+				e400("follow not a boolean", "/api/signals/stream?follow=sometimes", "", "follow"),
+				e400("an unknown parameter", "/api/signals/stream?follow=false&since=1", "", "since"),
+				{name: "a Last-Event-ID that is no id", path: "/api/signals/stream?follow=false", headers: map[string]string{"Last-Event-ID": "../etc"},
+					want: 400, code: "invalid_argument", in: []string{"Last-Event-ID"}},
+				e400("a lastEventId that is no id", "/api/signals/stream?follow=false&lastEventId=x-y", "", "not a signal id"),
+			},
+		},
+
 		// ---- fallbacks: unknown API routes answer JSON, every other path the editor ----
 		"ANY /api/*": {hostile: map[string][]int{"*": {404}},
 			ok: func() routeCase {

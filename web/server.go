@@ -23,6 +23,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// SessionTTL is how long a browser session (POST /api/session) lasts; default 12 hours.
 	SessionTTL time.Duration
+	// SignalHeartbeat is how often an idle signal stream gets a comment, so that proxies keep
+	// it open; default 15 s.
+	SignalHeartbeat time.Duration
 }
 
 // Server serves the API and the editor. Start and Stop are safe to call twice.
@@ -32,9 +35,10 @@ type Server struct {
 	echo     *echo.Echo
 	sessions *sessions
 
-	mu  sync.Mutex
-	srv *http.Server
-	ln  net.Listener
+	mu   sync.Mutex
+	srv  *http.Server
+	ln   net.Listener
+	stop chan struct{} // closed by Stop: long answers (the signal stream) end
 }
 
 // New builds the routes; it listens only on Start.
@@ -58,10 +62,18 @@ func New(deps Deps, opts Options) (*Server, error) {
 			deps.Drafts = dr
 		}
 	}
+	if deps.Signals == nil {
+		if sg, ok := deps.App.(Signals); ok {
+			deps.Signals = sg
+		}
+	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
 	}
-	s := &Server{deps: deps, opts: opts, echo: echo.New(), sessions: newSessions(opts.SessionTTL)}
+	if opts.SignalHeartbeat <= 0 {
+		opts.SignalHeartbeat = 15 * time.Second
+	}
+	s := &Server{deps: deps, opts: opts, echo: echo.New(), sessions: newSessions(opts.SessionTTL), stop: make(chan struct{})}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = writeError
@@ -82,6 +94,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	s.routeTasks(e)
 	s.routeModels(e)
 	s.routeAnalytics(e)
+	s.routeSignals(e)
 	s.routeUI(e)
 	return s, nil
 }
@@ -101,6 +114,11 @@ func (s *Server) Start(addr string) error {
 		return err
 	}
 	s.ln = ln
+	select {
+	case <-s.stop: // started again after a Stop
+		s.stop = make(chan struct{})
+	default:
+	}
 	s.srv = &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return nil
@@ -121,11 +139,22 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
 	s.srv = nil
+	if srv != nil {
+		close(s.stop)
+	}
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	return srv.Shutdown(ctx)
+}
+
+// stopping is closed when the server stops: answers that last (the signal stream) end then,
+// since Shutdown waits for every answer to finish.
+func (s *Server) stopping() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stop
 }
 
 // limitBody answers 413 for bodies over MaxBodyBytes, whether or not they declare a length.

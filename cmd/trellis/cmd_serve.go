@@ -42,7 +42,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			deps := web.Deps{App: h, Calls: h, Events: h, Logs: h, Tasks: h.Tasks(), Models: h.Models(), Editor: h, Drafts: h}
+			deps := web.Deps{App: h, Calls: h, Events: h, Logs: h, Tasks: h.Tasks(), Models: h.Models(), Editor: h, Drafts: h, Signals: h}
 			srv, err := web.New(deps, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes})
 			if err != nil {
 				return err
