@@ -119,8 +119,9 @@ func (s *Server) Start(addr string) error {
 		s.stop = make(chan struct{})
 	default:
 	}
-	s.srv = &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = srv
+	go func() { _ = srv.Serve(ln) }() // not s.srv: Stop clears it while Serve runs
 	return nil
 }
 
