@@ -277,7 +277,9 @@ func TestSignalStreamEndsWhenTheHostStops(t *testing.T) {
 // fixedHub serves a hub of its own, to show what a client that fell behind gets.
 type fixedHub struct{ hub *signals.Hub }
 
-func (f fixedHub) SignalsFrom(lastID string) (*signals.Reader, bool, error) { return f.hub.Reader(lastID) }
+func (f fixedHub) SignalsFrom(lastID string) (*signals.Reader, bool, error) {
+	return f.hub.Reader(lastID)
+}
 
 func TestSignalStreamSaysWhenSignalsWereMissed(t *testing.T) {
 	t.Parallel()
