@@ -135,3 +135,46 @@ func serveSample(t *testing.T, dir string) (base, token string) {
 	go func() { _, _ = io.Copy(io.Discard, stdout) }() // keep serve from blocking on a full pipe
 	return base, token
 }
+
+// The sample app has signals on, and its receiver signals.AuditTrail runs for the greeting
+// listener's node_finish: a row of the request with what it printed; the stream has the signal.
+func TestSampleSignalReceiverRuns(t *testing.T) {
+	t.Parallel()
+	dir := initApp(t)
+	base, token := serveSample(t, dir)
+	get := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, b := get("POST", "/api/services/services.GreetingSvc/hello", `{"name": "Ada"}`)
+	require.Equal(t, 200, code, string(b))
+	var out struct{ Result struct{ RequestID string } }
+	require.NoError(t, json.Unmarshal(b, &out), string(b))
+	require.NotEmpty(t, out.Result.RequestID, string(b))
+
+	var last latest
+	require.Eventually(t, func() bool {
+		code, b := get("GET", "/api/events/requests/"+out.Result.RequestID, "")
+		last.Store(string(b))
+		var rows []logRow
+		if code != 200 || json.Unmarshal(b, &rows) != nil {
+			return false
+		}
+		for _, r := range rows {
+			if r.FullName == "signals.AuditTrail" && r.Status == "success" && len(r.Logs) == 1 {
+				return strings.HasPrefix(r.Logs[0].Message, "signal node_finish node ")
+			}
+		}
+		return false
+	}, 30*time.Second, 50*time.Millisecond, "the receiver never ran; last answer: %s", &last)
+
+	code, b = get("GET", "/api/signals/stream?follow=false&eventTypes=node_finish&lastEventId=0", "")
+	require.Equal(t, 200, code, string(b))
+	require.Contains(t, string(b), "event: node_finish\n")
+	require.Contains(t, string(b), `"requestId":"`+out.Result.RequestID+`"`)
+}

@@ -4,8 +4,9 @@
 // When the current app version has "signals": {"enabled": true}, each emitted signal
 //   - runs, synchronously and in order, every enabled signals.Meta instance whose eventTypes
 //     filter (empty: all) holds its type: exports[handler](eventType, data), each call bounded by
-//     the receiver's timeout (default 5 s); a receiver that throws or times out is logged (a log
-//     row of kind "signal" and a slog warning) and changes nothing for the announcer;
+//     the receiver's timeout (default 5 s); each call is one row of the execution log (kind
+//     "signal", a child of the signal's node in its request), and one that throws or times out
+//     also a slog warning, and changes nothing for the announcer;
 //   - is published to the bus topic "signals" (on Redis the one stream trellis:<app>:signals
 //     every host reads; on the embedded bus its local log), which gives it its id;
 //   - reaches, through every host's subscription to that topic, the host's Hub, which the SSE
@@ -42,7 +43,7 @@ const (
 	// GroupPrefix starts the consumer group of each host on Topic; groups named otherwise (an
 	// outside consumer's) are never touched.
 	GroupPrefix = "host:"
-	// KindSignal is the kind of the log row a failed receiver call writes.
+	// KindSignal is the kind of the log row of a receiver call.
 	KindSignal = "signal"
 	// MetaSignals is the Meta of receivers.
 	MetaSignals = "signals.Meta"
@@ -68,8 +69,8 @@ type Options struct {
 	Snapshot func() *registry.Snapshot
 	Executor jsvm.Executor
 	Bus      bus.Bus
-	// Log writes the row of a receiver call that failed (nil: slog only). Its host label names
-	// the emitting host on each Record.
+	// Log writes the row of each receiver call (nil: none; failures still go to slog). Its host
+	// label names the emitting host on each Record.
 	Log *execlog.Recorder
 	// InstanceID names this host's consumer group (GroupPrefix + InstanceID); default a random id.
 	InstanceID string
@@ -281,24 +282,27 @@ func (c *Center) call(ctx context.Context, r *receiver, s lifecycle.Signal, data
 		Element: r.FullName, Function: r.Handler, Args: []any{string(s.Type), data},
 		Limits: jsvm.Limits{Timeout: r.Timeout}, RequestID: s.RequestID,
 	})
-	if err == nil && res.Failed == nil {
-		return
-	}
 	end := time.Now()
 	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
 		err = &jsvm.Error{Code: jsvm.CodeTimeout, Message: "the signal receiver did not answer within its timeout " + r.Timeout.String()}
 	}
-	if c.opts.Log == nil {
+	failed := err != nil || res.Failed != nil
+	if failed {
 		c.warn(r, s, err, res)
+	}
+	if c.opts.Log == nil {
 		return
 	}
 	kwargs, _ := json.Marshal(map[string]any{"event_type": s.Type, "data": data})
+	status, stage := logstore.StatusSuccess, logstore.StageDone
+	if failed {
+		status, stage = logstore.StatusFail, logstore.StageFailed
+	}
 	row := c.opts.Log.Row(execlog.Node{
 		Kind: KindSignal, FullName: r.FullName, Sender: s.Element, EventType: string(s.Type),
 		RequestID: s.RequestID, NodeID: vocab.NewID("node_"), ParentNodeID: s.NodeID, CreatedAt: start, Kwargs: kwargs,
-	}, logstore.StatusFail, logstore.StageFailed, end)
+	}, status, stage, end)
 	execlog.Finish(&row, start, end, res, err)
-	c.warn(r, s, err, res)
 	c.opts.Log.Write(context.WithoutCancel(ctx), row)
 }
 

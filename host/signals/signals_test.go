@@ -213,12 +213,11 @@ func TestSlowAndThrowingReceiversAreLoggedAndTheRestRun(t *testing.T) {
 	require.Equal(t, []string{"quiet:node_execute_fail:n7"}, h.all(), "the receivers after the failing ones run")
 
 	rows := s.all()
-	require.Len(t, rows, 2, "one failure row per failed receiver, none for the one that succeeded")
+	require.Len(t, rows, 3, "one row per receiver call")
 	byName := map[string]logstore.Row{}
 	for _, r := range rows {
 		byName[r.FullName] = r
 		require.Equal(t, signals.KindSignal, r.Kind)
-		require.Equal(t, logstore.StatusFail, r.Status)
 		require.Equal(t, "node_execute_fail", r.EventType)
 		require.Equal(t, "req_1", r.RequestID)
 		require.Equal(t, "n7", r.ParentNodeID)
@@ -228,6 +227,12 @@ func TestSlowAndThrowingReceiversAreLoggedAndTheRestRun(t *testing.T) {
 	require.Equal(t, "timeout", byName["signals.A1Slow"].Error.Code)
 	require.Equal(t, "js_error", byName["signals.A2Boom"].Error.Code)
 	require.Contains(t, byName["signals.A2Boom"].Error.Message, "boom on node_execute_fail")
+	require.Equal(t, logstore.StatusFail, byName["signals.A1Slow"].Status)
+	require.Equal(t, logstore.StatusFail, byName["signals.A2Boom"].Status)
+	quiet := byName["signals.A3Quiet"]
+	require.Equal(t, logstore.StatusSuccess, quiet.Status)
+	require.Equal(t, logstore.StageDone, quiet.Stage)
+	require.JSONEq(t, "42", string(quiet.Result))
 }
 
 func TestUnknownEventTypesAreProblems(t *testing.T) {
