@@ -173,6 +173,25 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 	require.Contains(t, r.stderr, "bogusField")
 }
 
+// TestCheckWarnsAboutHooks: a hook exported without needRunHook, and needRunHook with no hook,
+// are warnings with their position; they are printed, and check still exits 0. The sample app
+// itself (whose OrderCreated listener has hooks) has none.
+func TestCheckWarnsAboutHooks(t *testing.T) {
+	t.Parallel()
+	dir := initApp(t)
+	r := trellis(t, "check", "--app", dir)
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.NotContains(t, r.stderr, "warning")
+	write(t, filepath.Join(dir, "events/GreetingSent/index.js"), "exports.handle = function () {};\nexports.node_finish = function (data) {};\n")
+	write(t, filepath.Join(dir, "tasks/DailyReport/e.json"), `{"title": "x", "type": "tasks.NormalType", "repeatType": "cron", "cron": "0 8 * * *", "funcName": "services.GreetingSvc.hello",
+  "needRunHook": true}`)
+	r = trellis(t, "check", "--app", dir)
+	require.Equal(t, 0, r.code, "warnings do not fail check; stderr: %s", r.stderr)
+	require.Contains(t, r.stdout, ": ok")
+	require.Contains(t, r.stderr, "events/GreetingSent/index.js:2:9: events.GreetingSent: warning: node_finish is exported as a hook but needRunHook is not true")
+	require.Contains(t, r.stderr, "tasks/DailyReport/e.json:2:18: tasks.DailyReport: warning: needRunHook is true but the entry exports no hook")
+}
+
 func TestServe(t *testing.T) {
 	t.Parallel()
 	dir := initApp(t)
