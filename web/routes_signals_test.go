@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -300,4 +303,53 @@ func TestSignalStreamSaysWhenSignalsWereMissed(t *testing.T) {
 		got = append(got, e.event+" "+e.id)
 	}
 	require.Equal(t, []string{"gap ", "node_enter 6-0", "node_enter 7-0"}, got, "5-0 fell out of the hub: the stream says so first")
+}
+
+// BenchmarkSignalToStream measures signal delivery to the SSE stream: Emit on a host, through
+// its bus (embedded, or Redis with TRELLIS_TEST_REDIS and -bench .../redis), to a client reading
+// GET /api/signals/stream over HTTP; p50 and p99 of emit → event received.
+func BenchmarkSignalToStream(b *testing.B) {
+	for _, backend := range []string{"embedded", "redis"} {
+		b.Run(backend, func(b *testing.B) {
+			cfg := host.Config{Sandbox: host.SandboxInProcess, Workers: 1, ServeEvents: true}
+			name := "ssebench"
+			if backend == "redis" {
+				cfg.RedisURL = os.Getenv("TRELLIS_TEST_REDIS")
+				if cfg.RedisURL == "" {
+					b.Skip("TRELLIS_TEST_REDIS is not set")
+				}
+				name = fmt.Sprintf("ssebench%d", time.Now().UnixNano())
+			}
+			cfg.AppDir = b.TempDir()
+			require.NoError(b, os.WriteFile(filepath.Join(cfg.AppDir, "app.json"), []byte(fmt.Sprintf(`{"name": %q, "signals": {"enabled": true}}`, name)), 0o644))
+			h, err := host.New(cfg, backends.Open)
+			require.NoError(b, err)
+			require.NoError(b, h.Start(context.Background()))
+			b.Cleanup(func() { _ = h.Stop(context.Background()) })
+			srv, err := New(depsOf(h), Options{Token: testToken})
+			require.NoError(b, err)
+			require.NoError(b, srv.Start("127.0.0.1:0"))
+			b.Cleanup(func() { _ = srv.Stop(context.Background()) })
+			c := openStream(b, "http://"+srv.Addr(), "/api/signals/stream", nil)
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				node := fmt.Sprint("n", i)
+				start := time.Now()
+				h.Signals().Emit(context.Background(), lifecycle.Signal{Type: lifecycle.NodeFinish, RequestID: "req_b", NodeID: node,
+					Data: map[string]any{"root_pipeline_id": "req_b", "node_id": node}})
+				e, ok := c.next()
+				if !ok || !strings.Contains(e.data, `"nodeId":"`+node+`"`) {
+					b.Fatalf("event %d: %+v", i, e)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+			b.ReportMetric(q(0.5), "p50-ms")
+			b.ReportMetric(q(0.99), "p99-ms")
+			b.ReportMetric(q(1), "max-ms")
+		})
+	}
 }
