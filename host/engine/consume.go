@@ -218,6 +218,8 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		close(runningWritten)
 	})
 	pending := []logstore.Row{}
+	var res jsvm.Result
+	var err error
 	flushRunning := func() {
 		if timer.Stop() {
 			pending = append(pending, running)
@@ -225,17 +227,29 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			<-runningWritten
 		}
 	}
+	// hook runs hook t of the listener with data. A hook that fails has a row of its own, written
+	// with the node's; one that succeeds has none: what it printed joins the node's row (before
+	// the handler's output for node_enter, after it for the others).
 	var hookRows []logstore.Row
-	// hook runs hook t of the listener with data and keeps its row for the node's write.
+	var logsBefore, logsAfter []jsvm.LogEntry
 	hook := func(t lifecycle.Type, data map[string]any) map[string]any {
-		out, r, ok := e.callHook(ctx, l, env, t, data)
-		if ok {
+		out, r, logs := e.runHook(ctx, l, env, t, data, false)
+		if r.ID != "" {
 			hookRows = append(hookRows, r)
+		}
+		if t == lifecycle.NodeEnter {
+			logsBefore = append(logsBefore, logs...)
+		} else {
+			logsAfter = append(logsAfter, logs...)
 		}
 		return out
 	}
-	var res jsvm.Result
-	var err error
+	withHookLogs := func(r *logstore.Row) {
+		if len(logsBefore)+len(logsAfter) > 0 {
+			all := append(append(append([]jsvm.LogEntry{}, logsBefore...), res.Logs...), logsAfter...)
+			r.Logs, _ = json.Marshal(all)
+		}
+	}
 	if l.Webhook != nil {
 		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
 		res, err = e.deliverWebhook(ctx, l, env)
@@ -287,6 +301,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 				}
 				e.signal(ctx, lifecycle.NodeFinish, env, nil)
 			}
+			withHookLogs(&r)
 			e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 			return 0, outcomeDone
 		}
@@ -318,6 +333,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		keepErrorMessage(re, hook(moment, data))
 	}
 	e.signal(ctx, moment, env, sig)
+	withHookLogs(&r)
 	e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 	if again {
 		return retryIn, outcomeRetry

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/execlog"
+	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/logstore"
@@ -44,24 +45,31 @@ func (e *Engine) callHook(ctx context.Context, l *Listener, env *envelope, t lif
 	if !l.Hooks.Has(t) {
 		return data, logstore.Row{}, false
 	}
-	return e.runHook(ctx, l.FullName, l.Timeout, env, t, data)
+	out, r, _ := e.runHook(ctx, l, env, t, data, true)
+	return out, r, true
 }
 
-func (e *Engine) runHook(ctx context.Context, element string, timeout time.Duration, env *envelope, t lifecycle.Type, data map[string]any) (map[string]any, logstore.Row, bool) {
+// runHook runs hook t of l. With rowOnSuccess false a hook that succeeds makes no row (the zero
+// Row): its console output comes back, each line prefixed with the hook's name, for the node's
+// own row (the delivery path, where every event pays for each row).
+func (e *Engine) runHook(ctx context.Context, l *Listener, env *envelope, t lifecycle.Type, data map[string]any, rowOnSuccess bool) (map[string]any, logstore.Row, []jsvm.LogEntry) {
 	parent := parentData(env)
-	kwargs, _ := json.Marshal([]any{data, parent})
 	start := time.Now()
 	hookID := hookNodeID(env.NodeID, t)
-	out, res, err := lifecycle.CallHook(ctx, e.opts.Executor, lifecycle.HookCall{Element: element, Hook: t, Data: data, ParentData: parent,
-		Timeout: timeout, RequestID: env.RequestID, NodeID: hookID})
+	out, res, err := lifecycle.CallHook(ctx, e.opts.Executor, lifecycle.HookCall{Element: l.FullName, Hook: t, Data: data, ParentData: parent,
+		Timeout: l.Timeout, RequestID: env.RequestID, NodeID: hookID})
 	end := time.Now()
-	r := e.opts.Log.Row(execlog.Node{Kind: logstore.KindHook, FullName: element, Sender: element + "." + string(t), EventType: string(t),
+	if err == nil && !rowOnSuccess {
+		return out, logstore.Row{}, lifecycle.PrefixLogs(t, res.Logs)
+	}
+	kwargs, _ := json.Marshal([]any{data, parent})
+	r := e.opts.Log.Row(execlog.Node{Kind: logstore.KindHook, FullName: l.FullName, Sender: l.FullName + "." + string(t), EventType: string(t),
 		EventID: env.EventID, RequestID: env.RequestID, NodeID: hookID, ParentNodeID: env.NodeID, Attempt: env.Attempt,
 		CreatedAt: env.CreatedAt, Kwargs: kwargs}, logstore.StatusSuccess, logstore.StageDone, end)
 	if execlog.Finish(&r, start, end, res, err) != nil {
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 	}
-	return out, r, true
+	return out, r, nil
 }
 
 // signal emits moment t of the node of env to Options.Signals, with the seed's data for t.

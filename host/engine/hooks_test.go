@@ -33,10 +33,10 @@ exports.handle = function (event, ctx) {
 	if (event.kwargs.mode === "loop") for (;;) {}
 	return {doubled: event.kwargs.n * 2};
 };
-exports.node_enter = function (data, parent) { data.kwargs.n = (data.kwargs.n || 0) + 1; parent.sender = "changed"; return true; };
-exports.node_finish = function (data) { data.result = {was: data.result, by: "node_finish"}; return "ignored"; };
-exports.node_execute_fail = function (data) { data.error.message = "hooked: " + data.error.message; data.error.code = "x"; };
-exports.node_execute_exception = function (data) { data.error.message = "hooked: " + data.error.message; };
+exports.node_enter = function (data, parent) { console.log(JSON.stringify([data, parent])); data.kwargs.n = (data.kwargs.n || 0) + 1; parent.sender = "changed"; return true; };
+exports.node_finish = function (data, parent) { console.log(JSON.stringify([data, parent])); data.result = {was: data.result, by: "node_finish"}; return "ignored"; };
+exports.node_execute_fail = function (data, parent) { console.log(JSON.stringify([data, parent])); data.error.message = "hooked: " + data.error.message; data.error.code = "x"; };
+exports.node_execute_exception = function (data, parent) { console.log(JSON.stringify([data, parent])); data.error.message = "hooked: " + data.error.message; };
 exports.pre_callback = function (data) { data.callbackData = "changed"; data.result = "changed"; };
 exports.post_callback = function (data) { data.callbackData = "changed"; };
 exports.pre_retry_node = function (data) { data.kwargs = "changed"; return 1; };
@@ -129,6 +129,36 @@ func args(t *testing.T, r logstore.Row) (map[string]any, map[string]any) {
 	return a[0], a[1]
 }
 
+// logged is what the hooks of the node's row printed, by hook: on the delivery path a hook that
+// succeeds has no row of its own, and its console output (here, its arguments as JSON) is in
+// the node's row, each line prefixed "[hook] ".
+func logged(t *testing.T, r logstore.Row) (order []string, argsOf map[string][]map[string]any) {
+	t.Helper()
+	var logs []struct{ Message string }
+	require.NoError(t, json.Unmarshal(r.Logs, &logs), "logs: %s", r.Logs)
+	argsOf = map[string][]map[string]any{}
+	for _, l := range logs {
+		if !strings.HasPrefix(l.Message, "[") {
+			order = append(order, "handler")
+			continue
+		}
+		name, text, _ := strings.Cut(strings.TrimPrefix(l.Message, "["), "] ")
+		var a []map[string]any
+		require.NoError(t, json.Unmarshal([]byte(text), &a), text)
+		order = append(order, name)
+		argsOf[name] = a
+	}
+	return order, argsOf
+}
+
+// noHookRows checks that node has no hook row of its own.
+func noHookRows(t *testing.T, l *parttest.Log, node string) {
+	t.Helper()
+	for _, r := range l.Sink.All() {
+		require.False(t, r.Kind == logstore.KindHook && r.ParentNodeID == node, "hook row %s: hooks that succeed on the delivery path have none", r.NodeID)
+	}
+}
+
 func hookBundle(t *testing.T, sigs *signalLog, onRedis bool) *bundle {
 	t.Helper()
 	return setup(t, hooksApp, func(o *engine.Options) {
@@ -173,22 +203,15 @@ func TestHooksOfASuccessfulNode(t *testing.T) {
 				"node_enter made n 2, the handler doubled it, node_finish wrapped the result")
 			require.JSONEq(t, `{"n": 1, "big": 9007199254740993}`, string(done.Kwargs), "the node's kwargs are the event's, as sent")
 
-			hooks := hookRows(t, b.log, node, 2)
-			require.Equal(t, []string{"node_enter:success@1", "node_finish:success@1"}, hookNames(hooks))
-			enter := hooks[0]
-			require.Equal(t, node+".node_enter", enter.NodeID)
-			require.Equal(t, res.RequestID, enter.RequestID)
-			require.Equal(t, "events.Hooked", enter.FullName)
-			require.Equal(t, "events.Hooked.node_enter", enter.Sender)
-			require.Equal(t, logstore.StageDone, enter.Stage)
-			require.JSONEq(t, `true`, string(enter.Result), "the hook's return value is recorded, and used by nothing")
-			data, parent := args(t, enter)
+			noHookRows(t, b.log, node)
+			order, a := logged(t, done)
+			require.Equal(t, []string{"node_enter", "node_finish"}, order, "each hook once, in order")
 			require.Equal(t, map[string]any{"nodeId": node, "requestId": res.RequestID, "fullName": "events.Hooked", "attempt": float64(1),
-				"eventId": res.EventID, "kwargs": map[string]any{"n": float64(1), "big": float64(9007199254740993)}, "result": nil, "error": nil}, data)
-			require.Equal(t, map[string]any{"requestId": res.RequestID, "parentNodeId": "", "sender": "hooked", "eventType": "events.NormalType"}, parent)
-			data, _ = args(t, hooks[1])
-			require.Equal(t, map[string]any{"doubled": float64(4)}, data["result"], "node_finish sees the handler's result")
-			require.False(t, hooks[1].StartTime.Before(enter.EndTime), "node_finish runs after node_enter")
+				"eventId": res.EventID, "kwargs": map[string]any{"n": float64(1), "big": "9007199254740993"}, "result": nil, "error": nil}, a["node_enter"][0],
+				"kwargs as the handler gets them: an integer past 2^53 is an exact BigInt (JSON.stringify writes it as a string)")
+			require.Equal(t, map[string]any{"requestId": res.RequestID, "parentNodeId": "", "sender": "hooked", "eventType": "events.NormalType"}, a["node_enter"][1])
+			require.Equal(t, map[string]any{"doubled": float64(4)}, a["node_finish"][0]["result"], "node_finish sees the handler's result")
+			require.Equal(t, "hooked", a["node_finish"][1]["sender"], "parentData is fresh for each hook")
 
 			got := sigs.of(res.RequestID)
 			require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", "node_finish"}, types(got))
@@ -226,11 +249,11 @@ func TestHooksOfFailures(t *testing.T) {
 			require.NotNil(t, last.Error)
 			require.Equal(t, tc.code, last.Error.Code, "a hook cannot change the error's code")
 			require.True(t, strings.HasPrefix(last.Error.Message, tc.message), "the hook's message is saved: %q", last.Error.Message)
-			hooks := hookRows(t, b.log, node, 2)
-			require.Equal(t, []string{"node_enter:success@1", tc.hook + ":success@1"}, hookNames(hooks))
-			data, _ := args(t, hooks[1])
-			require.Equal(t, tc.code, data["error"].(map[string]any)["code"])
-			require.Nil(t, data["result"])
+			noHookRows(t, b.log, node)
+			order, a := logged(t, last)
+			require.Equal(t, []string{"node_enter", tc.hook}, order)
+			require.Equal(t, tc.code, a[tc.hook][0]["error"].(map[string]any)["code"])
+			require.Nil(t, a[tc.hook][0]["result"])
 
 			got := sigs.of(res.RequestID)
 			require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", tc.hook}, types(got))
@@ -276,10 +299,10 @@ func TestIgnoreFailure(t *testing.T) {
 	last := rows[len(rows)-1]
 	require.Equal(t, &logstore.RowError{Code: vocab.CodeFailed, Message: "nope"}, last.Error)
 	require.Empty(t, last.Result)
-	hooks := hookRows(t, b.log, node, 2)
-	require.Equal(t, []string{"node_enter:success@1", "node_finish:success@1"}, hookNames(hooks))
-	data, _ := args(t, hooks[1])
-	require.Equal(t, map[string]any{"code": vocab.CodeFailed, "message": "nope"}, data["error"])
+	noHookRows(t, b.log, node)
+	order, a := logged(t, last)
+	require.Equal(t, []string{"node_enter", "node_finish"}, order)
+	require.Equal(t, map[string]any{"code": vocab.CodeFailed, "message": "nope"}, a["node_finish"][0]["error"])
 	require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", "node_finish"}, types(sigs.of(res.RequestID)))
 
 	thrown := b.send("ignoring", map[string]any{"mode": "throw"}).NodeIDs[0]
@@ -312,8 +335,9 @@ func TestCallbackHooks(t *testing.T) {
 	b := hookBundle(t, sigs, false)
 	res := b.send("hooked", map[string]any{"mode": "wait"})
 	node := res.NodeIDs[0]
-	b.awaitStage(node, logstore.StageAwaitingCallback, 1)
-	require.Len(t, hookRows(t, b.log, node, 1), 1, "a node waiting for its callback has not finished")
+	waiting := b.awaitStage(node, logstore.StageAwaitingCallback, 1)
+	order, _ := logged(t, waiting[len(waiting)-1])
+	require.Equal(t, []string{"node_enter"}, order, "a node waiting for its callback has not finished")
 
 	cb, err := b.eng.Callback(b.ctx, node, map[string]any{"paid": true})
 	require.NoError(t, err)
@@ -321,11 +345,16 @@ func TestCallbackHooks(t *testing.T) {
 	rows := b.awaitStage(node, logstore.StageCallback, 1)
 	require.JSONEq(t, `{"was": {"paid": true}, "by": "node_finish"}`, string(rows[len(rows)-1].Result),
 		"pre_callback is read-only; node_finish's change is saved")
-	hooks := hookRows(t, b.log, node, 4)
-	require.Equal(t, []string{"node_enter:success@1", "pre_callback:success@1", "node_finish:success@1", "post_callback:success@1"}, hookNames(hooks))
-	data, _ := args(t, hooks[1])
+	// Hooks of a callback, an operation rather than the delivery path, have rows of their own.
+	hooks := hookRows(t, b.log, node, 3)
+	require.Equal(t, []string{"pre_callback:success@1", "node_finish:success@1", "post_callback:success@1"}, hookNames(hooks))
+	require.Equal(t, node+".pre_callback", hooks[0].NodeID)
+	require.Equal(t, "events.Hooked.pre_callback", hooks[0].Sender)
+	require.Equal(t, res.RequestID, hooks[0].RequestID)
+	data, parent := args(t, hooks[0])
 	require.Equal(t, map[string]any{"paid": true}, data["callbackData"])
-	data, _ = args(t, hooks[3])
+	require.Equal(t, map[string]any{"requestId": res.RequestID, "parentNodeId": "", "sender": "hooked", "eventType": "events.NormalType"}, parent)
+	data, _ = args(t, hooks[2])
 	require.Equal(t, "success", data["status"])
 
 	got := sigs.of(res.RequestID)
@@ -339,7 +368,7 @@ func TestCallbackHooks(t *testing.T) {
 	b.awaitStage(node, logstore.StageAwaitingCallback, 1)
 	_, err = b.eng.Callback(b.ctx, node, map[string]any{"error": "declined"})
 	require.NoError(t, err)
-	require.Equal(t, []string{"node_enter:success@1", "pre_callback:success@1", "post_callback:success@1"}, hookNames(hookRows(t, b.log, node, 3)))
+	require.Equal(t, []string{"pre_callback:success@1", "post_callback:success@1"}, hookNames(hookRows(t, b.log, node, 2)))
 	require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", "pre_callback", "post_callback"}, types(sigs.of(res.RequestID)))
 }
 
@@ -357,8 +386,9 @@ func TestNodeHook(t *testing.T) {
 	data, err := b.eng.NodeHook(b.ctx, node, lifecycle.PreRetryNode, map[string]any{"data": map[string]any{}})
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"n": int64(1)}, data["kwargs"], "pre_retry_node is read-only: its change is dropped")
-	hooks := hookRows(t, b.log, node, 3)
-	require.Equal(t, "pre_retry_node:success@1", hookNames(hooks)[2])
+	hooks := hookRows(t, b.log, node, 1)
+	require.Equal(t, []string{"pre_retry_node:success@1"}, hookNames(hooks))
+	require.JSONEq(t, `1`, string(hooks[0].Result), "the hook's return value is recorded, and used by nothing")
 	got := sigs.of(res.RequestID)
 	require.Equal(t, lifecycle.PreRetryNode, got[len(got)-1].Type)
 	require.Equal(t, map[string]any{"node_id": node, "root_pipeline_id": res.RequestID, "attempt": int64(1), "data": map[string]any{}}, got[len(got)-1].Data)
@@ -372,7 +402,7 @@ func TestNodeHook(t *testing.T) {
 	_, err = b.eng.NodeHook(b.ctx, "node_nope", lifecycle.PreRetryNode, nil)
 	require.ErrorIs(t, err, engine.ErrNotFound)
 	require.NoError(t, b.log.Writer.Flush(b.ctx))
-	_, err = b.eng.NodeHook(b.ctx, node+".node_enter", lifecycle.PreRetryNode, nil)
+	_, err = b.eng.NodeHook(b.ctx, node+".pre_retry_node", lifecycle.PreRetryNode, nil)
 	require.ErrorIs(t, err, engine.ErrConflict)
 }
 

@@ -31,7 +31,7 @@ const machine = "testmachine"
 
 // bundle is one test's event center and what it runs on.
 type bundle struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	eng   *engine.Engine
 	bus   *localbus.Bus
@@ -47,7 +47,7 @@ type bundle struct {
 
 // setup starts an engine on app (app.json is added when missing). Options set by opts override
 // the bundle's; the engine stops when the test ends.
-func setup(t *testing.T, app map[string]string, opts ...func(*engine.Options)) *bundle {
+func setup(t testing.TB, app map[string]string, opts ...func(*engine.Options)) *bundle {
 	t.Helper()
 	b := newBundle(t, app)
 	b.eng = b.newEngine(b.instance, opts...)
@@ -55,7 +55,7 @@ func setup(t *testing.T, app map[string]string, opts ...func(*engine.Options)) *
 }
 
 // newBundle opens the backends and the sandbox without an engine.
-func newBundle(t *testing.T, app map[string]string) *bundle {
+func newBundle(t testing.TB, app map[string]string) *bundle {
 	t.Helper()
 	b := &bundle{t: t, ctx: context.Background(), instance: vocab.NewID("inst_"), probe: parttest.NewProbe("handler")}
 	b.snap.Store(loadApp(t, app))
@@ -100,7 +100,7 @@ func (b *bundle) newEngine(instance string, opts ...func(*engine.Options)) *engi
 }
 
 // loadApp writes files as the app (app.json is added when missing) and loads it as the host does.
-func loadApp(t *testing.T, files map[string]string) *registry.Snapshot {
+func loadApp(t testing.TB, files map[string]string) *registry.Snapshot {
 	t.Helper()
 	return parttest.LoadApp(t, "enginetest", files)
 }

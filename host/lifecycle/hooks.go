@@ -77,6 +77,20 @@ func CallHook(ctx context.Context, ex jsvm.Executor, c HookCall) (data map[strin
 	return c.Data, res, nil
 }
 
+// PrefixLogs is a hook's console output as it joins its node's own: each message prefixed with
+// "[hook] " so the node's console says which hook printed it.
+func PrefixLogs(t Type, logs []jsvm.LogEntry) []jsvm.LogEntry {
+	if len(logs) == 0 {
+		return nil
+	}
+	out := make([]jsvm.LogEntry, len(logs))
+	for i, l := range logs {
+		l.Message = "[" + string(t) + "] " + l.Message
+		out[i] = l
+	}
+	return out
+}
+
 // CheckHooks is the `trellis check` warnings about an event or task element's hooks: a hook
 // exported without needRunHook (it would never run), placed at the export; needRunHook with no
 // hook exported (nothing would run), placed at the field. Both are warnings: the app loads.

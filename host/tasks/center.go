@@ -200,13 +200,29 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
+	// hook runs hook h of the template with data. A hook that fails has a row of its own, written
+	// with the run's; one that succeeds has none: what it printed joins the run's row (before the
+	// function's output for node_enter, after it for the others).
 	var hookRows []logstore.Row
+	var logsBefore, logsAfter []jsvm.LogEntry
 	hook := func(h lifecycle.Type, data map[string]any) map[string]any {
-		out, r, ok := c.callHook(ctx, tmpl, t, h, data)
-		if ok {
+		out, r, logs, _ := c.callHook(ctx, tmpl, t, h, data, false)
+		if r.ID != "" {
 			hookRows = append(hookRows, r)
 		}
+		if h == lifecycle.NodeEnter {
+			logsBefore = append(logsBefore, logs...)
+		} else {
+			logsAfter = append(logsAfter, logs...)
+		}
 		return out
+	}
+	var res jsvm.Result
+	withHookLogs := func(r *logstore.Row) {
+		if len(logsBefore)+len(logsAfter) > 0 {
+			all := append(append(append([]jsvm.LogEntry{}, logsBefore...), res.Logs...), logsAfter...)
+			r.Logs, _ = json.Marshal(all)
+		}
 	}
 	var callArgs any = args
 	if tmpl != nil && tmpl.Hooks.Has(lifecycle.NodeEnter) {
@@ -252,10 +268,12 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 			// The runner sends the task back to waiting until at (Store.Retry): any host runs
 			// it then, as the next attempt of the same node.
 			r.Status, r.Stage = logstore.StatusWaiting, logstore.StageRetryScheduled
+			withHookLogs(&r)
 			c.writeRows(append(hookRows, r)...)
 			return nil, &timers.RetryError{At: at, Err: failed}
 		}
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
+		withHookLogs(&r)
 		c.writeRows(append(hookRows, r)...)
 		return nil, failed
 	}
@@ -273,6 +291,7 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 		}
 	}
 	c.signal(ctx, lifecycle.NodeFinish, t, nil)
+	withHookLogs(&r)
 	c.writeRows(append(hookRows, r)...)
 	if ignored {
 		return nil, nil

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/execlog"
+	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/logstore"
@@ -38,18 +39,23 @@ func taskParentData(t timers.Task) map[string]any {
 }
 
 // callHook runs hook t of the template of task (when it has it) with data, and answers data as
-// the hook left it and the hook's log row (ok false when the template has no such hook).
-func (c *Center) callHook(ctx context.Context, tmpl *Template, task timers.Task, t lifecycle.Type, data map[string]any) (map[string]any, logstore.Row, bool) {
+// the hook left it and the hook's log row (ok false when the template has no such hook). With
+// rowOnSuccess false a hook that succeeds makes no row (the zero Row): its console output comes
+// back, prefixed with the hook's name, for the run's own row.
+func (c *Center) callHook(ctx context.Context, tmpl *Template, task timers.Task, t lifecycle.Type, data map[string]any, rowOnSuccess bool) (map[string]any, logstore.Row, []jsvm.LogEntry, bool) {
 	if tmpl == nil || !tmpl.Hooks.Has(t) {
-		return data, logstore.Row{}, false
+		return data, logstore.Row{}, nil, false
 	}
 	parent := taskParentData(task)
-	kwargs, _ := json.Marshal([]any{data, parent})
 	hookID := task.NodeID + "." + string(t)
 	start := time.Now()
 	out, res, err := lifecycle.CallHook(ctx, c.opts.Executor, lifecycle.HookCall{Element: tmpl.FullName, Hook: t, Data: data, ParentData: parent,
 		Timeout: tmpl.Timeout, RequestID: task.RequestID, NodeID: hookID})
 	end := time.Now()
+	if err == nil && !rowOnSuccess {
+		return out, logstore.Row{}, lifecycle.PrefixLogs(t, res.Logs), true
+	}
+	kwargs, _ := json.Marshal([]any{data, parent})
 	created := task.CreatedAt
 	if created.IsZero() {
 		created = start
@@ -60,7 +66,7 @@ func (c *Center) callHook(ctx context.Context, tmpl *Template, task timers.Task,
 	if execlog.Finish(&r, start, end, res, err) != nil {
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 	}
-	return out, r, true
+	return out, r, nil, true
 }
 
 // signal emits moment t of a task run to Options.Signals with the seed's data for t.
@@ -85,7 +91,7 @@ func (c *Center) NodeHook(ctx context.Context, task timers.Task, t lifecycle.Typ
 		data[k] = v
 	}
 	out := data
-	if o, row, ok := c.callHook(ctx, c.Templates()[task.FullName], task, t, data); ok {
+	if o, row, _, ok := c.callHook(ctx, c.Templates()[task.FullName], task, t, data, true); ok {
 		out = o
 		c.writeRows(row)
 	}

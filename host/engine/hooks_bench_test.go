@@ -1,0 +1,85 @@
+package engine_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/lifecycle"
+)
+
+// countingEmitter is a signal receiver that only counts: the benchmark measures what announcing
+// costs the engine, not what receivers do.
+type countingEmitter struct{ n atomic.Int64 }
+
+func (c *countingEmitter) Emit(context.Context, lifecycle.Signal) { c.n.Add(1) }
+
+var benchHookApp = map[string]string{
+	"events/Off/e.json": `{"title": "Off", "type": "events.NormalType", "sender": "off", "retry": {"policy": "none"}}`,
+	"events/On/e.json":  `{"title": "On", "type": "events.NormalType", "sender": "on", "needRunHook": true, "retry": {"policy": "none"}}`,
+	"events/Off/index.js": `exports.handle = function (event) { return {n: event.kwargs.n + 1}; };
+		exports.node_enter = function (data) { data.kwargs.n = 1; };
+		exports.node_finish = function (data) { data.result.checked = true; };`,
+	"events/On/index.js": `exports.handle = function (event) { return {n: event.kwargs.n + 1}; };
+		exports.node_enter = function (data) { data.kwargs.n = 1; };
+		exports.node_finish = function (data) { data.result.checked = true; };`,
+}
+
+// BenchmarkHooksAndSignals is the event path's throughput with a listener's hooks (node_enter and
+// node_finish, each a sandbox call and a log row) and signals on, beside the same run with both
+// off (issue 11's target: on ≥ 70 % of off). Embedded bus and log, in-process sandbox; each
+// op is one event sent (by 32 senders at once) and handled to its end. BENCHMARKS.md records
+// the figures.
+//
+//	go test ./host/engine/ -run '^$' -bench HooksAndSignals -benchtime 3000x -count 3
+func BenchmarkHooksAndSignals(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name, sender := "off", "off"
+		if on {
+			name, sender = "on", "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			sigs := &countingEmitter{}
+			bb := setup(b, benchHookApp, func(o *engine.Options) {
+				if on {
+					o.Signals = sigs
+				}
+			})
+			base := bb.eng.Stats().Handled
+			b.ResetTimer()
+			start := time.Now()
+			// Senders at once, as many requests arrive together: each send waits for the bus's
+			// durable write, so one sender alone would measure that wait, not the engine.
+			const senders = 32
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			for w := 0; w < senders; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+						if _, err := bb.eng.SendEvent(bb.ctx, engine.SendRequest{Sender: sender, Kwargs: map[string]any{"n": i}}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			for bb.eng.Stats().Handled-base < int64(b.N) {
+				if time.Since(start) > 2*time.Minute {
+					b.Fatalf("only %d of %d events handled", bb.eng.Stats().Handled-base, b.N)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			if on && sigs.n.Load() < int64(4*b.N) {
+				b.Fatalf("%d signals for %d events; want 4 each", sigs.n.Load(), b.N)
+			}
+		})
+	}
+}
