@@ -38,9 +38,9 @@ type Options struct {
 	// MaxOpenConns caps connections to the server [8].
 	MaxOpenConns int
 	// RollupDelay is how long an hour of the log (by created_at) must have had no insert before
-	// Summary and TimeSeries read it from the hourly rollup instead of the log table [2m]:
-	// hours still being written are read from the log, so the rollup is not rebuilt on every
-	// query. Negative = at once (tests).
+	// Summary and TimeSeries read it (and its day) from the analytics rollup instead of the log
+	// table [2m]: hours still being written are read from the log, so the rollup is not rebuilt
+	// on every query. Negative = at once (tests).
 	RollupDelay time.Duration
 	// NoRollup makes Summary and TimeSeries always read the log table, as before the rollup
 	// existed (the reference the rollup is tested against).
