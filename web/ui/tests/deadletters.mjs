@@ -27,7 +27,8 @@ await run("deadletters", async ({ page, shot }) => {
     await page.locator("[data-testid=live-note]", { hasText: "live ·" }).waitFor();
     const sent = [];
     for (const sku of ["A-1", "B-2"]) sent.push(await api("POST", "/api/events/send", { sender, kwargs: { sku } }));
-    for (const s of sent) await page.locator(`table.log tr.fresh a[data-request="${s.requestId}"]`).waitFor();
+    // Each event's node (the sample's signal receiver adds a row of its own under it).
+    for (const s of sent) await page.locator(`table.log tr.fresh[data-node="${s.nodeIds[0]}"] a[data-request="${s.requestId}"]`).waitFor();
     await page.locator(`table.log tr.fresh[data-node="${sent[0].nodeIds[0]}"] [data-status=fail]`).waitFor();
     await shot("live-log");
 

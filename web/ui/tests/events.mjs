@@ -3,13 +3,17 @@
 import { api, baseURL, check, eventually, login, run, token } from "./lib.mjs";
 
 await run("events", async ({ page, shot }) => {
-  // A request with a tree: the service call (root) and the event it sends (child).
+  // A request with a tree: the service call (root), the event it sends (child) and, below the
+  // event, the sample's signal receiver hearing its node_finish.
   const called = await api("POST", "/api/services/services.GreetingSvc/hello", { name: "Grace" });
   const reqId = called.result.requestId;
+  let eventNodeId = "";
   await eventually(async () => {
     const rows = await api("GET", `/api/events/requests/${reqId}`);
-    return rows.length === 2 && rows.every((r) => r.status === "success");
-  }, "the greeting event to run");
+    const kinds = rows.map((r) => r.kind).sort().join(",");
+    eventNodeId = rows.find((r) => r.kind === "event")?.nodeId ?? "";
+    return kinds === "event,service,signal" && rows.every((r) => r.status === "success");
+  }, "the greeting event and its signal receiver to run");
 
   await login(page);
   await page.locator("[data-nav=events]").click();
@@ -71,31 +75,35 @@ await run("events", async ({ page, shot }) => {
   const root = page.locator(".call-tree > ul > li.node");
   await root.waitFor();
   check((await root.count()) === 1, "one root");
-  const child = root.locator("ul.tree-nodes > li.node");
+  const child = root.locator(`:scope > ul.tree-nodes > li.node[data-node="${eventNodeId}"]`);
   await child.waitFor();
-  check((await child.locator("summary").innerText()).includes("events.GreetingSent"), "the event is the service call's child");
-  await child.locator("summary").click();
-  await child.locator(".console").waitFor();
-  check((await child.locator(".console").innerText()).includes("greeting event"), "console output of the handler");
-  await child.getByRole("button", { name: "Resend" }).click();
-  await child.getByText(/resent as attempt 2/).waitFor();
+  // The event node's own part (its children — the signal receiver — are nested beside it).
+  const ev = () => page.locator(`.call-tree li.node[data-node="${eventNodeId}"] > details`);
+  check((await ev().locator("summary").innerText()).includes("events.GreetingSent"), "the event is the service call's child");
+  const signal = child.locator(":scope > ul.tree-nodes > li.node");
+  check((await signal.locator("summary").innerText()).includes("signals.AuditTrail"), "the signal receiver is the event's child");
+  await ev().locator("summary").click();
+  await ev().locator(".console").waitFor();
+  check((await ev().locator(".console").innerText()).includes("greeting event"), "console output of the handler");
+  await ev().getByRole("button", { name: "Resend" }).click();
+  await ev().getByText(/resent as attempt 2/).waitFor();
   await eventually(async () => {
     const rows = await api("GET", `/api/events/requests/${reqId}`);
     return rows.some((r) => r.attempt === 2 && r.status === "success");
   }, "the resent attempt to run");
   await page.getByRole("button", { name: "Refresh" }).click();
-  await page.locator(".call-tree li.node li.node .meta", { hasText: "attempt 2" }).waitFor();
+  await ev().locator(".meta", { hasText: "attempt 2" }).waitFor();
   // The tree keeps the nodes the user opened across a refresh.
-  await page.locator(".call-tree li.node li.node .console").waitFor();
-  await page.locator(".call-tree li.node li.node").getByRole("button", { name: "Attempts" }).click();
-  await page.locator(".call-tree li.node li.node .node-extra table").waitFor();
+  await ev().locator(".console").waitFor();
+  await ev().getByRole("button", { name: "Attempts" }).click();
+  await ev().locator(".node-extra table").waitFor();
   await shot("call-tree");
 
   // Replay: on hosts that have it, the element's current version runs on the node's logged
   // input beside the logged outcome; elsewhere the button is off.
   const replayOn = await fetch(`${baseURL}/api/nodes/probe..x/replay`, { method: "POST", headers: { Authorization: `Bearer ${token}` } })
     .then(async (r) => !(r.status === 404 && /no node operation|no API route/.test(await r.text())));
-  const replay = page.locator(".call-tree li.node li.node").getByRole("button", { name: "Replay" });
+  const replay = ev().getByRole("button", { name: "Replay", exact: true });
   if (!replayOn) {
     check(await replay.isDisabled(), "replay off until the host has it");
     return;
