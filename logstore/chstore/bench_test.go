@@ -190,6 +190,35 @@ func BenchmarkQuery10M(b *testing.B) {
 			return err
 		})
 	})
+	// The console's event log page as it opens: the first page of 50, no filter and no time
+	// range (every node of the 10 days), then with only a status, every element over one day,
+	// and one element over the whole log.
+	firstPage := func(b *testing.B, q func() logstore.Query) {
+		timed(b, func(i int) error {
+			p, err := st.Query(ctx, q())
+			if err == nil && (p.TotalCount == 0 || len(p.RowDatas) != 50) {
+				b.Fatalf("total %d, %d rows: the benchmark data is not what it should be", p.TotalCount, len(p.RowDatas))
+			}
+			return err
+		})
+	}
+	b.Run("FirstPageAll", func(b *testing.B) {
+		firstPage(b, func() logstore.Query { return logstore.Query{Page: 1, PageSize: 50} })
+	})
+	b.Run("FirstPageFail", func(b *testing.B) {
+		firstPage(b, func() logstore.Query { return logstore.Query{Status: logstore.StatusFail, Page: 1, PageSize: 50} })
+	})
+	b.Run("FirstPageAllDay", func(b *testing.B) {
+		firstPage(b, func() logstore.Query {
+			d := day()
+			return logstore.Query{Start: d, End: d.AddDate(0, 0, 1), Page: 1, PageSize: 50}
+		})
+	})
+	b.Run("FirstPageElement", func(b *testing.B) {
+		firstPage(b, func() logstore.Query {
+			return logstore.Query{FullName: benchNames[rng.IntN(benchElements)], Page: 1, PageSize: 50}
+		})
+	})
 	// The same over an hour of every element (the console's "all events" view).
 	b.Run("EventLogAllStatusHour", func(b *testing.B) {
 		timed(b, func(i int) error {
