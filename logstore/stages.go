@@ -25,6 +25,12 @@ const (
 	StageScheduled = "scheduled" // waiting: a task created for a later start time
 	StageForcedEnd = "forcedEnd" // fail: forcedEnd(taskId) stopped it
 
+	// Node and request operations (docs/events.md, "Operations").
+	StagePaused     = "paused"     // waiting: pause (of the node or its request) holds it until resume
+	StageSkipped    = "skipped"    // success: skip ended it without running it
+	StageForcedFail = "forcedFail" // fail: forcedFail ended it (a running handler is cancelled)
+	StageRevoked    = "revoked"    // fail: its request was revoked before it ran
+
 	// StageLag marks the backlog samples of kind lag.
 	StageLag = "lag"
 )

@@ -11,7 +11,8 @@ import (
 // stages are the stages a query may filter by (stages.go).
 var stages = []string{StageQueued, StageResent, StageBroadcast, StageRunning, StageDone, StageFailed,
 	StageRetryScheduled, StageRequeued, StageDeadLettered, StageAwaitingCallback, StageCallback,
-	StageCallbackFailed, StageCallbackTimeout, StageScheduled, StageForcedEnd, StageLag}
+	StageCallbackFailed, StageCallbackTimeout, StageScheduled, StageForcedEnd,
+	StagePaused, StageSkipped, StageForcedFail, StageRevoked, StageLag}
 
 // ValidStage reports whether s is one of the stages rows record.
 func ValidStage(s string) bool { return slices.Contains(stages, s) }

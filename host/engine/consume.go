@@ -158,6 +158,14 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 	if l.RequeueOnError {
 		env.Attempt += d.Deliveries() - 1
 	}
+	// A paused, skipped, force-failed or revoked node does not run (control.go).
+	if run, stopping := e.gate(ctx, &env); stopping {
+		_ = d.Nack(context.Background())
+		return
+	} else if !run {
+		_ = d.Ack(ctx)
+		return
+	}
 	for {
 		if env.FirstTry.IsZero() {
 			env.FirstTry = time.Now()
@@ -250,9 +258,15 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			r.Logs, _ = json.Marshal(all)
 		}
 	}
+	// The handler runs under a context of its own: a forcedFail of the node, from any host,
+	// cancels it (control.go).
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	e.control.startRun(env, cancelRun)
+	defer e.control.endRun(env)
 	if l.Webhook != nil {
 		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
-		res, err = e.deliverWebhook(ctx, l, env)
+		res, err = e.deliverWebhook(runCtx, l, env)
 	} else {
 		event := env.event()
 		if l.Hooks.Has(lifecycle.NodeEnter) {
@@ -260,13 +274,21 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			event["kwargs"] = hook(lifecycle.NodeEnter, nodeData(env, event["kwargs"]))["kwargs"]
 		}
 		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
-		res, err = e.opts.Executor.Execute(ctx, jsvm.Call{
+		res, err = e.opts.Executor.Execute(runCtx, jsvm.Call{
 			Element: l.FullName, Function: l.Handler, Args: []any{event},
 			Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
 			Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
 		})
 	}
 	end := time.Now()
+	if ctx.Err() == nil && context.Cause(runCtx) == errForcedFail {
+		// forcedFail recorded the node's end: the running row goes only if it is out already.
+		if !timer.Stop() {
+			<-runningWritten
+		}
+		e.writeRows(ctx, hookRows...)
+		return 0, outcomeDone
+	}
 	flushRunning()
 	if ctx.Err() != nil {
 		e.writeRows(context.Background(), append(pending, hookRows...)...)

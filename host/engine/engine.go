@@ -70,6 +70,10 @@ type Engine struct {
 	// webhooks delivers to public addresses only; webhooksPrivate also to private ones, for
 	// apps whose app.json allows it.
 	webhooks, webhooksPrivate *webhook.Client
+
+	// control is this host's copy of the control log (control.go); controlSub reads it.
+	control    *controlTable
+	controlSub bus.Subscription
 }
 
 // New checks the options; nothing runs before Start.
@@ -96,7 +100,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.LagEvery == 0 {
 		opts.LagEvery = 15 * time.Second
 	}
-	return &Engine{opts: opts, subs: map[string]*listenerSub{},
+	return &Engine{opts: opts, subs: map[string]*listenerSub{}, control: newControlTable(),
 		webhooks:        webhook.New(webhook.Options{}),
 		webhooksPrivate: webhook.New(webhook.Options{AllowPrivate: true})}, nil
 }
@@ -109,6 +113,14 @@ func (e *Engine) Start(ctx context.Context) error {
 		return nil
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if err := e.startControl(ctx); err != nil {
+		if e.controlSub != nil {
+			_ = e.controlSub.Close()
+		}
+		e.cancel()
+		e.wg.Wait()
+		return err
+	}
 	e.started = true
 	if e.opts.LagEvery > 0 {
 		e.wg.Add(1)
@@ -168,6 +180,11 @@ func (e *Engine) Stop(ctx context.Context) error {
 	for name, sub := range e.subs {
 		sub.close()
 		delete(e.subs, name)
+	}
+	if e.controlSub != nil {
+		_ = e.controlSub.Close()
+		// This instance's group goes with it: the next start reads the log afresh.
+		_ = e.opts.Bus.DeleteGroup(ctx, controlTopic, e.controlGroup())
 	}
 	e.cancel()
 	e.mu.Unlock()

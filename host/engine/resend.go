@@ -30,6 +30,13 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 	if last.Status != logstore.StatusSuccess && last.Status != logstore.StatusFail {
 		return ResendResult{}, fmt.Errorf("%w: node %s is %s/%s; resend it once it has finished", ErrConflict, nodeID, last.Status, last.Stage)
 	}
+	return e.resend(ctx, last, nil)
+}
+
+// resend runs the finished node of last again as its next attempt; kwargs, when not nil,
+// replace its kwargs (retry with data).
+func (e *Engine) resend(ctx context.Context, last logstore.Row, kwargs []byte) (ResendResult, error) {
+	nodeID := last.NodeID
 	var listener *Listener
 	for _, l := range e.listeners(e.opts.Snapshot()) {
 		if l.FullName == last.FullName {
@@ -44,6 +51,9 @@ func (e *Engine) Resend(ctx context.Context, nodeID string) (ResendResult, error
 		EventID: last.EventID, Sender: last.Sender, EventType: last.EventType, Kwargs: last.Kwargs, Listener: last.FullName,
 		RequestID: last.RequestID, NodeID: last.NodeID, ParentNodeID: last.ParentNodeID, Attempt: last.Attempt + 1,
 		CreatedAt: last.CreatedAt, SentAt: now,
+	}
+	if kwargs != nil {
+		env.Kwargs = kwargs
 	}
 	if env.EventID == "" {
 		env.EventID = vocab.NewID("evt_") // a node logged before event ids were recorded

@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/vocab"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// The control log: how a node or request operation reaches every host of the cluster
+// (docs/events.md, "Operations"). Each operation that changes what a host must do with a
+// delivery — pause, resume, skip and forcedFail of a node, pause, resume and revoke of a
+// request — publishes a record on the bus topic controlTopic. Every engine reads the whole topic
+// (a consumer group of its own, from the oldest record) into an in-memory table, so checking a
+// delivery costs a map lookup, and a host that starts later replays what happened before it.
+// The group controlKeepGroup never consumes: it keeps every record on the topic (the bus trims
+// only what every group acknowledged), which is what makes the records durable.
+//
+// A host that takes a delivery checks the table first: a paused node, or a node of a paused
+// request, is held — unacknowledged, so pending on the bus: if the host dies the delivery is
+// claimed by another host, which holds it in turn — until resume; a skipped or force-failed
+// node is acknowledged without running; a node of a revoked request is ended as revoked. A
+// forcedFail record also cancels the node's handler on the host running it.
+
+const (
+	controlTopic     = "control:ops"
+	controlKeepGroup = "keep"
+)
+
+// Control operations, as recorded.
+const (
+	ctlMark          = "mark" // a host's own marker: it has read everything before it
+	ctlPauseNode     = "pauseNode"
+	ctlResumeNode    = "resumeNode"
+	ctlSkipNode      = "skipNode"
+	ctlForcedFail    = "forcedFailNode"
+	ctlPauseRequest  = "pauseRequest"
+	ctlResumeRequest = "resumeRequest"
+	ctlRevokeRequest = "revokeRequest"
+)
+
+// controlRec is one control record.
+type controlRec struct {
+	Op        string `json:"op"`
+	NodeID    string `json:"nodeId,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+	// Attempt bounds a node record: it applies to deliveries of that attempt or earlier, so a
+	// later retry or resend of the node runs.
+	Attempt int `json:"attempt,omitempty"`
+	// Ended are the nodes a revoke already recorded as revoked (the host that drops their
+	// delivery writes no second row).
+	Ended []string  `json:"ended,omitempty"`
+	Mark  string    `json:"mark,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+type nodeControl struct {
+	op      string
+	attempt int
+}
+
+type requestControl struct {
+	paused, revoked bool
+	ended           map[string]bool
+}
+
+// controlTable is what this host knows of the control log.
+type controlTable struct {
+	mu       sync.Mutex
+	nodes    map[string]nodeControl
+	requests map[string]*requestControl
+	changed  chan struct{}
+	marks    map[string]chan struct{}
+	// running cancels the handler running here for a node (key nodeID), for forcedFail.
+	running map[string]runningRun
+}
+
+type runningRun struct {
+	attempt int
+	cancel  context.CancelCauseFunc
+}
+
+// errForcedFail is the cause a forcedFail cancels a running handler with.
+var errForcedFail = errors.New("engine: the node was force-failed")
+
+func newControlTable() *controlTable {
+	return &controlTable{nodes: map[string]nodeControl{}, requests: map[string]*requestControl{},
+		changed: make(chan struct{}), marks: map[string]chan struct{}{}, running: map[string]runningRun{}}
+}
+
+func (c *controlTable) request(id string) *requestControl {
+	r := c.requests[id]
+	if r == nil {
+		r = &requestControl{ended: map[string]bool{}}
+		c.requests[id] = r
+	}
+	return r
+}
+
+// apply takes one record into the table; applying a record twice changes nothing more.
+func (c *controlTable) apply(rec controlRec) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch rec.Op {
+	case ctlMark:
+		if ch, ok := c.marks[rec.Mark]; ok {
+			close(ch)
+			delete(c.marks, rec.Mark)
+		}
+		return
+	case ctlPauseNode, ctlSkipNode, ctlForcedFail:
+		c.nodes[rec.NodeID] = nodeControl{op: rec.Op, attempt: rec.Attempt}
+		if rec.Op == ctlForcedFail {
+			if run, ok := c.running[rec.NodeID]; ok && run.attempt <= rec.Attempt {
+				run.cancel(errForcedFail)
+			}
+		}
+	case ctlResumeNode:
+		if n, ok := c.nodes[rec.NodeID]; ok && n.op == ctlPauseNode {
+			delete(c.nodes, rec.NodeID)
+		}
+	case ctlPauseRequest:
+		c.request(rec.RequestID).paused = true
+	case ctlResumeRequest:
+		c.request(rec.RequestID).paused = false
+	case ctlRevokeRequest:
+		r := c.request(rec.RequestID)
+		r.revoked = true
+		for _, n := range rec.Ended {
+			r.ended[n] = true
+		}
+	default:
+		return
+	}
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// verdict is what a host does with a delivery.
+type verdict int
+
+const (
+	verdictRun verdict = iota
+	verdictHold
+	verdictDrop        // acknowledged without running: its end is recorded already
+	verdictDropRevoked // acknowledged without running, recorded as revoked by this host
+)
+
+// check says what to do with a delivery of env, and gives the channel that closes at the
+// table's next change (for a hold).
+func (c *controlTable) check(env *envelope) (verdict, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.requests[env.RequestID]; r != nil {
+		switch {
+		case r.revoked && r.ended[env.NodeID]:
+			return verdictDrop, nil
+		case r.revoked:
+			return verdictDropRevoked, nil
+		}
+	}
+	if n, ok := c.nodes[env.NodeID]; ok && env.Attempt <= n.attempt {
+		if n.op == ctlPauseNode {
+			return verdictHold, c.changed
+		}
+		return verdictDrop, nil
+	}
+	if r := c.requests[env.RequestID]; r != nil && r.paused {
+		return verdictHold, c.changed
+	}
+	return verdictRun, nil
+}
+
+// requestState is "revoked", "paused" or "" for a request this host knows no record of.
+func (c *controlTable) requestState(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch r := c.requests[id]; {
+	case r == nil:
+		return ""
+	case r.revoked:
+		return "revoked"
+	case r.paused:
+		return "paused"
+	}
+	return ""
+}
+
+// nodePaused says whether the node itself (not its request) is paused.
+func (c *controlTable) nodePaused(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id].op == ctlPauseNode
+}
+
+// startRun registers the run of env, cancellable by a forcedFail; it answers false when a
+// forcedFail for it came first.
+func (c *controlTable) startRun(env *envelope, cancel context.CancelCauseFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.running[env.NodeID] = runningRun{attempt: env.Attempt, cancel: cancel}
+	if n, ok := c.nodes[env.NodeID]; ok && n.op == ctlForcedFail && env.Attempt <= n.attempt {
+		cancel(errForcedFail)
+	}
+}
+
+func (c *controlTable) endRun(env *envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.running[env.NodeID]; ok && r.attempt == env.Attempt {
+		delete(c.running, env.NodeID)
+	}
+}
+
+// controlGroup is this engine's consumer group of the control topic.
+func (e *Engine) controlGroup() string { return "host:" + e.opts.InstanceID }
+
+// startControl subscribes to the control topic and returns once every record published before
+// it has been applied (or ctx ended), so no delivery is run before this host knows it is held.
+func (e *Engine) startControl(ctx context.Context) error {
+	keep, err := e.opts.Bus.Subscribe(ctx, controlTopic, controlKeepGroup, bus.SubscribeOptions{Consumer: "none", Start: bus.StartOldest, ClaimAfter: -1, Prefetch: 1})
+	if err != nil {
+		return fmt.Errorf("engine: control log: %w", err)
+	}
+	_ = keep.Close() // the group stays and keeps every record; nobody reads it
+	sub, err := e.opts.Bus.Subscribe(ctx, controlTopic, e.controlGroup(), bus.SubscribeOptions{
+		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: -1})
+	if err != nil {
+		return fmt.Errorf("engine: control log: %w", err)
+	}
+	e.controlSub = sub
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for d := range sub.Deliveries() {
+			var rec controlRec
+			if err := json.Unmarshal(d.Message().Payload, &rec); err != nil {
+				fmt.Fprintf(os.Stderr, "trellis: engine: dropping an unreadable control record: %v\n", err)
+			} else {
+				e.control.apply(rec)
+			}
+			_ = d.Ack(e.ctx)
+		}
+	}()
+	mark := vocab.NewID("mark_")
+	seen := make(chan struct{})
+	e.control.mu.Lock()
+	e.control.marks[mark] = seen
+	e.control.mu.Unlock()
+	if err := e.publishControl(ctx, controlRec{Op: ctlMark, Mark: mark}); err != nil {
+		return err
+	}
+	select {
+	case <-seen:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		return errors.New("engine: the control log did not catch up within 30 s")
+	}
+}
+
+// publishControl records rec on the control log and applies it here at once.
+func (e *Engine) publishControl(ctx context.Context, rec controlRec) error {
+	rec.At = time.Now()
+	payload, _ := json.Marshal(&rec)
+	if _, err := e.opts.Bus.Publish(ctx, controlTopic, &bus.Message{Payload: payload}); err != nil {
+		return fmt.Errorf("%w: record %s: %v", ErrUnavailable, rec.Op, err)
+	}
+	if rec.Op != ctlMark {
+		e.control.apply(rec)
+	}
+	return nil
+}
+
+// gate decides a delivery's fate before it runs: true to run it now. It holds a paused one
+// until it may run or the engine stops (false then, the delivery left for a nack).
+func (e *Engine) gate(ctx context.Context, env *envelope) (run bool, stopping bool) {
+	for {
+		v, changed := e.control.check(env)
+		switch v {
+		case verdictRun:
+			return true, false
+		case verdictDrop:
+			return false, false
+		case verdictDropRevoked:
+			r := e.row(env, logstore.StatusFail, logstore.StageRevoked, time.Now())
+			r.Error = revokedError(env.RequestID)
+			e.writeRows(ctx, r)
+			return false, false
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false, true
+		}
+	}
+}
