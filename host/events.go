@@ -108,3 +108,23 @@ func (h *Host) BulkResend(ctx context.Context, q logstore.Query) (engine.BulkRes
 	}
 	return e.BulkResend(ctx, q)
 }
+
+// NodeOp runs node operation op — pause, resume, retry, skip or forcedFail — on an event node
+// (EventSvc, POST /api/nodes/{id}/{op}, `trellis node OP ID`); engine.Engine.NodeOp says what
+// data each takes.
+func (h *Host) NodeOp(ctx context.Context, op, nodeID string, data any) (any, error) {
+	e, err := h.engine()
+	if err != nil {
+		return nil, err
+	}
+	return e.NodeOp(ctx, op, nodeID, data)
+}
+
+// RequestOp runs request operation op — pause, resume or revoke — on a request.
+func (h *Host) RequestOp(ctx context.Context, op, requestID string) (engine.RequestOpResult, error) {
+	e, err := h.engine()
+	if err != nil {
+		return engine.RequestOpResult{}, err
+	}
+	return e.RequestOp(ctx, op, requestID)
+}

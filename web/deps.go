@@ -60,6 +60,9 @@ type Events interface {
 	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
 	BulkResend(ctx context.Context, q logstore.Query) (engine.BulkResendResult, error)
 	Callback(ctx context.Context, nodeID string, data any) (engine.CallbackResult, error)
+	// NodeOp and RequestOp are the node and request operations (engine.Engine.NodeOp).
+	NodeOp(ctx context.Context, op, nodeID string, data any) (any, error)
+	RequestOp(ctx context.Context, op, requestID string) (engine.RequestOpResult, error)
 	// EventLag is each listener's backlog on the bus (pending and undelivered).
 	EventLag(ctx context.Context) (map[string][]bus.GroupLag, error)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 
@@ -36,18 +37,18 @@ func (s *Server) nodeOp(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, res)
 	}
-	if op != "callback" {
-		return errNotImplemented("node operation %s is not available in this version of Trellis", op)
-	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return err
 	}
 	var data any
-	if len(body) > 0 {
+	if len(bytes.TrimSpace(body)) > 0 {
 		if data, err = vocab.DecodeJSON(body); err != nil {
-			return errBadRequest("callback data is not valid JSON: %v", err)
+			return errBadRequest("%s data is not valid JSON: %v", op, err)
 		}
+	}
+	if op != "callback" {
+		return s.otherNodeOp(c, op, node, data)
 	}
 	res, err := s.deps.Events.Callback(c.Request().Context(), node, data)
 	if err != nil {
@@ -59,15 +60,48 @@ func (s *Server) nodeOp(c echo.Context) error {
 var requestOps = map[string]bool{"pause": true, "resume": true, "revoke": true}
 
 func (s *Server) requestOp(c echo.Context) error {
-	if _, err := idParam(c, "requestId"); err != nil {
+	req, err := idParam(c, "requestId")
+	if err != nil {
 		return err
 	}
-	if op := c.Param("op"); !requestOps[op] {
+	op := c.Param("op")
+	if !requestOps[op] {
 		return errNotFound("no request operation %q: use pause, resume or revoke", op)
 	}
-	return errNotImplemented("request operation %s is not available in this version of Trellis", c.Param("op"))
+	res, err := s.deps.Events.RequestOp(c.Request().Context(), op, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
-func errNotImplemented(format string, a ...any) error {
-	return vocab.Errorf(vocab.CodeNotImplemented, format, a...)
+// otherNodeOp serves pause, resume, retry, skip and forcedFail. The body is optional: retry's
+// is the node's new kwargs (an object), forcedFail's its reason (a string, or {"reason": …});
+// the others take none ({} counts as none).
+func (s *Server) otherNodeOp(c echo.Context, op, node string, data any) error {
+	switch op {
+	case "retry":
+		if _, ok := data.(map[string]any); data != nil && !ok {
+			return errBadRequest("retry data must be a JSON object (the node's new kwargs)")
+		}
+	case "forcedFail":
+		if m, ok := data.(map[string]any); ok {
+			data = m["reason"]
+		}
+		if _, ok := data.(string); data != nil && !ok {
+			return errBadRequest(`forcedFail data must be a string or {"reason": "..."}`)
+		}
+	default:
+		if m, ok := data.(map[string]any); ok && len(m) == 0 {
+			data = nil
+		}
+		if data != nil {
+			return errBadRequest("%s takes no body", op)
+		}
+	}
+	res, err := s.deps.Events.NodeOp(c.Request().Context(), op, node, data)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
 }

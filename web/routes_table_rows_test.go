@@ -229,11 +229,14 @@ func sweepTable(f *sweep) map[string]routeSpec {
 		"POST /api/nodes/:nodeId/:op": f.nodeOpSpec(),
 		"POST /api/requests/:requestId/:op": {hostile: map[string][]int{"requestId": {400}, "op": {404}},
 			ok: func() routeCase {
-				return routeCase{name: "revoke (not built)", path: "/api/requests/" + f.reqID + "/revoke", want: 501, code: "not_implemented", in: []string{"revoke"}}
+				// The seeded request has finished: pausing it is refused, naming its state.
+				return routeCase{name: "pause a finished request", path: "/api/requests/" + f.reqID + "/pause", want: 409, code: "conflict", in: []string{"finished"}}
 			},
 			rows: []routeCase{
-				{name: "pause (not built)", path: "/api/requests/" + f.reqID + "/pause", want: 501, code: "not_implemented"},
-				{name: "resume (not built)", path: "/api/requests/" + f.reqID + "/resume", want: 501, code: "not_implemented"},
+				{name: "resume a request that is not paused", path: "/api/requests/" + f.reqID + "/resume", want: 409, code: "conflict", in: []string{"finished"}},
+				{name: "revoke a finished request", path: "/api/requests/" + f.reqID + "/revoke", want: 409, code: "conflict", in: []string{"finished"}},
+				e404("pause an unknown request", "/api/requests/req_nope/pause", "", "req_nope"),
+				e404("revoke an unknown request", "/api/requests/req_nope/revoke", "", "req_nope"),
 				e404("unknown operation", "/api/requests/"+f.reqID+"/explode", "", "explode", "revoke"),
 			},
 		},
@@ -689,8 +692,18 @@ func (f *sweep) nodeOpSpec() routeSpec {
 			{name: "replay a draft with problems", path: "/api/nodes/" + f.nodeID + "/replay", body: replay(`exports.handle = function (`), want: 422, code: "invalid_element"},
 			e404("callback of an unknown node", "/api/nodes/node_nope/callback", `{"ok": 1}`, "node_nope"),
 			e400("callback: malformed JSON", "/api/nodes/"+f.nodeID+"/callback", `{`, "not valid JSON"),
-			{name: "pause (not built)", path: "/api/nodes/" + f.nodeID + "/pause", want: 501, code: "not_implemented", in: []string{"pause"}},
-			{name: "skip (not built)", path: "/api/nodes/" + f.nodeID + "/skip", want: 501, code: "not_implemented"},
+			{name: "pause a finished node", path: "/api/nodes/" + f.nodeID + "/pause", want: 409, code: "conflict", in: []string{"pause", "success/done"}},
+			{name: "resume a node that is not paused", path: "/api/nodes/" + f.nodeID + "/resume", want: 409, code: "conflict", in: []string{"success/done"}},
+			{name: "forcedFail a finished node", path: "/api/nodes/" + f.nodeID + "/forcedFail", body: `{"reason": "stop"}`, want: 409, code: "conflict", in: []string{"success/done"}},
+			{name: "retry a node that did not fail", path: "/api/nodes/" + f.nodeID + "/retry", want: 409, code: "conflict", in: []string{"success/done"}},
+			e404("pause an unknown node", "/api/nodes/node_nope/pause", "", "node_nope"),
+			e404("retry an unknown node", "/api/nodes/node_nope/retry", `{"n": 2}`, "node_nope"),
+			e400("retry: malformed JSON", "/api/nodes/"+f.deadNode+"/retry", `{`, "not valid JSON"),
+			e400("retry: data not an object", "/api/nodes/"+f.deadNode+"/retry", `[1]`, "JSON object"),
+			e400("forcedFail: reason not a string", "/api/nodes/"+f.nodeID+"/forcedFail", `{"reason": 5}`, "string"),
+			e400("pause with a body", "/api/nodes/"+f.nodeID+"/pause", `{"x": 1}`, "takes no body"),
+			{name: "skip a dead letter", path: "/api/nodes/" + f.deadNode + "/skip", want: 200, jsonBody: true, in: []string{`"stage":"skipped"`, `"status":"success"`}},
+			{name: "skip it again", path: "/api/nodes/" + f.deadNode + "/skip", want: 409, code: "conflict", in: []string{"success/skipped"}},
 			e404("unknown operation", "/api/nodes/"+f.nodeID+"/explode", "", "explode", "resend"),
 		},
 	}

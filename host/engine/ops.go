@@ -343,3 +343,62 @@ func (e *Engine) RevokeRequest(ctx context.Context, requestID string) (RequestOp
 func revokedError(requestID string) *logstore.RowError {
 	return &logstore.RowError{Code: logstore.StageRevoked, Message: fmt.Sprintf("request %s was revoked", requestID)}
 }
+
+// NodeOps are the node operations NodeOp serves (callback and resend have their own methods).
+var NodeOps = []string{"pause", "resume", "retry", "skip", "forcedFail"}
+
+// RequestOps are the request operations RequestOp serves.
+var RequestOps = []string{"pause", "resume", "revoke"}
+
+// NodeOp runs node operation op (one of NodeOps) on nodeID, for EventSvc, HTTP and the CLI.
+// data is retry's new kwargs (an object, or nil to keep them) or forcedFail's reason (a
+// string, or nil); the other operations take none.
+func (e *Engine) NodeOp(ctx context.Context, op, nodeID string, data any) (any, error) {
+	switch op {
+	case "retry":
+		var kwargs map[string]any
+		if data != nil {
+			m, ok := data.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%w: retry data must be a JSON object (the node's new kwargs), not %T", ErrInvalidEvent, data)
+			}
+			kwargs = m
+		}
+		return e.RetryNode(ctx, nodeID, kwargs)
+	case "forcedFail":
+		reason := ""
+		if data != nil {
+			s, ok := data.(string)
+			if !ok {
+				return nil, fmt.Errorf("%w: forcedFail data must be a string (the reason), not %T", ErrInvalidEvent, data)
+			}
+			reason = s
+		}
+		return e.ForcedFailNode(ctx, nodeID, reason)
+	}
+	if data != nil {
+		return nil, fmt.Errorf("%w: %s takes no data", ErrInvalidEvent, op)
+	}
+	switch op {
+	case "pause":
+		return e.PauseNode(ctx, nodeID)
+	case "resume":
+		return e.ResumeNode(ctx, nodeID)
+	case "skip":
+		return e.SkipNode(ctx, nodeID)
+	}
+	return nil, fmt.Errorf("%w: no node operation %q: use one of %v", ErrInvalidEvent, op, NodeOps)
+}
+
+// RequestOp runs request operation op (one of RequestOps) on requestID.
+func (e *Engine) RequestOp(ctx context.Context, op, requestID string) (RequestOpResult, error) {
+	switch op {
+	case "pause":
+		return e.PauseRequest(ctx, requestID)
+	case "resume":
+		return e.ResumeRequest(ctx, requestID)
+	case "revoke":
+		return e.RevokeRequest(ctx, requestID)
+	}
+	return RequestOpResult{}, fmt.Errorf("%w: no request operation %q: use one of %v", ErrInvalidEvent, op, RequestOps)
+}

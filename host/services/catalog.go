@@ -25,6 +25,9 @@ type Env interface {
 	SendEvent(ctx context.Context, req engine.SendRequest) (engine.SendResult, error)
 	// Resend runs a finished event node again.
 	Resend(ctx context.Context, nodeID string) (engine.ResendResult, error)
+	// NodeOp and RequestOp are the node and request operations (engine.Engine.NodeOp).
+	NodeOp(ctx context.Context, op, nodeID string, data any) (any, error)
+	RequestOp(ctx context.Context, op, requestID string) (engine.RequestOpResult, error)
 	// Tasks is the task center; nil when it is not running.
 	Tasks() *tasks.Center
 }

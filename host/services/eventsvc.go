@@ -2,6 +2,7 @@ package services
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -27,6 +28,43 @@ func registerEventSvc(c *Catalog) {
 	c.Register(EventSvcName, "getEventLogByNodeId", getEventLogByNodeID)
 	c.Register(EventSvcName, "sendEvent", sendEvent)
 	c.Register(EventSvcName, "resend", resend)
+	for _, op := range engine.NodeOps {
+		c.Register(EventSvcName, op, nodeOp(op))
+	}
+	for _, op := range engine.RequestOps {
+		c.Register(EventSvcName, op+"Request", requestOp(op))
+	}
+}
+
+// nodeOp is EventSvc's method for node operation op: (nodeId[, data]).
+func nodeOp(op string) Method {
+	return func(ctx context.Context, env Env, inv Invocation) (any, error) {
+		res, err := env.NodeOp(ctx, op, inv.Args["nodeId"].(string), inv.Args["data"])
+		if err != nil {
+			return nil, engineError(op, err)
+		}
+		return toMap(res)
+	}
+}
+
+// requestOp is EventSvc's method for request operation op: (requestId).
+func requestOp(op string) Method {
+	return func(ctx context.Context, env Env, inv Invocation) (any, error) {
+		res, err := env.RequestOp(ctx, op, inv.Args["requestId"].(string))
+		if err != nil {
+			return nil, engineError(op+"Request", err)
+		}
+		return toMap(res)
+	}
+}
+
+// toMap is a result struct as the plain values JS receives (its JSON fields).
+func toMap(v any) (any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return vocab.DecodeJSON(b)
 }
 
 func resend(ctx context.Context, env Env, inv Invocation) (any, error) {
