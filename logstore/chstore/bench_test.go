@@ -219,6 +219,10 @@ func BenchmarkQuery10M(b *testing.B) {
 			return logstore.Query{FullName: benchNames[rng.IntN(benchElements)], Page: 1, PageSize: 50}
 		})
 	})
+	// A deep page: the 1,000th page of 50 of every node (50k nodes in: the window widens).
+	b.Run("PageThousandAll", func(b *testing.B) {
+		firstPage(b, func() logstore.Query { return logstore.Query{Page: 1000, PageSize: 50} })
+	})
 	// The same over an hour of every element (the console's "all events" view).
 	b.Run("EventLogAllStatusHour", func(b *testing.B) {
 		timed(b, func(i int) error {
