@@ -33,6 +33,8 @@ type Store struct {
 	// rollupMu serializes planning and building rollups, so concurrent charts do not build
 	// the same hours twice.
 	rollupMu sync.Mutex
+	// newest counts the queries answered from the newest windows (queryNewest), for tests.
+	newest atomic.Int64
 
 	closeOnce sync.Once
 	closed    atomic.Bool

@@ -111,6 +111,7 @@ func (s *Store) queryNewest(ctx context.Context, q logstore.Query) (page logstor
 			return page, false, s.fail(ctx, "query: bounds", err)
 		}
 		if !some {
+			s.newest.Add(1)
 			return logstore.Page{RowDatas: []logstore.Row{}}, true, nil
 		}
 		// [lo, hi] are whole seconds holding every row's created_at.
@@ -122,6 +123,7 @@ func (s *Store) queryNewest(ctx context.Context, q logstore.Query) (page logstor
 		}
 	}
 	if !start.Before(end) {
+		s.newest.Add(1)
 		return logstore.Page{RowDatas: []logstore.Row{}}, true, nil
 	}
 	if !s.useRollup(q.FullName, start, end) {
@@ -133,6 +135,7 @@ func (s *Store) queryNewest(ctx context.Context, q logstore.Query) (page logstor
 	}
 	offset := int64(q.Page-1) * int64(q.PageSize)
 	if offset >= total {
+		s.newest.Add(1)
 		return logstore.Page{TotalCount: total, RowDatas: []logstore.Row{}}, true, nil
 	}
 	need := min(offset+int64(q.PageSize), total)
@@ -151,6 +154,7 @@ func (s *Store) queryNewest(ctx context.Context, q logstore.Query) (page logstor
 			total = found
 		}
 		if whole || found >= need {
+			s.newest.Add(1)
 			page, err := s.readPage(ctx, hits, total)
 			return page, err == nil, err
 		}
