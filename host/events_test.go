@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,13 @@ exports.place = function (order) { return events.sendEvent("services.Orders", {o
 exports.placeNamed = function (order) { return events.sendEvent({sender: "services.Orders", kwargs: {orderId: order.id}}); };
 exports.notAnObject = function () { return events.sendEvent("services.Orders", [1, 2]); };
 `,
-	"services/Resender/e.json":   `{"title": "Resender", "type": "services.NormalType"}`,
-	"services/Resender/index.js": `exports.again = function (nodeId) { return app.getElement("events.services.EventSvc").resend(nodeId); };`,
-	"events/OnOrder/e.json":      `{"title": "On order", "type": "events.NormalType", "sender": "services.Orders"}`,
+	"services/Resender/e.json": `{"title": "Resender", "type": "services.NormalType"}`,
+	"services/Resender/index.js": `exports.again = function (nodeId) { return app.getElement("events.services.EventSvc").resend(nodeId); };
+exports.op = function (name, id, data) {
+  const ev = app.getElement("events.services.EventSvc");
+  try { return data === undefined ? ev[name](id) : ev[name](id, data); } catch (e) { return {code: e.code, message: e.message}; }
+};`,
+	"events/OnOrder/e.json": `{"title": "On order", "type": "events.NormalType", "sender": "services.Orders"}`,
 	"events/OnOrder/index.js": `exports.handle = function (event, ctx) {
   console.log("order", event.kwargs.orderId);
   app.getElement("events.services.EventSvc").sendEvent("events.OnOrder", {from: event.nodeId});
@@ -136,6 +141,32 @@ func TestSendEventFanOutRetriesAndDeadLetters(t *testing.T) {
 	}
 	_, err = h.Resend(context.Background(), "node_unknown")
 	require.ErrorIs(t, err, engine.ErrNotFound)
+
+	// The node operations from JS: a dead letter cannot be paused (the error names its state),
+	// can be retried with new data, then skipped; unknown nodes and requests are not found.
+	op := func(args ...any) map[string]any {
+		t.Helper()
+		res, err := h.CallService(context.Background(), "services.Resender", "op", args)
+		require.NoError(t, err)
+		return res.Value.(map[string]any)
+	}
+	got := op("pause", doomed.NodeID)
+	require.Equal(t, "conflict", got["code"])
+	require.Contains(t, got["message"], "fail/deadLettered")
+	require.EqualValues(t, 3, op("retry", doomed.NodeID, map[string]any{"orderId": 7})["attempt"])
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.LogWriter().Flush(context.Background()))
+		rows, err := h.LogStore().Attempts(context.Background(), doomed.NodeID)
+		require.NoError(t, err)
+		last := rows[len(rows)-1]
+		return last.Attempt == 3 && last.Stage == "deadLettered" && strings.Contains(string(last.Kwargs), `"orderId":7`)
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, "skipped", op("skip", doomed.NodeID)["stage"])
+	require.Equal(t, "not_found", op("skip", "node_unknown")["code"])
+	require.Equal(t, "not_found", op("revokeRequest", "req_unknown")["code"])
+	got = op("revokeRequest", doomed.RequestID)
+	require.Equal(t, "conflict", got["code"], "every node of the request has ended")
+	require.Contains(t, got["message"], "finished")
 
 	// Bulk resend by a log query: every failed node of a listener.
 	bulk, err := h.BulkResend(context.Background(), logstore.Query{FullName: "events.Requeue"})

@@ -12,6 +12,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newInitCmd(), newCheckCmd(), newCallCmd(), newServeCmd(), newLogsCmd(), newBenchCmd())
+	root.AddCommand(newInitCmd(), newCheckCmd(), newCallCmd(), newServeCmd(), newLogsCmd(), newBenchCmd(), newNodeCmd(), newRequestCmd())
 	return root
 }

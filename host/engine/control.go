@@ -55,7 +55,8 @@ type controlRec struct {
 	// later retry or resend of the node runs.
 	Attempt int `json:"attempt,omitempty"`
 	// Ended are the nodes a revoke already recorded as revoked (the host that drops their
-	// delivery writes no second row).
+	// delivery writes no second row), or a request pause as paused (the host that holds one
+	// records the others, created later).
 	Ended []string  `json:"ended,omitempty"`
 	Mark  string    `json:"mark,omitempty"`
 	At    time.Time `json:"at"`
@@ -68,7 +69,8 @@ type nodeControl struct {
 
 type requestControl struct {
 	paused, revoked bool
-	ended           map[string]bool
+	// ended are the nodes a revoke recorded as revoked; marked those a pause recorded as paused.
+	ended, marked map[string]bool
 }
 
 // controlTable is what this host knows of the control log.
@@ -98,7 +100,7 @@ func newControlTable() *controlTable {
 func (c *controlTable) request(id string) *requestControl {
 	r := c.requests[id]
 	if r == nil {
-		r = &requestControl{ended: map[string]bool{}}
+		r = &requestControl{ended: map[string]bool{}, marked: map[string]bool{}}
 		c.requests[id] = r
 	}
 	return r
@@ -127,7 +129,11 @@ func (c *controlTable) apply(rec controlRec) {
 			delete(c.nodes, rec.NodeID)
 		}
 	case ctlPauseRequest:
-		c.request(rec.RequestID).paused = true
+		r := c.request(rec.RequestID)
+		r.paused = true
+		for _, n := range rec.Ended {
+			r.marked[n] = true
+		}
 	case ctlResumeRequest:
 		c.request(rec.RequestID).paused = false
 	case ctlRevokeRequest:
@@ -176,6 +182,22 @@ func (c *controlTable) check(env *envelope) (verdict, <-chan struct{}) {
 		return verdictHold, c.changed
 	}
 	return verdictRun, nil
+}
+
+// markHeld says whether the host holding env for its paused request records the node as paused
+// (it was not among the nodes the pause recorded), and notes that it does.
+func (c *controlTable) markHeld(env *envelope) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.requests[env.RequestID]
+	if r == nil || !r.paused || r.marked[env.NodeID] {
+		return false
+	}
+	if n, ok := c.nodes[env.NodeID]; ok && n.op == ctlPauseNode && env.Attempt <= n.attempt {
+		return false
+	}
+	r.marked[env.NodeID] = true
+	return true
 }
 
 // requestState is "revoked", "paused" or "" for a request this host knows no record of.
@@ -296,10 +318,71 @@ func (e *Engine) gate(ctx context.Context, env *envelope) (run bool, stopping bo
 			e.writeRows(ctx, r)
 			return false, false
 		}
+		if e.control.markHeld(env) {
+			e.writeRows(ctx, e.row(env, logstore.StatusWaiting, logstore.StagePaused, time.Now()))
+		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
 			return false, true
 		}
 	}
+}
+
+// syncControl brings the control table of an engine that does not consume (a `trellis node`
+// or `trellis request` command, a host without ServeEvents) up to date with the control log
+// before an operation reads it: it reads the whole log once, under a group of its own that it
+// deletes afterwards. A started engine follows the log as it goes and returns at once.
+func (e *Engine) syncControl(ctx context.Context) error {
+	e.mu.Lock()
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		return nil
+	}
+	group := vocab.NewID("once_")
+	sub, err := e.opts.Bus.Subscribe(ctx, controlTopic, group, bus.SubscribeOptions{
+		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: -1})
+	if err != nil {
+		return fmt.Errorf("%w: read the control log: %v", ErrUnavailable, err)
+	}
+	defer func() {
+		_ = sub.Close()
+		_ = e.opts.Bus.DeleteGroup(context.Background(), controlTopic, group)
+	}()
+	mark := vocab.NewID("mark_")
+	if err := e.publishControl(ctx, controlRec{Op: ctlMark, Mark: mark}); err != nil {
+		return err
+	}
+	fresh := newControlTable()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case d, ok := <-sub.Deliveries():
+			if !ok {
+				return fmt.Errorf("%w: the control log closed", ErrUnavailable)
+			}
+			var rec controlRec
+			if json.Unmarshal(d.Message().Payload, &rec) == nil {
+				if rec.Op == ctlMark && rec.Mark == mark {
+					_ = d.Ack(ctx)
+					e.control.replace(fresh)
+					return nil
+				}
+				fresh.apply(rec)
+			}
+			_ = d.Ack(ctx)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			return fmt.Errorf("%w: the control log did not answer within 30 s", ErrUnavailable)
+		}
+	}
+}
+
+// replace takes the state of fresh (runs in flight stay registered).
+func (c *controlTable) replace(fresh *controlTable) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodes, c.requests = fresh.nodes, fresh.requests
 }

@@ -59,6 +59,9 @@ func nextAttempt(r logstore.Row) int {
 
 // opNode is the latest state of an event node an operation applies to.
 func (e *Engine) opNode(ctx context.Context, op, nodeID string) (logstore.Row, error) {
+	if err := e.syncControl(ctx); err != nil {
+		return logstore.Row{}, err
+	}
 	last, err := e.latestState(ctx, nodeID)
 	if err != nil {
 		return logstore.Row{}, err
@@ -217,6 +220,9 @@ func (e *Engine) RetryNode(ctx context.Context, nodeID string, kwargs map[string
 
 // requestNodes is the latest state of every node of a request (ErrNotFound for none).
 func (e *Engine) requestNodes(ctx context.Context, requestID string) ([]logstore.Row, error) {
+	if err := e.syncControl(ctx); err != nil {
+		return nil, err
+	}
 	_ = e.opts.Log.Flush(ctx)
 	rows, err := e.opts.Store.ByRequest(ctx, requestID)
 	if err != nil {
@@ -260,9 +266,6 @@ func (e *Engine) PauseRequest(ctx context.Context, requestID string) (RequestOpR
 		return RequestOpResult{}, fmt.Errorf("%w: cannot pause request %s: it is %s; only a running request (a node waiting or running) can be paused", ErrConflict, requestID, st)
 	}
 	e.requestSignal2(ctx, lifecycle.PrePausePipeline, requestID, map[string]any{"pipeline": requestID})
-	if err := e.publishControl(ctx, controlRec{Op: ctlPauseRequest, RequestID: requestID}); err != nil {
-		return RequestOpResult{}, err
-	}
 	now := time.Now()
 	var rows []logstore.Row
 	changed := []string{}
@@ -272,6 +275,9 @@ func (e *Engine) PauseRequest(ctx context.Context, requestID string) (RequestOpR
 			r.Attempt = nextAttempt(n)
 			rows, changed = append(rows, r), append(changed, n.NodeID)
 		}
+	}
+	if err := e.publishControl(ctx, controlRec{Op: ctlPauseRequest, RequestID: requestID, Ended: changed}); err != nil {
+		return RequestOpResult{}, err
 	}
 	if err := e.opts.Log.WriteErr(ctx, rows...); err != nil {
 		return RequestOpResult{}, fmt.Errorf("engine: record the pause of %s: %w", requestID, err)

@@ -20,10 +20,12 @@ var opsApp = map[string]string{
 	"events/Flaky/index.js": `exports.handle = function (event) { if (event.attempt === 1) { throw new Error("first try"); } return "ok"; };
 		exports.pre_pause_node = function (data) { data.kwargs = "ignored"; };
 		exports.post_resume_node = function () {};`,
-	"events/Dead/e.json":   `{"title": "Dead", "type": "events.NormalType", "sender": "dead", "retry": {"policy": "none"}}`,
-	"events/Dead/index.js": `exports.handle = function (event) { throw new Error("broken " + JSON.stringify(event.kwargs)); };`,
-	"events/Held/e.json":   `{"title": "Held", "type": "events.NormalType", "sender": "held", "timeout": "20s", "retry": {"policy": "none"}}`,
-	"events/Held/index.js": `exports.handle = function (event) { app.getElement("services.Probe").gate(event.nodeId); return "finished"; };`,
+	"events/Dead/e.json":    `{"title": "Dead", "type": "events.NormalType", "sender": "dead", "retry": {"policy": "none"}}`,
+	"events/Dead/index.js":  `exports.handle = function (event) { throw new Error("broken " + JSON.stringify(event.kwargs)); };`,
+	"events/Child/e.json":   `{"title": "Child", "type": "events.NormalType", "sender": "child", "retry": {"policy": "none"}}`,
+	"events/Child/index.js": `exports.handle = function () { return "child ran"; };`,
+	"events/Held/e.json":    `{"title": "Held", "type": "events.NormalType", "sender": "held", "timeout": "20s", "retry": {"policy": "none"}}`,
+	"events/Held/index.js":  `exports.handle = function (event) { app.getElement("services.Probe").gate(event.nodeId); return "finished"; };`,
 }
 
 // holdFor is how long a test watches a held node not run: longer than Flaky's retry interval.
@@ -297,4 +299,38 @@ func TestOpsAcrossHosts(t *testing.T) {
 			b.awaitStage(node, logstore.StageDone, 2)
 		})
 	}
+}
+
+// TestPausedRequestHoldsNodesCreatedLater: a node created in a paused request (by a handler
+// that was running when the request was paused) is held, recorded as paused, and runs after
+// resume; an engine that does not consume (the CLI's) knows the request is paused.
+func TestPausedRequestHoldsNodesCreatedLater(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opsApp)
+	res := b.send("held", map[string]any{})
+	parent := res.NodeIDs[0]
+	b.probe.AwaitHit(t, parent)
+	b.awaitStage(parent, logstore.StageRunning, 1)
+	p, err := b.eng.PauseRequest(b.ctx, res.RequestID)
+	require.NoError(t, err)
+	require.Empty(t, p.Nodes, "the running parent is not paused")
+	// The running handler sends a child event into its request.
+	sent, err := b.eng.SendEvent(b.ctx, engine.SendRequest{Sender: "child", Kwargs: map[string]any{}, RequestID: res.RequestID, ParentNodeID: parent})
+	require.NoError(t, err)
+	child := sent.NodeIDs[0]
+	b.probe.Open(parent)
+	b.awaitStage(parent, logstore.StageDone, 1)
+	b.awaitStage(child, logstore.StagePaused, 1)
+	time.Sleep(holdFor)
+	require.Equal(t, logstore.StagePaused, latest(b, child).Stage, "a node created in a paused request does not run")
+
+	cli, err := engine.New(engine.Options{Bus: b.bus, Executor: b.vm(t), Log: b.rec, Store: b.log.Store, Snapshot: b.snap.Load,
+		HostName: machine, InstanceID: vocab.NewID("inst_"), LagEvery: -1})
+	require.NoError(t, err)
+	_, err = cli.PauseRequest(b.ctx, res.RequestID)
+	conflictNaming(t, err, "paused")
+	r, err := cli.ResumeRequest(b.ctx, res.RequestID)
+	require.NoError(t, err)
+	require.Equal(t, []string{child}, r.Nodes)
+	b.awaitStage(child, logstore.StageDone, 1)
 }
