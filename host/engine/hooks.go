@@ -16,10 +16,10 @@ import (
 // A node's hooks and signals (docs/hooks.md). At each moment the listener's hook runs first (when
 // it has needRunHook and exports one), then the signal is emitted (always, to Options.Signals).
 //
-// Still to come, with the node and request operations of issue 11: pre/post_pause_node,
-// pre/post_resume_node, pre/post_retry_node, pre/post_skip_node and
-// pre/post_forced_fail_activity go through NodeHook from those operations; pipeline_finish is
-// emitted where a request is known to have no node left waiting or running.
+// The node operations (ops.go) announce their moments through nodeMoment: pre/post_pause_node,
+// pre/post_resume_node, pre/post_retry_node, pre/post_skip_node, pre/post_forced_fail_activity.
+// pipeline_finish is still to come: emitted where a request is known to have no node left
+// waiting or running.
 
 // nodeData is the data argument of a listener's hook: the node as the hook may see and, for the
 // hooks that are not read-only, change it.

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/execlog"
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
@@ -333,4 +334,22 @@ func TestPausedRequestHoldsNodesCreatedLater(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{child}, r.Nodes)
 	b.awaitStage(child, logstore.StageDone, 1)
+}
+
+// TestOpsOnTaskNodesAreNotBuilt: a task node answers not_implemented (501), naming its kind.
+func TestOpsOnTaskNodesAreNotBuilt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opsApp)
+	b.put(b.rec.Row(execlog.Node{Kind: logstore.KindTask, FullName: "tasks.Once", Sender: "tasks.Once", RequestID: "req_task", NodeID: "node_task", Attempt: 1, CreatedAt: time.Now(), Kwargs: []byte(`{}`)},
+		logstore.StatusWaiting, logstore.StageScheduled, time.Now()))
+	for _, op := range engine.NodeOps {
+		_, err := b.eng.NodeOp(b.ctx, op, "node_task", nil)
+		require.ErrorIs(t, err, engine.ErrNotBuilt, op)
+		require.Equal(t, vocab.CodeNotImplemented, vocab.CodeOf(err))
+		require.Contains(t, err.Error(), "task node")
+	}
+	_, err := b.eng.NodeOp(b.ctx, "pause", "node_task", map[string]any{"x": 1})
+	require.ErrorIs(t, err, engine.ErrInvalidEvent, "pause takes no data")
+	_, err = b.eng.NodeOp(b.ctx, "explode", "node_task", nil)
+	require.ErrorIs(t, err, engine.ErrInvalidEvent)
 }
