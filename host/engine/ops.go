@@ -118,7 +118,9 @@ func (e *Engine) ResumeNode(ctx context.Context, nodeID string) (OpResult, error
 	if err != nil {
 		return OpResult{}, err
 	}
-	if last.Stage != logstore.StagePaused || !e.control.nodePaused(nodeID) {
+	// A node paused with its request (not on its own) resumes with the request; a node whose
+	// pause this host has not read yet counts as paused on its own when its request is not.
+	if last.Stage != logstore.StagePaused || (!e.control.nodePaused(nodeID) && e.control.requestState(last.RequestID) == "paused") {
 		return OpResult{}, refuse("resume", last, "only a paused node can be resumed (a node paused with its request resumes with the request)")
 	}
 	r := e.opts.Log.Next(last, logstore.StatusWaiting, logstore.StageQueued, time.Now())
