@@ -20,7 +20,7 @@ import (
 
 // scenarios run in this order, one browser each; problems edits the app and restores it, so it
 // runs last.
-var scenarios = []string{"login", "elements", "events", "callback", "tasks", "analytics", "save", "create", "form", "handlers", "broken", "listeners", "deadletters", "problems"}
+var scenarios = []string{"login", "elements", "events", "callback", "tasks", "analytics", "save", "create", "form", "handlers", "broken", "listeners", "deadletters", "operations", "problems"}
 
 // prerequisites says what is missing to run the browser tests, or "".
 func prerequisites(uiDir string) string {

@@ -298,13 +298,44 @@ export function buildTree(rows: LogRow[]): TreeNode[] {
 export async function requestPage(root: HTMLElement, requestId: string): Promise<void> {
   const body = h("div", { class: "call-tree" });
   const refresh = h("button", { onClick: () => void load() }, "Refresh");
+  const reqMsg = h("span", { class: "node-msg small", role: "status" });
+  const reqOp = (op: string, label: string, ask?: string) =>
+    h(
+      "button",
+      {
+        "data-action": `request-${op}`,
+        title: `POST /api/requests/{id}/${op}`,
+        onClick: async () => {
+          if (ask && !confirm(ask)) return;
+          try {
+            await post(`/api/requests/${encodeURIComponent(requestId)}/${op}`);
+            reqMsg.textContent = `${label.toLowerCase()}: done`;
+            reqMsg.classList.remove("bad");
+            window.setTimeout(() => void load(), 400);
+          } catch (e) {
+            reqMsg.textContent = e instanceof Error ? e.message : String(e);
+            reqMsg.classList.add("bad");
+          }
+        },
+      },
+      label,
+    );
+  const reqOps = h(
+    "div",
+    { class: "toolbar" },
+    reqOp("pause", "Pause request"),
+    reqOp("resume", "Resume request"),
+    reqOp("revoke", "Revoke request", `Revoke ${requestId}? Every waiting node of it ends.`),
+    refresh,
+    reqMsg,
+  );
   clear(
     root,
     h(
       "div",
       { class: "page" },
       h("p", null, h("a", { href: "#/events" }, "‹ Event log")),
-      h("div", { class: "page-head" }, h("h2", null, "Request ", h("span", { class: "mono", "data-testid": "request-id" }, requestId)), refresh),
+      h("div", { class: "page-head" }, h("h2", null, "Request ", h("span", { class: "mono", "data-testid": "request-id" }, requestId)), reqOps),
       body,
     ),
   );
@@ -370,6 +401,50 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
     },
     "Resend",
   );
+  // The node operations (docs/reference.md §5): each enabled in the states the host allows it in;
+  // the host has the last word, and its refusal (409 naming the state) is shown.
+  const waiting = r.status === "waiting" && r.stage !== "paused";
+  // A node of a revoked request takes no operation.
+  const live = r.stage !== "revoked";
+  const opAllowed: Record<string, boolean> = {
+    pause: live && waiting,
+    resume: live && r.stage === "paused",
+    retry: live && r.status === "fail",
+    skip: live && (r.status === "fail" || r.status === "waiting"),
+    forcedFail: live && (r.status === "waiting" || r.status === "running"),
+  };
+  const opLabels: Record<string, string> = { pause: "Pause", resume: "Resume", retry: "Retry", skip: "Skip", forcedFail: "Force fail" };
+  const ops =
+    r.kind === "event"
+      ? h(
+          "span",
+          { class: "node-ops" },
+          Object.keys(opLabels).map((op) =>
+            h(
+              "button",
+              {
+                "data-action": op,
+                disabled: !opAllowed[op],
+                title: opAllowed[op] ? `POST /api/nodes/{id}/${op}` : `not in state ${r.status}${r.stage ? " · " + r.stage : ""}`,
+                onClick: async (ev: Event) => {
+                  if ((op === "skip" || op === "forcedFail") && !confirm(`${opLabels[op]} ${r.nodeId}?`)) return;
+                  (ev.target as HTMLButtonElement).disabled = true;
+                  try {
+                    await post(`/api/nodes/${encodeURIComponent(r.nodeId)}/${op}`);
+                    msg.textContent = `${opLabels[op].toLowerCase()}: done`;
+                    window.setTimeout(() => void reload(), 400);
+                  } catch (e) {
+                    msg.textContent = e instanceof Error ? e.message : String(e);
+                    msg.classList.add("bad");
+                    (ev.target as HTMLButtonElement).disabled = false;
+                  }
+                },
+              },
+              opLabels[op],
+            ),
+          ),
+        )
+      : null;
   const replayBtn = h(
     "button",
     {
@@ -537,6 +612,7 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
               )
             : null,
           attempts,
+          ops,
           msg,
         ),
         extra,
