@@ -13,9 +13,11 @@ import (
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
-// Task statuses (docs/reference.md §4). waiting and running are live; the other three are final.
+// Task statuses (docs/reference.md §4). waiting, paused and running are live; the other three
+// are final.
 const (
 	StatusWaiting   = "waiting"
+	StatusPaused    = "paused" // a waiting task held by the pause operation until resume (Store.Operate)
 	StatusRunning   = "running"
 	StatusSuccess   = "success"
 	StatusFail      = "fail"
@@ -78,9 +80,60 @@ func Finished(status string) bool {
 	return status == StatusSuccess || status == StatusFail || status == StatusForcedEnd
 }
 
-// ValidStatus says whether s is one of the five task statuses.
+// ValidStatus says whether s is one of the six task statuses.
 func ValidStatus(s string) bool {
-	return s == StatusWaiting || s == StatusRunning || Finished(s)
+	return s == StatusWaiting || s == StatusPaused || s == StatusRunning || Finished(s)
+}
+
+// The node operations on a task record (Store.Operate; docs/reference.md §4.4).
+const (
+	OpPause      = "pause"
+	OpResume     = "resume"
+	OpSkip       = "skip"
+	OpForcedFail = "forcedFail"
+	OpRetry      = "retry"
+)
+
+// OpFrom lists, for each operation, the statuses it applies to; Operate refuses the others with
+// ErrConflict.
+var OpFrom = map[string][]string{
+	OpPause:      {StatusWaiting},
+	OpResume:     {StatusPaused},
+	OpSkip:       {StatusWaiting, StatusPaused, StatusFail},
+	OpForcedFail: {StatusWaiting, StatusPaused, StatusRunning},
+	OpRetry:      {StatusFail},
+}
+
+// Op is one node operation on a task record (Store.Operate).
+type Op struct {
+	Name string // OpPause, OpResume, OpSkip, OpForcedFail or OpRetry
+	// Error is forcedFail's: the record's error (required).
+	Error *TaskError
+	// ArgDict, with retry, replaces the task's argDict; nil keeps it.
+	ArgDict map[string]any
+}
+
+// ValidateOp checks an operation and returns the new argDict as JSON ("" = keep).
+func ValidateOp(op Op) (string, error) {
+	if _, ok := OpFrom[op.Name]; !ok {
+		return "", fmt.Errorf("%w: operation %q is not one of pause, resume, skip, forcedFail, retry", ErrInvalid, op.Name)
+	}
+	if op.Name == OpForcedFail && op.Error == nil {
+		return "", fmt.Errorf("%w: forcedFail needs the record's error", ErrInvalid)
+	}
+	if op.Name != OpRetry || op.ArgDict == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(op.ArgDict)
+	if err != nil {
+		return "", fmt.Errorf("%w: argDict cannot be stored as JSON: %v", ErrInvalid, err)
+	}
+	return string(b), nil
+}
+
+// OpConflict is Operate's ErrConflict for a task in status, which op does not apply to.
+func OpConflict(id, op, status string) error {
+	return fmt.Errorf("%w: cannot %s task %s: it is %s", ErrConflict, op, id, status)
 }
 
 // ListQuery selects task records, newest first. Empty FullName/Status match all. Page counts
@@ -94,7 +147,7 @@ type ListQuery struct {
 // backend pages alike.
 func (q ListQuery) Normalize() (ListQuery, error) {
 	if q.Status != "" && !ValidStatus(q.Status) {
-		return q, fmt.Errorf("%w: status %q is not one of waiting, running, success, fail, forcedEnd", ErrInvalid, q.Status)
+		return q, fmt.Errorf("%w: status %q is not one of waiting, paused, running, success, fail, forcedEnd", ErrInvalid, q.Status)
 	}
 	if q.Page < 0 {
 		return q, fmt.Errorf("%w: page %d must be 1 or more", ErrInvalid, q.Page)
@@ -161,10 +214,22 @@ type Store interface {
 	// learns it through ForcedEnds; already finished -> ErrConflict (message says the status);
 	// unknown -> ErrNotFound. It returns the record.
 	ForcedEnd(ctx context.Context, id string) (Task, error)
-	// ForcedEnds reports the ids of tasks force-ended while running, from the call on, until ctx
-	// ends or the store closes (then the channel closes). Each call has its own channel; every
-	// runner wherever it runs learns within 1 s.
+	// ForcedEnds reports the ids of tasks force-ended (ForcedEnd) or force-failed (Operate's
+	// forcedFail) while running, from the call on, until ctx ends or the store closes (then the
+	// channel closes). Each call has its own channel; every runner wherever it runs learns
+	// within 1 s, cancels the run and records nothing of it.
 	ForcedEnds(ctx context.Context) (<-chan string, error)
+	// Operate applies a node operation to id, atomically, from the statuses OpFrom allows
+	// (others: ErrConflict naming the status, returning the record; unknown id: ErrNotFound):
+	//   - pause: waiting -> paused: no Claim takes it, whatever its StartTime; its Key is freed.
+	//   - resume: paused -> waiting, due at its StartTime (one already past: at once).
+	//   - skip: waiting, paused or fail -> success, never run (EndedAt now; error kept).
+	//   - forcedFail: waiting, paused or running -> fail with op.Error (EndedAt now); a running
+	//     task is reported on ForcedEnds, as ForcedEnd's.
+	//   - retry: fail -> waiting, due now (StartTime now, EndedAt cleared, the error kept until
+	//     the next end), with op.ArgDict when not nil; the next Claim makes it Attempt+1.
+	// It returns the record after the change.
+	Operate(ctx context.Context, id string, op Op) (Task, error)
 	// Pending counts waiting tasks (health/metrics).
 	Pending(ctx context.Context) (int64, error)
 	// Close releases the store's resources (not a Redis client it was given). Safe to call twice.

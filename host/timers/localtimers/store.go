@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -643,4 +644,56 @@ func (s *Store) Pending(ctx context.Context) (int64, error) {
 		return 0, s.fail(ctx, "pending", err)
 	}
 	return n, nil
+}
+
+// Operate applies a node operation to id in one transaction (timers.Store.Operate).
+func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Task, error) {
+	if err := timers.ValidateID(id); err != nil {
+		return timers.Task{}, fmt.Errorf("localtimers: %s: %w", op.Name, err)
+	}
+	args, err := timers.ValidateOp(op)
+	if err != nil {
+		return timers.Task{}, fmt.Errorf("localtimers: %s %s: %w", op.Name, id, err)
+	}
+	var t timers.Task
+	wasRunning := false
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		cur, err := getTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(timers.OpFrom[op.Name], cur.Status) {
+			t = cur
+			return timers.OpConflict(id, op.Name, cur.Status)
+		}
+		wasRunning = cur.Status == timers.StatusRunning
+		now := s.now().UnixNano()
+		var q string
+		var qa []any
+		switch op.Name {
+		case timers.OpPause:
+			q, qa = `status = 'paused', key = '', updated_at = ?`, []any{now}
+		case timers.OpResume:
+			q, qa = `status = 'waiting', updated_at = ?`, []any{now}
+		case timers.OpSkip:
+			q, qa = `status = 'success', key = '', lease_until = 0, updated_at = ?, ended_at = ?`, []any{now, now}
+		case timers.OpForcedFail:
+			b, _ := json.Marshal(op.Error)
+			q, qa = `status = 'fail', key = '', error = ?, lease_until = 0, updated_at = ?, ended_at = ?`, []any{string(b), now, now}
+		case timers.OpRetry:
+			q, qa = `status = 'waiting', key = '', start_time = ?, ended_at = 0, updated_at = ?`, []any{now, now}
+			if args != "" {
+				q, qa = q+`, arg_dict = ?`, append(qa, args)
+			}
+		}
+		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET `+q+` WHERE id = ? RETURNING `+columns, append(qa, id)...))
+		return err
+	})
+	if err != nil {
+		return t, s.fail(ctx, op.Name+" "+id, err)
+	}
+	if wasRunning {
+		s.hub.publish(id)
+	}
+	return t, nil
 }

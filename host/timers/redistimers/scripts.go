@@ -21,7 +21,8 @@ import "github.com/redis/go-redis/v9"
 // Task hash fields: fn fullName, f funcName, ty taskType, a argDict JSON, st StartTime (Unix ns),
 // s status, r result JSON, e error JSON, rq requestId, n nodeId, k key, at attempt, o owner,
 // l lease expiry ms, c createdAt ms, u updatedAt ms (absent: createdAt), sa startedAt ms, ea endedAt ms,
-// fs firstStartedAt ms (set by the first claim), q sequence.
+// fs firstStartedAt ms (set by the first claim), q sequence, pd a paused task's due score (it
+// goes back to P due with it on resume).
 const prelude = `
 local P = ARGV[1]
 local function tkey(id) return P .. 't:' .. id end
@@ -181,9 +182,10 @@ local k = tkey(id)
 if redis.call('EXISTS', k) == 0 then return {'notfound'} end
 local st = redis.call('HGET', k, 's')
 local running = 0
-if st == 'waiting' then
+if st == 'waiting' or st == 'paused' then
 	redis.call('ZREM', P .. 'due', id)
 	unkey(k, id)
+	redis.call('HDEL', k, 'pd')
 elseif st == 'running' then
 	redis.call('ZREM', P .. 'run', id)
 	redis.call('HDEL', k, 'l')
@@ -224,4 +226,59 @@ end
 local ended = 0
 if #entries < 2 * budget then ended = 1 end
 return {out, skip, last, ended}
+`)
+
+// operateScript: ARGV id, op, now ms, now ns, due ms of now (rounded up), error JSON, argDict
+// JSON (” = keep). Returns {'notfound'}, {'conflict', task} or {'ok', task, wasRunning}; a
+// running task force-failed joins the force-end log, as forcedEndScript's.
+var operateScript = script(`
+local id, op, now, nowns, due, err, args = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local k = tkey(id)
+if redis.call('EXISTS', k) == 0 then return {'notfound'} end
+local st = redis.call('HGET', k, 's')
+local running = 0
+local function unwait()
+	if st == 'waiting' then
+		redis.call('ZREM', P .. 'due', id)
+		unkey(k, id)
+	end
+	redis.call('HDEL', k, 'k', 'pd')
+end
+if op == 'pause' and st == 'waiting' then
+	local score = redis.call('ZSCORE', P .. 'due', id) or due
+	unwait()
+	redis.call('HSET', k, 'pd', score, 'u', now)
+	setstatus(k, st, 'paused')
+elseif op == 'resume' and st == 'paused' then
+	local score = redis.call('HGET', k, 'pd') or due
+	redis.call('HDEL', k, 'pd')
+	redis.call('ZADD', P .. 'due', score, id)
+	redis.call('HSET', k, 'u', now)
+	setstatus(k, st, 'waiting')
+elseif op == 'skip' and (st == 'waiting' or st == 'paused' or st == 'fail') then
+	unwait()
+	redis.call('HSET', k, 'u', now, 'ea', now)
+	setstatus(k, st, 'success')
+elseif op == 'forcedFail' and (st == 'waiting' or st == 'paused' or st == 'running') then
+	unwait()
+	if st == 'running' then
+		redis.call('ZREM', P .. 'run', id)
+		redis.call('HDEL', k, 'l')
+		local n = redis.call('INCR', P .. 'fseq')
+		redis.call('ZADD', P .. 'forced', n, id)
+		redis.call('ZREMRANGEBYRANK', P .. 'forced', 0, -10001)
+		running = 1
+	end
+	redis.call('HSET', k, 'e', err, 'u', now, 'ea', now)
+	setstatus(k, st, 'fail')
+elseif op == 'retry' and st == 'fail' then
+	redis.call('HDEL', k, 'k', 'pd', 'ea')
+	redis.call('HSET', k, 'st', nowns, 'u', now)
+	if args ~= '' then redis.call('HSET', k, 'a', args) end
+	redis.call('ZADD', P .. 'due', due, id)
+	setstatus(k, st, 'waiting')
+else
+	return {'conflict', redis.call('HGETALL', k)}
+end
+return {'ok', redis.call('HGETALL', k), running}
 `)

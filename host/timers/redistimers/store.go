@@ -612,6 +612,33 @@ func (s *Store) ForcedEnd(ctx context.Context, id string) (timers.Task, error) {
 	})
 }
 
+// Operate applies a node operation to id in one script (timers.Store.Operate); a running task
+// force-failed is appended to the force-end log.
+func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Task, error) {
+	if err := timers.ValidateID(id); err != nil {
+		return timers.Task{}, fmt.Errorf("redistimers: %s: %w", op.Name, err)
+	}
+	args, err := timers.ValidateOp(op)
+	if err != nil {
+		return timers.Task{}, fmt.Errorf("redistimers: %s %s: %w", op.Name, id, err)
+	}
+	if err := s.check(op.Name); err != nil {
+		return timers.Task{}, err
+	}
+	var errJSON string
+	if op.Error != nil {
+		b, _ := json.Marshal(op.Error)
+		errJSON = string(b)
+	}
+	now := s.now()
+	reply, err := operateScript.Run(ctx, s.c, []string{s.key("forced")}, s.p, id, op.Name, ms(now),
+		strconv.FormatInt(now.UnixNano(), 10), ceilMS(now), errJSON, args).Slice()
+	if err != nil {
+		return timers.Task{}, s.fail(ctx, op.Name+" "+id, err)
+	}
+	return s.outcome(op.Name, id, reply, func(t timers.Task) error { return timers.OpConflict(id, op.Name, t.Status) })
+}
+
 // ForcedEnds polls the force-end log every forcedPoll from its current end. While Redis is
 // unreachable it keeps trying (nothing can be force-ended meanwhile); if the log's sequence
 // goes back (Redis lost its data), it starts over from the beginning of the log.
