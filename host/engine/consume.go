@@ -22,7 +22,8 @@ const runningRowDelay = 50 * time.Millisecond
 // retryPrefetch is how many scheduled retries one host holds for one listener at once.
 const retryPrefetch = 4096
 
-// listenerSub is this host's subscription to one listener's queue, and to its retry queue.
+// listenerSub is this host's subscription to one listener's queue, and to its retry, held and
+// callback queues.
 type listenerSub struct {
 	listener *Listener
 	subs     []bus.Subscription
@@ -65,6 +66,16 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 		e.wg.Add(1)
 		go e.pumpRetries(l, rs)
 	}
+	// Held deliveries (paused nodes) wait on a queue of their own too (held.go).
+	hs, err := e.opts.Bus.Subscribe(ctx, e.heldTopic(l), heldGroup, bus.SubscribeOptions{
+		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: e.opts.HeldPrefetch, ClaimAfter: e.opts.ClaimAfter})
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	ls.subs = append(ls.subs, hs)
+	e.wg.Add(1)
+	go e.pumpHeld(l, hs)
 	cs, err := e.opts.Bus.Subscribe(ctx, callbackTopic(l), "deadline", bus.SubscribeOptions{
 		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: e.opts.ClaimAfter})
 	if err != nil {
@@ -158,11 +169,17 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 	if l.RequeueOnError {
 		env.Attempt += d.Deliveries() - 1
 	}
-	// A paused, skipped, force-failed or revoked node does not run (control.go).
-	if run, stopping := e.gate(ctx, &env); stopping {
-		_ = d.Nack(context.Background())
+	// A paused, skipped, force-failed or revoked node does not run (control.go); a paused one
+	// waits on the held queue, not in this listener's prefetch (held.go).
+	switch e.gate(ctx, &env) {
+	case verdictDrop:
+		_ = d.Ack(ctx)
 		return
-	} else if !run {
+	case verdictHold:
+		if err := e.hold(ctx, l, &env); err != nil {
+			_ = d.Nack(context.Background())
+			return
+		}
 		_ = d.Ack(ctx)
 		return
 	}

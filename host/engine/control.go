@@ -24,8 +24,8 @@ import (
 // only what every group acknowledged), which is what makes the records durable.
 //
 // A host that takes a delivery checks the table first: a paused node, or a node of a paused
-// request, is held — unacknowledged, so pending on the bus: if the host dies the delivery is
-// claimed by another host, which holds it in turn — until resume; a skipped or force-failed
+// request, is held — moved to the listener's held queue, where it waits pending on whichever
+// host took it (held.go) until resume; a skipped or force-failed
 // node is acknowledged without running; a node of a revoked request is ended as revoked. A
 // forcedFail record also cancels the node's handler on the host running it.
 
@@ -82,6 +82,13 @@ type controlTable struct {
 	marks    map[string]chan struct{}
 	// running cancels the handler running here for a node (key nodeID), for forcedFail.
 	running map[string]runningRun
+	// markAt is when each of this host's markers in flight was published; freshAt the latest
+	// such time read back: this host has read every record published before it. barrier is
+	// the marker callers of awaitControl share, published at barrierAt.
+	markAt    map[string]time.Time
+	freshAt   time.Time
+	barrier   chan struct{}
+	barrierAt time.Time
 }
 
 type runningRun struct {
@@ -94,7 +101,8 @@ var errForcedFail = errors.New("engine: the node was force-failed")
 
 func newControlTable() *controlTable {
 	return &controlTable{nodes: map[string]nodeControl{}, requests: map[string]*requestControl{},
-		changed: make(chan struct{}), marks: map[string]chan struct{}{}, running: map[string]runningRun{}}
+		changed: make(chan struct{}), marks: map[string]chan struct{}{}, running: map[string]runningRun{},
+		markAt: map[string]time.Time{}}
 }
 
 func (c *controlTable) request(id string) *requestControl {
@@ -115,6 +123,15 @@ func (c *controlTable) apply(rec controlRec) {
 		if ch, ok := c.marks[rec.Mark]; ok {
 			close(ch)
 			delete(c.marks, rec.Mark)
+			if at, ok := c.markAt[rec.Mark]; ok {
+				if at.After(c.freshAt) {
+					c.freshAt = at
+				}
+				delete(c.markAt, rec.Mark)
+			}
+			if c.barrier == ch {
+				c.barrier = nil
+			}
 		}
 		return
 	case ctlPauseNode, ctlSkipNode, ctlForcedFail:
@@ -271,7 +288,7 @@ func (e *Engine) startControl(ctx context.Context) error {
 			_ = d.Ack(e.ctx)
 		}
 	}()
-	mark := vocab.NewID("mark_")
+	mark := newMark()
 	seen := make(chan struct{})
 	e.control.mu.Lock()
 	e.control.marks[mark] = seen
@@ -302,32 +319,26 @@ func (e *Engine) publishControl(ctx context.Context, rec controlRec) error {
 	return nil
 }
 
-// gate decides a delivery's fate before it runs: true to run it now. It holds a paused one
-// until it may run or the engine stops (false then, the delivery left for a nack).
-func (e *Engine) gate(ctx context.Context, env *envelope) (run bool, stopping bool) {
-	for {
-		v, changed := e.control.check(env)
-		switch v {
-		case verdictRun:
-			return true, false
-		case verdictDrop:
-			return false, false
-		case verdictDropRevoked:
-			r := e.row(env, logstore.StatusFail, logstore.StageRevoked, time.Now())
-			r.Error = revokedError(env.RequestID)
-			e.writeRows(ctx, r)
-			return false, false
-		}
+// gate decides a delivery's fate before it runs: run it now, hold it (the caller moves it to
+// the held queue, held.go), or drop it (acknowledged without running).
+func (e *Engine) gate(ctx context.Context, env *envelope) verdict {
+	switch v, _ := e.control.check(env); v {
+	case verdictDropRevoked:
+		r := e.row(env, logstore.StatusFail, logstore.StageRevoked, time.Now())
+		r.Error = revokedError(env.RequestID)
+		e.writeRows(ctx, r)
+		return verdictDrop
+	case verdictHold:
 		if e.control.markHeld(env) {
 			e.writeRows(ctx, e.row(env, logstore.StatusWaiting, logstore.StagePaused, time.Now()))
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return false, true
-		}
+		return verdictHold
+	default:
+		return v
 	}
 }
+
+func newMark() string { return vocab.NewID("mark_") }
 
 // syncControl brings the control table of an engine that does not consume (a `trellis node`
 // or `trellis request` command, a host without ServeEvents) up to date with the control log
@@ -350,7 +361,7 @@ func (e *Engine) syncControl(ctx context.Context) error {
 		_ = sub.Close()
 		_ = e.opts.Bus.DeleteGroup(context.Background(), controlTopic, group)
 	}()
-	mark := vocab.NewID("mark_")
+	mark := newMark()
 	if err := e.publishControl(ctx, controlRec{Op: ctlMark, Mark: mark}); err != nil {
 		return err
 	}

@@ -37,6 +37,10 @@ type Options struct {
 	// Prefetch caps the deliveries a host runs at once per listener (default 128): runs mostly
 	// wait on the log's group commit, so many in flight keep both cores busy.
 	Prefetch int
+	// HeldPrefetch caps the held deliveries (paused nodes, docs/events.md "Operations") a host
+	// keeps per listener at once (default 4096). Past it the host moves those it has held longest
+	// to the tail of the held queue now and then, so every one is checked in turn.
+	HeldPrefetch int
 	// Store is the execution log, read for callbacks and resends (the latest state of a node).
 	Store logstore.Store
 	// LagEvery is how often each listener's backlog is sampled into the log (default 15 s;
@@ -96,6 +100,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = 128
+	}
+	if opts.HeldPrefetch <= 0 {
+		opts.HeldPrefetch = retryPrefetch
 	}
 	if opts.LagEvery == 0 {
 		opts.LagEvery = 15 * time.Second

@@ -97,7 +97,7 @@ func (e *Engine) nodeOp(ctx context.Context, last logstore.Row, pre, post lifecy
 }
 
 // PauseNode holds a waiting node (queued, resent, retryScheduled, requeued): it does not run
-// until ResumeNode; a host that takes its delivery meanwhile holds it unacknowledged.
+// until ResumeNode; a host that takes its delivery meanwhile moves it to the held queue (held.go).
 func (e *Engine) PauseNode(ctx context.Context, nodeID string) (OpResult, error) {
 	last, err := e.opNode(ctx, "pause", nodeID)
 	if err != nil {
