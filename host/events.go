@@ -109,10 +109,20 @@ func (h *Host) BulkResend(ctx context.Context, q logstore.Query) (engine.BulkRes
 	return e.BulkResend(ctx, q)
 }
 
-// NodeOp runs node operation op — pause, resume, retry, skip or forcedFail — on an event node
-// (EventSvc, POST /api/nodes/{id}/{op}, `trellis node OP ID`); engine.Engine.NodeOp says what
-// data each takes.
+// NodeOp runs node operation op — pause, resume, retry, skip or forcedFail — on a node
+// (EventSvc, POST /api/nodes/{id}/{op}, `trellis node OP ID`): a task node (an id the task store
+// knows) goes to the task center (tasks.Center.NodeOp), any other to the event center
+// (engine.Engine.NodeOp); each says what data its operations take.
 func (h *Host) NodeOp(ctx context.Context, op, nodeID string, data any) (any, error) {
+	if c := h.Tasks(); c != nil {
+		isTask, err := c.IsTaskNode(ctx, nodeID)
+		if err != nil {
+			return nil, err
+		}
+		if isTask {
+			return c.NodeOp(ctx, op, nodeID, data)
+		}
+	}
 	e, err := h.engine()
 	if err != nil {
 		return nil, err

@@ -124,7 +124,7 @@ func (s *Server) listTasks(c echo.Context) error {
 		return err
 	}
 	if q.Status != "" && !timers.ValidStatus(q.Status) {
-		return errBadRequest("status %q is not a task status: use waiting, running, success, fail or forcedEnd", q.Status)
+		return errBadRequest("status %q is not a task status: use waiting, paused, running, success, fail or forcedEnd", q.Status)
 	}
 	tc, err := s.taskCenter()
 	if err != nil {

@@ -39,7 +39,7 @@ func TestTaskRoutes(t *testing.T) {
 		{name: "get hostile id", method: "GET", path: "/api/tasks/..%2F..%2Fetc", wantStatus: 400},
 		{name: "forcedEnd unknown", method: "POST", path: "/api/tasks/task_nope/forcedEnd", wantStatus: 404},
 		{name: "unknown op", method: "POST", path: "/api/tasks/task_nope/explode", wantStatus: 404, wantIn: []string{"forcedEnd"}},
-		{name: "list bad status", method: "GET", path: "/api/tasks?status=done", wantStatus: 400, wantIn: []string{"waiting, running"}},
+		{name: "list bad status", method: "GET", path: "/api/tasks?status=done", wantStatus: 400, wantIn: []string{"waiting, paused, running"}},
 		{name: "list bad page", method: "GET", path: "/api/tasks?page=x", wantStatus: 400},
 	} {
 		t.Run(sc.name, func(t *testing.T) { run(t, h, sc) })
@@ -146,4 +146,42 @@ func TestTemplateRoutes(t *testing.T) {
 		}, 10*time.Second, 20*time.Millisecond)
 		require.Equal(t, c.want, task["result"])
 	}
+}
+
+// TestTaskNodeOperations: the node operations reach a task node (its nodeId is its taskId)
+// through POST /api/nodes/{nodeId}/{op}: pause holds it, resume lets it run when due, skip ends
+// it; a state an operation does not allow is 409 naming the task's status.
+func TestTaskNodeOperations(t *testing.T) {
+	t.Parallel()
+	h := setupApp(t, host.SandboxInProcess, tasksApp, true)
+	create := func(start string, n int) string {
+		rec := run(t, h, scenario{method: "POST", path: "/api/tasks", body: fmt.Sprintf(`{"fullName": "tasks.Once", "startTime": %s, "funcName": "run", "taskType": "tasks.NormalType", "argDict": {"n": %d}}`, start, n), wantStatus: 200})
+		var task map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &task))
+		return task["taskId"].(string)
+	}
+	later := fmt.Sprint(time.Now().Add(time.Hour).UnixMilli())
+	id := create(later, 1)
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + id + "/resume", wantStatus: 409, wantIn: []string{"conflict", "it is waiting"}})
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + id + "/pause", wantStatus: 200,
+		wantIn: []string{`"status":"waiting"`, `"stage":"paused"`, `"taskStatus":"paused"`, `"nodeId":"` + id + `"`}})
+	run(t, h, scenario{method: "GET", path: "/api/tasks?status=paused", wantStatus: 200, wantIn: []string{`"totalCount":1`, id}})
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + id + "/pause", wantStatus: 409, wantIn: []string{"it is paused"}})
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + id + "/skip", wantStatus: 200, wantIn: []string{`"stage":"skipped"`, `"taskStatus":"success"`}})
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + id + "/forcedFail", wantStatus: 409, wantIn: []string{"it is success"}})
+
+	// Paused, it does not run when due; resumed after its start time, it runs at once.
+	start := time.Now().Add(time.Second)
+	due := create(fmt.Sprint(start.UnixMilli()), 41)
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + due + "/pause", wantStatus: 200})
+	time.Sleep(time.Until(start) + 300*time.Millisecond)
+	var task map[string]any
+	run(t, h, scenario{method: "GET", path: "/api/tasks/" + due, wantStatus: 200, wantIn: []string{`"status":"paused"`}})
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + due + "/resume", wantStatus: 200, wantIn: []string{`"taskStatus":"waiting"`}})
+	require.Eventually(t, func() bool {
+		rec := run(t, h, scenario{method: "GET", path: "/api/tasks/" + due, wantStatus: 200})
+		return json.Unmarshal(rec.Body.Bytes(), &task) == nil && task["status"] == "success"
+	}, 10*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 42, task["result"])
+	run(t, h, scenario{method: "POST", path: "/api/nodes/" + due + "/forcedFail", body: `{"reason": "late"}`, wantStatus: 409, wantIn: []string{"it is success"}})
 }

@@ -16,9 +16,9 @@ import (
 // the template's hook runs first (with needRunHook, when its entry exports it), then the signal
 // is emitted (always, to Options.Signals).
 //
-// Still to come, with the node operations of issue 11: pre/post_pause_node, pre/post_resume_node,
-// pre/post_retry_node, pre/post_skip_node and pre/post_forced_fail_activity of a task node go
-// through NodeHook from those operations (forcedEnd among them).
+// The node operations on a task (ops.go: pause, resume, retry, skip, forcedFail) announce
+// pre/post_pause_node, pre/post_resume_node, pre/post_retry_node, pre/post_skip_node and
+// pre/post_forced_fail_activity through NodeHook. forcedEnd runs no hooks.
 
 // taskData is the data argument of a template's hook.
 func taskData(t timers.Task) map[string]any {
@@ -81,7 +81,7 @@ func (c *Center) signal(ctx context.Context, t lifecycle.Type, task timers.Task,
 	c.opts.Signals.Emit(ctx, lifecycle.Signal{Type: t, Data: data, At: time.Now(), RequestID: task.RequestID, NodeID: task.NodeID, Element: task.FullName})
 }
 
-// NodeHook is how a node operation on a task (forcedEnd, and the operations to come) announces
+// NodeHook is how a node operation on a task (NodeOp) announces
 // moment t: it runs the template's hook t (with needRunHook, when exported) with the task's data
 // plus extra, writes the hook's row, and emits the signal with extra as its data. It answers
 // data as the hook left it (as given for a read-only hook); the hook's failure is in its row.

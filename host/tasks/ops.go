@@ -1,0 +1,183 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/host/timers"
+	"github.com/trellis-run/trellis/host/vocab"
+	"github.com/trellis-run/trellis/logstore"
+)
+
+// Node operations on task nodes (docs/reference.md §3.10 and §4.4): a task record is a node
+// (nodeId = taskId). Each reads the record, refuses with ErrConflict (naming the task's status)
+// what its status does not allow, runs the template's pre hook and emits the pre signal
+// (NodeHook), changes the record (timers.Store.Operate, atomic: a change that raced it is
+// refused there), writes the node's log row, then runs the post hook and signal.
+
+// OpResult is a task node operation's answer, shaped as an event node's: the node's state (its
+// latest log row) after the operation, and the task record's status.
+type OpResult struct {
+	NodeID     string `json:"nodeId"`
+	Status     string `json:"status"`
+	Stage      string `json:"stage"`
+	Attempt    int    `json:"attempt"`
+	TaskID     string `json:"taskId"`
+	TaskStatus string `json:"taskStatus"`
+}
+
+// opAllowed says in words which statuses each operation applies to.
+var opAllowed = map[string]string{
+	timers.OpPause:      "only a waiting task (scheduled, or waiting for its retry) can be paused",
+	timers.OpResume:     "only a paused task can be resumed",
+	timers.OpSkip:       "only a waiting, paused or failed task can be skipped",
+	timers.OpForcedFail: "only a waiting, paused or running task can be force-failed",
+	timers.OpRetry:      "only a failed task can be retried",
+}
+
+// opMoments are each operation's hook and signal names (the seed's).
+var opMoments = map[string][2]lifecycle.Type{
+	timers.OpPause:      {lifecycle.PrePauseNode, lifecycle.PostPauseNode},
+	timers.OpResume:     {lifecycle.PreResumeNode, lifecycle.PostResumeNode},
+	timers.OpSkip:       {lifecycle.PreSkipNode, lifecycle.PostSkipNode},
+	timers.OpForcedFail: {lifecycle.PreForcedFailActivity, lifecycle.PostForcedFailActivity},
+	timers.OpRetry:      {lifecycle.PreRetryNode, lifecycle.PostRetryNode},
+}
+
+// IsTaskNode says whether nodeID names a task (its id: the task store knows it).
+func (c *Center) IsTaskNode(ctx context.Context, nodeID string) (bool, error) {
+	if strings.TrimSpace(nodeID) == "" {
+		return false, nil
+	}
+	_, err := c.opts.Store.Get(ctx, nodeID)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, timers.ErrNotFound), errors.Is(err, timers.ErrInvalid):
+		return false, nil
+	}
+	return false, fmt.Errorf("tasks: read task %s: %w", nodeID, err)
+}
+
+// NodeOp runs node operation op — pause, resume, skip, forcedFail or retry — on the task whose
+// id is nodeID. data: retry's is the new argDict (an object, nil keeps it), forcedFail's the
+// reason (a string); the others take none.
+func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpResult, error) {
+	if _, ok := timers.OpFrom[op]; !ok {
+		return OpResult{}, fail(ErrInvalidArgument, "no node operation %q for a task: use pause, resume, retry, skip or forcedFail", op)
+	}
+	var args map[string]any
+	reason := ""
+	switch op {
+	case timers.OpRetry:
+		if data != nil {
+			m, ok := data.(map[string]any)
+			if !ok {
+				return OpResult{}, fail(ErrInvalidArgument, "retry data must be an object (the task's new argDict), got %s", vocab.Describe(data))
+			}
+			args = m
+		}
+	case timers.OpForcedFail:
+		if data != nil {
+			s, ok := data.(string)
+			if !ok {
+				return OpResult{}, fail(ErrInvalidArgument, "forcedFail data must be a string (the reason), got %s", vocab.Describe(data))
+			}
+			reason = s
+		}
+	default:
+		if data != nil {
+			return OpResult{}, fail(ErrInvalidArgument, "%s takes no data", op)
+		}
+	}
+	t, err := c.opts.Store.Get(ctx, nodeID)
+	if err != nil {
+		return OpResult{}, fmt.Errorf("tasks: %s %s: %w", op, nodeID, err)
+	}
+	if !slices.Contains(timers.OpFrom[op], t.Status) {
+		return OpResult{}, c.refuse(op, t)
+	}
+	if reason == "" {
+		reason = "the task was force-failed"
+	}
+	sig := map[string]any{}
+	switch op {
+	case timers.OpForcedFail:
+		sig["ex_data"] = reason
+	case timers.OpRetry:
+		sig["data"] = map[string]any{}
+		if args != nil {
+			sig["data"] = args
+		}
+	}
+	moments := opMoments[op]
+	c.NodeHook(ctx, t, moments[0], copyMap(sig))
+	terr := &timers.TaskError{Code: logstore.StageForcedFail, Message: reason}
+	nt, err := c.opts.Store.Operate(ctx, t.ID, timers.Op{Name: op, Error: terr, ArgDict: args})
+	if errors.Is(err, timers.ErrConflict) && nt.ID != "" {
+		return OpResult{}, c.refuse(op, nt) // changed since it was read
+	}
+	if err != nil {
+		return OpResult{}, fmt.Errorf("tasks: %s %s: %w", op, nodeID, err)
+	}
+	r := c.opRow(op, t, nt, reason)
+	if err := c.opts.Log.WriteErr(ctx, r); err != nil {
+		return OpResult{}, fmt.Errorf("tasks: record %s of %s: %w", op, nodeID, err)
+	}
+	if op == timers.OpResume || op == timers.OpRetry {
+		c.notify() // due now, maybe: this host's runner looks at once (others within their poll)
+	}
+	if op == timers.OpForcedFail {
+		sig["old_version"], sig["new_version"] = int64(t.Attempt), int64(nt.Attempt)
+	}
+	c.NodeHook(ctx, nt, moments[1], copyMap(sig))
+	return OpResult{NodeID: r.NodeID, Status: r.Status, Stage: r.Stage, Attempt: r.Attempt, TaskID: nt.ID, TaskStatus: nt.Status}, nil
+}
+
+func (c *Center) refuse(op string, t timers.Task) error {
+	return fail(ErrConflict, "cannot %s task node %s: it is %s; %s", op, t.NodeID, t.Status, opAllowed[op])
+}
+
+// opRow is the log row of the task node after operation op changed t to nt.
+func (c *Center) opRow(op string, t, nt timers.Task, reason string) logstore.Row {
+	now := time.Now()
+	var r logstore.Row
+	switch op {
+	case timers.OpPause:
+		r = c.row(nt, logstore.StatusWaiting, logstore.StagePaused, now)
+	case timers.OpResume:
+		stage := logstore.StageScheduled
+		if nt.Attempt > 0 {
+			stage = logstore.StageRetryScheduled // a failed try waiting for its retry
+		}
+		r = c.row(nt, logstore.StatusWaiting, stage, now)
+	case timers.OpSkip:
+		r = c.row(nt, logstore.StatusSuccess, logstore.StageSkipped, now)
+		r.EndTime = now
+	case timers.OpForcedFail:
+		r = c.row(nt, logstore.StatusFail, logstore.StageForcedFail, now)
+		r.EndTime = now
+		if t.Status == timers.StatusRunning && !t.StartedAt.IsZero() {
+			r.StartTime = t.StartedAt
+			r.Duration = now.Sub(t.StartedAt).Milliseconds()
+		}
+		r.Error = &logstore.RowError{Code: logstore.StageForcedFail, Message: reason}
+	case timers.OpRetry:
+		r = c.row(nt, logstore.StatusWaiting, logstore.StageResent, now)
+		r.Attempt = nt.Attempt + 1 // the next claim's
+	}
+	return r
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
