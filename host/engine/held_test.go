@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -233,4 +234,60 @@ func TestHostStartingAfterAPauseHoldsTheNode(t *testing.T) {
 		require.NoError(t, err)
 		ranOnce(t, b, []string{node})
 	})
+}
+
+// TestHeldBroadcastNodes: each receiver of a broadcast holds its own node of a paused request
+// on a held queue of its own; after resume each runs its node once, and no other receiver runs
+// it.
+func TestHeldBroadcastNodes(t *testing.T) {
+	t.Parallel()
+	app := map[string]string{}
+	for k, v := range opsApp {
+		app[k] = v
+	}
+	app["events/Cast/e.json"] = `{"title": "Cast", "type": "events.NormalType", "sender": "cast", "handlerType": "broadcast",
+		"broadcastIdentifier": "instance", "reliableDelivery": false, "retry": {"policy": "none"}}`
+	app["events/Cast/index.js"] = `exports.handle = function () { return "cast ran"; };`
+	b := setup(t, app, func(o *engine.Options) { o.Prefetch = 1 })
+	b.newEngine(vocab.NewID("inst_"), func(o *engine.Options) { o.Prefetch = 1 })
+	res := b.send("held", map[string]any{})
+	parent := res.NodeIDs[0]
+	b.probe.AwaitHit(t, parent)
+	b.awaitStage(parent, logstore.StageRunning, 1)
+	_, err := b.eng.PauseRequest(b.ctx, res.RequestID)
+	require.NoError(t, err)
+	var casts []string
+	for i := 0; i < 3; i++ {
+		sent, err := b.eng.SendEvent(b.ctx, engine.SendRequest{Sender: "cast", Kwargs: map[string]any{"i": int64(i)}, RequestID: res.RequestID, ParentNodeID: parent})
+		require.NoError(t, err)
+		casts = append(casts, sent.NodeIDs[0])
+	}
+	b.probe.Open(parent)
+	// receivers is each receiver's node of the broadcasts, once all 6 are recorded in stage.
+	receivers := func(stage string) []string {
+		t.Helper()
+		deadline := time.Now().Add(parttest.WaitLimit)
+		for {
+			require.NoError(t, b.log.Writer.Flush(b.ctx))
+			rows, err := b.log.Store.ByRequest(b.ctx, res.RequestID)
+			require.NoError(t, err)
+			var out []string
+			for _, r := range rows {
+				if slices.Contains(casts, r.ParentNodeID) && r.Stage == stage {
+					out = append(out, r.NodeID)
+				}
+			}
+			if len(out) == 2*len(casts) {
+				return out
+			}
+			require.True(t, time.Now().Before(deadline), "receivers in %s: %v", stage, out)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	held := receivers(logstore.StagePaused)
+	time.Sleep(holdFor)
+	neverRan(t, b, held, logstore.StagePaused)
+	_, err = b.eng.ResumeRequest(b.ctx, res.RequestID)
+	require.NoError(t, err)
+	ranOnce(t, b, held)
 }
