@@ -409,13 +409,13 @@ function nodeView(n: TreeNode, reload: () => Promise<void>, replay: boolean): HT
   const opAllowed: Record<string, boolean> = {
     pause: live && waiting,
     resume: live && r.stage === "paused",
-    retry: live && r.status === "fail",
+    retry: live && r.status === "fail" && r.stage !== "forcedEnd",
     skip: live && (r.status === "fail" || r.status === "waiting"),
     forcedFail: live && (r.status === "waiting" || r.status === "running"),
   };
   const opLabels: Record<string, string> = { pause: "Pause", resume: "Resume", retry: "Retry", skip: "Skip", forcedFail: "Force fail" };
   const ops =
-    r.kind === "event"
+    r.kind === "event" || r.kind === "task"
       ? h(
           "span",
           { class: "node-ops" },

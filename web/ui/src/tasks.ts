@@ -186,7 +186,7 @@ async function records(box: HTMLElement): Promise<void> {
   const status = h(
     "select",
     { "aria-label": "status", onChange: (ev: Event) => { statusFilter = (ev.target as HTMLSelectElement).value; page = 1; void records(box); } },
-    ["", "waiting", "running", "success", "fail", "forcedEnd"].map((s) => h("option", { value: s }, s || "any status")),
+    ["", "waiting", "paused", "running", "success", "fail", "forcedEnd"].map((s) => h("option", { value: s }, s || "any status")),
   );
   status.value = statusFilter;
   const tmpl = h(
@@ -217,7 +217,7 @@ async function records(box: HTMLElement): Promise<void> {
             null,
             res.rowDatas.map((t) => {
               const msg = h("span", { class: "small" });
-              const open = t.status === "waiting" || t.status === "running";
+              const open = t.status === "waiting" || t.status === "paused" || t.status === "running";
               return h(
                 "tr",
                 { "data-task": t.taskId },

@@ -52,6 +52,19 @@ await run("tasks", async ({ page, shot }) => {
   check((await row.innerText()).includes("waiting"), "the new task waits");
   await shot("created");
 
+  // Its node in the call tree: pause it (it will not run, even when due), then resume it.
+  await row.locator(`a[href^="#/events/requests/"]`).click();
+  const node = page.locator(`.call-tree li.node[data-node="${taskId}"] > details`);
+  await node.locator("summary").click();
+  await node.locator("button[data-action=pause]").click();
+  await node.locator("[data-status=waiting]", { hasText: "paused" }).waitFor();
+  check(await node.locator("button[data-action=pause]").isDisabled(), "a paused task cannot be paused again");
+  await shot("task-paused");
+  await node.locator("button[data-action=resume]").click();
+  await node.locator("[data-status=waiting]", { hasText: "scheduled" }).waitFor();
+  await page.goBack();
+  await row.waitFor();
+
   await row.locator("button[data-action=forcedEnd]").click();
   await page.locator(`table.tasks tr[data-task="${taskId}"] [data-status=forcedEnd]`).waitFor();
   check(await page.locator(`table.tasks tr[data-task="${taskId}"] button[data-action=forcedEnd]`).isDisabled(), "a finished task cannot be force-ended again");
