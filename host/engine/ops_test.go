@@ -336,8 +336,10 @@ func TestPausedRequestHoldsNodesCreatedLater(t *testing.T) {
 	b.awaitStage(child, logstore.StageDone, 1)
 }
 
-// TestOpsOnTaskNodesAreNotBuilt: a task node answers not_implemented (501), naming its kind.
-func TestOpsOnTaskNodesAreNotBuilt(t *testing.T) {
+// TestEngineRefusesTaskNodes: the engine operates on event nodes only; a task node reaching it
+// answers not_implemented, naming its kind. (The host sends task nodes to the task center first:
+// host.NodeOp, tested in host/tasks and web.)
+func TestEngineRefusesTaskNodes(t *testing.T) {
 	t.Parallel()
 	b := setup(t, opsApp)
 	b.put(b.rec.Row(execlog.Node{Kind: logstore.KindTask, FullName: "tasks.Once", Sender: "tasks.Once", RequestID: "req_task", NodeID: "node_task", Attempt: 1, CreatedAt: time.Now(), Kwargs: []byte(`{}`)},
