@@ -7,6 +7,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/models"
+	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/timers/recurring"
 	"github.com/trellis-run/trellis/logstore"
@@ -26,6 +27,9 @@ type Backends struct {
 	// Coordinator makes each cron or interval tick run on one host of the cluster; nil only on a
 	// host that does not serve (Config.ServeEvents false).
 	Coordinator recurring.Coordinator
+	// Requests tracks each request's unfinished nodes for the pipeline_finish signal; nil
+	// tracks nothing and emits no pipeline_finish.
+	Requests requests.Tracker
 	// Logs is the execution log's store; the host writes to it through its own spooled writer.
 	Logs logstore.Store
 	// Models keeps model rows.
@@ -43,7 +47,7 @@ type Backends struct {
 // them has stopped.
 func (b *Backends) Close() error {
 	var errs []error
-	for _, c := range []any{b.Bus, b.Timers, b.Coordinator, b.Logs, b.Models} {
+	for _, c := range []any{b.Bus, b.Timers, b.Coordinator, b.Requests, b.Logs, b.Models} {
 		if c, ok := c.(io.Closer); ok && c != nil {
 			errs = append(errs, c.Close())
 		}

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/modelrt"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/services"
 	"github.com/trellis-run/trellis/host/vocab"
 )
@@ -45,10 +47,53 @@ func (h *Host) CallService(ctx context.Context, fullName, fn string, args []any)
 	// The call is a node of its own request: events it sends and tasks it creates join that
 	// request as its children, so the log shows the call tree from the call down.
 	call := jsvm.Call{Element: fullName, Function: fn, Args: args, RequestID: vocab.NewID("req_"), NodeID: vocab.NewID("node_")}
+	// The call starts a request, as a sendEvent from outside does: its prepare moments come
+	// around the making of its root node, and the root is tracked (before it runs, so the nodes
+	// it creates join an unfinished request) for pipeline_finish.
+	sig := h.emitter()
+	h.prepareSignal(ctx, sig, lifecycle.PrePrepareRunPipeline, call)
+	tracker := h.requestTracker(snap, sig)
+	if tracker != nil {
+		if err := tracker.OpenNodes(ctx, call.RequestID, call.NodeID); err != nil {
+			return jsvm.Result{}, vocab.Errorf(vocab.CodeUnavailable, "track the request of the call: %v", err)
+		}
+	}
+	h.prepareSignal(ctx, sig, lifecycle.PostPrepareRunPipeline, call)
 	start := time.Now()
 	res, err := exec.Execute(ctx, call)
 	h.logServiceCall(ctx, call, start, res, err)
+	if tracker != nil {
+		_ = lifecycle.CloseNode(context.WithoutCancel(ctx), tracker, sig, call.RequestID, call.NodeID)
+	}
 	return res, err
+}
+
+// requestTracker is the tracker of unfinished nodes when the app listens to signals (the only
+// time pipeline_finish can be heard), else nil.
+func (h *Host) requestTracker(snap *registry.Snapshot, sig lifecycle.Emitter) requests.Tracker {
+	b := h.backends.Load()
+	if b == nil || b.Requests == nil || sig == nil || snap == nil || !snap.App.Signals.Enabled {
+		return nil
+	}
+	return b.Requests
+}
+
+// prepareSignal emits pre/post_prepare_run_pipeline of the request a service call starts, with
+// the seed's data: pipeline is the requestId, root_pipeline_data the call.
+func (h *Host) prepareSignal(ctx context.Context, sig lifecycle.Emitter, t lifecycle.Type, call jsvm.Call) {
+	if sig == nil {
+		return
+	}
+	args := call.Args
+	if args == nil {
+		args = []any{}
+	}
+	sig.Emit(ctx, lifecycle.Signal{Type: t, At: time.Now(), RequestID: call.RequestID, Data: map[string]any{
+		"pipeline":              call.RequestID,
+		"root_pipeline_data":    map[string]any{"service": call.Element, "function": call.Function, "args": args},
+		"root_pipeline_context": map[string]any{},
+		"subprocess_context":    map[string]any{},
+	}})
 }
 
 // CallHost serves calls from JavaScript to Go-backed elements (built-in services). Its errors

@@ -26,7 +26,7 @@ func (h *Host) eventsPart() part {
 				Bus: b.Bus, Executor: exec, Log: h.rec.Load(), Store: b.Logs, Snapshot: h.Snapshot,
 				HostName: h.machine, InstanceID: h.instance,
 				MaxKwargsBytes: h.cfg.MaxKwargsBytes, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
-				Signals: h.emitter(),
+				Signals: h.emitter(), Requests: b.Requests,
 			})
 			if err == nil && h.cfg.ServeEvents {
 				err = e.Start(ctx)

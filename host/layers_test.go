@@ -24,14 +24,15 @@ var floors = []struct {
 	{false, []string{"host/bus", "logstore", "host/timers", "host/models", "host/registry",
 		"host/embedded", "host/embedded/appendlog", "host/embedded/sqlitedb", "host/rediserr",
 		"host/models/internal/sqlgen", "host/models/internal/sqlstore",
-		"host/bus/bustest", "logstore/logstoretest", "host/timers/timerstest", "host/models/modelstest"}},
+		"host/bus/bustest", "logstore/logstoretest", "host/timers/timerstest", "host/models/modelstest",
+		"host/requests", "host/requests/requeststest"}},
 	// 2: the sandbox and the scheduler.
 	{false, []string{"host/jsvm", "host/jsvm/jsvmtest", "host/timers/recurring", "host/timers/recurring/coordtest"}},
 	// 3: backends, the log writer, the isolated executor, and editing the app directory.
 	{false, []string{"host/bus/localbus", "host/bus/redisbus", "host/bus/redisbus/redistest", "host/timers/localtimers",
 		"host/timers/redistimers", "host/timers/recurring/locallock", "host/timers/recurring/redislock",
 		"logstore/chstore", "logstore/localstore", "host/models/pgmodels", "host/models/sqlitemodels",
-		"logstore/writer", "host/isolate", "host/appdir"}},
+		"logstore/writer", "host/isolate", "host/appdir", "host/requests/localtracker", "host/requests/redistracker"}},
 	// 4: what every runtime part uses: the row builder, webhook delivery, retry policies and the
 	// names of the lifecycle moments hooks and signals hear.
 	{true, []string{"host/execlog", "host/webhook", "host/retry", "host/lifecycle"}},
@@ -50,7 +51,7 @@ var floors = []struct {
 // backendPackages name a concrete backend: only host/backends (and tests) may import them.
 var backendPackages = []string{"host/bus/localbus", "host/bus/redisbus", "host/timers/localtimers", "host/timers/redistimers",
 	"host/timers/recurring/locallock", "host/timers/recurring/redislock", "logstore/chstore", "logstore/localstore",
-	"host/models/pgmodels", "host/models/sqlitemodels"}
+	"host/models/pgmodels", "host/models/sqlitemodels", "host/requests/localtracker", "host/requests/redistracker"}
 
 const module = "github.com/trellis-run/trellis/"
 

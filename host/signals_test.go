@@ -76,12 +76,13 @@ func TestSignalsOfAnEventReachTheStreamAndTheReceiver(t *testing.T) {
 	require.NoError(t, err)
 	okNode, badNode := ok.NodeIDs[0], bad.NodeIDs[0]
 	recs := readUntil(t, r, func(recs []signals.Record) bool {
-		return len(ofNode(recs, okNode)) >= 2 && len(ofNode(recs, badNode)) >= 2
+		return len(ofNode(recs, okNode)) >= 3 && len(ofNode(recs, badNode)) >= 3
 	})
-	require.Equal(t, []string{"node_enter", "node_finish"}, ofNode(recs, okNode))
-	require.Equal(t, []string{"node_enter", "node_execute_fail"}, ofNode(recs, badNode))
+	// Each request has one node: its end finishes the request.
+	require.Equal(t, []string{"node_enter", "node_finish", "pipeline_finish"}, ofNode(recs, okNode))
+	require.Equal(t, []string{"node_enter", "node_execute_fail", "pipeline_finish"}, ofNode(recs, badNode))
 	for _, rec := range recs {
-		if rec.NodeID == okNode {
+		if rec.NodeID == okNode && rec.Type != "pipeline_finish" {
 			require.Equal(t, ok.RequestID, rec.Data["root_pipeline_id"])
 			require.Equal(t, okNode, rec.Data["node_id"])
 			require.Equal(t, "events.OnJob", rec.Element)

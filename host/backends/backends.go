@@ -21,6 +21,8 @@ import (
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/models/pgmodels"
 	"github.com/trellis-run/trellis/host/models/sqlitemodels"
+	"github.com/trellis-run/trellis/host/requests/localtracker"
+	"github.com/trellis-run/trellis/host/requests/redistracker"
 	"github.com/trellis-run/trellis/host/timers/localtimers"
 	"github.com/trellis-run/trellis/host/timers/recurring/locallock"
 	"github.com/trellis-run/trellis/host/timers/recurring/redislock"
@@ -62,6 +64,7 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 		b.Release = client.Close
 		b.Timers = redistimers.New(client, prefix+"timers:")
 		b.Coordinator = redislock.New(client, prefix+"ticks:")
+		b.Requests = redistracker.New(client, prefix+"requests:")
 	} else {
 		lb, err := localbus.Open(filepath.Join(cfg.DataDir, "bus"), localbus.Options{})
 		switch {
@@ -78,6 +81,11 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 			return nil, fmt.Errorf("backends: open the embedded task store: %w", err)
 		}
 		b.Timers = st
+		tr, err := localtracker.Open(filepath.Join(cfg.DataDir, "requests.db"))
+		if err != nil {
+			return nil, fmt.Errorf("backends: open the embedded request tracker: %w", err)
+		}
+		b.Requests = tr
 		// Only a serving host runs ticks; a `trellis call` beside it must not take the lock file.
 		if cfg.ServeEvents {
 			lock, err := locallock.Open(filepath.Join(cfg.DataDir, "ticks.db"))

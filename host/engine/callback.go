@@ -40,6 +40,7 @@ func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
 			r := e.row(env, logstore.StatusFail, logstore.StageCallbackTimeout, time.Now())
 			r.Error = &logstore.RowError{Code: vocab.CodeTimeout, Message: fmt.Sprintf("no callback for node %s within %s", env.NodeID, l.Timeout)}
 			e.writeRows(e.ctx, r)
+			e.closeNode(e.ctx, env.RequestID, env.NodeID)
 		}
 		return nil
 	})
@@ -110,6 +111,7 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 		e.signal(ctx, lifecycle.NodeFinish, env, nil)
 	}
 	e.nodeMoment(ctx, l, env, lifecycle.PostCallback, map[string]any{"callbackData": data, "status": r.Status}, map[string]any{"data": data})
+	e.closeNode(ctx, env.RequestID, env.NodeID)
 	return CallbackResult{NodeID: nodeID, Status: r.Status}, nil
 }
 

@@ -342,6 +342,9 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 			}
 			withHookLogs(&r)
 			e.writeRows(ctx, append(append(pending, hookRows...), r)...)
+			if r.Status == logstore.StatusSuccess {
+				e.closeNode(ctx, env.RequestID, env.NodeID)
+			}
 			return 0, outcomeDone
 		}
 	}
@@ -377,6 +380,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	if again {
 		return retryIn, outcomeRetry
 	}
+	e.closeNode(ctx, env.RequestID, env.NodeID)
 	return 0, outcomeDone
 }
 

@@ -327,6 +327,7 @@ func (e *Engine) gate(ctx context.Context, env *envelope) verdict {
 		r := e.row(env, logstore.StatusFail, logstore.StageRevoked, time.Now())
 		r.Error = revokedError(env.RequestID)
 		e.writeRows(ctx, r)
+		e.closeNode(ctx, env.RequestID, env.NodeID)
 		return verdictDrop
 	case verdictHold:
 		if e.control.markHeld(env) {

@@ -13,6 +13,7 @@ import (
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/host/webhook"
 	"github.com/trellis-run/trellis/logstore"
@@ -51,6 +52,9 @@ type Options struct {
 	// engine starts (pre/post_prepare_run_pipeline); nil emits none. Signals are app-wide:
 	// they are emitted whether or not the listener has needRunHook (docs/hooks.md).
 	Signals lifecycle.Emitter
+	// Requests tracks each request's unfinished nodes for pipeline_finish (finish.go); nil, or
+	// an app with signals off, tracks nothing and emits no pipeline_finish.
+	Requests requests.Tracker
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current

@@ -93,6 +93,7 @@ func (e *Engine) keepHeld(l *Listener, d bus.Delivery, full func() bool) {
 			r := e.row(&env, logstore.StatusFail, logstore.StageRevoked, time.Now())
 			r.Error = revokedError(env.RequestID)
 			e.writeRows(ctx, r)
+			e.closeNode(ctx, env.RequestID, env.NodeID)
 			_ = d.Ack(ctx)
 			return
 		case verdictRun:

@@ -18,8 +18,8 @@ import (
 //
 // The node operations (ops.go) announce their moments through nodeMoment: pre/post_pause_node,
 // pre/post_resume_node, pre/post_retry_node, pre/post_skip_node, pre/post_forced_fail_activity.
-// pipeline_finish is still to come: emitted where a request is known to have no node left
-// waiting or running.
+// pipeline_finish is emitted where a request is known to have no node left waiting or running
+// (finish.go).
 
 // nodeData is the data argument of a listener's hook: the node as the hook may see and, for the
 // hooks that are not read-only, change it.

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/host/requests/localtracker"
 )
 
 // countingEmitter is a signal receiver that only counts: the benchmark measures what announcing
@@ -18,6 +20,8 @@ type countingEmitter struct{ n atomic.Int64 }
 func (c *countingEmitter) Emit(context.Context, lifecycle.Signal) { c.n.Add(1) }
 
 var benchHookApp = map[string]string{
+	// Signals on in app.json, so that with a tracker (the "tracked" run) pipeline_finish is too.
+	"app.json":          `{"name": "enginetest", "signals": {"enabled": true}}`,
 	"events/Off/e.json": `{"title": "Off", "type": "events.NormalType", "sender": "off", "retry": {"policy": "none"}}`,
 	"events/On/e.json":  `{"title": "On", "type": "events.NormalType", "sender": "on", "needRunHook": true, "retry": {"policy": "none"}}`,
 	"events/Off/index.js": `exports.handle = function (event) { return {n: event.kwargs.n + 1}; };
@@ -30,22 +34,35 @@ var benchHookApp = map[string]string{
 
 // BenchmarkHooksAndSignals is the event path's throughput with a listener's hooks (node_enter and
 // node_finish, each a sandbox call and a log row) and signals on, beside the same run with both
-// off (issue 11's target: on ≥ 70 % of off). Embedded bus and log, in-process sandbox; each
+// off (issue 11's target: on ≥ 70 % of off). "tracked" is "on" with the embedded request tracker
+// too (pipeline_finish: each node opened at send and closed at its end, a SQLite write each). Embedded bus and log, in-process sandbox; each
 // op is one event sent (by 32 senders at once) and handled to its end. BENCHMARKS.md records
 // the figures.
 //
 //	go test ./host/engine/ -run '^$' -bench HooksAndSignals -benchtime 3000x -count 3
 func BenchmarkHooksAndSignals(b *testing.B) {
-	for _, on := range []bool{false, true} {
-		name, sender := "off", "off"
+	for _, name := range []string{"off", "on", "tracked"} {
+		on, tracked, sender := name != "off", name == "tracked", "off"
 		if on {
-			name, sender = "on", "on"
+			sender = "on"
 		}
 		b.Run(name, func(b *testing.B) {
 			sigs := &countingEmitter{}
+			var tracker *localtracker.Tracker
+			if tracked {
+				var err error
+				tracker, err = localtracker.Open(filepath.Join(b.TempDir(), "requests.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = tracker.Close() })
+			}
 			bb := setup(b, benchHookApp, func(o *engine.Options) {
 				if on {
 					o.Signals = sigs
+				}
+				if tracked {
+					o.Requests = tracker
 				}
 			})
 			base := bb.eng.Stats().Handled
@@ -77,8 +94,12 @@ func BenchmarkHooksAndSignals(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			if on && sigs.n.Load() < int64(4*b.N) {
-				b.Fatalf("%d signals for %d events; want 4 each", sigs.n.Load(), b.N)
+			want := 4
+			if tracked {
+				want = 5 // and pipeline_finish
+			}
+			if on && sigs.n.Load() < int64(want*b.N) {
+				b.Fatalf("%d signals for %d events; want %d each", sigs.n.Load(), b.N, want)
 			}
 		})
 	}

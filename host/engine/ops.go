@@ -93,6 +93,9 @@ func (e *Engine) nodeOp(ctx context.Context, last logstore.Row, pre, post lifecy
 		return OpResult{}, fmt.Errorf("engine: record %s of %s: %w", row.Stage, last.NodeID, err)
 	}
 	e.nodeMoment(ctx, l, env, post, copyMap(sig), copyMap(sig))
+	if !row.EndTime.IsZero() {
+		e.closeNode(ctx, last.RequestID, last.NodeID) // skipped: the node ended
+	}
 	return OpResult{NodeID: last.NodeID, Status: row.Status, Stage: row.Stage, Attempt: row.Attempt}, nil
 }
 
@@ -183,6 +186,7 @@ func (e *Engine) ForcedFailNode(ctx context.Context, nodeID, reason string) (OpR
 	}
 	sig["old_version"], sig["new_version"] = int64(last.Attempt), int64(r.Attempt)
 	e.nodeMoment(ctx, l, env, lifecycle.PostForcedFailActivity, copyMap(sig), copyMap(sig))
+	e.closeNode(ctx, last.RequestID, nodeID)
 	return OpResult{NodeID: nodeID, Status: r.Status, Stage: r.Stage, Attempt: r.Attempt}, nil
 }
 
@@ -345,6 +349,9 @@ func (e *Engine) RevokeRequest(ctx context.Context, requestID string) (RequestOp
 		return RequestOpResult{}, fmt.Errorf("engine: record the revoke of %s: %w", requestID, err)
 	}
 	e.requestSignal2(ctx, lifecycle.PostRevokePipeline, requestID, map[string]any{"pipeline_id": requestID})
+	for _, n := range ended {
+		e.closeNode(ctx, requestID, n)
+	}
 	return RequestOpResult{RequestID: requestID, State: "revoked", Nodes: ended}, nil
 }
 

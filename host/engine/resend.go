@@ -62,6 +62,10 @@ func (e *Engine) resend(ctx context.Context, last logstore.Row, kwargs []byte) (
 		return e.resendBroadcast(ctx, listener, last, env)
 	}
 	queued := e.row(env, logstore.StatusWaiting, logstore.StageResent, now)
+	// New work makes a finished request unfinished again (pipeline_finish once more at its end).
+	if err := e.openNodes(ctx, env.RequestID, env.NodeID); err != nil {
+		return ResendResult{}, err
+	}
 	if err := e.publish(ctx, []delivery{{listener, env}}); err != nil {
 		return ResendResult{}, err
 	}

@@ -138,6 +138,15 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	if newRequest {
 		e.requestSignal(ctx, lifecycle.PostPrepareRunPipeline, res.RequestID, req.Sender, req.EventType, kwargs)
 	}
+	var open []string
+	for _, d := range dels {
+		if d.listener.HandlerType != HandlerBroadcast {
+			open = append(open, d.env.NodeID)
+		}
+	}
+	if err := e.openNodes(ctx, res.RequestID, open...); err != nil {
+		return SendResult{}, err
+	}
 	if err := e.publish(ctx, dels); err != nil {
 		return SendResult{}, err
 	}

@@ -17,6 +17,8 @@ package lifecycle
 import (
 	"context"
 	"time"
+
+	"github.com/trellis-run/trellis/host/requests"
 )
 
 // Type is a moment's name, as the seed spells it (snake_case, the names users export and filter
@@ -110,4 +112,22 @@ type Signal struct {
 // signals off, emits nothing.
 type Emitter interface {
 	Emit(ctx context.Context, s Signal)
+}
+
+// CloseNode tells tr (requests.Tracker) that the node ended — its end recorded — and emits
+// pipeline_finish to s when that left the request without an unfinished node
+// (docs/signals.md). A nil tr or s does nothing.
+func CloseNode(ctx context.Context, tr requests.Tracker, s Emitter, requestID, nodeID string) error {
+	if tr == nil || s == nil {
+		return nil
+	}
+	finished, err := tr.CloseNode(ctx, requestID, nodeID)
+	if err != nil {
+		return err
+	}
+	if finished {
+		s.Emit(ctx, Signal{Type: PipelineFinish, At: time.Now(), RequestID: requestID, NodeID: nodeID,
+			Data: map[string]any{"root_pipeline_id": requestID, "node_id": nodeID}})
+	}
+	return nil
 }

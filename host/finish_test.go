@@ -1,0 +1,88 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host"
+	"github.com/trellis-run/trellis/host/signals"
+)
+
+// finishApp: a service call sends an event whose handler sends two more, whose handlers each
+// send one more (a slow one last): six nodes, the call's own included.
+func finishApp(name string) map[string]string {
+	return map[string]string{
+		"app.json":               fmt.Sprintf(`{"name": %q, "signals": {"enabled": true}}`, name),
+		"services/Go/e.json":     `{"title": "Go", "type": "services.NormalType"}`,
+		"services/Go/index.js":   `exports.start = function () { return app.getElement("events.services.EventSvc").sendEvent("services.Go", {}); };`,
+		"events/First/e.json":    `{"title": "First", "type": "events.NormalType", "sender": "services.Go"}`,
+		"events/First/index.js":  `exports.handle = function () { const ev = app.getElement("events.services.EventSvc"); ev.sendEvent("events.First", {n: 1}); ev.sendEvent("events.First", {n: 2}); return 1; };`,
+		"events/Second/e.json":   `{"title": "Second", "type": "events.NormalType", "sender": "events.First"}`,
+		"events/Second/index.js": `exports.handle = function (event) { app.getElement("events.services.EventSvc").sendEvent("events.Second", {n: event.kwargs.n}); return 2; };`,
+		"events/Third/e.json":    `{"title": "Third", "type": "events.NormalType", "sender": "events.Second"}`,
+		"events/Third/index.js":  `exports.handle = function (event) { if (event.kwargs.n === 2) { const end = Date.now() + 200; while (Date.now() < end) {} } return 3; };`,
+	}
+}
+
+// A service call starts a request: pre/post_prepare_run_pipeline, then its nodes' moments, and
+// exactly one pipeline_finish once the last of its five event nodes and the call's own node
+// ended, naming the request and the node whose end finished it. Embedded and on Redis.
+func TestPipelineFinishOfAServiceCall(t *testing.T) {
+	t.Parallel()
+	for _, onRedis := range []bool{false, true} {
+		t.Run(map[bool]string{false: "embedded", true: "redis"}[onRedis], func(t *testing.T) {
+			t.Parallel()
+			cfg := host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, DataDir: t.TempDir()}
+			name := "finish"
+			if onRedis {
+				cfg.RedisURL = redisURL(t)
+				name = fmt.Sprintf("finish%d", time.Now().UnixNano())
+			}
+			h := setup(t, cfg, finishApp(name))
+			ctx := context.Background()
+			r, _, err := h.SignalsFrom("")
+			require.NoError(t, err)
+			res, err := h.CallService(ctx, "services.Go", "start", nil)
+			require.NoError(t, err)
+			requestID := res.Value.(map[string]any)["requestId"].(string)
+
+			ofRequest := func(recs []signals.Record) []signals.Record {
+				var out []signals.Record
+				for _, rec := range recs {
+					if rec.RequestID == requestID {
+						out = append(out, rec)
+					}
+				}
+				return out
+			}
+			count := func(recs []signals.Record, typ string) int {
+				n := 0
+				for _, rec := range recs {
+					if string(rec.Type) == typ {
+						n++
+					}
+				}
+				return n
+			}
+			recs := readUntil(t, r, func(recs []signals.Record) bool { return count(ofRequest(recs), "pipeline_finish") >= 1 })
+			// Anything still to come would follow within moments: read a little longer.
+			time.Sleep(300 * time.Millisecond)
+			more, _, _, _ := r.Next(1000)
+			mine := ofRequest(append(recs, more...))
+			require.Equal(t, 1, count(mine, "pipeline_finish"), "exactly one pipeline_finish")
+			require.Equal(t, 5, count(mine, "node_finish"), "five event nodes ran")
+			require.Equal(t, "pre_prepare_run_pipeline", string(mine[0].Type))
+			require.Equal(t, "post_prepare_run_pipeline", string(mine[1].Type))
+			require.Equal(t, 1, count(mine, "pre_prepare_run_pipeline"), "the handlers' sendEvents join the request")
+			last := mine[len(mine)-1]
+			require.Equal(t, "pipeline_finish", string(last.Type), "pipeline_finish comes after every node's moments: %v", mine)
+			require.Equal(t, requestID, last.Data["root_pipeline_id"])
+			require.NotEmpty(t, last.Data["node_id"])
+			require.Equal(t, last.NodeID, last.Data["node_id"])
+		})
+	}
+}
