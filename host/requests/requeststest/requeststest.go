@@ -119,4 +119,3 @@ func Run(t *testing.T, open func(t *testing.T) requests.Tracker) {
 		}
 	})
 }
-
