@@ -86,3 +86,55 @@ func TestPipelineFinishOfAServiceCall(t *testing.T) {
 		})
 	}
 }
+
+// A task created in a request is one of its nodes: the request finishes when the task has run
+// (after a failed first try and its retry), not when the call that created it returned.
+func TestPipelineFinishWaitsForATask(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"app.json":             `{"name": "finishtask", "signals": {"enabled": true}}`,
+		"services/Plan/e.json": `{"title": "Plan", "type": "services.NormalType"}`,
+		"services/Plan/index.js": `exports.plan = function () {
+  return app.getBuiltin("services.TaskSvc").createTimerTask("tasks.Later", "2001-01-01 00:00:00", "run", "tasks.NormalType", {});
+};`,
+		"tasks/Later/e.json": `{"title": "Later", "type": "tasks.NormalType", "repeatType": "once", "funcName": "run",
+			"retry": {"policy": "default", "interval": "200ms", "maxAttempts": 2}}`,
+		"tasks/Later/index.js": `exports.run = function (argDict, ctx) { if (ctx.attempt < 2) throw new Error("not yet"); return 1; };`,
+	}
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, DataDir: t.TempDir()}, files)
+	ctx := context.Background()
+	r, _, err := h.SignalsFrom("")
+	require.NoError(t, err)
+	res, err := h.CallService(ctx, "services.Plan", "plan", nil)
+	require.NoError(t, err)
+	task := res.Value.(map[string]any)
+	taskID := task["taskId"].(string)
+	var requestID string
+	finishOf := func(recs []signals.Record) []signals.Record {
+		var out []signals.Record
+		for _, rec := range recs {
+			if rec.NodeID == taskID && requestID == "" {
+				requestID = rec.RequestID
+			}
+			if rec.Type == "pipeline_finish" && requestID != "" && rec.RequestID == requestID {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	recs := readUntil(t, r, func(recs []signals.Record) bool { return len(finishOf(recs)) >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	more, _, _, _ := r.Next(1000)
+	recs = append(recs, more...)
+	fin := finishOf(recs)
+	require.Len(t, fin, 1)
+	require.Equal(t, taskID, fin[0].Data["node_id"], "the task's end finished the request")
+	var types []string
+	for _, rec := range recs {
+		if rec.RequestID == requestID {
+			types = append(types, string(rec.Type))
+		}
+	}
+	require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", "node_execute_exception",
+		"node_enter", "node_finish", "pipeline_finish"}, types)
+}

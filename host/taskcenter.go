@@ -17,7 +17,7 @@ func (h *Host) tasksPart() part {
 			var err error
 			c, err = tasks.New(tasks.Options{
 				Store: b.Timers, Executor: exec, Log: h.rec.Load(), Snapshot: h.Snapshot, Location: h.Location,
-				Coordinator: b.Coordinator, Serve: h.cfg.ServeEvents, Signals: h.emitter(),
+				Coordinator: b.Coordinator, Serve: h.cfg.ServeEvents, Signals: h.emitter(), Requests: b.Requests,
 			})
 			if err == nil {
 				err = c.Start(ctx)

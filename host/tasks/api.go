@@ -70,8 +70,12 @@ func (c *Center) CreateTimerTask(ctx context.Context, req CreateRequest) (map[st
 	if t.RequestID == "" {
 		t.RequestID = vocab.NewID("req_")
 	}
+	if err := c.openNode(ctx, t.RequestID, t.NodeID); err != nil {
+		return nil, err
+	}
 	created, _, err := c.opts.Store.Create(ctx, t)
 	if err != nil {
+		c.forget(ctx, t.RequestID, t.NodeID)
 		return nil, fmt.Errorf("tasks: create timer task: %w", err)
 	}
 	row := c.row(created, logstore.StatusWaiting, logstore.StageScheduled, created.CreatedAt)
@@ -151,6 +155,7 @@ func (c *Center) ForcedEnd(ctx context.Context, id string) (map[string]any, erro
 	r.EndTime = now
 	r.Error = &logstore.RowError{Code: logstore.StageForcedEnd, Message: "the task was force-ended"}
 	c.writeRows(r)
+	c.closeNode(ctx, t.RequestID, t.NodeID)
 	return map[string]any{"taskId": t.ID, "status": t.Status}, nil
 }
 

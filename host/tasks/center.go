@@ -13,6 +13,7 @@ import (
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/registry"
+	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/timers/recurring"
 	"github.com/trellis-run/trellis/logstore"
@@ -42,6 +43,9 @@ type Options struct {
 	// node_execute_fail, node_execute_exception); nil emits none. Signals are app-wide: they are
 	// emitted whether or not the template has needRunHook (docs/hooks.md).
 	Signals lifecycle.Emitter
+	// Requests tracks each request's unfinished nodes for pipeline_finish (finish.go); nil, or
+	// an app with signals off, tracks nothing.
+	Requests requests.Tracker
 }
 
 // Center is the task center of one host. Start and Stop are safe to call twice.
@@ -178,6 +182,9 @@ func (c *Center) fireTick(ctx context.Context, tick recurring.Tick) error {
 	if runner == nil {
 		return errors.New("tasks: stopping")
 	}
+	if err := c.openNode(ctx, t.RequestID, t.NodeID); err != nil {
+		return err
+	}
 	_, err := runner.RunNow(ctx, t)
 	return err
 }
@@ -275,6 +282,7 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 		withHookLogs(&r)
 		c.writeRows(append(hookRows, r)...)
+		c.closeNode(ctx, t.RequestID, t.NodeID)
 		return nil, failed
 	}
 	// The run ended well (with ignoreFailure, a ctx.fail counts as that: the log row keeps the
@@ -293,6 +301,7 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 	c.signal(ctx, lifecycle.NodeFinish, t, nil)
 	withHookLogs(&r)
 	c.writeRows(append(hookRows, r)...)
+	c.closeNode(ctx, t.RequestID, t.NodeID)
 	if ignored {
 		return nil, nil
 	}

@@ -81,8 +81,13 @@ func (c *Center) SyncDateFields(ctx context.Context, model string, prev, post ma
 		tid := timers.NewID()
 		task := taskFor(t, tid, at, map[string]any{"rowId": id, "row": post})
 		task.Key = key
+		if oerr := c.openNode(ctx, task.RequestID, task.NodeID); oerr != nil {
+			errs = append(errs, oerr)
+			continue
+		}
 		created, replaced, cerr := c.opts.Store.Create(ctx, task)
 		if cerr != nil {
+			c.forget(ctx, task.RequestID, task.NodeID)
 			errs = append(errs, cerr)
 			continue
 		}

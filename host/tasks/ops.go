@@ -118,6 +118,12 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 	moments := opMoments[op]
 	c.NodeHook(ctx, t, moments[0], copyMap(sig))
 	terr := &timers.TaskError{Code: logstore.StageForcedFail, Message: reason}
+	if op == timers.OpRetry {
+		// New work in the task's request: unfinished again until the retry ends.
+		if err := c.openNode(ctx, t.RequestID, t.NodeID); err != nil {
+			return OpResult{}, err
+		}
+	}
 	nt, err := c.opts.Store.Operate(ctx, t.ID, timers.Op{Name: op, Error: terr, ArgDict: args})
 	if errors.Is(err, timers.ErrConflict) && nt.ID != "" {
 		return OpResult{}, c.refuse(op, nt) // changed since it was read
@@ -136,6 +142,9 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 		sig["old_version"], sig["new_version"] = int64(t.Attempt), int64(nt.Attempt)
 	}
 	c.NodeHook(ctx, nt, moments[1], copyMap(sig))
+	if ended(r) {
+		c.closeNode(ctx, nt.RequestID, nt.NodeID) // skipped or force-failed
+	}
 	return OpResult{NodeID: r.NodeID, Status: r.Status, Stage: r.Stage, Attempt: r.Attempt, TaskID: nt.ID, TaskStatus: nt.Status}, nil
 }
 
