@@ -138,3 +138,37 @@ func TestPipelineFinishWaitsForATask(t *testing.T) {
 	require.Equal(t, []string{"pre_prepare_run_pipeline", "post_prepare_run_pipeline", "node_enter", "node_execute_exception",
 		"node_enter", "node_finish", "pipeline_finish"}, types)
 }
+
+// A task scheduled for later keeps its request unfinished; forcedEnd ends it, and that finishes
+// the request.
+func TestPipelineFinishOnForcedEndOfATask(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"app.json":             `{"name": "finishend", "signals": {"enabled": true}}`,
+		"services/Plan/e.json": `{"title": "Plan", "type": "services.NormalType"}`,
+		"services/Plan/index.js": `exports.plan = function () {
+  return app.getBuiltin("services.TaskSvc").createTimerTask("tasks.Later", "2099-01-01 00:00:00", "run", "tasks.NormalType", {});
+};`,
+		"tasks/Later/e.json":   `{"title": "Later", "type": "tasks.NormalType", "repeatType": "once", "funcName": "run"}`,
+		"tasks/Later/index.js": `exports.run = function () { return 1; };`,
+	}
+	h := setup(t, host.Config{Sandbox: host.SandboxInProcess, ServeEvents: true, DataDir: t.TempDir()}, files)
+	ctx := context.Background()
+	r, _, err := h.SignalsFrom("")
+	require.NoError(t, err)
+	res, err := h.CallService(ctx, "services.Plan", "plan", nil)
+	require.NoError(t, err)
+	taskID := res.Value.(map[string]any)["taskId"].(string)
+	recs := readUntil(t, r, func(recs []signals.Record) bool { return len(recs) >= 2 }) // the call's prepare moments
+	requestID := recs[0].RequestID
+	time.Sleep(200 * time.Millisecond)
+	more, _, _, _ := r.Next(1000)
+	for _, rec := range append(recs, more...) {
+		require.NotEqual(t, "pipeline_finish", string(rec.Type), "the task has not run: the request is not finished")
+	}
+	_, err = h.Tasks().ForcedEnd(ctx, taskID)
+	require.NoError(t, err)
+	recs = readUntil(t, r, func(recs []signals.Record) bool { return len(recs) >= 1 })
+	require.Equal(t, "pipeline_finish", string(recs[0].Type))
+	require.Equal(t, map[string]any{"root_pipeline_id": requestID, "node_id": taskID}, recs[0].Data)
+}
