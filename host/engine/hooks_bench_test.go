@@ -2,15 +2,22 @@ package engine_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/requests/localtracker"
+	"github.com/trellis-run/trellis/host/requests/redistracker"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // countingEmitter is a signal receiver that only counts: the benchmark measures what announcing
@@ -35,27 +42,42 @@ var benchHookApp = map[string]string{
 // BenchmarkHooksAndSignals is the event path's throughput with a listener's hooks (node_enter and
 // node_finish, each a sandbox call and a log row) and signals on, beside the same run with both
 // off (issue 11's target: on ≥ 70 % of off). "tracked" is "on" with the embedded request tracker
-// too (pipeline_finish: each node opened at send and closed at its end, a SQLite write each). Embedded bus and log, in-process sandbox; each
+// too (pipeline_finish: each node opened at send and closed at its end, a SQLite write each,
+// grouped into shared transactions); "tracked-redis" the same with the Redis tracker (a script
+// call each; skipped without TRELLIS_TEST_REDIS). Embedded bus and log, in-process sandbox; each
 // op is one event sent (by 32 senders at once) and handled to its end. BENCHMARKS.md records
 // the figures.
 //
 //	go test ./host/engine/ -run '^$' -bench HooksAndSignals -benchtime 3000x -count 3
 func BenchmarkHooksAndSignals(b *testing.B) {
-	for _, name := range []string{"off", "on", "tracked"} {
-		on, tracked, sender := name != "off", name == "tracked", "off"
+	for _, name := range []string{"off", "on", "tracked", "tracked-redis"} {
+		on, tracked, sender := name != "off", strings.HasPrefix(name, "tracked"), "off"
 		if on {
 			sender = "on"
 		}
 		b.Run(name, func(b *testing.B) {
 			sigs := &countingEmitter{}
-			var tracker *localtracker.Tracker
-			if tracked {
-				var err error
-				tracker, err = localtracker.Open(filepath.Join(b.TempDir(), "requests.db"))
+			var tracker requests.Tracker
+			switch name {
+			case "tracked":
+				lt, err := localtracker.Open(filepath.Join(b.TempDir(), "requests.db"))
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.Cleanup(func() { _ = tracker.Close() })
+				b.Cleanup(func() { _ = lt.Close() })
+				tracker = lt
+			case "tracked-redis":
+				url := os.Getenv("TRELLIS_TEST_REDIS")
+				if url == "" {
+					b.Skip("TRELLIS_TEST_REDIS is not set")
+				}
+				ropts, err := redis.ParseURL(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				client := redis.NewClient(ropts)
+				b.Cleanup(func() { _ = client.Close() })
+				tracker = redistracker.New(client, "trellis:bench:"+vocab.NewID("t_")+":requests:")
 			}
 			bb := setup(b, benchHookApp, func(o *engine.Options) {
 				if on {

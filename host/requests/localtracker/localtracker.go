@@ -7,8 +7,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
@@ -22,18 +22,23 @@ CREATE TABLE IF NOT EXISTS open_nodes (
   opened_at  INTEGER NOT NULL, -- unix seconds, for expiry
   PRIMARY KEY (request_id, node_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS open_nodes_opened ON open_nodes (opened_at);
+-- No index on opened_at: it would be one more page written by every open and close, and
+-- only the prune reads it, by a scan every pruneInterval.
+DROP INDEX IF EXISTS open_nodes_opened;
 `
 
-// pruneEvery is how many OpenNodes calls pass between two deletions of expired rows.
-const pruneEvery = 4096
+// pruneInterval is the time, in seconds, between two deletions of expired rows by one Tracker
+// (a scan of the table, in the first batch after it; the first pruneInterval after Open): a
+// long-running serve prunes, a short `trellis call` beside it does not.
+const pruneInterval = 10 * 60
 
 // Tracker is the embedded requests.Tracker. Calls made at once share one transaction (a
 // group commit): one caller at a time flushes the queue, the others wait for its result, so a
 // busy host pays one commit per batch rather than per node.
 type Tracker struct {
-	db    *sql.DB
-	opens atomic.Int64
+	db *sql.DB
+	// lastPrune is when (unix seconds) this Tracker last deleted expired rows, or was opened.
+	lastPrune int64 // only run touches it, under the flush
 	// The statements of the hot path, prepared once on the writer's one connection.
 	insert, remove, left *sql.Stmt
 
@@ -67,7 +72,7 @@ func Open(path string) (*Tracker, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("localtracker: create the schema of %s: %w", path, err)
 	}
-	t := &Tracker{db: db}
+	t := &Tracker{db: db, lastPrune: time.Now().Unix()}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
@@ -112,7 +117,10 @@ func (t *Tracker) CloseNode(ctx context.Context, requestID, nodeID string) (bool
 }
 
 // do queues o and waits for its outcome; the first caller to find no flush under way flushes
-// batches until the queue is empty. A caller's ctx does not cut a batch short: the others in
+// batches until the queue is empty. Before its first batch it yields once, so the callers
+// already runnable (the handlers and senders of the moment) queue theirs into the same
+// transaction: without it a batch held 2.6 ops on average in BenchmarkHooksAndSignals, with it
+// 14 (BENCHMARKS.md, "Hooks and signals"). A caller's ctx does not cut a batch short: the others in
 // it wait for the same commit.
 func (t *Tracker) do(_ context.Context, o *op) {
 	o.done = make(chan struct{})
@@ -124,6 +132,9 @@ func (t *Tracker) do(_ context.Context, o *op) {
 		return
 	}
 	t.flushing = true
+	t.mu.Unlock()
+	runtime.Gosched()
+	t.mu.Lock()
 	for len(t.queue) > 0 {
 		n := min(len(t.queue), maxBatch)
 		batch := t.queue[:n:n]
@@ -157,16 +168,20 @@ func (t *Tracker) run(batch []*op) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now().Unix()
+	if now-t.lastPrune >= pruneInterval {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM open_nodes WHERE opened_at < ?`, now-requests.Retention); err != nil {
+			fail(fmt.Errorf("prune: %w", err))
+			return
+		}
+		t.lastPrune = now
+	}
+	// The hot statements bound to tx once per batch, not per op.
+	st := &txStmts{ctx: ctx, tx: tx, t: t}
 	for _, o := range batch {
 		if o.close != "" {
-			o.finished, o.err = t.closeIn(ctx, tx, o.requestID, o.close)
+			o.finished, o.err = st.closeNode(o.requestID, o.close)
 		} else {
-			o.err = t.openIn(ctx, tx, o.requestID, o.nodes, now)
-			if o.err == nil && t.opens.Add(1)%pruneEvery == 0 {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM open_nodes WHERE opened_at < ?`, now-requests.Retention); err != nil {
-					o.err = fmt.Errorf("localtracker: prune: %w", err)
-				}
-			}
+			o.err = st.openNodes(o.requestID, o.nodes, now)
 		}
 		if o.err != nil {
 			// A failed statement may have left the transaction unusable: fail the whole batch.
@@ -179,18 +194,36 @@ func (t *Tracker) run(batch []*op) {
 	}
 }
 
-func (t *Tracker) openIn(ctx context.Context, tx *sql.Tx, requestID string, nodeIDs []string, now int64) error {
-	insert := tx.StmtContext(ctx, t.insert)
+// txStmts runs the hot statements in one batch's transaction, each bound to it on first use.
+type txStmts struct {
+	ctx                  context.Context
+	tx                   *sql.Tx
+	t                    *Tracker
+	insert, remove, left *sql.Stmt
+}
+
+func (s *txStmts) bind(st **sql.Stmt, of *sql.Stmt) *sql.Stmt {
+	if *st == nil {
+		*st = s.tx.StmtContext(s.ctx, of)
+	}
+	return *st
+}
+
+func (s *txStmts) openNodes(requestID string, nodeIDs []string, now int64) error {
+	insert := s.bind(&s.insert, s.t.insert)
 	for _, n := range nodeIDs {
-		if _, err := insert.ExecContext(ctx, requestID, n, now); err != nil {
+		if _, err := insert.ExecContext(s.ctx, requestID, n, now); err != nil {
 			return fmt.Errorf("open %s: %w", n, err)
 		}
 	}
 	return nil
 }
 
-func (t *Tracker) closeIn(ctx context.Context, tx *sql.Tx, requestID, nodeID string) (bool, error) {
-	res, err := tx.StmtContext(ctx, t.remove).ExecContext(ctx, requestID, nodeID)
+// closeNode deletes the node's row and, when there was one, reports whether the request has
+// none left: both in the batch's transaction, so among closes of its last nodes exactly one
+// sees it empty.
+func (s *txStmts) closeNode(requestID, nodeID string) (bool, error) {
+	res, err := s.bind(&s.remove, s.t.remove).ExecContext(s.ctx, requestID, nodeID)
 	if err != nil {
 		return false, fmt.Errorf("close %s: %w", nodeID, err)
 	}
@@ -199,7 +232,7 @@ func (t *Tracker) closeIn(ctx context.Context, tx *sql.Tx, requestID, nodeID str
 		return false, err
 	}
 	var left int
-	if err := tx.StmtContext(ctx, t.left).QueryRowContext(ctx, requestID).Scan(&left); err != nil {
+	if err := s.bind(&s.left, s.t.left).QueryRowContext(s.ctx, requestID).Scan(&left); err != nil {
 		return false, fmt.Errorf("close %s: %w", nodeID, err)
 	}
 	return left == 0, nil

@@ -118,4 +118,39 @@ func Run(t *testing.T, open func(t *testing.T) requests.Tracker) {
 			require.EqualValues(t, 1, finished.Load(), "exactly one close finishes the request")
 		}
 	})
+	t.Run("TwoHandles", func(t *testing.T) {
+		// Two trackers on one backend, as two processes share it (a serve and a `trellis call`,
+		// two hosts): what one opens the other sees, and among concurrent closes of a request's
+		// last nodes through both, exactly one finishes it.
+		tr1, tr2 := open(t), open(t)
+		for round := 0; round < 5; round++ {
+			r := req()
+			const n = 16
+			nodes := make([]string, n)
+			for i := range nodes {
+				nodes[i] = fmt.Sprintf("node_%d", i)
+			}
+			require.NoError(t, tr1.OpenNodes(ctx, r, nodes[:n/2]...))
+			require.NoError(t, tr2.OpenNodes(ctx, r, nodes[n/2:]...))
+			var finished atomic.Int64
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				for _, tr := range []requests.Tracker{tr1, tr2} { // each node closed through both
+					wg.Add(1)
+					go func(tr requests.Tracker, node string) {
+						defer wg.Done()
+						fin, err := tr.CloseNode(ctx, r, node)
+						if err != nil {
+							t.Error(err)
+						}
+						if fin {
+							finished.Add(1)
+						}
+					}(tr, nodes[i])
+				}
+			}
+			wg.Wait()
+			require.EqualValues(t, 1, finished.Load(), "exactly one close finishes the request")
+		}
+	})
 }
