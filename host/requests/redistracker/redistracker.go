@@ -6,17 +6,38 @@ package redistracker
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-run/trellis/host/requests"
 )
 
-// Tracker is the Redis requests.Tracker.
+// Tracker is the Redis requests.Tracker. Calls made at once share one round trip: one caller at
+// a time sends the queue as a pipeline of script calls (each script still atomic on its own),
+// the others wait for its replies, as the embedded tracker groups them into one transaction.
 type Tracker struct {
 	client redis.UniversalClient
 	prefix string
+
+	mu       sync.Mutex
+	queue    []*op
+	flushing bool
 }
+
+// op is one caller's OpenNodes (open) or CloseNode and its outcome.
+type op struct {
+	open     bool
+	key      string
+	args     []any
+	finished bool
+	err      error
+	done     chan struct{}
+}
+
+// maxBatch bounds one pipeline.
+const maxBatch = 256
 
 var _ requests.Tracker = (*Tracker)(nil)
 
@@ -46,17 +67,89 @@ func (t *Tracker) OpenNodes(ctx context.Context, requestID string, nodeIDs ...st
 	for _, n := range nodeIDs {
 		args = append(args, n)
 	}
-	if err := openScript.Run(ctx, t.client, []string{t.prefix + requestID}, args...).Err(); err != nil {
-		return fmt.Errorf("redistracker: open nodes of %s: %w", requestID, err)
+	o := &op{open: true, key: t.prefix + requestID, args: args}
+	t.do(o)
+	if o.err != nil {
+		return fmt.Errorf("redistracker: open nodes of %s: %w", requestID, o.err)
 	}
 	return nil
 }
 
 // CloseNode marks nodeID finished; it reports true when it was open and was the request's last.
 func (t *Tracker) CloseNode(ctx context.Context, requestID, nodeID string) (bool, error) {
-	n, err := closeScript.Run(ctx, t.client, []string{t.prefix + requestID}, nodeID).Int()
-	if err != nil {
-		return false, fmt.Errorf("redistracker: close %s: %w", nodeID, err)
+	o := &op{key: t.prefix + requestID, args: []any{nodeID}}
+	t.do(o)
+	if o.err != nil {
+		return false, fmt.Errorf("redistracker: close %s: %w", nodeID, o.err)
 	}
-	return n == 1, nil
+	return o.finished, nil
+}
+
+// do queues o and waits for its outcome; the first caller to find no flush under way yields
+// once (so the callers already runnable queue theirs too) and sends batches until the queue is
+// empty. A caller's ctx does not cut a batch short; the client's timeouts bound it.
+func (t *Tracker) do(o *op) {
+	o.done = make(chan struct{})
+	t.mu.Lock()
+	t.queue = append(t.queue, o)
+	if t.flushing {
+		t.mu.Unlock()
+		<-o.done
+		return
+	}
+	t.flushing = true
+	t.mu.Unlock()
+	runtime.Gosched()
+	t.mu.Lock()
+	for len(t.queue) > 0 {
+		n := min(len(t.queue), maxBatch)
+		batch := t.queue[:n:n]
+		t.queue = t.queue[n:]
+		t.mu.Unlock()
+		t.run(batch)
+		t.mu.Lock()
+	}
+	t.flushing = false
+	t.mu.Unlock()
+	<-o.done
+}
+
+// run sends a batch as one pipeline of EVALSHAs, in order; the ops whose script Redis did not
+// have (NOSCRIPT: it restarted, or SCRIPT FLUSH) did not run, and are sent again with EVAL.
+func (t *Tracker) run(batch []*op) {
+	defer func() {
+		for _, o := range batch {
+			close(o.done)
+		}
+	}()
+	ctx := context.Background()
+	script := func(o *op) *redis.Script {
+		if o.open {
+			return openScript
+		}
+		return closeScript
+	}
+	cmds := make([]*redis.Cmd, len(batch))
+	pipe := t.client.Pipeline()
+	for i, o := range batch {
+		cmds[i] = script(o).EvalSha(ctx, pipe, []string{o.key}, o.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		pipe = t.client.Pipeline()
+		for _, i := range again {
+			cmds[i] = script(batch[i]).Eval(ctx, pipe, []string{batch[i].key}, batch[i].args...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, o := range batch {
+		n, err := cmds[i].Int()
+		o.finished, o.err = !o.open && err == nil && n == 1, err
+	}
 }
