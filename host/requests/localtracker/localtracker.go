@@ -98,8 +98,9 @@ func (t *Tracker) Close() error {
 	return t.db.Close()
 }
 
-// OpenNodes marks nodeIDs of requestID unfinished. A row older than requests.Retention is
-// deleted now and then: a node left unfinished that long is given up.
+// OpenNodes marks nodeIDs of requestID unfinished. A request with no node opened for
+// requests.Retention is deleted now and then (every pruneInterval): its nodes left unfinished
+// that long are given up.
 func (t *Tracker) OpenNodes(ctx context.Context, requestID string, nodeIDs ...string) error {
 	if len(nodeIDs) == 0 {
 		return nil
@@ -169,7 +170,10 @@ func (t *Tracker) run(batch []*op) {
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now().Unix()
 	if now-t.lastPrune >= pruneInterval {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM open_nodes WHERE opened_at < ?`, now-requests.Retention); err != nil {
+		// A request expires as a whole, Retention after its newest node (docs/signals.md), as a
+		// Redis set does: a node older than that in a request still busy stays.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM open_nodes WHERE request_id IN (
+			SELECT request_id FROM open_nodes GROUP BY request_id HAVING max(opened_at) < ?)`, now-requests.Retention); err != nil {
 			fail(fmt.Errorf("prune: %w", err))
 			return
 		}
