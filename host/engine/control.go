@@ -181,6 +181,12 @@ const (
 func (c *controlTable) check(env *envelope) (verdict, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if env.RequestPaused && c.requests[env.RequestID] == nil {
+		// The sender read a pause this host has not read yet (the control log is read
+		// asynchronously): take the pause as the sender knew it. The record itself follows —
+		// it was published before the node — and a later resume applies as usual.
+		c.request(env.RequestID).paused = true
+	}
 	if r := c.requests[env.RequestID]; r != nil {
 		switch {
 		case r.revoked && r.ended[env.NodeID]:

@@ -31,6 +31,10 @@ type envelope struct {
 	// receiver runs its node again as its next attempt.
 	Receiver  string `json:"receiver,omitempty"`
 	ResendAll bool   `json:"resendAll,omitempty"`
+	// RequestPaused says the sending host knew the request was paused when it made the node: a
+	// host that takes the delivery before it has read that pause from the control log still
+	// holds it (control.go), so a node created in a paused request never runs early.
+	RequestPaused bool `json:"requestPaused,omitempty"`
 }
 
 // event is the value a handler receives as its first argument (docs/reference.md §2).

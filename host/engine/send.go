@@ -115,11 +115,12 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 		res.Note = fmt.Sprintf("no enabled listener of %s listens to sender %s", req.EventType, req.Sender)
 	}
 	var dels []delivery
+	paused := !newRequest && e.control.requestState(res.RequestID) == "paused"
 	for _, l := range targets {
 		env := &envelope{
 			EventID: res.EventID, Sender: req.Sender, EventType: req.EventType, Kwargs: raw, Listener: l.FullName,
 			RequestID: res.RequestID, NodeID: vocab.NewID("node_"), ParentNodeID: req.ParentNodeID, Attempt: 1,
-			CreatedAt: now, SentAt: now,
+			CreatedAt: now, SentAt: now, RequestPaused: paused,
 		}
 		dels = append(dels, delivery{l, env})
 		res.NodeIDs = append(res.NodeIDs, env.NodeID)
