@@ -116,9 +116,36 @@ func (w *Watcher) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
-	if cerr := fsw.Close(); cerr != nil && err == nil {
+	if cerr := closeDraining(fsw); cerr != nil && err == nil {
 		err = fmt.Errorf("registry: stop watching: %w", cerr)
 	}
+	return err
+}
+
+// closeDraining closes fsw while reading what it still sends. fsnotify's reader goroutine sends
+// an error (a queue overflow, a watched directory gone) holding a lock that Close needs: with the
+// watch loop gone and nobody reading, Close waited for ever (a host's Stop hung in CI).
+func closeDraining(fsw *fsnotify.Watcher) error {
+	closed := make(chan struct{})
+	go func() {
+		events, errs := fsw.Events, fsw.Errors
+		for events != nil || errs != nil {
+			select {
+			case _, ok := <-events:
+				if !ok {
+					events = nil
+				}
+			case _, ok := <-errs:
+				if !ok {
+					errs = nil
+				}
+			case <-closed:
+				return
+			}
+		}
+	}()
+	err := fsw.Close()
+	close(closed)
 	return err
 }
 
