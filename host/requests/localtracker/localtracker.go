@@ -7,8 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/trellis-run/trellis/host/embedded/sqlitedb"
@@ -42,9 +40,7 @@ type Tracker struct {
 	// The statements of the hot path, prepared once on the writer's one connection.
 	insert, remove, left *sql.Stmt
 
-	mu       sync.Mutex
-	queue    []*op
-	flushing bool
+	batch requests.Batcher[*op]
 }
 
 // op is one caller's OpenNodes (nodes) or CloseNode (close) and its outcome.
@@ -73,6 +69,7 @@ func Open(path string) (*Tracker, error) {
 		return nil, fmt.Errorf("localtracker: create the schema of %s: %w", path, err)
 	}
 	t := &Tracker{db: db, lastPrune: time.Now().Unix()}
+	t.batch = requests.Batcher[*op]{Run: t.run, Max: maxBatch}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
@@ -105,48 +102,16 @@ func (t *Tracker) OpenNodes(ctx context.Context, requestID string, nodeIDs ...st
 	if len(nodeIDs) == 0 {
 		return nil
 	}
-	o := &op{requestID: requestID, nodes: nodeIDs}
-	t.do(ctx, o)
+	o := &op{requestID: requestID, nodes: nodeIDs, done: make(chan struct{})}
+	t.batch.Do(o, o.done)
 	return o.err
 }
 
 // CloseNode marks nodeID finished; it reports true when it was open and was the request's last.
 func (t *Tracker) CloseNode(ctx context.Context, requestID, nodeID string) (bool, error) {
-	o := &op{requestID: requestID, close: nodeID}
-	t.do(ctx, o)
+	o := &op{requestID: requestID, close: nodeID, done: make(chan struct{})}
+	t.batch.Do(o, o.done)
 	return o.finished, o.err
-}
-
-// do queues o and waits for its outcome; the first caller to find no flush under way flushes
-// batches until the queue is empty. Before its first batch it yields once, so the callers
-// already runnable (the handlers and senders of the moment) queue theirs into the same
-// transaction: without it a batch held 2.6 ops on average in BenchmarkHooksAndSignals, with it
-// 14 (BENCHMARKS.md, "Hooks and signals"). A caller's ctx does not cut a batch short: the others in
-// it wait for the same commit.
-func (t *Tracker) do(_ context.Context, o *op) {
-	o.done = make(chan struct{})
-	t.mu.Lock()
-	t.queue = append(t.queue, o)
-	if t.flushing {
-		t.mu.Unlock()
-		<-o.done
-		return
-	}
-	t.flushing = true
-	t.mu.Unlock()
-	runtime.Gosched()
-	t.mu.Lock()
-	for len(t.queue) > 0 {
-		n := min(len(t.queue), maxBatch)
-		batch := t.queue[:n:n]
-		t.queue = t.queue[n:]
-		t.mu.Unlock()
-		t.run(batch)
-		t.mu.Lock()
-	}
-	t.flushing = false
-	t.mu.Unlock()
-	<-o.done
 }
 
 // run applies a batch in one transaction, in order. If the commit fails every op fails.

@@ -6,8 +6,6 @@ package redistracker
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,9 +19,7 @@ type Tracker struct {
 	client redis.UniversalClient
 	prefix string
 
-	mu       sync.Mutex
-	queue    []*op
-	flushing bool
+	batch requests.Batcher[*op]
 }
 
 // op is one caller's OpenNodes (open) or CloseNode and its outcome.
@@ -43,7 +39,9 @@ var _ requests.Tracker = (*Tracker)(nil)
 
 // New returns a tracker keeping its sets under prefix on client.
 func New(client redis.UniversalClient, prefix string) *Tracker {
-	return &Tracker{client: client, prefix: prefix}
+	t := &Tracker{client: client, prefix: prefix}
+	t.batch = requests.Batcher[*op]{Run: t.run, Max: maxBatch}
+	return t
 }
 
 var openScript = redis.NewScript(`
@@ -68,7 +66,8 @@ func (t *Tracker) OpenNodes(ctx context.Context, requestID string, nodeIDs ...st
 		args = append(args, n)
 	}
 	o := &op{open: true, key: t.prefix + requestID, args: args}
-	t.do(o)
+	o.done = make(chan struct{})
+	t.batch.Do(o, o.done)
 	if o.err != nil {
 		return fmt.Errorf("redistracker: open nodes of %s: %w", requestID, o.err)
 	}
@@ -78,40 +77,12 @@ func (t *Tracker) OpenNodes(ctx context.Context, requestID string, nodeIDs ...st
 // CloseNode marks nodeID finished; it reports true when it was open and was the request's last.
 func (t *Tracker) CloseNode(ctx context.Context, requestID, nodeID string) (bool, error) {
 	o := &op{key: t.prefix + requestID, args: []any{nodeID}}
-	t.do(o)
+	o.done = make(chan struct{})
+	t.batch.Do(o, o.done)
 	if o.err != nil {
 		return false, fmt.Errorf("redistracker: close %s: %w", nodeID, o.err)
 	}
 	return o.finished, nil
-}
-
-// do queues o and waits for its outcome; the first caller to find no flush under way yields
-// once (so the callers already runnable queue theirs too) and sends batches until the queue is
-// empty. A caller's ctx does not cut a batch short; the client's timeouts bound it.
-func (t *Tracker) do(o *op) {
-	o.done = make(chan struct{})
-	t.mu.Lock()
-	t.queue = append(t.queue, o)
-	if t.flushing {
-		t.mu.Unlock()
-		<-o.done
-		return
-	}
-	t.flushing = true
-	t.mu.Unlock()
-	runtime.Gosched()
-	t.mu.Lock()
-	for len(t.queue) > 0 {
-		n := min(len(t.queue), maxBatch)
-		batch := t.queue[:n:n]
-		t.queue = t.queue[n:]
-		t.mu.Unlock()
-		t.run(batch)
-		t.mu.Lock()
-	}
-	t.flushing = false
-	t.mu.Unlock()
-	<-o.done
 }
 
 // run sends a batch as one pipeline of EVALSHAs, in order; the ops whose script Redis did not
