@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/services.sh — install, start and stop the real backends the test suites use
-# (Redis, ClickHouse, PostgreSQL) from Debian's packages, on loopback, without systemd.
+# (Redis, a Redis Cluster, ClickHouse, PostgreSQL) from Debian's packages, on loopback, without systemd.
 #
 #   scripts/services.sh install [SERVICE...]   apt-get install what is missing (nothing else)
 #   scripts/services.sh start   [SERVICE...]   install if missing, start, wait until each answers,
@@ -10,7 +10,7 @@
 #   scripts/services.sh env     [SERVICE...]   print the `export` lines only
 #   scripts/services.sh reset   [SERVICE...]   stop, delete the data, start afresh (prints env)
 #
-# SERVICE is redis, clickhouse or postgres; none means all three. Typical use:
+# SERVICE is redis, redis-cluster, clickhouse or postgres; none means all four. Typical use:
 #
 #   eval "$(scripts/services.sh start)"     # then: go test ./...   (or make test)
 #
@@ -23,11 +23,14 @@
 # `start` is idempotent: a service already running from that directory, or one already answering
 # on the port with the credentials the tests use, is left as it is. Concurrent calls are
 # serialised by a lock file. The servers are sized for a 2-core machine and for tests, not for
-# durability: Redis without persistence, PostgreSQL with fsync off.
+# durability: Redis without persistence, PostgreSQL with fsync off. redis-cluster is a Redis
+# Cluster of three masters and no replicas (port TRELLIS_REDIS_CLUSTER_PORT and the next two)
+# for the suites that run again on a cluster (TRELLIS_TEST_REDIS_CLUSTER).
 #
 # Settings (environment):
 #   TRELLIS_SERVICES_DIR          where data, config, logs and pid files live [/tmp/trellis-services]
 #   TRELLIS_REDIS_PORT            [6379]
+#   TRELLIS_REDIS_CLUSTER_PORT    the first of the cluster's three ports [7100]
 #   TRELLIS_CLICKHOUSE_PORT       native protocol [9000]
 #   TRELLIS_CLICKHOUSE_HTTP_PORT  HTTP interface, for curl while debugging [8123]
 #   TRELLIS_POSTGRES_PORT         [5432]
@@ -39,6 +42,7 @@ set -euo pipefail
 
 SERVICES_DIR="${TRELLIS_SERVICES_DIR:-/tmp/trellis-services}"
 REDIS_PORT="${TRELLIS_REDIS_PORT:-6379}"
+RC_PORT="${TRELLIS_REDIS_CLUSTER_PORT:-7100}"
 CH_PORT="${TRELLIS_CLICKHOUSE_PORT:-9000}"
 CH_HTTP_PORT="${TRELLIS_CLICKHOUSE_HTTP_PORT:-8123}"
 PG_PORT="${TRELLIS_POSTGRES_PORT:-5432}"
@@ -49,7 +53,7 @@ PG_USER=trellis
 PG_PASSWORD=trellis
 PG_DB=trellis_test
 
-ALL_SERVICES=(redis clickhouse postgres)
+ALL_SERVICES=(redis redis-cluster clickhouse postgres)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() {
@@ -67,6 +71,8 @@ usage() {
 }
 
 redis_url() { echo "redis://127.0.0.1:${REDIS_PORT}/0"; }
+# The cluster's URL form is Trellis's own (host/redisconn): the seed nodes, comma-separated.
+redis_cluster_url() { echo "redis+cluster://127.0.0.1:${RC_PORT},127.0.0.1:$((RC_PORT + 1)),127.0.0.1:$((RC_PORT + 2))"; }
 clickhouse_dsn() { echo "clickhouse://127.0.0.1:${CH_PORT}/default"; }
 postgres_dsn() { echo "postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${PG_PORT}/${PG_DB}?sslmode=disable"; }
 
@@ -75,6 +81,7 @@ print_env() {
 	for s in "$@"; do
 		case "$s" in
 		redis) echo "export TRELLIS_TEST_REDIS='$(redis_url)'" ;;
+		redis-cluster) echo "export TRELLIS_TEST_REDIS_CLUSTER='$(redis_cluster_url)'" ;;
 		clickhouse) echo "export TRELLIS_TEST_CLICKHOUSE='$(clickhouse_dsn)'" ;;
 		postgres) echo "export TRELLIS_TEST_POSTGRES='$(postgres_dsn)'" ;;
 		esac
@@ -165,7 +172,7 @@ missing_packages() {
 	local s
 	for s in "$@"; do
 		case "$s" in
-		redis)
+		redis | redis-cluster)
 			command -v redis-server >/dev/null 2>&1 || echo redis-server
 			command -v redis-cli >/dev/null 2>&1 || echo redis-tools
 			;;
@@ -311,6 +318,120 @@ redis_status() {
 		log "redis: up on 127.0.0.1:$REDIS_PORT (version $v$(pid_alive "$REDIS_DIR/redis.pid" redis-server && echo ", pid $(cat "$REDIS_DIR/redis.pid")"))"
 	else
 		log "redis: down"
+		return 1
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis Cluster: three masters, no replicas, on RC_PORT..RC_PORT+2, one directory per node.
+# The slots are assigned once (`redis-cli --cluster create`); each node keeps the layout in its
+# nodes.conf, so a stop and a start bring the same cluster back (empty: no persistence).
+
+RC_DIR="$SERVICES_DIR/redis-cluster"
+
+rc_ports() { echo "$RC_PORT" "$((RC_PORT + 1))" "$((RC_PORT + 2))"; }
+
+rc_node_answers() { [[ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" == PONG ]]; }
+
+# rc_info PORT FIELD: a field of CLUSTER INFO on that node.
+rc_info() { redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+
+# rc_ok: every node sees the whole cluster (state ok, every slot assigned, three nodes).
+rc_ok() {
+	local p
+	for p in $(rc_ports); do
+		[[ "$(rc_info "$p" cluster_state)" == ok ]] || return 1
+		[[ "$(rc_info "$p" cluster_slots_assigned)" == 16384 ]] || return 1
+		[[ "$(rc_info "$p" cluster_known_nodes)" == 3 ]] || return 1
+	done
+}
+
+redis_cluster_start() {
+	local p started=0
+	for p in $(rc_ports); do
+		local d="$RC_DIR/$p"
+		if pid_alive "$d/redis.pid" redis-server; then
+			continue
+		fi
+		if port_open "$p"; then
+			if redis-cli -h 127.0.0.1 -p "$p" info cluster 2>/dev/null | tr -d '\r' | grep -qx 'cluster_enabled:1'; then
+				log "redis-cluster: using the cluster node already listening on 127.0.0.1:$p (not started by this script)"
+				continue
+			fi
+			die "port $p is taken by something that is not a Redis Cluster node; set TRELLIS_REDIS_CLUSTER_PORT"
+		fi
+		mkdir -p "$d"
+		cat >"$d/redis.conf" <<EOF
+# written by scripts/services.sh: one master of the test cluster
+bind 127.0.0.1
+port $p
+protected-mode no
+daemonize no
+dir $d
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 5000
+save ""
+appendonly no
+maxmemory 256mb
+maxmemory-policy noeviction
+io-threads 1
+loglevel notice
+EOF
+		log "starting redis cluster node on 127.0.0.1:$p"
+		(cd "$d" && exec setsid redis-server "$d/redis.conf" </dev/null >>"$d/redis.log" 2>&1 9>&-) &
+		echo $! >"$d/redis.pid"
+		started=1
+	done
+	for p in $(rc_ports); do
+		if ! wait_until "$WAIT_SECONDS" "redis cluster node (port $p)" rc_node_answers "$p"; then
+			show_log_tail "$RC_DIR/$p/redis.log"
+			die "redis cluster node on $p did not answer within ${WAIT_SECONDS}s"
+		fi
+	done
+	if rc_ok; then
+		return 0
+	fi
+	# Fresh nodes (no slot assigned, each alone) are made into a cluster; nodes that know a
+	# layout (the nodes.conf of an earlier start) find each other again on their own.
+	if [[ "$(rc_info "$RC_PORT" cluster_slots_assigned)" == 0 && "$(rc_info "$RC_PORT" cluster_known_nodes)" == 1 ]]; then
+		local addrs=()
+		for p in $(rc_ports); do addrs+=("127.0.0.1:$p"); done
+		log "redis-cluster: creating the cluster over ${addrs[*]}"
+		if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$RC_DIR/create.log" 2>&1; then
+			show_log_tail "$RC_DIR/create.log"
+			die "redis-cli --cluster create failed (scripts/services.sh reset redis-cluster starts afresh)"
+		fi
+	elif ((started)); then
+		log "redis-cluster: nodes restarted from their nodes.conf; waiting for them to agree"
+	fi
+	if ! wait_until "$WAIT_SECONDS" "redis-cluster (state ok on every node)" rc_ok; then
+		for p in $(rc_ports); do
+			log "node $p: state $(rc_info "$p" cluster_state), slots $(rc_info "$p" cluster_slots_assigned), nodes $(rc_info "$p" cluster_known_nodes)"
+		done
+		die "the redis cluster did not become healthy within ${WAIT_SECONDS}s (scripts/services.sh reset redis-cluster starts afresh)"
+	fi
+}
+
+redis_cluster_stop() {
+	local p
+	for p in $(rc_ports); do
+		if pid_alive "$RC_DIR/$p/redis.pid" redis-server; then
+			log "stopping redis cluster node $p"
+			stop_pid "$RC_DIR/$p/redis.pid" redis-server TERM
+		else
+			rm -f "$RC_DIR/$p/redis.pid"
+		fi
+	done
+}
+
+redis_cluster_status() {
+	if rc_ok; then
+		local v
+		v=$(redis-cli -h 127.0.0.1 -p "$RC_PORT" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version://p')
+		log "redis-cluster: up on 127.0.0.1:$(rc_ports | tr ' ' ',') (3 masters, version $v)"
+	else
+		log "redis-cluster: down (or not a healthy 3-master cluster)"
 		return 1
 	fi
 }
@@ -610,7 +731,7 @@ main() {
 	((${#services[@]})) || services=("${ALL_SERVICES[@]}")
 	for s in "${services[@]}"; do
 		case "$s" in
-		redis | clickhouse | postgres) ;;
+		redis | redis-cluster | clickhouse | postgres) ;;
 		*) die "unknown service '$s' (want: ${ALL_SERVICES[*]})" ;;
 		esac
 	done
@@ -642,30 +763,31 @@ main() {
 		install_services "${services[@]}"
 		for s in "${services[@]}"; do
 			t0=$SECONDS
-			"${s}_start"
+			"${s//-/_}_start"
 			log "$s ready ($((SECONDS - t0))s)"
 		done
 		print_env "${services[@]}"
 		;;
 	stop)
-		for s in "${services[@]}"; do "${s}_stop"; done
+		for s in "${services[@]}"; do "${s//-/_}_stop"; done
 		;;
 	reset)
 		for s in "${services[@]}"; do
-			"${s}_stop"
+			"${s//-/_}_stop"
 			log "deleting the data of $s"
 			case "$s" in
 			redis) rm -rf "$REDIS_DIR" ;;
+			redis-cluster) rm -rf "$RC_DIR" ;;
 			clickhouse) rm -rf "$CH_DIR" ;;
 			postgres) rm -rf "$PG_DIR" ;;
 			esac
 		done
 		install_services "${services[@]}"
-		for s in "${services[@]}"; do "${s}_start"; done
+		for s in "${services[@]}"; do "${s//-/_}_start"; done
 		print_env "${services[@]}"
 		;;
 	status)
-		for s in "${services[@]}"; do "${s}_status" || rc=1; done
+		for s in "${services[@]}"; do "${s//-/_}_status" || rc=1; done
 		;;
 	esac
 	return $rc
