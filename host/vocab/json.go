@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 )
 
 // DecodeJSON decodes one JSON value into the value model every layer passes around (nil, bool,
@@ -42,7 +44,45 @@ func decodeExact(data []byte) (any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("data after the JSON value")
 	}
+	if err := inRange(v); err != nil {
+		return nil, err
+	}
 	return numbers(v), nil
+}
+
+// inRange refuses a number literal no float64 holds (1e99999): decoded, it would be ±Infinity,
+// which nothing downstream can write back as JSON — a body that reached a handler that way
+// answered 500. Only the exact path sees such literals: the fast path takes 15 digits at most.
+func inRange(v any) error {
+	switch t := v.(type) {
+	case json.Number:
+		if _, err := t.Int64(); err == nil {
+			return nil
+		}
+		if f, err := t.Float64(); err != nil || math.IsInf(f, 0) {
+			return fmt.Errorf("number %s is out of range: JSON numbers must fit a 64-bit float (at most about 1.8e308)", truncated(string(t), 40))
+		}
+	case []any:
+		for _, x := range t {
+			if err := inRange(x); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, x := range t {
+			if err := inRange(x); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func truncated(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // DecodeJSONObject is DecodeJSON for where only an object (or null) is valid.
@@ -56,6 +96,49 @@ func DecodeJSONObject(data []byte) (map[string]any, error) {
 		return nil, errors.New("not a JSON object: " + Describe(v))
 	}
 	return m, nil
+}
+
+// EncodeJSON is json.Marshal for the value model, writing NaN and ±Infinity as null the way
+// JSON.stringify does. A JS function may return or throw such numbers; JSON has no words for
+// them, and json.Marshal's error made a call that worked answer 500, or its log row and task
+// record disagree (one null, the other a failure). Every place that stores or answers a value a
+// function made encodes it here, so the answer, the log row and the task record say the same.
+func EncodeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	var unsupported *json.UnsupportedValueError
+	if errors.As(err, &unsupported) {
+		b, err = json.Marshal(FiniteValues(v))
+	}
+	return b, err
+}
+
+// FiniteValues is v with every NaN and infinite float of the value model (maps of string to
+// any, lists of any, at any depth) replaced by nil. It copies what it changes and leaves other
+// values as they are.
+func FiniteValues(v any) any {
+	switch t := v.(type) {
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil
+		}
+	case float32:
+		if math.IsNaN(float64(t)) || math.IsInf(float64(t), 0) {
+			return nil
+		}
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = FiniteValues(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = FiniteValues(x)
+		}
+		return out
+	}
+	return v
 }
 
 // ViaJSON converts any Go value (a struct, a typed map) into the value model by way of its JSON

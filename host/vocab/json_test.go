@@ -1,6 +1,7 @@
 package vocab_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -76,4 +77,38 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	for b.Loop() {
 		_, _ = vocab.DecodeJSON(data)
 	}
+}
+
+// A number JSON can spell but no float64 holds (1e99999) is refused with a message naming it,
+// rather than decoded as ±Infinity, which no JSON encoder can write back (issue 12, case 7).
+func TestDecodeJSONRefusesNumbersOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{`1e99999`, `[1, -1e99999]`, `{"a": {"b": 1e400}}`} {
+		_, err := vocab.DecodeJSON([]byte(in))
+		require.ErrorContains(t, err, "out of range", in)
+		_, err = vocab.DecodeArgs([]byte(`[` + in + `]`))
+		require.ErrorContains(t, err, "out of range", in)
+		require.Equal(t, vocab.CodeInvalidArgument, vocab.CodeOf(err), in)
+	}
+	// Tiny numbers round to zero, as in JavaScript: they are no error.
+	v, err := vocab.DecodeJSON([]byte(`[1e-99999, 1.7976931348623157e308]`))
+	require.NoError(t, err)
+	require.Equal(t, []any{float64(0), 1.7976931348623157e308}, v)
+}
+
+// EncodeJSON writes what JSON.stringify writes: NaN and ±Infinity, which JSON cannot carry, as
+// null at any depth, the rest as encoding/json does.
+func TestEncodeJSONWritesNonFiniteNumbersAsNull(t *testing.T) {
+	t.Parallel()
+	b, err := vocab.EncodeJSON(map[string]any{"nan": math.NaN(), "list": []any{math.Inf(1), 1.5, map[string]any{"x": math.Inf(-1)}}, "n": int64(2)})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"nan": null, "list": [null, 1.5, {"x": null}], "n": 2}`, string(b))
+	b, err = vocab.EncodeJSON(math.NaN())
+	require.NoError(t, err)
+	require.Equal(t, `null`, string(b))
+	b, err = vocab.EncodeJSON(map[string]any{"s": "<&>"})
+	require.NoError(t, err)
+	require.Equal(t, `{"s":"\u003c\u0026\u003e"}`, string(b), "the same bytes as json.Marshal")
+	_, err = vocab.EncodeJSON(map[string]any{"c": make(chan int)})
+	require.Error(t, err, "what has no JSON form at all is still an error")
 }
