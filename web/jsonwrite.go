@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // finiteJSON is the server's JSON writer: echo's, except that NaN and ±Infinity — numbers a JS
@@ -19,7 +20,7 @@ func (finiteJSON) Serialize(c echo.Context, i any, indent string) error {
 	b, err := encodeJSON(i, indent)
 	var unsupported *json.UnsupportedValueError
 	if errors.As(err, &unsupported) {
-		b, err = encodeJSON(finiteValues(i), indent)
+		b, err = encodeJSON(vocab.FiniteValues(i), indent)
 	}
 	if err != nil {
 		return err
@@ -38,33 +39,4 @@ func encodeJSON(i any, indent string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// finiteValues is v with every NaN and infinite number of the value model (maps of string to
-// any, lists of any) replaced by nil. It copies what it changes; other values are kept as they
-// are.
-func finiteValues(v any) any {
-	switch t := v.(type) {
-	case float64:
-		if math.IsNaN(t) || math.IsInf(t, 0) {
-			return nil
-		}
-	case float32:
-		if math.IsNaN(float64(t)) || math.IsInf(float64(t), 0) {
-			return nil
-		}
-	case map[string]any:
-		out := make(map[string]any, len(t))
-		for k, x := range t {
-			out[k] = finiteValues(x)
-		}
-		return out
-	case []any:
-		out := make([]any, len(t))
-		for i, x := range t {
-			out[i] = finiteValues(x)
-		}
-		return out
-	}
-	return v
 }

@@ -35,6 +35,7 @@ func badJSONRows(path string, object bool) []routeCase {
 	rows := []routeCase{
 		e400("body: malformed JSON", path, `{"a":`, "not valid JSON"),
 		e400("body: trailing garbage", path, `{} {}`),
+		e400("body: a number out of range", path, `{"a": 1e99999}`, "out of range"),
 	}
 	if object {
 		rows = append(rows,
@@ -591,7 +592,14 @@ func (f *sweep) callServiceSpec(hostile map[string][]int) routeSpec {
 			okRow("no body", path+"echo", ``, `"result":null`),
 			okRow("a big integer survives", path+"echo", `[9007199254740993]`, `"result":9007199254740993`),
 			{name: "a JS error", path: path + "boom", want: 422, code: "js_error", in: []string{"kaboom", `"stack"`, "services/MathSvc/index.js:4:"}},
-			okRow("NaN and Infinity are written as JSON.stringify writes them", path+"odd", ``, `"result":{"inf":null,"list":[null,1],"nan":null}`),
+			{name: "NaN and Infinity are written as JSON.stringify writes them, in the answer and the log", path: path + "odd", want: 200, jsonBody: true,
+				in: []string{`"result":{"inf":null,"list":[null,1],"nan":null}`},
+				check: func(t *testing.T, _ *httptest.ResponseRecorder) {
+					require.JSONEq(t, `{"inf":null,"list":[null,1],"nan":null}`, f.loggedResult(t, "fullName=services.MathSvc&sender=services.MathSvc.odd"),
+						"the log row holds what the answer said")
+				}},
+			e400("a number out of range", path+"echo", `[1e99999]`, "out of range", "1e99999"),
+			e400("a negative number out of range, nested", path+"echo", `{"a": [-1e400]}`, "out of range"),
 			{name: "a JS error whose details hold Infinity", path: path + "boomOdd", want: 422, code: "js_error", in: []string{`"message":"odd"`, `"v":null`}},
 			e404("unknown function", path+"nope", ``, `\"nope\"`),
 			e404("unknown service", "/api/services/services.Nope/add", ``, "services.Nope"),
@@ -627,6 +635,14 @@ func (f *sweep) sendSpec() routeSpec {
 		},
 		rows: append([]routeCase{
 			okRow("nobody listens", path, `{"sender": "nobody", "kwargs": {}}`, `"subscribers":[]`, `"note"`),
+			func() routeCase {
+				m := "odd-" + f.uniq()
+				return routeCase{name: "a handler's NaN and Infinity are logged as null", path: path, body: `{"sender": "shop", "kwargs": {"odd": true, "marker": "` + m + `"}}`,
+					want: 200, jsonBody: true, check: func(t *testing.T, _ *httptest.ResponseRecorder) {
+						f.waitLogged(t, "kwargs.marker="+m+"&status=success", 1)
+						require.JSONEq(t, `{"v":null,"w":[null,2]}`, f.loggedResult(t, "kwargs.marker="+m))
+					}}
+			}(),
 			okRow("with an eventType", path, `{"sender": "shop", "kwargs": {"n": 3}, "eventType": "events.NormalType"}`, `"requestId"`),
 			e400("sender missing", path, `{"kwargs": {}}`, "sender"),
 			e400("sender empty", path, `{"sender": "", "kwargs": {}}`, "sender"),
@@ -769,6 +785,22 @@ func (f *sweep) templateOpSpec() routeSpec {
 		},
 		rows: []routeCase{
 			okRow("run with the template's argDict", path, ``, `"taskId":"`),
+			{name: "a task whose result is NaN succeeds with null, in its record and its log row", path: path, body: `{"argDict": {}}`, want: 200, jsonBody: true,
+				check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+					id := decodeRec(t, rec)["taskId"].(string)
+					var task map[string]any
+					require.Eventually(t, func() bool {
+						task = f.json(t, "GET", "/api/tasks/"+id, "")
+						return task["status"] != "waiting" && task["status"] != "running"
+					}, 20*time.Second, 20*time.Millisecond, "the task runs now")
+					require.Equal(t, "success", task["status"], "undefined + 1 is NaN, which JSON writes as null: %v", task)
+					require.Nil(t, task["result"])
+					require.NoError(t, f.host.LogWriter().Flush(t.Context()))
+					rec = f.do(t, routeCase{method: "GET", path: "/api/events/nodes/" + id + "/attempts"})
+					require.Equal(t, 200, rec.Code, rec.Body.String())
+					require.Contains(t, rec.Body.String(), `"result":null`)
+					require.Contains(t, rec.Body.String(), `"status":"success"`, "the log row agrees")
+				}},
 			{name: "disable", path: "/api/tasks/templates/tasks.Toggle/disable", want: 200, jsonBody: true, in: []string{`"enabled":false`},
 				check: func(t *testing.T, _ *httptest.ResponseRecorder) {
 					require.Contains(t, toggleFile(t), `"enabled": false`)

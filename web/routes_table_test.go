@@ -127,6 +127,7 @@ exports.boomOdd = function () { var e = new Error("odd"); e.details = {v: 1 / 0}
 	"events/OnShop/e.json": `{"title": "On shop", "type": "events.NormalType", "sender": "shop", "retry": {"policy": "none"}}`,
 	"events/OnShop/index.js": `exports.handle = function (event) {
   if (event.kwargs.fail) { throw new Error("told to fail"); }
+  if (event.kwargs.odd) { return {v: NaN, w: [1 / 0, 2]}; }
   return event.kwargs.n;
 };`,
 	"tasks/Once/e.json":   `{"title": "Once", "type": "tasks.NormalType", "funcName": "run"}`,
@@ -208,6 +209,22 @@ func (f *sweep) json(t *testing.T, method, path, body string) map[string]any {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), rec.Body.String())
 	return m
+}
+
+// loggedResult is the result of the latest state of the one node the log query finds.
+func (f *sweep) loggedResult(t *testing.T, query string) string {
+	t.Helper()
+	require.NoError(t, f.host.LogWriter().Flush(context.Background()))
+	rec := f.do(t, routeCase{method: "GET", path: "/api/events/logs?" + query})
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	var page struct {
+		RowDatas []struct {
+			Result json.RawMessage `json:"result"`
+		} `json:"rowDatas"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
+	require.Len(t, page.RowDatas, 1, "one node for %s: %s", query, rec.Body.String())
+	return string(page.RowDatas[0].Result)
 }
 
 // logCount is how many nodes the log query finds (after flushing the writer).

@@ -102,7 +102,7 @@ func (e *Engine) Callback(ctx context.Context, nodeID string, data any) (Callbac
 			out, hr, _ := e.callHook(ctx, l, env, lifecycle.NodeFinish, d)
 			result, rows = out["result"], append(rows, hr)
 		}
-		r.Result, _ = json.Marshal(result)
+		r.Result, _ = vocab.EncodeJSON(result)
 	}
 	if err := e.opts.Log.WriteErr(ctx, append(rows, r)...); err != nil {
 		return CallbackResult{}, fmt.Errorf("engine: record the callback of %s: %w", nodeID, err)

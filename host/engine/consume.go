@@ -333,7 +333,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 					data := nodeData(env, decoded(env.Kwargs))
 					data["result"], data["error"] = res.Value, errorData(r.Error)
 					if out := hook(lifecycle.NodeFinish, data); !ignored {
-						if b, merr := json.Marshal(out["result"]); merr == nil {
+						if b, merr := vocab.EncodeJSON(out["result"]); merr == nil {
 							r.Result = b
 						}
 					}

@@ -127,7 +127,7 @@ func Finish(row *logstore.Row, start, end time.Time, res jsvm.Result, err error)
 	case res.Failed != nil:
 		row.Error = &logstore.RowError{Code: vocab.CodeFailed, Message: *res.Failed}
 	default:
-		if b, merr := json.Marshal(res.Value); merr == nil {
+		if b, merr := vocab.EncodeJSON(res.Value); merr == nil {
 			row.Result = b
 		}
 	}

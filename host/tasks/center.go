@@ -16,6 +16,7 @@ import (
 	"github.com/trellis-run/trellis/host/requests"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/timers/recurring"
+	"github.com/trellis-run/trellis/host/vocab"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -293,7 +294,7 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 		data["result"], data["error"] = value, errorData(re)
 		if out := hook(lifecycle.NodeFinish, data); !ignored {
 			value = out["result"]
-			if b, merr := json.Marshal(value); merr == nil {
+			if b, merr := vocab.EncodeJSON(value); merr == nil {
 				r.Result = b
 			}
 		}

@@ -73,7 +73,13 @@ type Task struct {
 	// FirstStartedAt is when the first run started (zero until claimed); retries and takeovers
 	// keep it, so a retry policy can measure its window from it.
 	FirstStartedAt time.Time `json:"firstStartedAt"`
+	// PausedWith is PausedWithRequest for a task paused by its request's pause (it resumes with
+	// the request, not on its own); "" otherwise.
+	PausedWith string `json:"pausedWith,omitempty"`
 }
+
+// PausedWithRequest is Task.PausedWith of a task its request's pause holds.
+const PausedWithRequest = "request"
 
 // Finished says whether status is final: the task will not run (again).
 func Finished(status string) bool {
@@ -134,6 +140,61 @@ func ValidateOp(op Op) (string, error) {
 // OpConflict is Operate's ErrConflict for a task in status, which op does not apply to.
 func OpConflict(id, op, status string) error {
 	return fmt.Errorf("%w: cannot %s task %s: it is %s", ErrConflict, op, id, status)
+}
+
+// OpRequestConflict is Operate's ErrConflict for a task whose request's state refuses op
+// (OperateRequest): every operation once the request is revoked, resume while the request's
+// pause holds the task.
+func OpRequestConflict(t Task, op, requestState string) error {
+	if requestState == RequestRevoked {
+		return fmt.Errorf("%w: cannot %s task %s: it is %s and its request %s is revoked", ErrConflict, op, t.ID, t.Status, t.RequestID)
+	}
+	return fmt.Errorf("%w: cannot %s task %s: it is %s with its request %s, which resumes it", ErrConflict, op, t.ID, t.Status, t.RequestID)
+}
+
+// The request operations (Store.OperateRequest; docs/tasks.md, "Request operations").
+const (
+	RequestPause  = "pause"
+	RequestResume = "resume"
+	RequestRevoke = "revoke"
+)
+
+// Request states a store records (OperateRequest); "" is a request no operation holds.
+const (
+	RequestPaused  = "paused"
+	RequestRevoked = "revoked"
+)
+
+// RequestRetention is how long a store keeps a revoked request's state, and the index of a
+// request's tasks after its last task was created (a paused request keeps both until resumed):
+// a week, as the request tracker (host/requests) keeps a request's unfinished nodes.
+const RequestRetention = 7 * 24 * time.Hour
+
+// ValidateRequestOp checks OperateRequest's arguments and returns the error as JSON ("" for
+// pause and resume).
+func ValidateRequestOp(requestID, op string, terr *TaskError) (string, error) {
+	if requestID == "" {
+		return "", fmt.Errorf("%w: requestId is empty", ErrInvalid)
+	}
+	if err := checkToken("requestId", requestID, MaxNameLen); err != nil {
+		return "", err
+	}
+	switch op {
+	case RequestPause, RequestResume:
+		return "", nil
+	case RequestRevoke:
+		if terr == nil {
+			return "", fmt.Errorf("%w: revoke needs the error its tasks end with", ErrInvalid)
+		}
+		b, _ := json.Marshal(terr)
+		return string(b), nil
+	}
+	return "", fmt.Errorf("%w: request operation %q is not one of pause, resume, revoke", ErrInvalid, op)
+}
+
+// RequestConflict is OperateRequest's ErrConflict for a pause or resume of a revoked request.
+func RequestConflict(requestID, op string) error {
+	return fmt.Errorf("%w: cannot %s request %s: it is revoked", ErrConflict, op, requestID)
 }
 
 // ListQuery selects task records, newest first. Empty FullName/Status match all. Page counts
@@ -228,8 +289,27 @@ type Store interface {
 	//     task is reported on ForcedEnds, as ForcedEnd's.
 	//   - retry: fail -> waiting, due now (StartTime now, EndedAt cleared, the error kept until
 	//     the next end), with op.ArgDict when not nil; the next Claim makes it Attempt+1.
-	// It returns the record after the change.
+	// It returns the record after the change. A task whose request is revoked (OperateRequest)
+	// refuses every operation, and one its request's pause holds (PausedWith) refuses resume:
+	// ErrConflict (OpRequestConflict).
 	Operate(ctx context.Context, id string, op Op) (Task, error)
+	// OperateRequest applies a request operation to every task of requestID (Task.RequestID)
+	// and records the request's state, atomically, so the tasks created in the request later
+	// follow it too (docs/tasks.md, "Request operations"):
+	//   - pause: every waiting task -> paused with PausedWith "request" (its Key freed, as
+	//     Operate's pause); from then on Create and Retry in the request make such paused tasks.
+	//     Running tasks go on.
+	//   - resume: every task paused with its request -> waiting, due at its StartTime; tasks
+	//     paused on their own stay paused. Create and Retry make waiting tasks again.
+	//   - revoke: every waiting or paused task -> fail with terr (EndedAt now); from then on
+	//     Create and Retry in the request make such failed tasks (Create keeps no Key and
+	//     replaces none). Running tasks finish.
+	// It returns the tasks it changed, after the change. Repeating an operation changes nothing
+	// more; pause or resume of a revoked request is ErrConflict (RequestConflict); resume of a
+	// request that is not paused changes nothing. CreateRunning (a tick: a request of its own)
+	// does not look at the request's state. A revoked request's state is kept for
+	// RequestRetention.
+	OperateRequest(ctx context.Context, requestID, op string, terr *TaskError) ([]Task, error)
 	// Pending counts waiting tasks (health/metrics).
 	Pending(ctx context.Context) (int64, error)
 	// Close releases the store's resources (not a Redis client it was given). Safe to call twice.
@@ -341,7 +421,7 @@ func ValidateFinish(status string, result any, terr *TaskError) ([]byte, error) 
 	if status == StatusSuccess && terr != nil {
 		return nil, fmt.Errorf("%w: a successful task has no error; finish it as fail", ErrInvalid)
 	}
-	b, err := json.Marshal(result)
+	b, err := vocab.EncodeJSON(result)
 	if err != nil {
 		return nil, fmt.Errorf("%w: result cannot be stored as JSON: %v", ErrInvalid, err)
 	}
