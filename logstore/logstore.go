@@ -115,6 +115,11 @@ type Query struct {
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 1000
+	// MaxOffset bounds the rows before a page, (Page-1)×PageSize: a page further out is refused
+	// rather than computed, since that product wraps around for a page near 2^63 (page
+	// 9223372036854775806 answered the first page, and a bulk resend of it resent the first
+	// page's nodes). No log holds 2^40 nodes.
+	MaxOffset = 1 << 40
 )
 
 // Page is getEventLog's answer: the total of matching nodes and one page of their latest

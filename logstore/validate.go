@@ -71,6 +71,8 @@ func (q Query) Validate() error {
 		return fmt.Errorf("%w: page must be 1 or more, got %d", ErrInvalidQuery, q.Page)
 	case q.PageSize < 1 || q.PageSize > MaxPageSize:
 		return fmt.Errorf("%w: pageSize must be 1 to %d, got %d", ErrInvalidQuery, MaxPageSize, q.PageSize)
+	case q.Page-1 > MaxOffset/q.PageSize:
+		return fmt.Errorf("%w: page %d is past any row: with pageSize %d, page must be at most %d", ErrInvalidQuery, q.Page, q.PageSize, MaxOffset/q.PageSize+1)
 	case q.Status != "" && !ValidStatus(q.Status):
 		return fmt.Errorf("%w: status %q is not one of success, fail, running, waiting", ErrInvalidQuery, q.Status)
 	case q.Stage != "" && !ValidStage(q.Stage):

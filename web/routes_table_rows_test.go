@@ -169,6 +169,12 @@ func sweepTable(f *sweep) map[string]routeSpec {
 				e400("page 0", "/api/events/logs?page=0", "", "page"),
 				e400("pageSize too big", "/api/events/logs?pageSize=100000", "", "pageSize"),
 				e400("pageSize negative", "/api/events/logs?pageSize=-1", "", "pageSize"),
+				e400("page past any row (its offset would wrap around)", "/api/events/logs?page=9223372036854775806", "", "page", "9223372036854775806"),
+				e400("page past any row, largest pageSize", "/api/events/logs?page=9223372036854775&pageSize=1000", "", "page"),
+				e400("page beyond 64 bits", "/api/events/logs?page=9223372036854775808", "", "page"),
+				e400("pageSize huge", "/api/events/logs?pageSize=9223372036854775807", "", "pageSize"),
+				e400("page the most negative", "/api/events/logs?page=-9223372036854775808", "", "page"),
+				okRow("a page past the rows is empty", "/api/events/logs?page=100000&pageSize=1000", "", `"rowDatas":[]`),
 				e400("startTime unparseable", "/api/events/logs?startTime=yesterday", "", "startTime"),
 				e400("endTime unparseable", "/api/events/logs?endTime=2024-13-45", "", "endTime"),
 				e400("times inverted", "/api/events/logs?startTime=2024-01-16&endTime=2024-01-15", "", "not before"),
@@ -216,6 +222,13 @@ func sweepTable(f *sweep) map[string]routeSpec {
 				e400("status unknown", "/api/events/resend?status=done", "", "status"),
 				e400("stage unknown", "/api/events/resend?stage=dead", "", "stage"),
 				e400("page not a number", "/api/events/resend?page=x", "", "page"),
+				func() routeCase {
+					c := e400("page past any row resends nothing", "/api/events/resend?stage=deadLettered&kwargs.marker=seed-dead&page=9223372036854775806", "", "page")
+					c.unchanged = func(t *testing.T) {
+						require.Equal(t, 0, f.logCount(t, "kwargs.marker=seed-dead&stage=resent"), "no node was resent")
+					}
+					return c
+				}(),
 				e400("startTime unparseable", "/api/events/resend?startTime=soon", "", "startTime"),
 			},
 		},
@@ -612,6 +625,9 @@ func (f *sweep) callServiceSpec(hostile map[string][]int) routeSpec {
 			e400("Go service: wrong type", "/api/services/services.TaskSvc/getTaskTmplList", `[5]`, "must be a string"),
 			e400("Go service: missing argument", "/api/services/services.TaskSvc/createTimerTask", `[]`, `\"fullName\"`),
 			e400("Go service: unknown named argument", "/api/services/services.TaskSvc/getTaskTmplList", `{"query": ""}`, "query"),
+			e400("EventSvc.getEventLog: page past any row", "/api/services/events.services.EventSvc/getEventLog", `{"fullName": "events.OnShop", "page": 9223372036854775806}`, "page"),
+			e400("EventSvc.getEventLog: page past any row, positional", "/api/services/events.services.EventSvc/getEventLog", `["events.OnShop", null, null, null, 9223372036854775806, 1000]`, "page"),
+			okRow("EventSvc.getEventLog: a page past the rows is empty", "/api/services/events.services.EventSvc/getEventLog", `{"fullName": "events.OnShop", "page": 100000, "pageSize": 1000}`, `"rowDatas":[]`),
 		},
 	}
 }
@@ -890,6 +906,8 @@ func (f *sweep) listTasksSpec() routeSpec {
 			e400("page negative", "/api/tasks?page=-2", "", "page"),
 			e400("pageSize not a number", "/api/tasks?pageSize=lots", "", "pageSize"),
 			e400("pageSize too big", "/api/tasks?pageSize=100000", "", "pageSize"),
+			e400("page past any row", "/api/tasks?page=9223372036854775806", "", "page"),
+			e400("page beyond 64 bits", "/api/tasks?page=9223372036854775808", "", "page"),
 		},
 	}
 }
@@ -948,6 +966,10 @@ func (f *sweep) queryRowsSpec(hostile map[string][]int) routeSpec {
 			e400("orderBy an unknown field", path+`?orderBy=colour`, "", "colour"),
 			e400("page not a number", path+`?page=x`, "", "page"),
 			e400("pageSize too big", path+`?pageSize=5000`, "", "pageSize"),
+			e400("page past any row (its offset would wrap around)", path+`?page=9223372036854775806`, "", "page", "9223372036854775806"),
+			e400("page past any row, largest pageSize", path+`?page=9223372036854775&pageSize=1000`, "", "page"),
+			e400("page beyond 64 bits", path+`?page=9223372036854775808`, "", "page"),
+			okRow("a page past the rows is empty", path+`?page=100000&pageSize=1000`, "", `"rowDatas":[]`),
 			e404("unknown model", "/api/models/models.Nope/rows", "", "models.Nope"),
 			e404("not a model", "/api/models/services.MathSvc/rows", "", "services.MathSvc"),
 		},

@@ -11,6 +11,8 @@ import (
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 1000
+	// MaxOffset bounds the rows before a page, (Page-1)×PageSize; no table holds 2^40 rows.
+	MaxOffset = 1 << 40
 	// MaxInValues bounds an in/nin list, so one filter stays within every database's limit on
 	// statement parameters.
 	MaxInValues = 1000
@@ -119,6 +121,10 @@ func PlanQuery(s Schema, q Query) (Plan, error) {
 	}
 	if size < 0 || size > MaxPageSize {
 		errs = append(errs, fmt.Errorf("%w: pageSize is %d; give 1 to %d", ErrInvalidValue, q.PageSize, MaxPageSize))
+	} else if page-1 > MaxOffset/size {
+		// (page-1)×size wraps around for a page near 2^63: page 9223372036854775806 answered the
+		// first page.
+		errs = append(errs, fmt.Errorf("%w: page %d is past any row: with pageSize %d, page must be at most %d", ErrInvalidValue, q.Page, size, MaxOffset/size+1))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Plan{}, err

@@ -1,6 +1,7 @@
 package models_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -31,6 +32,10 @@ func TestPlanQueryPaging(t *testing.T) {
 		{models.Query{PageSize: 1001}, 0, 0, "pageSize is 1001; give 1 to 1000"},
 		{models.Query{PageSize: -1}, 0, 0, "pageSize is -1"},
 		{models.Query{Page: -2}, 0, 0, "page is -2; pages count from 1"},
+		// (page-1)×pageSize would wrap around to the first page.
+		{models.Query{Page: math.MaxInt64 - 1}, 0, 0, "page 9223372036854775806 is past any row"},
+		{models.Query{Page: models.MaxOffset/1000 + 2, PageSize: 1000}, 0, 0, "page must be at most 1099511628"},
+		{models.Query{Page: models.MaxOffset/1000 + 1, PageSize: 1000}, 1000, models.MaxOffset / 1000 * 1000, ""},
 	}
 	for _, tc := range cases {
 		p, err := models.PlanQuery(s, tc.q)
