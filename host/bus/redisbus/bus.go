@@ -11,14 +11,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/redisconn"
 )
 
 // Bus is the Redis Streams bus. Safe for concurrent use.
 type Bus struct {
 	opts    Options
 	addr    string
-	rdb     *redis.Client // commands, pipelines, scripts
-	readers *redis.Client // one sticky connection per subscription's blocking reads
+	rdb     redis.UniversalClient // commands, pipelines, scripts
+	readers redis.UniversalClient // one sticky connection per subscription's blocking reads
+	cluster bool                  // a Redis Cluster: keys tag their topic, readers pick the node
 	counter *commandCounter
 
 	mu      sync.Mutex
@@ -54,15 +56,21 @@ func New(opts Options) (*Bus, error) {
 		return nil, fmt.Errorf("new: %w", err)
 	}
 	b := &Bus{
-		opts: opts, addr: cmdOpts.Addr,
-		rdb: redis.NewClient(cmdOpts), readers: redis.NewClient(readOpts),
+		opts: opts, addr: cmdOpts.Addr(), cluster: cmdOpts.Kind() == redisconn.Cluster,
+		rdb: cmdOpts.NewClient(), readers: readOpts.NewClient(),
 		counter: &commandCounter{},
 		subs:    map[*sub]struct{}{}, topics: map[string]struct{}{},
 		kick: make(chan struct{}, 1), ackKick: make(chan struct{}, 1),
 		stop: make(chan struct{}), flusherDone: make(chan struct{}), trimDone: make(chan struct{}),
 	}
 	b.rdb.AddHook(b.counter)
-	b.readers.AddHook(b.counter)
+	if rc, ok := b.readers.(*redis.ClusterClient); ok {
+		// The readers' commands go over connections of the node clients (readerConn), which
+		// the cluster client's own hooks never see.
+		rc.OnNewNode(func(node *redis.Client) { node.AddHook(b.counter) })
+	} else {
+		b.readers.AddHook(b.counter)
+	}
 	go b.flushLoop()
 	go b.trimLoop()
 	return b, nil
@@ -72,7 +80,41 @@ func New(opts Options) (*Bus, error) {
 // every host that uses the same Redis and Prefix.
 func (b *Bus) Features() bus.Features { return bus.Features{Persistent: true, Shared: true} }
 
-func (b *Bus) key(topic string) string { return b.opts.Prefix + topic }
+// key is the topic's stream. On a Redis Cluster the topic is the key's hash tag: every command
+// of the bus touches one stream at a time, so each topic may live on its own slot, and the
+// topics of many listeners spread over the masters. On one server the key stays as it always
+// was (Prefix + topic), so an upgrade finds its streams.
+func (b *Bus) key(topic string) string {
+	if b.cluster {
+		return b.opts.Prefix + "{" + topic + "}"
+	}
+	return b.opts.Prefix + topic
+}
+
+// readerConn returns a connection of its own for a subscription's blocking reads of key, and
+// the client of the server it is on (for CLIENT UNBLOCK): on a cluster, the master that holds
+// key's slot.
+func (b *Bus) readerConn(ctx context.Context, key string) (*redis.Conn, *redis.Client, error) {
+	switch c := b.readers.(type) {
+	case *redis.ClusterClient:
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		return node.Conn(), node, nil
+	case *redis.Client:
+		return c.Conn(), c, nil
+	}
+	return nil, nil, fmt.Errorf("redisbus: unexpected client type %T", b.readers)
+}
+
+// readFailed lets the readers' cluster client learn the slots again after a read failed: the
+// slot may have moved (MOVED), or its master failed over to a replica.
+func (b *Bus) readFailed() {
+	if c, ok := b.readers.(*redis.ClusterClient); ok {
+		c.ReloadState(context.Background())
+	}
+}
 
 func (b *Bus) isClosed() bool {
 	b.mu.Lock()

@@ -36,3 +36,21 @@ func TestConformance(t *testing.T) {
 		AutoTrim: true,
 	})
 }
+
+// On a Redis Cluster the bus passes the same suite: streams tagged by topic, the readers on the
+// master of their topic's slot. (No restart case: the shared cluster is never restarted.)
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	url := clusterURL(t)
+	bustest.Run(t, func(t *testing.T) bus.Bus {
+		return newBus(t, testOptions(url, newPrefix(t, url)))
+	}, bustest.Options{
+		Crash: func(t *testing.T, b bus.Bus) bus.Bus {
+			rb := b.(*Bus)
+			rb.crash()
+			return newBus(t, rb.opts)
+		},
+		Peer:     func(t *testing.T, b bus.Bus) bus.Bus { return newBus(t, b.(*Bus).opts) },
+		AutoTrim: true,
+	})
+}

@@ -1,13 +1,17 @@
 // Package redisbus is the bus.Bus on Redis Streams and consumer groups (go-redis/v9), shared by
 // every host of a cluster.
 //
-// A topic is a stream (key Options.Prefix + topic); a group is a consumer group of it; a
-// consumer is a Redis consumer named by SubscribeOptions.Consumer. It owns:
+// A topic is a stream (key Options.Prefix + topic; on a Redis Cluster Options.Prefix + "{" +
+// topic + "}", so topics spread over the masters); a group is a consumer group of it; a consumer
+// is a Redis consumer named by SubscribeOptions.Consumer. One server, a Redis Cluster or a
+// master behind Sentinel (host/redisconn's URLs) serve alike: every command touches one stream,
+// so nothing needs two slots. It owns:
 //   - publishing: XADD, with concurrent Publish calls and the acks of every subscription
 //     gathered into one pipeline per round trip;
 //   - reading: per subscription, one XREADGROUP … COUNT n BLOCK t at a time on a connection of
-//     its own (CLIENT UNBLOCK ends it on Close), first the consumer's own pending entries (a host
-//     restarting under its id gets them back at once), then new ones;
+//     its own (to the master of the topic's slot on a cluster; CLIENT UNBLOCK there ends it on
+//     Close), first the consumer's own pending entries (a host restarting under its id gets
+//     them back at once), then new ones;
 //   - acks, batched: XACK with many ids, flushed every AckInterval, at AckBatch ids, or with the
 //     next Publish;
 //   - nack: the entry stays in the group's pending list and is handed to the same subscription

@@ -1,7 +1,6 @@
 package redisbus
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
@@ -49,25 +47,22 @@ func newPrefix(t testing.TB, url string) string {
 	return p
 }
 
-func deleteKeys(t testing.TB, url, prefix string) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if len(keys) > 0 {
-		if err := c.Del(ctx, keys...).Err(); err != nil {
-			t.Logf("cleanup of %s*: %v", prefix, err)
-		}
-	}
+func deleteKeys(t testing.TB, url, prefix string) { redistest.DeleteKeys(t, url, prefix+"*") }
+
+// clusterURL returns the test Redis Cluster or skips the test.
+func clusterURL(t testing.TB) string { return redistest.ClusterURL(t) }
+
+// eachRedis runs f as a subtest on the shared test Redis ("single") and on the test Redis
+// Cluster ("cluster"); each skips when its variable is unset.
+func eachRedis(t *testing.T, f func(t *testing.T, url string)) {
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		f(t, redisURL(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		f(t, clusterURL(t))
+	})
 }
 
 // testOptions are fast settings for tests: short trims and blocks.

@@ -3,21 +3,29 @@ package redisbus
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/trellis-run/trellis/host/redisconn"
 )
 
-// Options configure the Redis bus. Only the address (URL or Redis) is required.
+// Options configure the Redis bus. Only the address (URL, Redis or Conn) is required.
 type Options struct {
-	// URL is the Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS); used when
-	// Redis is nil.
+	// URL is the Redis URL in any form redisconn.ParseURL reads: one server
+	// (redis://[user:password@]host:port/db, rediss:// for TLS), a Redis Cluster
+	// (redis+cluster://host:port,host:port,…) or a master through Sentinel
+	// (redis+sentinel://host:port,…?master_name=NAME); used when Conn and Redis are nil.
 	URL string
-	// Redis are go-redis client options, for what a URL cannot say. The bus copies them and sets
-	// its own timeouts, retries and pool sizes where they are zero.
+	// Redis are go-redis options of one server, for what a URL cannot say; used when Conn is nil.
 	Redis *redis.Options
-	// Prefix starts every stream key [trellis:bus:]. Hosts of one cluster use the same one.
+	// Conn are the options of any deployment (redisconn.ParseURL's result). The bus copies them
+	// (Conn or Redis) and sets its own timeouts, retries and pool sizes where they are zero.
+	Conn *redisconn.Options
+	// Prefix starts every stream key [trellis:bus:]. Hosts of one cluster use the same one. On
+	// a Redis Cluster the key is Prefix + "{" + topic + "}", so each topic has a slot of its own
+	// and topics spread over the masters; the Prefix may then hold no '{' or '}'.
 	Prefix string
 	// Block is how long one XREADGROUP waits for new entries [2s]. Close ends a wait at once.
 	Block time.Duration
@@ -80,8 +88,8 @@ func (o Options) WithDefaults() Options {
 
 func (o Options) validate() error {
 	switch {
-	case o.URL == "" && o.Redis == nil:
-		return fmt.Errorf("%w: neither URL nor Redis is set; pass the Redis URL (redis://host:6379/0)", ErrInvalidOptions)
+	case o.URL == "" && o.Redis == nil && o.Conn == nil:
+		return fmt.Errorf("%w: none of URL, Redis and Conn is set; pass the Redis URL (redis://host:6379/0)", ErrInvalidOptions)
 	case o.Block < 10*time.Millisecond:
 		return fmt.Errorf("%w: Block %s is below 10ms", ErrInvalidOptions, o.Block)
 	case o.AckInterval < 0:
@@ -99,50 +107,56 @@ func (o Options) validate() error {
 }
 
 // clientOptions returns the options of the command client and of the readers' client.
-func (o Options) clientOptions() (cmd, read *redis.Options, err error) {
-	var base redis.Options
-	if o.Redis != nil {
-		base = *o.Redis
-	} else {
-		p, err := redis.ParseURL(o.URL)
+func (o Options) clientOptions() (cmd, read redisconn.Options, err error) {
+	var base redisconn.Options
+	switch {
+	case o.Conn != nil:
+		base = *o.Conn
+	case o.Redis != nil:
+		base = redisconn.Options{Single: o.Redis}
+	default:
+		base, err = redisconn.ParseURL(o.URL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: URL %q: %v", ErrInvalidOptions, o.URL, err)
+			return cmd, read, fmt.Errorf("%w: URL: %w", ErrInvalidOptions, err)
 		}
-		base = *p
 	}
-	if base.DialTimeout == 0 {
-		base.DialTimeout = 2 * time.Second
+	if base.Kind() == redisconn.Cluster && strings.ContainsAny(o.Prefix, "{}") {
+		return cmd, read, fmt.Errorf("%w: Prefix %q holds '{' or '}': on a Redis Cluster the bus tags each topic's key itself, and a brace in the prefix would put every topic in one slot",
+			ErrInvalidOptions, o.Prefix)
 	}
-	if base.DialerRetries == 0 {
-		// go-redis dials up to 5 times 100ms apart by default: with Redis down, every command
-		// would take half a second to fail.
-		base.DialerRetries = 1
-	}
-	if base.ReadTimeout == 0 {
-		base.ReadTimeout = o.OpTimeout
-	}
-	if base.WriteTimeout == 0 {
-		base.WriteTimeout = o.OpTimeout
-	}
-	if base.MaxRetries == 0 {
-		base.MaxRetries = 2
-	}
-	if base.MaintNotificationsConfig == nil {
-		// Redis 7 has no maintenance notifications; go-redis's "auto" mode would try the
-		// handshake on every connection and then rewrite its options, which races between the
-		// sticky connections of the subscriptions.
-		base.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	}
-	if base.ClientName == "" {
-		base.ClientName = "trellis-bus"
-	}
-	cmdOpts := base
-	cmdOpts.ContextTimeoutEnabled = true
-	readOpts := base
-	// One connection per subscription, held while it blocks in XREADGROUP: a pool of its own,
-	// so subscriptions never starve Publish of connections. Errors are the reader's to handle.
-	readOpts.PoolSize = 100000
-	readOpts.MinIdleConns = 0
-	readOpts.MaxRetries = -1
-	return &cmdOpts, &readOpts, nil
+	base = base.Tune(func(c *redisconn.Common) {
+		if c.DialTimeout == 0 {
+			c.DialTimeout = 2 * time.Second
+		}
+		if c.DialerRetries == 0 {
+			// go-redis dials up to 5 times 100ms apart by default: with Redis down, every command
+			// would take half a second to fail.
+			c.DialerRetries = 1
+		}
+		if c.ReadTimeout == 0 {
+			c.ReadTimeout = o.OpTimeout
+		}
+		if c.WriteTimeout == 0 {
+			c.WriteTimeout = o.OpTimeout
+		}
+		if c.MaxRetries == 0 {
+			c.MaxRetries = 2
+		}
+		if c.ClientName == "" {
+			c.ClientName = "trellis-bus"
+		}
+	})
+	// (redisconn's clients leave go-redis's maintenance notifications off: Redis 7 has none,
+	// and the "auto" mode would rewrite options on every new connection, racing between the
+	// subscriptions' sticky connections.)
+	cmd = base.Tune(func(c *redisconn.Common) { c.ContextTimeoutEnabled = true })
+	// One connection per subscription, held while it blocks in XREADGROUP: a pool of its own
+	// (per node, on a cluster), so subscriptions never starve Publish of connections. Errors
+	// are the reader's to handle.
+	read = base.Tune(func(c *redisconn.Common) {
+		c.PoolSize = 100000
+		c.MinIdleConns = 0
+		c.MaxRetries = -1
+	})
+	return cmd, read, nil
 }

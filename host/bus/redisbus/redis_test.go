@@ -3,6 +3,7 @@ package redisbus
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/trellis-run/trellis/host/bus"
+	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
 )
 
 func recv(t *testing.T, sub bus.Subscription, timeout time.Duration) bus.Delivery {
@@ -24,14 +26,7 @@ func recv(t *testing.T, sub bus.Subscription, timeout time.Duration) bus.Deliver
 	}
 }
 
-func client(t testing.TB, url string) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(url)
-	require.NoError(t, err)
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func client(t testing.TB, url string) redis.UniversalClient { return redistest.Client(t, url) }
 
 func TestOptions(t *testing.T) {
 	t.Parallel()
@@ -43,6 +38,8 @@ func TestOptions(t *testing.T) {
 		{URL: "redis://127.0.0.1:1/0", MaxPipeline: 2},
 		{URL: "redis://127.0.0.1:1/0", OpTimeout: time.Millisecond},
 		{URL: "redis://127.0.0.1:1/0", DefaultClaimAfter: -time.Second},
+		{URL: "redis+sentinel://127.0.0.1:1"}, // no master_name
+		{URL: "redis+cluster://127.0.0.1:1,127.0.0.1:2", Prefix: "trellis:{app}:"},
 	} {
 		_, err := New(o)
 		require.ErrorIs(t, err, ErrInvalidOptions, "%+v", o)
@@ -131,7 +128,10 @@ func TestGroupLost(t *testing.T) {
 // delivery counter in Redis; a heartbeat keeps the idle time of held entries low.
 func TestNackAndHeartbeatInRedis(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	eachRedis(t, testNackAndHeartbeatInRedis)
+}
+
+func testNackAndHeartbeatInRedis(t *testing.T, url string) {
 	opts := testOptions(url, newPrefix(t, url))
 	b := newBus(t, opts)
 	c := client(t, url)
@@ -144,7 +144,7 @@ func TestNackAndHeartbeatInRedis(t *testing.T) {
 	require.NoError(t, d.Nack(ctx))
 	d = recv(t, sub, 10*time.Second)
 	require.Equal(t, 2, d.Deliveries())
-	pend, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: opts.Prefix + "t", Group: "g", Start: "-", End: "+", Count: 10}).Result()
+	pend, err := c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: b.key("t"), Group: "g", Start: "-", End: "+", Count: 10}).Result()
 	require.NoError(t, err)
 	require.Len(t, pend, 1)
 	require.Equal(t, ids[0], pend[0].ID)
@@ -152,7 +152,7 @@ func TestNackAndHeartbeatInRedis(t *testing.T) {
 	require.Equal(t, int64(2), pend[0].RetryCount)
 	// Held for ten heartbeats (ClaimAfter/4 = 100ms each): the idle time stays below ClaimAfter.
 	time.Sleep(time.Second)
-	pend, err = c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: opts.Prefix + "t", Group: "g", Start: "-", End: "+", Count: 10}).Result()
+	pend, err = c.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: b.key("t"), Group: "g", Start: "-", End: "+", Count: 10}).Result()
 	require.NoError(t, err)
 	require.Len(t, pend, 1)
 	require.Less(t, pend[0].Idle, 400*time.Millisecond, "the heartbeat refreshes the idle time")
@@ -163,7 +163,10 @@ func TestNackAndHeartbeatInRedis(t *testing.T) {
 // batches concurrent calls into pipelines.
 func TestAcksBatched(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	eachRedis(t, testAcksBatched)
+}
+
+func testAcksBatched(t *testing.T, url string) {
 	opts := testOptions(url, newPrefix(t, url))
 	opts.AckInterval = 50 * time.Millisecond
 	b := newBus(t, opts)
@@ -188,19 +191,62 @@ func TestAcksBatched(t *testing.T) {
 	require.Equal(t, int64(n), counts["xadd"])
 	require.LessOrEqual(t, counts["xack"], int64(n/20), "acks are sent in batches: %v", counts)
 	require.LessOrEqual(t, counts["xreadgroup"], int64(n/10), "reads take many entries at once: %v", counts)
+	require.Positive(t, counts["xreadgroup"], "the readers' commands are counted too (on a cluster they run on node clients)")
 }
 
-// The keys are the prefix and the topic, and entries are readable with redis-cli: field p is
-// the payload, h:<name> the headers.
+// On a Redis Cluster each topic's stream is tagged by its topic, so the topics of many
+// listeners spread over every master, and a subscription reads from the master of its topic.
+func TestClusterTopicsSpread(t *testing.T) {
+	t.Parallel()
+	url := clusterURL(t)
+	b := newBus(t, testOptions(url, newPrefix(t, url)))
+	c := client(t, url).(*redis.ClusterClient)
+	ctx := t.Context()
+	byNode := map[string]string{} // master address -> a topic on it
+	for i := 0; i < 64 && len(byNode) < 3; i++ {
+		topic := fmt.Sprintf("listener:events.E%d", i)
+		node, err := c.MasterForKey(ctx, b.key(topic))
+		require.NoError(t, err)
+		if _, ok := byNode[node.Options().Addr]; !ok {
+			byNode[node.Options().Addr] = topic
+		}
+	}
+	require.Len(t, byNode, 3, "64 topics over three masters")
+	for addr, topic := range byNode {
+		sub, err := b.Subscribe(ctx, topic, "g", bus.SubscribeOptions{Consumer: "c"})
+		require.NoError(t, err)
+		_, err = b.Publish(ctx, topic, &bus.Message{Payload: []byte(addr)})
+		require.NoError(t, err)
+		d := recv(t, sub, 10*time.Second)
+		require.Equal(t, addr, string(d.Message().Payload))
+		require.NoError(t, d.Ack(ctx))
+		n, err := client(t, "redis://"+addr+"/0").XLen(ctx, b.key(topic)).Result()
+		require.NoError(t, err, "the stream lives on %s", addr)
+		require.Equal(t, int64(1), n)
+		require.NoError(t, sub.Close())
+	}
+}
+
+// The keys are the prefix and the topic — on a Redis Cluster the prefix and the topic as hash
+// tag — and entries are readable with redis-cli: field p is the payload, h:<name> the headers.
 func TestEntryLayout(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
-	opts := testOptions(url, newPrefix(t, url))
+	eachRedis(t, func(t *testing.T, url string) {
+		opts := testOptions(url, newPrefix(t, url))
+		key := opts.Prefix + "orders"
+		if strings.HasPrefix(url, "redis+cluster://") {
+			key = opts.Prefix + "{orders}"
+		}
+		testEntryLayout(t, url, opts, key)
+	})
+}
+
+func testEntryLayout(t *testing.T, url string, opts Options, key string) {
 	b := newBus(t, opts)
 	ctx := t.Context()
 	ids, err := b.Publish(ctx, "orders", &bus.Message{Payload: []byte("body"), Headers: map[string]string{"event-id": "e1"}})
 	require.NoError(t, err)
-	got, err := client(t, url).XRange(ctx, opts.Prefix+"orders", "-", "+").Result()
+	got, err := client(t, url).XRange(ctx, key, "-", "+").Result()
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, ids[0], got[0].ID)
@@ -211,7 +257,10 @@ func TestEntryLayout(t *testing.T) {
 // at its next claim, without waiting ClaimAfter.
 func TestCloseReleasesUnhanded(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	eachRedis(t, testCloseReleasesUnhanded)
+}
+
+func testCloseReleasesUnhanded(t *testing.T, url string) {
 	b := newBus(t, testOptions(url, newPrefix(t, url)))
 	ctx := t.Context()
 	for i := range 5 {
@@ -247,12 +296,15 @@ func TestCloseReleasesUnhanded(t *testing.T) {
 // per id when the range holds many more of the consumer's entries) agree.
 func TestTouchOnlyOwnEntries(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
+	eachRedis(t, testTouchOnlyOwnEntries)
+}
+
+func testTouchOnlyOwnEntries(t *testing.T, url string) {
 	opts := testOptions(url, newPrefix(t, url))
 	b := newBus(t, opts)
 	c := client(t, url)
 	ctx := t.Context()
-	key := opts.Prefix + "t"
+	key := b.key("t")
 	const n = 1100
 	pipe := c.Pipeline()
 	for i := range n {

@@ -33,9 +33,10 @@ type sub struct {
 	closing                             chan struct{}
 	readerDone, dispatchDone, maintDone chan struct{}
 	closeOnce                           sync.Once
-	room                                chan struct{} // the reader may read more
-	readyCh                             chan struct{} // the dispatcher may hand out more
-	clientID                            atomic.Int64  // the reader's connection, for CLIENT UNBLOCK
+	room                                chan struct{}                // the reader may read more
+	readyCh                             chan struct{}                // the dispatcher may hand out more
+	clientID                            atomic.Int64                 // the reader's connection, for CLIENT UNBLOCK
+	node                                atomic.Pointer[redis.Client] // the server of that connection
 	historyDone                         atomic.Bool
 
 	mu          sync.Mutex
@@ -169,14 +170,18 @@ func (s *sub) readLoop() {
 		}
 		var err error
 		if conn == nil {
-			conn = b.readers.Conn()
 			ctx, cancel := b.opCtx(context.Background())
-			var id int64
-			id, err = conn.ClientID(ctx).Result()
-			cancel()
+			var node *redis.Client
+			conn, node, err = b.readerConn(ctx, s.key)
 			if err == nil {
-				s.clientID.Store(id)
+				var id int64
+				id, err = conn.ClientID(ctx).Result()
+				if err == nil {
+					s.node.Store(node)
+					s.clientID.Store(id)
+				}
 			}
+			cancel()
 		}
 		var res []redis.XStream
 		if history {
@@ -222,9 +227,12 @@ func (s *sub) readLoop() {
 				b.opts.Logger.Warn("redisbus: reading failed; retrying with backoff", "topic", s.topic, "group", s.group, "err", err)
 				down = true
 			}
-			_ = conn.Close()
-			conn = nil
+			if conn != nil {
+				_ = conn.Close()
+				conn = nil
+			}
 			s.clientID.Store(0)
+			b.readFailed()
 			// Entries of a read whose reply was lost are in the pending list: read it again.
 			history, cursor = true, "0"
 			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
@@ -420,9 +428,9 @@ func (s *sub) shutdown() {
 	// A blocking XREADGROUP ends at once with CLIENT UNBLOCK; retried until the reader is out,
 	// since it may have been between two reads.
 	for done := false; !done; {
-		if id := s.clientID.Load(); id != 0 {
+		if id, node := s.clientID.Load(), s.node.Load(); id != 0 && node != nil {
 			ctx, cancel := b.opCtx(context.Background())
-			_ = b.rdb.ClientUnblock(ctx, id).Err()
+			_ = node.ClientUnblock(ctx, id).Err()
 			cancel()
 		}
 		select {

@@ -1,6 +1,7 @@
 // Package redistest starts private redis-server processes for tests that must stop, kill or
-// restart Redis — which they may never do to the shared server other tests use. It is a test
-// helper for redisbus and the host's event-center tests; nothing in the product imports it.
+// restart Redis — which they may never do to the shared server other tests use — and reaches
+// the shared test Redis Cluster (TRELLIS_TEST_REDIS_CLUSTER). It is a test helper for the Redis
+// backends and the host's event-center tests; nothing in the product imports it.
 package redistest
 
 import (
@@ -16,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/trellis-run/trellis/host/redisconn"
 )
 
 // Server is a private redis-server a test started.
@@ -100,4 +103,66 @@ func (s *Server) Kill() {
 func (s *Server) Remove() {
 	s.Kill()
 	_ = os.RemoveAll(s.Dir)
+}
+
+// EnvCluster names the test Redis Cluster: scripts/services.sh start redis-cluster sets it.
+const EnvCluster = "TRELLIS_TEST_REDIS_CLUSTER"
+
+// ClusterURL returns the test Redis Cluster's URL (redis+cluster://…) or skips the test.
+func ClusterURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(EnvCluster)
+	if u == "" {
+		t.Skipf("%s is not set; run `eval \"$(scripts/services.sh start redis-cluster)\"` to test on a Redis Cluster", EnvCluster)
+	}
+	return u
+}
+
+// Client returns a client of the Redis url names, in any form redisconn reads (a cluster
+// client for redis+cluster://), closed when the test ends.
+func Client(t testing.TB, url string) redis.UniversalClient {
+	t.Helper()
+	o, err := redisconn.ParseURL(url)
+	require.NoError(t, err)
+	c := o.NewClient()
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// DeleteKeys deletes the keys that match pattern (a SCAN MATCH pattern, e.g. prefix+"*") on the
+// Redis url names — on every master of a cluster — and logs what it could not delete.
+func DeleteKeys(t testing.TB, url, pattern string) {
+	o, err := redisconn.ParseURL(url)
+	if err != nil {
+		return
+	}
+	c := o.NewClient()
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	del := func(ctx context.Context, node redis.Cmdable) error {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		// One key per command: on a cluster the keys of one node lie in many slots.
+		for _, k := range keys {
+			if err := node.Unlink(ctx, k).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return del(ctx, m) })
+	} else {
+		err = del(ctx, c)
+	}
+	if err != nil {
+		t.Logf("cleanup of %s: %v", pattern, err)
+	}
 }
