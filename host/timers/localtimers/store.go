@@ -208,7 +208,7 @@ func scanTask(sc scanner) (timers.Task, error) {
 	var terr sql.NullString
 	var start, created, updated, started, ended, first int64
 	if err := sc.Scan(&t.ID, &t.FullName, &t.FuncName, &t.TaskType, &args, &start, &t.Status, &result, &terr,
-		&t.RequestID, &t.NodeID, &t.Key, &t.Attempt, &t.Owner, &created, &updated, &started, &ended, &first); err != nil {
+		&t.RequestID, &t.NodeID, &t.Key, &t.Attempt, &t.Owner, &created, &updated, &started, &ended, &first, &t.PausedWith); err != nil {
 		return t, err
 	}
 	var err error
@@ -245,7 +245,7 @@ func scanTasks(rows *sql.Rows) ([]timers.Task, error) {
 
 const insertSQL = `INSERT INTO tasks (id, full_name, func_name, task_type, arg_dict, start_time, status,
 	result, error, request_id, node_id, key, attempt, owner, lease_until, created_at, updated_at,
-	started_at, ended_at, first_started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+	started_at, ended_at, first_started_at, paused_with) VALUES (?, ?, ?, ?, ?, ?, ?, 'null', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO NOTHING`
 
 func (s *Store) insert(ctx context.Context, tx *sql.Tx, t timers.Task, lease int64) error {
@@ -253,9 +253,14 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, t timers.Task, lease int
 	if err != nil {
 		return fmt.Errorf("%w: argDict: %v", timers.ErrInvalid, err)
 	}
+	var terr any
+	if t.Error != nil {
+		b, _ := json.Marshal(t.Error)
+		terr = string(b)
+	}
 	res, err := tx.ExecContext(ctx, insertSQL, t.ID, t.FullName, t.FuncName, t.TaskType, string(args),
-		ns(t.StartTime), t.Status, t.RequestID, t.NodeID, t.Key, t.Attempt, t.Owner, lease,
-		ns(t.CreatedAt), ns(t.UpdatedAt), ns(t.StartedAt), ns(t.FirstStartedAt))
+		ns(t.StartTime), t.Status, terr, t.RequestID, t.NodeID, t.Key, t.Attempt, t.Owner, lease,
+		ns(t.CreatedAt), ns(t.UpdatedAt), ns(t.StartedAt), ns(t.EndedAt), ns(t.FirstStartedAt), t.PausedWith)
 	if err != nil {
 		return err
 	}
@@ -295,19 +300,56 @@ func (s *Store) Create(ctx context.Context, t timers.Task) (timers.Task, []strin
 	t.StartTime = t.StartTime.UTC()
 	t.ArgDict = timers.StoredArgs(t.ArgDict)
 	var replaced []string
+	out := t
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if t.Key != "" {
-			var err error
+		out = t
+		state, terr, err := requestState(ctx, tx, t.RequestID)
+		if err != nil {
+			return err
+		}
+		if t.Key != "" && state != timers.RequestRevoked {
 			if replaced, err = removeKey(ctx, tx, t.Key); err != nil {
 				return err
 			}
 		}
-		return s.insert(ctx, tx, t, 0)
+		// A task created in a paused or revoked request follows it (OperateRequest).
+		switch state {
+		case timers.RequestPaused:
+			out.Status, out.PausedWith, out.Key = timers.StatusPaused, timers.PausedWithRequest, ""
+		case timers.RequestRevoked:
+			out.Status, out.Error, out.Key, out.EndedAt = timers.StatusFail, terr, "", now
+		}
+		return s.insert(ctx, tx, out, 0)
 	})
 	if err != nil {
-		return t, nil, s.fail(ctx, "create", err)
+		return out, nil, s.fail(ctx, "create", err)
 	}
-	return t, replaced, nil
+	return out, replaced, nil
+}
+
+// requestState reads the state OperateRequest recorded for requestID ("" for none) and, for a
+// revoked request, the error its tasks end with.
+func requestState(ctx context.Context, tx *sql.Tx, requestID string) (string, *timers.TaskError, error) {
+	if requestID == "" {
+		return "", nil, nil
+	}
+	var state string
+	var terr sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT state, error FROM requests WHERE request_id = ?`, requestID).Scan(&state, &terr)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	var e *timers.TaskError
+	if terr.Valid {
+		e = &timers.TaskError{}
+		if err := json.Unmarshal([]byte(terr.String), e); err != nil {
+			return "", nil, fmt.Errorf("decode the revoke error of request %s: %w", requestID, err)
+		}
+	}
+	return state, e, nil
 }
 
 // CreateRunning records a task already running on owner.
@@ -567,9 +609,23 @@ func (s *Store) Retry(ctx context.Context, id, owner string, at time.Time, terr 
 			t = cur
 			return conflict(cur, owner)
 		}
-		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET status = 'waiting', start_time = ?, error = ?,
-			key = '', lease_until = 0, updated_at = ? WHERE id = ? RETURNING `+columns,
-			ns(at.UTC()), string(errJSON), s.now().UnixNano(), id))
+		state, rerr, err := requestState(ctx, tx, cur.RequestID)
+		if err != nil {
+			return err
+		}
+		// A retry in a paused request waits paused, one in a revoked request ends (OperateRequest).
+		status, pausedWith, ended, e := timers.StatusWaiting, "", int64(0), string(errJSON)
+		now := s.now().UnixNano()
+		switch state {
+		case timers.RequestPaused:
+			status, pausedWith = timers.StatusPaused, timers.PausedWithRequest
+		case timers.RequestRevoked:
+			b, _ := json.Marshal(rerr)
+			status, ended, e = timers.StatusFail, now, string(b)
+		}
+		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET status = ?, start_time = ?, error = ?,
+			key = '', lease_until = 0, updated_at = ?, ended_at = ?, paused_with = ? WHERE id = ? RETURNING `+columns,
+			status, ns(at.UTC()), e, now, ended, pausedWith, id))
 		return err
 	})
 	if err != nil {
@@ -604,7 +660,7 @@ func (s *Store) ForcedEnd(ctx context.Context, id string) (timers.Task, error) {
 		wasRunning = cur.Status == timers.StatusRunning
 		now := s.now().UnixNano()
 		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET status = 'forcedEnd', lease_until = 0,
-			updated_at = ?, ended_at = ? WHERE id = ? RETURNING `+columns, now, now, id))
+			paused_with = '', updated_at = ?, ended_at = ? WHERE id = ? RETURNING `+columns, now, now, id))
 		return err
 	})
 	if err != nil {
@@ -666,6 +722,14 @@ func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Ta
 			t = cur
 			return timers.OpConflict(id, op.Name, cur.Status)
 		}
+		state, _, err := requestState(ctx, tx, cur.RequestID)
+		if err != nil {
+			return err
+		}
+		if state == timers.RequestRevoked || (op.Name == timers.OpResume && cur.PausedWith == timers.PausedWithRequest) {
+			t = cur
+			return timers.OpRequestConflict(cur, op.Name, state)
+		}
 		wasRunning = cur.Status == timers.StatusRunning
 		now := s.now().UnixNano()
 		var q string
@@ -676,15 +740,19 @@ func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Ta
 		case timers.OpResume:
 			q, qa = `status = 'waiting', updated_at = ?`, []any{now}
 		case timers.OpSkip:
-			q, qa = `status = 'success', key = '', lease_until = 0, updated_at = ?, ended_at = ?`, []any{now, now}
+			q, qa = `status = 'success', key = '', paused_with = '', lease_until = 0, updated_at = ?, ended_at = ?`, []any{now, now}
 		case timers.OpForcedFail:
 			b, _ := json.Marshal(op.Error)
-			q, qa = `status = 'fail', key = '', error = ?, lease_until = 0, updated_at = ?, ended_at = ?`, []any{string(b), now, now}
+			q, qa = `status = 'fail', key = '', paused_with = '', error = ?, lease_until = 0, updated_at = ?, ended_at = ?`, []any{string(b), now, now}
 		case timers.OpRetry:
 			q, qa = `status = 'waiting', key = '', start_time = ?, ended_at = 0, updated_at = ?`, []any{now, now}
 			if args != "" {
 				q, qa = q+`, arg_dict = ?`, append(qa, args)
 			}
+		}
+		if state == timers.RequestPaused && (op.Name == timers.OpResume || op.Name == timers.OpRetry) {
+			// Back to waiting in a paused request: its request's pause holds it.
+			q += `, status = 'paused', paused_with = 'request'`
 		}
 		t, err = scanTask(tx.QueryRowContext(ctx, `UPDATE tasks SET `+q+` WHERE id = ? RETURNING `+columns, append(qa, id)...))
 		return err
@@ -696,4 +764,64 @@ func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Ta
 		s.hub.publish(id)
 	}
 	return t, nil
+}
+
+// OperateRequest applies a request operation to the tasks of requestID and records the
+// request's state, in one transaction (timers.Store.OperateRequest).
+func (s *Store) OperateRequest(ctx context.Context, requestID, op string, terr *timers.TaskError) ([]timers.Task, error) {
+	errJSON, err := timers.ValidateRequestOp(requestID, op, terr)
+	if err != nil {
+		return nil, fmt.Errorf("localtimers: %s request: %w", op, err)
+	}
+	var out []timers.Task
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		state, _, err := requestState(ctx, tx, requestID)
+		if err != nil {
+			return err
+		}
+		if state == timers.RequestRevoked && op != timers.RequestRevoke {
+			return timers.RequestConflict(requestID, op)
+		}
+		now := s.now().UnixNano()
+		var rows *sql.Rows
+		switch op {
+		case timers.RequestPause:
+			if _, err := tx.ExecContext(ctx, `INSERT INTO requests (request_id, state, error, updated_at) VALUES (?, 'paused', NULL, ?)
+				ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`, requestID, now); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, `UPDATE tasks SET status = 'paused', paused_with = 'request', key = '', updated_at = ?
+				WHERE request_id = ? AND status = 'waiting' RETURNING `+columns, now, requestID)
+		case timers.RequestResume:
+			if _, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE request_id = ?`, requestID); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, `UPDATE tasks SET status = 'waiting', paused_with = '', updated_at = ?
+				WHERE request_id = ? AND status = 'paused' AND paused_with = 'request' RETURNING `+columns, now, requestID)
+		case timers.RequestRevoke:
+			// Revoked requests are forgotten RequestRetention after their revoke.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM requests WHERE state = 'revoked' AND updated_at < ?`,
+				now-int64(timers.RequestRetention)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO requests (request_id, state, error, updated_at) VALUES (?, 'revoked', ?, ?)
+				ON CONFLICT (request_id) DO UPDATE SET state = excluded.state, error = excluded.error, updated_at = excluded.updated_at`,
+				requestID, errJSON, now); err != nil {
+				return err
+			}
+			rows, err = tx.QueryContext(ctx, `UPDATE tasks SET status = 'fail', error = ?, key = '', paused_with = '',
+				updated_at = ?, ended_at = ? WHERE request_id = ? AND status IN ('waiting', 'paused') RETURNING `+columns,
+				errJSON, now, now, requestID)
+		}
+		if err != nil {
+			return err
+		}
+		out, err = scanTasks(rows)
+		return err
+	})
+	if err != nil {
+		return nil, s.fail(ctx, op+" request "+requestID, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }

@@ -65,8 +65,8 @@ func TestSchemaVersion(t *testing.T) {
 	require.ErrorIs(t, err, timers.ErrUnavailable)
 }
 
-// A file of version 1 (before task retries) opens: first_started_at is added, and its tasks read
-// and run as before.
+// A file of version 1 (before task retries) opens: first_started_at, paused_with and the
+// requests table are added, and its tasks read and run as before.
 func TestUpgradeFromVersion1(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -76,6 +76,10 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	c, _, err := s.Create(ctx, timers.Task{FullName: "tasks.Old", StartTime: time.Now().Add(-time.Second)})
 	require.NoError(t, err)
 	_, err = s.write.Exec("ALTER TABLE tasks DROP COLUMN first_started_at")
+	require.NoError(t, err)
+	_, err = s.write.Exec("ALTER TABLE tasks DROP COLUMN paused_with")
+	require.NoError(t, err)
+	_, err = s.write.Exec("DROP TABLE requests")
 	require.NoError(t, err)
 	_, err = s.write.Exec("PRAGMA user_version = 1")
 	require.NoError(t, err)

@@ -1,6 +1,13 @@
 package redistimers
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/trellis-run/trellis/host/timers"
+)
 
 // Every script takes the key prefix as ARGV[1] and reaches task hashes through it, so on Redis
 // Cluster the prefix must carry a hash tag (trellis:{app}:timers:) to keep all keys in one slot.
@@ -17,13 +24,18 @@ import "github.com/redis/go-redis/v9"
 //	P counts   hash: fullName "\0" status -> number of tasks (List's totals)
 //	P fseq     string: the force-end sequence
 //	P forced   zset: ids force-ended while running, by force-end sequence (last 10,000)
+//	P rq:<requestId>  hash: the state of a request an operation holds (s paused|revoked, e the
+//	           error a revoke ends its tasks with); a revoked one expires after RETAIN
+//	P rt:<requestId>  set: the ids of the request's tasks (OperateRequest); expires RETAIN after
+//	           its last task was created or the request resumed, never while it is paused
 //
 // Task hash fields: fn fullName, f funcName, ty taskType, a argDict JSON, st StartTime (Unix ns),
 // s status, r result JSON, e error JSON, rq requestId, n nodeId, k key, at attempt, o owner,
 // l lease expiry ms, c createdAt ms, u updatedAt ms (absent: createdAt), sa startedAt ms, ea endedAt ms,
 // fs firstStartedAt ms (set by the first claim), q sequence, pd a paused task's due score (it
-// goes back to P due with it on resume).
-const prelude = `
+// goes back to P due with it on resume), pw "request" for a task its request's pause holds.
+var prelude = `
+local RETAIN = ` + strconv.Itoa(int(timers.RequestRetention/time.Second)) + `
 local P = ARGV[1]
 local function tkey(id) return P .. 't:' .. id end
 local function count(fn, st, d)
@@ -46,39 +58,68 @@ local function drop(id)
 	local k = tkey(id)
 	if redis.call('HGET', k, 's') ~= 'waiting' then return false end
 	count(redis.call('HGET', k, 'fn'), 'waiting', -1)
+	local rq = redis.call('HGET', k, 'rq')
+	if rq then redis.call('SREM', P .. 'rt:' .. rq, id) end
 	redis.call('DEL', k)
 	redis.call('ZREM', P .. 'due', id)
 	redis.call('ZREM', P .. 'all', id)
 	return true
 end
+-- reqstate is the state OperateRequest recorded for request rq (false for none) and, for a
+-- revoked one, the error its tasks end with.
+local function reqstate(rq)
+	if not rq or rq == '' then return false, false end
+	local v = redis.call('HMGET', P .. 'rq:' .. rq, 's', 'e')
+	return v[1], v[2]
+end
 `
 
 func script(body string) *redis.Script { return redis.NewScript(prelude + body) }
 
-// createScript: ARGV id, key, status (waiting|running), score (due ms or lease expiry ms), then
-// field/value pairs. Returns {'exists'} or {'ok', replaced ids}.
+// createScript: ARGV id, key, status (waiting|running), score (due ms or lease expiry ms),
+// requestId, now ms, then field/value pairs. Returns {'exists'} or {'ok', replaced ids, HGETALL}.
+// A waiting task created in a paused request is paused with it, one created in a revoked
+// request fails at once (OperateRequest); neither holds a key, and the failed one replaces none.
 var createScript = script(`
-local id, key, status, score = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local id, key, status, score, rq, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local k = tkey(id)
 if redis.call('EXISTS', k) == 1 then return {'exists'} end
+local rs, rerr = false, false
+if status == 'waiting' then rs, rerr = reqstate(rq) end
 local replaced = {}
-if key ~= '' and status == 'waiting' then
+if key ~= '' and status == 'waiting' and rs ~= 'revoked' then
 	local old = redis.call('HGET', P .. 'keys', key)
 	if old and drop(old) then table.insert(replaced, old) end
-	redis.call('HSET', P .. 'keys', key, id)
+	if rs == 'paused' then
+		redis.call('HDEL', P .. 'keys', key)
+	else
+		redis.call('HSET', P .. 'keys', key, id)
+	end
 end
 local seq = redis.call('INCR', P .. 'seq')
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', k, 'q', seq, 's', status, unpack(fields))
 redis.call('ZADD', P .. 'all', seq, id)
-if status == 'waiting' then
+if rs == 'paused' then
+	status = 'paused'
+	redis.call('HSET', k, 's', status, 'pd', score, 'pw', 'request')
+	redis.call('HDEL', k, 'k')
+elseif rs == 'revoked' then
+	status = 'fail'
+	redis.call('HSET', k, 's', status, 'e', rerr, 'ea', now)
+	redis.call('HDEL', k, 'k')
+elseif status == 'waiting' then
 	redis.call('ZADD', P .. 'due', score, id)
 else
 	redis.call('ZADD', P .. 'run', score, id)
 end
 count(redis.call('HGET', k, 'fn'), status, 1)
-return {'ok', replaced}
+if rq ~= '' then
+	redis.call('SADD', P .. 'rt:' .. rq, id)
+	if rs ~= 'paused' then redis.call('EXPIRE', P .. 'rt:' .. rq, RETAIN) end
+end
+return {'ok', replaced, redis.call('HGETALL', k)}
 `)
 
 // removeKeyScript: ARGV key. Returns the removed ids.
@@ -166,11 +207,21 @@ local k = tkey(id)
 if redis.call('EXISTS', k) == 0 then return {'notfound'} end
 local v = redis.call('HMGET', k, 's', 'o')
 if v[1] ~= 'running' or v[2] ~= owner then return {'conflict', redis.call('HGETALL', k)} end
-setstatus(k, 'running', 'waiting')
 redis.call('HSET', k, 'st', start, 'e', err, 'u', now)
 redis.call('HDEL', k, 'l', 'k')
 redis.call('ZREM', P .. 'run', id)
-redis.call('ZADD', P .. 'due', due, id)
+-- A retry in a paused request waits paused, one in a revoked request ends (OperateRequest).
+local rs, rerr = reqstate(redis.call('HGET', k, 'rq'))
+if rs == 'paused' then
+	setstatus(k, 'running', 'paused')
+	redis.call('HSET', k, 'pd', due, 'pw', 'request')
+elseif rs == 'revoked' then
+	setstatus(k, 'running', 'fail')
+	redis.call('HSET', k, 'e', rerr, 'ea', now)
+else
+	setstatus(k, 'running', 'waiting')
+	redis.call('ZADD', P .. 'due', due, id)
+end
 return {'ok', redis.call('HGETALL', k)}
 `)
 
@@ -185,7 +236,7 @@ local running = 0
 if st == 'waiting' or st == 'paused' then
 	redis.call('ZREM', P .. 'due', id)
 	unkey(k, id)
-	redis.call('HDEL', k, 'pd')
+	redis.call('HDEL', k, 'pd', 'pw')
 elseif st == 'running' then
 	redis.call('ZREM', P .. 'run', id)
 	redis.call('HDEL', k, 'l')
@@ -229,22 +280,38 @@ return {out, skip, last, ended}
 `)
 
 // operateScript: ARGV id, op, now ms, now ns, due ms of now (rounded up), error JSON, argDict
-// JSON (” = keep). Returns {'notfound'}, {'conflict', task} or {'ok', task, wasRunning}; a
-// running task force-failed joins the force-end log, as forcedEndScript's.
+// JSON (” = keep). Returns {'notfound'}, {'conflict', task}, {'reqconflict', task, request
+// state} or {'ok', task, wasRunning}; a running task force-failed joins the force-end log, as
+// forcedEndScript's.
 var operateScript = script(`
 local id, op, now, nowns, due, err, args = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local k = tkey(id)
 if redis.call('EXISTS', k) == 0 then return {'notfound'} end
 local st = redis.call('HGET', k, 's')
+local from = {pause = {waiting = 1}, resume = {paused = 1}, skip = {waiting = 1, paused = 1, fail = 1},
+	forcedFail = {waiting = 1, paused = 1, running = 1}, retry = {fail = 1}}
+if not (from[op] and from[op][st]) then return {'conflict', redis.call('HGETALL', k)} end
+local rs = reqstate(redis.call('HGET', k, 'rq'))
+if rs == 'revoked' or (op == 'resume' and redis.call('HGET', k, 'pw') == 'request') then
+	return {'reqconflict', redis.call('HGETALL', k), rs or ''}
+end
 local running = 0
 local function unwait()
 	if st == 'waiting' then
 		redis.call('ZREM', P .. 'due', id)
 		unkey(k, id)
 	end
-	redis.call('HDEL', k, 'k', 'pd')
+	redis.call('HDEL', k, 'k', 'pd', 'pw')
 end
-if op == 'pause' and st == 'waiting' then
+if op == 'resume' and rs == 'paused' then
+	-- Back to waiting in a paused request: its request's pause holds it.
+	redis.call('HSET', k, 'pw', 'request', 'u', now)
+elseif op == 'retry' and rs == 'paused' then
+	redis.call('HDEL', k, 'k', 'ea')
+	redis.call('HSET', k, 'st', nowns, 'u', now, 'pd', due, 'pw', 'request')
+	if args ~= '' then redis.call('HSET', k, 'a', args) end
+	setstatus(k, st, 'paused')
+elseif op == 'pause' and st == 'waiting' then
 	local score = redis.call('ZSCORE', P .. 'due', id) or due
 	unwait()
 	redis.call('HSET', k, 'pd', score, 'u', now)
@@ -281,4 +348,57 @@ else
 	return {'conflict', redis.call('HGETALL', k)}
 end
 return {'ok', redis.call('HGETALL', k), running}
+`)
+
+// operateRequestScript: ARGV requestId, op (pause|resume|revoke), now ms, error JSON (revoke).
+// Returns {'conflict'} (pause or resume of a revoked request) or {'ok', {{id, HGETALL}...}} of
+// the tasks it changed.
+var operateRequestScript = script(`
+local rq, op, now, err = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local sk, ik = P .. 'rq:' .. rq, P .. 'rt:' .. rq
+if redis.call('HGET', sk, 's') == 'revoked' and op ~= 'revoke' then return {'conflict'} end
+if op == 'pause' then
+	redis.call('HSET', sk, 's', 'paused')
+	redis.call('PERSIST', sk)
+	redis.call('PERSIST', ik)
+elseif op == 'resume' then
+	redis.call('DEL', sk)
+	redis.call('EXPIRE', ik, RETAIN)
+else
+	redis.call('HSET', sk, 's', 'revoked', 'e', err)
+	redis.call('EXPIRE', sk, RETAIN)
+	redis.call('EXPIRE', ik, RETAIN)
+end
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', ik)) do
+	local k = tkey(id)
+	local st = redis.call('HGET', k, 's')
+	local changed = true
+	if op == 'pause' and st == 'waiting' then
+		local score = redis.call('ZSCORE', P .. 'due', id) or now
+		redis.call('ZREM', P .. 'due', id)
+		unkey(k, id)
+		redis.call('HDEL', k, 'k')
+		redis.call('HSET', k, 'pd', score, 'pw', 'request', 'u', now)
+		setstatus(k, st, 'paused')
+	elseif op == 'resume' and st == 'paused' and redis.call('HGET', k, 'pw') == 'request' then
+		local score = redis.call('HGET', k, 'pd') or now
+		redis.call('HDEL', k, 'pd', 'pw')
+		redis.call('ZADD', P .. 'due', score, id)
+		redis.call('HSET', k, 'u', now)
+		setstatus(k, st, 'waiting')
+	elseif op == 'revoke' and (st == 'waiting' or st == 'paused') then
+		if st == 'waiting' then
+			redis.call('ZREM', P .. 'due', id)
+			unkey(k, id)
+		end
+		redis.call('HDEL', k, 'k', 'pd', 'pw')
+		redis.call('HSET', k, 'e', err, 'u', now, 'ea', now)
+		setstatus(k, st, 'fail')
+	else
+		changed = false
+	end
+	if changed then out[#out + 1] = {id, redis.call('HGETALL', k)} end
+end
+return {'ok', out}
 `)

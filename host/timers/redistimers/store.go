@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/trellis-run/trellis/host/redisconn"
 	"github.com/trellis-run/trellis/host/rediserr"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/vocab"
@@ -45,10 +47,16 @@ var (
 )
 
 // New returns a store on client under prefix (the host uses "trellis:<app>:timers:"; empty
-// means DefaultPrefix). The caller keeps owning client: Close does not close it.
+// means DefaultPrefix). On a Redis Cluster the store keeps every key in one slot, since its
+// scripts reach task hashes through the prefix: a prefix without a hash tag becomes one
+// ("trellis:app:timers:" → "{trellis:app:timers}:"); on one server the names stay as they were.
+// The caller keeps owning client: Close does not close it.
 func New(client redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
+	}
+	if redisconn.IsCluster(client) {
+		prefix = redisconn.OneSlot(prefix)
 	}
 	return &Store{c: client, p: prefix, done: make(chan struct{}), now: time.Now}
 }
@@ -72,8 +80,11 @@ func (s *Store) Close() error {
 func (s *Store) key(name string) string { return s.p + name }
 
 func (s *Store) addr() string {
-	if c, ok := s.c.(*redis.Client); ok {
+	switch c := s.c.(type) {
+	case *redis.Client:
 		return c.Options().Addr
+	case *redis.ClusterClient:
+		return strings.Join(c.Options().Addrs, ",")
 	}
 	return "the configured address"
 }
@@ -168,7 +179,7 @@ func decode(id string, h map[string]string) (timers.Task, error) {
 	t := timers.Task{ID: id, FullName: h["fn"], FuncName: h["f"], TaskType: h["ty"], Status: h["s"],
 		RequestID: h["rq"], NodeID: h["n"], Key: h["k"], Owner: h["o"],
 		CreatedAt: fromMS(h["c"]), UpdatedAt: fromMS(h["u"]), StartedAt: fromMS(h["sa"]), EndedAt: fromMS(h["ea"]),
-		FirstStartedAt: fromMS(h["fs"])}
+		FirstStartedAt: fromMS(h["fs"]), PausedWith: h["pw"]}
 	if t.UpdatedAt.IsZero() {
 		t.UpdatedAt = t.CreatedAt // not stored until the first change
 	}
@@ -233,26 +244,30 @@ func decodeFlat(id string, v any) (timers.Task, error) {
 	return decode(id, h)
 }
 
-func (s *Store) create(ctx context.Context, op string, t timers.Task, score int64) ([]string, error) {
+// create stores t and returns it as stored (a waiting task created in a paused or revoked
+// request is paused or failed: createScript) and the ids it replaced.
+func (s *Store) create(ctx context.Context, op string, t timers.Task, score int64) (timers.Task, []string, error) {
 	f, err := fields(t)
 	if err != nil {
-		return nil, fmt.Errorf("redistimers: %s: %w", op, err)
+		return t, nil, fmt.Errorf("redistimers: %s: %w", op, err)
 	}
-	args := append([]any{s.p, t.ID, t.Key, t.Status, score}, f...)
+	args := append([]any{s.p, t.ID, t.Key, t.Status, score, t.RequestID, ms(t.CreatedAt)}, f...)
 	res, err := createScript.Run(ctx, s.c, []string{s.key("all")}, args...).Slice()
 	if err != nil {
-		return nil, s.fail(ctx, op, err)
+		return t, nil, s.fail(ctx, op, err)
 	}
 	if res[0] == "exists" {
-		return nil, fmt.Errorf("redistimers: %s: %w: task %s already exists; leave taskId empty to get a new one", op, timers.ErrConflict, t.ID)
+		return t, nil, fmt.Errorf("redistimers: %s: %w: task %s already exists; leave taskId empty to get a new one", op, timers.ErrConflict, t.ID)
 	}
 	var replaced []string
-	if len(res) > 1 {
-		for _, v := range res[1].([]any) {
-			replaced = append(replaced, v.(string))
-		}
+	for _, v := range res[1].([]any) {
+		replaced = append(replaced, v.(string))
 	}
-	return replaced, nil
+	stored, err := decodeFlat(t.ID, res[2])
+	if err != nil {
+		return t, nil, fmt.Errorf("redistimers: %s: %w", op, err)
+	}
+	return stored, replaced, nil
 }
 
 // Create stores a waiting task, replacing the waiting task holding its Key in the same script.
@@ -268,11 +283,7 @@ func (s *Store) Create(ctx context.Context, t timers.Task) (timers.Task, []strin
 	t.CreatedAt, t.UpdatedAt = now, now
 	t.StartTime = t.StartTime.UTC()
 	t.ArgDict = timers.StoredArgs(t.ArgDict)
-	replaced, err := s.create(ctx, "create", t, ceilMS(t.StartTime))
-	if err != nil {
-		return t, nil, err
-	}
-	return t, replaced, nil
+	return s.create(ctx, "create", t, ceilMS(t.StartTime))
 }
 
 // CreateRunning records a task already running on owner.
@@ -289,10 +300,11 @@ func (s *Store) CreateRunning(ctx context.Context, t timers.Task, owner string, 
 	t.Status, t.Attempt, t.Owner = timers.StatusRunning, 1, owner
 	t.CreatedAt, t.UpdatedAt, t.StartedAt, t.FirstStartedAt = now, now, now, now
 	t.ArgDict = timers.StoredArgs(t.ArgDict)
-	if _, err := s.create(ctx, "create running", t, ms(now.Add(lease))); err != nil {
+	stored, _, err := s.create(ctx, "create running", t, ms(now.Add(lease)))
+	if err != nil {
 		return t, err
 	}
-	return t, nil
+	return stored, nil
 }
 
 // Get returns the record of id.
@@ -636,7 +648,44 @@ func (s *Store) Operate(ctx context.Context, id string, op timers.Op) (timers.Ta
 	if err != nil {
 		return timers.Task{}, s.fail(ctx, op.Name+" "+id, err)
 	}
+	if code, _ := reply[0].(string); code == "reqconflict" {
+		t, err := decodeFlat(id, reply[1])
+		if err != nil {
+			return t, fmt.Errorf("redistimers: %s: %w", op.Name, err)
+		}
+		state, _ := reply[2].(string)
+		return t, fmt.Errorf("redistimers: %s %s: %w", op.Name, id, timers.OpRequestConflict(t, op.Name, state))
+	}
 	return s.outcome(op.Name, id, reply, func(t timers.Task) error { return timers.OpConflict(id, op.Name, t.Status) })
+}
+
+// OperateRequest applies a request operation to the request's tasks and records its state, in
+// one script (timers.Store.OperateRequest).
+func (s *Store) OperateRequest(ctx context.Context, requestID, op string, terr *timers.TaskError) ([]timers.Task, error) {
+	errJSON, err := timers.ValidateRequestOp(requestID, op, terr)
+	if err != nil {
+		return nil, fmt.Errorf("redistimers: %s request: %w", op, err)
+	}
+	if err := s.check(op + " request"); err != nil {
+		return nil, err
+	}
+	reply, err := operateRequestScript.Run(ctx, s.c, []string{s.key("due")}, s.p, requestID, op, ms(s.now()), errJSON).Slice()
+	if err != nil {
+		return nil, s.fail(ctx, op+" request "+requestID, err)
+	}
+	if code, _ := reply[0].(string); code == "conflict" {
+		return nil, fmt.Errorf("redistimers: %s request: %w", op, timers.RequestConflict(requestID, op))
+	}
+	var out []timers.Task
+	for _, v := range reply[1].([]any) {
+		t, err := decodePair(v)
+		if err != nil {
+			return nil, fmt.Errorf("redistimers: %s request: %w", op, err)
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 // ForcedEnds polls the force-end log every forcedPoll from its current end. While Redis is

@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T) timers.Store) {
 		{"OperateSkip", testOperateSkip},
 		{"OperateForcedFail", testOperateForcedFail},
 		{"OperateRetry", testOperateRetry},
+		{"OperateRequestPauseResume", testOperateRequestPauseResume},
+		{"OperateRequestRevoke", testOperateRequestRevoke},
 		{"RunnerFiresAtTime", testRunnerFiresAtTime},
 		{"RunnerNeverEarly", testRunnerNeverEarly},
 		{"RunnerNotify", testRunnerNotify},
