@@ -11,8 +11,9 @@
 // Claims compare with the claiming host's clock and lease renewals use the renewing host's, so
 // host clocks must agree to well within two thirds of the runner's Lease (NTP does).
 // Times set by the store are kept to the millisecond; a StartTime keeps its full precision and
-// its due score is rounded up, so a task never fires early. On Redis Cluster give a prefix with
-// a hash tag (trellis:{app}:timers:): the scripts reach task hashes through the prefix.
+// its due score is rounded up, so a task never fires early. On a Redis Cluster every key must
+// share one slot, since the scripts reach task hashes through the prefix: New tags a prefix that
+// has no hash tag ("{trellis:app:timers}:"), which puts an app's tasks on one master.
 //
 // It must not run tasks (timers.Runner does) and does not own the Redis client it is given.
 package redistimers

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
+	"github.com/trellis-run/trellis/host/redisconn"
 	"github.com/trellis-run/trellis/host/timers"
 	"github.com/trellis-run/trellis/host/timers/timerstest"
 )
@@ -104,6 +107,72 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	redisURL(t)
 	timerstest.Run(t, open)
+}
+
+// openCluster is open on the test Redis Cluster (TRELLIS_TEST_REDIS_CLUSTER), with a prefix
+// without a hash tag: the store must add one itself.
+func openCluster(t *testing.T) timers.Store {
+	t.Helper()
+	url := redistest.ClusterURL(t)
+	p, ok := prefixOf.Load(t)
+	if !ok {
+		p, _ = prefixOf.LoadOrStore(t, newClusterPrefix(t, url))
+	}
+	s := New(redistest.Client(t, url), p.(string))
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func newClusterPrefix(t testing.TB, url string) string {
+	p := fmt.Sprintf("trellis:timerstest:%s:%d:", runID, prefixes.Add(1))
+	t.Cleanup(func() { redistest.DeleteKeys(t, url, redisconn.OneSlot(p)+"*") })
+	return p
+}
+
+// On a Redis Cluster the store passes the same suite: its scripts reach every key of the
+// prefix, so they all share one slot.
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	redistest.ClusterURL(t)
+	timerstest.Run(t, openCluster)
+}
+
+// On a Redis Cluster every key a store writes is in the slot of its tagged prefix
+// ({trellis:…}: — on one server the names stay Prefix + name, as before clusters).
+func TestClusterOneSlot(t *testing.T) {
+	t.Parallel()
+	url := redistest.ClusterURL(t)
+	p := newClusterPrefix(t, url)
+	c := redistest.Client(t, url)
+	s := New(c, p)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	_, _, err := s.Create(ctx, timers.Task{FullName: "tasks.X", StartTime: time.Now().Add(-time.Second), Key: "k1"})
+	require.NoError(t, err)
+	_, err = s.Claim(ctx, time.Now(), "h", time.Minute, 1)
+	require.NoError(t, err)
+	var (
+		mu   sync.Mutex
+		keys []string
+	)
+	require.NoError(t, c.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		ks, err := m.Keys(ctx, redisconn.OneSlot(p)+"*").Result()
+		mu.Lock()
+		keys = append(keys, ks...)
+		mu.Unlock()
+		return err
+	}))
+	require.GreaterOrEqual(t, len(keys), 4, "task hash, indexes, counts: %v", keys)
+	slot := -1
+	for _, k := range keys {
+		require.True(t, strings.HasPrefix(k, "{trellis:timerstest:"), k)
+		n, err := c.ClusterKeySlot(ctx, k).Result()
+		require.NoError(t, err)
+		if slot < 0 {
+			slot = int(n)
+		}
+		require.Equal(t, slot, int(n), "%s is in another slot", k)
+	}
 }
 
 // With nothing listening, every call fails fast with ErrUnavailable naming the address, and a
