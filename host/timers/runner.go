@@ -343,15 +343,19 @@ func (st *runState) fire(ctx context.Context, t Task, h *heldTask) {
 	for failures := 0; ; {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(st.bgCtx), 10*time.Second)
 		var ferr error
+		var rec Task
 		if retryAt.IsZero() {
 			_, ferr = o.Store.Finish(fctx, t.ID, o.Owner, status, result, terr)
 		} else {
-			_, ferr = o.Store.Retry(fctx, t.ID, o.Owner, retryAt, terr)
+			rec, ferr = o.Store.Retry(fctx, t.ID, o.Owner, retryAt, terr)
 		}
 		cancel()
 		switch {
 		case ferr == nil:
 			if !retryAt.IsZero() {
+				if re := (*RetryError)(nil); errors.As(err, &re) && re.Retried != nil {
+					re.Retried(rec)
+				}
 				st.r.Notify() // the loop's sleep may be longer than the wait for the retry
 			}
 			return
@@ -391,6 +395,10 @@ func callFire(ctx context.Context, fire func(context.Context, Task) (any, error)
 type RetryError struct {
 	At  time.Time
 	Err error
+	// Retried, when set, is called with the record Store.Retry left: waiting, or paused or
+	// failed when the task's request is paused or revoked (Store.OperateRequest), which the
+	// caller records.
+	Retried func(Task)
 }
 
 // Error is Err's message: the record's error is the failure's, whenever it is retried.

@@ -310,6 +310,9 @@ type Store interface {
 	// does not look at the request's state. A revoked request's state is kept for
 	// RequestRetention.
 	OperateRequest(ctx context.Context, requestID, op string, terr *TaskError) ([]Task, error)
+	// RequestState is the state OperateRequest recorded for requestID: RequestPaused,
+	// RequestRevoked, or "" for a request no operation holds (or one never seen).
+	RequestState(ctx context.Context, requestID string) (string, error)
 	// Pending counts waiting tasks (health/metrics).
 	Pending(ctx context.Context) (int64, error)
 	// Close releases the store's resources (not a Redis client it was given). Safe to call twice.

@@ -825,3 +825,19 @@ func (s *Store) OperateRequest(ctx context.Context, requestID, op string, terr *
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
+
+// RequestState reads the state OperateRequest recorded for requestID.
+func (s *Store) RequestState(ctx context.Context, requestID string) (string, error) {
+	if s.closed.Load() {
+		return "", errClosed("request state")
+	}
+	var state string
+	err := s.read.QueryRowContext(ctx, `SELECT state FROM requests WHERE request_id = ?`, requestID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", s.fail(ctx, "request state", err)
+	}
+	return state, nil
+}

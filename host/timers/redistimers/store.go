@@ -772,3 +772,18 @@ func (s *Store) Pending(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// RequestState reads the state OperateRequest recorded for requestID.
+func (s *Store) RequestState(ctx context.Context, requestID string) (string, error) {
+	if err := s.check("request state"); err != nil {
+		return "", err
+	}
+	state, err := s.c.HGet(ctx, s.key("rq:"+requestID), "s").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", s.fail(ctx, "request state", err)
+	}
+	return state, nil
+}

@@ -29,6 +29,13 @@ func operateRequest(t *testing.T, s timers.Store, requestID, op string) []timers
 	return got
 }
 
+func requireRequestState(t *testing.T, s timers.Store, requestID, want string) {
+	t.Helper()
+	got, err := s.RequestState(bg(t), requestID)
+	require.NoError(t, err)
+	require.Equal(t, want, got, "the state of request %s", requestID)
+}
+
 func sortedIDs(ids ...string) []string {
 	out := append([]string{}, ids...)
 	sort.Strings(out)
@@ -61,6 +68,8 @@ func testOperateRequestPauseResume(t *testing.T, open Open) {
 		require.Empty(t, p.Key, "a paused task frees its key")
 	}
 	require.Empty(t, operateRequest(t, s, rq, timers.RequestPause), "pausing again changes nothing")
+	requireRequestState(t, s, rq, timers.RequestPaused)
+	requireRequestState(t, s, "req_other", "")
 	got, err := s.Get(ctx, own.ID)
 	require.NoError(t, err)
 	require.Empty(t, got.PausedWith, "a task paused on its own stays so")
@@ -97,6 +106,7 @@ func testOperateRequestPauseResume(t *testing.T, open Open) {
 		require.Empty(t, r.PausedWith)
 	}
 	require.Empty(t, operateRequest(t, s, rq, timers.RequestResume), "resuming again changes nothing")
+	requireRequestState(t, s, rq, "")
 	ts, err = s.Claim(ctx, base.Add(time.Hour), "h2", time.Minute, 10)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{a.ID, k.ID, later.ID, run.ID}, ids(ts))
@@ -136,6 +146,7 @@ func testOperateRequestRevoke(t *testing.T, open Open) {
 		require.False(t, r.EndedAt.IsZero())
 	}
 	require.Empty(t, operateRequest(t, s, rq, timers.RequestRevoke), "revoking again changes nothing")
+	requireRequestState(t, s, rq, timers.RequestRevoked)
 
 	// Created later: failed at once, holding no key and replacing none.
 	later := inRequest("tasks.R", rq, base)

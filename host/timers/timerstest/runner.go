@@ -308,12 +308,18 @@ func testRunnerRetry(t *testing.T, open Open) {
 	rec := newRecorder()
 	var mu sync.Mutex
 	retryAt := map[string][]time.Time{} // by task id, the retry time each failed try asked for
+	retried := map[string][]timers.Task{} // by task id, the records RetryError.Retried was given
 	later := func(task timers.Task, d time.Duration, msg string) error {
 		at := time.Now().Add(d)
 		mu.Lock()
 		retryAt[task.ID] = append(retryAt[task.ID], at)
 		mu.Unlock()
-		return &timers.RetryError{At: at, Err: &codedError{timers.TaskError{Code: "js_error", Message: msg}}}
+		return &timers.RetryError{At: at, Err: &codedError{timers.TaskError{Code: "js_error", Message: msg}},
+			Retried: func(r timers.Task) {
+				mu.Lock()
+				retried[r.ID] = append(retried[r.ID], r)
+				mu.Unlock()
+			}}
 	}
 	body := func(ctx context.Context, task timers.Task) (any, error) {
 		switch task.FuncName {
@@ -356,7 +362,13 @@ func testRunnerRetry(t *testing.T, open Open) {
 	require.Equal(t, 3, rec.count(flaky.ID), "three tries, each once")
 	mu.Lock()
 	asked := retryAt[flaky.ID]
+	told := retried[flaky.ID]
 	mu.Unlock()
+	require.Len(t, told, 2, "Retried hears each retry once")
+	for i, r := range told {
+		require.Equal(t, timers.StatusWaiting, r.Status)
+		require.Equal(t, i+1, r.Attempt, "the record after the failed try %d", i+1)
+	}
 	rec.mu.Lock()
 	fired := rec.fired[flaky.ID]
 	rec.mu.Unlock()
