@@ -307,7 +307,7 @@ func testRunnerRetry(t *testing.T, open Open) {
 	s1, s2 := open(t), open(t)
 	rec := newRecorder()
 	var mu sync.Mutex
-	retryAt := map[string][]time.Time{} // by task id, the retry time each failed try asked for
+	retryAt := map[string][]time.Time{}   // by task id, the retry time each failed try asked for
 	retried := map[string][]timers.Task{} // by task id, the records RetryError.Retried was given
 	later := func(task timers.Task, d time.Duration, msg string) error {
 		at := time.Now().Add(d)
