@@ -426,6 +426,11 @@ func derivedRows(f *sweep, method, pattern string, sp routeSpec, registered map[
 		}
 		rows = append(rows, c)
 	}
+	// A control byte in the token (NUL…): the listener renames the header (headerguard.go), and
+	// every route, public or not, answers 401 in the one error body.
+	nul := ok("auth: a control byte in the token", authNone)
+	nul.headers = map[string]string{invalidHeader: "Authorization"}
+	rows = append(rows, refuse(nul, 401, "unauthorized", "control byte"))
 	switch {
 	case unsafe && sp.public:
 		// Logging in and out: no Origin is curl, which may; another site may not.

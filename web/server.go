@@ -80,6 +80,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	e.JSONSerializer = finiteJSON{}
 	e.Use(middleware.Recover())
 	e.Use(s.limitBody)
+	e.Use(refuseInvalidHeaders)
 	e.Use(s.requireToken)
 	e.Use(decodeParams)
 	s.routeHealth(e)
@@ -113,6 +114,7 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return err
 	}
+	ln = guardListener{ln}
 	s.ln = ln
 	select {
 	case <-s.stop: // started again after a Stop
