@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +233,65 @@ func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		h.mu.Unlock()
 		return next(ctx, cmds)
 	}
+}
+
+// On a Redis Cluster the coordinator passes the same suite: a template's keys share its slot
+// (the claim script touches two of them), and claims go one script call each.
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	url := redistest.ClusterURL(t)
+	var prefixes sync.Map // *Coordinator → prefix
+	coordtest.Run(t, coordtest.Backend{
+		Open: func(t *testing.T, n int) []recurring.Coordinator {
+			p := "trellis:test:recurring:" + hex.EncodeToString(randomBytes(6)) + ":"
+			t.Cleanup(func() { redistest.DeleteKeys(t, url, p+"*") })
+			out := make([]recurring.Coordinator, n)
+			for i := range out {
+				co := New(redistest.Client(t, url), p)
+				prefixes.Store(co, p)
+				out[i] = co
+			}
+			return out
+		},
+		Reopen: func(t *testing.T, old recurring.Coordinator) recurring.Coordinator {
+			p, ok := prefixes.Load(old)
+			require.True(t, ok)
+			return New(redistest.Client(t, url), p.(string))
+		},
+	})
+}
+
+// On a Redis Cluster the templates' keys spread over the masters, while each template's claim
+// and last-tick keys share a slot.
+func TestClusterTemplatesSpread(t *testing.T) {
+	t.Parallel()
+	url := redistest.ClusterURL(t)
+	c := redistest.Client(t, url).(*redis.ClusterClient)
+	p := "trellis:test:recurring:" + hex.EncodeToString(randomBytes(6)) + ":"
+	t.Cleanup(func() { redistest.DeleteKeys(t, url, p+"*") })
+	co := New(c, p)
+	ctx := context.Background()
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	masters := map[string]bool{}
+	for i := range 32 {
+		tpl := "tasks.Spread" + hex.EncodeToString([]byte{byte(i)})
+		ok, err := co.ClaimTick(ctx, tpl, at)
+		require.NoError(t, err)
+		require.True(t, ok)
+		tick, err := c.ClusterKeySlot(ctx, co.key(tpl, "tick:"+strconv.FormatInt(at.UnixNano(), 10))).Result()
+		require.NoError(t, err)
+		last, err := c.ClusterKeySlot(ctx, co.key(tpl, "last")).Result()
+		require.NoError(t, err)
+		require.Equal(t, tick, last, "a template's keys share a slot")
+		node, err := c.MasterForKey(ctx, co.key(tpl, "last"))
+		require.NoError(t, err)
+		masters[node.Options().Addr] = true
+	}
+	require.Len(t, masters, 3, "32 templates over three masters")
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }
