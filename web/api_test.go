@@ -110,7 +110,8 @@ func TestAPIScenarios(t *testing.T) {
 	handler := setup(t, host.SandboxInProcess)
 	big := `{"x": "` + strings.Repeat("a", 1<<17) + `"}`
 	for _, sc := range []scenario{
-		{name: "health needs no token", method: "GET", path: "/api/health", noAuth: true, wantStatus: 200, wantIn: []string{`"status":"ok"`, `"lag":{`, `"log":{`, `"bus":"embedded"`, `"logs":"embedded"`, `"db":"embedded"`, `"version"`}},
+		{name: "health needs no token", method: "GET", path: "/api/health", noAuth: true, wantStatus: 200, wantIn: []string{`"status":"ok"`, `"bus":"embedded"`, `"logs":"embedded"`, `"db":"embedded"`, `"version"`}},
+		{name: "health details need the token", method: "GET", path: "/api/health", wantStatus: 200, wantIn: []string{`"status":"ok"`, `"lag":{`, `"log":{`, `"sandbox":`, `"app":"webtest"`}},
 		{name: "elements need a token", method: "GET", path: "/api/elements", noAuth: true, wantStatus: 401, wantIn: []string{"unauthorized"}},
 		{name: "wrong token", method: "GET", path: "/api/elements", token: "nope", wantStatus: 401, wantIn: []string{"wrong bearer token"}},
 		{name: "list elements", method: "GET", path: "/api/elements", wantStatus: 200, wantIn: []string{`"fullName":"services.MathSvc"`, `"layer":"instance"`, `"origin":"app"`, `"fullName":"events.services.EventSvc"`, `"origin":"builtin"`}},

@@ -93,7 +93,7 @@ var logQueryParams = []apiParam{
 
 // apiOps is every route of the API, in the order of docs/reference.md §6.3.
 var apiOps = []apiOp{
-	{method: "GET", path: "/api/health", summary: "Health of the host: status, backends, lag, log writer", public: true,
+	{method: "GET", path: "/api/health", summary: "Health of the host: status, version and backends for everyone; the app, its problems, each listener's lag and the log writer only with the token (or a session)", public: true,
 		result: object(nil, map[string]any{"status": map[string]any{"type": "string", "enum": []string{"ok", "degraded"}}, "version": str(), "app": str(),
 			"problems": integer(), "backends": strMap("storage per part"), "lag": freeObject("each listener's backlog per group"), "log": freeObject("the log writer's counters")})},
 	{method: "GET", path: "/api/openapi.json", summary: "This document", public: true, result: freeObject("an OpenAPI 3 document")},

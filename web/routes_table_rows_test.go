@@ -15,6 +15,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
 // Row makers: the error rows most routes have.
 
 func e400(name, path, body string, in ...string) routeCase {
@@ -57,10 +65,25 @@ func sweepTable(f *sweep) map[string]routeSpec {
 		// ---- health, OpenAPI, session ----
 		"GET /api/health": {public: true,
 			ok: func() routeCase {
-				return okRow("health", "/api/health", "", `"status":"ok"`, `"backends"`, `"app":"sweep"`)
+				return okRow("health", "/api/health", "", `"status":"ok"`, `"backends":{`, `"bus":"embedded"`, `"version"`)
 			},
 			rows: []routeCase{
-				okRow("no token needed", "/api/health", "", `"version"`),
+				// Without the token: status, version and backends only (CONTRACT §6) — not the
+				// app's listener names, their lag, or the log writer (issue 12, case 8).
+				{name: "no token: the public shape only", path: "/api/health", auth: authNone, want: 200, jsonBody: true,
+					in: []string{`"version"`}, check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+						m := decodeRec(t, rec)
+						require.ElementsMatch(t, []string{"status", "version", "backends"}, keysOf(m), rec.Body.String())
+						require.ElementsMatch(t, []string{"bus", "logs", "db"}, keysOf(m["backends"].(map[string]any)), rec.Body.String())
+						require.NotContains(t, rec.Body.String(), "OnShop")
+					}},
+				{name: "a wrong token: the public shape only", path: "/api/health", auth: authBadBearer, want: 200, jsonBody: true,
+					notIn: []string{"OnShop", `"lag"`, `"log"`, `"app"`}},
+				{name: "a forged cookie: the public shape only", path: "/api/health", auth: authForgedCookie, want: 200, jsonBody: true,
+					notIn: []string{"OnShop", `"lag"`, `"log"`, `"app"`}},
+				okRow("the token: the details", "/api/health", "", `"lag":{"events.OnShop":`, `"log":{`, `"app":"sweep"`, `"problems":0`, `"sandbox":"inprocess"`),
+				{name: "the session cookie: the details", path: "/api/health", auth: authCookie, want: 200, jsonBody: true,
+					in: []string{`"lag":{"events.OnShop":`, `"app":"sweep"`}},
 				{name: "HEAD is not the probe", method: "HEAD", path: "/api/health", auth: authBearer, wantAny: []int{404, 405}},
 			},
 		},

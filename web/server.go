@@ -225,13 +225,38 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return next(c)
 		}
-		const prefix = "Bearer "
-		if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		token, ok := bearer(auth)
+		if !ok {
 			return errUnauthorized("missing bearer token: send Authorization: Bearer <token> (TRELLIS_ADMIN_TOKEN, or the token `trellis serve` printed on first start), or log in with POST /api/session")
 		}
-		if subtle.ConstantTimeCompare([]byte(auth[len(prefix):]), []byte(s.opts.Token)) != 1 {
+		if !s.rightToken(token) {
 			return errUnauthorized("wrong bearer token")
 		}
 		return next(c)
 	}
+}
+
+// bearer is the token of an Authorization header of the Bearer scheme.
+func bearer(auth string) (string, bool) {
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", false
+	}
+	return auth[len(prefix):], true
+}
+
+func (s *Server) rightToken(token string) bool {
+	return subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.Token)) == 1
+}
+
+// authenticated reports whether a request on a public route (GET /api/health) carries what
+// requireToken lets through for a read: the bearer token, or else a browser session's cookie.
+// A wrong token is no error there: the route answers what it tells everyone.
+func (s *Server) authenticated(c echo.Context) bool {
+	auth := c.Request().Header.Get("Authorization")
+	if auth == "" {
+		return s.cookieSession(c)
+	}
+	token, ok := bearer(auth)
+	return ok && s.rightToken(token)
 }
