@@ -13,14 +13,13 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/bus/localbus"
 	"github.com/trellis-run/trellis/host/bus/redisbus"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/host/models/pgmodels"
 	"github.com/trellis-run/trellis/host/models/sqlitemodels"
+	"github.com/trellis-run/trellis/host/redisconn"
 	"github.com/trellis-run/trellis/host/requests/localtracker"
 	"github.com/trellis-run/trellis/host/requests/redistracker"
 	"github.com/trellis-run/trellis/host/timers/localtimers"
@@ -48,19 +47,23 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 	// Hosts of one cluster share the app's keys; apps on one Redis stay apart.
 	prefix := "trellis:" + app + ":"
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		// One server, a Redis Cluster or a master behind Sentinel (host/redisconn's URL forms).
+		conn, err := redisconn.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("backends: --redis %q: %w", cfg.RedisURL, err)
+			return nil, fmt.Errorf("backends: --redis: %w", err)
 		}
 		// The bus builds its own clients from the same options: its blocking stream reads hold a
 		// connection each and it counts its commands (trellis bench), so sharing its pool would
-		// starve the task store. The task store and the tick coordinator share one client.
-		rb, err := redisbus.New(redisbus.Options{Redis: opts, Prefix: prefix})
+		// starve the task store. The task store, the tick coordinator and the request tracker
+		// share one client. On a cluster each names its keys for it (the bus tags each topic,
+		// the task store its prefix, the coordinator each template; the tracker's keys stand
+		// alone); on one server the names are those of earlier releases.
+		rb, err := redisbus.New(redisbus.Options{Conn: &conn, Prefix: prefix})
 		if err != nil {
 			return nil, fmt.Errorf("backends: open the event bus on Redis: %w", err)
 		}
 		b.Bus, b.Names["bus"] = rb, "redis"
-		client := redis.NewClient(opts)
+		client := conn.NewClient()
 		b.Release = client.Close
 		b.Timers = redistimers.New(client, prefix+"timers:")
 		b.Coordinator = redislock.New(client, prefix+"ticks:")
