@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,7 @@ import (
 	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/backends"
 	"github.com/trellis-run/trellis/host/engine"
+	"github.com/trellis-run/trellis/host/redisconn"
 	"github.com/trellis-run/trellis/logstore"
 )
 
@@ -118,14 +120,17 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	}
 	defer h.Stop(context.Background())
 	rep := EventsReport{Bus: "embedded", Log: "embedded", Sandbox: h.Config().Sandbox, Events: o.Events, Rate: o.Rate}
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
 		rep.Bus = "redis"
-		ropts, err := redis.ParseURL(cfg.RedisURL)
+		conn, err := redisconn.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return rep, err
 		}
-		rdb = redis.NewClient(ropts)
+		if conn.Kind() == redisconn.Cluster {
+			rep.Bus = "redis-cluster"
+		}
+		rdb = conn.NewClient()
 		defer rdb.Close()
 	}
 	if cfg.ClickHouseDSN != "" {
@@ -167,8 +172,8 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 			return rep, err
 		}
 	}
-	if o.XADDBaseline && rdb != nil {
-		rate, err := xaddBaseline(ctx, rdb)
+	if one, ok := rdb.(*redis.Client); ok && o.XADDBaseline && !isFailover(cfg.RedisURL) {
+		rate, err := xaddBaseline(ctx, one)
 		if err != nil {
 			rep.Notes = append(rep.Notes, "redis-benchmark XADD baseline not measured: "+err.Error())
 		} else {
@@ -288,9 +293,26 @@ func latency(ctx context.Context, h *host.Host, o EventsOptions, rep *EventsRepo
 }
 
 // commandCount is the server's total of commands processed.
-func commandCount(ctx context.Context, rdb *redis.Client) (int64, error) {
+// isFailover says whether url names a master through Sentinel, whose address redis-benchmark
+// cannot be given.
+func isFailover(url string) bool {
+	conn, err := redisconn.ParseURL(url)
+	return err == nil && conn.Kind() == redisconn.Sentinel
+}
+
+// commandCount is the commands the Redis server (every master of a cluster) has processed.
+func commandCount(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	if rdb == nil {
 		return 0, nil
+	}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var total atomic.Int64
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			n, err := commandCount(ctx, m)
+			total.Add(n)
+			return err
+		})
+		return total.Load(), err
 	}
 	info, err := rdb.Info(ctx, "stats").Result()
 	if err != nil {
