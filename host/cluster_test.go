@@ -11,6 +11,7 @@ import (
 
 	"github.com/trellis-run/trellis/host"
 	"github.com/trellis-run/trellis/host/backends"
+	"github.com/trellis-run/trellis/host/bus/redisbus/redistest"
 	"github.com/trellis-run/trellis/host/engine"
 	"github.com/trellis-run/trellis/logstore"
 )
@@ -25,10 +26,26 @@ func redisURL(t *testing.T) string {
 	return url
 }
 
+// Two hosts share a listener's pool on one Redis server and on a Redis Cluster.
 func TestClusterOnRedisSharesThePool(t *testing.T) {
 	t.Parallel()
-	url := redisURL(t)
-	app := fmt.Sprintf("cluster%d", time.Now().UnixNano())
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		testClusterSharesThePool(t, redisURL(t), fmt.Sprintf("cluster%d", time.Now().UnixNano()))
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		t.Parallel()
+		url := redistest.ClusterURL(t)
+		app := fmt.Sprintf("cluster%d", time.Now().UnixNano())
+		t.Cleanup(func() {
+			redistest.DeleteKeys(t, url, "trellis:"+app+":*")
+			redistest.DeleteKeys(t, url, "{trellis:"+app+":*")
+		})
+		testClusterSharesThePool(t, url, app)
+	})
+}
+
+func testClusterSharesThePool(t *testing.T, url, app string) {
 	dir := writeApp(t, map[string]string{
 		"app.json":            fmt.Sprintf(`{"name": %q}`, app),
 		"events/Job/e.json":   `{"title": "Job", "type": "events.NormalType", "sender": "jobs"}`,
