@@ -58,6 +58,7 @@ var statusOfCode = map[string]int{
 	vocab.CodeTimeout:        http.StatusUnprocessableEntity,
 	vocab.CodeMemoryLimit:    http.StatusUnprocessableEntity,
 	vocab.CodeStackOverflow:  http.StatusUnprocessableEntity,
+	vocab.CodeResultTooLarge: http.StatusUnprocessableEntity,
 	vocab.CodeCanceled:       http.StatusUnprocessableEntity,
 	vocab.CodeNotImplemented: http.StatusNotImplemented,
 	vocab.CodeUnavailable:    http.StatusServiceUnavailable,

@@ -126,10 +126,34 @@ type Limits struct {
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
 	// MaxCallDepth ends deep recursion (error code "stack_overflow").
 	MaxCallDepth int `json:"maxCallDepth,omitempty"`
+
+	// The caps below bound what one execution hands out of the sandbox, so that a value made in
+	// JavaScript can cost the host no more than they say. They are enforced where the bytes are
+	// made (the VM's export, in the worker for the isolated executor), before anything is copied
+	// or sent. Sizes are of the value's JSON.
+
+	// MaxResultBytes caps the result (and the returned arguments of Call.ReturnArgs): a larger
+	// one ends the execution with "result_too_large" and no value.
+	MaxResultBytes int64 `json:"maxResultBytes,omitempty"`
+	// MaxErrorBytes caps each of an error's message, stack and details; past it they are cut
+	// with a marker naming the cap.
+	MaxErrorBytes int64 `json:"maxErrorBytes,omitempty"`
+	// MaxConsoleBytes caps the console output of one execution (every entry counts its message
+	// and 32 bytes); past it entries are dropped and a last warn entry says how many.
+	MaxConsoleBytes int64 `json:"maxConsoleBytes,omitempty"`
+	// MaxValueDepth caps how deeply arrays and objects may nest in a value that crosses the
+	// sandbox boundary (arguments, results, host calls): deeper ones are refused.
+	MaxValueDepth int `json:"maxValueDepth,omitempty"`
+	// MaxMessageBytes caps one value JavaScript hands to the host or to another element in one
+	// piece (a host call's arguments, such as sendEvent's kwargs or a model row): a larger one is
+	// refused with "invalid_argument" before it is copied.
+	MaxMessageBytes int64 `json:"maxMessageBytes,omitempty"`
 }
 
 // DefaultLimits are the limits of an execution whose element and caller set none.
-var DefaultLimits = Limits{Timeout: 30 * time.Second, MemoryBytes: 256 << 20, MaxCallDepth: 2000}
+var DefaultLimits = Limits{Timeout: 30 * time.Second, MemoryBytes: 256 << 20, MaxCallDepth: 2000,
+	MaxResultBytes: 1 << 20, MaxErrorBytes: 64 << 10, MaxConsoleBytes: 256 << 10, MaxValueDepth: 64,
+	MaxMessageBytes: 8 << 20}
 
 // WithDefaults returns l with every zero field set from DefaultLimits.
 func (l Limits) WithDefaults() Limits {
@@ -142,7 +166,42 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = DefaultLimits.MaxCallDepth
 	}
+	l = l.withCapDefaults(DefaultLimits)
 	return l
+}
+
+// withCapDefaults sets every zero size cap of l from d.
+func (l Limits) withCapDefaults(d Limits) Limits {
+	if l.MaxResultBytes <= 0 {
+		l.MaxResultBytes = d.MaxResultBytes
+	}
+	if l.MaxErrorBytes <= 0 {
+		l.MaxErrorBytes = d.MaxErrorBytes
+	}
+	if l.MaxConsoleBytes <= 0 {
+		l.MaxConsoleBytes = d.MaxConsoleBytes
+	}
+	if l.MaxValueDepth <= 0 {
+		l.MaxValueDepth = d.MaxValueDepth
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = d.MaxMessageBytes
+	}
+	return l
+}
+
+// Inherit returns l with every zero field taken from d (a call's limits over its executor's).
+func (l Limits) Inherit(d Limits) Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MemoryBytes <= 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.MaxCallDepth <= 0 {
+		l.MaxCallDepth = d.MaxCallDepth
+	}
+	return l.withCapDefaults(d)
 }
 
 // Call is one execution: a function exported by a JS element, called with arguments.

@@ -9,10 +9,6 @@ import (
 	"github.com/dop251/goja"
 )
 
-// maxLogBytes caps what one execution may write to the console; past it, entries are dropped and
-// one last entry says so, so a chatty loop cannot fill the host's memory or the log store.
-const maxLogBytes = 1 << 20
-
 // setFunc defines a non-enumerable native method, like the built-ins' own methods.
 func setFunc(r *goja.Runtime, o *goja.Object, name string, f func(goja.FunctionCall) goja.Value) {
 	fn := r.ToValue(f)
@@ -37,14 +33,20 @@ func bindConsole(rt *jsRuntime) error {
 
 // formatLog joins console arguments the way Node.js roughly does: strings as they are, errors
 // as their stack, other values as JSON.
+// The console cap (Limits.MaxConsoleBytes) bounds the text it builds.
 func (rt *jsRuntime) formatLog(args []goja.Value) string {
+	limit := int(rt.limits().MaxConsoleBytes)
 	var b strings.Builder
 	for i, a := range args {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(rt.formatValue(a))
-		if b.Len() > maxLogBytes {
+		s := rt.formatValue(a)
+		if room := limit + 1 - b.Len(); len(s) > room {
+			s = s[:max(room, 0)]
+		}
+		b.WriteString(s)
+		if b.Len() > limit {
 			break
 		}
 	}

@@ -54,7 +54,7 @@ func TestLoaderBuildsTheRuntimeObject(t *testing.T) {
 }
 
 // The levels and formats of console logs are in jsvmtest (ConsoleLogs); an execution's logs are
-// capped at maxLogBytes, the last entry saying so.
+// capped at Limits.MaxConsoleBytes, the last entry saying so.
 func TestConsoleIsCapped(t *testing.T) {
 	t.Parallel()
 	vm := setup(t, Options{}, source(index("services.L", `
@@ -66,7 +66,7 @@ func TestConsoleIsCapped(t *testing.T) {
 	for _, l := range res.Logs {
 		total += len(l.Message)
 	}
-	require.LessOrEqual(t, total, maxLogBytes+200)
+	require.LessOrEqual(t, total, int(DefaultLimits.MaxConsoleBytes)+200)
 	require.Contains(t, res.Logs[len(res.Logs)-1].Message, "truncated")
 }
 

@@ -14,11 +14,13 @@ const (
 	CodeTimeout       = vocab.CodeTimeout
 	CodeMemoryLimit   = vocab.CodeMemoryLimit
 	CodeStackOverflow = vocab.CodeStackOverflow
-	CodeNotFound      = vocab.CodeNotFound
-	CodeInvalidArg    = vocab.CodeInvalidArgument
-	CodeUnavailable   = vocab.CodeUnavailable // the executor is closed or its workers cannot start
-	CodeCanceled      = vocab.CodeCanceled
-	CodeInternal      = vocab.CodeInternal // a host error without a code of its own
+	// CodeResultTooLarge ends an execution whose result is over Limits.MaxResultBytes.
+	CodeResultTooLarge = vocab.CodeResultTooLarge
+	CodeNotFound       = vocab.CodeNotFound
+	CodeInvalidArg     = vocab.CodeInvalidArgument
+	CodeUnavailable    = vocab.CodeUnavailable // the executor is closed or its workers cannot start
+	CodeCanceled       = vocab.CodeCanceled
+	CodeInternal       = vocab.CodeInternal // a host error without a code of its own
 )
 
 // Error is how a failed execution is reported. Stack holds JS frames as "file:line:col"

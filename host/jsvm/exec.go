@@ -38,6 +38,7 @@ type execution struct {
 	logs        []LogEntry
 	logBytes    int
 	logsDropped int
+	logsCut     bool
 
 	failed       *string
 	waitCallback bool
@@ -155,22 +156,31 @@ func (x *execution) hostContext() context.Context {
 	return x.hostCtx
 }
 
+// logEntryCost is what an entry costs besides its message (its time and level as JSON), so
+// that a flood of empty entries is capped too.
+const logEntryCost = 32
+
+// log keeps one console entry while the execution's console cap (MaxConsoleBytes) allows; the
+// entry that reaches the cap is cut (a copy, so a huge message is not kept alive), later ones
+// are counted and dropped.
 func (x *execution) log(level, msg string) {
-	if x.logBytes >= maxLogBytes {
+	limit := int(x.limits.MaxConsoleBytes)
+	if x.logBytes >= limit {
 		x.logsDropped++
 		return
 	}
-	if x.logBytes+len(msg) > maxLogBytes {
-		msg = msg[:maxLogBytes-x.logBytes]
+	if x.logBytes+len(msg)+logEntryCost > limit {
+		msg = cutString(msg, max(limit-x.logBytes-logEntryCost, 0))
+		x.logsCut = true
 	}
-	x.logBytes += len(msg)
+	x.logBytes += len(msg) + logEntryCost
 	x.logs = append(x.logs, LogEntry{Time: time.Now(), Level: level, Message: msg})
 }
 
 func (x *execution) finalLogs() []LogEntry {
-	if x.logsDropped > 0 || x.logBytes >= maxLogBytes {
+	if x.logsDropped > 0 || x.logsCut {
 		return append(x.logs, LogEntry{Time: time.Now(), Level: "warn",
-			Message: fmt.Sprintf("[console output truncated at %d bytes; %d more entries dropped]", maxLogBytes, x.logsDropped)})
+			Message: fmt.Sprintf("[console output truncated at %d bytes (the console cap, --max-console); %d more entries dropped]", x.limits.MaxConsoleBytes, x.logsDropped)})
 	}
 	return x.logs
 }
@@ -260,8 +270,10 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 	var out any
 	var jsArgs []goja.Value
 	missing := false
-	// The top-level call (no element entered yet) hands its arguments back with ReturnArgs.
-	returnArgs := x.call.ReturnArgs && x.hops == 0
+	// The top-level call (no element entered yet) hands its arguments back with ReturnArgs; its
+	// result and those arguments leave the sandbox, so they are held to the result cap.
+	top := x.hops == 0
+	returnArgs := x.call.ReturnArgs && top
 	err := x.enter(pool, callerDepth,
 		func(rt *jsRuntime) {
 			target := rt.targetFor(ev, own)
@@ -285,11 +297,16 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 		},
 		func(rt *jsRuntime) {
 			if !missing {
-				out = rt.fromJS(rt.settle(res))
+				if !top {
+					out = rt.fromJS(rt.settle(res))
+					return
+				}
+				var used int64
+				out = rt.exportResult(rt.settle(res), &used)
 				if returnArgs {
 					x.argsOut = make([]any, len(args))
 					for i := range args {
-						x.argsOut[i] = rt.fromJS(jsArgs[i])
+						x.argsOut[i] = rt.exportResult(jsArgs[i], &used)
 					}
 				}
 			}

@@ -6,9 +6,12 @@ import (
 	"math"
 	"math/big"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
+
 	"github.com/trellis-run/trellis/host/vocab"
 )
 
@@ -205,36 +208,74 @@ func (rt *jsRuntime) newDate(t time.Time) goja.Value {
 }
 
 // exporter copies a JS value into plain Go values (Call's value model). Functions and symbols
-// become nil; cycles and absurd nesting are refused with a message saying what to change.
+// become nil; cycles, values nested deeper than the execution's MaxValueDepth and values larger
+// than the budget (about their JSON size) are refused with a message saying what to change,
+// before the Go copy is made: a cap is enforced where the bytes are made.
 type exporter struct {
-	rt      *jsRuntime
-	visit   []*goja.Object
-	maxSize int64
-	size    int64
+	rt       *jsRuntime
+	visit    []*goja.Object
+	maxDepth int
+	maxSize  int64
+	size     int64
+	// over is called once the value is known to be larger than maxSize; it must not return.
+	over func(ex *exporter)
 }
 
-// fromJS exports v. It must run inside the runtime (a native function or rt.run): getters and
-// Proxy traps of the value run as JS under the execution's limits, and a value that cannot cross
-// is thrown as a coded JS error at the point of the crossing.
+// fromJS exports v as it crosses to another element or to the host (arguments, a callee's
+// result): at most MaxMessageBytes, refused with a catchable invalid_argument past it. It must
+// run inside the runtime (a native function or rt.run): getters and Proxy traps of the value run
+// as JS under the execution's limits, and a value that cannot cross is thrown as a coded JS error
+// at the point of the crossing.
 func (rt *jsRuntime) fromJS(v goja.Value) any {
-	ex := &exporter{rt: rt, maxSize: rt.memoryCap() / 16}
-	if ex.maxSize <= 0 {
-		ex.maxSize = math.MaxInt64
+	limits := rt.limits()
+	return rt.export(v, limits.MaxMessageBytes, func(ex *exporter) {
+		ex.fail(CodeInvalidArg, "value larger than %d bytes (the cap on one value handed to the host or another element, --max-message); pass less, or page it", limits.MaxMessageBytes)
+	})
+}
+
+// exportResult exports what an execution hands back to its caller (its result, or its
+// arguments with Call.ReturnArgs), which counts against one budget of MaxResultBytes: past it the
+// execution ends, uncatchably, with result_too_large and no value.
+func (rt *jsRuntime) exportResult(v goja.Value, used *int64) any {
+	limits := rt.limits()
+	ex := &exporter{rt: rt, maxDepth: limits.MaxValueDepth, maxSize: limits.MaxResultBytes - *used}
+	ex.over = func(ex *exporter) {
+		e := &Error{Code: CodeResultTooLarge, Message: fmt.Sprintf(
+			"the result is larger than %d bytes as JSON (the result cap, --max-result); return less, or store it and return a reference", limits.MaxResultBytes),
+			Details: map[string]any{"limit": limits.MaxResultBytes, "cap": "maxResultBytes"}}
+		if rt.x != nil {
+			rt.x.abort(e)
+		}
+		panic(rt.newCodedError(e.Code, e.Message, nil))
 	}
+	out := ex.value(v, 0)
+	*used += ex.size
+	return out
+}
+
+func (rt *jsRuntime) export(v goja.Value, maxSize int64, over func(*exporter)) any {
+	ex := &exporter{rt: rt, maxDepth: rt.limits().MaxValueDepth, maxSize: maxSize, over: over}
 	return ex.value(v, 0)
+}
+
+// limits are the running execution's limits; outside one (a module loading for a check), the
+// defaults.
+func (rt *jsRuntime) limits() Limits {
+	if rt.x == nil {
+		return DefaultLimits
+	}
+	return rt.x.limits
 }
 
 func (ex *exporter) fail(code, format string, args ...any) {
 	panic(ex.rt.newCodedError(code, fmt.Sprintf(format, args...), nil))
 }
 
+// grow counts n more bytes of the value's JSON and stops the export once past the budget.
 func (ex *exporter) grow(n int64) {
 	ex.size += n
 	if ex.size > ex.maxSize {
-		if ex.rt.x != nil {
-			ex.rt.x.trip(CodeMemoryLimit)
-		}
-		ex.fail(CodeMemoryLimit, "value too large to cross the sandbox boundary (over %d items)", ex.maxSize)
+		ex.over(ex)
 	}
 }
 
@@ -247,13 +288,21 @@ func (ex *exporter) value(v goja.Value, depth int) any {
 	}
 	o, ok := v.(*goja.Object)
 	if !ok {
+		if s, isString := v.(goja.String); isString {
+			// The length is known before the string is exported (a copy, for non-ASCII text).
+			ex.grow(int64(s.Length()) + 2)
+		}
 		switch e := v.Export().(type) {
-		case int64, float64, bool:
+		case int64, float64:
+			ex.grow(8)
+			return e
+		case bool:
+			ex.grow(5)
 			return e
 		case string:
-			ex.grow(int64(len(e)) / 16)
 			return e
 		case *big.Int:
+			ex.grow(20)
 			if e.IsInt64() {
 				return e.Int64()
 			}
@@ -262,8 +311,8 @@ func (ex *exporter) value(v goja.Value, depth int) any {
 			return nil // symbols
 		}
 	}
-	if depth >= maxValueDepth {
-		ex.fail(CodeInvalidArg, "value nested deeper than %d levels; flatten it", maxValueDepth)
+	if depth >= ex.maxDepth {
+		ex.fail(CodeInvalidArg, "value nested deeper than %d levels (the nesting cap, --max-depth); flatten it", ex.maxDepth)
 	}
 	for _, seen := range ex.visit {
 		if seen == o {
@@ -303,6 +352,7 @@ func (ex *exporter) value(v goja.Value, depth int) any {
 	ex.grow(int64(len(keys)))
 	out := make(map[string]any, len(keys))
 	for _, k := range keys {
+		ex.grow(int64(len(k)) + 3)
 		out[k] = ex.value(o.Get(k), depth+1)
 	}
 	return out
@@ -317,4 +367,74 @@ func toLength(v goja.Value) int64 {
 		return 0
 	}
 	return n
+}
+
+// cutString returns at most n bytes of s, ending on a whole UTF-8 character, as a copy: a
+// substring would keep the whole of a huge original alive.
+func cutString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.Clone(s[:n])
+}
+
+// capError cuts an execution's error to the error cap (Limits.MaxErrorBytes): its message and
+// stack each end with a marker naming the cap when cut, and details whose JSON is larger are
+// replaced by what they were (their code kept), so a thrown 64 MiB message costs the log row and
+// the HTTP answer no more than the cap.
+func capError(e *Error, limit int64) {
+	if e == nil || limit <= 0 {
+		return
+	}
+	n := int(limit)
+	if len(e.Message) > n {
+		e.Message = cutString(e.Message, n) + fmt.Sprintf(" …[message truncated: %d bytes, over the error cap of %d (--max-error)]", len(e.Message), limit)
+	}
+	if len(e.Stack) > n {
+		e.Stack = cutString(e.Stack, n) + fmt.Sprintf("\n…[stack truncated: %d bytes, over the error cap of %d (--max-error)]", len(e.Stack), limit)
+	}
+	if len(e.Details) > 0 && jsonSizeOver(e.Details, limit) {
+		kept := map[string]any{"truncated": fmt.Sprintf("the error's details were larger than the error cap of %d bytes (--max-error)", limit)}
+		if c, ok := e.Details["code"].(string); ok && len(c) <= 256 {
+			kept["code"] = c
+		}
+		e.Details = kept
+	}
+}
+
+// jsonSizeOver reports whether the JSON of v (a plain value) is larger than limit, walking no
+// further than it takes to know.
+func jsonSizeOver(v any, limit int64) bool {
+	var n int64
+	var walk func(v any, depth int) bool
+	walk = func(v any, depth int) bool {
+		if depth > maxValueDepth {
+			return true
+		}
+		switch t := v.(type) {
+		case string:
+			n += int64(len(t)) + 2
+		case []any:
+			n += 2
+			for _, e := range t {
+				if n++; n > limit || walk(e, depth+1) {
+					return true
+				}
+			}
+		case map[string]any:
+			n += 2
+			for k, e := range t {
+				if n += int64(len(k)) + 4; n > limit || walk(e, depth+1) {
+					return true
+				}
+			}
+		default:
+			n += 8
+		}
+		return n > limit
+	}
+	return walk(v, 0)
 }

@@ -112,8 +112,14 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 	out, err := x.callFunction(ev, call.Function, call.Args, call.Ctx, 0)
 	res := Result{Value: out, Logs: x.finalLogs(), Duration: time.Since(x.start),
 		Failed: x.failed, WaitCallback: x.waitCallback, Args: x.argsOut}
+	if res.Failed != nil && len(*res.Failed) > int(limits.MaxErrorBytes) {
+		e := &Error{Message: *res.Failed}
+		capError(e, limits.MaxErrorBytes)
+		res.Failed = &e.Message
+	}
 	if err != nil {
 		res.Value, res.Args = nil, nil
+		capError(err, limits.MaxErrorBytes)
 		return res, err
 	}
 	return res, nil
@@ -167,7 +173,7 @@ func (vm *VM) limitsFor(ev *elementVersion, l Limits) Limits {
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = vm.limits.MaxCallDepth
 	}
-	return l.WithDefaults()
+	return l.withCapDefaults(vm.limits).WithDefaults()
 }
 
 // watchMemory samples probe every millisecond and trips memory_limit when the process grew by

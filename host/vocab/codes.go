@@ -20,12 +20,13 @@ const (
 	CodeInternal        = "internal"         // a fault of Trellis itself
 
 	// Codes of a function that ran and failed.
-	CodeJSError       = "js_error"       // the code threw, or a syntax error stopped it
-	CodeFailed        = "failed"         // the handler called ctx.fail(reason): a failure, not a throw
-	CodeTimeout       = "timeout"        // it ran past its deadline
-	CodeMemoryLimit   = "memory_limit"   // it allocated past its memory cap
-	CodeStackOverflow = "stack_overflow" // it recursed past the call-depth cap
-	CodeCanceled      = "canceled"       // its context ended first (forcedEnd, host shutting down)
+	CodeJSError        = "js_error"         // the code threw, or a syntax error stopped it
+	CodeFailed         = "failed"           // the handler called ctx.fail(reason): a failure, not a throw
+	CodeTimeout        = "timeout"          // it ran past its deadline
+	CodeMemoryLimit    = "memory_limit"     // it allocated past its memory cap
+	CodeStackOverflow  = "stack_overflow"   // it recursed past the call-depth cap
+	CodeResultTooLarge = "result_too_large" // its result was larger than the result cap
+	CodeCanceled       = "canceled"         // its context ended first (forcedEnd, host shutting down)
 )
 
 // CodedError is an error that carries one of the codes above. Every layer returns coded errors,

@@ -126,6 +126,7 @@ func Run(t *testing.T, newExecutor NewExecutor, f Features) {
 		{"StackOverflow", testStackOverflow},
 		{"MemoryLimit", testMemoryLimit},
 		{"MemoryHog", testMemoryHog},
+		{"SizeCaps", testSizeCaps},
 		{"HostCalls", testHostCalls},
 		{"HostValues", testHostValues},
 		{"ExecuteHostElement", testExecuteHostElement},
