@@ -55,6 +55,11 @@ type Options struct {
 	// Requests tracks each request's unfinished nodes for pipeline_finish (finish.go); nil, or
 	// an app with signals off, tracks nothing and emits no pipeline_finish.
 	Requests requests.Tracker
+	// RequestTasks applies a request operation — "pause", "resume" or "revoke" — to the
+	// request's task nodes (the task center: tasks.Center.RequestOp) and answers the nodes it
+	// changed; nil: the host has no task center, a request's operations reach its event nodes
+	// only (ops.go).
+	RequestTasks func(ctx context.Context, op, requestID string) ([]string, error)
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current

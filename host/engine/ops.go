@@ -240,18 +240,33 @@ func (e *Engine) requestNodes(ctx context.Context, requestID string) ([]logstore
 	return rows, nil
 }
 
-// requestState names a request's state for operations: revoked, paused, running (a node is
-// waiting or running) or finished.
+// requestState names a request's state for operations: revoked, paused, running (a node —
+// an event delivery, a task, a call — is waiting or running) or finished.
 func (e *Engine) requestStateOf(requestID string, nodes []logstore.Row) string {
 	if st := e.control.requestState(requestID); st != "" {
 		return st
 	}
 	for _, n := range nodes {
-		if isWaiting(n) || isRunning(n) {
+		if isWaiting(n) || isRunning(n) || (n.Kind == logstore.KindTask && n.Status == logstore.StatusWaiting) {
 			return "running"
 		}
 	}
 	return "finished"
+}
+
+// requestTasks applies request operation op to the request's task nodes (Options.RequestTasks)
+// before the control record reaches the event nodes: the task store records the request's
+// state atomically with its tasks, and repeating the operation there changes nothing more, so
+// an operation that fails after it can be run again.
+func (e *Engine) requestTasks(ctx context.Context, op, requestID string) ([]string, error) {
+	if e.opts.RequestTasks == nil {
+		return nil, nil
+	}
+	nodes, err := e.opts.RequestTasks(ctx, op, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %s the task nodes of request %s: %w", op, requestID, err)
+	}
+	return nodes, nil
 }
 
 func (e *Engine) requestSignal2(ctx context.Context, t lifecycle.Type, requestID string, data map[string]any) {
@@ -261,8 +276,8 @@ func (e *Engine) requestSignal2(ctx context.Context, t lifecycle.Type, requestID
 	e.opts.Signals.Emit(ctx, lifecycle.Signal{Type: t, At: time.Now(), RequestID: requestID, Data: data})
 }
 
-// PauseRequest holds every waiting node of a running request, and every node created in it
-// later, until ResumeRequest.
+// PauseRequest holds every waiting node of a running request — its event nodes and its task
+// nodes (Options.RequestTasks) — and every node created in it later, until ResumeRequest.
 func (e *Engine) PauseRequest(ctx context.Context, requestID string) (RequestOpResult, error) {
 	nodes, err := e.requestNodes(ctx, requestID)
 	if err != nil {
@@ -272,6 +287,10 @@ func (e *Engine) PauseRequest(ctx context.Context, requestID string) (RequestOpR
 		return RequestOpResult{}, fmt.Errorf("%w: cannot pause request %s: it is %s; only a running request (a node waiting or running) can be paused", ErrConflict, requestID, st)
 	}
 	e.requestSignal2(ctx, lifecycle.PrePausePipeline, requestID, map[string]any{"pipeline": requestID})
+	tasks, err := e.requestTasks(ctx, "pause", requestID)
+	if err != nil {
+		return RequestOpResult{}, err
+	}
 	now := time.Now()
 	var rows []logstore.Row
 	changed := []string{}
@@ -289,10 +308,11 @@ func (e *Engine) PauseRequest(ctx context.Context, requestID string) (RequestOpR
 		return RequestOpResult{}, fmt.Errorf("engine: record the pause of %s: %w", requestID, err)
 	}
 	e.requestSignal2(ctx, lifecycle.PostPausePipeline, requestID, map[string]any{"pipeline_id": requestID})
-	return RequestOpResult{RequestID: requestID, State: "paused", Nodes: changed}, nil
+	return RequestOpResult{RequestID: requestID, State: "paused", Nodes: append(changed, tasks...)}, nil
 }
 
-// ResumeRequest lets the nodes of a paused request run (those paused one by one stay paused).
+// ResumeRequest lets the nodes of a paused request run, event and task nodes (those paused one
+// by one stay paused); a timer task due meanwhile runs at once.
 func (e *Engine) ResumeRequest(ctx context.Context, requestID string) (RequestOpResult, error) {
 	nodes, err := e.requestNodes(ctx, requestID)
 	if err != nil {
@@ -302,6 +322,10 @@ func (e *Engine) ResumeRequest(ctx context.Context, requestID string) (RequestOp
 		return RequestOpResult{}, fmt.Errorf("%w: cannot resume request %s: it is %s; only a paused request can be resumed", ErrConflict, requestID, st)
 	}
 	e.requestSignal2(ctx, lifecycle.PreResumePipeline, requestID, map[string]any{"pipeline_id": requestID})
+	tasks, err := e.requestTasks(ctx, "resume", requestID)
+	if err != nil {
+		return RequestOpResult{}, err
+	}
 	now := time.Now()
 	var rows []logstore.Row
 	changed := []string{}
@@ -318,11 +342,13 @@ func (e *Engine) ResumeRequest(ctx context.Context, requestID string) (RequestOp
 		return RequestOpResult{}, err
 	}
 	e.requestSignal2(ctx, lifecycle.PostResumePipeline, requestID, map[string]any{"pipeline_id": requestID})
-	return RequestOpResult{RequestID: requestID, State: "running", Nodes: changed}, nil
+	return RequestOpResult{RequestID: requestID, State: "running", Nodes: append(changed, tasks...)}, nil
 }
 
-// RevokeRequest ends every waiting or paused node of a request as fail/revoked; a node created
-// in it later ends so when a host takes it. Running handlers finish.
+// RevokeRequest ends every waiting or paused node of a request, event and task nodes, as
+// fail/revoked; an event node created in it later ends so when a host takes it, a task node
+// when it is created. Running handlers and task runs finish (a task run that fails is not
+// retried).
 func (e *Engine) RevokeRequest(ctx context.Context, requestID string) (RequestOpResult, error) {
 	nodes, err := e.requestNodes(ctx, requestID)
 	if err != nil {
@@ -332,6 +358,10 @@ func (e *Engine) RevokeRequest(ctx context.Context, requestID string) (RequestOp
 		return RequestOpResult{}, fmt.Errorf("%w: cannot revoke request %s: it is %s; only a running or paused request can be revoked", ErrConflict, requestID, st)
 	}
 	e.requestSignal2(ctx, lifecycle.PreRevokePipeline, requestID, map[string]any{"pipeline_id": requestID})
+	tasks, err := e.requestTasks(ctx, "revoke", requestID)
+	if err != nil {
+		return RequestOpResult{}, err
+	}
 	now := time.Now()
 	var rows []logstore.Row
 	ended := []string{}
@@ -352,7 +382,7 @@ func (e *Engine) RevokeRequest(ctx context.Context, requestID string) (RequestOp
 	for _, n := range ended {
 		e.closeNode(ctx, requestID, n)
 	}
-	return RequestOpResult{RequestID: requestID, State: "revoked", Nodes: ended}, nil
+	return RequestOpResult{RequestID: requestID, State: "revoked", Nodes: append(ended, tasks...)}, nil
 }
 
 func revokedError(requestID string) *logstore.RowError {

@@ -79,8 +79,15 @@ func (c *Center) CreateTimerTask(ctx context.Context, req CreateRequest) (map[st
 		return nil, fmt.Errorf("tasks: create timer task: %w", err)
 	}
 	row := c.row(created, logstore.StatusWaiting, logstore.StageScheduled, created.CreatedAt)
+	if created.Status != timers.StatusWaiting {
+		// Made in a paused request (it waits paused) or a revoked one (it ended at once).
+		row = c.stateRow(created, created.CreatedAt)
+	}
 	row.ParentNodeID = req.Caller.NodeID
 	c.writeRows(row)
+	if created.Status == timers.StatusFail {
+		c.closeNode(ctx, created.RequestID, created.NodeID)
+	}
 	c.notify()
 	return c.Present(created), nil
 }

@@ -278,7 +278,7 @@ func (c *Center) fire(ctx context.Context, t timers.Task) (any, error) {
 			r.Status, r.Stage = logstore.StatusWaiting, logstore.StageRetryScheduled
 			withHookLogs(&r)
 			c.writeRows(append(hookRows, r)...)
-			return nil, &timers.RetryError{At: at, Err: failed}
+			return nil, &timers.RetryError{At: at, Err: failed, Retried: c.retried}
 		}
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 		withHookLogs(&r)
@@ -327,6 +327,18 @@ func (c *Center) retryAt(t timers.Task, start, end time.Time) (time.Time, bool) 
 		return time.Time{}, false
 	}
 	return end.Add(d), true
+}
+
+// retried records a retry the task store did not send back to waiting: in a paused request it
+// waits paused, in a revoked one it ended (timers.Store.OperateRequest).
+func (c *Center) retried(t timers.Task) {
+	if t.Status == timers.StatusWaiting {
+		return
+	}
+	c.writeRows(c.stateRow(t, time.Now()))
+	if t.Status == timers.StatusFail {
+		c.closeNode(context.Background(), t.RequestID, t.NodeID)
+	}
 }
 
 // runError gives the task record the JS error's fields.

@@ -102,6 +102,15 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 	if !slices.Contains(timers.OpFrom[op], t.Status) {
 		return OpResult{}, c.refuse(op, t)
 	}
+	// Its request's operations come first (as for an event node): a task of a revoked request
+	// takes none, one its request's pause holds resumes with the request.
+	state, err := c.opts.Store.RequestState(ctx, t.RequestID)
+	if err != nil {
+		return OpResult{}, fmt.Errorf("tasks: %s %s: %w", op, nodeID, err)
+	}
+	if state == timers.RequestRevoked || (op == timers.OpResume && t.PausedWith == timers.PausedWithRequest) {
+		return OpResult{}, c.refuseForRequest(op, t, state)
+	}
 	if reason == "" {
 		reason = "the task was force-failed"
 	}
@@ -126,7 +135,15 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 	}
 	nt, err := c.opts.Store.Operate(ctx, t.ID, timers.Op{Name: op, Error: terr, ArgDict: args})
 	if errors.Is(err, timers.ErrConflict) && nt.ID != "" {
-		return OpResult{}, c.refuse(op, nt) // changed since it was read
+		// Changed since it was read: the task, or its request.
+		if op == timers.OpRetry {
+			c.forget(ctx, t.RequestID, t.NodeID)
+		}
+		if slices.Contains(timers.OpFrom[op], nt.Status) {
+			state, _ := c.opts.Store.RequestState(ctx, nt.RequestID)
+			return OpResult{}, c.refuseForRequest(op, nt, state)
+		}
+		return OpResult{}, c.refuse(op, nt)
 	}
 	if err != nil {
 		return OpResult{}, fmt.Errorf("tasks: %s %s: %w", op, nodeID, err)
@@ -150,6 +167,80 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 
 func (c *Center) refuse(op string, t timers.Task) error {
 	return fail(ErrConflict, "cannot %s task node %s: it is %s; %s", op, t.NodeID, t.Status, opAllowed[op])
+}
+
+// refuseForRequest is the refusal of an operation the task's status allows but its request's
+// state (timers.Store.OperateRequest) does not.
+func (c *Center) refuseForRequest(op string, t timers.Task, requestState string) error {
+	if requestState == timers.RequestRevoked {
+		return fail(ErrConflict, "cannot %s task node %s: it is %s and its request %s is revoked", op, t.NodeID, t.Status, t.RequestID)
+	}
+	return fail(ErrConflict, "cannot %s task node %s: it is %s with its request %s; resume the request", op, t.NodeID, t.Status, t.RequestID)
+}
+
+// RequestOp applies request operation op (timers.RequestPause, RequestResume or RequestRevoke)
+// to the task nodes of requestID, and to those created in it later (docs/tasks.md, "Request
+// operations"), and answers the nodes it changed. Each changed node gets its log row: paused;
+// waiting again (scheduled, or retryScheduled for a failed try); or fail/revoked, its end. The
+// request's hooks and signals are the caller's (the event center announces the request
+// operation once for all its nodes).
+func (c *Center) RequestOp(ctx context.Context, op, requestID string) ([]string, error) {
+	var terr *timers.TaskError
+	if op == timers.RequestRevoke {
+		terr = &timers.TaskError{Code: logstore.StageRevoked, Message: RevokedMessage(requestID)}
+	}
+	changed, err := c.opts.Store.OperateRequest(ctx, requestID, op, terr)
+	if err != nil {
+		if errors.Is(err, timers.ErrInvalid) {
+			return nil, fail(ErrInvalidArgument, "%v", err)
+		}
+		return nil, fmt.Errorf("tasks: %s request %s: %w", op, requestID, err)
+	}
+	now := time.Now()
+	rows := make([]logstore.Row, 0, len(changed))
+	nodes := make([]string, 0, len(changed))
+	for _, t := range changed {
+		rows, nodes = append(rows, c.stateRow(t, now)), append(nodes, t.NodeID)
+	}
+	if err := c.opts.Log.WriteErr(ctx, rows...); err != nil {
+		return nil, fmt.Errorf("tasks: record %s of request %s: %w", op, requestID, err)
+	}
+	switch op {
+	case timers.RequestResume:
+		c.notify()
+	case timers.RequestRevoke:
+		for _, t := range changed {
+			c.closeNode(ctx, t.RequestID, t.NodeID)
+		}
+	}
+	return nodes, nil
+}
+
+// RevokedMessage is the error message of a node its request's revoke ended.
+func RevokedMessage(requestID string) string {
+	return fmt.Sprintf("request %s was revoked", requestID)
+}
+
+// stateRow is the log row of a task a request operation, or the state of its request when it
+// was made or retried, put in status waiting, paused or fail.
+func (c *Center) stateRow(t timers.Task, now time.Time) logstore.Row {
+	switch t.Status {
+	case timers.StatusPaused:
+		return c.row(t, logstore.StatusWaiting, logstore.StagePaused, now)
+	case timers.StatusFail:
+		r := c.row(t, logstore.StatusFail, logstore.StageRevoked, now)
+		r.EndTime = now
+		r.Error = &logstore.RowError{Code: logstore.StageRevoked, Message: RevokedMessage(t.RequestID)}
+		if t.Error != nil {
+			r.Error.Message = t.Error.Message
+		}
+		return r
+	}
+	stage := logstore.StageScheduled
+	if t.Attempt > 0 {
+		stage = logstore.StageRetryScheduled // a failed try waiting for its retry
+	}
+	return c.row(t, logstore.StatusWaiting, stage, now)
 }
 
 // opRow is the log row of the task node after operation op changed t to nt.
