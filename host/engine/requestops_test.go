@@ -75,7 +75,9 @@ func TestRequestOpsReachTaskNodes(t *testing.T) {
 	sigs := &signalLog{}
 	b := setup(t, taskOpsApp(), func(o *engine.Options) {
 		o.Signals = sigs
-		o.RequestTasks = func(ctx context.Context, op, requestID string) ([]string, error) { return center.RequestOp(ctx, op, requestID) }
+		o.RequestTasks = func(ctx context.Context, op, requestID string) ([]string, error) {
+			return center.RequestOp(ctx, op, requestID)
+		}
 	})
 	center = taskCenter(t, b)
 	ctx := b.ctx
