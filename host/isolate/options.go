@@ -39,6 +39,22 @@ type Options struct {
 	KillGrace time.Duration
 	// StartTimeout bounds a worker's start and handshake. Default 10 s.
 	StartTimeout time.Duration
+	// OnWorkerExit, when set, hears of every worker process that ends while the pool runs (and
+	// is replaced), once, from the goroutine that reaped it: the host logs and counts them. A
+	// pool's own Close reports none.
+	OnWorkerExit func(WorkerExit)
+}
+
+// WorkerExit is why a worker process ended.
+type WorkerExit struct {
+	PID int
+	// Killed is true when the pool killed it (an execution broke a limit the VM could not
+	// enforce, or the worker misbehaved) or a signal from outside did (the OOM killer).
+	Killed bool
+	// Code and Reason are the error the execution it ran got (jsvm.CodeTimeout,
+	// CodeMemoryLimit, CodeStackOverflow, CodeCanceled; CodeJSError for a crash); empty when it
+	// ended with nothing to say (retired, or killed between executions).
+	Code, Reason string
 }
 
 // WithDefaults returns o with every zero field set to its default.

@@ -301,9 +301,15 @@ func (p *Pool) add(w *proc) {
 // procGone is called once a worker has been reaped.
 func (p *Pool) procGone(w *proc) {
 	p.mu.Lock()
+	_, served := p.procs[w] // a worker that failed its start never served: no restart
+	served = served || w.removed
 	p.removeLocked(w)
+	closed := p.closed
 	p.mu.Unlock()
 	p.kick()
+	if served && !closed && p.opts.OnWorkerExit != nil {
+		p.opts.OnWorkerExit(w.exit())
+	}
 }
 
 func (p *Pool) removeLocked(w *proc) {

@@ -344,3 +344,41 @@ func TestCancelWhileWaitingForAWorker(t *testing.T) {
 	require.NoError(t, <-done)
 	echo(t, p)
 }
+
+// Every worker that ends while the pool runs is reported once, with what ended it — the kill of
+// a stuck execution at its deadline, a crash — and a pool's own Close reports none.
+func TestWorkerExitsAreReported(t *testing.T) {
+	t.Parallel()
+	exits := make(chan WorkerExit, 16)
+	p := newFakePool(t, Options{OnWorkerExit: func(e WorkerExit) { exits <- e }})
+	next := func() WorkerExit {
+		t.Helper()
+		select {
+		case e := <-exits:
+			return e
+		case <-time.After(20 * time.Second):
+			t.Fatal("no worker exit reported")
+			return WorkerExit{}
+		}
+	}
+
+	_, _ = hostile(t, p, jsvm.Call{Element: "x", Function: "spin", Limits: jsvm.Limits{Timeout: 200 * time.Millisecond}})
+	e := next()
+	require.True(t, e.Killed, "%+v", e)
+	require.Equal(t, jsvm.CodeTimeout, e.Code)
+	require.Contains(t, e.Reason, "deadline")
+	require.NotZero(t, e.PID)
+
+	_, _ = hostile(t, p, jsvm.Call{Element: "x", Function: "panic"})
+	e = next()
+	require.False(t, e.Killed, "a crash is no kill: %+v", e)
+	require.Equal(t, jsvm.CodeJSError, e.Code)
+	require.Contains(t, e.Reason, "crashed")
+
+	require.NoError(t, p.Close())
+	select {
+	case e := <-exits:
+		t.Fatalf("Close reported a worker exit: %+v", e)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

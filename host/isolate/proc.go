@@ -38,6 +38,7 @@ type proc struct {
 	// never stuck behind a write to a worker that does not read.
 	kmu       sync.Mutex
 	killedFor *jsvm.Error
+	killed    bool // the pool sent SIGKILL
 
 	// sendMu orders the loads and executions sent to the worker and guards what it was sent.
 	// It may be held while a write blocks; nothing the read loop needs is behind it.
@@ -346,8 +347,32 @@ func (w *proc) kill(why *jsvm.Error) {
 	if w.killedFor == nil && why != nil {
 		w.killedFor = why
 	}
+	w.killed = true
 	w.kmu.Unlock()
 	_ = w.cmd.Process.Kill()
+}
+
+// exit says why the reaped worker ended, for Options.OnWorkerExit.
+func (w *proc) exit() WorkerExit {
+	e := WorkerExit{PID: w.pid}
+	w.kmu.Lock()
+	why, killed := w.killedFor, w.killed
+	w.kmu.Unlock()
+	var ee *exec.ExitError
+	if w.waited == nil {
+		return e // it exited on its own: retired, or asked to stop
+	}
+	if errors.As(w.waited, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			e.Killed = true
+		}
+	}
+	if why == nil && killed && e.Killed {
+		return e // killed by the pool with nothing running: a worker already broken
+	}
+	d := w.deathError()
+	e.Code, e.Reason = d.Code, d.Message
+	return e
 }
 
 // stop asks the worker to exit by closing its stdin, and kills it if it has not within grace.
