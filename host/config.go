@@ -2,11 +2,13 @@ package host
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/metrics"
 )
 
 // Sandbox names how JavaScript runs.
@@ -17,6 +19,10 @@ const (
 	// SandboxInProcess runs JS on goja runtimes inside the host: fastest, for trusted code only.
 	SandboxInProcess = "inprocess"
 )
+
+// MaxValueDepthCeiling is the deepest nesting Limits.MaxValueDepth may allow: the sandbox
+// refuses deeper values whatever the setting, so that no value can exhaust a Go stack.
+const MaxValueDepthCeiling = 512
 
 // Config is everything a host needs. Zero values take the defaults of WithDefaults; validate
 // names the field that is wrong.
@@ -44,7 +50,10 @@ type Config struct {
 	Workers int
 	// WorkerCommand starts a worker process; default this executable in worker mode.
 	WorkerCommand []string
-	// Limits are the default limits of one execution (timeout 30 s, memory 256 MiB).
+	// Limits are the default limits of one execution (timeout 30 s, memory 256 MiB) and its size
+	// caps (jsvm.DefaultLimits: result 1 MiB, error 64 KiB, console 256 KiB, nesting 64, one value
+	// handed to the host 8 MiB). MaxValueDepth also bounds what the host accepts before it
+	// stores or sends a value: HTTP arguments, event kwargs.
 	Limits jsvm.Limits
 	// LogSpoolDir is where log rows wait, durably, before they reach the log store; default
 	// DataDir/log-spool. One writer owns a spool at a time, so a short-lived process beside a
@@ -69,6 +78,13 @@ type Config struct {
 	MaxKwargsBytes int
 	// Version is reported by /api/health.
 	Version string
+	// Logger receives the host's operational lines — hot reload results, handler failures,
+	// dead letters, sandbox worker kills — and those of the parts it starts (the log writer);
+	// default slog.Default().
+	Logger *slog.Logger
+	// Metrics, when set, counts what the host does (host/metrics: rows written, worker ends);
+	// nil counts nothing.
+	Metrics *metrics.Collector
 }
 
 // WithDefaults returns c with every unset field at its default.
@@ -100,6 +116,9 @@ func (c Config) WithDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c
 }
 
@@ -115,6 +134,16 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: Limits.Timeout must be at least 1ms, got %s", ErrInvalidConfig, c.Limits.Timeout)
 	case c.Limits.MemoryBytes < 16<<20:
 		return fmt.Errorf("%w: Limits.MemoryBytes must be at least 16 MiB, got %d", ErrInvalidConfig, c.Limits.MemoryBytes)
+	case c.Limits.MaxResultBytes < 1<<10:
+		return fmt.Errorf("%w: Limits.MaxResultBytes (--max-result) must be at least 1024 bytes, got %d", ErrInvalidConfig, c.Limits.MaxResultBytes)
+	case c.Limits.MaxErrorBytes < 1<<10:
+		return fmt.Errorf("%w: Limits.MaxErrorBytes (--max-error) must be at least 1024 bytes, got %d", ErrInvalidConfig, c.Limits.MaxErrorBytes)
+	case c.Limits.MaxConsoleBytes < 1<<10:
+		return fmt.Errorf("%w: Limits.MaxConsoleBytes (--max-console) must be at least 1024 bytes, got %d", ErrInvalidConfig, c.Limits.MaxConsoleBytes)
+	case c.Limits.MaxMessageBytes < 1<<10:
+		return fmt.Errorf("%w: Limits.MaxMessageBytes (--max-message) must be at least 1024 bytes, got %d", ErrInvalidConfig, c.Limits.MaxMessageBytes)
+	case c.Limits.MaxValueDepth < 1 || c.Limits.MaxValueDepth > MaxValueDepthCeiling:
+		return fmt.Errorf("%w: Limits.MaxValueDepth (--max-depth) must be between 1 and %d, got %d", ErrInvalidConfig, MaxValueDepthCeiling, c.Limits.MaxValueDepth)
 	case c.LagEvery > 0 && c.LagEvery < 100*time.Millisecond:
 		return fmt.Errorf("%w: LagEvery (--lag-every) must be at least 100ms, got %s", ErrInvalidConfig, c.LagEvery)
 	case c.ClaimAfter < 0 || (c.ClaimAfter > 0 && c.ClaimAfter < 100*time.Millisecond):

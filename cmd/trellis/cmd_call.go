@@ -76,6 +76,7 @@ func newCallCmd() *cobra.Command {
 		},
 	}
 	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
+	addSettings(cmd, capSettings...)
 	return cmd
 }
 

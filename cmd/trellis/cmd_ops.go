@@ -50,6 +50,7 @@ func newNodeCmd() *cobra.Command {
 		},
 	}
 	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
+	addSettings(cmd, capSettings...)
 	return cmd
 }
 
@@ -69,6 +70,7 @@ func newRequestCmd() *cobra.Command {
 		},
 	}
 	addSettings(cmd, "app", "data", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "config")
+	addSettings(cmd, capSettings...)
 	return cmd
 }
 

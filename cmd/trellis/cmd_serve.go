@@ -63,5 +63,6 @@ func newServeCmd() *cobra.Command {
 		},
 	}
 	addSettings(cmd, "app", "data", "addr", "redis", "clickhouse", "clickhouse-cluster", "db", "sandbox", "workers", "timeout", "memory-limit", "max-kwargs", "claim-timeout", "lag-every", "log-retention", "max-body", "config")
+	addSettings(cmd, capSettings...)
 	return cmd
 }

@@ -38,8 +38,16 @@ var settings = []setting{
 	{"log-retention", "TRELLIS_LOG_RETENTION", "logRetention", "drop execution-log days older than this (e.g. 30d; 0 keeps everything)", "0"},
 	{"max-kwargs", "TRELLIS_MAX_KWARGS_BYTES", "maxKwargsBytes", "largest JSON of an event's kwargs, in bytes", "1048576"},
 	{"max-body", "TRELLIS_MAX_BODY_BYTES", "maxBodyBytes", "largest HTTP request body, in bytes", "4194304"},
+	{"max-result", "TRELLIS_MAX_RESULT_BYTES", "maxResultBytes", "largest result of one execution, as JSON, in bytes (larger: result_too_large)", "1048576"},
+	{"max-error", "TRELLIS_MAX_ERROR_BYTES", "maxErrorBytes", "largest error message, stack and details of one execution, each in bytes (cut past it)", "65536"},
+	{"max-console", "TRELLIS_MAX_CONSOLE_BYTES", "maxConsoleBytes", "largest console output of one execution, in bytes (cut past it)", "262144"},
+	{"max-depth", "TRELLIS_MAX_DEPTH", "maxDepth", "deepest nesting of arrays and objects in arguments, kwargs and results", "64"},
+	{"max-message", "TRELLIS_MAX_MESSAGE_BYTES", "maxMessageBytes", "largest value JavaScript hands the host in one call (sendEvent kwargs, a model row), in bytes", "8388608"},
 	{"config", "TRELLIS_CONFIG", "", "trellis.yaml to read (default ./trellis.yaml, then APP/trellis.yaml)", ""},
 }
+
+// capSettings are the size caps of one execution (jsvm.Limits), on every command that runs code.
+var capSettings = []string{"max-result", "max-error", "max-console", "max-depth", "max-message"}
 
 // addSettings declares the flags named in keys on cmd.
 func addSettings(cmd *cobra.Command, keys ...string) {
@@ -181,6 +189,24 @@ func hostConfig(vals map[string]string) (host.Config, error) {
 			return cfg, fmt.Errorf("--max-kwargs must be a positive number of bytes, got %q", v)
 		}
 		cfg.MaxKwargsBytes = n
+	}
+	for _, c := range []struct {
+		flag string
+		to   *int64
+	}{
+		{"max-result", &cfg.Limits.MaxResultBytes}, {"max-error", &cfg.Limits.MaxErrorBytes},
+		{"max-console", &cfg.Limits.MaxConsoleBytes}, {"max-message", &cfg.Limits.MaxMessageBytes},
+	} {
+		if v := vals[c.flag]; v != "" {
+			if *c.to, err = strconv.ParseInt(v, 10, 64); err != nil || *c.to <= 0 {
+				return cfg, fmt.Errorf("--%s must be a positive number of bytes, got %q", c.flag, v)
+			}
+		}
+	}
+	if v := vals["max-depth"]; v != "" {
+		if cfg.Limits.MaxValueDepth, err = strconv.Atoi(v); err != nil || cfg.Limits.MaxValueDepth <= 0 {
+			return cfg, fmt.Errorf("--max-depth must be a positive whole number, got %q", v)
+		}
 	}
 	if v := vals["max-body"]; v != "" {
 		if cfg.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); err != nil || cfg.MaxBodyBytes <= 0 {
