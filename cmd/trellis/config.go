@@ -43,6 +43,10 @@ var settings = []setting{
 	{"max-console", "TRELLIS_MAX_CONSOLE_BYTES", "maxConsoleBytes", "largest console output of one execution, in bytes (cut past it)", "262144"},
 	{"max-depth", "TRELLIS_MAX_DEPTH", "maxDepth", "deepest nesting of arrays and objects in arguments, kwargs and results", "64"},
 	{"max-message", "TRELLIS_MAX_MESSAGE_BYTES", "maxMessageBytes", "largest value JavaScript hands the host in one call (sendEvent kwargs, a model row), in bytes", "8388608"},
+	{"log-format", "TRELLIS_LOG_FORMAT", "logFormat", "how serve writes its log lines (stderr): text or json", "text"},
+	{"log-level", "TRELLIS_LOG_LEVEL", "logLevel", "the least important log lines serve writes: debug, info, warn or error", "info"},
+	{"metrics-public", "TRELLIS_METRICS_PUBLIC", "metricsPublic", "let GET /metrics answer without the token (for a Prometheus that cannot send one)", "false"},
+	{"shutdown-timeout", "TRELLIS_SHUTDOWN_TIMEOUT", "shutdownTimeout", "on SIGTERM, how long running executions may take to finish before they are cancelled", "30s"},
 	{"config", "TRELLIS_CONFIG", "", "trellis.yaml to read (default ./trellis.yaml, then APP/trellis.yaml)", ""},
 }
 
