@@ -342,3 +342,67 @@ func testTouchOnlyOwnEntries(t *testing.T, url string) {
 	require.Equal(t, "b", pend[1].Consumer)
 	require.Equal(t, int64(1), pend[1].RetryCount, "b's entry untouched (its JUSTID claim kept the count)")
 }
+
+// Through Sentinel (redis+sentinel://…?master_name=) the bus follows a failover: once the
+// replica is promoted and the old master demoted, Publish reaches the new master and the
+// subscription, whose blocking connection was on the old one, reads from it. (What the old
+// master acknowledged between the promotion and its demotion is lost: replication is
+// asynchronous — docs/cluster.md.)
+func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
+	master := startServer(t)
+	replica := redistest.Replica(t, master)
+	sentinel := redistest.Sentinel(t, "trellis", master)
+	opts := testOptions(sentinel.SentinelURL("trellis"), "trellis:bus:")
+	opts.TrimInterval = -1 // the entries stay, to be counted on the new master
+	b := newBus(t, opts)
+	ctx := t.Context()
+	sub, err := b.Subscribe(ctx, "t", "g", bus.SubscribeOptions{Consumer: "c"})
+	require.NoError(t, err)
+	_, err = b.Publish(ctx, "t", &bus.Message{Payload: []byte("before")})
+	require.NoError(t, err)
+	d := recv(t, sub, 10*time.Second)
+	require.Equal(t, "before", string(d.Message().Payload))
+	require.NoError(t, d.Ack(ctx))
+	_, err = b.Lag(ctx, "t") // sends the ack
+	require.NoError(t, err)
+	require.NoError(t, client(t, master.URL()).(*redis.Client).Wait(ctx, 1, 5*time.Second).Err(), "the replica has it all")
+
+	sc := redis.NewSentinelClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", sentinel.Port)})
+	defer sc.Close()
+	// The Sentinel must know the replica before it can promote it.
+	require.Eventually(t, func() bool {
+		r, err := sc.Replicas(ctx, "trellis").Result()
+		return err == nil && len(r) == 1
+	}, 20*time.Second, 50*time.Millisecond, "the Sentinel found the replica")
+	require.NoError(t, sc.Failover(ctx, "trellis").Err())
+	want := fmt.Sprint(replica.Port)
+	require.Eventually(t, func() bool {
+		addr, err := sc.GetMasterAddrByName(ctx, "trellis").Result()
+		return err == nil && len(addr) == 2 && addr[1] == want
+	}, 30*time.Second, 50*time.Millisecond, "the replica was promoted")
+	old := client(t, master.URL())
+	require.Eventually(t, func() bool {
+		info, err := old.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "role:slave")
+	}, 30*time.Second, 50*time.Millisecond, "the old master was demoted")
+
+	require.Eventually(t, func() bool {
+		_, err := b.Publish(ctx, "t", &bus.Message{Payload: []byte("after")})
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "Publish reaches the new master")
+	d = recv(t, sub, 20*time.Second)
+	require.Equal(t, "after", string(d.Message().Payload))
+	require.NoError(t, d.Ack(ctx))
+	entries, err := client(t, replica.URL()).XRange(ctx, "trellis:bus:t", "-", "+").Result()
+	require.NoError(t, err)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Values["p"].(string))
+	}
+	require.Equal(t, []string{"before", "after"}, got, "the new master holds both entries")
+	require.Eventually(t, func() bool {
+		lags, err := b.Lag(ctx, "t")
+		return err == nil && len(lags) == 1 && lags[0].Pending == 0
+	}, 10*time.Second, 50*time.Millisecond, "the ack reached the new master")
+}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type Server struct {
 	Dir  string
 	Port int
 	args []string
+	conf string // a Sentinel's config file (Sentinel rewrites it), first on its command line
 	cmd  *exec.Cmd
 }
 
@@ -43,6 +45,15 @@ func Durable(t testing.TB) *Server {
 // it. The test is skipped when redis-server is not installed.
 func New(t testing.TB, args ...string) *Server {
 	t.Helper()
+	s := newServer(t)
+	s.args = args
+	s.Start()
+	return s
+}
+
+// newServer picks a free port and a directory for a server not started yet.
+func newServer(t testing.TB) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server is not installed (apt-get install redis-server)")
 	}
@@ -52,9 +63,48 @@ func New(t testing.TB, args ...string) *Server {
 	require.NoError(t, l.Close())
 	dir, err := os.MkdirTemp("", "redistest-")
 	require.NoError(t, err)
-	s := &Server{t: t, Dir: dir, Port: port, args: args}
+	return &Server{t: t, Dir: dir, Port: port}
+}
+
+// Replica starts a private server replicating master and waits until it has caught up; it is
+// removed when the test ends.
+func Replica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	s := New(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port), "--save", "")
+	t.Cleanup(s.Remove)
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", s.Port)})
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica on port %d did not connect to its master on %d:\n%s", s.Port, master.Port, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Sentinel starts a private Redis Sentinel watching master under name (quorum 1, a master down
+// for a second is failed over); it is removed when the test ends. Its URL() is the Sentinel's
+// own; SentinelURL gives the one clients use.
+func Sentinel(t testing.TB, name string, master *Server) *Server {
+	t.Helper()
+	s := newServer(t)
+	s.conf = filepath.Join(s.Dir, "sentinel.conf")
+	conf := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\n",
+		name, master.Port, name, name)
+	require.NoError(t, os.WriteFile(s.conf, []byte(conf), 0o644))
 	s.Start()
+	t.Cleanup(s.Remove)
 	return s
+}
+
+// SentinelURL is the redis+sentinel:// URL of the master this Sentinel watches as name.
+func (s *Server) SentinelURL(name string) string {
+	return fmt.Sprintf("redis+sentinel://127.0.0.1:%d?master_name=%s", s.Port, name)
 }
 
 // URL is the server's redis:// URL.
@@ -63,10 +113,14 @@ func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.P
 // Start starts (or restarts) the server on its port and waits until it answers.
 func (s *Server) Start() {
 	s.t.Helper()
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = []string{s.conf, "--sentinel"}
+	}
+	args = append(append(args,
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--dir", s.Dir,
 		"--logfile", filepath.Join(s.Dir, "redis.log"), "--daemonize", "no",
-	}, s.args...)
+	), s.args...)
 	s.cmd = exec.Command("redis-server", args...)
 	require.NoError(s.t, s.cmd.Start())
 	opts, err := redis.ParseURL(s.URL())
