@@ -391,17 +391,7 @@ func (p *Pool) limitsFor(call jsvm.Call, src *jsvm.Source) jsvm.Limits {
 			l.Timeout = el.Timeout
 		}
 	}
-	d := p.opts.Limits
-	if l.Timeout <= 0 {
-		l.Timeout = d.Timeout
-	}
-	if l.MemoryBytes <= 0 {
-		l.MemoryBytes = d.MemoryBytes
-	}
-	if l.MaxCallDepth <= 0 {
-		l.MaxCallDepth = d.MaxCallDepth
-	}
-	return l
+	return l.Inherit(p.opts.Limits)
 }
 
 // delta returns the load message from (from, fromVersion) to to, computed once for all the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // rssEvery is how often the supervisor samples a busy worker's resident set. A fast allocator
@@ -244,8 +245,10 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		v, err := callHost(ex.ctx, host, *f.HostCall)
 		if err != nil {
 			reply.Err = toWireError(err)
-		} else {
-			reply.Value = normalize(v)
+		} else if reply.Value = normalize(v); vocab.DeeperThan(reply.Value, maxReplyDepth) {
+			reply.Value = nil
+			reply.Err = &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeInvalidArg, Message: fmt.Sprintf(
+				"%s.%s answered a value nested deeper than %d levels, which cannot cross into JavaScript", f.HostCall.FullName, f.HostCall.Method, maxReplyDepth)}}
 		}
 		if code := ex.endCode(); code != "" && (reply.Err == nil || !reply.Err.Panic) {
 			reply.Ended = code
@@ -256,6 +259,10 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 	}
 	_ = w.c.send(reply) // a worker that is gone has no one waiting
 }
+
+// maxReplyDepth is the deepest host answer the supervisor sends a worker: the VM refuses deeper
+// values as they enter JavaScript, so sending them would only cost the host.
+const maxReplyDepth = 512
 
 // endCode is the code of an execution whose context ctx has ended: timeout for a deadline
 // (context.DeadlineExceeded as its error or its cause), canceled otherwise; "" while ctx is live.
@@ -504,6 +511,12 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		hc := *call.Ctx
 		hc.Extra = normalizeMap(hc.Extra)
 		call.Ctx = &hc
+	}
+	// The nesting cap is checked here, before the frame is encoded: the worker's VM would refuse
+	// the value too, but only after the host had paid for sending it.
+	if depth := call.Limits.MaxValueDepth; vocab.DeeperThan(any(call.Args), depth+1) || (call.Ctx != nil && vocab.DeeperThan(call.Ctx.Extra, depth+1)) {
+		return jsvm.Result{}, &jsvm.Error{Code: jsvm.CodeInvalidArg, Element: call.Element, Message: fmt.Sprintf(
+			"the arguments are nested deeper than %d levels (the nesting cap, --max-depth); flatten them", depth)}, true
 	}
 	hostCtx, cancelHost := context.WithDeadline(ctx, deadline)
 	defer cancelHost()

@@ -59,6 +59,100 @@ type frame struct {
 	// count from the same instant, so time spent applying a pending load counts on both sides.
 	Deadline time.Time
 	Stats    *memStats
+
+	// Values carries, on the wire, the plain values that the fields above hold (call arguments,
+	// ctx extras, a result and its arguments, an error's details, a host call's arguments, a
+	// reply's value), in the order of valueSlots: send moves them here and recv puts them back,
+	// so they cross in wireValue's encoding, linear in their size, instead of gob's (see
+	// values.go). Outside the pipe it is nil.
+	Values *wireValues
+}
+
+// valueSlots is how many values frame.Values holds, in the order pack writes them.
+const valueSlots = 7
+
+// pack returns a copy of f whose plain values are moved into Values, the structs that held them
+// copied (the caller's stay as they were). A frame without such values is returned as it is.
+func (f *frame) pack() *frame {
+	if f.Call == nil && f.Result == nil && f.Err == nil && f.HostCall == nil && f.Value == nil {
+		return f
+	}
+	out := *f
+	vals := make(wireValues, valueSlots)
+	if f.Call != nil {
+		c := *f.Call
+		vals[0], c.Args = argsValue(c.Args), nil
+		if c.Ctx != nil {
+			hc := *c.Ctx
+			vals[1], hc.Extra = mapValue(hc.Extra), nil
+			c.Ctx = &hc
+		}
+		out.Call = &c
+	}
+	if f.Result != nil {
+		r := *f.Result
+		vals[2], vals[3] = r.Value, argsValue(r.Args)
+		r.Value, r.Args = nil, nil
+		out.Result = &r
+	}
+	if f.Err != nil {
+		e := *f.Err
+		vals[4], e.Details = mapValue(e.Details), nil
+		out.Err = &e
+	}
+	if f.HostCall != nil {
+		h := *f.HostCall
+		vals[5], h.Args = argsValue(h.Args), nil
+		out.HostCall = &h
+	}
+	vals[6], out.Value = f.Value, nil
+	out.Values = &vals
+	return &out
+}
+
+// unpack puts the values pack moved into Values back where they belong.
+func (f *frame) unpack() error {
+	if f.Values == nil {
+		return nil
+	}
+	vals := *f.Values
+	f.Values = nil
+	if len(vals) != valueSlots {
+		return fmt.Errorf("%w: a frame carries %d values, not %d", ErrProtocol, len(vals), valueSlots)
+	}
+	if f.Call != nil {
+		f.Call.Args, _ = vals[0].([]any)
+		if f.Call.Ctx != nil {
+			f.Call.Ctx.Extra, _ = vals[1].(map[string]any)
+		}
+	}
+	if f.Result != nil {
+		f.Result.Value = vals[2]
+		f.Result.Args, _ = vals[3].([]any)
+	}
+	if f.Err != nil {
+		f.Err.Details, _ = vals[4].(map[string]any)
+	}
+	if f.HostCall != nil {
+		f.HostCall.Args, _ = vals[5].([]any)
+	}
+	f.Value = vals[6]
+	return nil
+}
+
+// argsValue and mapValue keep a nil slice or map nil on the wire, as an any holding one is not.
+func argsValue(a []any) any {
+	if a == nil {
+		return nil
+	}
+	return a
+}
+
+func mapValue(m map[string]any) any {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // wireError is an error as it crosses the pipe. Coded is false for a plain Go error from the
@@ -97,7 +191,8 @@ type loadMsg struct {
 }
 
 func init() {
-	// Concrete types that may sit inside an `any` (call args, results, definitions, details).
+	// Concrete types that may sit inside an `any` that gob itself encodes: definitions of a
+	// Source and the details of a load's errors (every other value crosses in Values).
 	// normalize reduces every value to these before it is sent.
 	gob.Register(map[string]any{})
 	gob.Register([]any{})
@@ -120,6 +215,7 @@ func newConn(r io.Reader, w io.Writer) *conn {
 
 // send writes one frame and flushes it.
 func (c *conn) send(f *frame) error {
+	f = f.pack()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.enc.Encode(f); err != nil {
@@ -132,6 +228,9 @@ func (c *conn) send(f *frame) error {
 func (c *conn) recv() (*frame, error) {
 	f := new(frame) // always a fresh frame: gob leaves fields absent from the message untouched
 	if err := c.dec.Decode(f); err != nil {
+		return nil, err
+	}
+	if err := f.unpack(); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/trellis-run/trellis/host/vocab"
 )
 
 // VM is the in-process Executor: every element's code runs in goja runtimes of this process,
@@ -92,6 +94,10 @@ func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
 	}
 
 	limits := vm.limitsFor(ev, call.Limits)
+	if vocab.DeeperThan(any(call.Args), limits.MaxValueDepth+1) || (call.Ctx != nil && vocab.DeeperThan(call.Ctx.Extra, limits.MaxValueDepth+1)) {
+		return Result{}, &Error{Code: CodeInvalidArg, Element: call.Element, Message: fmt.Sprintf(
+			"the arguments are nested deeper than %d levels (the nesting cap, --max-depth); flatten them", limits.MaxValueDepth)}
+	}
 	x := &execution{vm: vm, v: v, call: &call, limits: limits, ctx: ctx, start: time.Now()}
 	x.deadline = x.start.Add(limits.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(x.deadline) {

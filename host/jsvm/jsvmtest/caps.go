@@ -89,6 +89,14 @@ func testSizeCaps(e *env) {
 	got := e.value("services.Caps", "putDeep", 100).(string)
 	require.True(e.t, strings.HasPrefix(got, "caught invalid_argument"), got)
 	require.Equal(e.t, "ok", e.value("services.Caps", "putDeep", 10))
+	var deepArg any = "x"
+	for range 9000 {
+		deepArg = []any{deepArg}
+	}
+	_, err = e.exec(jsvm.Call{Element: "services.Caps", Function: "big", Args: []any{deepArg}})
+	je = e.asError(err, "arguments nested 9,000 deep")
+	require.Equal(e.t, jsvm.CodeInvalidArg, je.Code, "refused before the call: %v", je)
+	require.Contains(e.t, je.Message, "--max-depth")
 
 	// The message cap: a host call's arguments larger than it are refused before the copy.
 	res, err = e.exec(jsvm.Call{Element: "services.Caps", Function: "putBig", Args: []any{1 << 20}, Limits: jsvm.Limits{MaxMessageBytes: 64 << 10}})
