@@ -25,7 +25,7 @@ func (h *Host) eventsPart() part {
 			e, err = engine.New(engine.Options{
 				Bus: b.Bus, Executor: exec, Log: h.rec.Load(), Store: b.Logs, Snapshot: h.Snapshot,
 				HostName: h.machine, InstanceID: h.instance,
-				MaxKwargsBytes: h.cfg.MaxKwargsBytes, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
+				MaxKwargsBytes: h.cfg.MaxKwargsBytes, MaxValueDepth: h.cfg.Limits.MaxValueDepth, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
 				Signals: h.emitter(), Requests: b.Requests,
 			})
 			if err == nil && h.cfg.ServeEvents {

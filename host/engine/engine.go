@@ -32,6 +32,9 @@ type Options struct {
 	HostName, InstanceID string
 	// MaxKwargsBytes caps the JSON size of an event's kwargs (default 1 MiB).
 	MaxKwargsBytes int
+	// MaxValueDepth caps how deeply an event's kwargs (and a retry's data) may nest, checked
+	// before they are encoded or stored (default 64, the host's --max-depth).
+	MaxValueDepth int
 	// ClaimAfter is how long a delivery may stay unacknowledged on a consumer that stopped
 	// heartbeating before another host takes it over (default 30 s).
 	ClaimAfter time.Duration
@@ -103,6 +106,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.MaxKwargsBytes <= 0 {
 		opts.MaxKwargsBytes = 1 << 20
+	}
+	if opts.MaxValueDepth <= 0 {
+		opts.MaxValueDepth = 64
 	}
 	if opts.ClaimAfter <= 0 {
 		opts.ClaimAfter = 30 * time.Second

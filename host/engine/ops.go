@@ -202,6 +202,9 @@ func (e *Engine) RetryNode(ctx context.Context, nodeID string, kwargs map[string
 	}
 	var raw json.RawMessage
 	if kwargs != nil {
+		if vocab.DeeperThan(kwargs, e.opts.MaxValueDepth) {
+			return ResendResult{}, fmt.Errorf("%w: retry data nests deeper than %d levels (the nesting cap, --max-depth); flatten it", ErrInvalidEvent, e.opts.MaxValueDepth)
+		}
 		if raw, err = json.Marshal(kwargs); err != nil {
 			return ResendResult{}, fmt.Errorf("%w: retry data: %v", ErrInvalidEvent, err)
 		}

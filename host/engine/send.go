@@ -85,6 +85,10 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	if !ok {
 		return SendResult{}, fmt.Errorf("%w: kwargs must be an object, got %s", ErrInvalidEvent, vocab.Describe(req.Kwargs))
 	}
+	// Checked before the kwargs are encoded: every retry would pay for them again.
+	if vocab.DeeperThan(kwargs, e.opts.MaxValueDepth) {
+		return SendResult{}, fmt.Errorf("%w: kwargs nest deeper than %d levels (the nesting cap, --max-depth); flatten them", ErrInvalidEvent, e.opts.MaxValueDepth)
+	}
 	raw, err := json.Marshal(kwargs)
 	if err != nil {
 		return SendResult{}, fmt.Errorf("%w: kwargs cannot be sent as JSON: %v", ErrInvalidEvent, err)

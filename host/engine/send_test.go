@@ -291,6 +291,9 @@ func TestSendEventRefusesBadInput(t *testing.T) {
 		{"kwargs a string", engine.SendRequest{Sender: "s", Kwargs: "orderId=1"}, "kwargs must be an object"},
 		{"kwargs not JSON", engine.SendRequest{Sender: "s", Kwargs: map[string]any{"x": math.NaN()}}, "kwargs cannot be sent as JSON"},
 		{"kwargs too large", engine.SendRequest{Sender: "s", Kwargs: map[string]any{"k": strings.Repeat("x", 57)}}, "kwargs are 65 bytes, more than the limit of 64"},
+		// Issue 12: 9,000 levels in 17 KiB cost the host 914 MiB, again on every retry.
+		{"kwargs nested too deep", engine.SendRequest{Sender: "s", Kwargs: nestedKwargs(9000)}, "kwargs nest deeper than 64 levels (the nesting cap, --max-depth)"},
+		{"kwargs one level too deep", engine.SendRequest{Sender: "s", Kwargs: nestedKwargs(65)}, "deeper than 64"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -484,4 +487,13 @@ func TestReloadFollowsTheApp(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, stopped.Reload(b.ctx, b.snap.Load()), "an engine not started ignores reloads")
 	require.NoError(t, stopped.Stop(b.ctx))
+}
+
+// nestedKwargs is a kwargs object n levels deep (the object itself is the first).
+func nestedKwargs(n int) map[string]any {
+	m := map[string]any{}
+	for i := 1; i < n; i++ {
+		m = map[string]any{"k": m}
+	}
+	return m
 }
