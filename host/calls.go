@@ -22,6 +22,10 @@ var _ jsvm.HostCaller = (*Host)(nil)
 // object is the function's single argument, or its named arguments for a built-in Go service).
 // It is what `trellis call` and POST /api/services/{fullName}/{function} do.
 func (h *Host) CallService(ctx context.Context, fullName, fn string, args []any) (jsvm.Result, error) {
+	// Refused before anything is sent or logged: the row would keep the arguments.
+	if depth := h.cfg.Limits.MaxValueDepth; vocab.DeeperThan(any(args), depth+1) {
+		return jsvm.Result{}, vocab.Errorf(vocab.CodeInvalidArgument, "the arguments are nested deeper than %d levels (the nesting cap, --max-depth); flatten them", depth)
+	}
 	snap := h.Snapshot()
 	el := snap.Elements[fullName]
 	if el == nil {

@@ -42,9 +42,34 @@ func idParam(c echo.Context, name string) (string, error) {
 	return v, nil
 }
 
+// maxDepthKey is where the server's limitBody leaves Options.MaxValueDepth for the readers
+// below; defaultMaxValueDepth is used where it left none (a handler tested on its own).
+const (
+	maxDepthKey          = "trellis.maxValueDepth"
+	defaultMaxValueDepth = 64
+)
+
+// checkDepth refuses a body that nests deeper than the nesting cap allows, reading its bytes once
+// before anything decodes them (issue 12: 17 KiB nested 9,000 deep cost the host 914 MiB
+// downstream). The body's own object or array is one level, so an argument or kwargs may nest
+// max levels inside it; the layers below check each value against max exactly.
+func checkDepth(c echo.Context, body []byte) error {
+	limit, ok := c.Get(maxDepthKey).(int)
+	if !ok || limit <= 0 {
+		limit = defaultMaxValueDepth
+	}
+	if vocab.JSONDeeperThan(body, limit+1) {
+		return errBadRequest("the request body nests arrays and objects deeper than %d levels: arguments and kwargs may nest at most %d (the nesting cap, --max-depth)", limit+1, limit)
+	}
+	return nil
+}
+
 func readArgs(c echo.Context) ([]any, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkDepth(c, body); err != nil {
 		return nil, err
 	}
 	return vocab.DecodeArgs(body)
@@ -82,6 +107,9 @@ func readObjectOr(c echo.Context, optional bool, allowed []string) (map[string]a
 	}
 	if optional && len(strings.TrimSpace(string(body))) == 0 {
 		return map[string]any{}, nil
+	}
+	if err := checkDepth(c, body); err != nil {
+		return nil, err
 	}
 	v, err := vocab.DecodeJSON(body)
 	if err != nil {

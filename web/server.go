@@ -21,6 +21,9 @@ type Options struct {
 	Token string
 	// MaxBodyBytes caps request bodies (413 past it); default 4 MiB.
 	MaxBodyBytes int64
+	// MaxValueDepth caps how deeply a body's arguments or kwargs may nest (400 past it, before
+	// the body is decoded); default 64, the host's --max-depth.
+	MaxValueDepth int
 	// SessionTTL is how long a browser session (POST /api/session) lasts; default 12 hours.
 	SessionTTL time.Duration
 	// SignalHeartbeat is how often an idle signal stream gets a comment, so that proxies keep
@@ -168,6 +171,7 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 			return errBodyTooLarge(s.opts.MaxBodyBytes)
 		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, s.opts.MaxBodyBytes)
+		c.Set(maxDepthKey, s.opts.MaxValueDepth)
 		return next(c)
 	}
 }

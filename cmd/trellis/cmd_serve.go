@@ -43,7 +43,7 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			deps := web.Deps{App: h, Calls: h, Events: h, Logs: h, Tasks: h.Tasks(), Models: h.Models(), Editor: h, Drafts: h, Signals: h}
-			srv, err := web.New(deps, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes})
+			srv, err := web.New(deps, web.Options{Token: token, MaxBodyBytes: h.Config().MaxBodyBytes, MaxValueDepth: h.Config().Limits.MaxValueDepth})
 			if err != nil {
 				return err
 			}
