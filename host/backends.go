@@ -32,6 +32,11 @@ type Backends struct {
 	Requests requests.Tracker
 	// Logs is the execution log's store; the host writes to it through its own spooled writer.
 	Logs logstore.Store
+	// LogBuffer, when set, makes that writer: rows then wait in a buffer the cluster shares and
+	// drains (logstore/redisspool on Redis) instead of in a spool in this host's data directory,
+	// so no row a host acknowledged depends on that host's disk. Set with Redis and a shared log
+	// store (ClickHouse); consumer names this process among the drainers.
+	LogBuffer func(ctx context.Context, store logstore.Store, consumer string) (LogWriter, error)
 	// Models keeps model rows.
 	Models models.Store
 	// Names say what each runs on, for /api/health: "bus", "logs" and "db" → "embedded",

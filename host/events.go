@@ -8,41 +8,33 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 )
 
-// eventsPart is the event center: the engine on the backends' bus. With cfg.ServeEvents it
-// also consumes, so this host runs listeners; without a bus (Backends.BusUnavailable) sendEvent
-// says why instead.
+// eventsPart is the event center: the engine on the backends' bus, there to send events from
+// the moment the parts after it start. It consumes (runs listeners) only from servePart, once
+// every part a handler may use is up. Without a bus (Backends.BusUnavailable) sendEvent says why
+// instead.
 func (h *Host) eventsPart() part {
-	var e *engine.Engine
 	return part{name: "the event center",
 		start: func(ctx context.Context) error {
-			e = nil // a Start after a Stop begins afresh
 			b := h.backends.Load()
 			if b.Bus == nil {
 				return nil
 			}
 			exec, _ := h.executor()
-			var err error
-			e, err = engine.New(engine.Options{
+			e, err := engine.New(engine.Options{
 				Bus: b.Bus, Executor: exec, Log: h.rec.Load(), Store: b.Logs, Snapshot: h.Snapshot,
 				HostName: h.machine, InstanceID: h.instance,
 				MaxKwargsBytes: h.cfg.MaxKwargsBytes, MaxValueDepth: h.cfg.Limits.MaxValueDepth, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
 				Signals: h.emitter(), Requests: b.Requests,
 			})
-			if err == nil && h.cfg.ServeEvents {
-				err = e.Start(ctx)
-			}
 			if err != nil {
 				return err
 			}
 			h.events.Store(e)
 			return nil
 		},
-		stop: func(ctx context.Context) error {
+		stop: func(context.Context) error {
 			h.events.Store(nil)
-			if e == nil {
-				return nil
-			}
-			return e.Stop(ctx)
+			return nil
 		}}
 }
 

@@ -32,7 +32,7 @@ var floors = []struct {
 	{false, []string{"host/bus/localbus", "host/bus/redisbus", "host/bus/redisbus/redistest", "host/timers/localtimers",
 		"host/timers/redistimers", "host/timers/recurring/locallock", "host/timers/recurring/redislock",
 		"logstore/chstore", "logstore/localstore", "host/models/pgmodels", "host/models/sqlitemodels",
-		"logstore/writer", "host/isolate", "host/appdir", "host/requests/localtracker", "host/requests/redistracker"}},
+		"logstore/writer", "logstore/redisspool", "host/isolate", "host/appdir", "host/requests/localtracker", "host/requests/redistracker"}},
 	// 4: what every runtime part uses: the row builder, webhook delivery, retry policies and the
 	// names of the lifecycle moments hooks and signals hear.
 	{true, []string{"host/execlog", "host/webhook", "host/retry", "host/lifecycle"}},
@@ -51,7 +51,7 @@ var floors = []struct {
 // backendPackages name a concrete backend: only host/backends (and tests) may import them.
 var backendPackages = []string{"host/bus/localbus", "host/bus/redisbus", "host/timers/localtimers", "host/timers/redistimers",
 	"host/timers/recurring/locallock", "host/timers/recurring/redislock", "logstore/chstore", "logstore/localstore",
-	"host/models/pgmodels", "host/models/sqlitemodels", "host/requests/localtracker", "host/requests/redistracker"}
+	"host/models/pgmodels", "host/models/sqlitemodels", "host/requests/localtracker", "host/requests/redistracker", "logstore/redisspool"}
 
 const module = "github.com/trellis-run/trellis/"
 

@@ -14,11 +14,21 @@ import (
 	"github.com/trellis-run/trellis/logstore/writer"
 )
 
+// LogWriter is what executions write their log rows through: a spool in the data directory
+// (logstore/writer) or, in a cluster, the buffer every host shares (Backends.LogBuffer). Write
+// returns once the rows are durable there; Stop inserts what it can and keeps the rest for later.
+type LogWriter interface {
+	execlog.Sink
+	Stop(ctx context.Context) error
+	Stats() writer.Stats
+}
+
 // execLog is the host's execution log: the store queries read, the writer every execution
-// writes through (spooled to disk before it is acknowledged), and the retention loop.
+// writes through (durable before it is acknowledged), and the retention loop.
 type execLog struct {
 	store  logstore.Store
-	writer *writer.Writer
+	writer LogWriter
+	log    *slog.Logger
 
 	stopRetention context.CancelFunc
 	retentionDone sync.WaitGroup
@@ -29,7 +39,8 @@ type execLog struct {
 func (h *Host) logPart() part {
 	return part{name: "the execution log",
 		start: func(ctx context.Context) error {
-			l, err := openExecLog(ctx, h.cfg, h.backends.Load().Logs)
+			b := h.backends.Load()
+			l, err := openExecLog(ctx, h.cfg, b.Logs, b.LogBuffer, h.instance)
 			if err != nil {
 				return err
 			}
@@ -46,18 +57,25 @@ func (h *Host) logPart() part {
 		}}
 }
 
-// openExecLog starts a writer in front of store (which the backends own and close), on the
-// data directory's spool or, beside a process that holds it, a private one (writer.StartShared).
-func openExecLog(ctx context.Context, cfg Config, store logstore.Store) (*execLog, error) {
-	flush := 100 * time.Millisecond // embedded: rows show up quickly; inserts are cheap
-	if cfg.ClickHouseDSN != "" {
-		flush = time.Second // ClickHouse wants about one insert per second per table
+// openExecLog starts a writer in front of store (which the backends own and close): the
+// cluster's shared buffer when the backends have one, else the data directory's spool or, beside
+// a process that holds it, a private one (writer.StartShared).
+func openExecLog(ctx context.Context, cfg Config, store logstore.Store, buffer func(context.Context, logstore.Store, string) (LogWriter, error), instance string) (*execLog, error) {
+	var w LogWriter
+	var err error
+	if buffer != nil {
+		w, err = buffer(ctx, store, instance)
+	} else {
+		flush := 100 * time.Millisecond // embedded: rows show up quickly; inserts are cheap
+		if cfg.ClickHouseDSN != "" {
+			flush = time.Second // ClickHouse wants about one insert per second per table
+		}
+		w, err = writer.StartShared(ctx, store, cfg.LogSpoolDir, writer.Options{FlushInterval: flush, Logger: cfg.Logger})
 	}
-	w, err := writer.StartShared(ctx, store, cfg.LogSpoolDir, writer.Options{FlushInterval: flush})
 	if err != nil {
 		return nil, fmt.Errorf("start the writer: %w", err)
 	}
-	l := &execLog{store: store, writer: w}
+	l := &execLog{store: store, writer: w, log: cfg.Logger}
 	if cfg.LogRetention > 0 {
 		rctx, cancel := context.WithCancel(context.Background())
 		l.stopRetention = cancel
@@ -75,7 +93,7 @@ func (l *execLog) retain(ctx context.Context, keep time.Duration) {
 	for {
 		cutoff := time.Now().Add(-keep).UTC().Truncate(24 * time.Hour)
 		if err := l.store.DropBefore(ctx, cutoff); err != nil && ctx.Err() == nil {
-			slog.Error("log retention: drop old days", "err", err)
+			l.log.Error("log retention: drop old days", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -103,7 +121,7 @@ func (h *Host) LogStore() logstore.Store {
 }
 
 // LogWriter is what executions write their log rows through; nil before Start.
-func (h *Host) LogWriter() *writer.Writer {
+func (h *Host) LogWriter() LogWriter {
 	if l := h.log.Load(); l != nil {
 		return l.writer
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/trellis-run/trellis/logstore"
 	"github.com/trellis-run/trellis/logstore/chstore"
 	"github.com/trellis-run/trellis/logstore/localstore"
+	"github.com/trellis-run/trellis/logstore/redisspool"
 )
 
 var _ host.OpenBackends = Open
@@ -68,6 +69,19 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 		b.Timers = redistimers.New(client, prefix+"timers:")
 		b.Coordinator = redislock.New(client, prefix+"ticks:")
 		b.Requests = redistracker.New(client, prefix+"requests:")
+		if cfg.ClickHouseDSN != "" {
+			// A shared log: its rows wait on the shared Redis until some host inserts them.
+			b.LogBuffer = func(ctx context.Context, store logstore.Store, consumer string) (host.LogWriter, error) {
+				s, err := redisspool.New(client, store, redisspool.Options{Key: prefix + "log:spool", Consumer: consumer})
+				if err == nil {
+					err = s.Start(ctx)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("backends: the execution log's buffer on Redis: %w", err)
+				}
+				return s, nil
+			}
+		}
 	} else {
 		lb, err := localbus.Open(filepath.Join(cfg.DataDir, "bus"), localbus.Options{})
 		switch {

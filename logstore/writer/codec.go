@@ -238,3 +238,21 @@ func decodeRows(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
 	}
 	return dst, nil
 }
+
+// AppendPayload appends rows to dst as one record payload — the spool's row format without its
+// frame, which the log's other durable buffer (logstore/redisspool) stores too, so a row is
+// encoded one way wherever it waits. Rows must be valid (Row.Validate); at least one.
+func AppendPayload(dst []byte, rows []logstore.Row) []byte {
+	dst = append(dst, codecVersion)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(rows)))
+	for i := range rows {
+		dst = appendRow(dst, &rows[i])
+	}
+	return dst
+}
+
+// DecodePayload appends the rows of a payload made by AppendPayload (or read from a spool
+// record) to dst. It never panics on bad input: a corrupt payload is an error and adds nothing.
+func DecodePayload(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
+	return decodeRows(dst, payload)
+}

@@ -271,6 +271,11 @@ type Stats struct {
 	// spool directory; Corrupt counts spool records lost to a failing disk. Both should be 0.
 	Rejected int64 `json:"rejected"`
 	Corrupt  int64 `json:"corrupt"`
+	// SharedEntries and TookOver are those of a buffer the cluster shares (logstore/redisspool):
+	// entries (group commits of rows) waiting in it at the last look, and entries this process
+	// took over from a drainer that died. Both 0 for the file spool.
+	SharedEntries int64 `json:"sharedEntries,omitempty"`
+	TookOver      int64 `json:"tookOver,omitempty"`
 	// LastError is the last insert or spool error, and when it happened.
 	LastError   string    `json:"lastError,omitempty"`
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
