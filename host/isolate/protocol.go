@@ -19,7 +19,9 @@ import (
 // behaves exactly like the in-process VM — time.Time must stay a time (it becomes a JS Date),
 // int64 must stay apart from float64, and NaN and ±Infinity must survive; JSON loses all three.
 // gob also sends type descriptions once per stream, so a steady-state frame is small and fast to
-// decode. Both sides keep one encoder and one decoder for the life of the worker.
+// decode. Both sides keep one encoder and one decoder for the life of the worker. The plain values
+// a frame carries (arguments, results, details) are the exception: they cross in frame.Values, in
+// an encoding of our own that is linear in their size where gob's is not (see wireValues).
 
 // frameKind says what a frame carries.
 type frameKind uint8
