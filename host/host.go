@@ -180,7 +180,7 @@ func (h *Host) newExecutor() (jsvm.Executor, error) {
 	if h.cfg.Sandbox == SandboxInProcess {
 		return jsvm.New(jsvm.Options{Host: h, Limits: h.cfg.Limits})
 	}
-	opts := isolate.Options{Host: h, Workers: h.cfg.Workers, Limits: h.cfg.Limits, Command: h.cfg.WorkerCommand}
+	opts := isolate.Options{Host: h, Workers: h.cfg.Workers, Limits: h.cfg.Limits, Command: h.cfg.WorkerCommand, OnWorkerExit: h.workerExited}
 	// A worker serves one app, so its local time can be the app's: JS Date's local-time methods
 	// then agree with the datetimes Trellis returns.
 	if tz := h.Snapshot().App.Timezone; tz != "" {
@@ -220,6 +220,7 @@ func (h *Host) applyReload(s *registry.Snapshot) {
 	if err != nil {
 		return
 	}
+	defer h.logReload(s)
 	if err := exec.Load(SourceOf(s)); err != nil {
 		h.reloadErr.Store(&err)
 		return

@@ -45,7 +45,7 @@ func (h *Host) logPart() part {
 				return err
 			}
 			h.log.Store(l)
-			h.rec.Store(execlog.NewRecorder(l.writer, execlog.HostLabel(h.machine, h.instance)))
+			h.rec.Store(execlog.NewRecorder(h.observed(l.writer), execlog.HostLabel(h.machine, h.instance)))
 			return nil
 		},
 		stop: func(ctx context.Context) error {

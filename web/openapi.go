@@ -176,6 +176,8 @@ var apiOps = []apiOp{
 			{name: "lastEventId", description: "as the Last-Event-ID header, for clients that cannot set it", schema: str()}},
 		contentType: "text/event-stream",
 		result:      map[string]any{"type": "string", "description": "a text/event-stream; each data line is {id, event_type, data, at, requestId, nodeId, element, host}"}, errors: []int{400, 503}},
+	{method: "GET", path: "/metrics", summary: "Prometheus metrics (docs/operations.md); needs the token unless the server runs with --metrics-public",
+		contentType: "text/plain", result: map[string]any{"type": "string", "description": "the Prometheus text exposition format"}},
 }
 
 func merge(a, b map[string]any) map[string]any {

@@ -362,6 +362,22 @@ func sweepTable(f *sweep) map[string]routeSpec {
 			},
 		},
 
+		// ---- metrics ----
+		"GET /metrics": {
+			ok: func() routeCase {
+				return routeCase{name: "scrape", path: "/metrics", want: 200, in: []string{"# TYPE trellis_http_requests_total counter"},
+					check: func(t *testing.T, rec *httptest.ResponseRecorder) {
+						require.True(t, strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain"), rec.Header().Get("Content-Type"))
+					}}
+			},
+			rows: []routeCase{
+				{name: "routes by pattern, not by path", path: "/metrics", want: 200,
+					in:    []string{`trellis_http_requests_total{method="GET",route="/api/elements/:fullName",status="200"}`},
+					notIn: []string{`route="/api/elements/services.MathSvc"`}},
+				{name: "no token", path: "/metrics", auth: authNone, want: 401, code: "unauthorized", in: []string{"--metrics-public"}},
+			},
+		},
+
 		// ---- fallbacks: unknown API routes answer JSON, every other path the editor ----
 		"ANY /api/*": {hostile: map[string][]int{"*": {404}},
 			ok: func() routeCase {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a Server.
@@ -29,6 +32,15 @@ type Options struct {
 	// SignalHeartbeat is how often an idle signal stream gets a comment, so that proxies keep
 	// it open; default 15 s.
 	SignalHeartbeat time.Duration
+	// Metrics is the registry GET /metrics answers (host/metrics.Collector.Registry); the
+	// server adds its HTTP metrics to it. Nil: a registry of the HTTP metrics alone.
+	Metrics *prometheus.Registry
+	// MetricsPublic lets GET /metrics answer without the token (--metrics-public), for a
+	// Prometheus that cannot send one; by default it needs the token like the API.
+	MetricsPublic bool
+	// Logger receives one access log line per request (method, route, path, status, duration;
+	// never a header, so never the token). Nil logs nothing.
+	Logger *slog.Logger
 }
 
 // Server serves the API and the editor. Start and Stop are safe to call twice.
@@ -37,6 +49,8 @@ type Server struct {
 	opts     Options
 	echo     *echo.Echo
 	sessions *sessions
+	log      *slog.Logger
+	httpm    *httpMetrics
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -76,11 +90,23 @@ func New(deps Deps, opts Options) (*Server, error) {
 	if opts.SignalHeartbeat <= 0 {
 		opts.SignalHeartbeat = 15 * time.Second
 	}
-	s := &Server{deps: deps, opts: opts, echo: echo.New(), sessions: newSessions(opts.SessionTTL), stop: make(chan struct{})}
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	httpm, err := newHTTPMetrics(opts.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("web: register the HTTP metrics: %w (one registry per server)", err)
+	}
+	s := &Server{deps: deps, opts: opts, echo: echo.New(), sessions: newSessions(opts.SessionTTL), stop: make(chan struct{}),
+		log: opts.Logger, httpm: httpm}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = writeError
 	e.JSONSerializer = finiteJSON{}
+	e.Use(s.observe)
 	e.Use(middleware.Recover())
 	e.Use(s.limitBody)
 	e.Use(refuseInvalidHeaders)
@@ -99,6 +125,7 @@ func New(deps Deps, opts Options) (*Server, error) {
 	s.routeModels(e)
 	s.routeAnalytics(e)
 	s.routeSignals(e)
+	s.routeMetrics(e)
 	s.routeUI(e)
 	return s, nil
 }
