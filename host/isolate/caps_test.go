@@ -1,11 +1,14 @@
 package isolate
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"math"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -138,4 +141,48 @@ func TestFramePackKeepsTheCallersValues(t *testing.T) {
 	require.Equal(t, "c", packed.Err.Details["code"])
 	require.Equal(t, "v", packed.Value)
 	require.Nil(t, packed.Result)
+}
+
+// The supervisor reads no frame larger than its bound (Pool.maxFrame), whatever a worker sends:
+// it kills the worker before gob allocates the frame.
+func TestFrameLargerThanTheBoundKillsTheWorker(t *testing.T) {
+	// A memory cap roomy enough that the RSS safeguard lets the worker make its 48 MiB frame.
+	p := newFakePool(t, Options{Workers: 1, Limits: jsvm.Limits{MemoryBytes: 512 << 20}})
+	echo(t, p)
+	base := liveHeap()
+	var err error
+	alloc := allocated(func() {
+		_, err = p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "hugelogs"})
+	})
+	je := requireCode(t, err, jsvm.CodeMemoryLimit)
+	require.Contains(t, je.Message, "larger than the host accepts")
+	require.Less(t, alloc, uint64(16<<20), "the host read %d MiB of a 48 MiB frame", alloc>>20)
+	require.Less(t, int64(liveHeap())-int64(base), int64(16<<20))
+	echo(t, p)
+}
+
+func TestFrameLimiterReadsEveryLengthForm(t *testing.T) {
+	t.Parallel()
+	var stream bytes.Buffer
+	c := newConn(strings.NewReader(""), &stream)
+	for _, v := range []any{"small", strings.Repeat("m", 300), strings.Repeat("b", 70000)} {
+		require.NoError(t, c.send(&frame{Kind: kindHostReply, Value: v}))
+	}
+	// One byte at a time, so every length prefix is split across reads.
+	r := newLimitedConn(iotest.OneByteReader(bytes.NewReader(stream.Bytes())), io.Discard, 1000)
+	for _, want := range []string{"small", strings.Repeat("m", 300)} {
+		f, err := r.recv()
+		require.NoError(t, err)
+		require.Equal(t, want, f.Value)
+	}
+	_, err := r.recv()
+	require.ErrorIs(t, err, errFrameTooLarge)
+	_, err = r.recv()
+	require.ErrorIs(t, err, errFrameTooLarge, "and every read after it")
+
+	r = newLimitedConn(bytes.NewReader(stream.Bytes()), io.Discard, 1<<20)
+	for range 3 {
+		_, err := r.recv()
+		require.NoError(t, err)
+	}
 }

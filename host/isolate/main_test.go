@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,14 @@ func (f *fakeExecutor) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result
 		fmt.Println("this line must not reach the protocol")
 		fmt.Fprintln(os.Stdout, "nor this one")
 		return jsvm.Result{Value: "printed"}, nil
+	case "hugelogs":
+		// What no cap of the VM would let through: the host's frame bound must stop it.
+		line := strings.Repeat("l", 1<<20)
+		logs := make([]jsvm.LogEntry, 48)
+		for i := range logs {
+			logs[i] = jsvm.LogEntry{Level: "log", Message: line}
+		}
+		return jsvm.Result{Value: "ok", Logs: logs}, nil
 	case "bigresult":
 		return jsvm.Result{Value: string(make([]byte, 2*call.Limits.MemoryBytes))}, nil
 	}

@@ -31,7 +31,9 @@ type Options struct {
 	// with code "unavailable", as in the in-process VM.
 	Host jsvm.HostCaller
 	// Limits are the defaults for executions; zero fields take jsvm.DefaultLimits. MemoryBytes is
-	// also what each worker's hard caps are sized for.
+	// also what each worker's hard caps are sized for, and the size caps what the largest frame
+	// the supervisor reads is sized for (twice what they let one execution hand back, + 16 MiB):
+	// a call's own caps above these are cut short by that bound.
 	Limits jsvm.Limits
 	// KillGrace is how long after an execution's deadline its worker may take to answer before
 	// it is killed. The worker's own VM normally answers "timeout" at the deadline; the kill is

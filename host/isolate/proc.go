@@ -100,7 +100,7 @@ func (p *Pool) start() (*proc, error) {
 		return nil, fmt.Errorf("%w: %s: %v (set Options.Command to a binary that calls isolate.WorkerMain)", ErrWorkerStart, strings.Join(argv, " "), err)
 	}
 	w := &proc{
-		pool: p, cmd: cmd, pid: cmd.Process.Pid, c: newConn(stdout, stdin), stdin: stdin,
+		pool: p, cmd: cmd, pid: cmd.Process.Pid, c: newLimitedConn(stdout, stdin, p.maxFrame()), stdin: stdin,
 		stderr: newStderrLog(), hello: make(chan *frame, 1), dead: make(chan struct{}),
 		loadAcks: make(map[uint64]chan error),
 	}
@@ -160,7 +160,9 @@ func (w *proc) readLoop() {
 	for {
 		f, err := w.c.recv()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, errFrameTooLarge) {
+				w.kill(&jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf("isolate: the worker sent a frame larger than the host accepts (%v); it was replaced", err)})
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, os.ErrClosed) {
 				w.kill(&jsvm.Error{Code: jsvm.CodeJSError, Message: fmt.Sprintf("isolate: the worker sent an unreadable frame (%v); it was replaced", err)})
 			}
 			break
@@ -258,6 +260,15 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 		}
 	}
 	_ = w.c.send(reply) // a worker that is gone has no one waiting
+}
+
+// maxFrame is the largest frame the supervisor reads from a worker: room, twice over for their
+// encoding, for all that the pool's caps let one execution hand back at once (a result, console
+// output, an error, one host call's arguments), and 16 MiB for a load's report of problems. A
+// frame past it kills the worker before the host allocates it (memory_limit).
+func (p *Pool) maxFrame() int64 {
+	l := p.opts.Limits
+	return 2*(l.MaxResultBytes+l.MaxMessageBytes+2*l.MaxConsoleBytes+4*l.MaxErrorBytes) + 16<<20
 }
 
 // maxReplyDepth is the deepest host answer the supervisor sends a worker: the VM refuses deeper

@@ -3,6 +3,7 @@ package isolate
 import (
 	"bufio"
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -213,6 +214,81 @@ type conn struct {
 func newConn(r io.Reader, w io.Writer) *conn {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	return &conn{bw: bw, enc: gob.NewEncoder(bw), dec: gob.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
+}
+
+// newLimitedConn is newConn for the supervisor's end: a frame the worker sends that is larger
+// than maxFrame fails the read (errFrameTooLarge) before gob allocates a buffer for it.
+func newLimitedConn(r io.Reader, w io.Writer, maxFrame int64) *conn {
+	return newConn(&frameLimiter{r: r, max: maxFrame}, w)
+}
+
+// errFrameTooLarge is a frame whose length prefix is over the reader's cap.
+var errFrameTooLarge = errors.New("isolate: frame larger than the host accepts")
+
+// frameLimiter passes a gob stream through and reads each message's length prefix as it goes
+// by: gob's own cap is 1 GiB, which a host with several workers must not be made to allocate.
+// The caps of Limits keep every frame a worker makes far smaller (its result, console output and
+// error, one host call's arguments); this is the host's own bound should one of them fail.
+//
+// gob writes a message's byte count as an unsigned integer: one byte below 128, else one byte
+// holding the negated number of big-endian bytes that follow.
+type frameLimiter struct {
+	r    io.Reader
+	max  int64
+	left int64 // bytes of the current message still to pass; 0 between messages
+	head []byte
+	want int   // bytes of the count still to read, after its first byte (0: none pending)
+	err  error // a frame past max: every read from then on fails with it
+}
+
+func (l *frameLimiter) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n, err := l.r.Read(p)
+	head := 0 // where the length prefix being read began in p
+	for i := 0; i < n; {
+		switch {
+		case l.left > 0:
+			step := min(l.left, int64(n-i))
+			l.left -= step
+			i += int(step)
+		case l.want > 0:
+			l.head = append(l.head, p[i])
+			l.want--
+			i++
+			if l.want == 0 {
+				var size int64
+				for _, b := range l.head {
+					size = size<<8 | int64(b)
+				}
+				l.head = l.head[:0]
+				l.start(size)
+			}
+		default:
+			head = i
+			c := p[i]
+			i++
+			if c < 0x80 {
+				l.start(int64(c))
+			} else if l.want = 256 - int(c); l.want > 8 {
+				l.err = fmt.Errorf("%w: a frame's length is %d bytes long", ErrProtocol, l.want)
+			}
+		}
+		if l.err != nil {
+			// What came before this frame is passed on whole; the error comes with the next read.
+			return head, nil
+		}
+	}
+	return n, err
+}
+
+func (l *frameLimiter) start(size int64) {
+	if size < 0 || size > l.max {
+		l.err = fmt.Errorf("%w (%d bytes, over %d)", errFrameTooLarge, size, l.max)
+		return
+	}
+	l.left = size
 }
 
 // send writes one frame and flushes it.
