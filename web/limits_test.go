@@ -118,6 +118,12 @@ func TestSizeCapsOverHTTP(t *testing.T) {
 			rec = post("/api/services/services.BigSvc/echo", "["+nestedJSON(60)+"]", http.StatusOK)
 			require.Contains(t, rec.Body.String(), nestedJSON(60))
 			post("/api/services/services.BigSvc/echo", "["+nestedJSON(70)+"]", http.StatusBadRequest)
+			// One level past the cap gets by the body's check and is refused exactly below it.
+			rec = post("/api/services/services.BigSvc/echo", "["+nestedJSON(65)+"]", http.StatusBadRequest)
+			require.Contains(t, rec.Body.String(), "nested deeper than 64 levels")
+			rec = post("/api/events/send", `{"sender": "services.BigSvc", "kwargs": {"k": `+nestedJSON(64)+`}}`, http.StatusBadRequest)
+			require.Contains(t, rec.Body.String(), "kwargs nest deeper than 64 levels")
+			post("/api/events/send", `{"sender": "services.BigSvc", "kwargs": {"k": `+nestedJSON(60)+`}}`, http.StatusOK)
 
 			require.Less(t, liveHeap()-base, int64(32<<20), "the host's live heap after the large calls")
 		})

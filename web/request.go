@@ -51,15 +51,16 @@ const (
 
 // checkDepth refuses a body that nests deeper than the nesting cap allows, reading its bytes once
 // before anything decodes them (issue 12: 17 KiB nested 9,000 deep cost the host 914 MiB
-// downstream). The body's own object or array is one level, so an argument or kwargs may nest
-// max levels inside it; the layers below check each value against max exactly.
+// downstream). An argument or kwargs sits one or two levels inside a body (the body's array of
+// arguments, a {kwargs} or {args: [...]} envelope), so the body may nest max+2 levels; the layers
+// below check each value against max exactly.
 func checkDepth(c echo.Context, body []byte) error {
 	limit, ok := c.Get(maxDepthKey).(int)
 	if !ok || limit <= 0 {
 		limit = defaultMaxValueDepth
 	}
-	if vocab.JSONDeeperThan(body, limit+1) {
-		return errBadRequest("the request body nests arrays and objects deeper than %d levels: arguments and kwargs may nest at most %d (the nesting cap, --max-depth)", limit+1, limit)
+	if vocab.JSONDeeperThan(body, limit+2) {
+		return errBadRequest("the request body nests arrays and objects deeper than %d levels: arguments and kwargs may nest at most %d (the nesting cap, --max-depth)", limit+2, limit)
 	}
 	return nil
 }
