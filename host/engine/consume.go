@@ -91,9 +91,13 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 func (e *Engine) consume(l *Listener, sub bus.Subscription) {
 	defer e.wg.Done()
 	for d := range sub.Deliveries() {
+		if !e.inflight.enter() {
+			continue // draining: left unacknowledged, it stays pending for the next host
+		}
 		e.wg.Add(1)
 		go func(d bus.Delivery) {
 			defer e.wg.Done()
+			defer e.inflight.exit()
 			e.handle(l, d)
 		}(d)
 	}

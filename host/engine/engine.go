@@ -76,6 +76,8 @@ type Engine struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// inflight counts the deliveries being handled, for Drain (drain.go).
+	inflight runGate
 
 	sent, handled atomic.Int64
 
@@ -135,6 +137,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return nil
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.inflight.open()
 	if err := e.startControl(ctx); err != nil {
 		if e.controlSub != nil {
 			_ = e.controlSub.Close()
@@ -156,8 +159,8 @@ func (e *Engine) Start(ctx context.Context) error {
 func (e *Engine) Reload(ctx context.Context, s *registry.Snapshot) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.started {
-		return nil
+	if !e.started || e.inflight.draining() {
+		return nil // a draining engine subscribes to nothing again
 	}
 	return e.syncLocked(ctx, s)
 }
