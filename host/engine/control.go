@@ -20,8 +20,13 @@ import (
 // request — publishes a record on the bus topic controlTopic. Every engine reads the whole topic
 // (a consumer group of its own, from the oldest record) into an in-memory table, so checking a
 // delivery costs a map lookup, and a host that starts later replays what happened before it.
-// The group controlKeepGroup never consumes: it keeps every record on the topic (the bus trims
-// only what every group acknowledged), which is what makes the records durable.
+// The group controlKeepGroup holds each record on the topic (the bus trims only what every group
+// acknowledged), which is what makes the records durable, until the log is compacted: a record
+// older than Options.ControlHorizon is let go once a snapshot of the table taken after it is on
+// the log, so the log holds the last horizon of changes and the snapshot of what came before
+// (controlsnap.go). Hosts also publish that they are alive, with the broadcast listeners they
+// receive, so a dead host's group is dropped from the topic and a broadcast is counted for the
+// receivers that will run it (finish.go).
 //
 // A host that takes a delivery checks the table first: a paused node, or a node of a paused
 // request, is held — moved to the listener's held queue, where it waits pending on whichever
@@ -44,6 +49,9 @@ const (
 	ctlPauseRequest  = "pauseRequest"
 	ctlResumeRequest = "resumeRequest"
 	ctlRevokeRequest = "revokeRequest"
+	ctlAlive         = "alive"      // a host is alive: its group and broadcast receivers
+	ctlCheckpoint    = "checkpoint" // a point of the log the snapshot that follows describes
+	ctlSnapshot      = "snapshot"   // the table as of its checkpoint (controlsnap.go)
 )
 
 // controlRec is one control record.
@@ -60,17 +68,27 @@ type controlRec struct {
 	Ended []string  `json:"ended,omitempty"`
 	Mark  string    `json:"mark,omitempty"`
 	At    time.Time `json:"at"`
+	// ID tells a record this host published from the others when it reads it back.
+	ID string `json:"id,omitempty"`
+	// Group is an alive record's host: its group on the control topic. Receivers are the
+	// broadcast listeners that host receives, each with its group on the listener's topic.
+	Group     string            `json:"group,omitempty"`
+	Receivers map[string]string `json:"receivers,omitempty"`
+	// State is a snapshot's table.
+	State *controlState `json:"state,omitempty"`
 }
 
 type nodeControl struct {
 	op      string
 	attempt int
+	at      time.Time // of the record
 }
 
 type requestControl struct {
 	paused, revoked bool
 	// ended are the nodes a revoke recorded as revoked; marked those a pause recorded as paused.
 	ended, marked map[string]bool
+	at            time.Time // of the latest record
 }
 
 // controlTable is what this host knows of the control log.
@@ -89,6 +107,10 @@ type controlTable struct {
 	freshAt   time.Time
 	barrier   chan struct{}
 	barrierAt time.Time
+	// alive is when each host (its control group) last said it is alive; receivers, per
+	// broadcast listener, when each of its receiver groups last did.
+	alive     map[string]time.Time
+	receivers map[string]map[string]time.Time
 }
 
 type runningRun struct {
@@ -102,7 +124,7 @@ var errForcedFail = errors.New("engine: the node was force-failed")
 func newControlTable() *controlTable {
 	return &controlTable{nodes: map[string]nodeControl{}, requests: map[string]*requestControl{},
 		changed: make(chan struct{}), marks: map[string]chan struct{}{}, running: map[string]runningRun{},
-		markAt: map[string]time.Time{}}
+		markAt: map[string]time.Time{}, alive: map[string]time.Time{}, receivers: map[string]map[string]time.Time{}}
 }
 
 func (c *controlTable) request(id string) *requestControl {
@@ -134,8 +156,22 @@ func (c *controlTable) apply(rec controlRec) {
 			}
 		}
 		return
+	case ctlAlive:
+		// Liveness changes no delivery's fate: nothing waits on it.
+		if rec.At.After(c.alive[rec.Group]) {
+			c.alive[rec.Group] = rec.At
+		}
+		for l, g := range rec.Receivers {
+			if c.receivers[l] == nil {
+				c.receivers[l] = map[string]time.Time{}
+			}
+			if rec.At.After(c.receivers[l][g]) {
+				c.receivers[l][g] = rec.At
+			}
+		}
+		return
 	case ctlPauseNode, ctlSkipNode, ctlForcedFail:
-		c.nodes[rec.NodeID] = nodeControl{op: rec.Op, attempt: rec.Attempt}
+		c.nodes[rec.NodeID] = nodeControl{op: rec.Op, attempt: rec.Attempt, at: rec.At}
 		if rec.Op == ctlForcedFail {
 			if run, ok := c.running[rec.NodeID]; ok && run.attempt <= rec.Attempt {
 				run.cancel(errForcedFail)
@@ -147,15 +183,17 @@ func (c *controlTable) apply(rec controlRec) {
 		}
 	case ctlPauseRequest:
 		r := c.request(rec.RequestID)
-		r.paused = true
+		r.paused, r.at = true, rec.At
 		for _, n := range rec.Ended {
 			r.marked[n] = true
 		}
 	case ctlResumeRequest:
-		c.request(rec.RequestID).paused = false
+		// The marks were of this pause; a later pause records its own.
+		r := c.request(rec.RequestID)
+		r.paused, r.at, r.marked = false, rec.At, map[string]bool{}
 	case ctlRevokeRequest:
 		r := c.request(rec.RequestID)
-		r.revoked = true
+		r.revoked, r.at = true, rec.At
 		for _, n := range rec.Ended {
 			r.ended[n] = true
 		}
@@ -270,17 +308,25 @@ func (e *Engine) controlGroup() string { return "host:" + e.opts.InstanceID }
 // startControl subscribes to the control topic and returns once every record published before
 // it has been applied (or ctx ended), so no delivery is run before this host knows it is held.
 func (e *Engine) startControl(ctx context.Context) error {
-	keep, err := e.opts.Bus.Subscribe(ctx, controlTopic, controlKeepGroup, bus.SubscribeOptions{Consumer: "none", Start: bus.StartOldest, ClaimAfter: -1, Prefetch: 1})
+	// The keep group's members hold each record until the horizon: a modest prefetch keeps the
+	// liveness heartbeats of what they hold cheap (the rest waits undelivered, younger anyway).
+	keep, err := e.opts.Bus.Subscribe(ctx, controlTopic, controlKeepGroup, bus.SubscribeOptions{Consumer: e.opts.InstanceID,
+		Start: bus.StartOldest, ClaimAfter: e.opts.ClaimAfter, Prefetch: 256})
 	if err != nil {
 		return fmt.Errorf("engine: control log: %w", err)
 	}
-	_ = keep.Close() // the group stays and keeps every record; nobody reads it
+	if e.opts.ControlHorizon < 0 {
+		_ = keep.Close() // never compacted: the group stays and keeps every record; nobody reads it
+	} else {
+		e.controlKeep = keep
+	}
 	sub, err := e.opts.Bus.Subscribe(ctx, controlTopic, e.controlGroup(), bus.SubscribeOptions{
 		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: -1})
 	if err != nil {
 		return fmt.Errorf("engine: control log: %w", err)
 	}
 	e.controlSub = sub
+	e.reader = newControlReader(e.control)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -289,11 +335,15 @@ func (e *Engine) startControl(ctx context.Context) error {
 			if err := json.Unmarshal(d.Message().Payload, &rec); err != nil {
 				fmt.Fprintf(os.Stderr, "trellis: engine: dropping an unreadable control record: %v\n", err)
 			} else {
-				e.control.apply(rec)
+				e.readControl(rec)
 			}
 			_ = d.Ack(e.ctx)
 		}
 	}()
+	// Alive before the marker: a host that lists the topic's groups meanwhile sees this one live.
+	if err := e.publishAlive(ctx); err != nil {
+		return err
+	}
 	mark := newMark()
 	seen := make(chan struct{})
 	e.control.mu.Lock()
@@ -312,14 +362,25 @@ func (e *Engine) startControl(ctx context.Context) error {
 	}
 }
 
-// publishControl records rec on the control log and applies it here at once.
+// publishControl records rec on the control log and applies it here at once (a change: the
+// reader knows it until it reads it back, controlsnap.go).
 func (e *Engine) publishControl(ctx context.Context, rec controlRec) error {
 	rec.At = time.Now()
+	change := isChange(rec.Op)
+	if change {
+		rec.ID = vocab.NewID("ctl_")
+		if e.reader != nil {
+			e.reader.published(rec)
+		}
+	}
 	payload, _ := json.Marshal(&rec)
 	if _, err := e.opts.Bus.Publish(ctx, controlTopic, &bus.Message{Payload: payload}); err != nil {
+		if change && e.reader != nil {
+			e.reader.unpublished(rec)
+		}
 		return fmt.Errorf("%w: record %s: %v", ErrUnavailable, rec.Op, err)
 	}
-	if rec.Op != ctlMark {
+	if change || rec.Op == ctlAlive {
 		e.control.apply(rec)
 	}
 	return nil
@@ -368,11 +429,16 @@ func (e *Engine) syncControl(ctx context.Context) error {
 		_ = sub.Close()
 		_ = e.opts.Bus.DeleteGroup(context.Background(), controlTopic, group)
 	}()
+	// Alive (under its group) while it reads: a host dropping dead groups leaves this one be.
+	if err := e.publishControl(ctx, controlRec{Op: ctlAlive, Group: group}); err != nil {
+		return err
+	}
 	mark := newMark()
 	if err := e.publishControl(ctx, controlRec{Op: ctlMark, Mark: mark}); err != nil {
 		return err
 	}
 	fresh := newControlTable()
+	reader := newControlReader(fresh)
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
@@ -384,10 +450,10 @@ func (e *Engine) syncControl(ctx context.Context) error {
 			if json.Unmarshal(d.Message().Payload, &rec) == nil {
 				if rec.Op == ctlMark && rec.Mark == mark {
 					_ = d.Ack(ctx)
-					e.control.replace(fresh)
+					e.control.replace(reader.live)
 					return nil
 				}
-				fresh.apply(rec)
+				reader.read(rec)
 			}
 			_ = d.Ack(ctx)
 		case <-ctx.Done():
@@ -398,9 +464,14 @@ func (e *Engine) syncControl(ctx context.Context) error {
 	}
 }
 
-// replace takes the state of fresh (runs in flight stay registered).
+// replace takes the state of fresh (runs in flight stay registered, markers stay awaited).
 func (c *controlTable) replace(fresh *controlTable) {
+	fresh.mu.Lock()
+	nodes, requests, alive, receivers := fresh.nodes, fresh.requests, fresh.alive, fresh.receivers
+	fresh.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.nodes, c.requests = fresh.nodes, fresh.requests
+	c.nodes, c.requests, c.alive, c.receivers = nodes, requests, alive, receivers
+	close(c.changed)
+	c.changed = make(chan struct{})
 }

@@ -58,6 +58,9 @@ type Options struct {
 	// Requests tracks each request's unfinished nodes for pipeline_finish (finish.go); nil, or
 	// an app with signals off, tracks nothing and emits no pipeline_finish.
 	Requests requests.Tracker
+	// ControlHorizon is how long a record of the control log (node and request operations) stays
+	// on it before the log is compacted past it (controlsnap.go; default 1 h; negative: never).
+	ControlHorizon time.Duration
 	// RequestTasks applies a request operation — "pause", "resume" or "revoke" — to the
 	// request's task nodes (the task center: tasks.Center.RequestOp) and answers the nodes it
 	// changed; nil: the host has no task center, a request's operations reach its event nodes
@@ -89,9 +92,18 @@ type Engine struct {
 	// apps whose app.json allows it.
 	webhooks, webhooksPrivate *webhook.Client
 
-	// control is this host's copy of the control log (control.go); controlSub reads it.
-	control    *controlTable
-	controlSub bus.Subscription
+	// control is this host's copy of the control log (control.go); controlSub reads it through
+	// reader; controlKeep is this host's share of the keep group, which compacts the log.
+	control     *controlTable
+	controlSub  bus.Subscription
+	controlKeep bus.Subscription
+	reader      *controlReader
+	// checkpoints are this host's checkpoints awaiting their snapshot (controlsnap.go); snapAt
+	// is when the latest one it published was; snapTake serializes taking one.
+	snapMu      sync.Mutex
+	checkpoints map[string]chan error
+	snapTake    sync.Mutex
+	snapAt      time.Time
 }
 
 // New checks the options; nothing runs before Start.
@@ -124,7 +136,10 @@ func New(opts Options) (*Engine, error) {
 	if opts.LagEvery == 0 {
 		opts.LagEvery = 15 * time.Second
 	}
-	return &Engine{opts: opts, subs: map[string]*listenerSub{}, control: newControlTable(),
+	if opts.ControlHorizon == 0 {
+		opts.ControlHorizon = time.Hour
+	}
+	return &Engine{opts: opts, subs: map[string]*listenerSub{}, control: newControlTable(), checkpoints: map[string]chan error{},
 		webhooks:        webhook.New(webhook.Options{}),
 		webhooksPrivate: webhook.New(webhook.Options{AllowPrivate: true})}, nil
 }
@@ -139,14 +154,22 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.inflight.open()
 	if err := e.startControl(ctx); err != nil {
-		if e.controlSub != nil {
-			_ = e.controlSub.Close()
+		for _, sub := range []bus.Subscription{e.controlSub, e.controlKeep} {
+			if sub != nil {
+				_ = sub.Close()
+			}
 		}
 		e.cancel()
 		e.wg.Wait()
 		return err
 	}
 	e.started = true
+	e.wg.Add(1)
+	go e.beAlive()
+	if e.controlKeep != nil {
+		e.wg.Add(1)
+		go e.compactControl()
+	}
 	if e.opts.LagEvery > 0 {
 		e.wg.Add(1)
 		go e.sampleLag(e.ctx)
@@ -205,6 +228,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 	for name, sub := range e.subs {
 		sub.close()
 		delete(e.subs, name)
+	}
+	if e.controlKeep != nil {
+		_ = e.controlKeep.Close() // what it holds stays pending: another host takes it
 	}
 	if e.controlSub != nil {
 		_ = e.controlSub.Close()
