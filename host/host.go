@@ -111,7 +111,7 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := os.MkdirAll(h.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("host: create data directory %s: %w (set --data to a writable directory)", h.cfg.DataDir, err)
 	}
-	parts := []part{h.backendsPart(), h.logPart(), h.executorPart(), h.signalsPart(), h.eventsPart(), h.tasksPart(), h.modelsPart(), h.servePart()}
+	parts := []part{h.backendsPart(), h.logPart(), h.executorPart(), h.signalsPart(), h.eventsPart(), h.tasksPart(), h.modelsPart(), h.servePart(), h.memoryPart()}
 	if h.cfg.Watch {
 		parts = append(parts, h.watchPart())
 	}
