@@ -27,7 +27,7 @@ func isPlain(v any) bool {
 		return true
 	case map[string]any:
 		if x == nil {
-			return false // a nil map inside an interface does not survive gob as a map
+			return false // a nil map crosses as nil; normalize makes it the empty object JS expects
 		}
 		for _, e := range x {
 			if !isPlain(e) {
@@ -197,8 +197,10 @@ func sizeAtLeast(v any, limit int64) int64 {
 }
 
 // restoreEmpty undoes what gob does to empty arrays: an empty []any inside an interface arrives
-// as a nil []any, which encoding/json would show as null where JavaScript returned []. Every
-// value a side receives goes through it; containers are fixed in place.
+// as a nil []any, which encoding/json would show as null where JavaScript returned []. The values
+// of a frame now cross in wireValues, which keeps [] apart from null, so for them this is a
+// no-op; it stays for what gob itself carries (a load's error details). Containers are fixed in
+// place.
 func restoreEmpty(v any) any {
 	switch x := v.(type) {
 	case []any:
