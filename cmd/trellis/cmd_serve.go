@@ -44,6 +44,9 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			logger := ops.logger(cmd.ErrOrStderr())
+			// The host hands this logger to what it starts; parts it does not reach (the bus's
+			// drivers) log through the process's default, which writes the same way.
+			slog.SetDefault(logger)
 			coll := metrics.New()
 			cfg.Watch, cfg.ServeEvents = true, true
 			cfg.Logger, cfg.Metrics = logger, coll

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,4 +134,41 @@ func TestServeOperations(t *testing.T) {
 	require.True(t, access, "an access log line for the send: %s", logs)
 	require.Contains(t, msgs, "serving")
 	require.Contains(t, msgs, "stopped")
+}
+
+// TestOperationsSettings: serve's log, metrics and shutdown settings, their defaults and the
+// errors that name the flag.
+func TestOperationsSettings(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{}
+	for _, s := range settings {
+		defaults[s.flag] = s.def
+	}
+	o, err := operationsOf(defaults)
+	require.NoError(t, err)
+	require.Equal(t, operations{logFormat: "text", logLevel: slog.LevelInfo, shutdownTimeout: 30 * time.Second}, o)
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range defaults {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	o, err = operationsOf(with("log-format", "JSON"))
+	require.NoError(t, err)
+	require.Equal(t, "json", o.logFormat)
+	o, err = operationsOf(with("log-level", "debug"))
+	require.NoError(t, err)
+	require.Equal(t, slog.LevelDebug, o.logLevel)
+	o, err = operationsOf(with("metrics-public", "true"))
+	require.NoError(t, err)
+	require.True(t, o.metricsPublic)
+	for k, v := range map[string]string{"log-format": "xml", "log-level": "loud", "metrics-public": "perhaps", "shutdown-timeout": "0s"} {
+		_, err := operationsOf(with(k, v))
+		require.ErrorContains(t, err, "--"+k, v)
+	}
+	r := trellis(t, "serve", "--app", initApp(t), "--log-format", "xml")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "--log-format must be text or json")
 }
