@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trellis-run/trellis/host/registry"
 	"github.com/trellis-run/trellis/host/requests"
 )
 
@@ -325,14 +326,14 @@ func (e *Engine) compactControl() {
 
 // publishAlive says this host is alive, with the broadcast listeners it receives.
 func (e *Engine) publishAlive(ctx context.Context) error {
-	return e.publishControl(ctx, controlRec{Op: ctlAlive, Group: e.controlGroup(), Receivers: e.receiverGroups()})
+	return e.publishControl(ctx, controlRec{Op: ctlAlive, Group: e.controlGroup(), Receivers: e.receiverGroups(e.opts.Snapshot())})
 }
 
 // receiverGroups names, for each broadcast listener this host receives (the enabled ones of
-// the current app version), its group.
-func (e *Engine) receiverGroups() map[string]string {
+// app version snap), its group.
+func (e *Engine) receiverGroups(snap *registry.Snapshot) map[string]string {
 	out := map[string]string{}
-	for _, l := range e.listeners(e.opts.Snapshot()) {
+	for _, l := range ListenersOf(snap) {
 		if l.Enabled && l.HandlerType == HandlerBroadcast {
 			out[l.FullName] = l.Group(e.opts.HostName, e.opts.InstanceID)
 		}

@@ -185,7 +185,12 @@ func (e *Engine) Reload(ctx context.Context, s *registry.Snapshot) error {
 	if !e.started || e.inflight.draining() {
 		return nil // a draining engine subscribes to nothing again
 	}
-	return e.syncLocked(ctx, s)
+	err := e.syncLocked(ctx, s)
+	// The broadcast listeners this host receives may have changed: say so now (finish.go).
+	if aerr := e.publishControl(ctx, controlRec{Op: ctlAlive, Group: e.controlGroup(), Receivers: e.receiverGroups(s)}); aerr != nil && err == nil {
+		err = aerr
+	}
+	return err
 }
 
 func (e *Engine) syncLocked(ctx context.Context, s *registry.Snapshot) error {

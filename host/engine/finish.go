@@ -17,8 +17,14 @@ import (
 // so only opens are guarded: nodes are tracked only while the app has signals on, the only
 // time the signal can be heard, which keeps the cost off apps that do not listen.
 //
-// Broadcast listeners are not counted: how many hosts receive a broadcast is not known when it
-// is sent.
+// A broadcast node ends at its send (success/broadcast); each receiving host runs a child node
+// of its own (the node's id, a dot, the receiver's suffix). How many hosts will receive it is
+// not known for sure when it is sent, so the sender opens the child node of every receiver that
+// said it is alive within deadAfter (controlsnap.go: alive records name the broadcast listeners
+// each host receives). A receiver that was not counted — a host that comes back later, on the
+// queue its reliable delivery kept — runs its node without holding the request open; a counted
+// receiver that dies before it runs the node holds the request open until it comes back (a
+// reliable broadcast), or until requests.Retention.
 
 // tracking says whether nodes are opened in the tracker now.
 func (e *Engine) tracking() bool {
@@ -46,4 +52,17 @@ func (e *Engine) closeNode(ctx context.Context, requestID, nodeID string) {
 	if err := lifecycle.CloseNode(ctx, e.opts.Requests, e.opts.Signals, requestID, nodeID); err != nil {
 		fmt.Fprintf(os.Stderr, "trellis: engine: record the end of node %s for pipeline_finish: %v\n", nodeID, err)
 	}
+}
+
+// receiverNodes are the child nodes a broadcast node of l sent now is counted for: one per
+// receiver alive now.
+func (e *Engine) receiverNodes(l *Listener, nodeID string) []string {
+	if !e.tracking() {
+		return nil
+	}
+	var out []string
+	for _, g := range e.liveReceivers(l) {
+		out = append(out, nodeID+"."+shortHash(g))
+	}
+	return out
 }

@@ -103,6 +103,9 @@ func (e *Engine) resendBroadcast(ctx context.Context, l *Listener, last logstore
 	if last.Stage == logstore.StageBroadcast {
 		env.ResendAll = true
 		row := e.row(env, logstore.StatusSuccess, logstore.StageBroadcast, env.SentAt)
+		if err := e.openNodes(ctx, env.RequestID, e.receiverNodes(l, env.NodeID)...); err != nil {
+			return ResendResult{}, err
+		}
 		if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
 			return ResendResult{}, err
 		}
@@ -127,6 +130,9 @@ func (e *Engine) resendBroadcast(ctx context.Context, l *Listener, last logstore
 			ErrConflict, last.NodeID, l.FullName, last.Host, last.ParentNodeID)
 	}
 	queued := e.row(env, logstore.StatusWaiting, logstore.StageResent, env.SentAt)
+	if err := e.openNodes(ctx, env.RequestID, env.NodeID); err != nil {
+		return ResendResult{}, err
+	}
 	if err := e.publish(ctx, []delivery{{l, env}}); err != nil {
 		return ResendResult{}, err
 	}

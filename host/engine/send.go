@@ -147,6 +147,8 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 	for _, d := range dels {
 		if d.listener.HandlerType != HandlerBroadcast {
 			open = append(open, d.env.NodeID)
+		} else {
+			open = append(open, e.receiverNodes(d.listener, d.env.NodeID)...)
 		}
 	}
 	if err := e.openNodes(ctx, res.RequestID, open...); err != nil {
