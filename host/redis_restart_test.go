@@ -76,8 +76,8 @@ func TestSendEventWithRedisDownFailsClearly(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond)
 }
 
-// reliableDelivery: false drops what arrives while no host runs the listener; a reliable
-// listener keeps it.
+// reliableDelivery: false drops what arrives while no host runs the listener, and ends its node
+// fail/dropped; a reliable listener keeps it.
 func TestUnreliableListenerDropsWhatArrivesWhileNoHostRunsIt(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Durable(t)
@@ -120,6 +120,14 @@ func TestUnreliableListenerDropsWhatArrivesWhileNoHostRunsIt(t *testing.T) {
 			state(early.NodeIDs[0]) == logstore.StatusSuccess // Keeper (sorted first) kept the early event
 	}, 30*time.Second, 50*time.Millisecond)
 	require.Equal(t, "not handled", state(early.NodeIDs[1]), "the lossy listener dropped the event sent while no host ran it")
+	// Dropped, and the log says so: the node ends instead of staying queued for ever.
+	require.Eventually(t, func() bool {
+		require.NoError(t, server.LogWriter().Flush(ctx))
+		rows, err := server.LogStore().Attempts(ctx, early.NodeIDs[1])
+		require.NoError(t, err)
+		last := rows[len(rows)-1]
+		return last.Status == logstore.StatusFail && last.Stage == logstore.StageDropped && last.Error != nil && last.Error.Code == logstore.StageDropped
+	}, 30*time.Second, 50*time.Millisecond, "the dropped event's node ends fail/dropped")
 }
 
 // A scheduled retry survives the host that scheduled it: another host runs it when it is due.

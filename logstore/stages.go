@@ -31,6 +31,10 @@ const (
 	StageForcedFail = "forcedFail" // fail: forcedFail ended it (a running handler is cancelled)
 	StageRevoked    = "revoked"    // fail: its request was revoked before it ran
 
+	// Deliveries that ended without a run's outcome (docs/events.md, "Delivery").
+	StageInterrupted = "interrupted" // fail: the host that took this attempt stopped or died first; the next attempt runs it again
+	StageDropped     = "dropped"     // fail: reliableDelivery is off and no host ran the listener when it was sent
+
 	// StageLag marks the backlog samples of kind lag.
 	StageLag = "lag"
 )

@@ -12,7 +12,7 @@ import (
 var stages = []string{StageQueued, StageResent, StageBroadcast, StageRunning, StageDone, StageFailed,
 	StageRetryScheduled, StageRequeued, StageDeadLettered, StageAwaitingCallback, StageCallback,
 	StageCallbackFailed, StageCallbackTimeout, StageScheduled, StageForcedEnd,
-	StagePaused, StageSkipped, StageForcedFail, StageRevoked, StageLag}
+	StagePaused, StageSkipped, StageForcedFail, StageRevoked, StageInterrupted, StageDropped, StageLag}
 
 // ValidStage reports whether s is one of the stages rows record.
 func ValidStage(s string) bool { return slices.Contains(stages, s) }

@@ -57,8 +57,13 @@ type SubscribeOptions struct {
 	// Start applies when the group does not exist yet.
 	Start StartPosition
 	// SkipBacklog moves the group past every message already on the topic when this member
-	// subscribes (non-reliable delivery: what arrived while no host ran it is dropped).
+	// subscribes while no other member of the group is live (non-reliable delivery: what arrived
+	// while no host ran it is dropped; a member that joins live ones takes its share of what they
+	// have not read yet, as they would have).
 	SkipBacklog bool
+	// Skipped, with SkipBacklog, hears the messages skipped, oldest first and in batches, before
+	// Subscribe returns, so the caller can record that they were dropped. It must not call the bus.
+	Skipped func(msgs []*Message)
 	// Prefetch caps the deliveries handed out to this consumer and not yet acked or nacked
 	// (default 64). With Prefetch 1, the next message is not delivered before the current one is
 	// acked: in-order handling within the group for this consumer.

@@ -45,6 +45,11 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 	opts := bus.SubscribeOptions{Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: e.opts.Prefetch, ClaimAfter: e.opts.ClaimAfter}
 	if !l.Reliable {
 		opts.Start, opts.SkipBacklog = bus.StartNewest, true
+		if l.HandlerType != HandlerBroadcast {
+			// A broadcast's skipped messages are other receivers' too: its node is not this
+			// host's to end.
+			opts.Skipped = func(msgs []*bus.Message) { e.dropped(ctx, l, msgs) }
+		}
 	}
 	sub, err := e.opts.Bus.Subscribe(ctx, l.Topic(), l.Group(e.opts.HostName, e.opts.InstanceID), opts)
 	if err != nil {
@@ -86,6 +91,29 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 	e.wg.Add(1)
 	go e.watchCallbacks(l, cs)
 	return ls, nil
+}
+
+// dropped ends the nodes of messages a non-reliable listener's queue skipped as it subscribed
+// (they arrived while no host ran it) as fail/dropped, so none keeps its queued row for ever.
+func (e *Engine) dropped(ctx context.Context, l *Listener, msgs []*bus.Message) {
+	now := time.Now()
+	rows := make([]logstore.Row, 0, len(msgs))
+	var ended []envelope
+	for _, m := range msgs {
+		var env envelope
+		if json.Unmarshal(m.Payload, &env) != nil || env.NodeID == "" {
+			continue
+		}
+		r := e.row(&env, logstore.StatusFail, logstore.StageDropped, now)
+		r.Error = &logstore.RowError{Code: logstore.StageDropped, Message: fmt.Sprintf(
+			"%s has reliableDelivery off and no host ran it when the event was sent; the event was dropped (resend runs it)", l.FullName)}
+		rows = append(rows, r)
+		ended = append(ended, env)
+	}
+	e.writeRows(ctx, rows...)
+	for _, env := range ended {
+		e.closeNode(ctx, env.RequestID, env.NodeID)
+	}
 }
 
 func (e *Engine) consume(l *Listener, sub bus.Subscription) {
@@ -187,6 +215,12 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 		_ = d.Ack(ctx)
 		return
 	}
+	if n := d.Deliveries(); n > 1 && !l.RequeueOnError {
+		if !e.interrupted(ctx, l, &env, n-1) {
+			_ = d.Ack(ctx)
+			return
+		}
+	}
 	for {
 		if env.FirstTry.IsZero() {
 			env.FirstTry = time.Now()
@@ -222,6 +256,36 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 			return
 		}
 	}
+}
+
+// maxInterruptions is how many more deliveries than its retry policy's tries a message may
+// have before it is dead-lettered unrun: a message that every host taking it dies on (a handler
+// that crashes its host) must not take the cluster down in turn for ever.
+const maxInterruptions = 3
+
+// interrupted records that a redelivered message's previous delivery was handed to a host that
+// stopped or died before it acknowledged it — mid-run or before the run began — as an
+// interrupted attempt, so a node that ran twice shows twice, and numbers this delivery as the
+// next attempt (the n-th delivery is attempt n; each earlier one was recorded by the delivery
+// after it). It reports false when the message was interrupted too often to run again: it is
+// dead-lettered (resend runs it again).
+func (e *Engine) interrupted(ctx context.Context, l *Listener, env *envelope, earlier int) bool {
+	env.Attempt += earlier - 1
+	r := e.row(env, logstore.StatusFail, logstore.StageInterrupted, time.Now())
+	r.Error = &logstore.RowError{Code: logstore.StageInterrupted, Message: fmt.Sprintf(
+		"attempt %d was handed to a host that stopped or died before it ended; attempt %d runs it again", env.Attempt, env.Attempt+1)}
+	env.Attempt++
+	if limit := max(l.Retry.MaxAttempts, 1) + maxInterruptions; env.Attempt > limit {
+		r.Stage = logstore.StageDeadLettered
+		r.Error.Message = fmt.Sprintf("delivered %d times and never acknowledged: every host that took it stopped or died "+
+			"(more than the %d tries of its retry policy + %d); dead-lettered without running it again — resend runs it",
+			earlier+1, max(l.Retry.MaxAttempts, 1), maxInterruptions)
+		e.writeRows(ctx, r)
+		e.closeNode(ctx, env.RequestID, env.NodeID)
+		return false
+	}
+	e.writeRows(ctx, r)
+	return true
 }
 
 type outcome int

@@ -147,25 +147,61 @@ func testGroupKeepsWhileNoConsumer(e *env) {
 }
 
 // SkipBacklog drops what arrived while no member ran (non-reliable delivery) for that group
-// only.
+// only, and reports what it dropped: on resubscribing, and on creating the group over messages
+// already on the topic. A member joining a live one skips nothing.
 func testSkipBacklog(e *env) {
 	topic := e.topic("t")
-	opts := bus.SubscribeOptions{Consumer: "c1", Start: bus.StartNewest, SkipBacklog: true}
+	var mu sync.Mutex
+	var skipped []string
+	opts := bus.SubscribeOptions{Consumer: "c1", Start: bus.StartNewest, SkipBacklog: true, Skipped: func(msgs []*bus.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			skipped = append(skipped, string(m.Payload))
+		}
+	}}
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := skipped
+		skipped = nil
+		return out
+	}
+	early := e.publishN(e.b, topic, 0, 2)
 	sub := e.subscribe(e.b, topic, "g", opts)
+	require.Equal(e.t, []string{"m0", "m1"}, taken(), "a new group skips and reports what was on the topic before it")
 	other := e.subscribe(e.b, topic, "other", bus.SubscribeOptions{Consumer: "c1", Start: bus.StartNewest})
 	require.NoError(e.t, sub.Close())
-	e.publishN(e.b, topic, 0, 3)
+	e.publishN(e.b, topic, 2, 5)
 	sub = e.subscribe(e.b, topic, "g", opts)
-	id := e.publishN(e.b, topic, 3, 4)[0]
+	require.Equal(e.t, []string{"m2", "m3", "m4"}, taken(), "the messages skipped, oldest first")
+	id := e.publishN(e.b, topic, 5, 6)[0]
 	d := e.recv(sub, "the message published after resubscribing")
 	require.Equal(e.t, id, d.Message().ID, "SkipBacklog skipped what arrived while no member ran")
 	e.ack(d)
 	e.quiet(sub, "after the new message")
-	for i := range 4 {
+	for i := 2; i < 6; i++ {
 		d := e.recv(other, fmt.Sprintf("group without SkipBacklog, message %d", i))
 		require.Equal(e.t, fmt.Sprintf("m%d", i), string(d.Message().Payload))
 		e.ack(d)
 	}
+	require.Len(e.t, early, 2)
+
+	// A member joining a live one, which holds one message and has not read the next: nothing
+	// is skipped, and the newcomer takes what the live member has not read.
+	require.NoError(e.t, sub.Close())
+	live := e.subscribe(e.b, topic, "g", bus.SubscribeOptions{Consumer: "c1", Start: bus.StartNewest, Prefetch: 1})
+	e.publishN(e.b, topic, 6, 8)
+	held := e.recv(live, "the live member's message")
+	require.Equal(e.t, "m6", string(held.Message().Payload))
+	joiner := opts
+	joiner.Consumer = "c2"
+	late := e.subscribe(e.b, topic, "g", joiner)
+	require.Empty(e.t, taken(), "nothing skipped while a member is live")
+	d = e.recv(late, "the message the live member had not read")
+	require.Equal(e.t, "m7", string(d.Message().Payload))
+	e.ack(d)
+	e.ack(held)
 }
 
 // Lag counts, per group, pending (delivered, not acked) and undelivered messages.

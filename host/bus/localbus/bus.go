@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -183,7 +184,8 @@ func (b *Bus) Subscribe(ctx context.Context, topicName, groupName string, o bus.
 	g := t.groups[groupName]
 	if g == nil {
 		next := t.first
-		if o.Start == bus.StartNewest {
+		// SkipBacklog skips (and reports) what is already on the topic below.
+		if o.Start == bus.StartNewest && !o.SkipBacklog {
 			next = t.next
 		}
 		g = b.addGroup(t, b.nextID, groupName, next)
@@ -194,7 +196,15 @@ func (b *Bus) Subscribe(ctx context.Context, topicName, groupName string, o bus.
 		return nil, fmt.Errorf("subscribe to %q/%q: %w: consumer %q is already subscribed to this group on this bus; give each subscription its own consumer name",
 			topicName, groupName, bus.ErrInvalid, o.Consumer)
 	}
-	if o.SkipBacklog && g.next < t.next {
+	var skipped []*bus.Message
+	if o.SkipBacklog && g.next < t.next && len(g.subs) == 0 {
+		if o.Skipped != nil {
+			for seq := g.next; seq < t.next; seq++ {
+				if m := t.message(seq); m != nil {
+					skipped = append(skipped, &bus.Message{ID: strconv.FormatUint(seq, 10), Payload: append([]byte(nil), m.payload...), Headers: maps.Clone(m.headers)})
+				}
+			}
+		}
 		g.next = t.next
 		b.log(func(buf []byte) []byte {
 			buf = append(buf, recSetNext)
@@ -209,6 +219,9 @@ func (b *Bus) Subscribe(ctx context.Context, topicName, groupName string, o bus.
 	// returned: messages published from now on are kept for it.
 	pending := b.pending()
 	b.mu.Unlock()
+	if len(skipped) > 0 {
+		o.Skipped(skipped) // outside the lock: the caller may take its time recording them
+	}
 	go s.run()
 	if pending != nil {
 		b.alog.Kick()

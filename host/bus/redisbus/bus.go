@@ -193,7 +193,11 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, o bus.Subscrib
 	b.subs[s] = struct{}{}
 	b.topics[topic] = struct{}{}
 	b.mu.Unlock()
-	if err := b.ensureGroup(ctx, s.key, group, o.Start, o.SkipBacklog); err != nil {
+	ensure := func() error { return b.ensureGroup(ctx, s.key, group, o.Start) }
+	if o.SkipBacklog {
+		ensure = func() error { return b.skipBacklog(ctx, s.key, group, o) }
+	}
+	if err := ensure(); err != nil {
 		b.forget(s)
 		return nil, b.wrap(ctx, op, err)
 	}
@@ -209,9 +213,8 @@ func (b *Bus) forget(s *sub) {
 	b.mu.Unlock()
 }
 
-// ensureGroup creates the group at its start position unless it exists; with skip it moves the
-// group past everything on the stream.
-func (b *Bus) ensureGroup(ctx context.Context, key, group string, start bus.StartPosition, skip bool) error {
+// ensureGroup creates the group at its start position unless it exists.
+func (b *Bus) ensureGroup(ctx context.Context, key, group string, start bus.StartPosition) error {
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
 	id := "0"
@@ -222,10 +225,66 @@ func (b *Bus) ensureGroup(ctx context.Context, key, group string, start bus.Star
 	if err != nil && !isBusyGroup(err) {
 		return err
 	}
-	if skip {
-		return b.rdb.XGroupSetID(ctx, key, group, "$").Err()
-	}
 	return nil
+}
+
+// skipBacklog is SkipBacklog: unless another member of the group is live, it moves the group
+// past every entry on the stream — a new group too: everything already on the topic arrived
+// while no member ran — reporting them to o.Skipped, page by page, and moving the group to the
+// last entry reported, so an entry published meanwhile is delivered rather than skipped unseen.
+func (b *Bus) skipBacklog(ctx context.Context, key, group string, o bus.SubscribeOptions) error {
+	octx, cancel := b.opCtx(ctx)
+	defer cancel()
+	err := b.rdb.XGroupCreateMkStream(octx, key, group, "0").Err()
+	if err != nil && !isBusyGroup(err) {
+		return err
+	}
+	// A member read within three blocking reads is live: a reader is never out of XREADGROUP for
+	// longer unless its prefetch is full, and then it is live too — only slower to show it.
+	consumers, err := b.rdb.XInfoConsumers(octx, key, group).Result()
+	if err != nil {
+		return err
+	}
+	for _, c := range consumers {
+		if c.Name != o.Consumer && c.Idle < 3*b.opts.Block {
+			return nil
+		}
+	}
+	groups, err := b.rdb.XInfoGroups(octx, key).Result()
+	if err != nil {
+		return err
+	}
+	from := ""
+	for _, g := range groups {
+		if g.Name == group {
+			from = g.LastDeliveredID
+		}
+	}
+	if from == "" {
+		return fmt.Errorf("group %s of %s vanished while subscribing", group, key)
+	}
+	last := from
+	for {
+		page, err := b.rdb.XRangeN(octx, key, "("+last, "+", 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		last = page[len(page)-1].ID
+		if o.Skipped != nil {
+			msgs := make([]*bus.Message, len(page))
+			for i, x := range page {
+				msgs[i] = decode(x)
+			}
+			o.Skipped(msgs)
+		}
+	}
+	if last == from {
+		return nil
+	}
+	return b.rdb.XGroupSetID(octx, key, group, last).Err()
 }
 
 func isBusyGroup(err error) bool {

@@ -375,7 +375,10 @@ func TestSentinelFailover(t *testing.T) {
 		r, err := sc.Replicas(ctx, "trellis").Result()
 		return err == nil && len(r) == 1
 	}, 20*time.Second, 50*time.Millisecond, "the Sentinel found the replica")
-	require.NoError(t, sc.Failover(ctx, "trellis").Err())
+	// Until the Sentinel's INFO of the replica is fresh it answers NOGOODSLAVE: ask again.
+	require.Eventually(t, func() bool {
+		return sc.Failover(ctx, "trellis").Err() == nil
+	}, 30*time.Second, 200*time.Millisecond, "the Sentinel starts the failover")
 	want := fmt.Sprint(replica.Port)
 	require.Eventually(t, func() bool {
 		addr, err := sc.GetMasterAddrByName(ctx, "trellis").Result()

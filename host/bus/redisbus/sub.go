@@ -212,7 +212,7 @@ func (s *sub) readLoop() {
 			}
 			b.opts.Logger.Warn("redisbus: the consumer group is gone (deleted, or Redis lost its data); recreating it",
 				"topic", s.topic, "group", s.group)
-			if gerr := b.ensureGroup(context.Background(), s.key, s.group, s.startPos, false); gerr != nil {
+			if gerr := b.ensureGroup(context.Background(), s.key, s.group, s.startPos); gerr != nil {
 				err = gerr
 				break
 			}
