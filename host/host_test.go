@@ -168,6 +168,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{host.Config{AppDir: dir, Limits: jsvm.Limits{MemoryBytes: 1024}}, "Limits.MemoryBytes"},
 		{host.Config{AppDir: dir, DBDSN: "mysql://x"}, "DBDSN (--db)"},
 		{host.Config{AppDir: dir, LagEvery: time.Millisecond}, "LagEvery (--lag-every)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MaxResultBytes: 10}}, "Limits.MaxResultBytes (--max-result)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MaxErrorBytes: 10}}, "Limits.MaxErrorBytes (--max-error)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MaxConsoleBytes: 10}}, "Limits.MaxConsoleBytes (--max-console)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MaxMessageBytes: 10}}, "Limits.MaxMessageBytes (--max-message)"},
+		{host.Config{AppDir: dir, Limits: jsvm.Limits{MaxValueDepth: 10000}}, "Limits.MaxValueDepth (--max-depth) must be between 1 and 512"},
 	} {
 		_, err := host.New(tc.cfg, backends.Open)
 		require.ErrorIs(t, err, host.ErrInvalidConfig)
