@@ -97,6 +97,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: StartTimeout is %v; use a positive duration, or 0 for the default 10s", ErrInvalidOptions, o.StartTimeout)
 	case o.Command[0] == "":
 		return fmt.Errorf("%w: Command[0] is empty; give the path of the worker binary", ErrInvalidOptions)
+	case o.Limits.MaxValueDepth > maxWireDepth/2:
+		return fmt.Errorf("%w: Limits.MaxValueDepth is %d; values crossing to a worker may nest at most %d levels", ErrInvalidOptions, o.Limits.MaxValueDepth, maxWireDepth/2)
 	case o.Limits.MemoryBytes < minMemoryBytes:
 		return fmt.Errorf("%w: Limits.MemoryBytes is %d; a worker needs at least %d (16 MiB)", ErrInvalidOptions, o.Limits.MemoryBytes, minMemoryBytes)
 	}

@@ -30,7 +30,8 @@ func New(opts Options) (*VM, error) {
 	if opts.MaxIdlePerElement == 0 {
 		opts.MaxIdlePerElement = 4
 	}
-	if opts.Limits.Timeout < 0 || opts.Limits.MemoryBytes < 0 || opts.Limits.MaxCallDepth < 0 {
+	if l := opts.Limits; l.Timeout < 0 || l.MemoryBytes < 0 || l.MaxCallDepth < 0 || l.MaxResultBytes < 0 || l.MaxErrorBytes < 0 ||
+		l.MaxConsoleBytes < 0 || l.MaxValueDepth < 0 || l.MaxMessageBytes < 0 {
 		return nil, fmt.Errorf("jsvm: Options.Limits must not be negative, got %+v", opts.Limits)
 	}
 	return &VM{opts: opts, limits: opts.Limits.WithDefaults()}, nil
