@@ -132,8 +132,9 @@ type Limits struct {
 	// made (the VM's export, in the worker for the isolated executor), before anything is copied
 	// or sent. Sizes are of the value's JSON.
 
-	// MaxResultBytes caps the result (and the returned arguments of Call.ReturnArgs): a larger
-	// one ends the execution with "result_too_large" and no value.
+	// MaxResultBytes caps the result: a larger one ends the execution with "result_too_large"
+	// and no value. (The arguments handed back with Call.ReturnArgs are held to MaxMessageBytes,
+	// the same way.)
 	MaxResultBytes int64 `json:"maxResultBytes,omitempty"`
 	// MaxErrorBytes caps each of an error's message, stack and details; past it they are cut
 	// with a marker naming the cap.

@@ -271,7 +271,7 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 	var jsArgs []goja.Value
 	missing := false
 	// The top-level call (no element entered yet) hands its arguments back with ReturnArgs; its
-	// result and those arguments leave the sandbox, so they are held to the result cap.
+	// result and those arguments leave the sandbox, so they are held to the caps (exportResult).
 	top := x.hops == 0
 	returnArgs := x.call.ReturnArgs && top
 	err := x.enter(pool, callerDepth,
@@ -301,12 +301,12 @@ func (x *execution) callTarget(ev *elementVersion, own bool, fn string, args []a
 					out = rt.fromJS(rt.settle(res))
 					return
 				}
-				var used int64
-				out = rt.exportResult(rt.settle(res), &used)
+				var used, usedArgs int64
+				out = rt.exportResult(rt.settle(res), &used, false)
 				if returnArgs {
 					x.argsOut = make([]any, len(args))
 					for i := range args {
-						x.argsOut[i] = rt.exportResult(jsArgs[i], &used)
+						x.argsOut[i] = rt.exportResult(jsArgs[i], &usedArgs, true)
 					}
 				}
 			}

@@ -233,16 +233,22 @@ func (rt *jsRuntime) fromJS(v goja.Value) any {
 	})
 }
 
-// exportResult exports what an execution hands back to its caller (its result, or its
-// arguments with Call.ReturnArgs), which counts against one budget of MaxResultBytes: past it the
-// execution ends, uncatchably, with result_too_large and no value.
-func (rt *jsRuntime) exportResult(v goja.Value, used *int64) any {
+// exportResult exports what an execution hands back to its caller: its result (what is the
+// result cap, MaxResultBytes), or its arguments with Call.ReturnArgs (what is the message cap,
+// MaxMessageBytes: they came from the host, which bounds them, and a hook's data may be as large
+// as an event's kwargs). used counts what earlier values of the same kind took. Past the limit
+// the execution ends, uncatchably, with result_too_large and no value.
+func (rt *jsRuntime) exportResult(v goja.Value, used *int64, args bool) any {
 	limits := rt.limits()
-	ex := &exporter{rt: rt, maxDepth: limits.MaxValueDepth, maxSize: limits.MaxResultBytes - *used}
+	limit, what, flag, field := limits.MaxResultBytes, "the result", "--max-result", "maxResultBytes"
+	if args {
+		limit, what, flag, field = limits.MaxMessageBytes, "the arguments handed back", "--max-message", "maxMessageBytes"
+	}
+	ex := &exporter{rt: rt, maxDepth: limits.MaxValueDepth, maxSize: limit - *used}
 	ex.over = func(ex *exporter) {
 		e := &Error{Code: CodeResultTooLarge, Message: fmt.Sprintf(
-			"the result is larger than %d bytes as JSON (the result cap, --max-result); return less, or store it and return a reference", limits.MaxResultBytes),
-			Details: map[string]any{"limit": limits.MaxResultBytes, "cap": "maxResultBytes"}}
+			"%s is larger than %d bytes as JSON (the cap, %s); return less, or store it and return a reference", what, limit, flag),
+			Details: map[string]any{"limit": limit, "cap": field}}
 		if rt.x != nil {
 			rt.x.abort(e)
 		}

@@ -27,6 +27,7 @@ func testSizeCaps(e *env) {
 	e.open(host, app(pingElement, hostElement("services.Host", "put"), js("services.Caps", `
 		const host = app.getElement("services.Host");
 		exports.big = n => "x".repeat(n);
+		exports.growArg = (o, n) => { o.s = "x".repeat(n); return 1 };
 		exports.many = n => { const a = []; for (let i = 0; i < n; i++) a.push({i, s: "abcdefgh"}); return a };
 		exports.throwBig = n => { throw new Error("m".repeat(n)) };
 		exports.throwDetails = n => { const e = new Error("small"); e.code = "my_code"; e.blob = "d".repeat(n); throw e };
@@ -45,6 +46,16 @@ func testSizeCaps(e *env) {
 	_, err := e.exec(jsvm.Call{Element: "services.Caps", Function: "many", Args: []any{20000}, Limits: jsvm.Limits{MaxResultBytes: 64 << 10}})
 	require.Equal(e.t, jsvm.CodeResultTooLarge, e.asError(err, "many items over a call's own cap").Code)
 
+	// Arguments handed back (Call.ReturnArgs, a hook's data) are held to the message cap.
+	res, err := e.exec(jsvm.Call{Element: "services.Caps", Function: "growArg", Args: []any{map[string]any{}, 2 << 20}, ReturnArgs: true})
+	require.NoError(e.t, err, "2 MiB of data is within the 8 MiB message cap, past the result cap")
+	require.Len(e.t, res.Args[0].(map[string]any)["s"], 2<<20)
+	_, err = e.exec(jsvm.Call{Element: "services.Caps", Function: "growArg", Args: []any{map[string]any{}, 2 << 20}, ReturnArgs: true,
+		Limits: jsvm.Limits{MaxMessageBytes: 1 << 20}})
+	je = e.asError(err, "2 MiB of data over a 1 MiB message cap")
+	require.Equal(e.t, jsvm.CodeResultTooLarge, je.Code)
+	require.Contains(e.t, je.Message, "--max-message")
+
 	// The error cap: message, stack and details are cut, with a marker naming the cap.
 	const errCap = 4 << 10
 	_, err = e.exec(jsvm.Call{Element: "services.Caps", Function: "throwBig", Args: []any{8 << 20}, Limits: jsvm.Limits{MaxErrorBytes: errCap}})
@@ -59,7 +70,7 @@ func testSizeCaps(e *env) {
 	require.Equal(e.t, "my_code", je.Details["code"], "the code survives the cut")
 	require.Contains(e.t, je.Details["truncated"], "--max-error")
 	require.Nil(e.t, je.Details["blob"])
-	res, err := e.exec(jsvm.Call{Element: "services.Caps", Function: "failBig", Args: []any{1 << 20}, Ctx: &jsvm.HandlerContext{}, Limits: jsvm.Limits{MaxErrorBytes: errCap}})
+	res, err = e.exec(jsvm.Call{Element: "services.Caps", Function: "failBig", Args: []any{1 << 20}, Ctx: &jsvm.HandlerContext{}, Limits: jsvm.Limits{MaxErrorBytes: errCap}})
 	require.NoError(e.t, err)
 	require.NotNil(e.t, res.Failed)
 	require.Less(e.t, len(*res.Failed), errCap+200)
