@@ -152,13 +152,15 @@ func (c *Center) NodeOp(ctx context.Context, op, nodeID string, data any) (OpRes
 	if err := c.opts.Log.WriteErr(ctx, r); err != nil {
 		return OpResult{}, fmt.Errorf("tasks: record %s of %s: %w", op, nodeID, err)
 	}
-	if op == timers.OpResume || op == timers.OpRetry {
-		c.notify() // due now, maybe: this host's runner looks at once (others within their poll)
-	}
 	if op == timers.OpForcedFail {
 		sig["old_version"], sig["new_version"] = int64(t.Attempt), int64(nt.Attempt)
 	}
 	c.NodeHook(ctx, nt, moments[1], copyMap(sig))
+	if op == timers.OpResume || op == timers.OpRetry {
+		// Due now, maybe: this host's runner looks at once (others within their poll), after the
+		// post hook, so this host's run follows the operation's moments.
+		c.notify()
+	}
 	if ended(r) {
 		c.closeNode(ctx, nt.RequestID, nt.NodeID) // skipped or force-failed
 	}
