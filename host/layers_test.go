@@ -38,8 +38,8 @@ var floors = []struct {
 	{true, []string{"host/execlog", "host/webhook", "host/retry", "host/lifecycle"}},
 	// 5: the runtime parts, which know nothing of each other: the host connects them.
 	{true, []string{"host/engine", "host/tasks", "host/modelrt", "host/signals"}},
-	// 6: the built-in Go services, bound to the parts.
-	{false, []string{"host/services"}},
+	// 6: the built-in Go services, bound to the parts; the metrics the host feeds.
+	{false, []string{"host/services", "host/metrics"}},
 	// 7: the host's wiring, and the one place that chooses backends.
 	{false, []string{"host", "host/backends"}},
 	// 8: the HTTP layer, the benchmarks, and the test plumbing of the runtime parts.
