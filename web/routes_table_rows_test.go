@@ -1000,6 +1000,7 @@ func (f *sweep) queryRowsSpec(hostile map[string][]int) routeSpec {
 			okRow("filter and order", path+`?filter={"qty":{"gte":1}}&orderBy=-qty&page=1&pageSize=10`, "", `"totalCount":`),
 			e400("filter malformed", path+`?filter={`, "", "filter"),
 			e400("filter not an object", path+`?filter=[1]`, "", "filter"),
+			e400("filter with a number out of range", path+`?filter={"qty":{"gt":1e99999}}`, "", "out of range"),
 			e400("filter on an unknown field", path+`?filter={"colour":"red"}`, "", "colour"),
 			e400("filter of the wrong type", path+`?filter={"qty":"many"}`, "", "qty"),
 			e400("orderBy an unknown field", path+`?orderBy=colour`, "", "colour"),
