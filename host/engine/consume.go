@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -188,7 +187,7 @@ func (e *Engine) handle(l *Listener, d bus.Delivery) {
 	ctx := e.ctx
 	var env envelope
 	if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
-		fmt.Fprintf(os.Stderr, "trellis: engine: dropping an unreadable delivery on %s: %v\n", l.Topic(), err)
+		e.opts.Logger.Error("engine: dropping an unreadable delivery", "topic", l.Topic(), "err", err)
 		_ = d.Ack(ctx)
 		return
 	}
@@ -409,9 +408,10 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 				e.signal(ctx, lifecycle.NodeFinish, env, nil)
 			}
 			withHookLogs(&r)
-			e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 			if r.Status == logstore.StatusSuccess {
-				e.closeNode(ctx, env.RequestID, env.NodeID)
+				e.writeEnd(ctx, append(append(pending, hookRows...), r), env.RequestID, env.NodeID)
+			} else {
+				e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 			}
 			return 0, outcomeDone
 		}
@@ -444,11 +444,11 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	}
 	e.signal(ctx, moment, env, sig)
 	withHookLogs(&r)
-	e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 	if again {
+		e.writeRows(ctx, append(append(pending, hookRows...), r)...)
 		return retryIn, outcomeRetry
 	}
-	e.closeNode(ctx, env.RequestID, env.NodeID)
+	e.writeEnd(ctx, append(append(pending, hookRows...), r), env.RequestID, env.NodeID)
 	return 0, outcomeDone
 }
 

@@ -3,9 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/trellis-run/trellis/host/lifecycle"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 // pipeline_finish (docs/signals.md). Options.Requests holds each request's unfinished nodes:
@@ -49,9 +49,30 @@ func (e *Engine) openNodes(ctx context.Context, requestID string, nodeIDs ...str
 // closeNode marks the node ended (its end row written) and emits pipeline_finish when it was
 // its request's last unfinished node.
 func (e *Engine) closeNode(ctx context.Context, requestID, nodeID string) {
-	if err := lifecycle.CloseNode(ctx, e.opts.Requests, e.opts.Signals, requestID, nodeID); err != nil {
-		fmt.Fprintf(os.Stderr, "trellis: engine: record the end of node %s for pipeline_finish: %v\n", nodeID, err)
+	if !e.tracking() {
+		return // nobody hears pipeline_finish: no write for it either
 	}
+	if err := lifecycle.CloseNode(ctx, e.opts.Requests, e.opts.Signals, requestID, nodeID); err != nil {
+		e.opts.Logger.Error("engine: record the end of a node for pipeline_finish", "node", nodeID, "err", err)
+	}
+}
+
+// writeEnd writes a node's end rows and closes the node for pipeline_finish at the same time:
+// two durable writes to two stores, neither needing the other, so the run waits for the slower
+// of them rather than for both in turn. (Should the host die between them, the redelivered run
+// writes its rows again and its CloseNode, a duplicate, changes nothing.)
+func (e *Engine) writeEnd(ctx context.Context, rows []logstore.Row, requestID, nodeID string) {
+	if !e.tracking() {
+		e.writeRows(ctx, rows...)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.closeNode(ctx, requestID, nodeID)
+	}()
+	e.writeRows(ctx, rows...)
+	<-done
 }
 
 // receiverNodes are the child nodes a broadcast node of l sent now is counted for: one per

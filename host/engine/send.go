@@ -151,10 +151,7 @@ func (e *Engine) SendEvent(ctx context.Context, req SendRequest) (SendResult, er
 			open = append(open, e.receiverNodes(d.listener, d.env.NodeID)...)
 		}
 	}
-	if err := e.openNodes(ctx, res.RequestID, open...); err != nil {
-		return SendResult{}, err
-	}
-	if err := e.publish(ctx, dels); err != nil {
+	if err := e.openAndPublish(ctx, res.RequestID, open, dels); err != nil {
 		return SendResult{}, err
 	}
 	e.writeRows(ctx, rows...)
@@ -190,6 +187,34 @@ func (e *Engine) targets(req SendRequest, eventID string) []*Listener {
 		out = append(out, set[int(h.Sum32()%uint32(len(set)))])
 	}
 	return out
+}
+
+// openAndPublish opens the new nodes for pipeline_finish and publishes the deliveries at the
+// same time — two durable writes, so a send waits for the slower rather than for both in turn.
+// The tracker's contract only needs the open to land before the creating node closes, which
+// happens after this returns. When the open fails after the deliveries went out, the event is
+// sent all the same (its request may then miss pipeline_finish; said on stderr); when the
+// publish fails, the nodes just opened are closed again.
+func (e *Engine) openAndPublish(ctx context.Context, requestID string, open []string, dels []delivery) error {
+	if len(open) == 0 || !e.tracking() {
+		return e.publish(ctx, dels)
+	}
+	opened := make(chan error, 1)
+	go func() { opened <- e.openNodes(ctx, requestID, open...) }()
+	err := e.publish(ctx, dels)
+	oerr := <-opened
+	switch {
+	case err != nil && oerr == nil:
+		for _, n := range open {
+			_, _ = e.opts.Requests.CloseNode(context.WithoutCancel(ctx), requestID, n)
+		}
+		return err
+	case err != nil:
+		return err
+	case oerr != nil:
+		e.opts.Logger.Error("engine: the event was sent; its request may not emit pipeline_finish", "err", oerr)
+	}
+	return nil
 }
 
 // publish puts each delivery on its listener's topic.
