@@ -24,7 +24,7 @@ func (h *Host) eventsPart() part {
 				Bus: b.Bus, Executor: exec, Log: h.rec.Load(), Store: b.Logs, Snapshot: h.Snapshot,
 				HostName: h.machine, InstanceID: h.instance,
 				MaxKwargsBytes: h.cfg.MaxKwargsBytes, MaxValueDepth: h.cfg.Limits.MaxValueDepth, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
-				Signals: h.emitter(), Requests: b.Requests,
+				Signals: h.emitter(), Requests: b.Requests, Logger: h.cfg.Logger,
 			})
 			if err != nil {
 				return err

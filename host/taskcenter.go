@@ -17,7 +17,7 @@ func (h *Host) tasksPart() part {
 			exec, _ := h.executor()
 			c, err := tasks.New(tasks.Options{
 				Store: b.Timers, Executor: exec, Log: h.rec.Load(), Snapshot: h.Snapshot, Location: h.Location,
-				Coordinator: b.Coordinator, Serve: h.cfg.ServeEvents, Signals: h.emitter(), Requests: b.Requests,
+				Coordinator: b.Coordinator, Serve: h.cfg.ServeEvents, Signals: h.emitter(), Requests: b.Requests, Logger: h.cfg.Logger,
 			})
 			if err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -333,7 +332,7 @@ func (e *Engine) startControl(ctx context.Context) error {
 		for d := range sub.Deliveries() {
 			var rec controlRec
 			if err := json.Unmarshal(d.Message().Payload, &rec); err != nil {
-				fmt.Fprintf(os.Stderr, "trellis: engine: dropping an unreadable control record: %v\n", err)
+				e.opts.Logger.Error("engine: dropping an unreadable control record", "err", err)
 			} else {
 				e.readControl(rec)
 			}

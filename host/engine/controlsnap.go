@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -315,7 +313,7 @@ func (e *Engine) compactControl() {
 			if e.ctx.Err() != nil {
 				return
 			}
-			fmt.Fprintf(os.Stderr, "trellis: engine: control log compaction: %v\n", err)
+			e.opts.Logger.Warn("engine: control log compaction", "err", err)
 			if !sleepUntil(e.ctx, time.Now().Add(time.Second)) {
 				return
 			}
@@ -361,7 +359,7 @@ func (e *Engine) beAlive() {
 		case <-tick.C:
 		}
 		if err := e.publishAlive(e.ctx); err != nil && e.ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "trellis: engine: control log: %v\n", err)
+			e.opts.Logger.Warn("engine: control log", "err", err)
 		}
 		if e.opts.ControlHorizon >= 0 {
 			e.dropDeadGroups(suspect)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,10 @@ type Options struct {
 	// changed; nil: the host has no task center, a request's operations reach its event nodes
 	// only (ops.go).
 	RequestTasks func(ctx context.Context, op, requestID string) ([]string, error)
+	// Logger hears what the engine recovers from on its own: an unreadable delivery or control
+	// record dropped, a request whose pipeline_finish could not be tracked; default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Engine is the event center of one host. Start subscribes to every listener of the current
@@ -135,6 +140,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.LagEvery == 0 {
 		opts.LagEvery = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	if opts.ControlHorizon == 0 {
 		opts.ControlHorizon = time.Hour

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type Options struct {
 	// Requests tracks each request's unfinished nodes for pipeline_finish (finish.go); nil, or
 	// an app with signals off, tracks nothing.
 	Requests requests.Tracker
+	// Logger hears what the center, its runner and its scheduler recover from on their own;
+	// default slog.Default().
+	Logger *slog.Logger
 }
 
 // Center is the task center of one host. Start and Stop are safe to call twice.
@@ -81,6 +85,9 @@ func New(o Options) (*Center, error) {
 	if o.Lease <= 0 {
 		o.Lease = 30 * time.Second
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	return &Center{opts: o}, nil
 }
 
@@ -103,14 +110,15 @@ func (c *Center) Start(ctx context.Context) error {
 		c.started = true
 		return nil
 	}
-	runner, err := timers.NewRunner(timers.RunnerOptions{Store: c.opts.Store, Owner: c.opts.Owner, Fire: c.fire, Lease: c.opts.Lease, Poll: c.opts.Poll})
+	runner, err := timers.NewRunner(timers.RunnerOptions{Store: c.opts.Store, Owner: c.opts.Owner, Fire: c.fire, Lease: c.opts.Lease, Poll: c.opts.Poll,
+		Logger: c.opts.Logger})
 	if err != nil {
 		return err
 	}
 	if err := runner.Start(ctx); err != nil {
 		return fmt.Errorf("tasks: start the timer runner: %w", err)
 	}
-	sched, err := recurring.New(recurring.Options{Coordinator: c.opts.Coordinator, Fire: c.fireTick})
+	sched, err := recurring.New(recurring.Options{Coordinator: c.opts.Coordinator, Fire: c.fireTick, Logger: c.opts.Logger})
 	if err == nil {
 		err = sched.Start(ctx)
 	}

@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/logstore"
@@ -46,7 +45,7 @@ func (c *Center) forget(ctx context.Context, requestID, nodeID string) {
 // was its request's last unfinished node.
 func (c *Center) closeNode(ctx context.Context, requestID, nodeID string) {
 	if err := lifecycle.CloseNode(context.WithoutCancel(ctx), c.opts.Requests, c.opts.Signals, requestID, nodeID); err != nil {
-		fmt.Fprintf(os.Stderr, "trellis: tasks: record the end of node %s for pipeline_finish: %v\n", nodeID, err)
+		c.opts.Logger.Error("tasks: record the end of a node for pipeline_finish", "node", nodeID, "err", err)
 	}
 }
 
