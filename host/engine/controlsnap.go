@@ -352,15 +352,18 @@ func (e *Engine) beAlive() {
 	tick := time.NewTicker(e.aliveEvery())
 	defer tick.Stop()
 	suspect := map[string]time.Time{} // groups seen without a recent alive record, since when
+	failing := false                  // the last publish failed: said once per streak
 	for {
 		select {
 		case <-e.ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if err := e.publishAlive(e.ctx); err != nil && e.ctx.Err() == nil {
-			e.opts.Logger.Warn("engine: control log", "err", err)
+		err := e.publishAlive(e.ctx)
+		if err != nil && !failing && e.ctx.Err() == nil {
+			e.opts.Logger.Warn("engine: control log: say this host is alive", "err", err)
 		}
+		failing = err != nil
 		if e.opts.ControlHorizon >= 0 {
 			e.dropDeadGroups(suspect)
 		}

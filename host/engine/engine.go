@@ -109,6 +109,8 @@ type Engine struct {
 	checkpoints map[string]chan error
 	snapTake    sync.Mutex
 	snapAt      time.Time
+	// heldKeys are the held entries this host keeps (held.go).
+	heldKeys heldSet
 }
 
 // New checks the options; nothing runs before Start.

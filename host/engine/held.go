@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +81,20 @@ func (e *Engine) keepHeld(l *Listener, d bus.Delivery, full func() bool) {
 		_ = d.Ack(ctx)
 		return
 	}
+	// One entry per attempt of a node is enough: a host that died between publishing a held
+	// entry and acknowledging the delivery it came from leaves two (its entry, and the one the
+	// host that claims the delivery makes), and both released would run the node twice.
+	key := env.NodeID + "\x00" + strconv.Itoa(env.Attempt)
+	if !e.heldKeys.take(key) {
+		_ = d.Ack(ctx)
+		return
+	}
+	registered := true
+	defer func() {
+		if registered {
+			e.heldKeys.drop(key, 0)
+		}
+	}()
 	taken := time.Now()
 	fresh := false
 	rotate := time.NewTimer(e.heldRotateAfter())
@@ -115,16 +131,24 @@ func (e *Engine) keepHeld(l *Listener, d bus.Delivery, full func() bool) {
 				return
 			}
 			_ = d.Ack(ctx)
+			// A copy read meanwhile would find the log still waiting for the attempt (the
+			// released delivery has not run yet): it stays known as held a while longer.
+			registered = false
+			e.heldKeys.drop(key, e.opts.ClaimAfter)
 			return
 		}
 		select {
 		case <-changed:
 		case <-rotate.C:
 			if full() {
+				// The new entry is this one: it must not find the key taken.
+				e.heldKeys.drop(key, 0)
 				if err := e.hold(ctx, l, &env); err == nil {
+					registered = false
 					_ = d.Ack(ctx)
 					return
 				}
+				e.heldKeys.take(key)
 			}
 			rotate.Reset(e.heldRotateAfter())
 		case <-ctx.Done():
@@ -198,4 +222,38 @@ func (e *Engine) awaitControl(ctx context.Context, t time.Time) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// heldSet is the held entries a host keeps, by node and attempt (keepHeld).
+type heldSet struct {
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+// take registers key; false when it is registered already.
+func (h *heldSet) take(key string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.keys == nil {
+		h.keys = map[string]bool{}
+	}
+	if h.keys[key] {
+		return false
+	}
+	h.keys[key] = true
+	return true
+}
+
+// drop forgets key after a while (at once for 0).
+func (h *heldSet) drop(key string, after time.Duration) {
+	forget := func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.keys, key)
+	}
+	if after <= 0 {
+		forget()
+		return
+	}
+	time.AfterFunc(after, forget)
 }
