@@ -5,7 +5,7 @@ PKGS    ?= ./...
 # -race where it fits CI's time; the isolate package spawns worker processes from the test binary.
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: run build ui test test-ui test-short bench vet fmt clean
+.PHONY: run build ui test test-ui test-short fault bench vet fmt clean
 
 ## run: write the sample app to $(DEMO) if missing, then serve it on embedded storage (editor at http://127.0.0.1:8080)
 run: build
@@ -36,6 +36,16 @@ test-ui:
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## fault: the fault suite (cmd/trellis/faults, docs/cluster.md "Faults tested"): real hosts killed
+## with -9, Redis killed, ClickHouse stopped for a minute, timers due while every host is down, a
+## host whose clock runs ahead, a poison event. Starts the servers it needs (scripts/services.sh)
+## and prints each scenario's figures (lines with FIGURE). About 8 minutes; `make test` skips it.
+FAULTFLAGS ?= -timeout 20m
+fault:
+	@env=$$(bash scripts/services.sh start redis clickhouse postgres) && eval "$$env" && \
+		echo "make fault: TRELLIS_TEST_REDIS=$$TRELLIS_TEST_REDIS TRELLIS_TEST_CLICKHOUSE=$$TRELLIS_TEST_CLICKHOUSE" && \
+		TRELLIS_FAULT=1 $(GO) test -count=1 -v $(FAULTFLAGS) ./cmd/trellis/faults/
 
 test-short:
 	$(GO) test -short $(PKGS)
