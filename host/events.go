@@ -24,7 +24,7 @@ func (h *Host) eventsPart() part {
 				Bus: b.Bus, Executor: exec, Log: h.rec.Load(), Store: b.Logs, Snapshot: h.Snapshot,
 				HostName: h.machine, InstanceID: h.instance,
 				MaxKwargsBytes: h.cfg.MaxKwargsBytes, MaxValueDepth: h.cfg.Limits.MaxValueDepth, ClaimAfter: h.cfg.ClaimAfter, LagEvery: h.cfg.LagEvery,
-				Signals: h.emitter(), Requests: b.Requests, Logger: h.cfg.Logger,
+				Signals: h.emitter(), Requests: b.Requests, Logger: h.cfg.Logger, RequestTasks: h.requestTasks,
 			})
 			if err != nil {
 				return err
@@ -122,7 +122,18 @@ func (h *Host) NodeOp(ctx context.Context, op, nodeID string, data any) (any, er
 	return e.NodeOp(ctx, op, nodeID, data)
 }
 
-// RequestOp runs request operation op — pause, resume or revoke — on a request.
+// requestTasks is the task side of a request operation (engine.Options.RequestTasks): the task
+// center's, on the request's timer tasks.
+func (h *Host) requestTasks(ctx context.Context, op, requestID string) ([]string, error) {
+	c := h.Tasks()
+	if c == nil {
+		return nil, nil
+	}
+	return c.RequestOp(ctx, op, requestID)
+}
+
+// RequestOp runs request operation op — pause, resume or revoke — on a request: its event
+// nodes and its task nodes.
 func (h *Host) RequestOp(ctx context.Context, op, requestID string) (engine.RequestOpResult, error) {
 	e, err := h.engine()
 	if err != nil {
