@@ -162,24 +162,32 @@ func TestPipelineFinishThroughTaskNodeOps(t *testing.T) {
 }
 
 // TestPipelineFinishOfTicks: each tick of a cron or interval template is a request of its own,
-// finished once, after its run.
+// finished once, after its run. On embedded storage and on Redis (task store and tracker).
 func TestPipelineFinishOfTicks(t *testing.T) {
 	t.Parallel()
-	sigs := &signalLog{}
-	b := trackedSetup(t, sigs, false, tickApp)
-	rows := b.log.Sink.Await(t, "two ticks of Beat and of Every", func(rows []logstore.Row) bool {
-		n := doneTicks(rows)
-		return n["tasks.Beat"] >= 2 && n["tasks.Every"] >= 2
-	})
-	checked := 0
-	for _, r := range rows {
-		if r.Kind != logstore.KindTask || r.Stage != logstore.StageDone {
-			continue
-		}
-		awaitFinished(t, sigs, r.RequestID, 1, r.NodeID)
-		types := sigTypes(sigs.ofRequest(r.RequestID))
-		require.Equal(t, []string{"node_enter", "node_finish", "pipeline_finish"}, types, "the tick's moments, then its request's end")
-		checked++
+	for _, onRedis := range []bool{false, true} {
+		t.Run(map[bool]string{false: "embedded", true: "redis"}[onRedis], func(t *testing.T) {
+			if onRedis && testRedisURL() == "" {
+				t.Skip("TRELLIS_TEST_REDIS is not set")
+			}
+			t.Parallel()
+			sigs := &signalLog{}
+			b := trackedSetup(t, sigs, onRedis, tickApp)
+			rows := b.log.Sink.Await(t, "two ticks of Beat and of Every", func(rows []logstore.Row) bool {
+				n := doneTicks(rows)
+				return n["tasks.Beat"] >= 2 && n["tasks.Every"] >= 2
+			})
+			checked := 0
+			for _, r := range rows {
+				if r.Kind != logstore.KindTask || r.Stage != logstore.StageDone {
+					continue
+				}
+				awaitFinished(t, sigs, r.RequestID, 1, r.NodeID)
+				types := sigTypes(sigs.ofRequest(r.RequestID))
+				require.Equal(t, []string{"node_enter", "node_finish", "pipeline_finish"}, types, "the tick's moments, then its request's end")
+				checked++
+			}
+			require.GreaterOrEqual(t, checked, 4)
+		})
 	}
-	require.GreaterOrEqual(t, checked, 4)
 }
