@@ -119,8 +119,8 @@ func TestControlLogCompaction(t *testing.T) {
 			}
 			state := recs["snapshot"][len(recs["snapshot"])-1]["state"].(map[string]any)
 			requests := state["requests"].(map[string]any)
-			require.Contains(t, requests, paused.RequestID)
-			require.NotContains(t, requests, busy.RequestID, "a resumed request is not kept")
+			require.Equal(t, true, requests[paused.RequestID].(map[string]any)["paused"])
+			require.NotContains(t, requests[busy.RequestID], "paused", "the resumed request is kept, not paused")
 
 			// A host that starts now takes over the held node of the host that stops, and holds it.
 			other := b.newEngine(vocab.NewID("inst_"), opts...)

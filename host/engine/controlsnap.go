@@ -35,8 +35,10 @@ import (
 //     A group of the topic no host has said is alive for deadAfter is a host that died without
 //     deleting its group: it is deleted, or it would hold every record on the topic for ever.
 //
-// A snapshot leaves out what no longer matters: a request neither paused nor revoked; a revoked
-// request, and a skipped or force-failed node, whose record is older than requests.Retention.
+// A snapshot leaves out what no longer matters: a request that is not paused, and a skipped or
+// force-failed node, whose latest record is older than requests.Retention. (A resumed request is
+// kept that long too: a node made while it was paused carries the pause in its envelope, and a
+// host that knew nothing of the request would take that for the pause itself.)
 
 // controlState is a snapshot's table.
 type controlState struct {
@@ -74,7 +76,7 @@ func (c *controlTable) snapshot(now time.Time) *controlState {
 		st.Nodes[id] = savedNode{Op: n.op, Attempt: n.attempt, At: n.at}
 	}
 	for id, r := range c.requests {
-		if (!r.paused && !r.revoked) || (!r.paused && now.Sub(r.at) > retention) {
+		if !r.paused && now.Sub(r.at) > retention {
 			continue
 		}
 		st.Requests[id] = savedRequest{Paused: r.paused, Revoked: r.revoked, Ended: keys(r.ended), Marked: keys(r.marked), At: r.at}

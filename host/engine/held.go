@@ -164,6 +164,7 @@ func (e *Engine) keepHeld(l *Listener, d bus.Delivery, full func() bool) {
 // receiver's node).
 func (e *Engine) release(ctx context.Context, l *Listener, env *envelope) error {
 	out := *env
+	out.RequestPaused = false // the pause it carried is over: this host read the resume
 	if l.HandlerType == HandlerBroadcast {
 		out.Receiver = e.receiverSuffix(l)
 	}
