@@ -248,6 +248,14 @@ func (c *Center) stateRow(t timers.Task, now time.Time) logstore.Row {
 // opRow is the log row of the task node after operation op changed t to nt.
 func (c *Center) opRow(op string, t, nt timers.Task, reason string) logstore.Row {
 	now := time.Now()
+	if (op == timers.OpResume || op == timers.OpRetry) && nt.Status == timers.StatusPaused {
+		// Back to waiting in a paused request: its request's pause holds it.
+		r := c.row(nt, logstore.StatusWaiting, logstore.StagePaused, now)
+		if op == timers.OpRetry {
+			r.Attempt = nt.Attempt + 1 // the next claim's
+		}
+		return r
+	}
 	var r logstore.Row
 	switch op {
 	case timers.OpPause:

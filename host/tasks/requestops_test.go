@@ -45,6 +45,8 @@ func TestTaskRequestPauseResume(t *testing.T) {
 			a := b.createIn(rq, start, map[string]any{"n": int64(1)})["taskId"].(string)
 			own := b.createIn(rq, start, map[string]any{"n": int64(2)})["taskId"].(string)
 			b.op("pause", own, nil)
+			own2 := b.createIn(rq, start, map[string]any{"n": int64(6)})["taskId"].(string)
+			b.op("pause", own2, nil)
 			o := b.createIn(other, start, map[string]any{"n": int64(3)})["taskId"].(string)
 
 			require.Equal(t, []string{a}, b.requestOp(timers.RequestPause, rq), "the waiting tasks of the request")
@@ -57,6 +59,10 @@ func TestTaskRequestPauseResume(t *testing.T) {
 			_, err := b.center.NodeOp(b.ctx, "resume", a, nil)
 			require.ErrorIs(t, err, tasks.ErrConflict)
 			require.ErrorContains(t, err, "with its request "+rq)
+			// A task paused on its own and resumed while its request is paused stays held by it.
+			res := b.op("resume", own2, nil)
+			require.Equal(t, "waiting/paused", res.Status+"/"+res.Stage, "resumed on its own, held by its request")
+			require.Equal(t, timers.StatusPaused, res.TaskStatus)
 
 			b.awaitStage(o, logstore.StageDone) // the other request's task ran when due
 			time.Sleep(time.Until(start) + 300*time.Millisecond)
@@ -64,13 +70,13 @@ func TestTaskRequestPauseResume(t *testing.T) {
 				b.restart("host2") // (restart reopens the embedded file)
 				time.Sleep(300 * time.Millisecond)
 			}
-			for _, id := range []string{a, l} {
+			for _, id := range []string{a, l, own2} {
 				rec := b.awaitStatus(id, timers.StatusPaused)
 				require.Equal(t, int64(0), rec["attempt"], "due but paused: never ran")
 			}
 
-			require.ElementsMatch(t, []string{a, l}, b.requestOp(timers.RequestResume, rq))
-			for _, id := range []string{a, l} {
+			require.ElementsMatch(t, []string{a, l, own2}, b.requestOp(timers.RequestResume, rq))
+			for _, id := range []string{a, l, own2} {
 				b.awaitStage(id, logstore.StageDone)
 			}
 			require.Equal(t, []string{"waiting/scheduled", "waiting/paused", "waiting/scheduled", "running/running", "success/done"}, stages(b.rows(a)))
