@@ -32,8 +32,8 @@ type RunnerOptions struct {
 	// MaxConcurrent bounds the Fire calls in flight (default 64); due tasks beyond wait for a slot.
 	MaxConcurrent int
 	// Now is the clock a claim is checked against and its lease starts from (tests pass a fake
-	// one); default time.Now. Lease renewals and the times the store records use the store's
-	// own clock.
+	// one); default time.Now, moved by ClockSkewEnv (a test-only seam). Lease renewals and the
+	// times the store records use the store's own clock.
 	Now func() time.Time
 	// Logger receives failures the runner recovers from (store errors, finish retries);
 	// default: discarded.
@@ -55,7 +55,7 @@ func (o RunnerOptions) WithDefaults() RunnerOptions {
 		o.MaxConcurrent = 64
 	}
 	if o.Now == nil {
-		o.Now = time.Now
+		o.Now = defaultNow() // time.Now unless the fault suite's ClockSkewEnv says otherwise
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -104,6 +104,8 @@ type cluster struct {
 	mu    sync.Mutex
 	hosts []*proc
 	gen   int
+
+	fires *pgx.Conn // fired's connection, made at its first call
 }
 
 func newCluster(t *testing.T, cfg clusterConfig) *cluster {
