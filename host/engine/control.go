@@ -224,6 +224,13 @@ func (c *controlTable) check(env *envelope) (verdict, <-chan struct{}) {
 		// it was published before the node — and a later resume applies as usual.
 		c.request(env.RequestID).paused = true
 	}
+	n, nodeOp := c.nodes[env.NodeID]
+	nodeOp = nodeOp && env.Attempt <= n.attempt
+	if nodeOp && n.op != ctlPauseNode {
+		// Skipped or force-failed: that operation recorded the end, before any revoke of its
+		// request could (a revoke lists only the nodes still waiting).
+		return verdictDrop, nil
+	}
 	if r := c.requests[env.RequestID]; r != nil {
 		switch {
 		case r.revoked && r.ended[env.NodeID]:
@@ -232,11 +239,8 @@ func (c *controlTable) check(env *envelope) (verdict, <-chan struct{}) {
 			return verdictDropRevoked, nil
 		}
 	}
-	if n, ok := c.nodes[env.NodeID]; ok && env.Attempt <= n.attempt {
-		if n.op == ctlPauseNode {
-			return verdictHold, c.changed
-		}
-		return verdictDrop, nil
+	if nodeOp {
+		return verdictHold, c.changed
 	}
 	if r := c.requests[env.RequestID]; r != nil && r.paused {
 		return verdictHold, c.changed
