@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +16,65 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a host end to end (figures for BENCHMARKS.md)",
 	}
-	cmd.AddCommand(newBenchEventsCmd())
+	cmd.AddCommand(newBenchEventsCmd(), newBenchListenersCmd())
+	return cmd
+}
+
+func newBenchListenersCmd() *cobra.Command {
+	var (
+		o              bench.ListenersOptions
+		asJSON, noIdle bool
+	)
+	cmd := &cobra.Command{
+		Use:   "listeners --redis URL",
+		Short: "What an app of many listeners costs an idle host (Redis connections, CPU, RSS) and sendEvent to one of them",
+		Long: `For each --listeners app size (an app of that many pool listeners, each on its own sender)
+and each --hosts cluster size, starts that many 'trellis serve' processes on the same Redis, lets
+them settle for --settle, and reports for each host its Redis connections (CLIENT LIST entries
+whose address is one of the process's sockets), its CPU over --window in % of one core, and its
+resident set. Then, for each app size, one in-process host sends --sends events to one listener,
+one at a time, and reports the send → handled time.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vals, err := resolve(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			vals["app"] = "bench"
+			cfg, err := hostConfig(vals)
+			if err != nil {
+				return err
+			}
+			cfg.AppDir, cfg.DataDir = "", ""
+			o.Host = cfg
+			if !noIdle {
+				self, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				o.Serve = []string{self, "serve"}
+			}
+			rep, err := bench.Listeners(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), rep.String())
+			return nil
+		},
+	}
+	cmd.Flags().IntSliceVar(&o.Listeners, "listeners", []int{10, 1000}, "app sizes: listeners per app")
+	cmd.Flags().IntSliceVar(&o.Hosts, "hosts", []int{1, 3}, "cluster sizes of the idle phase: hosts per cluster")
+	cmd.Flags().DurationVar(&o.Settle, "settle", 10*time.Second, "how long idle hosts run before they are measured")
+	cmd.Flags().DurationVar(&o.Window, "window", 30*time.Second, "how long idle CPU is measured")
+	cmd.Flags().IntVar(&o.Sends, "sends", 1000, "events the latency phase sends to one listener")
+	cmd.Flags().BoolVar(&noIdle, "no-idle", false, "skip the idle phase")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	addSettings(cmd, "redis", "sandbox", "workers", "config")
 	return cmd
 }
 
