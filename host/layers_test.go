@@ -22,7 +22,7 @@ var floors = []struct {
 	// 1: the interfaces every backend implements with their suites, the registry, and the
 	// plumbing embedded backends share.
 	{false, []string{"host/bus", "logstore", "host/timers", "host/models", "host/registry",
-		"host/embedded", "host/embedded/appendlog", "host/embedded/sqlitedb", "host/rediserr",
+		"host/embedded", "host/embedded/appendlog", "host/embedded/sqlitedb", "host/rediserr", "host/redisconn",
 		"host/models/internal/sqlgen", "host/models/internal/sqlstore",
 		"host/bus/bustest", "logstore/logstoretest", "host/timers/timerstest", "host/models/modelstest",
 		"host/requests", "host/requests/requeststest"}},
