@@ -1,15 +1,13 @@
-package registry
+package jscompile
 
-// goja's parser recurses through its whole precedence chain (about 3 KB of stack) for every
-// nested bracket, assignment, conditional or arrow; a file of a few hundred thousand nested
-// parentheses, well under MaxFileSize, overflows the 1 GB goroutine stack, which is fatal to
-// the whole process and cannot be recovered. So no JavaScript reaches the parser (here, or in
-// the sandbox, which runs only elements that passed validation) before a linear scan bounds
-// how deep it can make the parser recurse.
-
-// MaxNesting is the deepest code the registry accepts: brackets plus chained assignments,
-// conditionals and arrows. Real code stays far below it.
-const MaxNesting = 1000
+// goja's parser recurses through its whole precedence chain (about 2 KB of stack) for every
+// nested bracket, and through smaller frames for every assignment, conditional, arrow, prefix
+// operator, `new` or label of a chain (labels also cost time quadratic in how many nest); a file of a few hundred thousand nested parentheses, well under
+// MaxSourceBytes, overflows the goroutine stack, which is fatal to the whole process and cannot
+// be recovered. So no JavaScript reaches the parser before this linear scan bounds how deep it
+// can make the parser recurse. (Chains the parser reads in a loop, such as a + b + c or
+// a.b.c(), and statements, which cost a few hundred bytes a level, are left to the tree check
+// after parsing: within MaxSourceBytes they cannot exhaust the stack.)
 
 // The scan must skip strings, regular expressions and templates, and no lexer can tell a
 // regular expression from a division without parsing. Where it guesses wrong it may skip real
@@ -28,6 +26,13 @@ const (
 var regexAfterWord = map[string]bool{
 	"return": true, "typeof": true, "instanceof": true, "in": true, "of": true, "new": true, "delete": true,
 	"void": true, "throw": true, "case": true, "do": true, "else": true, "yield": true, "await": true,
+	"extends": true,
+}
+
+// chainWords are the keywords that make the parser recurse once more for what follows them:
+// prefix operators, new, yield, and the heritage of a class expression.
+var chainWords = map[string]bool{
+	"typeof": true, "void": true, "delete": true, "await": true, "new": true, "yield": true, "extends": true,
 }
 
 // parenAfterWord lists the keywords whose "(...)" is followed by a statement, where "/" starts
@@ -36,12 +41,13 @@ var parenAfterWord = map[string]bool{"if": true, "while": true, "for": true, "wi
 
 type nestLevel struct {
 	chain    int  // recursion-inducing operators since the last ; or , at this level
+	pending  int  // conditionals at this level whose ":" has not come yet
 	template bool // opened by "${" inside a template literal
 	regexEnd bool // a ")" closing it may be followed by a regular expression
 }
 
-// nestingTooDeep returns the 0-based byte offset where src first exceeds the limits, or -1.
-func nestingTooDeep(src string) int {
+// scanNesting returns the 0-based byte offset where src first exceeds the limits, or -1.
+func scanNesting(src string) int {
 	raw := 0
 	for i := 0; i < len(src); i++ {
 		switch src[i] {
@@ -56,10 +62,14 @@ func nestingTooDeep(src string) int {
 
 	levels := []nestLevel{{}}
 	sum := 0        // sum of chains
-	regexOK := true // whether "/" here would start a regular expression
+	regexOK := true // whether "/" here would start a regular expression: an operand is expected
 	lastWord := ""  // the word just before, for if/while/for/with
 	push := func(l nestLevel) { levels = append(levels, l) }
 	top := func() *nestLevel { return &levels[len(levels)-1] }
+	chain := func() {
+		top().chain++
+		sum++
+	}
 	for i := 0; i < len(src); {
 		c := src[i]
 		word := ""
@@ -85,6 +95,9 @@ func nestingTooDeep(src string) int {
 				j++
 			}
 			word = src[i:j]
+			if chainWords[word] {
+				chain()
+			}
 			regexOK = regexAfterWord[word]
 			i = j
 		case c == '"' || c == '\'':
@@ -134,16 +147,31 @@ func nestingTooDeep(src string) int {
 		case c == ';' || c == ',':
 			sum -= top().chain
 			top().chain = 0
+			if c == ';' {
+				top().pending = 0
+			}
 			i++
 			regexOK = true
 		case c == '?':
 			if i+1 < len(src) && (src[i+1] == '.' || src[i+1] == '?') {
 				i += 2
 			} else {
-				top().chain++
-				sum++
+				chain()
+				top().pending++
 				i++
 			}
+			regexOK = true
+		case c == ':':
+			// A conditional's ":" was counted with its "?". After a word, ":" ends a label (each
+			// nested label is a level of the parser, which also checks every label against the
+			// ones around it: time quadratic in how many nest), or an object key or a case,
+			// which the count may include: a comma or semicolon soon ends them.
+			if top().pending > 0 {
+				top().pending--
+			} else if lastWord != "" {
+				chain()
+			}
+			i++
 			regexOK = true
 		case c == '=':
 			switch {
@@ -152,19 +180,49 @@ func nestingTooDeep(src string) int {
 					i++
 				}
 			case i+1 < len(src) && src[i+1] == '>': // arrow
-				top().chain++
-				sum++
+				chain()
 				i += 2
 			default: // assignment, compound or not
-				top().chain++
-				sum++
+				chain()
 				i++
 			}
 			regexOK = true
-		case c == '!' || c == '<' || c == '>':
+		case c == '!':
+			i++
+			if i < len(src) && src[i] == '=' { // != and !==
+				for i < len(src) && src[i] == '=' {
+					i++
+				}
+			} else {
+				chain() // logical not
+			}
+			regexOK = true
+		case c == '~':
+			chain()
+			i++
+			regexOK = true
+		case c == '+' || c == '-':
+			// Where an operand is expected, + - ++ -- are prefix operators, each one more level
+			// of the parser; elsewhere they are binary or postfix, which it reads in a loop.
+			prefix := regexOK
+			if prefix {
+				chain()
+			}
+			if i+1 < len(src) && src[i+1] == c {
+				i += 2
+				regexOK = prefix // after a postfix ++ an operator follows, not an operand
+				break
+			}
+			i++
+			regexOK = true
+		case c == '*' && i+1 < len(src) && src[i+1] == '*': // ** is right-associative: a level each
+			chain()
+			i += 2
+			regexOK = true
+		case c == '<' || c == '>':
 			i++
 			for i < len(src) && (src[i] == '=' || src[i] == '<' || src[i] == '>') {
-				i++ // != !== <= >= << >> >>> and their assignments: not chains
+				i++ // <= >= << >> >>> and their assignments: not chains
 			}
 			regexOK = true
 		default:

@@ -107,3 +107,38 @@ func TestSourceMapCommentIsNotFollowed(t *testing.T) {
 	})))
 	require.Equal(t, []string{"backupDatabase"}, s.Elements["services.S"].Exports)
 }
+
+// Code the sandbox could not compile, or could not compile without crashing or stalling the
+// process, is a problem at check, with its position and the limit it breaks: the 1 MB
+// chain of "!" (which crashed the next serve), a 100,000-term sum (70 s to compile), a constant
+// && chain (time doubling with each operator), and an early error only goja's compiler finds.
+func TestCodeTheSandboxCannotCompile(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, js, want, msg string
+	}{
+		{"a million prefix operators", "exports.f=function(){return " + strings.Repeat("!", 1_000_000) + "1};",
+			"services/S/index.js:1:1028: js_syntax", "nested more than 1000 levels"},
+		{"a long sum", "exports.f = function () {\n  return " + strings.Repeat("1 + ", 100_000) + "1;\n};\n",
+			"services/S/index.js:2:10: js_syntax", "nested more than 1000 levels"},
+		{"a constant && chain", "exports.f = function () {\n  return " + strings.Repeat("1 && ", 40) + "1;\n};\n",
+			"services/S/index.js:2:10: js_syntax", "more than 100000 steps"},
+		{"an early error of the compiler", "let a = 1;\nlet a = 2;\nexports.f = function () { return a };\n",
+			"services/S/index.js:2:5: js_syntax", "JavaScript syntax error: Identifier 'a' has already been declared"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newApp(t, map[string]string{"services/S/e.json": serviceJSON, "services/S/index.js": tc.js})
+			ps := Check(opts(dir))
+			var got []string
+			for _, p := range ps {
+				got = append(got, where(p))
+			}
+			require.Equal(t, []string{tc.want}, got, "%v", ps)
+			require.Contains(t, ps[0].Message, tc.msg)
+			_, err := Load(opts(dir))
+			require.ErrorIs(t, err, ErrInvalid)
+		})
+	}
+}

@@ -1,19 +1,16 @@
 package registry
 
 import (
-	"errors"
-	"fmt"
-	"reflect"
 	"strings"
-	"sync"
 
 	"github.com/dop251/goja/ast"
-	"github.com/dop251/goja/parser"
 	"github.com/dop251/goja/token"
+
+	"github.com/trellis-run/trellis/host/jscompile"
 )
 
 // jsInfo is what static analysis learns about one JavaScript file. Nothing here runs user code:
-// the file is only parsed.
+// the file is only compiled.
 type jsInfo struct {
 	syntax   []jsSpot // syntax errors
 	requires []jsSpot // string-literal require() calls: msg holds the target
@@ -29,46 +26,27 @@ type jsSpot struct {
 	msg       string
 }
 
-// cjsPrefix wraps a file the way a CommonJS loader does, so what is legal in a module (a
-// top-level return, for one) parses. It has no newline, so only line 1's columns shift.
-const cjsPrefix = "(function (exports, require, module, __filename, __dirname) {"
-
-// analyzeJS parses src as a CommonJS module body.
+// analyzeJS compiles src as a CommonJS module body, exactly as the sandbox will (jscompile),
+// so a file check accepts is a file the sandbox runs: its syntax errors, the early errors only
+// the compiler finds, and code past jscompile's limits (nesting, folding cost) are problems with
+// their position. Nothing is run.
 func analyzeJS(name, src string) *jsInfo {
 	info := &jsInfo{src: src, lines: lineStarts(src)}
-	if off := nestingTooDeep(src); off >= 0 {
-		l, c := lineColOf(src, info.lines, off)
-		info.syntax = append(info.syntax, jsSpot{line: l, col: c,
-			msg: fmt.Sprintf("code nested more than %d levels deep (brackets and chained assignments, conditionals or arrows); split it into functions", MaxNesting)})
-		return info
-	}
-	wrapped := cjsPrefix + src + "\n})"
-	// Source maps are disabled: a sourceMappingURL comment must never make the parser read a
-	// file, least of all one outside the app.
-	prog, err := parser.ParseFile(nil, name, wrapped, 0, parser.WithDisableSourceMaps)
-	if err != nil {
-		wl := lineStarts(wrapped)
-		var list parser.ErrorList
-		var one *parser.Error
-		switch {
-		case errors.As(err, &list):
-			// Only the first error: the parser's later ones are usually its own confusion.
-			if len(list) > 0 {
-				info.syntax = append(info.syntax, info.spotFromWrapped(wl, list[0].Position.Line, list[0].Position.Column, list[0].Message))
-			}
-		case errors.As(err, &one):
-			info.syntax = append(info.syntax, info.spotFromWrapped(wl, one.Position.Line, one.Position.Column, one.Message))
-		default:
-			info.syntax = append(info.syntax, jsSpot{line: 1, col: 1, msg: err.Error()})
+	_, tree, p := jscompile.Module(name, src)
+	if p != nil {
+		l, c := lineColOf(src, info.lines, p.Offset)
+		msg := "JavaScript syntax error: " + p.Message
+		if p.Kind != jscompile.KindSyntax {
+			msg = "JavaScript too complex to compile: " + p.Message
 		}
+		info.syntax = append(info.syntax, jsSpot{line: l, col: c, msg: msg})
 		return info
 	}
-	body := moduleBody(prog)
-	info.findExports(body)
+	info.findExports(jscompile.ModuleBody(tree))
 	if !strings.Contains(src, "require") {
 		return info // nothing for the walk to find
 	}
-	walkAST(prog, func(n any) {
+	jscompile.Walk(tree, func(n any) {
 		call, ok := n.(*ast.CallExpression)
 		if !ok || len(call.ArgumentList) == 0 {
 			return
@@ -86,36 +64,9 @@ func analyzeJS(name, src string) *jsInfo {
 	return info
 }
 
-// spotFromWrapped maps a line/byte-column in the wrapped source back to the user's file.
-func (info *jsInfo) spotFromWrapped(wl []int, line, col int, msg string) jsSpot {
-	off := len(cjsPrefix)
-	if line >= 1 && line <= len(wl) {
-		off = wl[line-1] + col - 1
-	}
-	off -= len(cjsPrefix)
-	l, c := lineColOf(info.src, info.lines, off)
-	return jsSpot{line: l, col: c, msg: msg}
-}
-
 // pos maps a goja file.Idx (1-based offset into the wrapped source) to the user's file.
 func (info *jsInfo) pos(idx int) (int, int) {
-	return lineColOf(info.src, info.lines, idx-1-len(cjsPrefix))
-}
-
-// moduleBody returns the statements of the wrapper function: the module's top level.
-func moduleBody(prog *ast.Program) []ast.Statement {
-	if len(prog.Body) == 0 {
-		return nil
-	}
-	es, ok := prog.Body[0].(*ast.ExpressionStatement)
-	if !ok {
-		return nil
-	}
-	fn, ok := es.Expression.(*ast.FunctionLiteral)
-	if !ok || fn.Body == nil {
-		return nil
-	}
-	return fn.Body.List
+	return lineColOf(info.src, info.lines, idx-1-len(jscompile.ModuleWrapperHead))
 }
 
 // exportScan tracks the names a module exports while its top-level statements are read in
@@ -324,64 +275,6 @@ func isModuleExports(e ast.Expression) bool {
 
 func isExportsObject(e ast.Expression) bool {
 	return isIdent(e, "exports") || isModuleExports(e)
-}
-
-// walkAST calls visit for every node of the tree. goja's ast package has no walker, so this
-// one follows exported fields by reflection: it keeps working when goja adds node types.
-func walkAST(root any, visit func(any)) {
-	// Iterative: a long chain such as 1+1+1+... nests the tree as deep as the chain is long,
-	// with no brackets for the nesting scan to see.
-	stack := []reflect.Value{reflect.ValueOf(root)}
-	for len(stack) > 0 {
-		v := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		switch v.Kind() {
-		case reflect.Interface:
-			if !v.IsNil() {
-				stack = append(stack, v.Elem())
-			}
-		case reflect.Pointer:
-			if v.IsNil() || v.Elem().Kind() != reflect.Struct {
-				continue
-			}
-			visit(v.Interface())
-			stack = append(stack, v.Elem())
-		case reflect.Struct:
-			fields := nodeFields(v.Type())
-			// Pushed in reverse so fields are visited in source order.
-			for i := len(fields) - 1; i >= 0; i-- {
-				stack = append(stack, v.Field(fields[i]))
-			}
-		case reflect.Slice:
-			for i := v.Len() - 1; i >= 0; i-- {
-				stack = append(stack, v.Index(i))
-			}
-		}
-	}
-}
-
-// fieldCache maps an AST struct type to the indices of the fields worth walking: exported and
-// of a kind that can hold nodes. Computing it per visit dominated parsing time.
-var fieldCache sync.Map // reflect.Type → []int
-
-func nodeFields(t reflect.Type) []int {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.([]int)
-	}
-	var out []int
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		// DeclarationList repeats bindings already in the tree; File is not a node.
-		if !f.IsExported() || f.Name == "DeclarationList" || f.Name == "File" {
-			continue
-		}
-		switch f.Type.Kind() {
-		case reflect.Interface, reflect.Pointer, reflect.Struct, reflect.Slice:
-			out = append(out, i)
-		}
-	}
-	fieldCache.Store(t, out)
-	return out
 }
 
 // isJSName reports whether name is a plain JavaScript identifier (what handler and function

@@ -28,7 +28,7 @@ const (
 	CodeBadType         = "bad_type"         // `type` names an instance, or a layer-only key is misplaced
 	CodeBadExtends      = "bad_extends"      // an extends entry is not a relative path to an app
 	CodeExtendsCycle    = "extends_cycle"    // extends links loop
-	CodeJSSyntax        = "js_syntax"        // a JavaScript file does not parse
+	CodeJSSyntax        = "js_syntax"        // a JavaScript file does not compile, or is past jscompile's limits
 	CodeMissingFunction = "missing_function" // a handler, funcName or listed function is not exported
 	CodeUnknownElement  = "unknown_element"  // a reference to an element that does not exist
 	CodeWrongElement    = "wrong_element"    // a reference to an element of the wrong kind

@@ -442,7 +442,7 @@ func (sc *scanner) appCommons(r fsRoot, t *tree, origin Origin, keyPrefix string
 		if strings.HasSuffix(f.rel, ".js") {
 			c.js = analyzeJS(f.rel, rec.content)
 			for _, e := range c.js.syntax {
-				c.problems = append(c.problems, Problem{File: file, Line: e.line, Column: e.col, Code: CodeJSSyntax, Message: "JavaScript syntax error: " + e.msg})
+				c.problems = append(c.problems, Problem{File: file, Line: e.line, Column: e.col, Code: CodeJSSyntax, Message: e.msg})
 			}
 		} else {
 			c.problems = append(c.problems, jsonSyntaxProblems(rec.content, file, "")...)
@@ -485,7 +485,7 @@ func parseSource(d *elemDir, texts map[string]string, problems []Problem, disp s
 			info := analyzeJS(n, texts[n])
 			s.js[n] = info
 			for _, e := range info.syntax {
-				s.problems = append(s.problems, Problem{File: file, Line: e.line, Column: e.col, Code: CodeJSSyntax, Message: "JavaScript syntax error: " + e.msg})
+				s.problems = append(s.problems, Problem{File: file, Line: e.line, Column: e.col, Code: CodeJSSyntax, Message: e.msg})
 			}
 		case strings.HasSuffix(n, ".json"):
 			s.problems = append(s.problems, jsonSyntaxProblems(texts[n], file, "")...)

@@ -280,3 +280,17 @@ func TestWatchStartInvalid(t *testing.T) {
 	require.Nil(t, w.Current())
 	require.NoError(t, w.Stop(context.Background()))
 }
+
+// Hot reload refuses code the sandbox cannot compile, keeping the last good version: the issue's
+// element passed hot reload and then kept the app from starting.
+func TestWatchRefusesCodeTheSandboxCannotCompile(t *testing.T) {
+	t.Parallel()
+	b := setupWatch(t, map[string]string{"services/A/e.json": serviceJSON, "services/A/index.js": serviceJS})
+	good := b.w.Current().Elements["services.A"]
+	b.write(t, map[string]string{"services/A/index.js": "exports.f=function(){return " + strings.Repeat("!", 1_000_000) + "1};"})
+	s := b.next(t, "the problem", func(s *Snapshot) bool { return len(s.Problems) > 0 })
+	require.Same(t, good, s.Elements["services.A"])
+	require.Len(t, s.Problems, 1)
+	require.Equal(t, "services/A/index.js:1:1028: js_syntax", where(s.Problems[0]))
+	require.Contains(t, s.Problems[0].Message, "nested more than 1000 levels")
+}
