@@ -148,7 +148,7 @@ func BenchmarkCompile(b *testing.B) {
 // BenchmarkNewRuntime measures making a cold runtime (goja.New plus every binder), what a call
 // pays when its element's pool is empty.
 func BenchmarkNewRuntime(b *testing.B) {
-	v, err := compileSource(source(index("services.E", `exports.f = a => a`)), 4)
+	v, err := compileSource(source(index("services.E", `exports.f = a => a`)), 4, nil, programCache{})
 	if err != nil {
 		b.Fatal(err)
 	}

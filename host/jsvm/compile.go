@@ -13,20 +13,12 @@ import (
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/file"
-	"github.com/dop251/goja/parser"
+
+	"github.com/trellis-run/trellis/host/jscompile"
 )
 
-// moduleWrapperHead turns a CommonJS file into a function expression, as Node.js does. It sits on
-// the file's first line, so only columns of line 1 shift; positions are corrected back
-// (see fixColumn) before anyone sees them.
-const moduleWrapperHead = "(function (exports, require, module, __filename, __dirname) {"
-
-// moduleWrapperTail closes the wrapper on a line of its own so a trailing line comment in the
-// file cannot swallow it.
-const moduleWrapperTail = "\n})"
-
-// module is one compiled file of a Source: compiled once per Load and shared, read-only, by every
-// runtime that requires it.
+// module is one compiled file of a Source: compiled once (see programCache) and shared,
+// read-only, by every runtime that requires it.
 type module struct {
 	path string        // path from the app root: "services/BackupSvc/index.js"
 	prog *goja.Program // nil for a JSON module
@@ -57,73 +49,60 @@ type elementVersion struct {
 	shapes [2]*elementShape // see cachedShape; [0] the runtime object, [1] the element's own exports
 }
 
-// CheckSyntax compiles one file the way Load would and reports its first syntax error as an
-// *Error with File, Line and Column, so validation (trellis check, the editor) can show JS errors
-// without loading a whole Source. file is the path shown to the user ("services/X/index.js").
+// CheckSyntax compiles one file the way Load would and reports its first problem (a syntax
+// error, or code past jscompile's limits) as an *Error with File, Line and Column, so
+// validation (trellis check, the editor) can show JS errors without loading a whole Source.
+// file is the path shown to the user ("services/X/index.js").
 func CheckSyntax(file, src string) error {
 	_, err := compileModule(file, src)
 	return err
 }
 
-// compileModule parses and compiles a CommonJS file inside the module wrapper.
+// compileModule compiles a CommonJS file inside the module wrapper (jscompile.Module).
 func compileModule(name, src string) (*goja.Program, error) {
-	wrapped := moduleWrapperHead + src + moduleWrapperTail
-	ast, err := parser.ParseFile(nil, name, wrapped, 0, parser.WithDisableSourceMaps)
-	if err != nil {
-		var list parser.ErrorList
-		if errors.As(err, &list) && len(list) > 0 {
-			p := list[0].Position
-			return nil, clampToSource(&Error{Code: CodeJSError, Message: "SyntaxError: " + list[0].Message,
-				File: name, Line: p.Line, Column: fixColumn(p.Line, p.Column)}, src)
+	prog, _, p := jscompile.Module(name, src)
+	if p != nil {
+		e := &Error{Code: CodeJSError, Message: p.Message, File: name}
+		if p.Kind == jscompile.KindSyntax {
+			e.Message = "SyntaxError: " + p.Message
 		}
-		return nil, &Error{Code: CodeJSError, Message: "SyntaxError: " + err.Error(), File: name}
-	}
-	prog, err := goja.CompileAST(ast, false)
-	if err != nil {
-		e := &Error{Code: CodeJSError, Message: err.Error(), File: name}
-		var syn *goja.CompilerSyntaxError
-		if errors.As(err, &syn) {
-			e.Message = "SyntaxError: " + syn.Message
-			if syn.File != nil {
-				p := syn.File.Position(syn.Offset)
-				e.Line, e.Column = p.Line, fixColumn(p.Line, p.Column)
-			}
-		}
-		return nil, clampToSource(e, src)
+		e.Line, e.Column = p.Position(src)
+		return nil, e
 	}
 	return prog, nil
 }
 
-// clampToSource keeps a position inside src: an unbalanced } makes the parser complain about
-// the wrapper's tail, which is past the end of the file.
-func clampToSource(e *Error, src string) *Error {
-	lines := strings.Split(src, "\n")
-	if e.Line > len(lines) {
-		e.Line = len(lines)
-		e.Column = len(lines[len(lines)-1]) + 1
-	}
-	return e
-}
-
 // fixColumn undoes the shift the wrapper head causes on the first line.
 func fixColumn(line, col int) int {
-	if line == 1 && col > len(moduleWrapperHead) {
-		return col - len(moduleWrapperHead)
+	if line == 1 && col > len(jscompile.ModuleWrapperHead) {
+		return col - len(jscompile.ModuleWrapperHead)
 	}
 	return col
 }
 
 func positionOf(p file.Position) (line, col int) { return p.Line, fixColumn(p.Line, p.Column) }
 
+// programCache keeps the programs of the last version loaded, by file path and source, so a
+// Load compiles only the files that changed: one slow file costs its own edit, not every later
+// reload of other elements. A goja.Program is immutable and may run in any number of runtimes.
+type programCache map[string]*goja.Program
+
+func cacheKey(path, src string) string { return path + "\x00" + src }
+
 // compileFile compiles one file of a Source by its extension: .js (and .cjs) as CommonJS, .json as
 // data; other files are not modules and are skipped.
-func compileFile(p, src string) (*module, error) {
+func compileFile(p, src string, cache, used programCache) (*module, error) {
 	switch path.Ext(p) {
 	case ".js", ".cjs":
-		prog, err := compileModule(p, src)
-		if err != nil {
-			return nil, err
+		key := cacheKey(p, src)
+		prog := cache[key]
+		if prog == nil {
+			var err error
+			if prog, err = compileModule(p, src); err != nil {
+				return nil, err
+			}
 		}
+		used[key] = prog
 		return &module{path: p, prog: prog}, nil
 	case ".json":
 		if !json.Valid([]byte(src)) {
@@ -144,7 +123,10 @@ func elementDir(el *Element) string {
 
 // compileSource compiles every file of src once. It reports every problem it finds, each as an
 // *Error, joined; the first one is what errors.As finds.
-func compileSource(src *Source, maxIdle int) (*version, error) {
+//
+// Programs of cache are reused for files whose path and source are unchanged; used gets every
+// program of the version.
+func compileSource(src *Source, maxIdle int, cache, used programCache) (*version, error) {
 	v := &version{src: src, elements: map[string]*elementVersion{}, commons: map[string]*module{}}
 	var errs []error
 	loc, err := time.LoadLocation(src.Timezone)
@@ -159,7 +141,7 @@ func compileSource(src *Source, maxIdle int) (*version, error) {
 			errs = append(errs, &Error{Code: CodeInvalidArg, File: p, Message: "commons module paths must start with commons/"})
 			continue
 		}
-		m, err := compileFile(clean, src.Commons[p])
+		m, err := compileFile(clean, src.Commons[p], cache, used)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -187,7 +169,7 @@ func compileSource(src *Source, maxIdle int) (*version, error) {
 				continue
 			}
 			full := ev.dir + "/" + rel
-			m, err := compileFile(full, el.Files[f])
+			m, err := compileFile(full, el.Files[f], cache, used)
 			if err != nil {
 				if e, ok := err.(*Error); ok {
 					e.Element = name

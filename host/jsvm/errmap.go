@@ -65,7 +65,15 @@ func (x *execution) mapError(rt *jsRuntime, err error) *Error {
 	}
 	var ex *goja.Exception
 	if errors.As(err, &ex) {
-		return x.exceptionError(rt, ex)
+		e := x.exceptionError(rt, ex)
+		if code := x.limitCode(); code != "" {
+			// Reading the exception ran its JavaScript (getters, toJSON, Proxy traps) until a limit
+			// ended it: the limit is what ended the execution.
+			limit := x.endError(code)
+			limit.Stack, limit.File, limit.Line, limit.Column = e.Stack, e.File, e.Line, e.Column
+			return limit
+		}
+		return e
 	}
 	var e *Error
 	if errors.As(err, &e) {
@@ -123,9 +131,14 @@ func (x *execution) exceptionError(rt *jsRuntime, ex *goja.Exception) *Error {
 		return &c
 	}
 	o, isObj := val.(*goja.Object)
-	// Reading the thrown value runs JS (getters, toString, toJSON), which may throw or loop; do it
-	// inside the runtime, still under the execution's limits.
+	// Reading the thrown value runs JS (getters, toString, toJSON, Proxy traps), which may throw
+	// or loop; do it inside the runtime, still under the execution's limits. A limit interrupts
+	// the runtime once, and goja clears the interrupt as the interrupted read returns: a later
+	// read would run unbounded, so none is made once a limit has fired.
 	read := func(f func()) {
+		if x.limitCode() != "" {
+			return
+		}
 		if err := rt.run(f); err != nil && e.Message == "" {
 			e.Message = "an exception was thrown whose message could not be read"
 		}
@@ -160,7 +173,7 @@ func (x *execution) exceptionError(rt *jsRuntime, ex *goja.Exception) *Error {
 		}
 	})
 	// The error's own fields (code among them); a value too deep or cyclic to export leaves none.
-	_ = rt.run(func() {
+	read(func() {
 		if m, ok := rt.fromJS(o).(map[string]any); ok {
 			for k, v := range m {
 				if k != "message" && k != "stack" {

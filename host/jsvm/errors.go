@@ -1,6 +1,7 @@
 package jsvm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -75,7 +76,8 @@ func (e *Error) ErrorMessage() string { return e.Message }
 var ErrClosed = vocab.Sentinel(vocab.CodeUnavailable, "jsvm: executor is closed")
 
 // AsError returns err as an *Error, wrapping errors of other kinds as js_error (or their own
-// code if they are CodedErrors).
+// code if they are CodedErrors; timeout or canceled for a context's deadline or cancel, which
+// is what ended the work, not a failure of the code).
 func AsError(err error) *Error {
 	if err == nil {
 		return nil
@@ -85,8 +87,13 @@ func AsError(err error) *Error {
 		return e
 	}
 	var c CodedError
-	if errors.As(err, &c) {
+	switch {
+	case errors.As(err, &c):
 		return &Error{Code: c.ErrorCode(), Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: CodeTimeout, Message: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: CodeCanceled, Message: err.Error()}
 	}
 	return &Error{Code: CodeJSError, Message: err.Error()}
 }

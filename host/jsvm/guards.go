@@ -49,6 +49,8 @@ func bindGuards(rt *jsRuntime) error {
 			end := relativeIndex(c.Argument(2), n, n)
 			return (end - start) * valueSlotBytes
 		}},
+		// toLocaleString recurses natively through nested arrays, as join does.
+		{arrProto, "toLocaleString", func(c goja.FunctionCall) float64 { return arrayLength(r, c.This) - 1 }},
 		{arr, "from", func(c goja.FunctionCall) float64 {
 			if o, ok := c.Argument(0).(*goja.Object); ok && o.ClassName() == "Object" {
 				return toLengthFloat(o.Get("length")) * valueSlotBytes
@@ -62,6 +64,9 @@ func bindGuards(rt *jsRuntime) error {
 		}
 	}
 	if err := rt.guardJSONStringify(); err != nil {
+		return err
+	}
+	if err := rt.bindCompileGuards(); err != nil {
 		return err
 	}
 	if err := rt.guardConstructor("ArrayBuffer", 1); err != nil {

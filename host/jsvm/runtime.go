@@ -25,14 +25,15 @@ type jsRuntime struct {
 
 	// Intrinsics captured before any user code runs, so an element that replaces Date, Error,
 	// JSON or Reflect in its own runtime cannot change how the sandbox itself behaves.
-	dateNew       goja.Constructor
-	errorNew      goja.Constructor
-	rangeErrorNew goja.Constructor
-	jsonParse     goja.Callable
-	jsonStringify goja.Callable
-	objectFreeze  goja.Callable
-	trampoline    goja.Callable
-	pending       func()
+	dateNew        goja.Constructor
+	errorNew       goja.Constructor
+	rangeErrorNew  goja.Constructor
+	syntaxErrorNew goja.Constructor
+	jsonParse      goja.Callable
+	jsonStringify  goja.Callable
+	objectFreeze   goja.Callable
+	trampoline     goja.Callable
+	pending        func()
 }
 
 // binders set up the sandbox's API, one per namespace (pocketbase's BindX pattern); a test
@@ -108,6 +109,7 @@ func (rt *jsRuntime) captureIntrinsics() error {
 	rt.dateNew = ctor("Date")
 	rt.errorNew = ctor("Error")
 	rt.rangeErrorNew = ctor("RangeError")
+	rt.syntaxErrorNew = ctor("SyntaxError")
 	rt.jsonParse = fn("JSON", "parse")
 	rt.jsonStringify = fn("JSON", "stringify")
 	rt.objectFreeze = fn("Object", "freeze")

@@ -3,6 +3,7 @@ package jsvm
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,9 @@ type VM struct {
 	limits  Limits
 	current atomic.Pointer[version]
 	closed  atomic.Bool
+
+	progMu sync.Mutex
+	progs  programCache // the programs of the last version loaded (see programCache)
 }
 
 var _ Executor = (*VM)(nil)
@@ -47,10 +51,17 @@ func (vm *VM) Load(src *Source) error {
 	if src == nil {
 		return &Error{Code: CodeInvalidArg, Message: "Load needs a Source"}
 	}
-	v, err := compileSource(src, vm.opts.MaxIdlePerElement)
+	vm.progMu.Lock()
+	cache := vm.progs
+	vm.progMu.Unlock()
+	used := programCache{}
+	v, err := compileSource(src, vm.opts.MaxIdlePerElement, cache, used)
 	if err != nil {
 		return err
 	}
+	vm.progMu.Lock()
+	vm.progs = used
+	vm.progMu.Unlock()
 	if old := vm.current.Swap(v); old != nil {
 		old.drain()
 	}
@@ -155,6 +166,16 @@ func (vm *VM) executeHost(ctx context.Context, ev *elementVersion, call Call) (r
 	defer cancel()
 	out, hostErr := vm.opts.Host.CallHost(ctx, HostCall{FullName: call.Element, Method: call.Function, Args: call.Args,
 		RequestID: call.RequestID, NodeID: call.NodeID})
+	// A deadline that passed (or a cancel that came) while the host served the call ends it as it
+	// would end JavaScript, whatever the host made of its ctx's error ("context deadline
+	// exceeded", maybe wrapped in an error of its own) or answered after it.
+	if code := ctxEndCode(ctx); code != "" {
+		e := &Error{Code: code, Element: call.Element, Message: limitMessages[code]}
+		if code == CodeTimeout {
+			e.Message = fmt.Sprintf("execution ran past its timeout of %s", limits.Timeout)
+		}
+		return Result{Duration: time.Since(start)}, e
+	}
 	if hostErr != nil {
 		e := AsError(hostErr)
 		if e.Element == "" {
