@@ -18,7 +18,8 @@ type Options struct {
 	// Command is the argv that starts a worker. Default: this executable (os.Executable) with no
 	// arguments; the worker knows what it is from EnvWorker, which the pool always sets.
 	Command []string
-	// Env is added to the host's environment for every worker ("GODEBUG=...", test switches).
+	// Env is added to every worker's environment ("GODEBUG=...", test switches), which otherwise
+	// holds only EnvWorker and the Go runtime's variables and TZ of the host's: never its secrets.
 	Env []string
 	// Workers is how many executions run at once, each in its own process. Default
 	// runtime.NumCPU().

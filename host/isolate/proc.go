@@ -78,11 +78,30 @@ func (ex *execution) endCode() string {
 	return ""
 }
 
+// workerEnvKeep are the variables of the host's environment a worker inherits: the Go runtime's
+// knobs, and where local time comes from. Nothing else: the host's environment holds its secrets
+// (TRELLIS_ADMIN_TOKEN, DSNs with passwords), and a worker runs the app's code, which must not
+// be one bug away from reading them (/proc/self/environ).
+var workerEnvKeep = map[string]bool{"GOGC": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true,
+	"GOTRACEBACK": true, "GORACE": true, "GOCOVERDIR": true, "TZ": true, "ZONEINFO": true}
+
+// workerEnv is a worker's whole environment: EnvWorker, what it keeps of host's (workerEnvKeep),
+// then extra (Options.Env), which wins over both.
+func workerEnv(host, extra []string) []string {
+	env := []string{EnvWorker + "=1"}
+	for _, kv := range host {
+		if k, _, _ := strings.Cut(kv, "="); workerEnvKeep[k] {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
 // start launches a worker, waits for its handshake and loads the pool's current source in it.
 func (p *Pool) start() (*proc, error) {
 	argv := p.opts.Command
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(append(os.Environ(), EnvWorker+"=1"), p.opts.Env...)
+	cmd.Env = workerEnv(os.Environ(), p.opts.Env)
 	cmd.SysProcAttr = workerSysProcAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
