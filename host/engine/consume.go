@@ -44,11 +44,7 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 	opts := bus.SubscribeOptions{Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: e.opts.Prefetch, ClaimAfter: e.opts.ClaimAfter}
 	if !l.Reliable {
 		opts.Start, opts.SkipBacklog = bus.StartNewest, true
-		if l.HandlerType != HandlerBroadcast {
-			// A broadcast's skipped messages are other receivers' too: its node is not this
-			// host's to end.
-			opts.Skipped = func(msgs []*bus.Message) { e.dropped(ctx, l, msgs) }
-		}
+		opts.Skipped = func(msgs []*bus.Message) { e.dropped(ctx, l, msgs) }
 	}
 	sub, err := e.opts.Bus.Subscribe(ctx, l.Topic(), l.Group(e.opts.HostName, e.opts.InstanceID), opts)
 	if err != nil {
@@ -93,7 +89,10 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 }
 
 // dropped ends the nodes of messages a non-reliable listener's queue skipped as it subscribed
-// (they arrived while no host ran it) as fail/dropped, so none keeps its queued row for ever.
+// (they arrived while no host ran it) as fail/dropped, so none keeps its queued row for ever. A
+// broadcast's node is not this receiver's to end (others ran it): only this receiver's child node
+// is closed for pipeline_finish — it has no row to end, as a receiver's node has none before it
+// runs.
 func (e *Engine) dropped(ctx context.Context, l *Listener, msgs []*bus.Message) {
 	now := time.Now()
 	rows := make([]logstore.Row, 0, len(msgs))
@@ -101,6 +100,12 @@ func (e *Engine) dropped(ctx context.Context, l *Listener, msgs []*bus.Message) 
 	for _, m := range msgs {
 		var env envelope
 		if json.Unmarshal(m.Payload, &env) != nil || env.NodeID == "" {
+			continue
+		}
+		if l.HandlerType == HandlerBroadcast {
+			if e.receiveBroadcast(ctx, l, &env) {
+				e.closeNode(ctx, env.RequestID, env.NodeID)
+			}
 			continue
 		}
 		r := e.row(&env, logstore.StatusFail, logstore.StageDropped, now)

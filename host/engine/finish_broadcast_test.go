@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,4 +89,30 @@ func TestPipelineFinishWaitsForBroadcastReceivers(t *testing.T) {
 		b.awaitStage(receivers[1], logstore.StageDone, 1)
 		awaitFinishes(t, sigs, res.RequestID, 1, receivers[1])
 	})
+}
+
+// A non-reliable broadcast receiver that was counted for a request (alive at the send) and then
+// skipped the delivery — it was down when it came, and came back with the same identity — closes
+// its child node as it skips it, so the request finishes rather than wait a week for it.
+func TestPipelineFinishOfASkippedBroadcastReceiver(t *testing.T) {
+	t.Parallel()
+	app := finishApp()
+	app["events/Cast/e.json"] = `{"title": "Cast", "type": "events.NormalType", "sender": "cast", "handlerType": "broadcast",
+		"broadcastIdentifier": "host", "reliableDelivery": false, "retry": {"policy": "none"}}`
+	app["events/Cast/index.js"] = `exports.handle = function () { return "cast ran"; };`
+	sigs := &signalLog{}
+	tr := trackerFor(t, false)
+	opts := []func(*engine.Options){func(o *engine.Options) { o.Signals, o.Requests = sigs, tr }}
+	b := setup(t, app, opts...)
+	// The receiver stops, its alive record still fresh: the send counts it.
+	ctx, cancel := context.WithTimeout(context.Background(), parttest.WaitLimit)
+	defer cancel()
+	require.NoError(t, b.eng.Stop(ctx))
+	sender := b.newEngine(vocab.NewID("inst_"), append(opts, func(o *engine.Options) { o.HostName = "othermachine" })...)
+	res, err := sender.SendEvent(b.ctx, engine.SendRequest{Sender: "cast", Kwargs: map[string]any{}})
+	require.NoError(t, err)
+	// It comes back as the same receiver (identifier host): its group skips the delivery.
+	b.newEngine(vocab.NewID("inst_"), opts...)
+	require.Eventually(t, func() bool { return len(finishes(sigs, res.RequestID)) == 1 }, 10*time.Second, 5*time.Millisecond,
+		"the skipped receiver's node is closed and the request finishes")
 }

@@ -66,7 +66,8 @@ function loginScreen(message?: string): void {
           },
         },
         h("h1", null, "Trellis"),
-        h("p", { class: "muted" }, health ? `App ${health.app} · ${health.version}` : ""),
+        // Without a session the health answer is public: status and version only, no app name.
+        h("p", { class: "muted" }, health ? (health.app ? `App ${health.app} · ${health.version}` : `Version ${health.version}`) : ""),
         h("label", null, "Admin token", input),
         button,
         out,
