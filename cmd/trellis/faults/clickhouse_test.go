@@ -62,7 +62,8 @@ func freePort(t *testing.T) int {
 // for 60 s and started again. Meanwhile the hosts must keep taking and running events (the log's
 // rows wait in the buffer on Redis, trellis:<app>:log:spool); once ClickHouse is back the buffer
 // must hold nothing from before the restart within twice the outage, and every acknowledged
-// event's rows — queued, running, done — must each be in the log exactly once.
+// event's rows — queued, running, done (and interrupted, for an attempt another host took over)
+// — must each be in the log exactly once.
 func TestClickHouseDownAtPeak(t *testing.T) {
 	s := need(t)
 	const (
@@ -71,7 +72,7 @@ func TestClickHouseDownAtPeak(t *testing.T) {
 	)
 	ch := startClickHouse(t)
 	c := newCluster(t, clusterConfig{redis: s.redis, clickhouse: ch.dsn, postgres: s.postgres, files: workApp,
-		args: []string{"--claim-timeout", "3s", "--workers", "1", "--lag-every", "0"}})
+		args: []string{"--workers", "1", "--lag-every", "0"}})
 	c.start(0)
 	c.start(1)
 	rdb := c.redisClient()
@@ -116,49 +117,66 @@ func TestClickHouseDownAtPeak(t *testing.T) {
 		return c.count(query("fullName", "events.Work", "status", "success")) >= int64(len(acked))
 	})
 
-	// Row by row, in ClickHouse itself: every acknowledged node has its three rows, each once
-	// (distinct row ids; a batch inserted twice leaves copies of the same id, which the
-	// ReplacingMergeTree folds and every query dedupes — counted, not an error).
+	// Row by row, in ClickHouse itself: every acknowledged node has its rows — queued once, then
+	// for each attempt running and its end (done for the last; an attempt another host took over
+	// ends interrupted) — each exactly once: one row id per (node, attempt, stage). A batch
+	// inserted twice leaves copies of one id, which the ReplacingMergeTree folds and every query
+	// dedupes: counted, not an error.
 	opts, err := clickhouse.ParseDSN(c.ch)
 	require.NoError(t, err)
 	conn, err := clickhouse.Open(opts)
 	require.NoError(t, err)
 	defer conn.Close()
-	rows, err := conn.Query(ctx, `SELECT node_id, stage, count() AS copies, uniqExact(id) AS ids FROM exec_log
-		WHERE full_name = 'events.Work' GROUP BY node_id, stage`)
+	rows, err := conn.Query(ctx, `SELECT node_id, attempt, stage, count() AS copies, uniqExact(id) AS ids FROM exec_log
+		WHERE full_name = 'events.Work' GROUP BY node_id, attempt, stage`)
 	require.NoError(t, err)
 	type counts struct{ copies, ids uint64 }
-	byNode := map[string]map[string]counts{}
+	byNode := map[string]map[string]counts{} // node → "attempt/stage" → counts
+	last := map[string]uint32{}
 	for rows.Next() {
 		var node, stage string
+		var attempt uint32
 		var k counts
-		require.NoError(t, rows.Scan(&node, &stage, &k.copies, &k.ids))
+		require.NoError(t, rows.Scan(&node, &attempt, &stage, &k.copies, &k.ids))
 		if byNode[node] == nil {
 			byNode[node] = map[string]counts{}
 		}
-		byNode[node][stage] = k
+		byNode[node][fmt.Sprintf("%d/%s", attempt, stage)] = k
+		last[node] = max(last[node], attempt)
 	}
 	require.NoError(t, rows.Err())
-	lost, duplicated, copies := 0, 0, uint64(0)
+	lost, duplicated, redelivered, copies := 0, 0, 0, uint64(0)
 	for _, a := range acked {
-		stages := byNode[a.nodes["events.Work"]]
-		for _, want := range []string{"queued", "running", "done"} {
-			k := stages[want]
+		node := a.nodes["events.Work"]
+		stages := byNode[node]
+		want := []string{"1/queued"}
+		for at := uint32(1); at < last[node]; at++ {
+			want = append(want, fmt.Sprintf("%d/running", at), fmt.Sprintf("%d/interrupted", at))
+		}
+		want = append(want, fmt.Sprintf("%d/running", last[node]), fmt.Sprintf("%d/done", last[node]))
+		if last[node] > 1 {
+			redelivered++
+		}
+		for _, w := range want {
+			k := stages[w]
 			switch {
-			case k.ids == 0:
+			case k.ids == 0 && !strings.HasSuffix(w, "/running"):
+				// An interrupted attempt may have ended before its run began: no running row.
 				lost++
 				if lost <= 10 {
-					t.Errorf("event %d (node %s, sent %s): no %s row; rows: %v", a.n, a.nodes["events.Work"], a.answeredAt.Format("15:04:05.000"), want, stages)
+					t.Errorf("event %d (node %s, sent %s): no %s row; rows: %v", a.n, node, a.answeredAt.Format("15:04:05.000"), w, stages)
 				}
 			case k.ids > 1:
 				duplicated++
 				if duplicated <= 10 {
-					t.Errorf("event %d (node %s): %d %s rows", a.n, a.nodes["events.Work"], k.ids, want)
+					t.Errorf("event %d (node %s): %d %s rows", a.n, node, k.ids, w)
 				}
 			}
 			copies += k.copies - k.ids
 		}
-		require.Len(t, stages, 3, "event %d: rows of stages %v", a.n, stages)
+		if last[node] == 1 {
+			require.Len(t, stages, 3, "event %d: rows %v", a.n, stages)
+		}
 	}
 	require.Len(t, byNode, len(acked), "the log holds exactly the acknowledged events' nodes")
 	require.Zero(t, lost, "rows lost")
@@ -168,6 +186,7 @@ func TestClickHouseDownAtPeak(t *testing.T) {
 	figure(t, "events checked", fmt.Sprintf("%d (%d rows; %d sent while ClickHouse was down or before)", len(acked), 3*len(acked), len(during)))
 	figure(t, "rows lost", lost)
 	figure(t, "rows duplicated", duplicated)
+	figure(t, "events run again by another host (each attempt logged)", redelivered)
 	figure(t, "copies of a row id inserted twice (folded by the ReplacingMergeTree)", copies)
 	figure(t, "buffer peak", fmt.Sprintf("%d entries", peak))
 	figure(t, "drained after the restart", fmt.Sprintf("%s (limit %s)", drain.Round(time.Millisecond), 2*outage))

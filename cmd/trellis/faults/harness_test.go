@@ -116,7 +116,6 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	c := &cluster{t: t, id: id, app: filepath.Join(dir, "app"), dir: dir, redis: cfg.redis, args: cfg.args}
 	// The process logs stay when the test fails: they are what explains a failure.
 	t.Cleanup(func() {
-		c.killAll()
 		if t.Failed() {
 			t.Logf("hosts' logs kept in %s", dir)
 			return
@@ -175,6 +174,8 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 		}
 	})
 	t.Cleanup(func() { redistest.DeleteKeys(t, c.redis, "trellis:"+id+":*") })
+	// Cleanups run last first: the hosts die before their keys, database and schema go.
+	t.Cleanup(c.killAll)
 	return c
 }
 
@@ -347,13 +348,14 @@ func (c *cluster) get(p *proc, path string, v any) {
 
 // logRow is a row of GET /api/events/logs (the fields the suite reads).
 type logRow struct {
-	NodeID   string         `json:"nodeId"`
-	FullName string         `json:"fullName"`
-	Status   string         `json:"status"`
-	Stage    string         `json:"stage"`
-	Attempt  int            `json:"attempt"`
-	Host     string         `json:"host"`
-	Kwargs   map[string]any `json:"kwargs"`
+	NodeID    string         `json:"nodeId"`
+	FullName  string         `json:"fullName"`
+	Status    string         `json:"status"`
+	Stage     string         `json:"stage"`
+	Attempt   int            `json:"attempt"`
+	Host      string         `json:"host"`
+	StartTime string         `json:"startTime"`
+	Kwargs    map[string]any `json:"kwargs"`
 }
 
 type logPage struct {

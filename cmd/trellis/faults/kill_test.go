@@ -56,7 +56,7 @@ func TestKill9EveryTwentySeconds(t *testing.T) {
 	}
 	c := newCluster(t, clusterConfig{redis: s.redis, clickhouse: s.clickhouse, postgres: s.postgres, files: files,
 		appJSON: map[string]any{"webhooks": map[string]any{"allowPrivateNetwork": true}},
-		args:    []string{"--claim-timeout", "3s", "--workers", "1", "--lag-every", "0"}})
+		args:    []string{"--claim-timeout", "5s", "--workers", "1", "--lag-every", "0"}})
 	rdb := c.redisClient()
 	streams := map[string]string{"events.Work": c.key("listener:events.Work"), "events.Hook": c.key("listener:events.Hook")}
 	consumer := make([]string, hosts) // each host's consumer name in the listeners' groups
@@ -143,6 +143,7 @@ func TestKill9EveryTwentySeconds(t *testing.T) {
 	require.NoError(t, rows.Err())
 	for name, byEvent := range runs {
 		duplicates, rerun := 0, 0
+		var twice []string
 		for id, attempts := range byEvent {
 			r, ok := latest[name][id]
 			require.True(t, ok, "%s ran event %s, which nobody sent", name, id)
@@ -155,13 +156,25 @@ func TestKill9EveryTwentySeconds(t *testing.T) {
 			duplicates += len(attempts) - 1
 			if len(attempts) > 1 {
 				rerun++
+				if len(twice) < 5 {
+					twice = append(twice, r.NodeID)
+				}
 			}
 		}
 		var held int64
 		for _, n := range inFlight[name] {
 			held += n
 		}
-		require.LessOrEqual(t, int64(duplicates), held, "%s: extra runs (%d) exceed what the killed hosts held (%v)", name, duplicates, inFlight[name])
+		if int64(duplicates) > held {
+			// Which hosts ran them, and when: a live host that stalled past the claim timeout
+			// loses its deliveries too (at least once), which no kill explains.
+			for _, node := range twice {
+				var rows []logRow
+				c.get(c.any(), "/api/events/nodes/"+node+"/attempts", &rows)
+				t.Logf("%s node %s: %+v", name, node, rows)
+			}
+			t.Fatalf("%s: extra runs (%d) exceed what the killed hosts held (%v)", name, duplicates, inFlight[name])
+		}
 		retried := 0
 		for _, r := range latest[name] {
 			if r.Attempt > 1 {

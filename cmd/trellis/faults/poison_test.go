@@ -32,7 +32,7 @@ func TestPoisonEvent(t *testing.T) {
 				throw new Error("poison, attempt " + event.attempt);
 			};`,
 		},
-		args: []string{"--claim-timeout", "3s", "--workers", "1", "--lag-every", "0"}})
+		args: []string{"--workers", "1", "--lag-every", "0"}})
 	c.start(0)
 	c.start(1)
 	ctx := context.Background()

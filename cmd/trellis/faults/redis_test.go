@@ -29,7 +29,7 @@ func TestRedisKilledUnderLoad(t *testing.T) {
 	r := redistest.New(t, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "")
 	t.Cleanup(r.Remove)
 	c := newCluster(t, clusterConfig{redis: r.URL(), clickhouse: s.clickhouse, postgres: s.postgres, files: workApp,
-		args: []string{"--claim-timeout", "3s", "--workers", "1", "--lag-every", "0"}})
+		args: []string{"--workers", "1", "--lag-every", "0"}})
 	rdb := c.redisClient()
 	stream := c.key("listener:events.Work")
 	consumer := make([]string, hosts)
