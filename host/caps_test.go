@@ -11,7 +11,9 @@ import (
 	"github.com/trellis-run/trellis/host/engine"
 )
 
-// capsEventApp has listeners that break each size cap (issue 12, case 5).
+// capsEventApp has listeners that break each size cap (issue 12, case 5) — by 16 times and more,
+// not by the issue's 100 MiB: under the race detector the in-process VM builds a 100 MiB string
+// for half a minute (web's TestSizeCapsOverHTTP keeps the issue's sizes).
 var capsEventApp = map[string]string{
 	"app.json":            `{"name": "caps"}`,
 	"services/Src/e.json": `{"title": "Source", "type": "services.NormalType"}`,
@@ -22,15 +24,15 @@ exports.sendDeep = function (n) {
   try { return exports.send(kwargs) } catch (e) { return e.code + ": " + e.message }
 };`,
 	"events/Huge/e.json":   `{"title": "Huge result", "type": "events.NormalType", "sender": "services.Src", "retry": {"policy": "none"}}`,
-	"events/Huge/index.js": `exports.handle = function () { return "x".repeat(100 * 1024 * 1024); };`,
+	"events/Huge/index.js": `exports.handle = function () { return "x".repeat(16 * 1024 * 1024); };`,
 	"events/Loud/e.json":   `{"title": "Big error and console", "type": "events.NormalType", "sender": "services.Src", "retry": {"policy": "none"}}`,
 	"events/Loud/index.js": `exports.handle = function () {
   for (let i = 0; i < 20000; i++) console.log("line " + i + " " + "y".repeat(100));
-  throw new Error("e".repeat(64 * 1024 * 1024));
+  throw new Error("e".repeat(8 * 1024 * 1024));
 };`,
 }
 
-// A handler's 100 MiB result, 64 MiB error and console flood end in small rows with their
+// A handler's 16 MiB result, 8 MiB error and console flood end in small rows with their
 // markers, in both sandboxes; JS sending kwargs past the nesting cap gets a catchable error.
 func TestEventRowsAreCapped(t *testing.T) {
 	t.Parallel()
