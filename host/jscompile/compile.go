@@ -169,7 +169,10 @@ func checkSource(src string) *Problem {
 	if len(src) > MaxSourceBytes {
 		return &Problem{Kind: KindSize, Offset: MaxSourceBytes, Message: fmt.Sprintf(sizeMessageFmt, len(src), MaxSourceBytes)}
 	}
-	if off := scanNesting(src); off >= 0 {
+	if off, label := scanNesting(src); label != "" {
+		// goja's own words for it, once instead of once per enclosing label.
+		return &Problem{Kind: KindSyntax, Offset: off, Message: fmt.Sprintf("Label '%s' already exists", label)}
+	} else if off >= 0 {
 		return nestingProblem(off, scanMessage)
 	}
 	return nil

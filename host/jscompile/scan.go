@@ -1,5 +1,7 @@
 package jscompile
 
+import "strings"
+
 // goja's parser recurses through its whole precedence chain (about 2 KB of stack) for every
 // nested bracket, and through smaller frames for every assignment, conditional, arrow, prefix
 // operator, `new` or label of a chain (labels also cost time quadratic in how many nest); a file of a few hundred thousand nested parentheses, well under
@@ -39,33 +41,120 @@ var chainWords = map[string]bool{
 // a regular expression: if (x) /re/.test(y).
 var parenAfterWord = map[string]bool{"if": true, "while": true, "for": true, "with": true}
 
+// stmtParenWord lists the keywords whose "(...)" is followed by a statement or a block that is
+// not a function body.
+var stmtParenWord = map[string]bool{"if": true, "while": true, "for": true, "with": true, "switch": true, "catch": true}
+
+// stmtAfterWord lists the keywords a statement follows.
+var stmtAfterWord = map[string]bool{"else": true, "do": true, "try": true, "finally": true}
+
 type nestLevel struct {
 	chain    int  // recursion-inducing operators since the last ; or , at this level
 	pending  int  // conditionals at this level whose ":" has not come yet
 	template bool // opened by "${" inside a template literal
 	regexEnd bool // a ")" closing it may be followed by a regular expression
+	stmt     bool // "(" of if/while/for/with/switch/catch: what follows its ")" is a statement
+	block    bool // a block (or a function body, or the top level): statements, so labels
+	fresh    bool // a function body: labels outside it are not visible in it
+	inCase   bool // after case or default, before its ":"
+	labels   []string
 }
 
-// scanNesting returns the 0-based byte offset where src first exceeds the limits, or -1.
-func scanNesting(src string) int {
+// labelScopes tracks the labels in force, per function body. goja's parser reports a label
+// nested inside one of the same name once per enclosing one, and keeps every error: 1 MB of
+// such nesting made it hold 24 GB of errors. A label that repeats one in force is refused at
+// once instead. Where a labelled statement ends is guessed (at ";", or at the "}" of its block
+// unless else, catch, finally or while follow): a guess too long can only refuse a label
+// repeated right after a statement that ended without a semicolon.
+type labelScopes []map[string]int
+
+func (ls *labelScopes) declare(l *nestLevel, name string) bool {
+	sc := (*ls)[len(*ls)-1]
+	if sc[name] > 0 {
+		return false
+	}
+	sc[name]++
+	l.labels = append(l.labels, name)
+	return true
+}
+
+// end ends the labels declared at level l, which is in the innermost scope.
+func (ls *labelScopes) end(l *nestLevel) {
+	sc := (*ls)[len(*ls)-1]
+	for _, name := range l.labels {
+		sc[name]--
+	}
+	l.labels = l.labels[:0]
+}
+
+// nextWord is the word that starts at or after i, past spaces and comments.
+func nextWord(src string, i int) string {
+	for i < len(src) {
+		switch {
+		case src[i] == ' ' || src[i] == '\t' || src[i] == '\r' || src[i] == '\n':
+			i++
+		case strings.HasPrefix(src[i:], "//"):
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case strings.HasPrefix(src[i:], "/*"):
+			end := strings.Index(src[i+2:], "*/")
+			if end < 0 {
+				return ""
+			}
+			i += end + 4
+		default:
+			j := i
+			for j < len(src) && isWordByte(src[j]) {
+				j++
+			}
+			return src[i:j]
+		}
+	}
+	return ""
+}
+
+// scanNesting returns the 0-based byte offset where src first exceeds the limits, or -1; and,
+// when it stopped at a repeated label, the label.
+func scanNesting(src string) (int, string) {
 	raw := 0
 	for i := 0; i < len(src); i++ {
 		switch src[i] {
 		case '(', '[', '{':
 			if raw++; raw > maxRawBrackets {
-				return i
+				return i, ""
 			}
 		case ')', ']', '}':
 			raw = max(raw-1, 0)
 		}
 	}
 
-	levels := []nestLevel{{}}
-	sum := 0        // sum of chains
-	regexOK := true // whether "/" here would start a regular expression: an operand is expected
-	lastWord := ""  // the word just before, for if/while/for/with
-	push := func(l nestLevel) { levels = append(levels, l) }
+	levels := []nestLevel{{block: true}}
+	scopes := labelScopes{{}}
+	sum := 0                // sum of chains
+	regexOK := true         // whether "/" here would start a regular expression: an operand is expected
+	stmt := true            // whether a statement may start here
+	lastWord := ""          // the word just before, for if/while/for/with
+	wordAtStmt := false     // whether lastWord started a statement (a label, if ":" follows)
+	afterBody := false      // the token before was ")" of a function's parameters, "=>" or static
+	afterStmtParen := false // the token before was ")" of if/while/for/with/switch/catch
+	push := func(l nestLevel) {
+		if l.fresh {
+			scopes = append(scopes, map[string]int{})
+		}
+		levels = append(levels, l)
+	}
 	top := func() *nestLevel { return &levels[len(levels)-1] }
+	pop := func() nestLevel {
+		l := top()
+		scopes.end(l)
+		if l.fresh {
+			scopes = scopes[:len(scopes)-1]
+		}
+		closed := *l
+		levels = levels[:len(levels)-1]
+		return closed
+	}
 	chain := func() {
 		top().chain++
 		sum++
@@ -73,6 +162,9 @@ func scanNesting(src string) int {
 	for i := 0; i < len(src); {
 		c := src[i]
 		word := ""
+		startsStmt := stmt
+		body, stmtParen := afterBody, afterStmtParen
+		afterBody, afterStmtParen = false, false
 		switch {
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
 			i++
@@ -98,11 +190,16 @@ func scanNesting(src string) int {
 			if chainWords[word] {
 				chain()
 			}
+			if word == "case" || word == "default" {
+				top().inCase = true
+			}
 			regexOK = regexAfterWord[word]
+			stmt = stmtAfterWord[word]
+			afterBody = word == "static" // a class's static block
 			i = j
 		case c == '"' || c == '\'':
 			i = bounded(i, skipQuoted(src, i+1, c), maxSkip)
-			regexOK = false
+			regexOK, stmt = false, false
 		case c == '`':
 			end := skipTemplate(src, i+1)
 			if end < 0 || end-i > maxTemplateSkip {
@@ -110,7 +207,7 @@ func scanNesting(src string) int {
 				break
 			}
 			i = end
-			regexOK = false
+			regexOK, stmt = false, false
 			if i < len(src) && src[i] == '{' { // "${": an expression level inside the template
 				push(nestLevel{template: true})
 				i++
@@ -118,20 +215,36 @@ func scanNesting(src string) int {
 			}
 		case c == '/' && regexOK:
 			i = bounded(i, skipRegexp(src, i+1), maxSkip)
-			regexOK = false
-		case c == '(' || c == '[' || c == '{':
-			push(nestLevel{regexEnd: c == '(' && parenAfterWord[lastWord]})
+			regexOK, stmt = false, false
+		case c == '{':
+			// A "{" where a statement may start, or after the ")" of a statement's or a
+			// function's head, or after "=>", is a block; elsewhere it is an object literal.
+			block := startsStmt || body || stmtParen
+			push(nestLevel{block: block, fresh: body})
 			i++
-			regexOK = true
+			regexOK, stmt = true, block
+		case c == '(' || c == '[':
+			push(nestLevel{regexEnd: c == '(' && parenAfterWord[lastWord], stmt: c == '(' && stmtParenWord[lastWord]})
+			i++
+			regexOK, stmt = true, false
 		case c == ')' || c == ']' || c == '}':
-			closed := *top()
+			var closed nestLevel
 			if len(levels) > 1 {
-				sum -= closed.chain
-				levels = levels[:len(levels)-1]
+				sum -= top().chain
+				closed = pop()
 			}
 			i++
 			regexOK = c == '}' || closed.regexEnd // after a block, or after if (...)
-			if closed.template && c == '}' {      // back in the template's text
+			stmt = c == '}' && closed.block
+			afterStmtParen = c == ')' && closed.stmt
+			afterBody = c == ')' && !closed.stmt
+			if stmt && !closed.fresh {
+				// The block ended a labelled statement, unless the statement goes on.
+				if w := nextWord(src, i); w != "else" && w != "catch" && w != "finally" && w != "while" {
+					scopes.end(top())
+				}
+			}
+			if closed.template && c == '}' { // back in the template's text
 				end := skipTemplate(src, i)
 				if end < 0 || end-i > maxTemplateSkip {
 					break
@@ -149,9 +262,10 @@ func scanNesting(src string) int {
 			top().chain = 0
 			if c == ';' {
 				top().pending = 0
+				scopes.end(top())
 			}
 			i++
-			regexOK = true
+			regexOK, stmt = true, c == ';'
 		case c == '?':
 			if i+1 < len(src) && (src[i+1] == '.' || src[i+1] == '?') {
 				i += 2
@@ -166,10 +280,21 @@ func scanNesting(src string) int {
 			// nested label is a level of the parser, which also checks every label against the
 			// ones around it: time quadratic in how many nest), or an object key or a case,
 			// which the count may include: a comma or semicolon soon ends them.
-			if top().pending > 0 {
-				top().pending--
-			} else if lastWord != "" {
+			l := top()
+			stmt = false
+			switch {
+			case l.pending > 0:
+				l.pending--
+			case l.inCase:
+				l.inCase, stmt = false, true
+			case lastWord != "":
 				chain()
+				if wordAtStmt && l.block {
+					if !scopes.declare(l, lastWord) {
+						return i - len(lastWord), lastWord
+					}
+					stmt = true
+				}
 			}
 			i++
 			regexOK = true
@@ -182,6 +307,7 @@ func scanNesting(src string) int {
 			case i+1 < len(src) && src[i+1] == '>': // arrow
 				chain()
 				i += 2
+				afterBody = true
 			default: // assignment, compound or not
 				chain()
 				i++
@@ -229,12 +355,21 @@ func scanNesting(src string) int {
 			i++
 			regexOK = true
 		}
+		if c != ' ' {
+			// Every token but "{" "(" "[" ";" ":" and words says no statement starts after it.
+			switch {
+			case word != "", c == '{', c == '(', c == '[', c == ';', c == ':', c == ')', c == ']', c == '}', c == ',':
+			default:
+				stmt = false
+			}
+		}
+		wordAtStmt = word != "" && startsStmt
 		lastWord = word
 		if len(levels)-1+sum > MaxNesting {
-			return min(i, len(src)-1)
+			return min(i, len(src)-1), ""
 		}
 	}
-	return -1
+	return -1, ""
 }
 
 func isWordByte(c byte) bool {

@@ -1,9 +1,11 @@
 package jscompile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/dop251/goja/parser"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +29,7 @@ func TestScanRefusesDeepNesting(t *testing.T) {
 		"typeof":            "var a = " + strings.Repeat("typeof ", n/4) + "a",
 		"new":               "var a = " + strings.Repeat("new ", n/2) + "A",
 		"exponent":          "var a = " + strings.Repeat("2**", n) + "2",
-		"nested labels":     strings.Repeat("l: ", n) + "x();",
+		"nested labels":     labels(n/4) + "x();",
 		"class heritage":    "var C = " + strings.Repeat("class extends ", n/8) + "Object" + strings.Repeat("{}", n/8),
 		"hidden after a regex misread as division": "if (x) /'/.test(y) + " + strings.Repeat("(", n) + "1" + strings.Repeat(")", n),
 		"chain behind an unclosed quote":           "var a = 1 / 'x; a" + strings.Repeat("=a", n),
@@ -39,7 +41,8 @@ func TestScanRefusesDeepNesting(t *testing.T) {
 	for name, src := range deep {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			require.GreaterOrEqual(t, scanNesting(src), 0)
+			off, _ := scanNesting(src)
+			require.GreaterOrEqual(t, off, 0)
 			_, _, p := Module("index.js", src)
 			require.NotNil(t, p)
 			require.Equal(t, KindNesting, p.Kind)
@@ -63,9 +66,70 @@ func TestScanRefusesDeepNesting(t *testing.T) {
 	for name, src := range ok {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, -1, scanNesting(src))
+			off, label := scanNesting(src)
+			require.Equal(t, -1, off)
+			require.Empty(t, label)
 			_, _, p := Module("index.js", src)
 			require.Nil(t, p)
 		})
 	}
+}
+
+func labels(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "l%d: ", i)
+	}
+	return b.String()
+}
+
+// goja's parser reports a label nested in one of the same name once per enclosing one, and
+// keeps every error (1 MB of it held 24 GB): the scan refuses the first repeat instead, as the
+// syntax error it is. Labels that merely look alike (in other functions, in sequence, object
+// keys, cases) are not refused. goja agrees on each small case.
+func TestScanRefusesRepeatedLabels(t *testing.T) {
+	t.Parallel()
+	for _, src := range []string{
+		"a: a: x();",
+		"a: { a: x(); }",
+		"a: if (x) {} else a: y();",
+		"a: if (x) {} /* c */ else { a: y(); }",
+		"a: do a: x(); while (0)",
+		"a: try { a: x(); } finally {}",
+		"a: for (;;) { b: while (1) { a: break; } }",
+		"switch (x) { case 1: a: a: y(); }",
+		"class C { static { a: a: x(); } }",
+		"exports.f = () => { a: a: x() };",
+		"exports.f = function () { a: { a: ; } };",
+	} {
+		_, err := parser.ParseFile(nil, "", src, 0)
+		require.Error(t, err, "goja refuses %q too", src)
+		_, _, p := Module("index.js", src)
+		require.NotNil(t, p, src)
+		require.Equal(t, KindSyntax, p.Kind, src)
+		require.Equal(t, "Label 'a' already exists", p.Message, src)
+	}
+	for _, src := range []string{
+		"outer: for (;;) { break outer }\nouter: for (;;) { break outer }",
+		"a: { (function () { a: for (;;) break a; })(); }",
+		"a: { const f = () => { a: for (;;) break a; }; }",
+		"a: { const o = { m() { a: for (;;) break a; } }; }",
+		"a: x(); a: y();",
+		"a: { x(); } a: { y(); }",
+		"var o = { a: { a: { a: 1 } }, b: 2, a: 3 };",
+		"switch (x) { case a: a: y(); break; default: a: z(); }",
+		"var v = x ? a : b ? a : c;",
+		"a: if (x) { y() } else { z() }\na: for (;;) break a;",
+	} {
+		_, err := parser.ParseFile(nil, "", src, 0)
+		require.NoError(t, err, "goja accepts %q", src)
+		_, _, p := Module("index.js", src)
+		require.Nil(t, p, src)
+	}
+	// The issue-sized case: a megabyte of repeated labels is refused at its first repeat,
+	// before goja piles up errors.
+	big := strings.Repeat(strings.Repeat("a:", 990)+";\n", MaxSourceBytes/1990)
+	_, _, p := Module("index.js", big)
+	require.NotNil(t, p)
+	require.Equal(t, 2, p.Offset, "the second a")
 }
