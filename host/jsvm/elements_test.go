@@ -1,6 +1,7 @@
 package jsvm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -98,4 +99,20 @@ func TestLoaderWithInstanceCode(t *testing.T) {
 	require.Equal(t, "Inst: 42", mustRun(t, vm, "services.Inst", "describe"))
 	require.Equal(t, "handled x", mustRun(t, vm, "services.Inst", "handle", "x"), "a function the loader object lacks comes from the instance's own exports")
 	require.Equal(t, CodeNotFound, runErr(t, vm, "services.Inst", "nope").Code)
+}
+
+// Load compiles only the files whose text changed since the last version: one slow file costs
+// its own edit, not every later reload of other elements.
+func TestLoadRecompilesOnlyChangedFiles(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(index("services.A", `exports.f = () => 1`), index("services.B", `exports.f = () => 2`)))
+	prog := func(el string) any {
+		return vm.current.Load().elements[el].modules[strings.ReplaceAll(el, ".", "/")+"/index.js"].prog
+	}
+	a1, b1 := prog("services.A"), prog("services.B")
+	require.NoError(t, vm.Load(source(index("services.A", `exports.f = () => 1`), index("services.B", `exports.f = () => 3`))))
+	require.Same(t, a1, prog("services.A"), "an unchanged file keeps its program")
+	require.NotSame(t, b1, prog("services.B"), "a changed file is compiled again")
+	require.Equal(t, int64(3), mustRun(t, vm, "services.B", "f"))
+	require.Equal(t, int64(1), mustRun(t, vm, "services.A", "f"))
 }

@@ -195,8 +195,12 @@ func (rt *jsRuntime) guardMethod(obj *goja.Object, name string, estimate func(go
 
 // guardConstructor replaces a global constructor by a native constructor that checks the size
 // and then constructs the original with the same new.target. The wrapper shares the original's
-// prototype object and inherits its statics, so instanceof, Uint8Array.from and subclassing keep
-// working. (A Proxy would be simpler, but goja's class heritage bypasses Proxy construct traps.)
+// prototype object, has copies of its statics and its place in the chain of constructors
+// (Uint8Array's parent is %TypedArray%), so instanceof, Uint8Array.from and subclassing keep
+// working. It must not inherit from the original: Object.getPrototypeOf(Float64Array) would
+// hand code the unguarded constructor, and new of it with 4e9 elements was a fatal out-of-memory
+// of the whole process. (A Proxy would be simpler, but goja's class heritage bypasses Proxy
+// construct traps.)
 func (rt *jsRuntime) guardConstructor(name string, bytesPerElement float64) error {
 	r := rt.r
 	target := r.Get(name).ToObject(r)
@@ -236,8 +240,8 @@ func (rt *jsRuntime) guardConstructor(name string, bytesPerElement float64) erro
 			return fmt.Errorf("jsvm: guard %s.%s: %w", name, p.key, err)
 		}
 	}
-	if err := wrapper.SetPrototype(target); err != nil {
-		return err
+	if _, err := rt.adoptStatics(goja.Undefined(), wrapper, target); err != nil {
+		return fmt.Errorf("jsvm: guard %s: %w", name, err)
 	}
 	if err := proto.DefineDataProperty("constructor", wrapper, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE); err != nil {
 		return err

@@ -128,3 +128,23 @@ func TestHugeSparseResultIsRefused(t *testing.T) {
 	require.Equal(t, CodeResultTooLarge, runErr(t, vm, "services.S", "f").Code)
 	require.Equal(t, "caught", mustRun(t, vm, "services.S", "g"))
 }
+
+// The guarded constructors do not lead code back to the unguarded originals: a wrapper that
+// inherited from its original made new (Object.getPrototypeOf(Float64Array))(4e9) a fatal
+// out-of-memory of the whole process. Their statics, species and subclassing still work.
+func TestGuardedConstructorsHideTheOriginals(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{Limits: Limits{MemoryBytes: 64 << 20}}, source(index("services.M", `exports.f = function () {
+		const parent = Object.getPrototypeOf(Float64Array);
+		let made;
+		try { made = new parent(4e9).length } catch (e) { made = e.name }
+		class Sub extends Uint8Array {}
+		return [made, parent === Object.getPrototypeOf(Uint8Array), Object.getPrototypeOf(ArrayBuffer) === Function.prototype,
+			Float64Array.BYTES_PER_ELEMENT, ArrayBuffer.isView(new Uint8Array(1)), Uint8Array.from([1, 2]).length,
+			Uint8Array.of(1, 2, 3).length, new Uint8Array(4).slice(1).constructor === Uint8Array,
+			ArrayBuffer[Symbol.species] === ArrayBuffer, new ArrayBuffer(8).slice(2).byteLength,
+			new Sub(2) instanceof Uint8Array, Sub.from([1]) instanceof Sub]
+	}`)))
+	require.Equal(t, []any{"TypeError", true, true, int64(8), true, int64(2), int64(3), true, true, int64(6), true, true},
+		mustRun(t, vm, "services.M", "f"))
+}

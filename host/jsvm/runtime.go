@@ -33,6 +33,7 @@ type jsRuntime struct {
 	jsonStringify  goja.Callable
 	objectFreeze   goja.Callable
 	trampoline     goja.Callable
+	adoptStatics   goja.Callable // (wrapper, original): see guardConstructor
 	pending        func()
 }
 
@@ -120,7 +121,17 @@ func (rt *jsRuntime) captureIntrinsics() error {
 		return goja.Undefined()
 	})
 	rt.trampoline, _ = goja.AssertFunction(tramp)
-	if !ok {
+	adopt, err := r.RunString(`(function (w, t) {
+		for (const k of Reflect.ownKeys(t)) {
+			if (k !== "prototype" && k !== "name" && k !== "length") Object.defineProperty(w, k, Object.getOwnPropertyDescriptor(t, k));
+		}
+		Object.setPrototypeOf(w, Object.getPrototypeOf(t));
+	})`)
+	if err != nil {
+		return fmt.Errorf("jsvm: compile the statics helper: %w", err)
+	}
+	rt.adoptStatics, _ = goja.AssertFunction(adopt)
+	if !ok || rt.adoptStatics == nil {
 		return fmt.Errorf("jsvm: goja runtime lacks a standard built-in")
 	}
 	return nil
