@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("TRELLIS_FAULT") != "1" {
 		os.Exit(m.Run()) // every test skips and says how to run it
 	}
+	go watchStalls()
 	if trellisBin = os.Getenv("TRELLIS_FAULT_BIN"); trellisBin != "" {
 		os.Exit(m.Run()) // a binary built beforehand, e.g. from another checkout
 	}
@@ -52,6 +53,45 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// stall is a time the whole test process stood still: the machine, not Trellis (another
+// process's memory thrashing the page cache stopped everything for minutes while this suite was
+// written). A scenario that fails says so, so a stall is not mistaken for a bug.
+type stall struct {
+	at   time.Time
+	took time.Duration
+}
+
+var (
+	stallsMu sync.Mutex
+	stalls   []stall
+)
+
+// watchStalls records every 100 ms sleep that took more than 2 s.
+func watchStalls() {
+	for {
+		began := time.Now()
+		time.Sleep(100 * time.Millisecond)
+		if d := time.Since(began); d > 2*time.Second {
+			stallsMu.Lock()
+			stalls = append(stalls, stall{began, d})
+			stallsMu.Unlock()
+		}
+	}
+}
+
+// stallsSince describes the stalls recorded since t.
+func stallsSince(t time.Time) string {
+	stallsMu.Lock()
+	defer stallsMu.Unlock()
+	var out []string
+	for _, s := range stalls {
+		if s.at.After(t) {
+			out = append(out, fmt.Sprintf("%s for %s", s.at.Format("15:04:05"), s.took.Round(100*time.Millisecond)))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // services are the shared servers the scenarios run on (scripts/services.sh start sets them).
@@ -115,7 +155,11 @@ func newCluster(t *testing.T, cfg clusterConfig) *cluster {
 	require.NoError(t, err)
 	c := &cluster{t: t, id: id, app: filepath.Join(dir, "app"), dir: dir, redis: cfg.redis, args: cfg.args}
 	// The process logs stay when the test fails: they are what explains a failure.
+	began := time.Now()
 	t.Cleanup(func() {
+		if st := stallsSince(began); st != "" {
+			t.Logf("the machine stalled (every process of the test stood still; not a fault the suite injected): %s", st)
+		}
 		if t.Failed() {
 			t.Logf("hosts' logs kept in %s", dir)
 			return
