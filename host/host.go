@@ -55,7 +55,10 @@ type Host struct {
 }
 
 // New loads and validates the app in cfg.AppDir. An app with any problem is refused as a whole
-// (the error is a *registry.ValidationError listing every problem): nothing half-loaded runs.
+// (the error is a *registry.ValidationError listing every problem): nothing half-loaded runs —
+// except with cfg.Watch (serve), where the elements that have problems are left out and listed
+// in Problems (health says degraded) until a fix is saved, so that one bad element cannot keep
+// every other from running; a problem of app.json itself still refuses the app.
 // open opens the backends at Start (cmd/trellis passes backends.Open).
 func New(cfg Config, open OpenBackends) (*Host, error) {
 	cfg = cfg.WithDefaults()
@@ -65,7 +68,9 @@ func New(cfg Config, open OpenBackends) (*Host, error) {
 	if open == nil {
 		return nil, fmt.Errorf("%w: New needs an OpenBackends (backends.Open opens what the Config names)", ErrInvalidConfig)
 	}
-	snap, err := registry.Load(RegistryOptions(cfg.AppDir))
+	ropts := RegistryOptions(cfg.AppDir)
+	ropts.Degraded = cfg.Watch
+	snap, err := registry.Load(ropts)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +200,9 @@ func (h *Host) watchPart() part {
 	var w *registry.Watcher
 	return part{name: "hot reload",
 		start: func(ctx context.Context) error {
-			w = registry.NewWatcher(RegistryOptions(h.cfg.AppDir), h.applyReload)
+			ropts := RegistryOptions(h.cfg.AppDir)
+			ropts.Degraded = true
+			w = registry.NewWatcher(ropts, h.applyReload)
 			if err := w.Start(ctx); err != nil {
 				return fmt.Errorf("watch %s for changes: %w", h.cfg.AppDir, err)
 			}

@@ -14,12 +14,19 @@ type Options struct {
 	// Element.FieldProblem places one at a field). This is where the host adds the checks that
 	// belong to its runtime, such as the cron syntax its scheduler accepts.
 	Validators map[string]func(s *Snapshot, el *Element) []Problem
+	// Degraded makes Load and Watcher.Start leave out the elements and commons files that have
+	// problems, listing them in Snapshot.Problems, instead of refusing the app: what a host that
+	// must come up whatever state its files are in needs (one bad element must not keep every
+	// other from running). It is what hot reload does when there is no last good version. A
+	// problem of the app itself (app.json, extends) still refuses it. Check ignores it.
+	Degraded bool
 }
 
 // Load reads and validates the app. It returns a *ValidationError listing every problem when
-// there is any (nothing is half-loaded); errors.Is(err, ErrInvalid) matches it.
+// there is any (nothing is half-loaded, unless opts.Degraded); errors.Is(err, ErrInvalid)
+// matches it.
 func Load(opts Options) (*Snapshot, error) {
-	snap, problems := loadStrict(newScanner(), opts, nil)
+	snap, problems := loadFirst(newScanner(), opts)
 	if len(problems) > 0 {
 		return nil, &ValidationError{Problems: problems}
 	}
@@ -60,4 +67,18 @@ func loadStrict(sc *scanner, opts Options, prev *Snapshot) (*Snapshot, []Problem
 		return nil, dedupeProblems(problems)
 	}
 	return snap, nil
+}
+
+// loadFirst is the first load of an app: strict, or with opts.Degraded the elements that have
+// problems left out, as reload leaves out a broken unit that has no last good version.
+func loadFirst(sc *scanner, opts Options) (*Snapshot, []Problem) {
+	if !opts.Degraded {
+		return loadStrict(sc, opts, nil)
+	}
+	c, problems := sc.gather(opts)
+	if c == nil || len(problems) > 0 {
+		sortProblems(problems)
+		return nil, dedupeProblems(problems)
+	}
+	return sc.reload(opts, &Snapshot{}), nil
 }

@@ -60,7 +60,8 @@ func NewWatcher(opts Options, onReload func(*Snapshot)) *Watcher {
 
 // Start loads the app and starts watching it. Like Load, it fails with a *ValidationError
 // listing every problem when the app is invalid at start: there is no last good version yet
-// to fall back to. Calling Start on a running watcher does nothing.
+// to fall back to (with Options.Degraded, only a problem of the app itself fails it; broken
+// elements are left out until they are fixed). Calling Start on a running watcher does nothing.
 func (w *Watcher) Start(ctx context.Context) error {
 	w.life.Lock()
 	defer w.life.Unlock()
@@ -78,7 +79,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		return fmt.Errorf("registry: start watching: %w", err)
 	}
 	w.mu.Lock()
-	snap, problems := loadStrict(w.sc, w.opts, nil)
+	snap, problems := loadFirst(w.sc, w.opts)
 	if len(problems) > 0 {
 		w.mu.Unlock()
 		_ = fsw.Close()

@@ -294,3 +294,40 @@ func TestWatchRefusesCodeTheSandboxCannotCompile(t *testing.T) {
 	require.Equal(t, "services/A/index.js:1:1028: js_syntax", where(s.Problems[0]))
 	require.Contains(t, s.Problems[0].Message, "nested more than 1000 levels")
 }
+
+// With Options.Degraded an app starts without its broken elements, which are listed as problems
+// (the issue: one element kept the whole app from starting); fixing one brings it in. A broken
+// app.json still refuses the app: there is nothing to run.
+func TestDegradedStart(t *testing.T) {
+	t.Parallel()
+	dir := newApp(t, map[string]string{
+		"services/A/e.json": serviceJSON, "services/A/index.js": serviceJS,
+		"services/Bad/e.json": serviceJSON, "services/Bad/index.js": "exports.f=function(){return " + strings.Repeat("!", 100_000) + "1};",
+	})
+	o := opts(dir)
+	_, err := Load(o)
+	require.ErrorIs(t, err, ErrInvalid, "without Degraded the app is refused whole")
+	o.Degraded = true
+	s, err := Load(o)
+	require.NoError(t, err)
+	require.NotNil(t, s.Elements["services.A"])
+	require.Nil(t, s.Elements["services.Bad"])
+	require.Len(t, s.Problems, 1)
+	require.Equal(t, "services/Bad/index.js:1:1028: js_syntax", where(s.Problems[0]))
+
+	b := &watchBundle{dir: dir, snaps: make(chan *Snapshot, 64)}
+	b.w = NewWatcher(o, func(s *Snapshot) { b.snaps <- s })
+	require.NoError(t, b.w.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, b.w.Stop(context.Background())) })
+	require.Nil(t, b.w.Current().Elements["services.Bad"])
+	require.Len(t, b.w.Current().Problems, 1)
+	b.write(t, map[string]string{"services/Bad/index.js": serviceJS})
+	s = b.next(t, "the fix", func(s *Snapshot) bool { return s.Elements["services.Bad"] != nil })
+	require.Empty(t, s.Problems)
+
+	broken := newApp(t, map[string]string{"app.json": `{"name": `, "services/A/e.json": serviceJSON, "services/A/index.js": serviceJS})
+	o = opts(broken)
+	o.Degraded = true
+	_, err = Load(o)
+	require.ErrorIs(t, err, ErrInvalid, "a broken app.json refuses the app even degraded")
+}
