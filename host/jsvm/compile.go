@@ -105,6 +105,9 @@ func compileFile(p, src string, cache, used programCache) (*module, error) {
 		used[key] = prog
 		return &module{path: p, prog: prog}, nil
 	case ".json":
+		// A byte-order mark (some Windows editors write one) is not JSON; the registry's check
+		// skips it, and so does the sandbox, or an app check accepts would not load.
+		src = strings.TrimPrefix(src, "\uFEFF")
 		if !json.Valid([]byte(src)) {
 			return nil, &Error{Code: CodeJSError, Message: "invalid JSON module", File: p}
 		}

@@ -116,3 +116,13 @@ func TestLoadRecompilesOnlyChangedFiles(t *testing.T) {
 	require.Equal(t, int64(3), mustRun(t, vm, "services.B", "f"))
 	require.Equal(t, int64(1), mustRun(t, vm, "services.A", "f"))
 }
+
+// A JSON module that starts with a byte-order mark loads, as the registry's check accepts it:
+// it used to pass check and then keep the app from starting.
+func TestJSONModuleWithByteOrderMark(t *testing.T) {
+	t.Parallel()
+	el := &Element{FullName: "services.J", Kind: KindJS, Files: map[string]string{
+		"index.js": `const d = require("./data.json"); exports.f = () => d.a`, "data.json": "\uFEFF{\"a\": 1}"}}
+	vm := setup(t, Options{}, source(el))
+	require.Equal(t, int64(1), mustRun(t, vm, "services.J", "f"))
+}
