@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/trellis-run/trellis/host/bus"
 	"github.com/trellis-run/trellis/host/bus/bustest"
 )
 
@@ -131,6 +133,70 @@ func BenchmarkEndToEnd(b *testing.B) {
 				b.Logf("%d messages in %s; commands by name: %v", b.N, elapsed.Round(time.Millisecond), after)
 			}
 			_ = client(b, url).FlushAll(context.Background()).Err()
+		})
+	}
+}
+
+// BenchmarkOneOfMany: one message to one of N idle subscriptions of one group and consumer (a
+// listener's queue among N on a host), published and then received and acked, one at a time a
+// few milliseconds apart as sparse events come: how long Publish takes (pub-p50-us: sendEvent
+// waits for it) and when the delivery arrives (p50-us, p90-us), which should not grow much with
+// N although N streams share a blocking read (Redis then unblocks a read of ReadStreams keys).
+// ReadLinger is off: one message at a time would otherwise wait it out on every read.
+//
+//	go test -run '^$' -bench OneOfMany -benchtime 2000x ./host/bus/redisbus/
+func BenchmarkOneOfMany(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			srv := benchServer(b)
+			bs, err := New(Options{URL: srv.URL(), Prefix: fmt.Sprintf("bench:%s:%d:", runID, time.Now().UnixNano()), ReadLinger: -1})
+			require.NoError(b, err)
+			ctx := context.Background()
+			defer func() {
+				_ = bs.Close()
+				_ = client(b, srv.URL()).FlushAll(ctx).Err()
+			}()
+			subs := make([]*sub, n)
+			for i := range subs {
+				s, err := bs.Subscribe(ctx, fmt.Sprintf("q%d", i), "pool", bus.SubscribeOptions{Consumer: "host-1"})
+				require.NoError(b, err)
+				subs[i] = s.(*sub)
+			}
+			// Every stream waits in a blocking read, as on an idle host.
+			require.Eventually(b, func() bool {
+				for _, s := range subs {
+					s.mu.Lock()
+					shared := s.mode == modeShared
+					s.mu.Unlock()
+					if !shared {
+						return false
+					}
+				}
+				return true
+			}, time.Minute, time.Millisecond)
+			target := subs[n/2]
+			msg := &bus.Message{Payload: []byte("x")}
+			b.ResetTimer()
+			var lat, pubs []time.Duration
+			for range b.N {
+				time.Sleep(3 * time.Millisecond)
+				st := time.Now()
+				if _, err := bs.Publish(ctx, target.topic, msg); err != nil {
+					b.Fatal(err)
+				}
+				pubs = append(pubs, time.Since(st))
+				d := <-target.Deliveries()
+				lat = append(lat, time.Since(st))
+				if err := d.Ack(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds()), "p90-us")
+			slices.Sort(pubs)
+			b.ReportMetric(float64(pubs[len(pubs)/2].Microseconds()), "pub-p50-us")
 		})
 	}
 }

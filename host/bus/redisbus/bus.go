@@ -19,15 +19,23 @@ type Bus struct {
 	opts    Options
 	addr    string
 	rdb     redis.UniversalClient // commands, pipelines, scripts
-	readers redis.UniversalClient // one sticky connection per subscription's blocking reads
+	readers redis.UniversalClient // one sticky connection per reader's blocking reads
+	direct  redis.UniversalClient // the readers' non-blocking reads
 	cluster bool                  // a Redis Cluster: keys tag their topic, readers pick the node
 	counter *commandCounter
+	maint   *maintainer
+
+	rmu        sync.Mutex
+	readerSets map[readerKey][]*reader
 
 	mu      sync.Mutex
 	closed  bool
 	crashed bool
 	subs    map[*sub]struct{}
-	topics  map[string]struct{} // topics this bus used: the trimmer's work
+	// dirty holds the topics whose trim point may have moved since the trimmer last looked:
+	// this bus acked, subscribed, skipped a backlog or deleted a group there. Each host trims
+	// what it touched, so an idle cluster trims nothing.
+	dirty map[string]struct{}
 
 	// The flusher's queues.
 	qmu     sync.Mutex
@@ -51,22 +59,25 @@ func New(opts Options) (*Bus, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("new: %w", err)
 	}
-	cmdOpts, readOpts, err := opts.clientOptions()
+	cmdOpts, readOpts, directOpts, err := opts.clientOptions()
 	if err != nil {
 		return nil, fmt.Errorf("new: %w", err)
 	}
 	b := &Bus{
 		opts: opts, addr: cmdOpts.Addr(), cluster: cmdOpts.Kind() == redisconn.Cluster,
-		rdb: cmdOpts.NewClient(), readers: readOpts.NewClient(),
-		counter: &commandCounter{},
-		subs:    map[*sub]struct{}{}, topics: map[string]struct{}{},
+		rdb: cmdOpts.NewClient(), readers: readOpts.NewClient(), direct: directOpts.NewClient(),
+		counter:    &commandCounter{},
+		readerSets: map[readerKey][]*reader{},
+		subs:       map[*sub]struct{}{}, dirty: map[string]struct{}{},
 		kick: make(chan struct{}, 1), ackKick: make(chan struct{}, 1),
 		stop: make(chan struct{}), flusherDone: make(chan struct{}), trimDone: make(chan struct{}),
 	}
+	b.maint = newMaintainer(b)
 	b.rdb.AddHook(b.counter)
+	b.direct.AddHook(b.counter)
 	if rc, ok := b.readers.(*redis.ClusterClient); ok {
-		// The readers' commands go over connections of the node clients (readerConn), which
-		// the cluster client's own hooks never see.
+		// The blocking reads go over connections of the node clients (readerConn), which the
+		// cluster client's own hooks never see.
 		rc.OnNewNode(func(node *redis.Client) { node.AddHook(b.counter) })
 	} else {
 		b.readers.AddHook(b.counter)
@@ -91,9 +102,9 @@ func (b *Bus) key(topic string) string {
 	return b.opts.Prefix + topic
 }
 
-// readerConn returns a connection of its own for a subscription's blocking reads of key, and
-// the client of the server it is on (for CLIENT UNBLOCK): on a cluster, the master that holds
-// key's slot.
+// readerConn returns a connection of its own for a reader's blocking reads of key (and of the
+// other keys of its slot), and the client of the server it is on (for CLIENT UNBLOCK): on a
+// cluster, the master that holds key's slot.
 func (b *Bus) readerConn(ctx context.Context, key string) (*redis.Conn, *redis.Client, error) {
 	switch c := b.readers.(type) {
 	case *redis.ClusterClient:
@@ -111,8 +122,10 @@ func (b *Bus) readerConn(ctx context.Context, key string) (*redis.Conn, *redis.C
 // readFailed lets the readers' cluster client learn the slots again after a read failed: the
 // slot may have moved (MOVED), or its master failed over to a replica.
 func (b *Bus) readFailed() {
-	if c, ok := b.readers.(*redis.ClusterClient); ok {
-		c.ReloadState(context.Background())
+	for _, c := range []redis.UniversalClient{b.readers, b.direct} {
+		if c, ok := c.(*redis.ClusterClient); ok {
+			c.ReloadState(context.Background())
+		}
 	}
 }
 
@@ -122,9 +135,12 @@ func (b *Bus) isClosed() bool {
 	return b.closed
 }
 
-func (b *Bus) useTopic(topic string) {
+// markDirty queues topics for the trimmer.
+func (b *Bus) markDirty(topics ...string) {
 	b.mu.Lock()
-	b.topics[topic] = struct{}{}
+	for _, t := range topics {
+		b.dirty[t] = struct{}{}
+	}
 	b.mu.Unlock()
 }
 
@@ -153,7 +169,6 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...*bus.Message) (
 	if b.isClosed() {
 		return nil, fmt.Errorf("publish to %q: %w", topic, bus.ErrClosed)
 	}
-	b.useTopic(topic)
 	req := &pubReq{key: b.key(topic), msgs: msgs, done: make(chan struct{})}
 	b.enqueue(req)
 	select {
@@ -191,7 +206,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, o bus.Subscrib
 		}
 	}
 	b.subs[s] = struct{}{}
-	b.topics[topic] = struct{}{}
+	b.dirty[topic] = struct{}{}
 	b.mu.Unlock()
 	ensure := func() error { return b.ensureGroup(ctx, s.key, group, o.Start) }
 	if o.SkipBacklog {
@@ -217,15 +232,22 @@ func (b *Bus) forget(s *sub) {
 func (b *Bus) ensureGroup(ctx context.Context, key, group string, start bus.StartPosition) error {
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
+	_, err := b.createGroup(ctx, key, group, start)
+	return err
+}
+
+// createGroup creates the group at its start position unless it exists, and says whether it
+// did.
+func (b *Bus) createGroup(ctx context.Context, key, group string, start bus.StartPosition) (bool, error) {
 	id := "0"
 	if start == bus.StartNewest {
 		id = "$"
 	}
 	err := b.rdb.XGroupCreateMkStream(ctx, key, group, id).Err()
-	if err != nil && !isBusyGroup(err) {
-		return err
+	if isBusyGroup(err) {
+		return false, nil
 	}
-	return nil
+	return err == nil, err
 }
 
 // skipBacklog is SkipBacklog: unless another member of the group is live, it moves the group
@@ -361,6 +383,7 @@ func (b *Bus) DeleteGroup(ctx context.Context, topic, group string) error {
 			s.deleted.Store(true)
 		}
 	}
+	b.dirty[topic] = struct{}{}
 	b.mu.Unlock()
 	for _, s := range subs {
 		_ = s.Close()
@@ -385,7 +408,7 @@ func (b *Bus) Len(ctx context.Context, topic string) (int64, error) {
 }
 
 // Trim removes, now, the entries every group of the topic has acknowledged and returns how many
-// it removed (bustest.Inspector). The bus does this every TrimInterval for the topics it used.
+// it removed (bustest.Inspector). The bus does this every TrimInterval for the topics it touched.
 func (b *Bus) Trim(ctx context.Context, topic string) (int64, error) {
 	op := fmt.Sprintf("trim %q", topic)
 	if b.isClosed() {
@@ -394,43 +417,100 @@ func (b *Bus) Trim(ctx context.Context, topic string) (int64, error) {
 	if err := b.flushAcks(ctx); err != nil {
 		return 0, b.wrap(ctx, op, err)
 	}
-	n, err := b.trim(ctx, b.key(topic))
-	return n, b.wrap(ctx, op, err)
+	key := b.key(topic)
+	n, err := b.trim(ctx, []string{key})
+	return n[key], b.wrap(ctx, op, err)
 }
 
-// trim computes the lowest id any group still needs and trims below it. Entries only move
-// forward between the two steps (new entries come after every group's last delivered one; a
-// pending entry is only acked or claimed), so the bound stays safe without a script.
-func (b *Bus) trim(ctx context.Context, key string) (int64, error) {
+// trim computes, for each key, the lowest id any group still needs and trims below it, in three
+// pipelines whatever the number of keys: the groups of every stream (XINFO GROUPS), the first
+// pending entry of every group that has some (XPENDING), the trims (XTRIM MINID). Entries only
+// move forward between the steps (new entries come after every group's last delivered one; a
+// pending entry is only acked or claimed), so the bound stays safe without a script. It
+// returns the entries removed by key, and the first error other than a missing stream.
+func (b *Bus) trim(ctx context.Context, keys []string) (map[string]int64, error) {
 	ctx, cancel := b.opCtx(ctx)
 	defer cancel()
-	groups, err := b.rdb.XInfoGroups(ctx, key).Result()
-	if isNoSuchKey(err) {
-		return 0, nil
+	out := map[string]int64{}
+	var firstErr error
+	fail := func(err error) {
+		if firstErr == nil {
+			firstErr = err
+		}
 	}
-	if err != nil {
-		return 0, err
-	}
-	if len(groups) == 0 {
-		return 0, nil // keep everything for the group to come
-	}
-	low := ""
-	for _, g := range groups {
-		floor := after(g.LastDeliveredID)
-		if g.Pending > 0 {
-			p, err := b.rdb.XPending(ctx, key, g.Name).Result()
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), b.opts.MaxPipeline)]
+		keys = keys[len(chunk):]
+		pipe := b.rdb.Pipeline()
+		infos := make([]*redis.XInfoGroupsCmd, len(chunk))
+		for i, k := range chunk {
+			infos[i] = pipe.XInfoGroups(ctx, k)
+		}
+		_, _ = pipe.Exec(ctx)
+		type pend struct {
+			key   string
+			floor *string
+			cmd   *redis.XPendingCmd
+		}
+		floors := map[string]string{}
+		var pends []pend
+		pipe = b.rdb.Pipeline()
+		for i, k := range chunk {
+			groups, err := infos[i].Result()
 			if err != nil {
-				return 0, err
+				if !isNoSuchKey(err) {
+					fail(err)
+				}
+				continue
 			}
-			if p.Count > 0 && lessID(p.Lower, floor) {
-				floor = p.Lower
+			if len(groups) == 0 {
+				continue // keep everything for the group to come
+			}
+			low := ""
+			for _, g := range groups {
+				floor := after(g.LastDeliveredID)
+				if low == "" || lessID(floor, low) {
+					low = floor
+				}
+				if g.Pending > 0 {
+					pends = append(pends, pend{key: k, cmd: pipe.XPending(ctx, k, g.Name)})
+				}
+			}
+			floors[k] = low
+		}
+		if len(pends) > 0 {
+			_, _ = pipe.Exec(ctx)
+			for _, p := range pends {
+				sum, err := p.cmd.Result()
+				if err != nil {
+					fail(err)
+					delete(floors, p.key) // not known: leave this stream for the next round
+					continue
+				}
+				if low, ok := floors[p.key]; ok && sum.Count > 0 && lessID(sum.Lower, low) {
+					floors[p.key] = sum.Lower
+				}
 			}
 		}
-		if low == "" || lessID(floor, low) {
-			low = floor
+		if len(floors) == 0 {
+			continue
+		}
+		pipe = b.rdb.Pipeline()
+		trims := map[string]*redis.IntCmd{}
+		for k, low := range floors {
+			trims[k] = pipe.XTrimMinID(ctx, k, low)
+		}
+		_, _ = pipe.Exec(ctx)
+		for k, c := range trims {
+			n, err := c.Result()
+			if err != nil {
+				fail(err)
+				continue
+			}
+			out[k] = n
 		}
 	}
-	return b.rdb.XTrimMinID(ctx, key, low).Result()
+	return out, firstErr
 }
 
 func (b *Bus) trimLoop() {
@@ -448,13 +528,15 @@ func (b *Bus) trimLoop() {
 		case <-tick.C:
 		}
 		b.mu.Lock()
-		keys := make([]string, 0, len(b.topics))
-		for t := range b.topics {
-			keys = append(keys, b.key(t))
-		}
+		topics := b.dirty
+		b.dirty = map[string]struct{}{}
 		b.mu.Unlock()
-		if len(keys) == 0 {
+		if len(topics) == 0 {
 			continue
+		}
+		keys := make([]string, 0, len(topics))
+		for t := range topics {
+			keys = append(keys, b.key(t))
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
@@ -464,14 +546,19 @@ func (b *Bus) trimLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		if err := b.flushAcks(ctx); err == nil {
-			for _, k := range keys {
-				if _, err := b.trim(ctx, k); err != nil {
-					if !unavailable(err) && ctx.Err() == nil {
-						b.opts.Logger.Warn("redisbus: trim failed", "key", k, "err", err)
-					}
-					break
-				}
+		err := b.flushAcks(ctx)
+		if err == nil {
+			_, err = b.trim(ctx, keys)
+		}
+		if err != nil {
+			// Look again next round (Redis down, or stopping).
+			b.mu.Lock()
+			for t := range topics {
+				b.dirty[t] = struct{}{}
+			}
+			b.mu.Unlock()
+			if !unavailable(err) && ctx.Err() == nil {
+				b.opts.Logger.Warn("redisbus: trim failed", "err", err)
 			}
 		}
 		cancel()
@@ -501,6 +588,8 @@ func (b *Bus) shutdown(crash bool) error {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
+	// Readers first: every read ends at once, and closing the subscriptions waits for none.
+	b.stopReaders()
 	var wg sync.WaitGroup
 	for _, s := range subs {
 		wg.Add(1)
@@ -513,5 +602,5 @@ func (b *Bus) shutdown(crash bool) error {
 	close(b.stop)
 	<-b.flusherDone
 	<-b.trimDone
-	return errors.Join(b.rdb.Close(), b.readers.Close())
+	return errors.Join(b.rdb.Close(), b.readers.Close(), b.direct.Close())
 }

@@ -20,6 +20,13 @@ func isNoGroup(err error) bool {
 	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "NOGROUP")
 }
 
+// isStreamGone: a blocking read ended because one of its streams was deleted (Redis 7's
+// "UNBLOCKED the stream key no longer exists"); the reader treats it as a lost group.
+func isStreamGone(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "UNBLOCKED") && strings.Contains(rerr.Error(), "no longer exists")
+}
+
 func isNoSuchKey(err error) bool {
 	var rerr redis.Error
 	if !errors.As(err, &rerr) {

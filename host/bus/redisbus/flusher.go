@@ -208,6 +208,7 @@ func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 	_, execErr := pipe.Exec(ctx)
 
 	var failed []ackItem
+	var acked []string // topics: their trim point may have moved
 	for _, ab := range batches {
 		if err := ab.cmd.Err(); err != nil {
 			if unavailable(err) {
@@ -219,6 +220,10 @@ func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 		for _, a := range ab.items {
 			a.s.acked(a.id)
 		}
+		acked = append(acked, ab.items[0].s.topic)
+	}
+	if len(acked) > 0 {
+		b.markDirty(acked...)
 	}
 	if len(failed) > 0 {
 		b.qmu.Lock()

@@ -29,6 +29,12 @@ type Options struct {
 	Prefix string
 	// Block is how long one XREADGROUP waits for new entries [2s]. Close ends a wait at once.
 	Block time.Duration
+	// ReadStreams caps the streams one XREADGROUP reads [256]. Subscriptions of one group and
+	// consumer share a reader: one blocking XREADGROUP over all of their streams, on one
+	// connection; past ReadStreams streams the bus opens another reader. (On a Redis Cluster a
+	// read spans one slot only, so there subscriptions share a reader when their topics share
+	// a slot.)
+	ReadStreams int
 	// ReadLinger is how long a subscription waits, after a read that brought fewer entries than
 	// it had room for, before reading again, so that under load each XREADGROUP brings many
 	// entries [1ms]. It adds at most that much latency while messages flow, none to the first
@@ -58,6 +64,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Block == 0 {
 		o.Block = 2 * time.Second
+	}
+	if o.ReadStreams == 0 {
+		o.ReadStreams = 256
 	}
 	if o.ReadLinger == 0 {
 		o.ReadLinger = time.Millisecond
@@ -92,6 +101,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: none of URL, Redis and Conn is set; pass the Redis URL (redis://host:6379/0)", ErrInvalidOptions)
 	case o.Block < 10*time.Millisecond:
 		return fmt.Errorf("%w: Block %s is below 10ms", ErrInvalidOptions, o.Block)
+	case o.ReadStreams < 1:
+		return fmt.Errorf("%w: ReadStreams %d is below 1", ErrInvalidOptions, o.ReadStreams)
 	case o.AckInterval < 0:
 		return fmt.Errorf("%w: AckInterval %s is negative", ErrInvalidOptions, o.AckInterval)
 	case o.AckBatch < 1:
@@ -106,8 +117,9 @@ func (o Options) validate() error {
 	return nil
 }
 
-// clientOptions returns the options of the command client and of the readers' client.
-func (o Options) clientOptions() (cmd, read redisconn.Options, err error) {
+// clientOptions returns the options of the command client, of the readers' blocking
+// connections and of their non-blocking reads.
+func (o Options) clientOptions() (cmd, read, direct redisconn.Options, err error) {
 	var base redisconn.Options
 	switch {
 	case o.Conn != nil:
@@ -117,11 +129,11 @@ func (o Options) clientOptions() (cmd, read redisconn.Options, err error) {
 	default:
 		base, err = redisconn.ParseURL(o.URL)
 		if err != nil {
-			return cmd, read, fmt.Errorf("%w: URL: %w", ErrInvalidOptions, err)
+			return cmd, read, direct, fmt.Errorf("%w: URL: %w", ErrInvalidOptions, err)
 		}
 	}
 	if base.Kind() == redisconn.Cluster && strings.ContainsAny(o.Prefix, "{}") {
-		return cmd, read, fmt.Errorf("%w: Prefix %q holds '{' or '}': on a Redis Cluster the bus tags each topic's key itself, and a brace in the prefix would put every topic in one slot",
+		return cmd, read, direct, fmt.Errorf("%w: Prefix %q holds '{' or '}': on a Redis Cluster the bus tags each topic's key itself, and a brace in the prefix would put every topic in one slot",
 			ErrInvalidOptions, o.Prefix)
 	}
 	base = base.Tune(func(c *redisconn.Common) {
@@ -150,13 +162,29 @@ func (o Options) clientOptions() (cmd, read redisconn.Options, err error) {
 	// and the "auto" mode would rewrite options on every new connection, racing between the
 	// subscriptions' sticky connections.)
 	cmd = base.Tune(func(c *redisconn.Common) { c.ContextTimeoutEnabled = true })
-	// One connection per subscription, held while it blocks in XREADGROUP: a pool of its own
-	// (per node, on a cluster), so subscriptions never starve Publish of connections. Errors
-	// are the reader's to handle.
+	// One connection per reader, held while it blocks in XREADGROUP: a pool of its own (per
+	// node, on a cluster), so readers never starve Publish of connections. Errors are the
+	// reader's to handle.
 	read = base.Tune(func(c *redisconn.Common) {
 		c.PoolSize = 100000
 		c.MinIdleConns = 0
 		c.MaxRetries = -1
+		if c.ReadTimeout > 0 {
+			c.ReadTimeout += o.Block // a blocking read's reply comes up to Block late
+		}
 	})
-	return cmd, read, nil
+	// The readers' non-blocking reads (a subscription's pending entries, a backlog read as
+	// credit comes back) share a few connections. Never retried: a read whose reply was lost
+	// did deliver its entries, into the consumer's pending list, which the reader reads again.
+	direct = base.Tune(func(c *redisconn.Common) {
+		c.PoolSize = directConns
+		c.MinIdleConns = 0
+		c.MaxRetries = -1
+		c.ContextTimeoutEnabled = true
+	})
+	return cmd, read, direct, nil
 }
+
+// directConns is the size of the pool of the readers' non-blocking reads (per node on a
+// cluster): each read takes one for a round trip, so a few serve every reader.
+const directConns = 4

@@ -53,6 +53,49 @@ const touchChunk = 1000
 
 // touch runs touchScript over ids in chunks and returns the ids touched.
 func (b *Bus) touch(ctx context.Context, key, group, consumer string, retry, idleMs int64, ids []string) ([]string, error) {
+	var out []string
+	for _, argv := range touchArgs(group, consumer, retry, idleMs, ids) {
+		res, err := touchScript.Run(ctx, b.rdb, []string{key}, argv...).StringSlice()
+		if err != nil && err != redis.Nil {
+			return out, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+// touchReq is the entries of one consumer of one group to touch.
+type touchReq struct {
+	key, group, consumer string
+	ids                  []string
+}
+
+// touchMany runs touchScript for many consumers' entries in one pipeline (the maintainer's
+// heartbeats). A server that does not know the script yet (EVALSHA's NOSCRIPT: a restart, a
+// failover) gets it with one EVAL per call that failed so.
+func (b *Bus) touchMany(ctx context.Context, reqs []touchReq, retry, idleMs int64) {
+	type call struct {
+		key  string
+		argv []any
+		cmd  *redis.Cmd
+	}
+	var calls []call
+	pipe := b.rdb.Pipeline()
+	for _, r := range reqs {
+		for _, argv := range touchArgs(r.group, r.consumer, retry, idleMs, r.ids) {
+			calls = append(calls, call{key: r.key, argv: argv, cmd: pipe.EvalSha(ctx, touchScript.Hash(), []string{r.key}, argv...)})
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			_ = touchScript.Run(ctx, b.rdb, []string{c.key}, c.argv...).Err()
+		}
+	}
+}
+
+// touchArgs are the ARGV of touchScript calls for ids, sorted, in chunks of touchChunk.
+func touchArgs(group, consumer string, retry, idleMs int64, ids []string) [][]any {
 	ids = slices.Clone(ids)
 	slices.SortFunc(ids, func(a, b string) int {
 		switch {
@@ -63,7 +106,7 @@ func (b *Bus) touch(ctx context.Context, key, group, consumer string, retry, idl
 		}
 		return 0
 	})
-	var out []string
+	var out [][]any
 	for len(ids) > 0 {
 		n := min(len(ids), touchChunk)
 		argv := make([]any, 0, 4+n)
@@ -71,14 +114,10 @@ func (b *Bus) touch(ctx context.Context, key, group, consumer string, retry, idl
 		for _, id := range ids[:n] {
 			argv = append(argv, id)
 		}
-		res, err := touchScript.Run(ctx, b.rdb, []string{key}, argv...).StringSlice()
-		if err != nil && err != redis.Nil {
-			return out, err
-		}
-		out = append(out, res...)
+		out = append(out, argv)
 		ids = ids[n:]
 	}
-	return out, nil
+	return out
 }
 
 // dropConsumerScript deletes the consumer from the group when it holds no pending entry, so

@@ -2,7 +2,6 @@ package redisbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -17,10 +16,11 @@ import (
 // ClaimAfter, so the next claim of any member takes it.
 const releaseIdle = 30 * 24 * time.Hour
 
-// sub is one consumer of a group. Three goroutines serve it: the reader (XREADGROUP, first the
-// consumer's own pending entries, then new ones) fills ready while it holds fewer than Prefetch
-// entries; the dispatcher hands ready entries out while fewer than Prefetch are unsettled; the
-// maintainer heartbeats what the subscription holds and claims what dead consumers left.
+// sub is one consumer of a group. It has no goroutine of its own while idle: its reader
+// (reader.go) reads its stream together with others of the same group and consumer and pushes
+// entries into ready while it holds fewer than Prefetch; a dispatcher goroutine runs only while
+// ready entries wait for a free slot; the bus's maintainer (maintain.go) heartbeats what it holds
+// and claims what dead consumers left.
 type sub struct {
 	b                             *Bus
 	topic, group, consumer, key   string
@@ -28,22 +28,34 @@ type sub struct {
 	prefetch                      int
 	claimAfter, heartbeat, claimE time.Duration // claimAfter < 0: never claims
 	deleted                       atomic.Bool   // DeleteGroup: the group is gone for good
+	r                             *reader       // set once, before any read
+	// Under r.mu: the index in r.subs, and whether a read of the blocking or the direct loop
+	// in flight includes this subscription.
+	idx               int
+	inBlock, inDirect bool
 
-	out                                 chan bus.Delivery
-	closing                             chan struct{}
-	readerDone, dispatchDone, maintDone chan struct{}
-	closeOnce                           sync.Once
-	room                                chan struct{}                // the reader may read more
-	readyCh                             chan struct{}                // the dispatcher may hand out more
-	clientID                            atomic.Int64                 // the reader's connection, for CLIENT UNBLOCK
-	node                                atomic.Pointer[redis.Client] // the server of that connection
-	historyDone                         atomic.Bool
+	out         chan bus.Delivery
+	closing     chan struct{}
+	closeOnce   sync.Once
+	life        sync.Mutex // start against shutdown: a started subscription is attached
+	started     bool       // under life
+	dispatchers sync.WaitGroup
+	historyDone atomic.Bool
+
+	// The maintainer's, under its round lock.
+	lastClaim   time.Time
+	claimCursor string
 
 	mu          sync.Mutex
-	started     bool
 	ready       []*delivery          // read or claimed, not handed out; redeliveries first
 	outstanding int                  // handed out, not settled
 	held        map[string]*delivery // every entry of the consumer's pending list this subscription holds
+	dispatching bool                 // a dispatcher runs
+	// The reader's state of this subscription: how its entries are read, the cursor of its
+	// pending entries, and gone once no read may include it any more.
+	mode   readMode
+	cursor string
+	gone   bool
 	// ackedDuringRead collects the entries whose XACK lands while the reader reads the
 	// consumer's pending list back (nil otherwise): such a read may still return an entry acked
 	// a moment later, after acked forgot it, and handing it out again would be a needless
@@ -76,24 +88,22 @@ func newSub(b *Bus, topic, group string, o bus.SubscribeOptions) *sub {
 		startPos: o.Start, prefetch: prefetch,
 		claimAfter: claimAfter, heartbeat: max(beatBase/4, time.Millisecond), claimE: max(claimAfter/2, time.Millisecond),
 		out: make(chan bus.Delivery), closing: make(chan struct{}),
-		readerDone: make(chan struct{}), dispatchDone: make(chan struct{}), maintDone: make(chan struct{}),
-		room: make(chan struct{}, 1), readyCh: make(chan struct{}, 1),
-		held: map[string]*delivery{},
+		held: map[string]*delivery{}, mode: modeHistory, cursor: "0",
+		lastClaim: time.Now(), claimCursor: "0-0",
 	}
 }
 
-// start runs the subscription's goroutines unless it was closed already (the bus closing
-// while Subscribe created the group).
+// start hands the subscription to a reader and the maintainer unless it was closed already
+// (the bus closing while Subscribe created the group).
 func (s *sub) start() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.life.Lock()
+	defer s.life.Unlock()
 	if s.closingNow() {
 		return false
 	}
 	s.started = true
-	go s.readLoop()
-	go s.dispatchLoop()
-	go s.maintainLoop()
+	s.b.maint.add(s)
+	s.b.attach(s)
 	return true
 }
 
@@ -120,12 +130,15 @@ func (s *sub) closingNow() bool {
 func (s *sub) free() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.prefetch - len(s.ready) - s.outstanding
+	return s.freeLocked()
 }
+
+func (s *sub) freeLocked() int { return s.prefetch - len(s.ready) - s.outstanding }
 
 // push adds entries read or claimed to ready, skipping those the subscription holds already.
 func (s *sub) push(ds []*delivery, front bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	fresh := ds[:0]
 	for _, d := range ds {
 		if s.held[d.id] != nil || s.ackedDuringRead[d.id] {
@@ -139,208 +152,91 @@ func (s *sub) push(ds []*delivery, front bool) {
 	} else {
 		s.ready = append(s.ready, fresh...)
 	}
-	s.mu.Unlock()
-	signal(s.readyCh)
+	s.dispatchLocked()
 }
 
-func (s *sub) readLoop() {
-	defer close(s.readerDone)
-	b := s.b
-	var conn *redis.Conn
-	defer func() {
-		if conn != nil {
-			_ = conn.Close()
-		}
-	}()
-	history, cursor := true, "0"
-	var backoff time.Duration
-	down := false
-	for {
-		n := s.free()
-		if n <= 0 {
-			select {
-			case <-s.room:
-				continue
-			case <-s.closing:
-				return
-			}
-		}
-		if s.closingNow() {
-			return
-		}
-		var err error
-		if conn == nil {
-			ctx, cancel := b.opCtx(context.Background())
-			var node *redis.Client
-			conn, node, err = b.readerConn(ctx, s.key)
-			if err == nil {
-				var id int64
-				id, err = conn.ClientID(ctx).Result()
-				if err == nil {
-					s.node.Store(node)
-					s.clientID.Store(id)
-				}
-			}
-			cancel()
-		}
-		var res []redis.XStream
-		if history {
-			s.mu.Lock()
-			s.ackedDuringRead = map[string]bool{}
-			s.mu.Unlock()
-		}
-		if err == nil {
-			args := &redis.XReadGroupArgs{Group: s.group, Consumer: s.consumer, Count: int64(n), Block: -1}
-			if history {
-				args.Streams = []string{s.key, cursor}
-			} else {
-				args.Streams = []string{s.key, ">"}
-				args.Block = b.opts.Block
-			}
-			res, err = conn.XReadGroup(context.Background(), args).Result()
-		}
-		switch {
-		case err == nil || errors.Is(err, redis.Nil):
-			if down {
-				b.opts.Logger.Info("redisbus: subscription resumed", "topic", s.topic, "group", s.group, "consumer", s.consumer)
-				down = false
-			}
-			backoff = 0
-		case isNoGroup(err):
-			if s.deleted.Load() || s.closingNow() {
-				return
-			}
-			b.opts.Logger.Warn("redisbus: the consumer group is gone (deleted, or Redis lost its data); recreating it",
-				"topic", s.topic, "group", s.group)
-			if gerr := b.ensureGroup(context.Background(), s.key, s.group, s.startPos); gerr != nil {
-				err = gerr
-				break
-			}
-			history, cursor = true, "0"
-			continue
-		}
-		if err != nil && !errors.Is(err, redis.Nil) {
-			if s.closingNow() {
-				return
-			}
-			if !down {
-				b.opts.Logger.Warn("redisbus: reading failed; retrying with backoff", "topic", s.topic, "group", s.group, "err", err)
-				down = true
-			}
-			if conn != nil {
-				_ = conn.Close()
-				conn = nil
-			}
-			s.clientID.Store(0)
-			b.readFailed()
-			// Entries of a read whose reply was lost are in the pending list: read it again.
-			history, cursor = true, "0"
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
-			select {
-			case <-time.After(backoff):
-			case <-s.closing:
-				return
-			}
-			continue
-		}
-		var msgs []redis.XMessage
-		for _, st := range res {
-			msgs = append(msgs, st.Messages...)
-		}
-		if history {
-			if len(msgs) == 0 {
-				history = false
-				s.historyDone.Store(true)
-				s.mu.Lock()
-				s.ackedDuringRead = nil
-				s.mu.Unlock()
-				continue
-			}
-			cursor = msgs[len(msgs)-1].ID
-			s.pushPending(msgs, true)
-			s.mu.Lock()
-			s.ackedDuringRead = nil
-			s.mu.Unlock()
-			continue
-		}
-		if len(msgs) > 0 {
-			ds := make([]*delivery, len(msgs))
-			for i, x := range msgs {
-				ds[i] = &delivery{s: s, id: x.ID, msg: decode(x), count: 1}
-			}
-			s.push(ds, false)
-			if len(msgs) < n && b.opts.ReadLinger > 0 {
-				// Messages are flowing but slower than one read per entry: let some gather.
-				select {
-				case <-time.After(b.opts.ReadLinger):
-				case <-s.closing:
-					return
-				}
-			}
-		}
+// pendingRead is entries of a consumer's pending list, its own read back (history) or claimed,
+// for pushPending.
+type pendingRead struct {
+	s       *sub
+	msgs    []redis.XMessage
+	history bool
+}
+
+// pushPending adds entries of consumers' pending lists with their delivery counts (XPENDING,
+// one per subscription, pipelined); entries deleted from the stream meanwhile are acked away.
+func (b *Bus) pushPending(reads []pendingRead) {
+	if len(reads) == 0 {
+		return
 	}
-}
-
-// pushPending adds entries of the consumer's pending list (its own, read back, or claimed) with
-// their delivery counts; entries deleted from the stream meanwhile are acked away.
-func (s *sub) pushPending(msgs []redis.XMessage, history bool) {
-	b := s.b
-	counts := map[string]int{}
 	ctx, cancel := b.opCtx(context.Background())
 	defer cancel()
-	if len(msgs) > 0 {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.XPendingExtCmd, len(reads))
+	for i, pr := range reads {
+		s := pr.s
 		s.mu.Lock()
-		n := len(msgs) + len(s.held)
+		n := len(pr.msgs) + len(s.held)
 		s.mu.Unlock()
-		if p, err := b.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-			Stream: s.key, Group: s.group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(n), Consumer: s.consumer,
-		}).Result(); err == nil {
+		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: s.key, Group: s.group, Start: pr.msgs[0].ID, End: pr.msgs[len(pr.msgs)-1].ID, Count: int64(n), Consumer: s.consumer,
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, pr := range reads {
+		s := pr.s
+		counts := map[string]int{}
+		if p, err := cmds[i].Result(); err == nil {
 			for _, e := range p {
 				counts[e.ID] = int(e.RetryCount)
 			}
 		}
-	}
-	ds := make([]*delivery, 0, len(msgs))
-	for _, x := range msgs {
-		if len(x.Values) == 0 {
-			if history {
-				b.queueAck(ackItem{s: s, key: s.key, group: s.group, id: x.ID})
+		ds := make([]*delivery, 0, len(pr.msgs))
+		for _, x := range pr.msgs {
+			if len(x.Values) == 0 {
+				if pr.history {
+					b.queueAck(ackItem{s: s, key: s.key, group: s.group, id: x.ID})
+				}
+				continue
 			}
-			continue
+			c, ok := counts[x.ID]
+			if !ok || c < 1 {
+				c = 2 // unknown (XPENDING failed): it was delivered before, at least once
+			}
+			ds = append(ds, &delivery{s: s, id: x.ID, msg: decode(x), count: c})
 		}
-		c, ok := counts[x.ID]
-		if !ok || c < 1 {
-			c = 2 // unknown (XPENDING failed): it was delivered before, at least once
+		if len(ds) > 0 {
+			s.push(ds, false)
 		}
-		ds = append(ds, &delivery{s: s, id: x.ID, msg: decode(x), count: c})
-	}
-	if len(ds) > 0 {
-		s.push(ds, false)
 	}
 }
 
-func (s *sub) dispatchLoop() {
-	defer close(s.dispatchDone)
-	defer close(s.out)
+// dispatchLocked starts the dispatcher when entries wait and a slot is free. s.mu held.
+func (s *sub) dispatchLocked() {
+	if s.dispatching || len(s.ready) == 0 || s.outstanding >= s.prefetch || s.closingNow() {
+		return
+	}
+	s.dispatching = true
+	s.dispatchers.Add(1)
+	go s.dispatch()
+}
+
+// dispatch hands ready entries out while a slot is free, then ends.
+func (s *sub) dispatch() {
+	defer s.dispatchers.Done()
 	for {
 		s.mu.Lock()
-		var d *delivery
-		if len(s.ready) > 0 && s.outstanding < s.prefetch {
-			d = s.ready[0]
-			s.ready[0] = nil
-			s.ready = s.ready[1:]
-			s.outstanding++
-			d.handed = true
+		if len(s.ready) == 0 || s.outstanding >= s.prefetch || s.closingNow() {
+			s.dispatching = false
+			s.mu.Unlock()
+			return
 		}
+		d := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		s.outstanding++
+		d.handed = true
 		s.mu.Unlock()
-		if d == nil {
-			select {
-			case <-s.readyCh:
-				continue
-			case <-s.closing:
-				return
-			}
-		}
 		select {
 		case s.out <- d:
 		case <-s.closing:
@@ -348,62 +244,11 @@ func (s *sub) dispatchLoop() {
 			s.outstanding--
 			d.handed = false
 			s.ready = append([]*delivery{d}, s.ready...)
+			s.dispatching = false
 			s.mu.Unlock()
 			return
 		}
 	}
-}
-
-func (s *sub) maintainLoop() {
-	defer close(s.maintDone)
-	b := s.b
-	tick := time.NewTicker(s.heartbeat)
-	defer tick.Stop()
-	lastClaim := time.Now()
-	cursor := "0-0"
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-tick.C:
-		}
-		s.mu.Lock()
-		ids := make([]string, 0, len(s.held))
-		for id := range s.held {
-			ids = append(ids, id)
-		}
-		s.mu.Unlock()
-		if len(ids) > 0 {
-			ctx, cancel := b.opCtx(context.Background())
-			_, _ = b.touch(ctx, s.key, s.group, s.consumer, -1, -1, ids)
-			cancel()
-		}
-		if s.claimAfter < 0 || time.Since(lastClaim) < s.claimE || !s.historyDone.Load() {
-			continue
-		}
-		lastClaim = time.Now()
-		if n := s.free(); n > 0 {
-			cursor = s.claim(n, cursor)
-		}
-	}
-}
-
-// claim takes up to n entries idle for ClaimAfter from other consumers (XAUTOCLAIM) and
-// returns the cursor for the next round.
-func (s *sub) claim(n int, cursor string) string {
-	b := s.b
-	ctx, cancel := b.opCtx(context.Background())
-	defer cancel()
-	msgs, next, err := b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: s.key, Group: s.group, Consumer: s.consumer, MinIdle: s.claimAfter, Start: cursor, Count: int64(n),
-	}).Result()
-	if err != nil {
-		return cursor // Redis down, or the group gone: the reader deals with both
-	}
-	if len(msgs) > 0 {
-		s.pushPending(msgs, false)
-	}
-	return next
 }
 
 // Close stops the subscription: entries read but not handed out are released to the group at
@@ -419,28 +264,21 @@ func (s *sub) shutdown() {
 	b := s.b
 	s.mu.Lock()
 	close(s.closing)
-	started := s.started
+	s.gone = true
 	s.mu.Unlock()
+	s.life.Lock()
+	started := s.started
+	s.life.Unlock()
 	if !started {
 		b.forget(s)
 		return
 	}
-	// A blocking XREADGROUP ends at once with CLIENT UNBLOCK; retried until the reader is out,
-	// since it may have been between two reads.
-	for done := false; !done; {
-		if id, node := s.clientID.Load(), s.node.Load(); id != 0 && node != nil {
-			ctx, cancel := b.opCtx(context.Background())
-			_ = node.ClientUnblock(ctx, id).Err()
-			cancel()
-		}
-		select {
-		case <-s.readerDone:
-			done = true
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	<-s.dispatchDone
-	<-s.maintDone
+	// No read or claim for this subscription is in flight after these: what they brought is in
+	// ready.
+	b.detach(s)
+	b.maint.remove(s)
+	s.dispatchers.Wait()
+	close(s.out)
 	b.mu.Lock()
 	crashed := b.crashed
 	b.mu.Unlock()
@@ -490,8 +328,9 @@ type delivery struct {
 func (d *delivery) Message() *bus.Message { return d.msg }
 func (d *delivery) Deliveries() int       { return d.count }
 
-// settle marks d settled and frees its prefetch slot.
-func (d *delivery) settle(ctx context.Context, op string) error {
+// settle marks d settled and, unless keep, frees its prefetch slot (Nack keeps it until the
+// entry is back in ready, so nothing new slips in before the redelivery).
+func (d *delivery) settle(ctx context.Context, op string, keep bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -505,19 +344,32 @@ func (d *delivery) settle(ctx context.Context, op string) error {
 		return fmt.Errorf("%s %s: %w: the delivery was already acked or nacked", op, d.id, bus.ErrInvalid)
 	}
 	d.settled = true
-	if d.handed {
-		d.handed = false
-		s.outstanding--
+	if !keep {
+		s.freeSlotLocked(d)
 	}
-	signal(s.room)
-	signal(s.readyCh)
 	return nil
+}
+
+// freeSlotLocked gives d's prefetch slot back: the dispatcher may hand out the next entry, and
+// the reader may read one more. s.mu held.
+func (s *sub) freeSlotLocked(d *delivery) {
+	if !d.handed {
+		return
+	}
+	d.handed = false
+	s.outstanding--
+	s.dispatchLocked()
+	// A subscription in the blocking read has the credit counted at its next read; one the
+	// direct loop serves is read for now.
+	if !s.gone && s.mode != modeShared {
+		signal(s.r.directWake)
+	}
 }
 
 // Ack queues the XACK; it reaches Redis with the next Publish, within AckInterval, or at
 // AckBatch acks. A crash in between redelivers the message (at least once).
 func (d *delivery) Ack(ctx context.Context) error {
-	if err := d.settle(ctx, "ack"); err != nil {
+	if err := d.settle(ctx, "ack", false); err != nil {
 		return err
 	}
 	s := d.s
@@ -529,16 +381,20 @@ func (d *delivery) Ack(ctx context.Context) error {
 // counter bumped in Redis; once the subscription is closed it releases the entry to any member.
 // The entry never leaves the group's pending list, so a crash in between loses nothing.
 func (d *delivery) Nack(ctx context.Context) error {
-	if err := d.settle(ctx, "nack"); err != nil {
+	if err := d.settle(ctx, "nack", true); err != nil {
 		return err
 	}
 	s, b := d.s, d.s.b
 	octx, cancel := b.opCtx(ctx)
 	defer cancel()
-	if s.closingNow() {
+	forget := func() {
 		s.mu.Lock()
 		delete(s.held, d.id)
+		s.freeSlotLocked(d)
 		s.mu.Unlock()
+	}
+	if s.closingNow() {
+		forget()
 		if _, err := b.touch(octx, s.key, s.group, s.consumer, int64(d.count), releaseIdle.Milliseconds(), []string{d.id}); err != nil {
 			return b.wrap(ctx, "nack "+d.id, err)
 		}
@@ -547,10 +403,7 @@ func (d *delivery) Nack(ctx context.Context) error {
 	touched, err := b.touch(octx, s.key, s.group, s.consumer, int64(d.count+1), -1, []string{d.id})
 	if err == nil && len(touched) == 0 {
 		// Another member claimed it meanwhile (this consumer missed its heartbeats): it is theirs.
-		s.mu.Lock()
-		delete(s.held, d.id)
-		s.mu.Unlock()
-		signal(s.room)
+		forget()
 		return nil
 	}
 	// On an error (Redis down) the entry is still in this consumer's pending list: hand it out
@@ -559,7 +412,8 @@ func (d *delivery) Nack(ctx context.Context) error {
 	s.mu.Lock()
 	s.held[d.id] = again
 	s.ready = append([]*delivery{again}, s.ready...)
+	s.freeSlotLocked(d)
+	s.dispatchLocked()
 	s.mu.Unlock()
-	signal(s.readyCh)
 	return nil
 }
