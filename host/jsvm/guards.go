@@ -69,6 +69,9 @@ func bindGuards(rt *jsRuntime) error {
 	if err := rt.bindCompileGuards(); err != nil {
 		return err
 	}
+	if err := rt.guardFlat(arrProto); err != nil {
+		return err
+	}
 	if err := rt.guardConstructor("ArrayBuffer", 1); err != nil {
 		return err
 	}
@@ -282,4 +285,43 @@ func relativeIndex(v goja.Value, length, dflt float64) float64 {
 		return math.Max(length+f, 0)
 	}
 	return math.Min(f, length)
+}
+
+// guardFlat bounds Array.prototype.flat, which recurses natively once per level it flattens
+// (a few million nested arrays overflowed the Go stack, fatal to the process): a depth past the
+// execution's MaxCallDepth flattens that deep, and if arrays are left the nesting went deeper
+// than the cap, which ends the execution with stack_overflow as join does.
+func (rt *jsRuntime) guardFlat(arrProto *goja.Object) error {
+	r := rt.r
+	orig, ok := goja.AssertFunction(arrProto.Get("flat"))
+	if !ok {
+		return fmt.Errorf("jsvm: built-in Array.prototype.flat is not a function")
+	}
+	wrapped := r.ToValue(func(call goja.FunctionCall) goja.Value {
+		depth := call.Argument(0)
+		limit := rt.depthCap()
+		if goja.IsUndefined(depth) || !(depth.ToFloat() > float64(limit)) {
+			v, err := orig(call.This, call.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			return v
+		}
+		v, err := orig(call.This, r.ToValue(limit))
+		if err != nil {
+			panic(err)
+		}
+		if o, ok := v.(*goja.Object); ok {
+			for _, k := range o.Keys() {
+				if e, isObj := o.Get(k).(*goja.Object); isObj && e.ClassName() == "Array" {
+					rt.overDepth(limit + 1)
+				}
+			}
+		}
+		return v
+	}).(*goja.Object)
+	if err := nameFunction(r, wrapped, "flat", 0); err != nil {
+		return err
+	}
+	return arrProto.DefineDataProperty("flat", wrapped, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 }

@@ -61,6 +61,9 @@ func TestStackOverflowShapes(t *testing.T) {
 		"jsonDeep":       `(() => { var a = []; for (var i = 0; i < 1e5; i++) a = [a]; return JSON.stringify(a) })()`,
 		"jsonDeepObj":    `(() => { var a = {}; for (var i = 0; i < 1e5; i++) a = {a}; return JSON.stringify(a, (k, v) => v) })()`,
 		"joinDeep":       `(() => { var a = []; for (var i = 0; i < 1e5; i++) a = [a]; return String(a) })()`,
+		"localeDeep":     `(() => { var a = []; for (var i = 0; i < 1e5; i++) a = [a]; return a.toLocaleString() })()`,
+		"flatDeep":       `(() => { var a = []; for (var i = 0; i < 1e4; i++) a = [a]; return a.flat(Infinity).length })()`,
+		"jsonParseDeep":  `JSON.parse("[".repeat(1e5) + "]".repeat(1e5)).length`,
 	}
 	for name, expr := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -71,6 +74,19 @@ func TestStackOverflowShapes(t *testing.T) {
 			require.Equal(t, CodeStackOverflow, e.Code, e.Error())
 		})
 	}
+}
+
+// flat within the call depth flattens as it should, to any depth given.
+func TestFlatStillWorks(t *testing.T) {
+	t.Parallel()
+	vm := setup(t, Options{}, source(index("services.F", `exports.f = function () {
+		let deep = [1]; for (let i = 0; i < 500; i++) deep = [deep, i];
+		return [[1, [2, [3, [4]]]].flat(), [1, [2, [3, [4]]]].flat(2), [1, [2, [3, [4]]]].flat(Infinity),
+			deep.flat(Infinity).length, [[1], [2]].flat(0).length, [1, [2]].flatMap(x => [x, x]).length]
+	}`)))
+	got := mustRun(t, vm, "services.F", "f")
+	require.Equal(t, []any{[]any{int64(1), int64(2), []any{int64(3), []any{int64(4)}}}, []any{int64(1), int64(2), int64(3), []any{int64(4)}},
+		[]any{int64(1), int64(2), int64(3), int64(4)}, int64(501), int64(2), int64(4)}, got)
 }
 
 func TestJSONStringifyStillWorks(t *testing.T) {
