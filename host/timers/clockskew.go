@@ -1,7 +1,9 @@
 package timers
 
 import (
+	"context"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,4 +22,35 @@ func defaultNow() func() time.Time {
 		return time.Now
 	}
 	return func() time.Time { return time.Now().Add(skew) }
+}
+
+// storeSync is the default clock of a Runner whose store has a clock of its own (StoreClock):
+// the local clock moved by the offset to the store's, measured at start and every syncEvery
+// (half the round trip taken as the store's moment), so due times and leases are judged by one
+// clock on every host whatever each machine's says.
+type storeSync struct {
+	local  func() time.Time
+	store  StoreClock
+	offset atomic.Int64 // store − local, ns
+	synced atomic.Int64 // local unix ns of the last sync
+}
+
+const syncEvery = 10 * time.Second
+
+func (c *storeSync) now() time.Time { return c.local().Add(time.Duration(c.offset.Load())) }
+
+// sync measures the offset when the last measure is older than syncEvery (or force).
+func (c *storeSync) sync(ctx context.Context, force bool) error {
+	if !force && time.Duration(c.local().UnixNano()-c.synced.Load()) < syncEvery {
+		return nil
+	}
+	t0 := c.local()
+	st, err := c.store.Now(ctx)
+	if err != nil {
+		return err
+	}
+	t1 := c.local()
+	c.offset.Store(int64(st.Sub(t0.Add(t1.Sub(t0) / 2))))
+	c.synced.Store(t1.UnixNano())
+	return nil
 }

@@ -32,12 +32,16 @@ type RunnerOptions struct {
 	// MaxConcurrent bounds the Fire calls in flight (default 64); due tasks beyond wait for a slot.
 	MaxConcurrent int
 	// Now is the clock a claim is checked against and its lease starts from (tests pass a fake
-	// one); default time.Now, moved by ClockSkewEnv (a test-only seam). Lease renewals and the
-	// times the store records use the store's own clock.
+	// one); default time.Now, moved by ClockSkewEnv (a test-only seam) — and, when the store has
+	// a clock of its own (StoreClock: Redis), set to that clock's time, so every host of a
+	// cluster judges due times by one clock. Lease renewals and the times the store records use
+	// the store's own clock.
 	Now func() time.Time
 	// Logger receives failures the runner recovers from (store errors, finish retries);
 	// default: discarded.
 	Logger *slog.Logger
+
+	clock *storeSync // the default clock following the store's (set by WithDefaults)
 }
 
 // WithDefaults fills in the zero fields.
@@ -56,6 +60,10 @@ func (o RunnerOptions) WithDefaults() RunnerOptions {
 	}
 	if o.Now == nil {
 		o.Now = defaultNow() // time.Now unless the fault suite's ClockSkewEnv says otherwise
+		if sc, ok := o.Store.(StoreClock); ok {
+			o.clock = &storeSync{local: o.Now, store: sc}
+			o.Now = o.clock.now
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -205,6 +213,11 @@ func (st *runState) loop() {
 		free := o.MaxConcurrent - st.active()
 		wait := o.Poll
 		if free > 0 {
+			if o.clock != nil {
+				if err := o.clock.sync(ctx, false); err != nil && ctx.Err() == nil {
+					o.Logger.Warn("timers: read the store's clock", "owner", o.Owner, "err", err)
+				}
+			}
 			now := o.Now()
 			tasks, err := o.Store.Claim(ctx, now, o.Owner, o.Lease, free)
 			if err != nil {

@@ -319,6 +319,13 @@ type Store interface {
 	Close() error
 }
 
+// StoreClock is implemented by stores that several hosts share and whose own clock says what is
+// due (Redis's TIME): a Runner on the default clock follows it, so a host whose clock runs ahead
+// fires no task early and takes over no live lease, and one behind fires nothing late.
+type StoreClock interface {
+	Now(ctx context.Context) (time.Time, error)
+}
+
 // PollHinter is implemented by stores that know how often a runner must look for due tasks
 // created elsewhere: Redis learns of other hosts' tasks only by asking, the embedded store's
 // tasks come from its own process, which calls Runner.Notify.

@@ -64,6 +64,12 @@ func New(client redis.UniversalClient, prefix string) *Store {
 // PollHint: other hosts' tasks are only found by asking, so runners ask every 50ms.
 func (s *Store) PollHint() time.Duration { return 50 * time.Millisecond }
 
+// Now is Redis's clock (TIME): the one every host's runner judges due times and leases by
+// (timers.StoreClock).
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	return s.c.Time(ctx).Result()
+}
+
 // Close ends the ForcedEnds channels and refuses further calls. Safe to call twice.
 func (s *Store) Close() error {
 	s.mu.Lock()
