@@ -117,6 +117,9 @@ func nextWord(src string, i int) string {
 // scanNesting returns the 0-based byte offset where src first exceeds the limits, or -1; and,
 // when it stopped at a repeated label, the label.
 func scanNesting(src string) (int, string) {
+	if off, label := scanStructure(src); off >= 0 {
+		return off, label
+	}
 	raw := 0
 	for i := 0; i < len(src); i++ {
 		switch src[i] {
@@ -128,7 +131,11 @@ func scanNesting(src string) (int, string) {
 			raw = max(raw-1, 0)
 		}
 	}
+	return -1, ""
+}
 
+// scanStructure is the scan that skips strings, regular expressions and templates (see above).
+func scanStructure(src string) (int, string) {
 	levels := []nestLevel{{block: true}}
 	scopes := labelScopes{{}}
 	sum := 0                // sum of chains
