@@ -38,11 +38,12 @@ type Bus struct {
 	dirty map[string]struct{}
 
 	// The flusher's queues.
-	qmu     sync.Mutex
-	pubs    []*pubReq
-	acks    []ackItem
-	kick    chan struct{}
-	ackKick chan struct{}
+	qmu         sync.Mutex
+	pubs        []*pubReq
+	acks        []ackItem
+	acksSending bool // the flusher took acks and has not settled them yet
+	kick        chan struct{}
+	ackKick     chan struct{}
 
 	stop        chan struct{}
 	flusherDone chan struct{}

@@ -53,8 +53,16 @@ func (b *Bus) queueAck(a ackItem) {
 	}
 }
 
-// flushAcks returns once every ack queued before the call was sent (or failed to be).
+// flushAcks returns once every ack queued before the call was sent (or failed to be). With none
+// queued or on its way it returns at once: Lag, which the engine calls for every listener
+// every few seconds, then costs an idle host no round through the flusher.
 func (b *Bus) flushAcks(ctx context.Context) error {
+	b.qmu.Lock()
+	idle := len(b.acks) == 0 && !b.acksSending
+	b.qmu.Unlock()
+	if idle {
+		return nil
+	}
 	r := &pubReq{done: make(chan struct{})}
 	b.enqueue(r)
 	select {
@@ -164,6 +172,7 @@ func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 	if acksDue {
 		acks = b.acks
 		b.acks = nil
+		b.acksSending = len(acks) > 0
 	}
 	more = len(b.pubs) > 0
 	b.qmu.Unlock()
@@ -225,11 +234,12 @@ func (b *Bus) round(acksDue bool) (more, sent, ackFailed bool) {
 	if len(acked) > 0 {
 		b.markDirty(acked...)
 	}
+	b.qmu.Lock()
 	if len(failed) > 0 {
-		b.qmu.Lock()
 		b.acks = append(failed, b.acks...)
-		b.qmu.Unlock()
 	}
+	b.acksSending = false
+	b.qmu.Unlock()
 	sent, ackFailed = len(acks) > 0 && len(failed) == 0, len(failed) > 0
 	for i, r := range pubs {
 		if len(r.msgs) == 0 {
