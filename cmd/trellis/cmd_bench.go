@@ -122,6 +122,7 @@ the throughput phase caused and runs redis-benchmark's pipelined XADD for compar
 	cmd.Flags().IntVar(&o.Rate, "rate", 5000, "events per second offered in the latency phase (0 skips it)")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of the latency phase")
 	cmd.Flags().BoolVar(&o.XADDBaseline, "xadd", true, "with --redis, also run redis-benchmark's pipelined XADD")
+	cmd.Flags().IntVar(&o.Hosts, "hosts", 1, "hosts of one cluster in this process (past 1 needs --redis); senders spread over them")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	addSettings(cmd, "redis", "clickhouse", "sandbox", "workers", "timeout", "config")
 	return cmd

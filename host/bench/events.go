@@ -38,6 +38,10 @@ type EventsOptions struct {
 	// XADDBaseline runs redis-benchmark's pipelined XADD against the same Redis, when it is
 	// installed and Redis is configured, so the report can give throughput as a fraction of it.
 	XADDBaseline bool
+	// Hosts is how many hosts of one cluster run in this process (default 1): each its own data
+	// directory on the same Redis (required past 1) and log, the senders spread over them, every
+	// host handling. They share this machine's cores, as hosts of a cluster on one machine do.
+	Hosts int
 }
 
 func (o EventsOptions) withDefaults() EventsOptions {
@@ -53,12 +57,16 @@ func (o EventsOptions) withDefaults() EventsOptions {
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
+	if o.Hosts <= 0 {
+		o.Hosts = 1
+	}
 	return o
 }
 
 // EventsReport is what `trellis bench events` prints.
 type EventsReport struct {
 	Bus, Log, Sandbox string
+	Hosts             int
 	// Throughput phase: Events sent and handled, every log row in the store, in Elapsed.
 	Events        int
 	Elapsed       time.Duration
@@ -111,15 +119,28 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(tmp, "data")
 	}
-	h, err := host.New(cfg, backends.Open)
-	if err != nil {
-		return EventsReport{}, err
+	if o.Hosts > 1 && cfg.RedisURL == "" {
+		return EventsReport{}, fmt.Errorf("bench: --hosts %d needs --redis: hosts of a cluster share the bus", o.Hosts)
 	}
-	if err := h.Start(ctx); err != nil {
-		return EventsReport{}, err
+	var hs []*host.Host
+	for i := range o.Hosts {
+		hc := cfg
+		if i > 0 {
+			hc.DataDir = fmt.Sprintf("%s-%d", cfg.DataDir, i)
+			hc.LogSpoolDir = ""
+		}
+		h, err := host.New(hc, backends.Open)
+		if err != nil {
+			return EventsReport{}, err
+		}
+		if err := h.Start(ctx); err != nil {
+			return EventsReport{}, err
+		}
+		defer h.Stop(context.Background())
+		hs = append(hs, h)
 	}
-	defer h.Stop(context.Background())
-	rep := EventsReport{Bus: "embedded", Log: "embedded", Sandbox: h.Config().Sandbox, Events: o.Events, Rate: o.Rate}
+	h := hs[0]
+	rep := EventsReport{Bus: "embedded", Log: "embedded", Sandbox: h.Config().Sandbox, Events: o.Events, Rate: o.Rate, Hosts: o.Hosts}
 	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
 		rep.Bus = "redis"
@@ -138,23 +159,25 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	}
 
 	// Warm up: the first events pay for runtimes and connections.
-	if err := send(ctx, h, "bench.tick", 200, 8); err != nil {
+	if err := send(ctx, hs, "bench.tick", 200, 8); err != nil {
 		return rep, err
 	}
-	if err := waitHandled(ctx, h, 200); err != nil {
+	if err := waitHandled(ctx, hs, 200); err != nil {
 		return rep, err
 	}
 	before, _ := commandCount(ctx, rdb)
-	base := h.EventStats().Handled
+	base := handled(hs)
 	start := time.Now()
-	if err := send(ctx, h, "bench.tick", o.Events, o.Senders); err != nil {
+	if err := send(ctx, hs, "bench.tick", o.Events, o.Senders); err != nil {
 		return rep, err
 	}
-	if err := waitHandled(ctx, h, base+int64(o.Events)); err != nil {
+	if err := waitHandled(ctx, hs, base+int64(o.Events)); err != nil {
 		return rep, err
 	}
-	if err := h.LogWriter().Flush(ctx); err != nil {
-		return rep, err
+	for _, h := range hs {
+		if err := h.LogWriter().Flush(ctx); err != nil {
+			return rep, err
+		}
 	}
 	rep.Elapsed = time.Since(start)
 	rep.EventsPerSec = float64(o.Events) / rep.Elapsed.Seconds()
@@ -167,8 +190,10 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 		}
 	}
 
-	if o.Rate > 0 {
-		if err := latency(ctx, h, o, &rep); err != nil {
+	if o.Rate > 0 && o.Hosts > 1 && cfg.ClickHouseDSN == "" {
+		rep.Notes = append(rep.Notes, "latency phase skipped: with several hosts it reads the log, which they share only with --clickhouse")
+	} else if o.Rate > 0 {
+		if err := latency(ctx, hs, o, &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -197,14 +222,15 @@ func writeFiles(dir string, files map[string]string) error {
 	return nil
 }
 
-// send sends n events from senders concurrent callers.
-func send(ctx context.Context, h *host.Host, sender string, n, senders int) error {
+// send sends n events from senders concurrent callers, spread over the hosts.
+func send(ctx context.Context, hs []*host.Host, sender string, n, senders int) error {
 	var wg sync.WaitGroup
 	errs := make([]error, senders)
 	for s := 0; s < senders; s++ {
 		wg.Add(1)
 		go func(s int) {
 			defer wg.Done()
+			h := hs[s%len(hs)]
 			for i := s; i < n; i += senders {
 				if _, err := h.SendEvent(ctx, engine.SendRequest{Sender: sender, Kwargs: map[string]any{"n": int64(i)}}); err != nil {
 					errs[s] = err
@@ -217,12 +243,21 @@ func send(ctx context.Context, h *host.Host, sender string, n, senders int) erro
 	return errors.Join(errs...)
 }
 
-// waitHandled waits until the host has handled total deliveries since it started.
-func waitHandled(ctx context.Context, h *host.Host, total int64) error {
+// handled is the deliveries the hosts have handled since they started.
+func handled(hs []*host.Host) int64 {
+	var n int64
+	for _, h := range hs {
+		n += h.EventStats().Handled
+	}
+	return n
+}
+
+// waitHandled waits until the hosts have handled total deliveries since they started.
+func waitHandled(ctx context.Context, hs []*host.Host, total int64) error {
 	deadline := time.Now().Add(10 * time.Minute)
-	for h.EventStats().Handled < total {
+	for handled(hs) < total {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: only %d of %d events handled after 10 minutes", h.EventStats().Handled, total)
+			return fmt.Errorf("bench: only %d of %d events handled after 10 minutes", handled(hs), total)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -234,9 +269,10 @@ func waitHandled(ctx context.Context, h *host.Host, total int64) error {
 
 // latency offers events at o.Rate for o.Duration on a clock and reads each node's send → done
 // time from the log.
-func latency(ctx context.Context, h *host.Host, o EventsOptions, rep *EventsReport) error {
+func latency(ctx context.Context, hs []*host.Host, o EventsOptions, rep *EventsReport) error {
+	h := hs[0]
 	total := int(float64(o.Rate) * o.Duration.Seconds())
-	base := h.EventStats().Handled
+	base := handled(hs)
 	start := time.Now()
 	interval := time.Second / time.Duration(o.Rate)
 	// A few pacers share the schedule so one slow send does not hold the clock back.
@@ -247,6 +283,7 @@ func latency(ctx context.Context, h *host.Host, o EventsOptions, rep *EventsRepo
 		wg.Add(1)
 		go func(p int) {
 			defer wg.Done()
+			h := hs[p%len(hs)]
 			for i := p; i < total; i += pacers {
 				if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 					time.Sleep(d)
@@ -264,11 +301,13 @@ func latency(ctx context.Context, h *host.Host, o EventsOptions, rep *EventsRepo
 	}
 	rep.AchievedRate = float64(total) / time.Since(start).Seconds()
 	rep.Offered = total
-	if err := waitHandled(ctx, h, base+int64(total)); err != nil {
+	if err := waitHandled(ctx, hs, base+int64(total)); err != nil {
 		return err
 	}
-	if err := h.LogWriter().Flush(ctx); err != nil {
-		return err
+	for _, h := range hs {
+		if err := h.LogWriter().Flush(ctx); err != nil {
+			return err
+		}
 	}
 	var lat []time.Duration
 	for page := 1; ; page++ {
@@ -358,7 +397,7 @@ func xaddBaseline(ctx context.Context, rdb *redis.Client) (float64, error) {
 // String renders the report as `trellis bench events` prints it.
 func (r EventsReport) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "bus=%s log=%s sandbox=%s\n", r.Bus, r.Log, r.Sandbox)
+	fmt.Fprintf(&b, "bus=%s log=%s sandbox=%s hosts=%d\n", r.Bus, r.Log, r.Sandbox, max(r.Hosts, 1))
 	fmt.Fprintf(&b, "throughput: %d events in %s = %.0f events/s (sendEvent → handler → ack → log row)\n", r.Events, r.Elapsed.Round(time.Millisecond), r.EventsPerSec)
 	if r.RedisCommands > 0 {
 		fmt.Fprintf(&b, "redis: %d commands = %.2f per event\n", r.RedisCommands, r.CommandsPer)
