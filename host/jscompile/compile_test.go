@@ -118,8 +118,8 @@ func TestFoldingTotal(t *testing.T) {
 func TestModuleSyntaxErrors(t *testing.T) {
 	t.Parallel()
 	for src, want := range map[string][3]any{
-		"exports.f = function () {\n  return 1 +;\n};":  {2, 13, "Unexpected token ;"},
-		"let a = 1;\nlet a = 2;\n":                        {2, 5, "Identifier 'a' has already been declared"},
+		"exports.f = function () {\n  return 1 +;\n};": {2, 13, "Unexpected token ;"},
+		"let a = 1;\nlet a = 2;\n":                     {2, 5, "Identifier 'a' has already been declared"},
 		"exports.f = function () {\n  return 1;\n}\n}": {4, 2, "Unexpected token }"},
 	} {
 		_, _, p := Module("index.js", src)
