@@ -108,6 +108,7 @@ func testHostileValuesAtDeadline(e *env) {
 		exports.stack = () => { throw {message: "m", get stack() { loop() }} };
 		exports.proxy = () => { throw new Proxy({}, {get: loop, ownKeys: loop, getOwnPropertyDescriptor: loop}) };
 		exports.toJSON = () => { throw {toJSON: loop} };
+		exports.toPrimitive = () => { throw {toJSON() { throw 1 }, [Symbol.toPrimitive]: loop} };
 		exports.field = () => { throw Object.defineProperty(new Error("x"), "code", {get: loop, enumerable: true}) };
 		exports.rejected = async () => { throw {get message() { loop() }} };
 		exports.result = () => ({get x() { loop() }});
@@ -115,7 +116,7 @@ func testHostileValuesAtDeadline(e *env) {
 		exports.failReason = (event, ctx) => { ctx.fail({toJSON: loop}); return "failed" };
 		exports.log = () => { console.log({get x() { loop() }}); return "logged" };`)))
 	const timeout = 300 * time.Millisecond
-	for _, fn := range []string{"message", "stack", "proxy", "toJSON", "field", "rejected", "result", "resultProxy", "failReason", "log"} {
+	for _, fn := range []string{"message", "stack", "proxy", "toJSON", "toPrimitive", "field", "rejected", "result", "resultProxy", "failReason", "log"} {
 		c := jsvm.Call{Element: "services.T", Function: fn, Limits: jsvm.Limits{Timeout: timeout}}
 		if fn == "failReason" {
 			c.Args, c.Ctx = []any{map[string]any{}}, &jsvm.HandlerContext{}
