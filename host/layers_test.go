@@ -45,7 +45,7 @@ var floors = []struct {
 	// 8: the HTTP layer, the benchmarks, and the test plumbing of the runtime parts.
 	{true, []string{"web", "host/bench", "host/internal/parttest"}},
 	// 9: the command, and the browser tests that drive a whole host through the web app.
-	{false, []string{"cmd/trellis", "web/uitest"}},
+	{false, []string{"cmd/trellis", "cmd/trellis/faults", "web/uitest"}},
 }
 
 // backendPackages name a concrete backend: only host/backends (and tests) may import them.
