@@ -26,7 +26,7 @@ func defaultNow() func() time.Time {
 
 // storeSync is the default clock of a Runner whose store has a clock of its own (StoreClock):
 // the local clock moved by the offset to the store's, measured at start and every syncEvery
-// (half the round trip taken as the store's moment), so due times and leases are judged by one
+// (rounded down by the round trip), so due times and leases are judged by one
 // clock on every host whatever each machine's says.
 type storeSync struct {
 	local  func() time.Time
@@ -44,13 +44,15 @@ func (c *storeSync) sync(ctx context.Context, force bool) error {
 	if !force && time.Duration(c.local().UnixNano()-c.synced.Load()) < syncEvery {
 		return nil
 	}
-	t0 := c.local()
 	st, err := c.store.Now(ctx)
 	if err != nil {
 		return err
 	}
 	t1 := c.local()
-	c.offset.Store(int64(st.Sub(t0.Add(t1.Sub(t0) / 2))))
+	// The store read its clock before t1, at most a round trip before: taking t1 gives the smallest offset
+	// it can be, so this clock never runs ahead of the store's (a task is never early), at the
+	// cost of being up to one round trip late.
+	c.offset.Store(int64(st.Sub(t1)))
 	c.synced.Store(t1.UnixNano())
 	return nil
 }
