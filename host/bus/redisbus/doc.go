@@ -19,7 +19,9 @@
 //     serve: a subscription's own pending entries first (a host restarting under its id gets
 //     them back at once), and streams with a backlog as their subscription's credit comes back
 //     (an ack wakes it). An idle host holds one connection per reader, whatever the number of
-//     subscriptions;
+//     subscriptions. Redis blocks and wakes a read for every stream it names, so a stream that
+//     brings entries moves to a hot reader of at most HotStreams streams, and back to the cold
+//     ones (ReadStreams) after HotFor without entries;
 //   - acks, batched: XACK with many ids, flushed every AckInterval, at AckBatch ids, or with the
 //     next Publish;
 //   - nack: the entry stays in the group's pending list and is handed to the same subscription

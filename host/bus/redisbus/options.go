@@ -35,6 +35,12 @@ type Options struct {
 	// read spans one slot only, so there subscriptions share a reader when their topics share
 	// a slot.)
 	ReadStreams int
+	// HotStreams caps the streams of a hot reader [16]. Waking a read blocked on many streams,
+	// and blocking it again, costs Redis work for every stream, so a subscription whose stream
+	// brings entries moves to a hot reader of few streams, and back to the large ones after
+	// HotFor without entries [30s].
+	HotStreams int
+	HotFor     time.Duration
 	// ReadLinger is how long a subscription waits, after a read that brought fewer entries than
 	// it had room for, before reading again, so that under load each XREADGROUP brings many
 	// entries [1ms]. It adds at most that much latency while messages flow, none to the first
@@ -67,6 +73,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.ReadStreams == 0 {
 		o.ReadStreams = 256
+	}
+	if o.HotStreams == 0 {
+		o.HotStreams = 16
+	}
+	if o.HotFor == 0 {
+		o.HotFor = 30 * time.Second
 	}
 	if o.ReadLinger == 0 {
 		o.ReadLinger = time.Millisecond
@@ -103,6 +115,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("%w: Block %s is below 10ms", ErrInvalidOptions, o.Block)
 	case o.ReadStreams < 1:
 		return fmt.Errorf("%w: ReadStreams %d is below 1", ErrInvalidOptions, o.ReadStreams)
+	case o.HotStreams < 1:
+		return fmt.Errorf("%w: HotStreams %d is below 1", ErrInvalidOptions, o.HotStreams)
+	case o.HotFor < 0:
+		return fmt.Errorf("%w: HotFor %s is negative", ErrInvalidOptions, o.HotFor)
 	case o.AckInterval < 0:
 		return fmt.Errorf("%w: AckInterval %s is negative", ErrInvalidOptions, o.AckInterval)
 	case o.AckBatch < 1:

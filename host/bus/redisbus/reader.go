@@ -29,14 +29,33 @@ const (
 )
 
 // readerKey names the subscriptions one XREADGROUP may read together: one group and consumer,
-// and on a Redis Cluster one hash slot (a multi-key command may not span slots, CROSSSLOT).
+// and on a Redis Cluster one hash slot (a multi-key command may not span slots, CROSSSLOT). Hot
+// readers (few streams, those that bring entries) and cold ones (many idle streams) are apart.
 type readerKey struct {
 	group, consumer string
 	slot            int // -1 on one server
+	hot             bool
 }
 
-// reader reads the streams of up to Options.ReadStreams subscriptions of one group and
-// consumer. Two goroutines serve it:
+// readerKeyOf is the key of the readers of s in the given tier.
+func (b *Bus) readerKeyOf(s *sub, hot bool) readerKey {
+	k := readerKey{group: s.group, consumer: s.consumer, slot: -1, hot: hot}
+	if b.cluster {
+		k.slot = keySlot(s.key)
+	}
+	return k
+}
+
+// capOf is how many streams a reader of the tier reads.
+func (b *Bus) capOf(hot bool) int {
+	if hot {
+		return b.opts.HotStreams
+	}
+	return b.opts.ReadStreams
+}
+
+// reader reads the streams of up to Options.ReadStreams (a cold reader) or Options.HotStreams
+// (a hot one) subscriptions of one group and consumer. Two goroutines serve it:
 //   - the blocking loop holds one connection of its own and waits in one
 //     XREADGROUP … COUNT n BLOCK t STREAMS k1 … kn > … > over every subscription whose stream
 //     was drained and that has credit (n is the least credit among them, so none gets more
@@ -50,6 +69,11 @@ type readerKey struct {
 //
 // So an idle host holds one connection per reader whatever the number of listeners, and a busy
 // subscription costs the reads it cost with a connection of its own: one per credit refill.
+//
+// Redis blocks and wakes a read for every stream it names, so each entry that wakes a read of
+// hundreds of streams costs hundreds of times the work of one: a subscription whose stream
+// brings entries moves from its cold reader to a hot one of a few streams (the cold read it was
+// in ended with the entries anyway), and back after HotFor without any.
 type reader struct {
 	b   *Bus
 	key readerKey
@@ -102,18 +126,23 @@ func (r *reader) shutdown() {
 	r.loops.Wait()
 }
 
-// attach adds s to a reader of its group and consumer (and slot) with room, or to a new one.
+// attach adds s to a cold reader of its group and consumer (and slot) with room, or to a new
+// one: it starts by reading its pending entries there.
 func (b *Bus) attach(s *sub) {
-	k := readerKey{group: s.group, consumer: s.consumer, slot: -1}
-	if b.cluster {
-		k.slot = keySlot(s.key)
-	}
 	b.rmu.Lock()
-	defer b.rmu.Unlock()
+	r := b.joinLocked(s, false)
+	b.rmu.Unlock()
+	signal(r.directWake)
+}
+
+// joinLocked adds s to a reader of the tier with room, or to a new one, and returns it. b.rmu
+// held.
+func (b *Bus) joinLocked(s *sub, hot bool) *reader {
+	k := b.readerKeyOf(s, hot)
 	var r *reader
 	for _, x := range b.readerSets[k] {
 		x.mu.Lock()
-		if !x.stopped && len(x.subs) < b.opts.ReadStreams {
+		if !x.stopped && len(x.subs) < b.capOf(hot) {
 			r = x
 		}
 		x.mu.Unlock()
@@ -126,28 +155,100 @@ func (b *Bus) attach(s *sub) {
 		b.readerSets[k] = append(b.readerSets[k], r)
 		r.start()
 	}
+	s.mu.Lock()
 	s.r = r
+	s.mu.Unlock()
 	r.mu.Lock()
 	s.idx = len(r.subs)
 	r.subs = append(r.subs, s)
 	r.byKey[s.key] = s
 	r.mu.Unlock()
-	signal(r.directWake)
+	return r
 }
 
-// detach takes s out of its reader and returns once no read of it is in flight: what such a
-// read brought is pushed to s by then. A reader left empty stops.
-func (b *Bus) detach(s *sub) {
-	r := s.r
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
+// leaveLocked takes s out of r's lists; it reports whether r is left empty, in which case it
+// is marked stopped and out of the registry (the caller shuts it down, never from one of its
+// own loops). b.rmu and r.mu held.
+func (b *Bus) leaveLocked(r *reader, s *sub) (empty bool) {
 	last := r.subs[len(r.subs)-1]
 	r.subs[s.idx], last.idx = last, s.idx
 	r.subs[len(r.subs)-1] = nil
 	r.subs = r.subs[:len(r.subs)-1]
 	delete(r.byKey, s.key)
+	if len(r.subs) > 0 || r.stopped {
+		return false
+	}
+	r.stopped = true
+	set := b.readerSets[r.key]
+	for i, x := range set {
+		if x == r {
+			set = append(set[:i], set[i+1:]...)
+			break
+		}
+	}
+	if len(set) == 0 {
+		delete(b.readerSets, r.key)
+	} else {
+		b.readerSets[r.key] = set
+	}
+	return true
+}
+
+// move takes subscriptions of r that wait in no read (between two reads of r's blocking loop,
+// which calls it) to a reader of the other tier, where they join its blocking read at once.
+// Those closing, or in a read of r's direct loop, stay.
+func (b *Bus) move(r *reader, subs []*sub, hot bool) {
+	if len(subs) == 0 {
+		return
+	}
+	b.rmu.Lock()
+	r.mu.Lock()
+	var moved []*sub
+	empty := false
+	for _, s := range subs {
+		s.mu.Lock()
+		ok := !s.gone && s.mode == modeShared
+		s.mu.Unlock()
+		if !ok || s.inBlock || s.inDirect || s.idx >= len(r.subs) || r.subs[s.idx] != s {
+			continue
+		}
+		empty = b.leaveLocked(r, s) || empty
+		moved = append(moved, s)
+	}
+	r.mu.Unlock()
+	targets := map[*reader]bool{}
+	for _, s := range moved {
+		targets[b.joinLocked(s, hot)] = true
+	}
+	b.rmu.Unlock()
+	for t := range targets {
+		t.kickBlock()
+	}
+	if empty {
+		go r.shutdown()
+	}
+}
+
+// detach takes s out of its reader and returns once no read of it is in flight: what such a
+// read brought is pushed to s by then. A reader left empty stops.
+func (b *Bus) detach(s *sub) {
+	var r *reader
+	for {
+		// s may move between tiers until it is gone (set before detach): find where it is.
+		s.mu.Lock()
+		r = s.r
+		s.mu.Unlock()
+		if r == nil {
+			return
+		}
+		b.rmu.Lock()
+		r.mu.Lock()
+		if s.idx < len(r.subs) && r.subs[s.idx] == s {
+			break
+		}
+		r.mu.Unlock()
+		b.rmu.Unlock()
+	}
 	var waits []chan struct{}
 	if s.inBlock {
 		waits = append(waits, r.blockEnd)
@@ -156,30 +257,12 @@ func (b *Bus) detach(s *sub) {
 	if s.inDirect {
 		waits = append(waits, r.directEnd)
 	}
+	empty := b.leaveLocked(r, s)
 	r.mu.Unlock()
+	b.rmu.Unlock()
 	for _, w := range waits {
 		<-w
 	}
-	b.rmu.Lock()
-	r.mu.Lock()
-	empty := len(r.subs) == 0 && !r.stopped
-	if empty {
-		r.stopped = true
-		set := b.readerSets[r.key]
-		for i, x := range set {
-			if x == r {
-				set = append(set[:i], set[i+1:]...)
-				break
-			}
-		}
-		if len(set) == 0 {
-			delete(b.readerSets, r.key)
-		} else {
-			b.readerSets[r.key] = set
-		}
-	}
-	r.mu.Unlock()
-	b.rmu.Unlock()
 	if empty {
 		r.shutdown()
 	}
@@ -382,6 +465,7 @@ func (r *reader) blockLoop() {
 		res, err := cmd.Result()
 		linger, pause := false, false
 		var broken error
+		var promote []*sub
 		switch {
 		case err == nil || errors.Is(err, redis.Nil):
 			if down {
@@ -389,7 +473,11 @@ func (r *reader) blockLoop() {
 				down = false
 			}
 			backoff = 0
-			linger = r.pushNew(set, res, count, true) && b.opts.ReadLinger > 0
+			got, _, flowing := r.pushNew(set, res, count, true)
+			linger = flowing && b.opts.ReadLinger > 0
+			if !r.key.hot {
+				promote = got
+			}
 			if len(res) > 0 {
 				// Let the dispatchers hand the entries out before this goroutine encodes the
 				// next read over every stream.
@@ -410,6 +498,13 @@ func (r *reader) blockLoop() {
 		case <-r.stop:
 			return
 		default:
+		}
+		// Streams that brought entries go to a hot reader (this read ended with them anyway);
+		// those of a hot reader quiet for HotFor come back to a cold one.
+		if r.key.hot {
+			b.move(r, r.stale(), false)
+		} else {
+			b.move(r, promote, true)
 		}
 		if broken != nil && !failed(broken) {
 			return
@@ -531,7 +626,8 @@ func (r *reader) directLoop() {
 			Group: r.key.group, Consumer: r.key.consumer, Streams: streams, Count: count, Block: -1,
 		}).Result()
 		cancel()
-		joined, pause := false, false
+		var joined []*sub
+		pause := false
 		var broken error
 		switch {
 		case err == nil || errors.Is(err, redis.Nil):
@@ -541,7 +637,7 @@ func (r *reader) directLoop() {
 			}
 			backoff = 0
 			r.pushHistory(hist, res, count)
-			joined = r.pushNew(fresh, res, count, false)
+			_, joined, _ = r.pushNew(fresh, res, count, false)
 		case isNoGroup(err):
 			pause = !r.lostGroup(append(hist, fresh...), err)
 		default:
@@ -554,8 +650,24 @@ func (r *reader) directLoop() {
 			s.mu.Unlock()
 		}
 		r.endDirect(hist, fresh)
-		if joined {
+		switch {
+		case len(joined) == 0:
+		case r.key.hot:
 			r.kickBlock()
+		default:
+			// A stream that brought entries lately is active: it waits in a hot reader's read.
+			var active, quiet []*sub
+			for _, s := range joined {
+				if r.recent(s) {
+					active = append(active, s)
+				} else {
+					quiet = append(quiet, s)
+				}
+			}
+			b.move(r, active, true)
+			if len(quiet) > 0 {
+				r.kickBlock()
+			}
 		}
 		if pause && !r.sleep(noGroupPause) {
 			return
@@ -588,17 +700,17 @@ func byStream(res []redis.XStream) map[string][]redis.XMessage {
 	return m
 }
 
-// pushNew hands the new entries a read brought to their subscriptions. A subscription that got
-// count entries may have more: the direct loop reads on (from the blocking loop). One that got
-// fewer has its stream drained: it waits in the blocking read (from the direct loop; pushNew
-// then reports that one joined it). From the blocking loop it reports whether the read brought
+// pushNew hands the new entries a read brought to their subscriptions, and returns those that
+// got some. A subscription that got count entries may have more: the direct loop reads on (from
+// the blocking loop). One of a direct read that got fewer has its stream drained: it joins a
+// blocking read (returned in joined). From the blocking loop, linger says the read brought
 // entries but none got count: messages flow, slower than a read per entry (ReadLinger).
-func (r *reader) pushNew(set []*sub, res []redis.XStream, count int64, blocking bool) bool {
+func (r *reader) pushNew(set []*sub, res []redis.XStream, count int64, blocking bool) (got, joined []*sub, linger bool) {
 	if len(set) == 0 {
-		return false
+		return nil, nil, false
 	}
-	some, full, joined := false, false, false
-	got := make(map[*sub]int, len(res))
+	now := time.Now()
+	counts := make(map[*sub]int, len(res))
 	for _, st := range res {
 		if len(st.Messages) == 0 {
 			continue
@@ -617,18 +729,24 @@ func (r *reader) pushNew(set []*sub, res []redis.XStream, count int64, blocking 
 		if s == nil {
 			continue
 		}
-		some = true
-		got[s] += len(st.Messages)
+		if counts[s] == 0 {
+			got = append(got, s)
+		}
+		counts[s] += len(st.Messages)
 		ds := make([]*delivery, len(st.Messages))
 		for i, x := range st.Messages {
 			ds[i] = &delivery{s: s, id: x.ID, msg: decode(x), count: 1}
 		}
 		s.push(ds, false)
+		s.mu.Lock()
+		s.lastEntry = now
+		s.mu.Unlock()
 	}
 	if blocking {
+		full := false
 		// Only those that got entries can change: one that got count may have more.
-		for s, n := range got {
-			if int64(n) < count {
+		for _, s := range got {
+			if int64(counts[s]) < count {
 				continue
 			}
 			full = true
@@ -639,21 +757,43 @@ func (r *reader) pushNew(set []*sub, res []redis.XStream, count int64, blocking 
 			s.mu.Unlock()
 			signal(r.directWake)
 		}
-		return some && !full
+		return got, nil, len(got) > 0 && !full
 	}
 	// Every subscription of a direct read that got fewer than count has its stream drained.
 	for _, s := range set {
-		if int64(got[s]) >= count {
+		if int64(counts[s]) >= count {
 			continue
 		}
 		s.mu.Lock()
 		if s.mode == modeDirect {
 			s.mode = modeShared
-			joined = true
+			joined = append(joined, s)
 		}
 		s.mu.Unlock()
 	}
-	return joined
+	return got, joined, false
+}
+
+// recent says whether a read brought s entries within HotFor.
+func (r *reader) recent(s *sub) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.lastEntry.IsZero() && time.Since(s.lastEntry) <= r.b.opts.HotFor
+}
+
+// stale is the subscriptions of a hot reader whose stream brought nothing for HotFor.
+func (r *reader) stale() []*sub {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*sub
+	for _, s := range r.subs {
+		s.mu.Lock()
+		if s.mode == modeShared && time.Since(s.lastEntry) > r.b.opts.HotFor {
+			out = append(out, s)
+		}
+		s.mu.Unlock()
+	}
+	return out
 }
 
 // pushHistory hands the consumer's pending entries a read brought back to their subscriptions,

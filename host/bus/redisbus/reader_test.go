@@ -14,6 +14,21 @@ import (
 	"github.com/trellis-run/trellis/host/redisconn"
 )
 
+// readerOf is the reader s is in now (it moves between cold and hot ones).
+func readerOf(s *sub) *reader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r
+}
+
+// inBlockingRead says whether s waits in its reader's blocking read.
+func inBlockingRead(s *sub) bool {
+	r := readerOf(s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.inBlock
+}
+
 // namedOptions are testOptions whose connections carry a client name no other bus uses, so
 // CLIENT LIST tells this bus's connections apart.
 func namedOptions(t *testing.T, url string) (Options, string) {
@@ -47,16 +62,18 @@ func blockedReads(t *testing.T, url, name string) int {
 }
 
 // Subscriptions of one group and consumer are read together: 40 of them in group "pool" and 5
-// in group "pump", with ReadStreams 16, wait in 3 + 1 blocking reads, not 45, and each still
-// gets its own messages. A reader whose subscriptions all closed lets its connection go.
+// in group "pump", with ReadStreams 16, wait in 3 + 1 blocking reads, not 45. The 8 whose
+// streams bring entries move to one hot reader (HotStreams 16), each still getting its own
+// messages; after HotFor without entries they are back in the cold readers. A reader whose
+// subscriptions all closed lets its connection go.
 func TestReadersShareConnections(t *testing.T) {
 	t.Parallel()
 	url := redisURL(t)
 	opts, name := namedOptions(t, url)
-	opts.ReadStreams = 16
+	opts.ReadStreams, opts.HotFor = 16, 300*time.Millisecond
 	b := newBus(t, opts)
 	ctx := t.Context()
-	const pool, pump = 40, 5
+	const pool, pump, active = 40, 5, 8
 	var subs []bus.Subscription
 	for i := range pool + pump {
 		group := "pool"
@@ -67,26 +84,57 @@ func TestReadersShareConnections(t *testing.T) {
 		require.NoError(t, err)
 		subs = append(subs, s)
 	}
-	for i := range subs {
+	blocked := func(n int, what string) {
+		t.Helper()
+		require.Eventually(t, func() bool { return blockedReads(t, url, name) == n }, 10*time.Second, 10*time.Millisecond, what)
+		for range 10 {
+			require.LessOrEqual(t, blockedReads(t, url, name), n, "%s: never more than one blocking read per reader", what)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	blocked(4, "3 readers of pool (40 streams, 16 a read) and 1 of pump wait in XREADGROUP")
+
+	for i := range active {
 		_, err := b.Publish(ctx, fmt.Sprintf("t%d", i), &bus.Message{Payload: []byte(fmt.Sprint(i))})
 		require.NoError(t, err)
 	}
-	for i, s := range subs {
+	for i, s := range subs[:active] {
 		d := recv(t, s, 10*time.Second)
 		require.Equal(t, fmt.Sprint(i), string(d.Message().Payload), "subscription %d gets its own topic's message", i)
 		require.NoError(t, d.Ack(ctx))
 	}
-	require.Eventually(t, func() bool { return blockedReads(t, url, name) == 4 }, 10*time.Second, 10*time.Millisecond,
-		"3 readers of pool (40 streams, 16 a read) and 1 of pump wait in XREADGROUP")
-	for range 20 {
-		require.LessOrEqual(t, blockedReads(t, url, name), 4, "never more than one blocking read per reader")
-		time.Sleep(10 * time.Millisecond)
+	hot := func(s bus.Subscription) bool { return readerOf(s.(*sub)).key.hot }
+	require.Eventually(t, func() bool {
+		for _, s := range subs[:active] {
+			if !hot(s) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "the active streams are read by a hot reader")
+	require.Same(t, readerOf(subs[0].(*sub)), readerOf(subs[active-1].(*sub)), "one hot reader for the 8")
+	for _, s := range subs[active:] {
+		require.False(t, hot(s), "a quiet stream stays cold")
 	}
+	blocked(5, "the 4 cold readers and 1 hot one")
+	// Another message to an active stream comes through the hot reader.
+	_, err := b.Publish(ctx, "t0", &bus.Message{Payload: []byte("again")})
+	require.NoError(t, err)
+	require.Equal(t, "again", string(recv(t, subs[0], 10*time.Second).Message().Payload))
+
+	require.Eventually(t, func() bool {
+		for _, s := range subs[:active] {
+			if hot(s) {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "quiet for HotFor, the streams are back in the cold readers")
+	blocked(4, "the hot reader ended with its last subscription")
 	for _, s := range subs[pool:] {
 		require.NoError(t, s.Close())
 	}
-	require.Eventually(t, func() bool { return blockedReads(t, url, name) == 3 }, 10*time.Second, 10*time.Millisecond,
-		"the pump reader ended with its last subscription")
+	blocked(3, "the pump reader ended with its last subscription")
 	b.rmu.Lock()
 	_, pumpReaders := b.readerSets[readerKey{group: "pump", consumer: "host-1", slot: -1}]
 	b.rmu.Unlock()
@@ -165,11 +213,7 @@ func testSharedReaderCreditsAndWakeups(t *testing.T, url string) {
 		require.NoError(t, held.Ack(ctx))
 	}
 	s := one.(*sub)
-	require.Eventually(t, func() bool {
-		s.r.mu.Lock()
-		defer s.r.mu.Unlock()
-		return s.inBlock
-	}, wait, time.Millisecond, "the drained stream joins the blocking read")
+	require.Eventually(t, func() bool { return inBlockingRead(s) }, wait, time.Millisecond, "the drained stream joins the blocking read")
 	publish("a", 5, 6)
 	held = recv(t, one, wait)
 	require.Equal(t, "a5", string(held.Message().Payload))
@@ -239,14 +283,11 @@ func TestClusterReadersBySlot(t *testing.T) {
 		require.NoError(t, err)
 		subs = append(subs, s)
 	}
-	require.Same(t, subs[0].(*sub).r, subs[1].(*sub).r, "topics of one slot share a reader")
-	require.NotSame(t, subs[0].(*sub).r, subs[2].(*sub).r, "a topic of another slot does not")
+	require.Same(t, readerOf(subs[0].(*sub)), readerOf(subs[1].(*sub)), "topics of one slot share a reader")
+	require.NotSame(t, readerOf(subs[0].(*sub)), readerOf(subs[2].(*sub)), "a topic of another slot does not")
 	// Both streams of the shared reader are in its blocking read once their history is read.
-	r := subs[0].(*sub).r
 	require.Eventually(t, func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return subs[0].(*sub).inBlock && subs[1].(*sub).inBlock
+		return inBlockingRead(subs[0].(*sub)) && inBlockingRead(subs[1].(*sub))
 	}, 10*time.Second, time.Millisecond)
 	for i, topic := range []string{same[0], same[1], other} {
 		_, err := b.Publish(ctx, topic, &bus.Message{Payload: []byte(topic)})
@@ -322,12 +363,9 @@ func TestLostGroupInSharedRead(t *testing.T) {
 			require.NoError(t, err)
 			kept, err := b.Subscribe(ctx, "kept", "g", bus.SubscribeOptions{Consumer: "c"})
 			require.NoError(t, err)
-			require.Same(t, lost.(*sub).r, kept.(*sub).r)
+			require.Same(t, readerOf(lost.(*sub)), readerOf(kept.(*sub)))
 			require.Eventually(t, func() bool {
-				r := lost.(*sub).r
-				r.mu.Lock()
-				defer r.mu.Unlock()
-				return lost.(*sub).inBlock && kept.(*sub).inBlock
+				return inBlockingRead(lost.(*sub)) && inBlockingRead(kept.(*sub))
 			}, 10*time.Second, time.Millisecond, "both wait in the blocking read")
 			require.NoError(t, tc.lose(ctx, c, b.key("lost")))
 			_, err = b.Publish(ctx, "kept", &bus.Message{Payload: []byte("kept")})

@@ -53,9 +53,10 @@ type sub struct {
 	dispatching bool                 // a dispatcher runs
 	// The reader's state of this subscription: how its entries are read, the cursor of its
 	// pending entries, and gone once no read may include it any more.
-	mode   readMode
-	cursor string
-	gone   bool
+	mode      readMode
+	cursor    string
+	gone      bool
+	lastEntry time.Time // when a read last brought it entries (hot readers let it go after HotFor)
 	// ackedDuringRead collects the entries whose XACK lands while the reader reads the
 	// consumer's pending list back (nil otherwise): such a read may still return an entry acked
 	// a moment later, after acked forgot it, and handing it out again would be a needless
