@@ -62,6 +62,7 @@ func releaseIdleMemory(ctx context.Context, every time.Duration, above uint64) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastCycles uint64
+	over, quiet, cooldown := 0, 0, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -71,12 +72,42 @@ func releaseIdleMemory(ctx context.Context, every time.Duration, above uint64) {
 		metrics.Read(samples)
 		cycles := samples[0].Value.Uint64()
 		live := samples[1].Value.Uint64()
-		held := samples[2].Value.Uint64() + samples[3].Value.Uint64() + samples[4].Value.Uint64()
-		if cycles == lastCycles && held > live+above {
-			debug.FreeOSMemory()
-			metrics.Read(samples[:1])
-			cycles = samples[0].Value.Uint64()
+		objects := samples[2].Value.Uint64()
+		held := objects + samples[3].Value.Uint64() + samples[4].Value.Uint64()
+		over = (over + 1) * boolInt(held > live+above)
+		quiet = (quiet + 1) * boolInt(cycles == lastCycles)
+		cooldown = max(cooldown-1, 0)
+		switch {
+		// Quiet (no collection since the last look) with memory held beyond the live heap; or
+		// busy and still holding it after busyLooks looks — collections that keep coming (timers,
+		// a trickle of work) must not keep a spike's memory from going back for ever.
+		case over > 0 && (quiet > 0 || over >= busyLooks):
+		// Quiet for busyLooks looks with a large heap: "live" is the last collection's figure,
+		// which may have marked a spike that is garbage by now, and an idle host may not collect
+		// again for minutes. Collect and see; if it was live after all, wait longer next time.
+		case quiet >= busyLooks && objects > above && cooldown == 0:
+		default:
+			lastCycles = cycles
+			continue
 		}
+		debug.FreeOSMemory()
+		metrics.Read(samples)
+		cycles = samples[0].Value.Uint64()
+		if samples[2].Value.Uint64() > above {
+			cooldown = 60 * busyLooks // a large heap that is live: look again in a while
+		}
+		over, quiet = 0, 0
 		lastCycles = cycles
 	}
+}
+
+// busyLooks is how many looks in a row a host that keeps collecting may hold releaseAbove
+// beyond its live heap before memoryPart gives it back anyway.
+const busyLooks = 5
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
