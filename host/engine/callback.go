@@ -30,8 +30,8 @@ func (e *Engine) awaitCallback(ctx context.Context, l *Listener, env *envelope, 
 }
 
 // watchCallbacks fails nodes whose callback did not come before their deadline.
-func (e *Engine) watchCallbacks(l *Listener, sub bus.Subscription) {
-	e.holdUntilDue(sub, func(env *envelope) error {
+func (e *Engine) watchCallbacks(l *Listener) deliveryFunc {
+	return e.holdUntilDue(func(env *envelope) error {
 		last, err := e.latestState(e.ctx, env.NodeID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err

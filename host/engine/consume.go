@@ -51,8 +51,7 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 		return nil, err
 	}
 	ls.subs = append(ls.subs, sub)
-	e.wg.Add(1)
-	go e.consume(l, sub)
+	fns := []deliveryFunc{e.consume(l)}
 	if l.HandlerType != HandlerBroadcast {
 		// Scheduled retries wait on a queue of their own, held by whichever host took them,
 		// so they survive restarts without occupying the listener's prefetch.
@@ -63,8 +62,7 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 			return nil, err
 		}
 		ls.subs = append(ls.subs, rs)
-		e.wg.Add(1)
-		go e.pumpRetries(l, rs)
+		fns = append(fns, e.pumpRetries(l))
 	}
 	// Held deliveries (paused nodes) wait on a queue of their own too (held.go).
 	hs, err := e.opts.Bus.Subscribe(ctx, e.heldTopic(l), heldGroup, bus.SubscribeOptions{
@@ -74,8 +72,7 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 		return nil, err
 	}
 	ls.subs = append(ls.subs, hs)
-	e.wg.Add(1)
-	go e.pumpHeld(l, hs)
+	fns = append(fns, e.pumpHeld(l))
 	cs, err := e.opts.Bus.Subscribe(ctx, callbackTopic(l), "deadline", bus.SubscribeOptions{
 		Consumer: e.opts.InstanceID, Start: bus.StartOldest, Prefetch: retryPrefetch, ClaimAfter: e.opts.ClaimAfter})
 	if err != nil {
@@ -83,9 +80,46 @@ func (e *Engine) subscribe(ctx context.Context, l *Listener) (*listenerSub, erro
 		return nil, err
 	}
 	ls.subs = append(ls.subs, cs)
+	fns = append(fns, e.watchCallbacks(l))
 	e.wg.Add(1)
-	go e.watchCallbacks(l, cs)
+	go e.serve(ls.subs, fns)
 	return ls, nil
+}
+
+// deliveryFunc takes one delivery of one of a listener's subscriptions. It must not block: what
+// waits (a handler, a due time) runs in a goroutine of its own.
+type deliveryFunc func(bus.Delivery)
+
+// serve hands the deliveries of a listener's subscriptions (at most four) to their functions,
+// in one goroutine for all of them, until every subscription has ended: an idle host runs one
+// goroutine per listener, not one per subscription (1,000 listeners were 4,000 goroutines,
+// 9 MB of stacks, issue 13).
+func (e *Engine) serve(subs []bus.Subscription, fns []deliveryFunc) {
+	defer e.wg.Done()
+	var chs [4]<-chan bus.Delivery
+	for i, s := range subs {
+		chs[i] = s.Deliveries()
+	}
+	for open := len(subs); open > 0; {
+		var d bus.Delivery
+		var ok bool
+		var i int
+		select {
+		case d, ok = <-chs[0]:
+		case d, ok = <-chs[1]:
+			i = 1
+		case d, ok = <-chs[2]:
+			i = 2
+		case d, ok = <-chs[3]:
+			i = 3
+		}
+		if !ok {
+			chs[i] = nil
+			open--
+			continue
+		}
+		fns[i](d)
+	}
 }
 
 // dropped ends the nodes of messages a non-reliable listener's queue skipped as it subscribed
@@ -120,30 +154,29 @@ func (e *Engine) dropped(ctx context.Context, l *Listener, msgs []*bus.Message) 
 	}
 }
 
-func (e *Engine) consume(l *Listener, sub bus.Subscription) {
-	defer e.wg.Done()
-	for d := range sub.Deliveries() {
+// consume runs each delivery of l's queue to its end, in a goroutine of its own.
+func (e *Engine) consume(l *Listener) deliveryFunc {
+	return func(d bus.Delivery) {
 		if !e.inflight.enter() {
-			continue // draining: left unacknowledged, it stays pending for the next host
+			return // draining: left unacknowledged, it stays pending for the next host
 		}
 		e.wg.Add(1)
-		go func(d bus.Delivery) {
+		go func() {
 			defer e.wg.Done()
 			defer e.inflight.exit()
 			e.handle(l, d)
-		}(d)
+		}()
 	}
 }
 
 // holdUntilDue runs due(env) for each delivery of a queue of scheduled envelopes (retries,
-// callback deadlines) once its NotBefore has come, and acks or nacks it by what due says.
+// callback deadlines), in a goroutine of its own, once its NotBefore has come, and acks or nacks it by what due says.
 // Deliveries still held when the engine stops stay pending: another host, or the next start,
 // takes them.
-func (e *Engine) holdUntilDue(sub bus.Subscription, due func(env *envelope) error) {
-	defer e.wg.Done()
-	for d := range sub.Deliveries() {
+func (e *Engine) holdUntilDue(due func(env *envelope) error) deliveryFunc {
+	return func(d bus.Delivery) {
 		e.wg.Add(1)
-		go func(d bus.Delivery) {
+		go func() {
 			defer e.wg.Done()
 			var env envelope
 			if err := json.Unmarshal(d.Message().Payload, &env); err != nil {
@@ -158,13 +191,13 @@ func (e *Engine) holdUntilDue(sub bus.Subscription, due func(env *envelope) erro
 				return
 			}
 			_ = d.Ack(e.ctx)
-		}(d)
+		}()
 	}
 }
 
 // pumpRetries puts each scheduled retry back on the listener's queue when it is due.
-func (e *Engine) pumpRetries(l *Listener, sub bus.Subscription) {
-	e.holdUntilDue(sub, func(env *envelope) error {
+func (e *Engine) pumpRetries(l *Listener) deliveryFunc {
+	return e.holdUntilDue(func(env *envelope) error {
 		env.NotBefore = time.Time{}
 		payload, _ := json.Marshal(env)
 		_, err := e.opts.Bus.Publish(e.ctx, l.Topic(), &bus.Message{Payload: payload})

@@ -58,17 +58,16 @@ func (e *Engine) hold(ctx context.Context, l *Listener, env *envelope) error {
 }
 
 // pumpHeld keeps the held deliveries of l until the control log lets each go.
-func (e *Engine) pumpHeld(l *Listener, sub bus.Subscription) {
-	defer e.wg.Done()
+func (e *Engine) pumpHeld(l *Listener) deliveryFunc {
 	var inflight atomic.Int64
-	for d := range sub.Deliveries() {
+	return func(d bus.Delivery) {
 		inflight.Add(1)
 		e.wg.Add(1)
-		go func(d bus.Delivery) {
+		go func() {
 			defer e.wg.Done()
 			defer inflight.Add(-1)
 			e.keepHeld(l, d, func() bool { return inflight.Load() >= int64(e.opts.HeldPrefetch) })
-		}(d)
+		}()
 	}
 }
 
