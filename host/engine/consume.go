@@ -170,9 +170,9 @@ func (e *Engine) consume(l *Listener) deliveryFunc {
 }
 
 // holdUntilDue runs due(env) for each delivery of a queue of scheduled envelopes (retries,
-// callback deadlines), in a goroutine of its own, once its NotBefore has come, and acks or nacks it by what due says.
-// Deliveries still held when the engine stops stay pending: another host, or the next start,
-// takes them.
+// callback deadlines), in a goroutine of its own, once its NotBefore has come, and acks or
+// nacks it by what due says. Deliveries still held when the engine stops stay pending: another
+// host, or the next start, takes them.
 func (e *Engine) holdUntilDue(due func(env *envelope) error) deliveryFunc {
 	return func(d bus.Delivery) {
 		e.wg.Add(1)
