@@ -23,10 +23,19 @@ func readerOf(s *sub) *reader {
 
 // inBlockingRead says whether s waits in its reader's blocking read.
 func inBlockingRead(s *sub) bool {
-	r := readerOf(s)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return s.inBlock
+	for {
+		r := readerOf(s)
+		r.mu.Lock()
+		// s may have moved to another reader (hot or cold) since: inBlock is guarded by the
+		// mutex of the reader that holds s now.
+		if readerOf(s) != r {
+			r.mu.Unlock()
+			continue
+		}
+		in := s.inBlock
+		r.mu.Unlock()
+		return in
+	}
 }
 
 // namedOptions are testOptions whose connections carry a client name no other bus uses, so
