@@ -62,7 +62,7 @@ func releaseIdleMemory(ctx context.Context, every time.Duration, above uint64) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastCycles uint64
-	over, quiet, cooldown := 0, 0, 0
+	over, quiet, cooldown, backoff := 0, 0, 0, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -94,7 +94,12 @@ func releaseIdleMemory(ctx context.Context, every time.Duration, above uint64) {
 		metrics.Read(samples)
 		cycles = samples[0].Value.Uint64()
 		if samples[2].Value.Uint64() > above {
-			cooldown = 60 * busyLooks // a large heap that is live: look again in a while
+			// A large heap that was live (a call still running, or a host that keeps much):
+			// look again later, twice as late each time it stays so, up to 5 minutes.
+			backoff = min(max(backoff*2, 2*busyLooks), 60*busyLooks)
+			cooldown = backoff
+		} else {
+			backoff = 0
 		}
 		over, quiet = 0, 0
 		lastCycles = cycles

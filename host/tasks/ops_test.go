@@ -128,6 +128,8 @@ func TestTaskPauseResume(t *testing.T) {
 		sigTypes(b.signals(sigs, id, 6)))
 	a, _ := hookRow(t, b, id, "pre_pause_node")
 	require.Equal(t, id, a[0]["taskId"], "the hook gets the task's data")
+	// The done row is written before the record is finished in the store: wait for the record.
+	b.awaitStatus(id, timers.StatusSuccess)
 	b.refused("pause", id, timers.StatusSuccess)
 	b.refused("resume", id, timers.StatusSuccess)
 	b.refused("forcedFail", id, timers.StatusSuccess)

@@ -415,6 +415,9 @@ func testRunnerStopRestart(t *testing.T, open Open) {
 	}
 	r1 := startRunner(t, opts(s1, "A"))
 	r2 := startRunner(t, opts(s2, "B"))
+	// The tasks come due over 3 s and the runners stop at 0.4 s: some fire before the stop, the
+	// rest after the restart (over 1.2 s, a stall of the machine longer than 0.8 s — CI under
+	// -race — let every one fire before the stop).
 	const n = 30
 	start := time.Now()
 	var all []string
@@ -423,7 +426,7 @@ func testRunnerStopRestart(t *testing.T, open Open) {
 		if i%2 == 1 {
 			s = s2
 		}
-		all = append(all, create(t, s, newTask("tasks.Stream", start.Add(time.Duration(i)*40*time.Millisecond))).ID)
+		all = append(all, create(t, s, newTask("tasks.Stream", start.Add(time.Duration(i)*100*time.Millisecond))).ID)
 	}
 	waitUntil(start.Add(400 * time.Millisecond))
 	stop(t, r1)
