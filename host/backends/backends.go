@@ -72,7 +72,8 @@ func Open(ctx context.Context, cfg host.Config, app string) (_ *host.Backends, e
 		if cfg.ClickHouseDSN != "" {
 			// A shared log: its rows wait on the shared Redis until some host inserts them.
 			b.LogBuffer = func(ctx context.Context, store logstore.Store, consumer string) (host.LogWriter, error) {
-				s, err := redisspool.New(client, store, redisspool.Options{Key: prefix + "log:spool", Consumer: consumer})
+				// A host is dead after --claim-timeout for its deliveries: for its log batches too.
+				s, err := redisspool.New(client, store, redisspool.Options{Key: prefix + "log:spool", Consumer: consumer, ClaimAfter: cfg.ClaimAfter})
 				if err == nil {
 					err = s.Start(ctx)
 				}
