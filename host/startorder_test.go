@@ -19,9 +19,9 @@ import (
 func TestBacklogWaitsForEveryPartBeforeItRuns(t *testing.T) {
 	t.Parallel()
 	files := map[string]string{
-		"app.json": `{"name": "startorder"}`,
+		"app.json":           `{"name": "startorder"}`,
 		"models/Item/e.json": `{"title": "Item", "type": "models.NormalType", "fields": [{"name": "n", "type": "Integer"}]}`,
-		"events/Use/e.json": `{"title": "Use", "type": "events.NormalType", "sender": "s", "retry": {"policy": "none"}}`,
+		"events/Use/e.json":  `{"title": "Use", "type": "events.NormalType", "sender": "s", "retry": {"policy": "none"}}`,
 		"events/Use/index.js": `exports.handle = function (event) {
   app.getElement("models.Item").query({});
   app.getElement("services.TaskSvc").getTaskTmplList("");

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -629,17 +628,9 @@ func (s *Spool) lastErrorText() string {
 	return "none"
 }
 
-// backoff doubles from BackoffMin up to BackoffMax, with jitter in [d/2, d).
+// backoff is the wait before retry attempt+1, as the file writer's (writer.Backoff).
 func (s *Spool) backoff(attempt int) time.Duration {
-	d := s.opts.BackoffMin
-	for i := 0; i < attempt && d < s.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.opts.BackoffMax)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
+	return writer.Backoff(s.opts.BackoffMin, s.opts.BackoffMax, attempt)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -475,14 +475,20 @@ func (w *Writer) reject(row logstore.Row, cause error) error {
 	return nil
 }
 
-// backoff is the wait before retry attempt+1: doubling from BackoffMin, capped at BackoffMax,
-// with jitter in [d/2, d) so many hosts recovering together do not retry in step.
+// backoff is the wait before retry attempt+1 (Backoff with the writer's bounds).
 func (w *Writer) backoff(attempt int) time.Duration {
-	d := w.opts.BackoffMin
-	for i := 0; i < attempt && d < w.opts.BackoffMax; i++ {
+	return Backoff(w.opts.BackoffMin, w.opts.BackoffMax, attempt)
+}
+
+// Backoff is the wait before retry attempt+1 of a failed insert: doubling from lo, capped at hi,
+// with jitter in [d/2, d) so many hosts recovering together do not retry in step. The log's
+// buffers share it (logstore/redisspool too).
+func Backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := lo
+	for i := 0; i < attempt && d < hi; i++ {
 		d *= 2
 	}
-	d = min(d, w.opts.BackoffMax)
+	d = min(d, hi)
 	if d <= 1 {
 		return d
 	}
