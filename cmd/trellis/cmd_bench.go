@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-run/trellis/host/bench"
+	"github.com/trellis-run/trellis/host/isolate"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -80,8 +83,9 @@ one at a time, and reports the send → handled time.`,
 
 func newBenchEventsCmd() *cobra.Command {
 	var (
-		o      bench.EventsOptions
-		asJSON bool
+		o          bench.EventsOptions
+		asJSON     bool
+		profileDir string
 	)
 	cmd := &cobra.Command{
 		Use:   "events [--redis URL] [--clickhouse DSN]",
@@ -104,6 +108,13 @@ the throughput phase caused and runs redis-benchmark's pipelined XADD for compar
 			}
 			cfg.AppDir, cfg.DataDir = "", ""
 			o.Host = cfg
+			if profileDir != "" {
+				stop, err := startBenchProfile(profileDir)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			rep, err := bench.Events(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -121,9 +132,35 @@ the throughput phase caused and runs redis-benchmark's pipelined XADD for compar
 	cmd.Flags().IntVar(&o.Senders, "senders", 64, "concurrent senders of the throughput phase")
 	cmd.Flags().IntVar(&o.Rate, "rate", 5000, "events per second offered in the latency phase (0 skips it)")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 5*time.Second, "length of the latency phase")
+	cmd.Flags().StringVar(&profileDir, "cpuprofile", "", "write CPU profiles of the whole run to this directory: host.pprof, and worker-<pid>.pprof per sandbox worker")
 	cmd.Flags().BoolVar(&o.XADDBaseline, "xadd", true, "with --redis, also run redis-benchmark's pipelined XADD")
 	cmd.Flags().IntVar(&o.Hosts, "hosts", 1, "hosts of one cluster in this process (past 1 needs --redis); senders spread over them")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	addSettings(cmd, "redis", "clickhouse", "sandbox", "workers", "timeout", "config")
 	return cmd
+}
+
+// startBenchProfile profiles this process into dir/host.pprof and has every sandbox worker the
+// bench starts profile itself beside it (isolate.EnvWorkerProfile); stop ends the host's.
+func startBenchProfile(dir string) (stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "host.pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := os.Setenv(isolate.EnvWorkerProfile, dir); err != nil {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

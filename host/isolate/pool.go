@@ -30,7 +30,7 @@ const (
 type Pool struct {
 	opts    Options
 	target  int           // processes to keep: Workers + Spares
-	slots   chan struct{} // one token per execution that may run at once (Workers)
+	slots   chan struct{} // one token per execution taken at once: Workers × queueDepth
 	done    chan struct{} // closed by Close
 	wake    chan struct{} // tells the keeper to look at the process count
 	kept    chan struct{} // closed when the keeper has stopped
@@ -44,7 +44,7 @@ type Pool struct {
 	version     uint64
 	lastVersion uint64 // version numbers are never reused, even for a Load that failed
 	procs       map[*proc]struct{}
-	idle        []*proc       // most recently used last: it has the warmest runtimes
+	idle        []*proc       // workers that can take an execution (taken < queueDepth); most recently used last: the warmest runtimes
 	changed     chan struct{} // closed and replaced when idle or startErr changes
 	startErr    error         // set while starts keep failing
 
@@ -63,7 +63,7 @@ func New(opts Options) (*Pool, error) {
 	}
 	p := &Pool{
 		opts: opts, target: opts.Workers + opts.Spares,
-		slots: make(chan struct{}, opts.Workers), done: make(chan struct{}),
+		slots: make(chan struct{}, opts.Workers*queueDepth), done: make(chan struct{}),
 		wake: make(chan struct{}, 1), kept: make(chan struct{}),
 		procs: make(map[*proc]struct{}), changed: make(chan struct{}),
 	}
@@ -110,7 +110,7 @@ func (p *Pool) Load(src *jsvm.Source) error {
 	src = sanitize(src)
 	p.loadMu.Lock()
 	defer p.loadMu.Unlock()
-	w, err := p.takeIdle(context.Background())
+	w, err := p.takeIdle(context.Background(), takeForLoad)
 	if err != nil {
 		return err
 	}
@@ -173,8 +173,9 @@ func (p *Pool) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result, error)
 		return jsvm.Result{}, jsvm.ErrClosed
 	}
 	defer func() { <-p.slots }()
+	how := takeOrQueue
 	for attempt := 0; ; attempt++ {
-		w, err := p.takeIdle(ctx)
+		w, err := p.takeIdle(ctx, how)
 		if err != nil {
 			return jsvm.Result{}, err
 		}
@@ -183,6 +184,10 @@ func (p *Pool) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result, error)
 		p.mu.Unlock()
 		res, err, healthy := w.execute(ctx, src, version, call)
 		p.release(w, healthy)
+		if err == errWithdrawn {
+			how, attempt = takeFree, attempt-1 // nothing ran: wait for a free worker this time
+			continue
+		}
 		if u, ok := err.(*unreachedError); ok {
 			if attempt < 2 {
 				continue // the worker was gone before it got the call: nothing ran, so try another
@@ -228,17 +233,37 @@ func (p *Pool) isClosed() bool {
 	return p.closed
 }
 
-// takeIdle takes a ready worker for the caller's exclusive use, waiting for one if need be.
-func (p *Pool) takeIdle(ctx context.Context) (*proc, error) {
+// queueDepth is how many executions a worker is given at once: the one it runs and one queued
+// behind it. The queued one's frame is already in the worker's pipe when the running one ends, so
+// the worker starts it at once instead of idling while its answer travels to the host and the
+// next caller is woken, encoded and sent (measured in docs/performance.md: workers were idle
+// four fifths of the time under load). The queued execution has not started, so a kill of the
+// worker for the running one costs it nothing: it is sent to another worker (unreachedError).
+const queueDepth = 2
+
+// takeMode says which workers takeIdle may give out.
+type takeMode int
+
+const (
+	takeOrQueue takeMode = iota // an execution: a free worker, else a place in a busy one's queue
+	takeFree                    // an execution withdrawn from a queue: a free worker only
+	takeForLoad                 // a Load: any idle worker, spares too (a load takes no slot), never a busy one
+)
+
+// takeIdle takes a worker for one execution (or a Load), waiting for one if need be: see
+// pickLocked.
+func (p *Pool) takeIdle(ctx context.Context, how takeMode) (*proc, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return nil, jsvm.ErrClosed
 		}
-		if n := len(p.idle); n > 0 {
-			w := p.idle[n-1]
-			p.idle = p.idle[:n-1]
+		if w := p.pickLocked(how); w != nil {
+			w.taken++
+			if w.taken >= queueDepth {
+				p.dropIdleLocked(w)
+			}
 			p.mu.Unlock()
 			return w, nil
 		}
@@ -260,16 +285,67 @@ func (p *Pool) takeIdle(ctx context.Context) (*proc, error) {
 	}
 }
 
-// release gives a worker back: to the idle list, or out of the pool (to be replaced) if it was
-// killed, died or is due to retire.
+// pickLocked is the worker takeIdle gives out: the most recently used idle one, while fewer than
+// Workers run executions (the spares are there to replace a killed worker at once, not to run
+// more at a time); else, with queue, of those running a single execution and not retiring, the
+// one whose execution began last.
+func (p *Pool) pickLocked(how takeMode) *proc {
+	busy := 0
+	for w := range p.procs {
+		if w.taken > 0 {
+			busy++
+		}
+	}
+	var behind *proc
+	var behindSince time.Time
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		w := p.idle[i]
+		if w.taken == 0 {
+			if how == takeForLoad || busy < p.opts.Workers {
+				return w
+			}
+			continue
+		}
+		if how == takeOrQueue && !w.retiring() {
+			// Behind the execution that began last: the likeliest to end soon.
+			if since := w.since(); behind == nil || since.After(behindSince) {
+				behind, behindSince = w, since
+			}
+		}
+	}
+	return behind
+}
+
+func (p *Pool) dropIdleLocked(w *proc) {
+	for i, o := range p.idle {
+		if o == w {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			return
+		}
+	}
+}
+
+// release gives back a worker's execution: the worker returns to the idle list, or leaves the
+// pool (to be replaced) if it was killed, died or is due to retire — a retiring worker once its
+// last execution has ended.
 func (p *Pool) release(w *proc, healthy bool) {
-	w.mu.Lock()
-	retire := w.retire
-	w.mu.Unlock()
+	retire := w.retiring()
 	p.mu.Lock()
+	w.taken--
 	if healthy && !retire && !p.closed && !w.removed && !w.isDead() {
-		p.idle = append(p.idle, w)
+		p.dropIdleLocked(w)
+		if w.taken == 0 {
+			p.idle = append(p.idle, w) // most recently used last
+		} else {
+			p.idle = append([]*proc{w}, p.idle...) // busy: taken only when no idle one is left
+		}
 		p.notifyLocked()
+		p.mu.Unlock()
+		return
+	}
+	if healthy && retire && w.taken > 0 {
+		// The other execution on it finishes first; it is stopped when that one is released.
+		p.dropIdleLocked(w)
 		p.mu.Unlock()
 		return
 	}

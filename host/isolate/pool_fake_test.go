@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -381,4 +382,63 @@ func TestWorkerExitsAreReported(t *testing.T) {
 		t.Fatalf("Close reported a worker exit: %+v", e)
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+// A worker is given a second execution queued behind its running one (queueDepth); one queued
+// behind an execution that runs on is withdrawn and run by the next free worker, so trivial
+// calls never wait for a long or hostile one, and a queued call whose worker is killed for the
+// one ahead of it runs elsewhere.
+func TestQueuedCallsDoNotWaitForALongExecution(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	host := jsvm.HostCallerFunc(func(ctx context.Context, call jsvm.HostCall) (any, error) {
+		entered <- struct{}{}
+		<-release
+		return nil, nil
+	})
+	p := newFakePool(t, Options{Workers: 2, Spares: -1, Host: host})
+	long := make(chan error, 1)
+	go func() {
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "wait"})
+		long <- err
+	}()
+	<-entered
+	// Four callers at once keep the other worker busy, so calls queue behind the long one too.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err := p.Execute(ctx, jsvm.Call{Element: "x", Function: "echo", Args: []any{"ping"}})
+				cancel()
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err, "a trivial call waited behind the long one")
+	}
+	close(release)
+	require.NoError(t, <-long)
+
+	// A call queued behind one that is killed at its deadline runs on the replacement.
+	p = newFakePool(t, Options{Workers: 1, Spares: 1, Limits: jsvm.Limits{Timeout: 200 * time.Millisecond}})
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := p.Execute(context.Background(), jsvm.Call{Element: "x", Function: "spin"})
+		stuck <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	echo(t, p)
+	requireCode(t, <-stuck, jsvm.CodeTimeout)
+	echo(t, p)
 }

@@ -47,22 +47,63 @@ type proc struct {
 	sentVersion uint64
 	sentSrc     *jsvm.Source
 
-	mu       sync.Mutex // guards the fields below; held only briefly, never across I/O
-	ex       *execution
-	loadAcks map[uint64]chan error
-	startRSS uint64 // resident set after its start and first load
-	scale    uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
-	retire   bool   // remove instead of returning to the idle list
+	mu sync.Mutex // guards the fields below; held only briefly, never across I/O
+	// running is the execution the worker runs (the first sent and not answered); queued, the
+	// one sent behind it (queueDepth), which starts when running's answer arrives.
+	running, queued *execution
+	runningSince    time.Time // when running began, as this side saw it
+	loadAcks        map[uint64]chan error
+	startRSS        uint64 // resident set after its start and first load
+	scale           uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
+	retire          bool   // remove instead of returning to the idle list
 
 	removed bool // guarded by pool.mu
+	taken   int  // executions taken and not released (at most queueDepth); guarded by pool.mu
+}
+
+// since is when the worker's running execution began (zero when it runs none).
+func (w *proc) since() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running == nil {
+		return time.Time{}
+	}
+	return w.runningSince
+}
+
+// retiring reports whether the worker is to leave the pool once its executions end.
+func (w *proc) retiring() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.retire
 }
 
 // execution is one Execute on a worker.
 type execution struct {
-	id       uint64
+	id      uint64
+	caller  context.Context
+	timeout time.Duration
+	done    chan *frame
+	// started is closed by begin, when the worker starts the execution: at once for one sent to
+	// an idle worker, when the answer of the one ahead of it arrives for a queued one. ctx,
+	// deadline and stop are set by begin, before started is closed.
+	started  chan struct{}
 	ctx      context.Context // for the host calls it makes; ends at its deadline
 	deadline time.Time
-	done     chan *frame
+	stop     context.CancelFunc
+}
+
+// begin marks the execution started now: its deadline is its timeout from now, or its caller's
+// deadline if that comes first. For a queued execution the worker starts its own clock a little
+// earlier (when it dequeues the frame, before the answer ahead of it has reached this side), so
+// the supervisor's kill timer never runs ahead of the worker's deadline.
+func (ex *execution) begin() {
+	ex.deadline = time.Now().Add(ex.timeout)
+	if d, ok := ex.caller.Deadline(); ok && d.Before(ex.deadline) {
+		ex.deadline = d
+	}
+	ex.ctx, ex.stop = context.WithDeadline(ex.caller, ex.deadline)
+	close(ex.started)
 }
 
 // endCode is the code the execution must end with because its ctx has ended (the caller's
@@ -79,11 +120,11 @@ func (ex *execution) endCode() string {
 }
 
 // workerEnvKeep are the variables of the host's environment a worker inherits: the Go runtime's
-// knobs, and where local time comes from. Nothing else: the host's environment holds its secrets
+// knobs, where local time comes from, and where to write a CPU profile. Nothing else: the host's environment holds its secrets
 // (TRELLIS_ADMIN_TOKEN, DSNs with passwords), and a worker runs the app's code, which must not
 // be one bug away from reading them (/proc/self/environ).
 var workerEnvKeep = map[string]bool{"GOGC": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true,
-	"GOTRACEBACK": true, "GORACE": true, "GOCOVERDIR": true, "TZ": true, "ZONEINFO": true}
+	"GOTRACEBACK": true, "GORACE": true, "GOCOVERDIR": true, "TZ": true, "ZONEINFO": true, EnvWorkerProfile: true}
 
 // workerEnv is a worker's whole environment: EnvWorker, what it keeps of host's (workerEnvKeep),
 // then extra (Options.Env), which wins over both.
@@ -220,12 +261,19 @@ func (w *proc) dispatch(f *frame) {
 			ch <- err
 		}
 	case kindResult:
+		var ex *execution
 		w.mu.Lock()
-		ex := w.ex
-		if ex != nil && ex.id == f.ID {
-			w.ex = nil
-		} else {
-			ex = nil
+		switch {
+		case w.running != nil && w.running.id == f.ID:
+			ex = w.running
+			// The worker starts the queued execution as it sends this answer.
+			w.running, w.queued = w.queued, nil
+			if w.running != nil {
+				w.running.begin()
+				w.runningSince = time.Now()
+			}
+		case w.queued != nil && w.queued.id == f.ID:
+			ex, w.queued = w.queued, nil // cancelled before it started
 		}
 		w.mu.Unlock()
 		if ex != nil {
@@ -233,7 +281,7 @@ func (w *proc) dispatch(f *frame) {
 		}
 	case kindHostCall:
 		w.mu.Lock()
-		ex := w.ex
+		ex := w.running
 		w.mu.Unlock()
 		go w.serveHostCall(ex, f)
 	default:
@@ -531,9 +579,7 @@ func (w *proc) load(src *jsvm.Source, version uint64, timeout time.Duration) err
 func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, call jsvm.Call) (res jsvm.Result, err error, healthy bool) {
 	p := w.pool
 	call.Limits = p.limitsFor(call, src)
-	deadline := time.Now().Add(call.Limits.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	if d, ok := ctx.Deadline(); ok && d.Before(time.Now().Add(call.Limits.Timeout)) {
 		call.Limits.Timeout = max(time.Until(d), time.Millisecond)
 	}
 	call.Args = normalizeArgs(call.Args)
@@ -548,25 +594,63 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		return jsvm.Result{}, &jsvm.Error{Code: jsvm.CodeInvalidArg, Element: call.Element, Message: fmt.Sprintf(
 			"the arguments are nested deeper than %d levels (the nesting cap, --max-depth); flatten them", depth)}, true
 	}
-	hostCtx, cancelHost := context.WithDeadline(ctx, deadline)
-	defer cancelHost()
-	ex := &execution{id: p.execSeq.Add(1), ctx: hostCtx, deadline: deadline, done: make(chan *frame, 1)}
-
+	ex := &execution{id: p.execSeq.Add(1), caller: ctx, timeout: call.Limits.Timeout, done: make(chan *frame, 1), started: make(chan struct{})}
+	var queued bool
+	w.sendMu.Lock()
 	w.mu.Lock()
-	w.ex = ex
+	if w.running == nil {
+		w.running = ex
+		ex.begin()
+		w.runningSince = time.Now()
+	} else {
+		w.queued, queued = ex, true
+	}
 	scale := max(w.scale, 1)
 	w.mu.Unlock()
-	w.sendMu.Lock()
 	if w.sentVersion != version {
 		err = w.sendLoadLocked(src, version)
 	}
 	if err == nil {
+		// A queued execution's deadline is counted by the worker from when it starts it; only
+		// the caller's own deadline, if it has one, is absolute.
+		var deadline time.Time
+		if !queued {
+			deadline = ex.deadline
+		} else if d, ok := ctx.Deadline(); ok {
+			deadline = d
+		}
 		err = w.c.send(&frame{Kind: kindExec, ID: ex.id, Version: version, Call: &call, Deadline: deadline})
 	}
 	w.sendMu.Unlock()
+	defer func() {
+		if ex.stop != nil {
+			ex.stop()
+		}
+	}()
 	if err != nil {
 		w.kill(nil)
 		return jsvm.Result{}, &unreachedError{err: &jsvm.Error{Code: jsvm.CodeUnavailable, Message: fmt.Sprintf("isolate: could not reach a worker (%v); try again", err)}}, false
+	}
+	if queued {
+		switch f, how := w.awaitStart(ex); how {
+		case answeredFirst:
+			if ex.ctx == nil {
+				// Answered unstarted: withdrawn (another worker will run it), dropped at its
+				// caller's request (a cancel), or refused.
+				switch {
+				case f.Err != nil && f.Err.Code == codeWithdrawn:
+					return jsvm.Result{}, errWithdrawn, true
+				case ctx.Err() != nil || f.Err == nil:
+					return jsvm.Result{}, cancelled(ctx), true
+				}
+				return jsvm.Result{}, &f.Err.Error, true
+			}
+			return w.answer(ex, f, ctx, call)
+		case diedFirst:
+			return jsvm.Result{}, &unreachedError{err: w.deathErrorFor(call.Element)}, false
+		case closedFirst:
+			return jsvm.Result{}, jsvm.ErrClosed, false
+		}
 	}
 
 	// The RSS safeguard measures from what the worker holds now, not from what earlier
@@ -578,7 +662,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		w.mu.Unlock()
 	}
 	rssLimit := base.RSS + scale*uint64(call.Limits.MemoryBytes+call.Limits.MemoryBytes/2)
-	killAt := time.NewTimer(time.Until(deadline) + p.opts.KillGrace)
+	killAt := time.NewTimer(time.Until(ex.deadline) + p.opts.KillGrace)
 	defer killAt.Stop()
 	tick := time.NewTicker(rssEvery)
 	defer tick.Stop()
@@ -586,29 +670,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	for {
 		select {
 		case f := <-ex.done:
-			if f.Result != nil {
-				res = *f.Result
-				res.Value = restoreEmpty(res.Value)
-				restoreEmptyArgs(res.Args)
-			}
-			var e *jsvm.Error
-			if f.Err != nil {
-				e = &f.Err.Error
-				restoreEmpty(e.Details)
-			}
-			if code := ex.endCode(); code != "" && (e == nil || e.Code != code) {
-				// The worker learns that the execution's ctx ended (a cancel, the caller's deadline,
-				// a host call answered after either) later than this side does, so what it answered
-				// may have been made after its caller gave up: a success, or an error JS caught and
-				// rethrew. The host knows its own ctx: an execution whose ctx has ended by the time
-				// its answer is read ends canceled or timeout, whatever the worker says.
-				res.Value, res.Failed, res.WaitCallback = nil, nil, false
-				e = endedError(code, ctx, call)
-			}
-			if e != nil {
-				return res, e, true
-			}
-			return res, nil, true
+			return w.answer(ex, f, ctx, call)
 		case <-w.dead:
 			return jsvm.Result{}, w.deathErrorFor(call.Element), false
 		case <-tick.C:
@@ -638,6 +700,88 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		case <-p.done:
 			w.kill(nil)
 			return jsvm.Result{}, jsvm.ErrClosed, false
+		}
+	}
+}
+
+// answer is what Execute returns for the worker's answer f to ex.
+func (w *proc) answer(ex *execution, f *frame, ctx context.Context, call jsvm.Call) (res jsvm.Result, err error, healthy bool) {
+	if f.Result != nil {
+		res = *f.Result
+		res.Value = restoreEmpty(res.Value)
+		restoreEmptyArgs(res.Args)
+	}
+	var e *jsvm.Error
+	if f.Err != nil {
+		e = &f.Err.Error
+		restoreEmpty(e.Details)
+	}
+	if code := ex.endCode(); code != "" && (e == nil || e.Code != code) {
+		// The worker learns that the execution's ctx ended (a cancel, the caller's deadline,
+		// a host call answered after either) later than this side does, so what it answered
+		// may have been made after its caller gave up: a success, or an error JS caught and
+		// rethrew. The host knows its own ctx: an execution whose ctx has ended by the time
+		// its answer is read ends canceled or timeout, whatever the worker says.
+		res.Value, res.Failed, res.WaitCallback = nil, nil, false
+		e = endedError(code, ctx, call)
+	}
+	if e != nil {
+		return res, e, true
+	}
+	return res, nil, true
+}
+
+// startOutcome is how the wait of a queued execution for its start ended.
+type startOutcome int
+
+const (
+	startedFirst  startOutcome = iota
+	answeredFirst              // the worker answered it: it ran and ended already, or was cancelled unstarted
+	diedFirst                  // the worker died before starting it: nothing of it ran
+	closedFirst                // the pool was closed
+)
+
+// errWithdrawn is the error of an execution withdrawn from its worker's queue: Execute runs it
+// on another worker.
+var errWithdrawn = errors.New("isolate: withdrawn from a busy worker's queue")
+
+// withdrawAfter is how long a queued execution waits for the one ahead of it before it is
+// withdrawn and given to the next free worker instead: a trivial execution takes well under a
+// millisecond, so one still running after this may be slow or hostile code that runs to its
+// timeout, which those queued behind it must not wait for.
+const withdrawAfter = 2 * time.Millisecond
+
+// awaitStart waits until the queued execution ex starts, or something ends it first. A caller
+// that gives up meanwhile has the worker drop it (a cancel frame; the worker answers it unrun),
+// and so does one that waited withdrawAfter (a withdraw frame; the worker answers codeWithdrawn
+// unless it has started it).
+func (w *proc) awaitStart(ex *execution) (*frame, startOutcome) {
+	ctxDone := ex.caller.Done()
+	withdraw := time.NewTimer(withdrawAfter)
+	defer withdraw.Stop()
+	for {
+		select {
+		case <-withdraw.C:
+			_ = w.c.send(&frame{Kind: kindWithdraw, ID: ex.id})
+		case <-ex.started:
+			return nil, startedFirst
+		case f := <-ex.done:
+			return f, answeredFirst
+		case <-w.dead:
+			// The reader reads every frame the worker sent before it closes dead, so a queued
+			// execution the worker had started has had its start recorded by then.
+			select {
+			case <-ex.started:
+				return nil, startedFirst
+			default:
+				return nil, diedFirst
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			_ = w.c.send(&frame{Kind: kindCancel, ID: ex.id})
+		case <-w.pool.done:
+			w.kill(nil)
+			return nil, closedFirst
 		}
 	}
 }

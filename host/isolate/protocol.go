@@ -37,7 +37,12 @@ const (
 	kindResult                         // worker → host: execution ID ended (Result, Err)
 	kindHostCall                       // worker → host: HostCall, answered by kindHostReply with the same ID
 	kindHostReply                      // host → worker: Value or Err for host call ID
+	kindWithdraw                       // host → worker: drop execution ID if it is still queued (answered with codeWithdrawn), else nothing
 )
+
+// codeWithdrawn is the code of the answer to a withdrawn execution: it never ran, and the
+// supervisor sends it to another worker. It never leaves the package.
+const codeWithdrawn = "isolate_withdrawn"
 
 // frame is the one message type of the protocol; Kind says which fields are set.
 type frame struct {

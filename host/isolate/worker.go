@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/trellis-run/trellis/host/jsvm"
 )
@@ -17,6 +20,36 @@ import (
 // IsWorker reports whether this process was started by a Pool as a worker. Every binary that
 // uses a Pool checks it first thing in main (and in TestMain) and then calls WorkerMain.
 func IsWorker() bool { return os.Getenv(EnvWorker) == "1" }
+
+// EnvWorkerProfile, when set in the host's environment, is a directory where every worker writes
+// its CPU profile (worker-<pid>.pprof) until the pool closes it: `trellis bench events
+// --cpuprofile` sets it, so the profile of the sandbox's side sits beside the host's
+// (docs/performance.md).
+const EnvWorkerProfile = "TRELLIS_WORKER_CPUPROFILE"
+
+// stopProfile ends the worker's CPU profile, if it writes one; the worker calls it before a clean
+// exit (a killed worker's profile is lost).
+var stopProfile = func() {}
+
+// startProfile starts the CPU profile EnvWorkerProfile asks for.
+func startProfile() {
+	dir := os.Getenv(EnvWorkerProfile)
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.pprof", os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "isolate: worker: cpu profile: %v\n", err)
+		return
+	}
+	stopProfile = func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
 
 // WorkerMain runs this process as a worker: it serves the frame protocol on stdin and stdout,
 // running each execution in a jsvm.VM under the memory caps its supervisor asked for. It never
@@ -41,8 +74,12 @@ type workerProc struct {
 	execID  uint64
 	cancel  context.CancelCauseFunc // ends the running execution's ctx; the cause says why
 	pending []*frame                // loads that arrived during an execution, applied after it
-	src     *jsvm.Source
-	version uint64
+	queued  *frame                  // an execution sent behind the running one (queueDepth)
+	// queuedLoads is how many of pending came before queued: only those apply before it starts
+	// (a load sent after it is for the executions sent after it).
+	queuedLoads int
+	src         *jsvm.Source
+	version     uint64
 
 	hostSeq  atomic.Uint64
 	hmu      sync.Mutex
@@ -57,6 +94,7 @@ func workerMain(newExec func(jsvm.Options) (jsvm.Executor, error)) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	startProfile()
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(2) // one execution at a time: the VM and the collector need no more
 	}
@@ -92,13 +130,16 @@ func (w *workerProc) serve() {
 			f, err := w.c.recv()
 			if err != nil {
 				if errors.Is(err, io.EOF) {
+					stopProfile()
 					os.Exit(0) // the supervisor closed the pipe: the pool is closing
 				}
 				w.fatal(fmt.Errorf("read frame: %w", err))
 			}
 			if run := w.handle(f); run != nil {
 				w.turn <- struct{}{}
-				run()
+				for run != nil {
+					run = run() // and the execution queued behind it, if any
+				}
 				break
 			}
 		}
@@ -125,49 +166,38 @@ func (w *workerProc) stats() *memStats {
 // handle runs on the reader goroutine, which must never block for long: host replies for the
 // running execution arrive on it. For an execution it returns the function that runs it, for the
 // caller to run once another goroutine has taken over reading.
-func (w *workerProc) handle(f *frame) (run func()) {
+func (w *workerProc) handle(f *frame) (run runFunc) {
 	switch f.Kind {
 	case kindLoad:
 		w.mu.Lock()
 		if w.busy {
 			w.pending = append(w.pending, f)
 		} else {
-			w.applyPendingLocked()
+			w.applyPendingLocked(len(w.pending))
 			w.applyLoadLocked(f)
 		}
 		w.mu.Unlock()
 	case kindExec:
 		w.mu.Lock()
+		defer w.mu.Unlock()
 		if w.busy {
-			w.mu.Unlock()
-			w.fatal(fmt.Errorf("%w: execution %d sent while %d runs", ErrProtocol, f.ID, w.execID))
-		}
-		w.applyPendingLocked()
-		if f.Call == nil || f.Version != w.version {
-			w.mu.Unlock()
-			msg := fmt.Sprintf("isolate: worker has source version %d but execution %d needs %d", w.version, f.ID, f.Version)
-			w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
-				Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: msg}}}))
+			if w.queued != nil {
+				w.fatal(fmt.Errorf("%w: execution %d sent while %d runs and %d waits", ErrProtocol, f.ID, w.execID, w.queued.ID))
+			}
+			w.queued, w.queuedLoads = f, len(w.pending) // run when the running one ends (see run)
 			return nil
 		}
-		// The execution's ctx ends at its deadline, on a cancel frame, or when a host reply says
-		// the execution has ended on the supervisor's side (see CallHost); its cause tells the VM
-		// whether that is a timeout (context.DeadlineExceeded) or a cancel.
-		base, stopDeadline := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
-		if !f.Deadline.IsZero() {
-			stopDeadline()
-			base, stopDeadline = context.WithDeadline(context.WithValue(context.Background(), execKey{}, f.ID), f.Deadline)
-		}
-		ctx, cancel := context.WithCancelCause(base)
-		w.busy, w.execID = true, f.ID
-		w.cancel = func(cause error) {
-			cancel(cause)
-			stopDeadline()
-		}
-		w.mu.Unlock()
-		return func() { w.run(ctx, f.ID, f.Call) }
+		return w.beginLocked(f)
 	case kindCancel:
 		w.endExecution(f.ID, context.Canceled)
+	case kindWithdraw:
+		w.mu.Lock()
+		if q := w.queued; q != nil && q.ID == f.ID {
+			w.queued = nil
+			w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
+				Err: &wireError{Coded: true, Error: jsvm.Error{Code: codeWithdrawn, Message: "isolate: withdrawn before it started"}}}))
+		}
+		w.mu.Unlock()
 	case kindHostReply:
 		w.hmu.Lock()
 		ch := w.hostWait[f.ID]
@@ -182,12 +212,58 @@ func (w *workerProc) handle(f *frame) (run func()) {
 	return nil
 }
 
-// applyPendingLocked applies the loads that arrived during the last execution, in order.
-func (w *workerProc) applyPendingLocked() {
-	for _, f := range w.pending {
+// runFunc runs one execution and returns the one to run next (queued behind it), or nil.
+type runFunc func() runFunc
+
+// beginLocked starts execution f, on the worker's current source (loads that arrived before it
+// applied first), and returns the function that runs it; nil when it cannot run (answered).
+func (w *workerProc) beginLocked(f *frame) runFunc {
+	if f == w.queued {
+		w.queued = nil
+		w.applyPendingLocked(w.queuedLoads)
+	} else {
+		w.applyPendingLocked(len(w.pending))
+	}
+	if f.Call == nil || f.Version != w.version {
+		msg := fmt.Sprintf("isolate: worker has source version %d but execution %d needs %d", w.version, f.ID, f.Version)
+		w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
+			Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeUnavailable, Message: msg}}}))
+		return nil
+	}
+	// The execution's ctx ends at its deadline, on a cancel frame, or when a host reply says
+	// the execution has ended on the supervisor's side (see CallHost); its cause tells the VM
+	// whether that is a timeout (context.DeadlineExceeded) or a cancel. An execution sent to an
+	// idle worker carries its deadline; one queued behind another counts its timeout from now,
+	// its start (and carries only its caller's own deadline, if any).
+	deadline := f.Deadline
+	if f.Call.Limits.Timeout > 0 {
+		if d := time.Now().Add(f.Call.Limits.Timeout); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+	base, stopDeadline := context.WithCancel(context.WithValue(context.Background(), execKey{}, f.ID))
+	if !deadline.IsZero() {
+		stopDeadline()
+		base, stopDeadline = context.WithDeadline(context.WithValue(context.Background(), execKey{}, f.ID), deadline)
+	}
+	ctx, cancel := context.WithCancelCause(base)
+	w.busy, w.execID = true, f.ID
+	w.cancel = func(cause error) {
+		cancel(cause)
+		stopDeadline()
+	}
+	return func() runFunc { return w.run(ctx, f.ID, f.Call) }
+}
+
+// applyPendingLocked applies the first n loads that arrived during the last execution, in order.
+func (w *workerProc) applyPendingLocked(n int) {
+	for _, f := range w.pending[:n] {
 		w.applyLoadLocked(f)
 	}
-	w.pending = nil
+	w.pending = w.pending[n:]
+	if len(w.pending) == 0 {
+		w.pending = nil
+	}
 }
 
 // applyLoadLocked loads a source version into the VM and acknowledges it. A version the VM
@@ -219,7 +295,7 @@ func (w *workerProc) applyLoadLocked(f *frame) {
 
 // run executes one call and reports it, while another goroutine serves host replies and
 // cancels.
-func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
+func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) (next runFunc) {
 	restoreEmptyArgs(call.Args)
 	if call.Ctx != nil {
 		restoreEmpty(call.Ctx.Extra)
@@ -239,17 +315,25 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 		e.Details = normalizeMap(e.Details)
 		out.Err = &wireError{Coded: true, Error: e}
 	}
+	// The answer is sent under mu: an execution that arrives meanwhile is queued behind this one
+	// rather than started, so answers leave in the order the supervisor sent the executions (it
+	// starts its clock for a queued one when the answer ahead of it arrives).
 	w.mu.Lock()
-	w.busy = false
 	w.cancel(nil)
-	w.mu.Unlock()
 	w.fatal(w.c.send(out))
+	w.busy = false
+	if q := w.queued; q != nil {
+		next = w.beginLocked(q)
+	}
+	w.mu.Unlock()
 
 	// After the answer, off the caller's path: the loads that waited for this execution; the
 	// memory a big execution left as garbage, given back so that it neither stays resident nor
 	// counts against the next execution; caps re-based on what the process holds now.
 	w.mu.Lock()
-	w.applyPendingLocked()
+	if w.queued == nil && !w.busy {
+		w.applyPendingLocked(len(w.pending))
+	}
 	w.mu.Unlock()
 	after := goInUse()
 	if after > before+uint64(call.Limits.MemoryBytes/2) {
@@ -258,6 +342,7 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) {
 	// Re-base only when this execution moved the figures by more than rebaseStep (or ran
 	// under another cap): a trivial execution should cost no more system calls than it must.
 	w.knobs.prepare(w.caps.MemoryBytes, after > before+rebaseStep || before > after+rebaseStep)
+	return next
 }
 
 // rebaseStep is how much a worker's memory must move before its caps are re-based on it.
@@ -269,6 +354,13 @@ func (w *workerProc) endExecution(id uint64, cause error) {
 	defer w.mu.Unlock()
 	if w.busy && w.execID == id {
 		w.cancel(cause)
+		return
+	}
+	if q := w.queued; q != nil && q.ID == id {
+		// Not started: dropped, and answered so its caller stops waiting.
+		w.queued = nil
+		w.fatal(w.c.send(&frame{Kind: kindResult, ID: id, Result: &jsvm.Result{},
+			Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeCanceled, Message: "isolate: the caller cancelled the execution before it started"}}}))
 	}
 }
 
