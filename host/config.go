@@ -9,6 +9,7 @@ import (
 
 	"github.com/trellis-run/trellis/host/jsvm"
 	"github.com/trellis-run/trellis/host/metrics"
+	"github.com/trellis-run/trellis/logstore"
 )
 
 // Sandbox names how JavaScript runs.
@@ -85,6 +86,10 @@ type Config struct {
 	// Metrics, when set, counts what the host does (host/metrics: rows written, worker ends);
 	// nil counts nothing.
 	Metrics *metrics.Collector
+	// ObserveRows, when set, is called with every batch of rows the host's parts hand the log
+	// writer, once it has taken them: the rows as they were made, with their times to the
+	// nanosecond (the store keeps milliseconds). `trellis bench events` measures latency with it.
+	ObserveRows func(rows []logstore.Row)
 }
 
 // WithDefaults returns c with every unset field at its default.

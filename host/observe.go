@@ -37,6 +37,9 @@ func (h *Host) observed(sink execlog.Sink) execlog.Sink { return observedSink{Si
 const maxLoggedMessage = 500
 
 func (h *Host) observeRows(rows []logstore.Row) {
+	if f := h.cfg.ObserveRows; f != nil {
+		f(rows)
+	}
 	if m := h.cfg.Metrics; m != nil {
 		m.ObserveRows(rows...)
 	}

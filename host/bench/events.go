@@ -73,7 +73,8 @@ type EventsReport struct {
 	EventsPerSec  float64
 	RedisCommands int64   // Redis commands the phase caused (INFO commandstats), 0 without Redis
 	CommandsPer   float64 // RedisCommands / Events
-	// Latency phase: send → handler done (the done row's endTime − the node's createdAt).
+	// Latency phase: send → handler done (the done row's endTime − the node's createdAt, read
+	// from the rows as the host hands them to the log writer, to the microsecond).
 	Rate              int
 	Offered, Measured int
 	P50, P99, Max     time.Duration
@@ -119,6 +120,8 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(tmp, "data")
 	}
+	lat := &latencies{}
+	cfg.ObserveRows = lat.observe
 	if o.Hosts > 1 && cfg.RedisURL == "" {
 		return EventsReport{}, fmt.Errorf("bench: --hosts %d needs --redis: hosts of a cluster share the bus", o.Hosts)
 	}
@@ -190,10 +193,8 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 		}
 	}
 
-	if o.Rate > 0 && o.Hosts > 1 && cfg.ClickHouseDSN == "" {
-		rep.Notes = append(rep.Notes, "latency phase skipped: with several hosts it reads the log, which they share only with --clickhouse")
-	} else if o.Rate > 0 {
-		if err := latency(ctx, hs, o, &rep); err != nil {
+	if o.Rate > 0 {
+		if err := latency(ctx, hs, o, lat, &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -269,10 +270,10 @@ func waitHandled(ctx context.Context, hs []*host.Host, total int64) error {
 
 // latency offers events at o.Rate for o.Duration on a clock and reads each node's send → done
 // time from the log.
-func latency(ctx context.Context, hs []*host.Host, o EventsOptions, rep *EventsReport) error {
-	h := hs[0]
+func latency(ctx context.Context, hs []*host.Host, o EventsOptions, lat *latencies, rep *EventsReport) error {
 	total := int(float64(o.Rate) * o.Duration.Seconds())
 	base := handled(hs)
+	lat.start()
 	start := time.Now()
 	interval := time.Second / time.Duration(o.Rate)
 	// A few pacers share the schedule so one slow send does not hold the clock back.
@@ -304,31 +305,59 @@ func latency(ctx context.Context, hs []*host.Host, o EventsOptions, rep *EventsR
 	if err := waitHandled(ctx, hs, base+int64(total)); err != nil {
 		return err
 	}
-	for _, h := range hs {
-		if err := h.LogWriter().Flush(ctx); err != nil {
-			return err
-		}
+	// A node counts as handled once its rows are written; wait for the last ones' observation.
+	for deadline := time.Now().Add(5 * time.Second); lat.count() < total && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
 	}
-	var lat []time.Duration
-	for page := 1; ; page++ {
-		p, err := h.LogStore().Query(ctx, logstore.Query{FullName: latencyListener, Start: start.Add(-time.Second), Status: logstore.StatusSuccess, Page: page, PageSize: logstore.MaxPageSize})
-		if err != nil {
-			return err
-		}
-		for _, r := range p.RowDatas {
-			lat = append(lat, r.EndTime.Sub(r.CreatedAt))
-		}
-		if len(p.RowDatas) < logstore.MaxPageSize {
-			break
-		}
+	got := lat.stop()
+	if len(got) == 0 {
+		return errors.New("bench: the latency phase saw no done row")
 	}
-	if len(lat) == 0 {
-		return errors.New("bench: the latency phase left no rows in the log")
-	}
-	slices.Sort(lat)
-	rep.Measured = len(lat)
-	rep.P50, rep.P99, rep.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	slices.Sort(got)
+	rep.Measured = len(got)
+	rep.P50, rep.P99, rep.Max = got[len(got)/2], got[len(got)*99/100], got[len(got)-1]
 	return nil
+}
+
+// latencies collects, while started, the send → handler done time of each done row of the
+// latency listener the hosts write, from the row in memory (nanoseconds; the log keeps ms).
+type latencies struct {
+	mu  sync.Mutex
+	on  bool
+	got []time.Duration
+}
+
+func (l *latencies) start() {
+	l.mu.Lock()
+	l.on, l.got = true, nil
+	l.mu.Unlock()
+}
+
+func (l *latencies) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.got)
+}
+
+func (l *latencies) stop() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.on = false
+	return l.got
+}
+
+func (l *latencies) observe(rows []logstore.Row) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.on {
+		return
+	}
+	for i := range rows {
+		r := &rows[i]
+		if r.FullName == latencyListener && r.Status == logstore.StatusSuccess && r.Stage == logstore.StageDone {
+			l.got = append(l.got, r.EndTime.Sub(r.CreatedAt))
+		}
+	}
 }
 
 // commandCount is the server's total of commands processed.
@@ -415,4 +444,4 @@ func (r EventsReport) String() string {
 	return b.String()
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
