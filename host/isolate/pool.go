@@ -233,13 +233,15 @@ func (p *Pool) isClosed() bool {
 	return p.closed
 }
 
-// queueDepth is how many executions a worker is given at once: the one it runs and one queued
-// behind it. The queued one's frame is already in the worker's pipe when the running one ends, so
-// the worker starts it at once instead of idling while its answer travels to the host and the
-// next caller is woken, encoded and sent (measured in docs/performance.md: workers were idle
-// four fifths of the time under load). The queued execution has not started, so a kill of the
-// worker for the running one costs it nothing: it is sent to another worker (unreachedError).
-const queueDepth = 2
+// queueDepth is how many executions a worker is given at once: the one it runs and up to
+// queueDepth-1 queued behind it. Their frames are already in the worker's pipe when the running
+// one ends, so the worker starts the next at once instead of idling while its answer travels to
+// the host and the next caller is woken, encoded and sent (docs/performance.md: with one at a
+// time the workers of a busy host were idle four fifths of the time). A queued execution has not
+// started, so a kill of the worker for the running one costs it nothing: it is sent to another
+// worker (unreachedError); one still waiting after withdrawAfter is taken back for the next free
+// worker, so nothing waits long behind slow or hostile code.
+const queueDepth = 8
 
 // takeMode says which workers takeIdle may give out.
 type takeMode int
@@ -287,8 +289,9 @@ func (p *Pool) takeIdle(ctx context.Context, how takeMode) (*proc, error) {
 
 // pickLocked is the worker takeIdle gives out: the most recently used idle one, while fewer than
 // Workers run executions (the spares are there to replace a killed worker at once, not to run
-// more at a time); else, with queue, of those running a single execution and not retiring, the
-// one whose execution began last.
+// more at a time); else, for an execution that may queue, the busy one (not retiring, its
+// running execution younger than withdrawAfter) with the shortest queue, of those the one whose
+// running execution began last.
 func (p *Pool) pickLocked(how takeMode) *proc {
 	busy := 0
 	for w := range p.procs {
@@ -307,8 +310,14 @@ func (p *Pool) pickLocked(how takeMode) *proc {
 			continue
 		}
 		if how == takeOrQueue && !w.retiring() {
-			// Behind the execution that began last: the likeliest to end soon.
-			if since := w.since(); behind == nil || since.After(behindSince) {
+			// Behind the shortest queue; of those, the execution that began last (the likeliest
+			// to end soon). Never behind one that has run for withdrawAfter already: what queued
+			// there would only be withdrawn.
+			since := w.since()
+			if time.Since(since) > withdrawAfter {
+				continue
+			}
+			if behind == nil || w.taken < behind.taken || w.taken == behind.taken && since.After(behindSince) {
 				behind, behindSince = w, since
 			}
 		}

@@ -48,14 +48,16 @@ type proc struct {
 	sentSrc     *jsvm.Source
 
 	mu sync.Mutex // guards the fields below; held only briefly, never across I/O
-	// running is the execution the worker runs (the first sent and not answered); queued, the
-	// one sent behind it (queueDepth), which starts when running's answer arrives.
-	running, queued *execution
-	runningSince    time.Time // when running began, as this side saw it
-	loadAcks        map[uint64]chan error
-	startRSS        uint64 // resident set after its start and first load
-	scale           uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
-	retire          bool   // remove instead of returning to the idle list
+	// running is the execution the worker runs (the first sent and not answered); queued, those
+	// sent behind it in order (at most queueDepth-1), the first of which starts when running's
+	// answer arrives.
+	running      *execution
+	queued       []*execution
+	runningSince time.Time // when running began, as this side saw it
+	loadAcks     map[uint64]chan error
+	startRSS     uint64 // resident set after its start and first load
+	scale        uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
+	retire       bool   // remove instead of returning to the idle list
 
 	removed bool // guarded by pool.mu
 	taken   int  // executions taken and not released (at most queueDepth); guarded by pool.mu
@@ -266,14 +268,20 @@ func (w *proc) dispatch(f *frame) {
 		switch {
 		case w.running != nil && w.running.id == f.ID:
 			ex = w.running
-			// The worker starts the queued execution as it sends this answer.
-			w.running, w.queued = w.queued, nil
-			if w.running != nil {
+			// The worker starts the first queued execution as soon as it has sent this answer.
+			w.running = nil
+			if len(w.queued) > 0 {
+				w.running, w.queued = w.queued[0], w.queued[1:]
 				w.running.begin()
 				w.runningSince = time.Now()
 			}
-		case w.queued != nil && w.queued.id == f.ID:
-			ex, w.queued = w.queued, nil // cancelled before it started
+		default:
+			for i, q := range w.queued {
+				if q.id == f.ID { // answered before it started: cancelled or withdrawn
+					ex, w.queued = q, append(w.queued[:i:i], w.queued[i+1:]...)
+					break
+				}
+			}
 		}
 		w.mu.Unlock()
 		if ex != nil {
@@ -603,7 +611,7 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		ex.begin()
 		w.runningSince = time.Now()
 	} else {
-		w.queued, queued = ex, true
+		w.queued, queued = append(w.queued, ex), true
 	}
 	scale := max(w.scale, 1)
 	w.mu.Unlock()

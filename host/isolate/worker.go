@@ -74,16 +74,21 @@ type workerProc struct {
 	execID  uint64
 	cancel  context.CancelCauseFunc // ends the running execution's ctx; the cause says why
 	pending []*frame                // loads that arrived during an execution, applied after it
-	queued  *frame                  // an execution sent behind the running one (queueDepth)
-	// queuedLoads is how many of pending came before queued: only those apply before it starts
-	// (a load sent after it is for the executions sent after it).
-	queuedLoads int
-	src         *jsvm.Source
-	version     uint64
+	queued  []queuedExec            // executions sent behind the running one, in order (queueDepth)
+	src     *jsvm.Source
+	version uint64
 
 	hostSeq  atomic.Uint64
 	hmu      sync.Mutex
 	hostWait map[uint64]chan *frame
+}
+
+// queuedExec is an execution waiting behind the running one. loads is how many of pending
+// arrived before it: only those apply before it starts (a load sent after it is for the
+// executions sent after it).
+type queuedExec struct {
+	f     *frame
+	loads int
 }
 
 // workerMain is WorkerMain with the executor factory injectable, so tests can drive the
@@ -181,10 +186,10 @@ func (w *workerProc) handle(f *frame) (run runFunc) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.busy {
-			if w.queued != nil {
-				w.fatal(fmt.Errorf("%w: execution %d sent while %d runs and %d waits", ErrProtocol, f.ID, w.execID, w.queued.ID))
+			if len(w.queued) >= queueDepth-1 {
+				w.fatal(fmt.Errorf("%w: execution %d sent while %d runs and %d wait", ErrProtocol, f.ID, w.execID, len(w.queued)))
 			}
-			w.queued, w.queuedLoads = f, len(w.pending) // run when the running one ends (see run)
+			w.queued = append(w.queued, queuedExec{f: f, loads: len(w.pending)}) // run in turn (see run)
 			return nil
 		}
 		return w.beginLocked(f)
@@ -192,8 +197,7 @@ func (w *workerProc) handle(f *frame) (run runFunc) {
 		w.endExecution(f.ID, context.Canceled)
 	case kindWithdraw:
 		w.mu.Lock()
-		if q := w.queued; q != nil && q.ID == f.ID {
-			w.queued = nil
+		if w.dropQueuedLocked(f.ID) {
 			w.fatal(w.c.send(&frame{Kind: kindResult, ID: f.ID, Result: &jsvm.Result{},
 				Err: &wireError{Coded: true, Error: jsvm.Error{Code: codeWithdrawn, Message: "isolate: withdrawn before it started"}}}))
 		}
@@ -212,15 +216,30 @@ func (w *workerProc) handle(f *frame) (run runFunc) {
 	return nil
 }
 
+// dropQueuedLocked removes execution id from the queue, if it waits there.
+func (w *workerProc) dropQueuedLocked(id uint64) bool {
+	for i, q := range w.queued {
+		if q.f.ID == id {
+			w.queued = append(w.queued[:i:i], w.queued[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // runFunc runs one execution and returns the one to run next (queued behind it), or nil.
 type runFunc func() runFunc
 
 // beginLocked starts execution f, on the worker's current source (loads that arrived before it
 // applied first), and returns the function that runs it; nil when it cannot run (answered).
 func (w *workerProc) beginLocked(f *frame) runFunc {
-	if f == w.queued {
-		w.queued = nil
-		w.applyPendingLocked(w.queuedLoads)
+	if len(w.queued) > 0 && w.queued[0].f == f {
+		n := w.queued[0].loads
+		w.queued = w.queued[1:]
+		w.applyPendingLocked(n)
+		for i := range w.queued {
+			w.queued[i].loads -= n
+		}
 	} else {
 		w.applyPendingLocked(len(w.pending))
 	}
@@ -322,8 +341,8 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) (next 
 	w.cancel(nil)
 	w.fatal(w.c.send(out))
 	w.busy = false
-	if q := w.queued; q != nil {
-		next = w.beginLocked(q)
+	if len(w.queued) > 0 {
+		next = w.beginLocked(w.queued[0].f)
 	}
 	w.mu.Unlock()
 
@@ -331,7 +350,7 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) (next 
 	// memory a big execution left as garbage, given back so that it neither stays resident nor
 	// counts against the next execution; caps re-based on what the process holds now.
 	w.mu.Lock()
-	if w.queued == nil && !w.busy {
+	if len(w.queued) == 0 && !w.busy {
 		w.applyPendingLocked(len(w.pending))
 	}
 	w.mu.Unlock()
@@ -356,9 +375,8 @@ func (w *workerProc) endExecution(id uint64, cause error) {
 		w.cancel(cause)
 		return
 	}
-	if q := w.queued; q != nil && q.ID == id {
+	if w.dropQueuedLocked(id) {
 		// Not started: dropped, and answered so its caller stops waiting.
-		w.queued = nil
 		w.fatal(w.c.send(&frame{Kind: kindResult, ID: id, Result: &jsvm.Result{},
 			Err: &wireError{Coded: true, Error: jsvm.Error{Code: jsvm.CodeCanceled, Message: "isolate: the caller cancelled the execution before it started"}}}))
 	}
