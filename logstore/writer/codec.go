@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/trellis-run/trellis/host/embedded/appendlog"
@@ -201,8 +202,9 @@ func decodeRows(dst []logstore.Row, payload []byte) ([]logstore.Row, error) {
 		return dst, fmt.Errorf("%w: bad row count %d", errCorrupt, n)
 	}
 	base := len(dst)
-	dst = append(dst, make([]logstore.Row, n)...)
+	dst = slices.Grow(dst, n)[:base+n]
 	rows := dst[base:]
+	clear(rows) // a reused buffer may hold rows of before
 	for i := range rows {
 		r := &rows[i]
 		r.ID, r.Kind, r.FullName, r.Sender = d.string(), d.string(), d.string(), d.string()
@@ -249,6 +251,15 @@ func AppendPayload(dst []byte, rows []logstore.Row) []byte {
 		dst = appendRow(dst, &rows[i])
 	}
 	return dst
+}
+
+// PayloadRows is how many rows a payload made by AppendPayload says it holds (0 for one too
+// short to say), for sizing the slice DecodePayload appends to.
+func PayloadRows[P string | []byte](payload P) int {
+	if len(payload) < payloadHeadLen {
+		return 0
+	}
+	return int(uint32(payload[1]) | uint32(payload[2])<<8 | uint32(payload[3])<<16 | uint32(payload[4])<<24)
 }
 
 // DecodePayload appends the rows of a payload made by AppendPayload (or read from a spool
