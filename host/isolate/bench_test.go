@@ -113,8 +113,8 @@ func waitIdle(b *testing.B, p *Pool, n int) *proc {
 	for {
 		p.mu.Lock()
 		ch := p.changed
-		if len(p.idle) >= n {
-			w := p.idle[len(p.idle)-1]
+		if len(p.open) >= n {
+			w := p.open[len(p.open)-1]
 			p.mu.Unlock()
 			return w
 		}

@@ -44,8 +44,8 @@ type Pool struct {
 	version     uint64
 	lastVersion uint64 // version numbers are never reused, even for a Load that failed
 	procs       map[*proc]struct{}
-	idle        []*proc       // workers that can take an execution (taken < queueDepth); most recently used last: the warmest runtimes
-	changed     chan struct{} // closed and replaced when idle or startErr changes
+	open        []*proc       // workers that can take an execution (taken < queueDepth): idle ones most recently used last (the warmest runtimes), busy ones first
+	changed     chan struct{} // closed and replaced when open or startErr changes
 	startErr    error         // set while starts keep failing
 
 	deltaMu            sync.Mutex
@@ -110,7 +110,7 @@ func (p *Pool) Load(src *jsvm.Source) error {
 	src = sanitize(src)
 	p.loadMu.Lock()
 	defer p.loadMu.Unlock()
-	w, err := p.takeIdle(context.Background(), takeForLoad)
+	w, err := p.take(context.Background(), takeForLoad)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (p *Pool) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result, error)
 	defer func() { <-p.slots }()
 	how := takeOrQueue
 	for attempt := 0; ; attempt++ {
-		w, err := p.takeIdle(ctx, how)
+		w, err := p.take(ctx, how)
 		if err != nil {
 			return jsvm.Result{}, err
 		}
@@ -208,7 +208,7 @@ func (p *Pool) Close() error {
 		for w := range p.procs {
 			procs = append(procs, w)
 		}
-		p.idle = nil
+		p.open = nil
 		p.notifyLocked()
 		p.mu.Unlock()
 		close(p.done)
@@ -243,7 +243,7 @@ func (p *Pool) isClosed() bool {
 // worker, so nothing waits long behind slow or hostile code.
 const queueDepth = 8
 
-// takeMode says which workers takeIdle may give out.
+// takeMode says which workers take may give out.
 type takeMode int
 
 const (
@@ -252,9 +252,9 @@ const (
 	takeForLoad                 // a Load: any idle worker, spares too (a load takes no slot), never a busy one
 )
 
-// takeIdle takes a worker for one execution (or a Load), waiting for one if need be: see
+// take takes a worker for one execution (or a Load), waiting for one if need be: see
 // pickLocked.
-func (p *Pool) takeIdle(ctx context.Context, how takeMode) (*proc, error) {
+func (p *Pool) take(ctx context.Context, how takeMode) (*proc, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -287,7 +287,7 @@ func (p *Pool) takeIdle(ctx context.Context, how takeMode) (*proc, error) {
 	}
 }
 
-// pickLocked is the worker takeIdle gives out: the most recently used idle one, while fewer than
+// pickLocked is the worker take gives out: the most recently used idle one, while fewer than
 // Workers run executions (the spares are there to replace a killed worker at once, not to run
 // more at a time); else, for an execution that may queue, the busy one (not retiring, its
 // running execution younger than withdrawAfter) with the shortest queue, of those the one whose
@@ -301,8 +301,8 @@ func (p *Pool) pickLocked(how takeMode) *proc {
 	}
 	var behind *proc
 	var behindSince time.Time
-	for i := len(p.idle) - 1; i >= 0; i-- {
-		w := p.idle[i]
+	for i := len(p.open) - 1; i >= 0; i-- {
+		w := p.open[i]
 		if w.taken == 0 {
 			if how == takeForLoad || busy < p.opts.Workers {
 				return w
@@ -326,15 +326,15 @@ func (p *Pool) pickLocked(how takeMode) *proc {
 }
 
 func (p *Pool) dropIdleLocked(w *proc) {
-	for i, o := range p.idle {
+	for i, o := range p.open {
 		if o == w {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.open = append(p.open[:i], p.open[i+1:]...)
 			return
 		}
 	}
 }
 
-// release gives back a worker's execution: the worker returns to the idle list, or leaves the
+// release gives back a worker's execution: the worker returns to the open list, or leaves the
 // pool (to be replaced) if it was killed, died or is due to retire — a retiring worker once its
 // last execution has ended.
 func (p *Pool) release(w *proc, healthy bool) {
@@ -344,16 +344,16 @@ func (p *Pool) release(w *proc, healthy bool) {
 	if healthy && !retire && !p.closed && !w.removed && !w.isDead() {
 		p.dropIdleLocked(w)
 		if w.taken == 0 {
-			p.idle = append(p.idle, w) // most recently used last
+			p.open = append(p.open, w) // most recently used last
 		} else {
-			p.idle = append([]*proc{w}, p.idle...) // busy: taken only when no idle one is left
+			p.open = append([]*proc{w}, p.open...) // busy: taken only when no idle one is left
 		}
 		p.notifyLocked()
 		p.mu.Unlock()
 		return
 	}
 	if healthy && retire && w.taken > 0 {
-		// The other execution on it finishes first; it is stopped when that one is released.
+		// The executions still on it finish first; it is stopped when the last is released.
 		p.dropIdleLocked(w)
 		p.mu.Unlock()
 		return
@@ -377,7 +377,7 @@ func (p *Pool) add(w *proc) {
 		return
 	}
 	p.procs[w] = struct{}{}
-	p.idle = append(p.idle, w)
+	p.open = append(p.open, w)
 	p.startErr = nil
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -403,9 +403,9 @@ func (p *Pool) removeLocked(w *proc) {
 	}
 	w.removed = true
 	delete(p.procs, w)
-	for i, o := range p.idle {
+	for i, o := range p.open {
 		if o == w {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.open = append(p.open[:i], p.open[i+1:]...)
 			break
 		}
 	}
