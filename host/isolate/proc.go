@@ -57,7 +57,7 @@ type proc struct {
 	loadAcks     map[uint64]chan error
 	startRSS     uint64 // resident set after its start and first load
 	scale        uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
-	retire       bool   // remove instead of returning to the idle list
+	retire       bool   // remove instead of returning to the open list
 
 	removed bool // guarded by pool.mu
 	taken   int  // executions taken and not released (at most queueDepth); guarded by pool.mu
@@ -97,8 +97,9 @@ type execution struct {
 
 // begin marks the execution started now: its deadline is its timeout from now, or its caller's
 // deadline if that comes first. For a queued execution the worker starts its own clock a little
-// earlier (when it dequeues the frame, before the answer ahead of it has reached this side), so
-// the supervisor's kill timer never runs ahead of the worker's deadline.
+// earlier (as soon as it has sent the answer ahead of it, before that answer has reached this
+// side), so the supervisor's kill timer never runs ahead of the worker's deadline. It runs under
+// the worker's mu.
 func (ex *execution) begin() {
 	ex.deadline = time.Now().Add(ex.timeout)
 	if d, ok := ex.caller.Deadline(); ok && d.Before(ex.deadline) {
@@ -631,8 +632,19 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	}
 	w.sendMu.Unlock()
 	defer func() {
-		if ex.stop != nil {
-			ex.stop()
+		// Out of the worker's books if it ended unstarted (so no answer can begin it later), and
+		// its deadline's timer stopped if it began.
+		w.mu.Lock()
+		for i, q := range w.queued {
+			if q == ex {
+				w.queued = append(w.queued[:i:i], w.queued[i+1:]...)
+				break
+			}
+		}
+		stop := ex.stop
+		w.mu.Unlock()
+		if stop != nil {
+			stop()
 		}
 	}()
 	if err != nil {
