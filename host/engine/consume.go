@@ -362,6 +362,7 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 	// the handler's output for node_enter, after it for the others).
 	var hookRows []logstore.Row
 	var logsBefore, logsAfter []jsvm.LogEntry
+	var finished map[string]any // data as node_finish left it, when it ran with the handler
 	hook := func(t lifecycle.Type, data map[string]any) map[string]any {
 		out, r, logs := e.runHook(ctx, l, env, t, data, false)
 		if r.ID != "" {
@@ -390,17 +391,33 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
 		res, err = e.deliverWebhook(runCtx, l, env)
 	} else {
+		// node_enter (which may change data.kwargs, and the handler receives what it left) and
+		// node_finish run with the handler in one Execute.
 		event := env.event()
-		if l.Hooks.Has(lifecycle.NodeEnter) {
-			// node_enter may change data.kwargs: the handler receives what it left.
-			event["kwargs"] = hook(lifecycle.NodeEnter, nodeData(env, event["kwargs"]))["kwargs"]
-		}
+		around := e.around(l, env, event["kwargs"])
 		e.signal(ctx, lifecycle.NodeEnter, env, exData(""))
 		res, err = e.opts.Executor.Execute(runCtx, jsvm.Call{
 			Element: l.FullName, Function: l.Handler, Args: []any{event},
 			Limits: jsvm.Limits{Timeout: l.Timeout}, RequestID: env.RequestID, NodeID: env.NodeID,
-			Ctx: &jsvm.HandlerContext{Attempt: env.Attempt},
+			Ctx: &jsvm.HandlerContext{Attempt: env.Attempt}, Around: around,
 		})
+		for _, o := range res.Hooks {
+			switch lifecycle.Type(o.Function) {
+			case lifecycle.NodeEnter:
+				_, r, logs := e.aroundDone(l, env, around.Before, o, nil)
+				if r.ID != "" {
+					hookRows = append(hookRows, r)
+				}
+				logsBefore = append(logsBefore, logs...)
+			case lifecycle.NodeFinish:
+				out, r, logs := e.aroundDone(l, env, around.After, o, res.Value)
+				if r.ID != "" {
+					hookRows = append(hookRows, r)
+				}
+				logsAfter = append(logsAfter, logs...)
+				finished = out
+			}
+		}
 	}
 	end := time.Now()
 	if ctx.Err() == nil && context.Cause(runCtx) == errForcedFail {
@@ -435,9 +452,13 @@ func (e *Engine) run(ctx context.Context, l *Listener, env *envelope) (time.Dura
 				// keeps the reason as its error). node_finish may change data.result: it is
 				// what the row saves.
 				if l.Hooks.Has(lifecycle.NodeFinish) {
-					data := nodeData(env, decoded(env.Kwargs))
-					data["result"], data["error"] = res.Value, errorData(r.Error)
-					if out := hook(lifecycle.NodeFinish, data); !ignored {
+					out := finished // it ran with the handler, unless the handler's failure was ignored
+					if out == nil {
+						data := nodeData(env, decoded(env.Kwargs))
+						data["result"], data["error"] = res.Value, errorData(r.Error)
+						out = hook(lifecycle.NodeFinish, data)
+					}
+					if !ignored {
 						if b, merr := vocab.EncodeJSON(out["result"]); merr == nil {
 							r.Result = b
 						}

@@ -55,21 +55,69 @@ func (e *Engine) callHook(ctx context.Context, l *Listener, env *envelope, t lif
 func (e *Engine) runHook(ctx context.Context, l *Listener, env *envelope, t lifecycle.Type, data map[string]any, rowOnSuccess bool) (map[string]any, logstore.Row, []jsvm.LogEntry) {
 	parent := parentData(env)
 	start := time.Now()
-	hookID := hookNodeID(env.NodeID, t)
 	out, res, err := lifecycle.CallHook(ctx, e.opts.Executor, lifecycle.HookCall{Element: l.FullName, Hook: t, Data: data, ParentData: parent,
-		Timeout: l.Timeout, RequestID: env.RequestID, NodeID: hookID})
-	end := time.Now()
+		Timeout: l.Timeout, RequestID: env.RequestID, NodeID: hookNodeID(env.NodeID, t)})
+	return e.hookDone(l, env, t, data, parent, out, res, err, start, time.Now(), rowOnSuccess)
+}
+
+// hookDone is what a hook's call comes to: data as the hook left it (out), and its log row —
+// none for a hook that succeeded unless rowOnSuccess, whose console output joins the node's
+// instead (returned, prefixed).
+func (e *Engine) hookDone(l *Listener, env *envelope, t lifecycle.Type, data, parent, out map[string]any, res jsvm.Result, err error,
+	start, end time.Time, rowOnSuccess bool) (map[string]any, logstore.Row, []jsvm.LogEntry) {
 	if err == nil && !rowOnSuccess {
 		return out, logstore.Row{}, lifecycle.PrefixLogs(t, res.Logs)
 	}
 	kwargs, _ := json.Marshal([]any{data, parent})
 	r := e.opts.Log.Row(execlog.Node{Kind: logstore.KindHook, FullName: l.FullName, Sender: l.FullName + "." + string(t), EventType: string(t),
-		EventID: env.EventID, RequestID: env.RequestID, NodeID: hookID, ParentNodeID: env.NodeID, Attempt: env.Attempt,
+		EventID: env.EventID, RequestID: env.RequestID, NodeID: hookNodeID(env.NodeID, t), ParentNodeID: env.NodeID, Attempt: env.Attempt,
 		CreatedAt: env.CreatedAt, Kwargs: kwargs}, logstore.StatusSuccess, logstore.StageDone, end)
 	if execlog.Finish(&r, start, end, res, err) != nil {
 		r.Status, r.Stage = logstore.StatusFail, logstore.StageFailed
 	}
 	return out, r, nil
+}
+
+// around is the node_enter and node_finish of l, when it has them, to run with its handler in
+// one Execute (jsvm.Around: one trip to a worker instead of three). node_enter gets the node's
+// data with the handler's kwargs and may change data.kwargs, which the handler then receives;
+// node_finish runs after a handler that ended well, with its value as data.result. The other
+// hooks depend on how the run ended and run on their own (run).
+func (e *Engine) around(l *Listener, env *envelope, kwargs any) *jsvm.Around {
+	var a jsvm.Around
+	if l.Hooks.Has(lifecycle.NodeEnter) {
+		a.Before = &jsvm.HookStep{Function: string(lifecycle.NodeEnter), Args: []any{nodeData(env, kwargs), parentData(env)},
+			Field: "kwargs", NodeID: hookNodeID(env.NodeID, lifecycle.NodeEnter)}
+	}
+	if l.Hooks.Has(lifecycle.NodeFinish) {
+		a.After = &jsvm.HookStep{Function: string(lifecycle.NodeFinish), Args: []any{nodeData(env, decoded(env.Kwargs)), parentData(env)},
+			Field: "result", NodeID: hookNodeID(env.NodeID, lifecycle.NodeFinish)}
+	}
+	if a.Before == nil && a.After == nil {
+		return nil
+	}
+	return &a
+}
+
+// aroundDone is hookDone for a hook that ran in an Around (step, as asked; o, what it did);
+// value is the handler's value, which node_finish got as data.result.
+func (e *Engine) aroundDone(l *Listener, env *envelope, step *jsvm.HookStep, o jsvm.HookOutcome, value any) (map[string]any, logstore.Row, []jsvm.LogEntry) {
+	t := lifecycle.Type(o.Function)
+	data, _ := step.Args[0].(map[string]any)
+	parent, _ := step.Args[1].(map[string]any)
+	if t == lifecycle.NodeFinish {
+		data[step.Field] = value
+	}
+	out := data
+	var err error
+	if o.Err != nil {
+		err = o.Err
+	} else if len(o.Result.Args) > 0 {
+		if d, ok := o.Result.Args[0].(map[string]any); ok {
+			out = d
+		}
+	}
+	return e.hookDone(l, env, t, data, parent, out, o.Result, err, o.Start, o.End, false)
 }
 
 // signal emits moment t of the node of env to Options.Signals, with the seed's data for t.

@@ -592,6 +592,17 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 		call.Limits.Timeout = max(time.Until(d), time.Millisecond)
 	}
 	call.Args = normalizeArgs(call.Args)
+	if a := call.Around; a != nil {
+		around := *a
+		for _, h := range []**jsvm.HookStep{&around.Before, &around.After} {
+			if *h != nil {
+				step := **h
+				step.Args = normalizeArgs(step.Args)
+				*h = &step
+			}
+		}
+		call.Around = &around
+	}
 	if call.Ctx != nil && call.Ctx.Extra != nil {
 		hc := *call.Ctx
 		hc.Extra = normalizeMap(hc.Extra)
@@ -599,11 +610,11 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	}
 	// The nesting cap is checked here, before the frame is encoded: the worker's VM would refuse
 	// the value too, but only after the host had paid for sending it.
-	if depth := call.Limits.MaxValueDepth; vocab.DeeperThan(any(call.Args), depth+1) || (call.Ctx != nil && vocab.DeeperThan(call.Ctx.Extra, depth+1)) {
+	if depth := call.Limits.MaxValueDepth; vocab.DeeperThan(any(call.Args), depth+1) || (call.Ctx != nil && vocab.DeeperThan(call.Ctx.Extra, depth+1)) || aroundDeeperThan(call.Around, depth+1) {
 		return jsvm.Result{}, &jsvm.Error{Code: jsvm.CodeInvalidArg, Element: call.Element, Message: fmt.Sprintf(
 			"the arguments are nested deeper than %d levels (the nesting cap, --max-depth); flatten them", depth)}, true
 	}
-	ex := &execution{id: p.execSeq.Add(1), caller: ctx, timeout: call.Limits.Timeout, done: make(chan *frame, 1), started: make(chan struct{})}
+	ex := &execution{id: p.execSeq.Add(1), caller: ctx, timeout: call.Budget(call.Limits.Timeout), done: make(chan *frame, 1), started: make(chan struct{})}
 	var queued bool
 	w.sendMu.Lock()
 	w.mu.Lock()
@@ -724,12 +735,33 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	}
 }
 
+// aroundDeeperThan reports whether the arguments of a's hooks nest deeper than depth.
+func aroundDeeperThan(a *jsvm.Around, depth int) bool {
+	if a == nil {
+		return false
+	}
+	for _, h := range []*jsvm.HookStep{a.Before, a.After} {
+		if h != nil && vocab.DeeperThan(any(h.Args), depth) {
+			return true
+		}
+	}
+	return false
+}
+
 // answer is what Execute returns for the worker's answer f to ex.
 func (w *proc) answer(ex *execution, f *frame, ctx context.Context, call jsvm.Call) (res jsvm.Result, err error, healthy bool) {
 	if f.Result != nil {
 		res = *f.Result
 		res.Value = restoreEmpty(res.Value)
 		restoreEmptyArgs(res.Args)
+		for i := range res.Hooks {
+			h := &res.Hooks[i]
+			h.Result.Value = restoreEmpty(h.Result.Value)
+			restoreEmptyArgs(h.Result.Args)
+			if h.Err != nil {
+				restoreEmpty(h.Err.Details)
+			}
+		}
 	}
 	var e *jsvm.Error
 	if f.Err != nil {

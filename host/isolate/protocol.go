@@ -77,7 +77,7 @@ type frame struct {
 }
 
 // valueSlots is how many values frame.Values holds, in the order pack writes them.
-const valueSlots = 7
+const valueSlots = 9
 
 // pack returns a copy of f whose plain values are moved into Values, the structs that held them
 // copied (the caller's stay as they were). A frame without such values is returned as it is.
@@ -95,12 +95,42 @@ func (f *frame) pack() *frame {
 			vals[1], hc.Extra = mapValue(hc.Extra), nil
 			c.Ctx = &hc
 		}
+		if c.Around != nil {
+			// The hooks' arguments, Before's then After's (nil for a hook not asked for).
+			a := *c.Around
+			steps := []any{nil, nil}
+			for i, h := range []**jsvm.HookStep{&a.Before, &a.After} {
+				if *h != nil {
+					step := **h
+					steps[i], step.Args = argsValue(step.Args), nil
+					*h = &step
+				}
+			}
+			vals[7], c.Around = steps, &a
+		}
 		out.Call = &c
 	}
 	if f.Result != nil {
 		r := *f.Result
 		vals[2], vals[3] = r.Value, argsValue(r.Args)
 		r.Value, r.Args = nil, nil
+		if len(r.Hooks) > 0 {
+			// Each hook's value, arguments and error details, in the order of Hooks.
+			hooks := make([]jsvm.HookOutcome, len(r.Hooks))
+			hv := make([]any, len(r.Hooks))
+			for i, h := range r.Hooks {
+				var details any
+				if h.Err != nil {
+					e := *h.Err
+					details, e.Details = mapValue(e.Details), nil
+					h.Err = &e
+				}
+				hv[i] = []any{h.Result.Value, argsValue(h.Result.Args), details}
+				h.Result.Value, h.Result.Args = nil, nil
+				hooks[i] = h
+			}
+			vals[8], r.Hooks = hv, hooks
+		}
 		out.Result = &r
 	}
 	if f.Err != nil {
@@ -133,10 +163,39 @@ func (f *frame) unpack() error {
 		if f.Call.Ctx != nil {
 			f.Call.Ctx.Extra, _ = vals[1].(map[string]any)
 		}
+		if a := f.Call.Around; a != nil {
+			steps, _ := vals[7].([]any)
+			if len(steps) != 2 {
+				return fmt.Errorf("%w: a frame's hooks carry %d argument lists, not 2", ErrProtocol, len(steps))
+			}
+			for i, h := range []*jsvm.HookStep{a.Before, a.After} {
+				if h != nil {
+					h.Args, _ = steps[i].([]any)
+				}
+			}
+		}
 	}
 	if f.Result != nil {
 		f.Result.Value = vals[2]
 		f.Result.Args, _ = vals[3].([]any)
+		if len(f.Result.Hooks) > 0 {
+			hv, _ := vals[8].([]any)
+			if len(hv) != len(f.Result.Hooks) {
+				return fmt.Errorf("%w: a frame carries values for %d hooks, not %d", ErrProtocol, len(hv), len(f.Result.Hooks))
+			}
+			for i := range f.Result.Hooks {
+				h := &f.Result.Hooks[i]
+				v, _ := hv[i].([]any)
+				if len(v) != 3 {
+					return fmt.Errorf("%w: a hook's values are %d, not 3", ErrProtocol, len(v))
+				}
+				h.Result.Value = v[0]
+				h.Result.Args, _ = v[1].([]any)
+				if h.Err != nil {
+					h.Err.Details, _ = v[2].(map[string]any)
+				}
+			}
+		}
 	}
 	if f.Err != nil {
 		f.Err.Details, _ = vals[4].(map[string]any)

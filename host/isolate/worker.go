@@ -256,7 +256,7 @@ func (w *workerProc) beginLocked(f *frame) runFunc {
 	// its start (and carries only its caller's own deadline, if any).
 	deadline := f.Deadline
 	if f.Call.Limits.Timeout > 0 {
-		if d := time.Now().Add(f.Call.Limits.Timeout); deadline.IsZero() || d.Before(deadline) {
+		if d := time.Now().Add(f.Call.Budget(f.Call.Limits.Timeout)); deadline.IsZero() || d.Before(deadline) {
 			deadline = d
 		}
 	}
@@ -319,12 +319,26 @@ func (w *workerProc) run(ctx context.Context, id uint64, call *jsvm.Call) (next 
 	if call.Ctx != nil {
 		restoreEmpty(call.Ctx.Extra)
 	}
+	if a := call.Around; a != nil {
+		for _, h := range []*jsvm.HookStep{a.Before, a.After} {
+			if h != nil {
+				restoreEmptyArgs(h.Args)
+			}
+		}
+	}
 	w.knobs.prepare(call.Limits.MemoryBytes, false)
 	before := goInUse()
 	res, err := w.vm.Execute(ctx, *call)
 	out := &frame{Kind: kindResult, ID: id, Result: &res}
 	res.Value = normalize(res.Value)
 	res.Args = normalizeArgs(res.Args)
+	for i := range res.Hooks {
+		h := &res.Hooks[i]
+		h.Result.Value, h.Result.Args = normalize(h.Result.Value), normalizeArgs(h.Result.Args)
+		if h.Err != nil {
+			h.Err.Details = normalizeMap(h.Err.Details)
+		}
+	}
 	if limit := call.Limits.MemoryBytes; limit > 0 && sizeAtLeast(res.Value, limit)+sizeAtLeast(res.Args, limit) > limit {
 		res.Value, res.Args = nil, nil
 		err = &jsvm.Error{Code: jsvm.CodeMemoryLimit, Message: fmt.Sprintf("the result is larger than the execution's memory cap of %d bytes", limit)}

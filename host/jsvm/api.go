@@ -231,6 +231,56 @@ type Call struct {
 	// (Result.Args): the function may change the objects it was given, and the caller keeps the
 	// changes (a node's hooks change their data argument this way). Off, Result.Args is nil.
 	ReturnArgs bool `json:"returnArgs,omitempty"`
+	// Around, when set, runs hooks of Element before and after Function in this same Execute —
+	// for the isolated executor, one trip to a worker instead of three (a node's hooks,
+	// docs/hooks.md). See Around.
+	Around *Around `json:"around,omitempty"`
+}
+
+// Around names the hooks an Execute runs around its call. Each hook is an execution of its own,
+// with the call's limits and a deadline of its own (the call's timeout from its start), its
+// console and its error; a hook that fails changes nothing of the call. What they did comes back
+// in Result.Hooks, Before's first. The whole Execute may take Budget.
+type Around struct {
+	// Before runs first. When it succeeds, its first argument's Field, as the hook left it,
+	// replaces the call's first argument's Field (both arguments are objects).
+	Before *HookStep `json:"before,omitempty"`
+	// After runs once the call has ended well — no error, not ctx.fail, not ctx.waitCallback —
+	// with the call's value set as its first argument's Field first.
+	After *HookStep `json:"after,omitempty"`
+}
+
+// HookStep is one hook of an Around: Function of the call's element, called with Args, which it
+// hands back as it left them (as Call.ReturnArgs). NodeID identifies its host calls.
+type HookStep struct {
+	Function string `json:"function"`
+	Args     []any  `json:"args"`
+	Field    string `json:"field"`
+	NodeID   string `json:"nodeId,omitempty"`
+}
+
+// HookOutcome is what one hook of Call.Around did: its Result (Args as it left them, when it
+// succeeded), its error, and when it ran.
+type HookOutcome struct {
+	Function   string    `json:"function"`
+	Result     Result    `json:"result"`
+	Err        *Error    `json:"error,omitempty"`
+	Start, End time.Time `json:"-"`
+}
+
+// Budget is the longest an Execute of c may take: its timeout once per execution it makes (the
+// call and its hooks). timeout is the call's resolved timeout.
+func (c *Call) Budget(timeout time.Duration) time.Duration {
+	n := 1
+	if c.Around != nil {
+		if c.Around.Before != nil {
+			n++
+		}
+		if c.Around.After != nil {
+			n++
+		}
+	}
+	return time.Duration(n) * timeout
 }
 
 // HandlerContext is the data of the ctx object an event handler or task function receives.
@@ -260,6 +310,8 @@ type Result struct {
 	// Args, with Call.ReturnArgs, holds each of Call.Args as it was when the function returned
 	// (the plain values of Call.Args; a Date stays a time.Time), in order; nil on failure.
 	Args []any `json:"args,omitempty"`
+	// Hooks holds what the hooks of Call.Around did, in the order they ran.
+	Hooks []HookOutcome `json:"hooks,omitempty"`
 }
 
 // Executor runs calls against the Source it was last given. Both the in-process VM and the

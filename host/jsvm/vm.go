@@ -82,6 +82,9 @@ func (vm *VM) Close() error {
 
 // Execute runs call.Function of call.Element with call.Args under the call's limits.
 func (vm *VM) Execute(ctx context.Context, call Call) (Result, error) {
+	if call.Around != nil {
+		return vm.executeAround(ctx, call)
+	}
 	if vm.closed.Load() {
 		return Result{}, ErrClosed
 	}
@@ -226,4 +229,58 @@ func (x *execution) watchMemory(probe func() uint64) (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// executeAround runs call between the hooks of call.Around (see Around), each an Execute of its
+// own, and reports the hooks' outcomes in the call's Result.Hooks.
+func (vm *VM) executeAround(ctx context.Context, call Call) (Result, error) {
+	around := *call.Around
+	call.Around = nil
+	var hooks []HookOutcome
+	hook := func(h *HookStep) (HookOutcome, map[string]any) {
+		start := time.Now()
+		res, err := vm.Execute(ctx, Call{Element: call.Element, Function: h.Function, Args: h.Args, Limits: call.Limits,
+			RequestID: call.RequestID, NodeID: h.NodeID, ReturnArgs: true})
+		out := HookOutcome{Function: h.Function, Result: res, Start: start, End: time.Now()}
+		if err != nil {
+			out.Err = AsError(err)
+			return out, nil
+		}
+		if len(res.Args) > 0 {
+			data, _ := res.Args[0].(map[string]any)
+			return out, data
+		}
+		return out, nil
+	}
+	if h := around.Before; h != nil {
+		out, data := hook(h)
+		hooks = append(hooks, out)
+		if data != nil && len(call.Args) > 0 {
+			if arg, ok := call.Args[0].(map[string]any); ok {
+				changed := make(map[string]any, len(arg))
+				for k, v := range arg {
+					changed[k] = v
+				}
+				changed[h.Field] = data[h.Field]
+				args := append([]any{changed}, call.Args[1:]...)
+				call.Args = args
+			}
+		}
+	}
+	res, err := vm.Execute(ctx, call)
+	if h := around.After; h != nil && err == nil && res.Failed == nil && !res.WaitCallback && len(h.Args) > 0 {
+		if arg, ok := h.Args[0].(map[string]any); ok {
+			given := make(map[string]any, len(arg)+1)
+			for k, v := range arg {
+				given[k] = v
+			}
+			given[h.Field] = res.Value
+			step := *h
+			step.Args = append([]any{given}, h.Args[1:]...)
+			out, _ := hook(&step)
+			hooks = append(hooks, out)
+		}
+	}
+	res.Hooks = hooks
+	return res, err
 }

@@ -208,6 +208,59 @@ func testReturnArgs(e *env) {
 	require.Nil(e.t, res.Args, "a failed execution hands back no arguments")
 }
 
+// Call.Around runs a node's hooks with its handler in one Execute: Before's change of its
+// data's field reaches the handler, After sees the handler's value and may change it, each hook
+// has its own deadline and error and changes nothing of the call when it fails, and After runs
+// only after a handler that ended well.
+func testAround(e *env) {
+	e.open(nil, app(js("events.A", `
+		exports.node_enter = function (data, parent) { data.kwargs.n = data.kwargs.n + 1; console.log("enter", parent.p); };
+		exports.node_finish = function (data) { data.result = {wrapped: data.result}; };
+		exports.handle = function (event, ctx) { if (event.kwargs.fail) { ctx.fail("asked") } return event.kwargs.n * 10; };
+		exports.boom = function () { throw new Error("hook broke") };
+		exports.spin = function () { for (;;) {} };`)))
+	data := func(kwargs map[string]any) map[string]any {
+		return map[string]any{"nodeId": "n1", "kwargs": kwargs, "result": nil}
+	}
+	call := func(before, after string, kwargs map[string]any) jsvm.Call {
+		c := jsvm.Call{Element: "events.A", Function: "handle", Args: []any{map[string]any{"kwargs": kwargs}},
+			Ctx: &jsvm.HandlerContext{Attempt: 1}, Limits: jsvm.Limits{Timeout: 300 * time.Millisecond}, Around: &jsvm.Around{}}
+		if before != "" {
+			c.Around.Before = &jsvm.HookStep{Function: before, Args: []any{data(kwargs), map[string]any{"p": "parent"}}, Field: "kwargs", NodeID: "n1.node_enter"}
+		}
+		if after != "" {
+			c.Around.After = &jsvm.HookStep{Function: after, Args: []any{data(kwargs), map[string]any{}}, Field: "result", NodeID: "n1.node_finish"}
+		}
+		return c
+	}
+
+	res, err := e.exec(call("node_enter", "node_finish", map[string]any{"n": int64(4)}))
+	require.NoError(e.t, err)
+	require.Equal(e.t, int64(50), res.Value, "the handler got the kwargs node_enter left")
+	require.Len(e.t, res.Hooks, 2)
+	require.Equal(e.t, "node_enter", res.Hooks[0].Function)
+	require.Nil(e.t, res.Hooks[0].Err)
+	require.Equal(e.t, "enter parent", res.Hooks[0].Result.Logs[0].Message, "a hook's console is its own")
+	require.Equal(e.t, "node_finish", res.Hooks[1].Function)
+	require.Equal(e.t, map[string]any{"wrapped": int64(50)}, res.Hooks[1].Result.Args[0].(map[string]any)["result"],
+		"node_finish saw the handler's value and changed it")
+	require.False(e.t, res.Hooks[1].Start.Before(res.Hooks[0].End), "the hooks ran in turn")
+
+	// A hook that throws or runs past its own deadline changes nothing of the call.
+	res, err = e.exec(call("boom", "spin", map[string]any{"n": int64(4)}))
+	require.NoError(e.t, err)
+	require.Equal(e.t, int64(40), res.Value, "the handler got the kwargs as they were")
+	require.Len(e.t, res.Hooks, 2)
+	require.Equal(e.t, jsvm.CodeJSError, res.Hooks[0].Err.Code)
+	require.Equal(e.t, jsvm.CodeTimeout, res.Hooks[1].Err.Code, "After has a deadline of its own")
+
+	// After runs only after a handler that ended well.
+	res, err = e.exec(call("", "node_finish", map[string]any{"n": int64(1), "fail": true}))
+	require.NoError(e.t, err)
+	require.NotNil(e.t, res.Failed)
+	require.Empty(e.t, res.Hooks, "no node_finish after ctx.fail")
+}
+
 // normalizeTimes puts every time.Time of v in UTC, so values compare whatever zone they crossed in.
 func normalizeTimes(v any) any {
 	switch x := v.(type) {

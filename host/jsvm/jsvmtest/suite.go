@@ -114,6 +114,7 @@ func Run(t *testing.T, newExecutor NewExecutor, f Features) {
 		{"SyntaxErrorAtLoad", testSyntaxErrorAtLoad},
 		{"HandlerContext", testHandlerContext},
 		{"ReturnArgs", testReturnArgs},
+		{"Around", testAround},
 		{"ConsoleLogs", testConsoleLogs},
 		{"Require", testRequire},
 		{"NoHostObjects", testNoHostObjects},
