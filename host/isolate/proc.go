@@ -340,11 +340,13 @@ func (w *proc) serveHostCall(ex *execution, f *frame) {
 
 // maxFrame is the largest frame the supervisor reads from a worker: room, twice over for their
 // encoding, for all that the pool's caps let one execution hand back at once (a result, console
-// output, an error, one host call's arguments), and 16 MiB for a load's report of problems. A
-// frame past it kills the worker before the host allocates it (memory_limit).
+// output, an error, one host call's arguments; and for the two hooks of a Call.Around, each
+// their arguments, console and error), and 16 MiB for a load's report of problems. A frame past
+// it kills the worker before the host allocates it (memory_limit).
 func (p *Pool) maxFrame() int64 {
 	l := p.opts.Limits
-	return 2*(l.MaxResultBytes+l.MaxMessageBytes+2*l.MaxConsoleBytes+4*l.MaxErrorBytes) + 16<<20
+	hooks := 2 * (l.MaxMessageBytes + l.MaxConsoleBytes + 2*l.MaxErrorBytes)
+	return 2*(l.MaxResultBytes+l.MaxMessageBytes+2*l.MaxConsoleBytes+4*l.MaxErrorBytes+hooks) + 16<<20
 }
 
 // maxReplyDepth is the deepest host answer the supervisor sends a worker: the VM refuses deeper
