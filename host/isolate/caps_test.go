@@ -146,7 +146,7 @@ func TestFramePackKeepsTheCallersValues(t *testing.T) {
 // The supervisor reads no frame larger than its bound (Pool.maxFrame), whatever a worker sends:
 // it kills the worker before gob allocates the frame.
 func TestFrameLargerThanTheBoundKillsTheWorker(t *testing.T) {
-	// A memory cap roomy enough that the RSS safeguard lets the worker make its 48 MiB frame.
+	// A memory cap roomy enough that the RSS safeguard lets the worker make its 96 MiB frame.
 	p := newFakePool(t, Options{Workers: 1, Limits: jsvm.Limits{MemoryBytes: 512 << 20}})
 	echo(t, p)
 	base := liveHeap()
@@ -156,7 +156,7 @@ func TestFrameLargerThanTheBoundKillsTheWorker(t *testing.T) {
 	})
 	je := requireCode(t, err, jsvm.CodeMemoryLimit)
 	require.Contains(t, je.Message, "larger than the host accepts")
-	require.Less(t, alloc, uint64(16<<20), "the host read %d MiB of a 48 MiB frame", alloc>>20)
+	require.Less(t, alloc, uint64(16<<20), "the host read %d MiB of a 96 MiB frame", alloc>>20)
 	require.Less(t, int64(liveHeap())-int64(base), int64(16<<20))
 	echo(t, p)
 }

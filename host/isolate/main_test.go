@@ -123,7 +123,7 @@ func (f *fakeExecutor) Execute(ctx context.Context, call jsvm.Call) (jsvm.Result
 	case "hugelogs":
 		// What no cap of the VM would let through: the host's frame bound must stop it.
 		line := strings.Repeat("l", 1<<20)
-		logs := make([]jsvm.LogEntry, 48)
+		logs := make([]jsvm.LogEntry, 96)
 		for i := range logs {
 			logs[i] = jsvm.LogEntry{Level: "log", Message: line}
 		}
