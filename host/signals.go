@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 
+	"github.com/trellis-run/trellis/host/bus"
+
 	"github.com/trellis-run/trellis/host/lifecycle"
 	"github.com/trellis-run/trellis/host/signals"
 )
@@ -16,9 +18,16 @@ func (h *Host) signalsPart() part {
 		start: func(ctx context.Context) error {
 			b := h.backends.Load()
 			exec, _ := h.executor()
+			// Signals cross hosts on a shared bus (Redis). The embedded bus has one host, so the
+			// hub is fed directly: a durable, fsynced append per signal (five per event) bought
+			// nothing there, and cost a hooked event's path a quarter of its CPU (BENCHMARKS.md).
+			var sbus bus.Bus
+			if b.Names["bus"] == "redis" {
+				sbus = b.Bus
+			}
 			var err error
 			c, err = signals.New(signals.Options{
-				Snapshot: h.Snapshot, Executor: exec, Bus: b.Bus, Log: h.rec.Load(), InstanceID: h.instance,
+				Snapshot: h.Snapshot, Executor: exec, Bus: sbus, Log: h.rec.Load(), InstanceID: h.instance,
 			})
 			if err == nil {
 				err = c.Start(ctx)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -174,5 +173,3 @@ func (c *Center) sweep(ctx context.Context) {
 		}
 	}
 }
-
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -8,10 +8,12 @@
 //     "signal", a child of the signal's node in its request), and one that throws or times out
 //     also a slog warning, and changes nothing for the announcer;
 //   - is published to the bus topic "signals" (on Redis the one stream trellis:<app>:signals
-//     every host reads; on the embedded bus its local log), which gives it its id;
-//   - reaches, through every host's subscription to that topic, the host's Hub, which the SSE
-//     stream GET /api/signals/stream reads and which keeps the last Options.Buffer signals for
-//     clients resuming with Last-Event-ID.
+//     every host reads), which gives it its id, and reaches, through every host's subscription
+//     to that topic, the host's Hub; without a bus (the host passes none on embedded storage,
+//     where it is the only host) it goes to the Hub at once, with an id of the same form made
+//     here;
+//   - the Hub is what the SSE stream GET /api/signals/stream reads; it keeps the last
+//     Options.Buffer signals for clients resuming with Last-Event-ID.
 //
 // Publishing is asynchronous, in emission order, behind a bounded queue: a slow or failed bus
 // costs the announcer nothing (a full queue drops the signal for the stream and says so in the
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +102,11 @@ type Center struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	sub     bus.Subscription
-	localID atomic.Uint64
+	// Without a bus, ids are made here: localMs-localSeq, of the form of a Redis stream id and
+	// increasing across restarts (a client resuming with an id from before one gets a gap).
+	idMu     sync.Mutex
+	localMs  int64
+	localSeq uint64
 
 	dropped atomic.Int64
 }
@@ -160,6 +167,13 @@ func (c *Center) Emit(ctx context.Context, s lifecycle.Signal) {
 	if s.Data == nil {
 		s.Data = map[string]any{}
 	}
+	if c.opts.Bus == nil {
+		// One host and no bus: straight to the hub. The JSON is made only for a receiver that
+		// hears it (and by the stream, for its clients).
+		c.hub.Add(Record{ID: c.nextLocalID(), Signal: s, Host: c.host})
+		c.runReceivers(ctx, snap, s, nil)
+		return
+	}
 	payload, err := json.Marshal(Record{Signal: s, Host: c.host})
 	if err != nil {
 		c.opts.Logger.Error("signals: a signal's data is not JSON; dropped", "event_type", s.Type, "err", err)
@@ -169,16 +183,20 @@ func (c *Center) Emit(ctx context.Context, s lifecycle.Signal) {
 	c.runReceivers(ctx, snap, s, payload)
 }
 
-// publish queues the signal for the bus, or feeds the hub when there is no bus.
-func (c *Center) publish(payload []byte) {
-	if c.opts.Bus == nil {
-		var r Record
-		if json.Unmarshal(payload, &r) == nil {
-			r.ID = itoa(c.localID.Add(1))
-			c.hub.Add(r)
-		}
-		return
+// nextLocalID is the id of the next signal of a Center without a bus (see localMs).
+func (c *Center) nextLocalID() string {
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	if ms := time.Now().UnixMilli(); ms > c.localMs {
+		c.localMs, c.localSeq = ms, 0
+	} else {
+		c.localSeq++ // same millisecond, or the clock stepped back: stay in order
 	}
+	return strconv.FormatInt(c.localMs, 10) + "-" + strconv.FormatUint(c.localSeq, 10)
+}
+
+// publish queues the signal for the bus.
+func (c *Center) publish(payload []byte) {
 	select {
 	case c.queue <- payload:
 	default:
@@ -251,6 +269,8 @@ func (c *Center) receivers(s *registry.Snapshot) []*receiver {
 // (a busy worker pool, a worker being replaced) before it gives up on the call.
 const callGrace = time.Second
 
+// runReceivers calls the JS receivers that hear s, in order; payload is the signal's JSON when
+// it was made already (for the bus), else nil.
 func (c *Center) runReceivers(ctx context.Context, snap *registry.Snapshot, s lifecycle.Signal, payload []byte) {
 	if c.opts.Executor == nil {
 		return
@@ -262,11 +282,17 @@ func (c *Center) runReceivers(ctx context.Context, snap *registry.Snapshot, s li
 		}
 		if data == nil {
 			// The receiver gets the data as JSON would carry it (exact integers, plain values).
-			var rec struct {
-				Data json.RawMessage `json:"data"`
+			var raw []byte
+			if payload != nil {
+				var rec struct {
+					Data json.RawMessage `json:"data"`
+				}
+				_ = json.Unmarshal(payload, &rec)
+				raw = rec.Data
+			} else if b, err := json.Marshal(s.Data); err == nil {
+				raw = b
 			}
-			_ = json.Unmarshal(payload, &rec)
-			if data, _ = vocab.DecodeJSON(rec.Data); data == nil {
+			if data, _ = vocab.DecodeJSON(raw); data == nil {
 				data = map[string]any{}
 			}
 		}
