@@ -54,6 +54,9 @@ let openEditors: CodeEditor[] = [];
 // hot reload may have changed the app) keeps its scroll position and filter.
 let layout: { split: HTMLElement; tree: HTMLElement; detail: HTMLElement; list: ElementSummary[] | null } | null = null;
 let currentName: string | undefined;
+// Each opening of the page is numbered: a tree whose list arrives after a newer opening's was
+// asked for is not drawn (it would put an older app over a newer one).
+let openings = 0;
 
 // What the address may ask of the editor: replay is a logged node to replay the draft on.
 export interface EditorOptions {
@@ -71,7 +74,10 @@ export async function elementsPage(root: HTMLElement, fullName: string | undefin
     l = layout = { split, tree, detail, list: null };
   }
   const scroll = l.tree.scrollTop;
-  l.list = await renderTree(l.tree);
+  const opening = ++openings;
+  const list = await renderTree(l.tree, () => opening === openings);
+  if (opening !== openings) return; // a newer opening draws the page
+  l.list = list;
   l.tree.scrollTop = scroll;
   const detail = l.detail;
   if (newElement) await renderNew(detail, l.list ?? []);
@@ -86,14 +92,15 @@ export async function elementsPage(root: HTMLElement, fullName: string | undefin
 let showBuiltins = false;
 let filterText = "";
 
-async function renderTree(tree: HTMLElement): Promise<ElementSummary[] | null> {
+async function renderTree(tree: HTMLElement, current: () => boolean): Promise<ElementSummary[] | null> {
   let list: ElementSummary[];
   try {
     list = await get<ElementSummary[]>("/api/elements");
   } catch (e) {
-    clear(tree, errorBox(e));
+    if (current()) clear(tree, errorBox(e));
     return null;
   }
+  if (!current()) return null;
   const body = h("div", { class: "tree-body" });
   const filter = h("input", {
     type: "search",

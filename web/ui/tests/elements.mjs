@@ -62,7 +62,13 @@ await run("elements", async ({ page, shot }) => {
     await page.evaluate(() => (location.hash = "#/elements/services.TaskSvc"));
     const over = page.locator('a[data-element="services.TaskSvc"]');
     await over.waitFor();
-    const badges = await over.locator(".badge").allInnerTexts();
+    // A tree drawn from a list fetched before the reload may show first (the built-in, as the
+    // element opened); the list fetched on opening replaces it.
+    let badges = [];
+    await eventually(async () => {
+      badges = await over.locator(".badge").allInnerTexts();
+      return badges.join(",") === "instance,own,overrides built-in";
+    }, `override badges (last: ${badges})`, 10000).catch(() => {});
     check(badges.join(",") === "instance,own,overrides built-in", `override badges: ${badges}`);
     await shot("override");
   } finally {
