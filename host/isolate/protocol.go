@@ -65,12 +65,15 @@ type frame struct {
 	Ended string
 	// Deadline is when an execution must end: the worker's VM and the supervisor's kill timer
 	// count from the same instant, so time spent applying a pending load counts on both sides.
+	// An execution queued behind another (queueDepth) carries only its caller's own deadline,
+	// if any: the worker counts its budget from when it starts it.
 	Deadline time.Time
 	Stats    *memStats
 
 	// Values carries, on the wire, the plain values that the fields above hold (call arguments,
 	// ctx extras, a result and its arguments, an error's details, a host call's arguments, a
-	// reply's value), in the order of valueSlots: send moves them here and recv puts them back,
+	// reply's value, the arguments of a call's hooks, what its hooks handed back), in the order of
+	// valueSlots: send moves them here and recv puts them back,
 	// so they cross in wireValue's encoding, linear in their size, instead of gob's (see
 	// values.go). Outside the pipe it is nil.
 	Values *wireValues
