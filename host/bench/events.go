@@ -109,7 +109,13 @@ func Events(ctx context.Context, o EventsOptions) (EventsReport, error) {
 	defer os.RemoveAll(tmp)
 	if cfg.AppDir == "" {
 		cfg.AppDir = filepath.Join(tmp, "app")
-		files := map[string]string{"app.json": fmt.Sprintf(`{"name": "bench%d"}`, time.Now().UnixNano())}
+		app := fmt.Sprintf("bench%d", time.Now().UnixNano())
+		if cfg.RedisURL != "" {
+			// The throwaway app's keys go with it, once its hosts have stopped (this defer runs
+			// after theirs): streams, task store, request sets (a week's retention otherwise).
+			defer dropKeys(cfg.RedisURL, "trellis:"+app+":*")
+		}
+		files := map[string]string{"app.json": fmt.Sprintf(`{"name": %q}`, app)}
 		for k, v := range appFiles {
 			files[k] = v
 		}
@@ -445,3 +451,36 @@ func (r EventsReport) String() string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
+
+// dropKeys deletes the keys matching pattern, on every master of a cluster. It is best effort:
+// a bench's result does not depend on it.
+func dropKeys(redisURL, pattern string) {
+	conn, err := redisconn.ParseURL(redisURL)
+	if err != nil {
+		return
+	}
+	rdb := conn.NewClient()
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	drop := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		for iter.Next(ctx) {
+			if batch = append(batch, iter.Val()); len(batch) == 500 {
+				c.Unlink(ctx, batch...)
+				batch = batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			c.Unlink(ctx, batch...)
+		}
+		return iter.Err()
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, drop)
+	case *redis.Client:
+		_ = drop(ctx, c)
+	}
+}

@@ -63,6 +63,7 @@ const (
 type write struct {
 	payload []byte
 	done    chan error
+	at      time.Time // when it was queued
 }
 
 // New checks the options; nothing touches Redis until Start. The caller owns rdb and store.
@@ -162,7 +163,7 @@ func (s *Spool) Write(ctx context.Context, rows ...logstore.Row) error {
 				s.entries.Load(), s.opts.MaxEntries, s.lastErrorText(), context.Cause(ctx))
 		}
 	}
-	w := &write{payload: writer.AppendPayload(nil, rows), done: make(chan error, 1)}
+	w := &write{payload: writer.AppendPayload(nil, rows), done: make(chan error, 1), at: time.Now()}
 	s.mu.Lock()
 	switch s.state {
 	case stateNew:
@@ -268,6 +269,7 @@ func (s *Spool) Stats() writer.Stats {
 func (s *Spool) runCommitter(ctx context.Context) {
 	defer close(s.commitDone)
 	for {
+		s.linger()
 		s.mu.Lock()
 		n, size := 0, 0
 		for n < len(s.queue) && (n == 0 || size+len(s.queue[n].payload) <= maxEntryBytes) {
@@ -303,6 +305,45 @@ func (s *Spool) runCommitter(ctx context.Context) {
 		}
 		for _, w := range group {
 			w.done <- err
+		}
+	}
+}
+
+// linger lets more Writes join the next group commit: until Options.Linger after the oldest
+// queued one arrived, lingerWrites are queued, or Stop begins. Nothing queued: no wait.
+func (s *Spool) linger() {
+	if s.opts.Linger <= 0 {
+		return
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		n := len(s.queue)
+		var first time.Time
+		if n > 0 {
+			first = s.queue[0].at
+		}
+		s.mu.Unlock()
+		wait := time.Until(first.Add(s.opts.Linger))
+		if n == 0 || n >= lingerWrites || wait <= 0 || isClosed(s.stopping) {
+			return
+		}
+		if t == nil {
+			t = time.NewTimer(wait)
+		} else {
+			t.Reset(wait)
+		}
+		select {
+		case <-s.kick:
+		case <-t.C:
+			return
+		case <-s.stopping:
+			return
 		}
 	}
 }
