@@ -61,13 +61,7 @@ one at a time, and reports the send → handled time.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			fmt.Fprint(cmd.OutOrStdout(), rep.String())
-			return nil
+			return printReport(cmd, rep, asJSON)
 		},
 	}
 	cmd.Flags().IntSliceVar(&o.Listeners, "listeners", []int{10, 1000}, "app sizes: listeners per app")
@@ -119,13 +113,7 @@ the throughput phase caused and runs redis-benchmark's pipelined XADD for compar
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			fmt.Fprint(cmd.OutOrStdout(), rep.String())
-			return nil
+			return printReport(cmd, rep, asJSON)
 		},
 	}
 	cmd.Flags().IntVar(&o.Events, "events", 50000, "events the throughput phase sends")
@@ -163,4 +151,15 @@ func startBenchProfile(dir string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// printReport prints a bench's report: as indented JSON with --json, else as its String.
+func printReport(cmd *cobra.Command, rep fmt.Stringer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprint(cmd.OutOrStdout(), rep.String())
+	return nil
 }

@@ -452,8 +452,8 @@ func (r EventsReport) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }
 
-// dropKeys deletes the keys matching pattern, on every master of a cluster. It is best effort:
-// a bench's result does not depend on it.
+// dropKeys deletes the keys matching pattern (deleteKeys) with a client of its own, once the
+// hosts and the bench's client are gone. Best effort: a bench's result does not depend on it.
 func dropKeys(redisURL, pattern string) {
 	conn, err := redisconn.ParseURL(redisURL)
 	if err != nil {
@@ -463,24 +463,5 @@ func dropKeys(redisURL, pattern string) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	drop := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-		var batch []string
-		for iter.Next(ctx) {
-			if batch = append(batch, iter.Val()); len(batch) == 500 {
-				c.Unlink(ctx, batch...)
-				batch = batch[:0]
-			}
-		}
-		if len(batch) > 0 {
-			c.Unlink(ctx, batch...)
-		}
-		return iter.Err()
-	}
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, drop)
-	case *redis.Client:
-		_ = drop(ctx, c)
-	}
+	deleteKeys(ctx, rdb, pattern)
 }

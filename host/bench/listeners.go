@@ -426,12 +426,19 @@ func clientAddrs(ctx context.Context, rdb redis.UniversalClient) ([]string, erro
 	return nil, fmt.Errorf("bench: unexpected Redis client %T", rdb)
 }
 
-// deleteKeys removes the app's keys (SCAN + UNLINK on every master).
+// deleteKeys removes the keys matching pattern (SCAN + UNLINK on every master, 500 keys a call).
 func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) {
 	del := func(ctx context.Context, c *redis.Client) error {
 		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
 		for iter.Next(ctx) {
-			c.Unlink(ctx, iter.Val())
+			if batch = append(batch, iter.Val()); len(batch) == 500 {
+				c.Unlink(ctx, batch...)
+				batch = batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			c.Unlink(ctx, batch...)
 		}
 		return iter.Err()
 	}

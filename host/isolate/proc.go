@@ -51,13 +51,12 @@ type proc struct {
 	// running is the execution the worker runs (the first sent and not answered); queued, those
 	// sent behind it in order (at most queueDepth-1), the first of which starts when running's
 	// answer arrives.
-	running      *execution
-	queued       []*execution
-	runningSince time.Time // when running began, as this side saw it
-	loadAcks     map[uint64]chan error
-	startRSS     uint64 // resident set after its start and first load
-	scale        uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
-	retire       bool   // remove instead of returning to the open list
+	running  *execution
+	queued   []*execution
+	loadAcks map[uint64]chan error
+	startRSS uint64 // resident set after its start and first load
+	scale    uint64 // RSS per byte JavaScript allocates, relative to a normal build (memStats.Scale)
+	retire   bool   // remove instead of returning to the open list
 
 	removed bool // guarded by pool.mu
 	taken   int  // executions taken and not released (at most queueDepth); guarded by pool.mu
@@ -70,7 +69,7 @@ func (w *proc) since() time.Time {
 	if w.running == nil {
 		return time.Time{}
 	}
-	return w.runningSince
+	return w.running.began
 }
 
 // retiring reports whether the worker is to leave the pool once its executions end.
@@ -87,9 +86,10 @@ type execution struct {
 	timeout time.Duration
 	done    chan *frame
 	// started is closed by begin, when the worker starts the execution: at once for one sent to
-	// an idle worker, when the answer of the one ahead of it arrives for a queued one. ctx,
-	// deadline and stop are set by begin, before started is closed.
+	// an idle worker, when the answer of the one ahead of it arrives for a queued one. began,
+	// ctx, deadline and stop are set by begin (under the worker's mu), before started is closed.
 	started  chan struct{}
+	began    time.Time       // when it started, as this side saw it
 	ctx      context.Context // for the host calls it makes; ends at its deadline
 	deadline time.Time
 	stop     context.CancelFunc
@@ -101,7 +101,8 @@ type execution struct {
 // side), so the supervisor's kill timer never runs ahead of the worker's deadline. It runs under
 // the worker's mu.
 func (ex *execution) begin() {
-	ex.deadline = time.Now().Add(ex.timeout)
+	ex.began = time.Now()
+	ex.deadline = ex.began.Add(ex.timeout)
 	if d, ok := ex.caller.Deadline(); ok && d.Before(ex.deadline) {
 		ex.deadline = d
 	}
@@ -274,7 +275,6 @@ func (w *proc) dispatch(f *frame) {
 			if len(w.queued) > 0 {
 				w.running, w.queued = w.queued[0], w.queued[1:]
 				w.running.begin()
-				w.runningSince = time.Now()
 			}
 		default:
 			for i, q := range w.queued {
@@ -623,7 +623,6 @@ func (w *proc) execute(ctx context.Context, src *jsvm.Source, version uint64, ca
 	if w.running == nil {
 		w.running = ex
 		ex.begin()
-		w.runningSince = time.Now()
 	} else {
 		w.queued, queued = append(w.queued, ex), true
 	}

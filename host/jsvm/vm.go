@@ -236,6 +236,9 @@ func (x *execution) watchMemory(probe func() uint64) (stop func()) {
 func (vm *VM) executeAround(ctx context.Context, call Call) (Result, error) {
 	around := *call.Around
 	call.Around = nil
+	if err := around.check(call); err != nil {
+		return Result{}, err
+	}
 	var hooks []HookOutcome
 	hook := func(h *HookStep) (HookOutcome, map[string]any) {
 		start := time.Now()
@@ -255,32 +258,63 @@ func (vm *VM) executeAround(ctx context.Context, call Call) (Result, error) {
 	if h := around.Before; h != nil {
 		out, data := hook(h)
 		hooks = append(hooks, out)
-		if data != nil && len(call.Args) > 0 {
-			if arg, ok := call.Args[0].(map[string]any); ok {
-				changed := make(map[string]any, len(arg))
-				for k, v := range arg {
-					changed[k] = v
-				}
-				changed[h.Field] = data[h.Field]
-				args := append([]any{changed}, call.Args[1:]...)
-				call.Args = args
+		if data != nil {
+			arg := call.Args[0].(map[string]any) // check made sure
+			changed := make(map[string]any, len(arg))
+			for k, v := range arg {
+				changed[k] = v
 			}
+			changed[h.Field] = data[h.Field]
+			call.Args = append([]any{changed}, call.Args[1:]...)
 		}
 	}
 	res, err := vm.Execute(ctx, call)
-	if h := around.After; h != nil && err == nil && res.Failed == nil && !res.WaitCallback && len(h.Args) > 0 {
-		if arg, ok := h.Args[0].(map[string]any); ok {
-			given := make(map[string]any, len(arg)+1)
-			for k, v := range arg {
-				given[k] = v
-			}
-			given[h.Field] = res.Value
-			step := *h
-			step.Args = append([]any{given}, h.Args[1:]...)
-			out, _ := hook(&step)
-			hooks = append(hooks, out)
+	if h := around.After; h != nil && err == nil && res.Failed == nil && !res.WaitCallback {
+		arg := h.Args[0].(map[string]any) // check made sure
+		given := make(map[string]any, len(arg)+1)
+		for k, v := range arg {
+			given[k] = v
 		}
+		given[h.Field] = res.Value
+		step := *h
+		step.Args = append([]any{given}, h.Args[1:]...)
+		out, _ := hook(&step)
+		hooks = append(hooks, out)
 	}
 	res.Hooks = hooks
 	return res, err
+}
+
+// check refuses an Around whose hooks cannot be run as it says: each needs a function, a field,
+// and an object as its first argument; Before needs an object as the call's first argument too.
+func (a Around) check(call Call) error {
+	bad := func(msg string) error {
+		return &Error{Code: CodeInvalidArg, Element: call.Element, Message: "Call.Around: " + msg}
+	}
+	for _, h := range []struct {
+		name string
+		step *HookStep
+	}{{"Before", a.Before}, {"After", a.After}} {
+		if h.step == nil {
+			continue
+		}
+		if h.step.Function == "" || h.step.Field == "" {
+			return bad(h.name + " needs a Function and a Field")
+		}
+		if len(h.step.Args) == 0 {
+			return bad(h.name + " has no arguments; its first must be an object")
+		}
+		if _, ok := h.step.Args[0].(map[string]any); !ok {
+			return bad(fmt.Sprintf("%s's first argument is %T, not an object", h.name, h.step.Args[0]))
+		}
+	}
+	if a.Before != nil {
+		if len(call.Args) == 0 {
+			return bad("Before hands a field to the call's first argument, but the call has none")
+		}
+		if _, ok := call.Args[0].(map[string]any); !ok {
+			return bad(fmt.Sprintf("Before hands a field to the call's first argument, which is %T, not an object", call.Args[0]))
+		}
+	}
+	return nil
 }

@@ -435,3 +435,38 @@ func TestTwoHostsOnRedisSeeEachOthersSignals(t *testing.T) {
 	require.Equal(t, ra[0].ID, rb[0].ID)
 	require.Equal(t, ra[1].ID, rb[1].ID)
 }
+
+// Without a bus (one host, embedded storage) signals reach the hub at once, with ids of the
+// Redis form (ms-seq) made by the center, increasing; a client resuming with an id from before
+// (the embedded bus's plain sequence numbers, or an earlier run) is told signals may be missing.
+// A receiver still gets the signal's data as JSON carries it.
+func TestWithoutABusSignalsGetIncreasingIDsOfTheRedisForm(t *testing.T) {
+	t.Parallel()
+	snap := loadApp(t, app(true, receiver("All", `{"title": "All", "type": "signals.NormalType"}`)))
+	h := &hits{}
+	c := newCenter(t, signals.Options{Snapshot: func() *registry.Snapshot { return snap }, Executor: newVM(t, snap, h)})
+	for i := range 50 {
+		c.Emit(context.Background(), sig(lifecycle.NodeEnter, fmt.Sprintf("n%d", i)))
+	}
+	r, gap, err := c.Hub().Reader("42")
+	require.NoError(t, err)
+	require.True(t, gap, "an id older than every held one")
+	recs, _, _, _ := r.Next(100)
+	require.Len(t, recs, 50)
+	prev := ""
+	for _, rec := range recs {
+		ms, seq, ok := strings.Cut(rec.ID, "-")
+		require.True(t, ok, "id %q is ms-seq", rec.ID)
+		require.NotEmpty(t, ms)
+		require.NotEmpty(t, seq)
+		if prev != "" {
+			r2, _, err := c.Hub().Reader(prev)
+			require.NoError(t, err)
+			next, _, _, _ := r2.Next(1)
+			require.Equal(t, rec.ID, next[0].ID, "resuming after %s gives the next one", prev)
+		}
+		prev = rec.ID
+	}
+	require.Len(t, h.all(), 50)
+	require.Contains(t, h.all()[0], `"node_id":"n0"`)
+}

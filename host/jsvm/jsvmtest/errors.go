@@ -259,6 +259,17 @@ func testAround(e *env) {
 	require.NoError(e.t, err)
 	require.NotNil(e.t, res.Failed)
 	require.Empty(e.t, res.Hooks, "no node_finish after ctx.fail")
+
+	// An Around that cannot run as it says is refused before anything runs.
+	bad := call("node_enter", "", map[string]any{"n": int64(1)})
+	bad.Args = []any{"not an object"}
+	je := e.asError(func() error { _, err := e.exec(bad); return err }(), "Before with a call argument that is no object")
+	require.Equal(e.t, jsvm.CodeInvalidArg, je.Code)
+	require.Contains(e.t, je.Message, "not an object")
+	bad = call("", "node_finish", map[string]any{"n": int64(1)})
+	bad.Around.After.Field = ""
+	je = e.asError(func() error { _, err := e.exec(bad); return err }(), "After without a Field")
+	require.Equal(e.t, jsvm.CodeInvalidArg, je.Code)
 }
 
 // normalizeTimes puts every time.Time of v in UTC, so values compare whatever zone they crossed in.
